@@ -1,0 +1,62 @@
+//! The application error: a small, stable set of kinds that every surface maps to its own wire
+//! format (Quay's error body, the OCI error envelope, CLI messages).
+
+use berth_core::CoreError;
+use berth_store::StoreError;
+
+/// What went wrong in a use case.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed or breaks a rule; the message names the field or the problem (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The thing does not exist, or the caller may not know that it does (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation needs a signed-in caller (401).
+    #[error("Requires authentication")]
+    Unauthenticated,
+    /// The credentials given are wrong (401).
+    #[error("{0}")]
+    BadCredentials(String),
+    /// The caller is known but lacks the permission or the token scope (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The operation conflicts with existing state, e.g. a taken name (400 in Quay's API).
+    #[error("{0}")]
+    Conflict(String),
+    /// A dependency is temporarily unavailable; retrying may work (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; details go to the log, not to the caller (500).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// The standard 403.
+    pub fn forbidden() -> Self {
+        AppError::Forbidden("Unauthorized".into())
+    }
+
+    /// The standard 404.
+    pub fn not_found() -> Self {
+        AppError::NotFound("Not Found".into())
+    }
+}
+
+impl From<CoreError> for AppError {
+    fn from(e: CoreError) -> Self {
+        AppError::Invalid(e.to_string())
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => AppError::Conflict(m),
+            StoreError::Busy(m) => AppError::Unavailable(m),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Berth's use cases. This is the only crate that combines the domain model with storage (and, later,
+//! blobs, notifications and scanning); HTTP handlers and the CLI call into it and nothing else.
+//!
+//! Rules of this crate:
+//! - every permission decision is made here, through [`App::repo_access`] and friends, never in a
+//!   handler;
+//! - every state-changing use case writes its audit entry in the same transaction as the change;
+//! - no wire formats: results are plain structs; the HTTP crate shapes them into Quay's JSON.
+
+pub mod accounts;
+pub mod audit;
+pub mod auth;
+pub mod caller;
+pub mod error;
+pub mod repos;
+pub mod secret;
+
+use std::time::Duration;
+
+use berth_store::Store;
+
+pub use caller::{Caller, Ctx, Principal};
+
+/// The stored records use cases return, re-exported so that outer layers need not depend on the store.
+pub mod model {
+    pub use berth_store::accounts::AccountRow;
+    pub use berth_store::repos::RepoRow;
+    pub use berth_store::teams::TeamRow;
+}
+pub use error::AppError;
+
+/// The result type of this crate.
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// Settings the use cases need from configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `host[:port]` used in URLs and payloads.
+    pub server_hostname: String,
+    /// `http` or `https`.
+    pub preferred_url_scheme: String,
+    /// Lifetime of registry bearer tokens issued by `/v2/auth`.
+    pub registry_token_ttl: Duration,
+}
+
+impl Settings {
+    /// `<scheme>://<host>`.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.preferred_url_scheme, self.server_hostname)
+    }
+}
+
+/// The application: the store plus settings and instance secrets. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    store: Store,
+    settings: Settings,
+    registry_key: std::sync::Arc<auth::RegistryKey>,
+}
+
+impl App {
+    /// Builds the application on a migrated store, loading (or creating) the instance secrets.
+    pub async fn new(store: Store, settings: Settings) -> Result<App> {
+        let registry_key = std::sync::Arc::new(auth::RegistryKey::load(&store).await?);
+        Ok(App {
+            store,
+            settings,
+            registry_key,
+        })
+    }
+
+    /// The metadata store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+}

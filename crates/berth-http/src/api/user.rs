@@ -1,0 +1,261 @@
+//! The signed-in user, first-run initialization, superuser user creation and the user's own robots.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use berth_app::accounts::{NewUser, RobotOwner};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{Avatar, avatar, avatar_kind};
+use crate::HttpState;
+use crate::api::org::{RobotIn, RobotList, RobotOut};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiCtx, ApiJson, optional_json};
+
+pub(crate) fn router() -> OpenApiRouter<HttpState> {
+    OpenApiRouter::new()
+        .routes(routes!(initialize))
+        .routes(routes!(get_user))
+        .routes(routes!(superuser_create_user))
+        .routes(routes!(list_user_robots))
+        .routes(routes!(get_user_robot, put_user_robot, delete_user_robot))
+}
+
+/// Body of `POST /api/v1/user/initialize`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct InitializeIn {
+    /// The first user's name.
+    pub username: String,
+    /// Its password (at least 8 characters).
+    pub password: String,
+    /// Its e-mail address.
+    pub email: String,
+    /// Also return an access token with every scope.
+    #[serde(default)]
+    pub access_token: bool,
+}
+
+/// Answer of `POST /api/v1/user/initialize`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InitializeOut {
+    /// The new superuser's name.
+    pub username: String,
+    /// Its e-mail address.
+    pub email: Option<String>,
+    /// An access token with every scope, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+}
+
+/// Creates the first user, a superuser, on an instance that has none.
+#[utoipa::path(post, path = "/api/v1/user/initialize", tag = "user", operation_id = "initializeUser",
+    request_body = InitializeIn,
+    responses((status = 200, body = InitializeOut), (status = 400, description = "Instance not empty or invalid input", body = ErrorBody)))]
+async fn initialize(
+    State(s): State<HttpState>,
+    ApiCtx(ctx): ApiCtx,
+    ApiJson(body): ApiJson<InitializeIn>,
+) -> ApiResult<Json<InitializeOut>> {
+    let new = NewUser {
+        username: body.username,
+        email: Some(body.email),
+        password: body.password,
+        superuser: true,
+    };
+    let (row, token) = s.app.initialize(&ctx, new, body.access_token).await?;
+    Ok(Json(InitializeOut {
+        username: row.name,
+        email: row.email,
+        access_token: token,
+    }))
+}
+
+/// An organization in the user view.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOrg {
+    /// Its name.
+    pub name: String,
+    /// Its avatar.
+    pub avatar: Avatar,
+    /// Whether the user administers it.
+    pub is_org_admin: bool,
+    /// Whether the user may create repositories in it.
+    pub can_create_repo: bool,
+    /// Always false (Quay field).
+    pub public: bool,
+    /// Always false (Quay field).
+    pub preferred_namespace: bool,
+}
+
+/// Answer of `GET /api/v1/user/`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOut {
+    /// Always false: anonymous callers get a 401.
+    pub anonymous: bool,
+    /// The account name.
+    pub username: String,
+    /// Its e-mail address.
+    pub email: Option<String>,
+    /// Always true: Berth does not gate accounts on e-mail confirmation.
+    pub verified: bool,
+    /// Whether the account is a superuser.
+    pub super_user: bool,
+    /// Whether it may create repositories in its own namespace.
+    pub can_create_repo: bool,
+    /// Always true.
+    pub is_me: bool,
+    /// Its avatar.
+    pub avatar: Avatar,
+    /// Organizations it belongs to.
+    pub organizations: Vec<UserOrg>,
+    /// External logins (none).
+    pub logins: Vec<serde_json::Value>,
+    /// Pending prompts (none).
+    pub prompts: Vec<serde_json::Value>,
+}
+
+/// The signed-in account (scope `user:read`).
+#[utoipa::path(get, path = "/api/v1/user/", tag = "user", operation_id = "getLoggedInUser",
+    responses((status = 200, body = UserOut), (status = 401, body = ErrorBody)))]
+async fn get_user(State(s): State<HttpState>, ApiCtx(ctx): ApiCtx) -> ApiResult<Json<UserOut>> {
+    let info = s.app.user_info(&ctx.caller).await?;
+    let organizations = info
+        .organizations
+        .into_iter()
+        .map(|(org, admin)| UserOrg {
+            avatar: avatar(&org.name, "org"),
+            name: org.name,
+            is_org_admin: admin,
+            can_create_repo: admin,
+            public: false,
+            preferred_namespace: false,
+        })
+        .collect();
+    let a = info.account;
+    Ok(Json(UserOut {
+        anonymous: false,
+        avatar: avatar(&a.name, avatar_kind(a.kind)),
+        username: a.name,
+        email: a.email,
+        verified: true,
+        super_user: a.superuser,
+        can_create_repo: a.kind == berth_core::AccountKind::User,
+        is_me: true,
+        organizations,
+        logins: Vec::new(),
+        prompts: Vec::new(),
+    }))
+}
+
+/// Body of `POST /api/v1/superuser/users/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SuperuserCreateIn {
+    /// The new user's name.
+    pub username: String,
+    /// Its e-mail address.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// Answer of `POST /api/v1/superuser/users/`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuperuserCreateOut {
+    /// The new user's name.
+    pub username: String,
+    /// Its e-mail address.
+    pub email: Option<String>,
+    /// The generated password, shown only here.
+    pub password: String,
+}
+
+/// Creates a user with a generated password (superuser, scope `super:user`).
+#[utoipa::path(post, path = "/api/v1/superuser/users/", tag = "superuser", operation_id = "createInstallUser",
+    request_body = SuperuserCreateIn,
+    responses((status = 200, body = SuperuserCreateOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn superuser_create_user(
+    State(s): State<HttpState>,
+    ApiCtx(ctx): ApiCtx,
+    ApiJson(body): ApiJson<SuperuserCreateIn>,
+) -> ApiResult<Json<SuperuserCreateOut>> {
+    let (row, password) = s
+        .app
+        .superuser_create_user(&ctx, &body.username, body.email.as_deref())
+        .await?;
+    Ok(Json(SuperuserCreateOut {
+        username: row.name,
+        email: row.email,
+        password,
+    }))
+}
+
+/// The robots of the signed-in user.
+#[utoipa::path(get, path = "/api/v1/user/robots", tag = "robot", operation_id = "getUserRobots",
+    responses((status = 200, body = RobotList), (status = 401, body = ErrorBody)))]
+async fn list_user_robots(
+    State(s): State<HttpState>,
+    ApiCtx(ctx): ApiCtx,
+) -> ApiResult<Json<RobotList>> {
+    let robots = s
+        .app
+        .list_robots(&ctx.caller, RobotOwner::CurrentUser)
+        .await?;
+    Ok(Json(RobotList {
+        robots: robots.into_iter().map(RobotOut::from).collect(),
+    }))
+}
+
+/// One robot of the signed-in user, with its token.
+#[utoipa::path(get, path = "/api/v1/user/robots/{robot_shortname}", tag = "robot", operation_id = "getUserRobot",
+    params(("robot_shortname" = String, Path, description = "The robot's name after the '+'")),
+    responses((status = 200, body = RobotOut), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_user_robot(
+    State(s): State<HttpState>,
+    ApiCtx(ctx): ApiCtx,
+    Path(short): Path<String>,
+) -> ApiResult<Json<RobotOut>> {
+    Ok(Json(
+        s.app
+            .get_robot(&ctx.caller, RobotOwner::CurrentUser, &short)
+            .await?
+            .into(),
+    ))
+}
+
+/// Creates a robot in the signed-in user's namespace.
+#[utoipa::path(put, path = "/api/v1/user/robots/{robot_shortname}", tag = "robot", operation_id = "createUserRobot",
+    params(("robot_shortname" = String, Path, description = "The robot's name after the '+'")),
+    request_body(content = Option<RobotIn>, description = "Optional description"),
+    responses((status = 201, body = RobotOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn put_user_robot(
+    State(s): State<HttpState>,
+    ApiCtx(ctx): ApiCtx,
+    Path(short): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<RobotOut>)> {
+    let description = optional_json::<RobotIn>(&body)?
+        .map(|b| b.description)
+        .unwrap_or_default();
+    let row = s
+        .app
+        .create_robot(&ctx, RobotOwner::CurrentUser, &short, &description)
+        .await?;
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+/// Deletes a robot of the signed-in user.
+#[utoipa::path(delete, path = "/api/v1/user/robots/{robot_shortname}", tag = "robot", operation_id = "deleteUserRobot",
+    params(("robot_shortname" = String, Path, description = "The robot's name after the '+'")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_user_robot(
+    State(s): State<HttpState>,
+    ApiCtx(ctx): ApiCtx,
+    Path(short): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.app
+        .delete_robot(&ctx, RobotOwner::CurrentUser, &short)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

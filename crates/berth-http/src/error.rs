@@ -1,0 +1,109 @@
+//! Quay's API error body, and the single mapping from [`AppError`] to it:
+//! `{"detail","error_message","error_type","title","type","status"}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use berth_app::AppError;
+use serde::Serialize;
+
+/// An error answered by `/api/v1`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    error_type: &'static str,
+    detail: String,
+}
+
+impl ApiError {
+    /// A 400 with a message naming the problem.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            error_type: "invalid_request",
+            detail: detail.into(),
+        }
+    }
+
+    /// A 415 for a body that is not JSON.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            error_type: "invalid_request",
+            detail: detail.into(),
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+/// Quay's error body.
+pub struct ErrorBody {
+    /// What went wrong.
+    pub detail: String,
+    /// Same as `detail`.
+    pub error_message: String,
+    /// `invalid_request`, `not_found`, `invalid_token`, `insufficient_scope`, …
+    pub error_type: String,
+    /// Same as `error_type`.
+    pub title: String,
+    /// A URI naming the error type.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// The HTTP status.
+    pub status: u16,
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        let (status, error_type) = match &e {
+            AppError::Invalid(_) | AppError::Conflict(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            }
+            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::Unauthenticated | AppError::BadCredentials(_) => {
+                (StatusCode::UNAUTHORIZED, "invalid_token")
+            }
+            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        };
+        let detail = match &e {
+            AppError::Internal(msg) => {
+                tracing::error!(error = %msg, "internal error");
+                "Internal Server Error".to_owned()
+            }
+            AppError::Unavailable(msg) => {
+                tracing::warn!(error = %msg, "dependency unavailable");
+                "Service temporarily unavailable, please retry".to_owned()
+            }
+            other => other.to_string(),
+        };
+        ApiError {
+            status,
+            error_type,
+            detail,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            detail: self.detail.clone(),
+            error_message: self.detail,
+            error_type: self.error_type.to_owned(),
+            title: self.error_type.to_owned(),
+            type_uri: format!("/api/v1/error/{}", self.error_type),
+            status: self.status.as_u16(),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The result type of API handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

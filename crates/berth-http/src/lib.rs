@@ -1,0 +1,78 @@
+//! Berth's HTTP surfaces, on axum: the Quay-compatible `/api/v1`, Docker registry token auth under
+//! `/v2`, health checks and Prometheus metrics.
+//!
+//! Architecture invariants:
+//! - only this crate knows the inbound wire shapes (Quay's JSON field names, the OCI error envelope);
+//!   the application layer returns plain structs;
+//! - handlers decide nothing about permissions: they extract the caller and call one use case;
+//! - errors are mapped to each surface's format in one place per surface (`error.rs`, `registry.rs`);
+//!   internal errors are logged there once, and the client gets a generic body.
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod middleware;
+pub mod registry;
+
+use std::sync::Arc;
+
+use axum::Router;
+use berth_app::App;
+use utoipa::OpenApi;
+
+/// Renders the Prometheus exposition text (supplied by the binary, which owns the recorder).
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The application.
+    pub app: App,
+    /// The metrics renderer.
+    pub metrics: MetricsRender,
+}
+
+/// The whole HTTP application.
+pub fn router(state: HttpState) -> Router {
+    let (api, openapi) = api::router().split_for_parts();
+    let openapi = Arc::new(openapi);
+    let router = Router::new()
+        .merge(api)
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = openapi.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .merge(registry::router())
+        .merge(health::router())
+        .with_state(state);
+    middleware::apply(router)
+}
+
+/// The OpenAPI document of `/api/v1`, as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::router().split_for_parts().1
+}
+
+/// The document's top-level information.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Berth API",
+        description = "Quay-compatible REST API of the Berth container registry.",
+        license(name = "Apache-2.0")
+    ),
+    tags(
+        (name = "user", description = "The signed-in user and first-run set-up"),
+        (name = "superuser", description = "Instance administration"),
+        (name = "organization", description = "Organizations, teams and members"),
+        (name = "robot", description = "Robot accounts"),
+        (name = "repository", description = "Repositories"),
+        (name = "permission", description = "Repository permissions"),
+        (name = "logs", description = "Audit logs"),
+    )
+)]
+pub struct ApiDoc;

@@ -1,0 +1,158 @@
+//! The command line: `serve`, `migrate`, `check-config` and `admin` (create users and tokens).
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use berth_app::Ctx;
+use berth_app::accounts::NewUser;
+use berth_core::ScopeSet;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::startup::{Application, build_app, connect_store, shutdown_signal};
+use crate::telemetry::init_logs;
+
+/// Berth: a container registry with repository notifications.
+///
+/// Configuration comes from built-in defaults, then the TOML file given with --config, then
+/// BERTH_* environment variables (e.g. BERTH_LISTEN, BERTH_DATABASE_URL); any key can also be read
+/// from a file named by BERTH_<KEY>_FILE. See config.example.toml for every key.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, long_about)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, short, global = true, env = "BERTH_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the registry, the API and the workers (migrates first unless migrate_on_start = false).
+    Serve,
+    /// Apply pending database schema migrations, then exit.
+    Migrate,
+    /// Validate the configuration, print the effective values, and exit (non-zero when invalid).
+    CheckConfig,
+    /// Administrative tasks on the database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `berth admin …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user; the password is read from standard input.
+    CreateUser(CreateUser),
+    /// Create an access token for a user and print it (it is stored only as a hash).
+    CreateToken(CreateToken),
+}
+
+/// Arguments of `admin create-user`.
+#[derive(Debug, Args)]
+pub struct CreateUser {
+    /// The username.
+    pub name: String,
+    /// The user's e-mail address.
+    #[arg(long)]
+    pub email: String,
+    /// Make the user a superuser.
+    #[arg(long)]
+    pub superuser: bool,
+    /// Read the password from the first line of standard input (required: passwords never go on
+    /// the command line).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+}
+
+/// Arguments of `admin create-token`.
+#[derive(Debug, Args)]
+pub struct CreateToken {
+    /// The user the token acts for.
+    pub name: String,
+    /// Scopes, repeated or comma-separated: repo:read, repo:write, repo:admin, repo:create,
+    /// user:read, user:admin, org:admin, super:user.
+    #[arg(long = "scope", required = true, value_delimiter = ',')]
+    pub scopes: Vec<String>,
+    /// What the token is for.
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Expire the token after this many days (default: never).
+    #[arg(long, value_name = "DAYS")]
+    pub expires_in_days: Option<u32>,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::CheckConfig => {
+            let text = toml::to_string_pretty(&config).context("rendering configuration")?;
+            println!("# configuration is valid; effective values:\n{text}");
+            Ok(())
+        }
+        Command::Serve => {
+            init_logs(&config);
+            let app = Application::build(&config).await?;
+            let addr = app.local_addr()?;
+            tracing::info!(%addr, hostname = %config.hostname(), database = %berth_store::db::redact_url(&config.database_url()), "berth is listening");
+            app.run_until(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            init_logs(&config);
+            let store = connect_store(&config).await?;
+            store.migrate().await.context("applying migrations")?;
+            println!("migrations applied ({:?})", store.backend());
+            Ok(())
+        }
+        Command::Admin(cmd) => {
+            init_logs(&config);
+            let store = connect_store(&config).await?;
+            let app = build_app(&config, store).await?;
+            match cmd {
+                AdminCommand::CreateUser(args) => {
+                    let password = read_password()?;
+                    let new = NewUser {
+                        username: args.name,
+                        email: Some(args.email),
+                        password,
+                        superuser: args.superuser,
+                    };
+                    let row = app.create_user(&Ctx::system(), &new).await?;
+                    println!(
+                        "created user {}{}",
+                        row.name,
+                        if row.superuser { " (superuser)" } else { "" }
+                    );
+                }
+                AdminCommand::CreateToken(args) => {
+                    let scopes = ScopeSet::parse(&args.scopes.join(" "))?;
+                    let expires = args
+                        .expires_in_days
+                        .map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
+                    let token = app
+                        .create_access_token(&args.name, scopes, &args.description, expires)
+                        .await?;
+                    println!("{token}");
+                }
+            }
+            app.store().close().await;
+            Ok(())
+        }
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(password)
+}

@@ -1,0 +1,149 @@
+//! Wiring: builds the store, the application and the HTTP server from a [`Config`], binds the
+//! listener (port 0 works, for tests), and runs until a shutdown signal, then drains in-flight
+//! requests for at most the configured grace period.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use berth_app::{App, Settings};
+use berth_http::HttpState;
+use berth_store::Store;
+use berth_store::db::ConnectOptions;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::telemetry::metrics_handle;
+
+/// Connects to the configured database, creating the data directory for SQLite.
+pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+    }
+    let opts = ConnectOptions {
+        max_connections: config.database_max_connections,
+        ..ConnectOptions::default()
+    };
+    Store::connect(&url, &opts)
+        .await
+        .with_context(|| format!("connecting to {}", berth_store::db::redact_url(&url)))
+}
+
+/// Builds the application on a connected store (migrating first if configured).
+pub async fn build_app(config: &Config, store: Store) -> anyhow::Result<App> {
+    if config.migrate_on_start {
+        store.migrate().await.context("applying migrations")?;
+    } else if !store.is_migrated().await? {
+        anyhow::bail!("the database schema is not up to date: run `berth migrate`");
+    }
+    let settings = Settings {
+        server_hostname: config.hostname(),
+        preferred_url_scheme: config.preferred_url_scheme.clone(),
+        registry_token_ttl: std::time::Duration::from_secs(config.registry_token_ttl_secs),
+    };
+    Ok(App::new(store, settings).await?)
+}
+
+/// A server that is bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    app: App,
+    grace: std::time::Duration,
+}
+
+impl Application {
+    /// Connects, migrates, builds the router and binds the listener.
+    pub async fn build(config: &Config) -> anyhow::Result<Application> {
+        let store = connect_store(config).await?;
+        let app = build_app(config, store).await?;
+        let handle = metrics_handle();
+        let state = HttpState {
+            app: app.clone(),
+            metrics: Arc::new(move || handle.render()),
+        };
+        let router = berth_http::router(state);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Ok(Application {
+            listener,
+            router,
+            app,
+            grace: config.shutdown_grace(),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// The application behind the server.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, waits for in-flight requests (at
+    /// most the grace period) and closes the database.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            router,
+            app,
+            grace,
+        } = self;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = tx.send(());
+        });
+        let mut server = Box::pin(server.into_future());
+        tokio::select! {
+            res = &mut server => res?,
+            _ = async { let _ = rx.await; } => {
+                tracing::info!(grace_secs = grace.as_secs(), "shutting down: draining in-flight requests");
+                match tokio::time::timeout(grace, &mut server).await {
+                    Ok(res) => res?,
+                    Err(_) => tracing::warn!("grace period over; dropping remaining connections"),
+                }
+            }
+        }
+        app.store().close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

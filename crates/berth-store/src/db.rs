@@ -1,0 +1,307 @@
+//! Connections to SQLite or PostgreSQL behind one type, and the [`run!`] macro that expands the same
+//! query once per backend.
+//!
+//! SQLite runs in WAL mode with one writer connection (all transactions) and a separate read pool,
+//! which removes `SQLITE_BUSY` storms; one SQLite file serves one process. PostgreSQL uses one pool
+//! and may be shared by several processes.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+use crate::{Result, StoreError};
+
+/// Runs `$body` with `$c` bound to the backend's connection; the body is the same text for both.
+macro_rules! run {
+    ($ex:expr, $c:ident => $body:expr) => {
+        match $crate::db::Exec::handle($ex) {
+            $crate::db::Handle::Sqlite($c) => $body,
+            $crate::db::Handle::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use run;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// Tells the backend from a database URL (`sqlite:` or `postgres:`/`postgresql:`).
+    pub fn of_url(url: &str) -> Result<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::InvalidUrl(format!(
+                "'{}' must start with sqlite: or postgres://",
+                redact_url(url)
+            )))
+        }
+    }
+}
+
+/// Hides the password of a URL for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[derive(Clone)]
+enum Pools {
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// The metadata store: a handle to the database, cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pools: Pools,
+}
+
+/// Options for [`Store::connect`].
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Most connections in the (read) pool.
+    pub max_connections: u32,
+    /// How long to wait for a lock or a connection.
+    pub busy_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Store {
+    /// Connects to `url`, creating a SQLite file if it does not exist. Does not migrate.
+    pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Store> {
+        let pools = match Backend::of_url(url)? {
+            Backend::Sqlite => {
+                let base = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::InvalidUrl(format!("{}: {e}", redact_url(url))))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(opts.busy_timeout);
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(opts.busy_timeout * 2)
+                    .connect_with(base.clone())
+                    .await?;
+                let reader = SqlitePoolOptions::new()
+                    .max_connections(opts.max_connections)
+                    .acquire_timeout(opts.busy_timeout * 2)
+                    .connect_with(base.read_only(true))
+                    .await?;
+                Pools::Sqlite { writer, reader }
+            }
+            Backend::Postgres => {
+                let o = PgConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::InvalidUrl(format!("{}: {e}", redact_url(url))))?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(opts.max_connections)
+                    .acquire_timeout(opts.busy_timeout * 2)
+                    .connect_with(o)
+                    .await?;
+                Pools::Postgres(pool)
+            }
+        };
+        Ok(Store { pools })
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.pools {
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the pending migrations of this backend's directory.
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.pools {
+            Pools::Sqlite { writer, .. } => {
+                sqlx::migrate!("./migrations/sqlite").run(writer).await?
+            }
+            Pools::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Whether every migration known to this binary has been applied.
+    pub async fn is_migrated(&self) -> Result<bool> {
+        let known = match self.backend() {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").iter().count(),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").iter().count(),
+        };
+        let mut c = self.conn().await?;
+        let sql = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success";
+        let applied = run!(&mut c, c => sqlx::query_scalar::<_, i64>(sql).fetch_one(c).await);
+        match applied {
+            Ok(n) => Ok(usize::try_from(n).is_ok_and(|n| n >= known)),
+            // No migration table yet: nothing applied.
+            Err(sqlx::Error::Database(e)) if e.message().contains("_sqlx_migrations") => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A connection for reads.
+    pub async fn conn(&self) -> Result<Conn> {
+        Ok(match &self.pools {
+            Pools::Sqlite { reader, .. } => Conn::Sqlite(reader.acquire().await?),
+            Pools::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
+        })
+    }
+
+    /// Starts a transaction; every write goes through one.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match &self.pools {
+            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// A round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        let mut c = self.conn().await?;
+        run!(&mut c, c => sqlx::query("SELECT 1").execute(c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Closes every pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        match &self.pools {
+            Pools::Sqlite { writer, reader } => {
+                writer.close().await;
+                reader.close().await;
+            }
+            Pools::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A pooled connection, for reads.
+pub enum Conn {
+    /// On SQLite.
+    Sqlite(PoolConnection<Sqlite>),
+    /// On PostgreSQL.
+    Postgres(PoolConnection<Postgres>),
+}
+
+/// An open transaction. Dropped without [`Tx::commit`], it rolls back.
+pub enum Tx {
+    /// On SQLite.
+    Sqlite(Transaction<'static, Sqlite>),
+    /// On PostgreSQL.
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    /// Commits the transaction.
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// A borrowed connection of either backend: what [`run!`] matches on.
+pub enum Handle<'a> {
+    /// On SQLite.
+    Sqlite(&'a mut SqliteConnection),
+    /// On PostgreSQL.
+    Postgres(&'a mut PgConnection),
+}
+
+/// Anything queries can run on: a [`Conn`] or a [`Tx`].
+pub trait Exec: Send {
+    /// Borrows the underlying connection.
+    fn handle(&mut self) -> Handle<'_>;
+}
+
+impl Exec for Conn {
+    fn handle(&mut self) -> Handle<'_> {
+        match self {
+            Conn::Sqlite(c) => Handle::Sqlite(c),
+            Conn::Postgres(c) => Handle::Postgres(c),
+        }
+    }
+}
+
+impl Exec for Tx {
+    fn handle(&mut self) -> Handle<'_> {
+        match self {
+            Tx::Sqlite(t) => Handle::Sqlite(t),
+            Tx::Postgres(t) => Handle::Postgres(t),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_classified_and_redacted() {
+        assert_eq!(
+            Backend::of_url("sqlite:///tmp/x.db").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::of_url("postgres://u@h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        let err = Backend::of_url("mysql://root:hunter2@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("mysql://root:***@h/db") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn both_migration_directories_list_the_same_migrations() {
+        let names = |dir: &str| {
+            let mut v: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let root = env!("CARGO_MANIFEST_DIR");
+        let sqlite = names(&format!("{root}/migrations/sqlite"));
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, names(&format!("{root}/migrations/postgres")));
+    }
+}

@@ -1,0 +1,152 @@
+//! Test support only (a dev-dependency): fresh databases for the SQLite/PostgreSQL matrix.
+//!
+//! Architecture invariant: this crate depends on no Berth crate, so any Berth crate can use it in its
+//! tests without a dependency cycle.
+//!
+//! - [`TestDb::new`] makes an empty database: a SQLite file in a temporary directory, or a new
+//!   PostgreSQL database on the server named by `TEST_DATABASE_URL` (default
+//!   `postgres://postgres@127.0.0.1:5432/postgres`), dropped again when the value is dropped.
+//! - [`backend_test!`] turns one async test body into two tests, `…::sqlite` and `…::postgres`.
+//!   The PostgreSQL variant fails, never skips, when the server is unreachable.
+
+use std::time::Duration;
+
+use sqlx::Connection;
+
+/// The database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbKind {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+/// The PostgreSQL server tests use.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, empty database that disappears with this value.
+pub struct TestDb {
+    /// The URL to give Berth.
+    pub url: String,
+    /// Which backend it is.
+    pub kind: DbKind,
+    dir: tempfile::TempDir,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    /// Makes a fresh database of the given kind.
+    ///
+    /// # Panics
+    /// When PostgreSQL is unreachable: a storage test must not silently skip a backend.
+    pub async fn new(kind: DbKind) -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        match kind {
+            DbKind::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("berth.db").display());
+                TestDb {
+                    url,
+                    kind,
+                    dir,
+                    pg_name: None,
+                }
+            }
+            DbKind::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("berth_t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = connect_pg(&admin).await;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("CREATE DATABASE");
+                let _ = conn.close().await;
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                let url = format!("{base}/{name}");
+                TestDb {
+                    url,
+                    kind,
+                    dir,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    /// A directory that lives as long as the database, for blobs and other files.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+async fn connect_pg(url: &str) -> sqlx::PgConnection {
+    match tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(url)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            panic!("PostgreSQL at {url} is required for the postgres variant of this test: {e}")
+        }
+        Err(_) => panic!("PostgreSQL at {url} did not answer within 10 s"),
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // Drop runs outside any async context we can await in; use a short-lived runtime on a thread.
+        let admin = postgres_admin_url();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = rt {
+                rt.block_on(async move {
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut c)
+                            .await;
+                        let _ = c.close().await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// Declares one async test that runs twice, once per backend:
+///
+/// ```ignore
+/// berth_testkit::backend_test!(async fn creates_things(kind) {
+///     let db = TestDb::new(kind).await;
+///     // …
+/// });
+/// ```
+#[macro_export]
+macro_rules! backend_test {
+    ($(#[$meta:meta])* async fn $name:ident($kind:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($kind: $crate::DbKind) $body
+
+            $(#[$meta])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                body($crate::DbKind::Sqlite).await
+            }
+
+            $(#[$meta])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                body($crate::DbKind::Postgres).await
+            }
+        }
+    };
+}
