@@ -1,9 +1,7 @@
 //! Users, organizations, teams and robots: first-run initialization, user creation, the signed-in
 //! user's view, organization and team administration, and robot accounts with their tokens.
 
-use berth_core::{
-    AccountKind, AccountName, Email, RobotName, RobotShortName, Scope, ScopeSet, TeamName, TeamRole,
-};
+use berth_core::{AccountKind, AccountName, Email, RobotName, RobotShortName, Scope, ScopeSet, TeamName, TeamRole};
 use berth_store::accounts::{self, AccountRow, NewAccount};
 use berth_store::teams::{self, TeamRow};
 use berth_store::{Exec, Tx, secrets};
@@ -69,9 +67,8 @@ impl App {
     }
 
     async fn insert_user(&self, tx: &mut Tx, ctx: &Ctx, new: &NewUser) -> Result<AccountRow> {
-        let name = AccountName::parse(&new.username).map_err(|e| {
-            AppError::Invalid(e.to_string().replace("invalid name", "invalid username"))
-        })?;
+        let name = AccountName::parse(&new.username)
+            .map_err(|e| AppError::Invalid(e.to_string().replace("invalid name", "invalid username")))?;
         let email = new.email.as_deref().map(Email::parse).transpose()?;
         check_password(&new.password)?;
         ensure_name_free(tx, name.as_str()).await?;
@@ -105,16 +102,9 @@ impl App {
 
     /// First-run set-up: creates the first user, a superuser, on an instance with no users, and
     /// optionally an access token with every scope. Refused once any user exists.
-    pub async fn initialize(
-        &self,
-        ctx: &Ctx,
-        new: NewUser,
-        want_token: bool,
-    ) -> Result<(AccountRow, Option<String>)> {
+    pub async fn initialize(&self, ctx: &Ctx, new: NewUser, want_token: bool) -> Result<(AccountRow, Option<String>)> {
         if new.email.is_none() {
-            return Err(AppError::Invalid(
-                "invalid email: an e-mail address is required".into(),
-            ));
+            return Err(AppError::Invalid("invalid email: an e-mail address is required".into()));
         }
         let mut tx = self.store.begin().await?;
         let empty = accounts::count_users(&mut tx).await? == 0;
@@ -125,25 +115,13 @@ impl App {
             ));
         }
         let row = self
-            .insert_user(
-                &mut tx,
-                ctx,
-                &NewUser {
-                    superuser: true,
-                    ..new
-                },
-            )
+            .insert_user(&mut tx, ctx, &NewUser { superuser: true, ..new })
             .await?;
         tx.commit().await?;
         let token = match want_token {
             true => Some(
-                self.create_access_token(
-                    &row.name,
-                    ScopeSet::all(),
-                    "initial superuser token",
-                    None,
-                )
-                .await?,
+                self.create_access_token(&row.name, ScopeSet::all(), "initial superuser token", None)
+                    .await?,
             ),
             false => None,
         };
@@ -193,25 +171,14 @@ impl App {
             }
         }
         organizations.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-        Ok(UserInfo {
-            account,
-            organizations,
-        })
+        Ok(UserInfo { account, organizations })
     }
 
     /// Creates an organization; the creator becomes a member of its `owners` admin team.
-    pub async fn create_org(
-        &self,
-        ctx: &Ctx,
-        name: &str,
-        email: Option<&str>,
-    ) -> Result<AccountRow> {
+    pub async fn create_org(&self, ctx: &Ctx, name: &str, email: Option<&str>) -> Result<AccountRow> {
         let p = ctx.caller.user_with(Scope::UserAdmin)?.clone();
         let name = AccountName::parse(name)?;
-        let email = email
-            .filter(|e| !e.is_empty())
-            .map(Email::parse)
-            .transpose()?;
+        let email = email.filter(|e| !e.is_empty()).map(Email::parse).transpose()?;
         let mut tx = self.store.begin().await?;
         ensure_name_free(&mut tx, name.as_str()).await?;
         ensure_email_free(&mut tx, email.as_ref()).await?;
@@ -266,17 +233,10 @@ impl App {
     }
 
     /// Loads an organization the caller administers (scope `org:admin`): 401, 404 or 403 otherwise.
-    async fn admin_org(
-        &self,
-        ex: &mut impl Exec,
-        caller: &Caller,
-        name: &str,
-    ) -> Result<AccountRow> {
+    async fn admin_org(&self, ex: &mut impl Exec, caller: &Caller, name: &str) -> Result<AccountRow> {
         let p = caller.user_with(Scope::OrgAdmin)?;
         let org = org_by_name(ex, name).await?;
-        if p.acts_as_superuser()
-            || self.org_role(ex, caller, org.id).await? == Some(TeamRole::Admin)
-        {
+        if p.acts_as_superuser() || self.org_role(ex, caller, org.id).await? == Some(TeamRole::Admin) {
             Ok(org)
         } else {
             Err(AppError::forbidden())
@@ -300,8 +260,7 @@ impl App {
             .map(str::to_owned)
             .or_else(|| existing.as_ref().map(|t| t.description.clone()))
             .unwrap_or_default();
-        let (row, created) =
-            teams::upsert(&mut tx, org.id, team_name.as_str(), role, &desc).await?;
+        let (row, created) = teams::upsert(&mut tx, org.id, team_name.as_str(), role, &desc).await?;
         let base = json!({"team": row.name, "namespace": org.name});
         if created {
             record(&mut tx, ctx, "org_create_team", Some(org.id), None, base).await?;
@@ -312,15 +271,7 @@ impl App {
             }
             if old.description != desc {
                 let meta = json!({"team": row.name, "namespace": org.name, "description": desc});
-                record(
-                    &mut tx,
-                    ctx,
-                    "org_set_team_description",
-                    Some(org.id),
-                    None,
-                    meta,
-                )
-                .await?;
+                record(&mut tx, ctx, "org_set_team_description", Some(org.id), None, meta).await?;
             }
         }
         tx.commit().await?;
@@ -361,13 +312,7 @@ impl App {
     }
 
     /// Adds a user, or a robot of the organization, to a team (organization admin).
-    pub async fn add_team_member(
-        &self,
-        ctx: &Ctx,
-        org: &str,
-        team: &str,
-        member: &str,
-    ) -> Result<AccountRow> {
+    pub async fn add_team_member(&self, ctx: &Ctx, org: &str, team: &str, member: &str) -> Result<AccountRow> {
         let mut tx = self.store.begin().await?;
         let org = self.admin_org(&mut tx, &ctx.caller, org).await?;
         let t = team_by_name(&mut tx, &org, team).await?;
@@ -382,27 +327,13 @@ impl App {
         }
         teams::add_member(&mut tx, t.id, account.id).await?;
         let meta = json!({"member": account.name, "team": t.name, "namespace": org.name});
-        record(
-            &mut tx,
-            ctx,
-            "org_add_team_member",
-            Some(org.id),
-            None,
-            meta,
-        )
-        .await?;
+        record(&mut tx, ctx, "org_add_team_member", Some(org.id), None, meta).await?;
         tx.commit().await?;
         Ok(account)
     }
 
     /// Removes a member from a team (organization admin).
-    pub async fn remove_team_member(
-        &self,
-        ctx: &Ctx,
-        org: &str,
-        team: &str,
-        member: &str,
-    ) -> Result<()> {
+    pub async fn remove_team_member(&self, ctx: &Ctx, org: &str, team: &str, member: &str) -> Result<()> {
         let mut tx = self.store.begin().await?;
         let org = self.admin_org(&mut tx, &ctx.caller, org).await?;
         let t = team_by_name(&mut tx, &org, team).await?;
@@ -412,20 +343,10 @@ impl App {
             None => false,
         };
         if !removed {
-            return Err(AppError::Invalid(format!(
-                "{member} is not a member of team {team}"
-            )));
+            return Err(AppError::Invalid(format!("{member} is not a member of team {team}")));
         }
         let meta = json!({"member": member, "team": t.name, "namespace": org.name});
-        record(
-            &mut tx,
-            ctx,
-            "org_remove_team_member",
-            Some(org.id),
-            None,
-            meta,
-        )
-        .await?;
+        record(&mut tx, ctx, "org_remove_team_member", Some(org.id), None, meta).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -444,8 +365,7 @@ impl App {
         let t = team_by_name(&mut conn, &org, team).await?;
         let members = teams::members(&mut conn, t.id).await?;
         let can_edit = p.allows(Scope::OrgAdmin)
-            && (p.acts_as_superuser()
-                || self.org_role(&mut conn, caller, org.id).await? == Some(TeamRole::Admin));
+            && (p.acts_as_superuser() || self.org_role(&mut conn, caller, org.id).await? == Some(TeamRole::Admin));
         if !can_edit && !members.iter().any(|m| m.id == p.id) {
             return Err(AppError::forbidden());
         }
@@ -453,19 +373,12 @@ impl App {
     }
 
     /// Resolves a robot owner to its namespace account, checking the caller may manage its robots.
-    async fn robot_namespace(
-        &self,
-        ex: &mut impl Exec,
-        caller: &Caller,
-        owner: RobotOwner<'_>,
-    ) -> Result<AccountRow> {
+    async fn robot_namespace(&self, ex: &mut impl Exec, caller: &Caller, owner: RobotOwner<'_>) -> Result<AccountRow> {
         match owner {
             RobotOwner::Org(org) => self.admin_org(ex, caller, org).await,
             RobotOwner::CurrentUser => {
                 let p = caller.user_with(Scope::UserAdmin)?;
-                accounts::by_id(ex, p.id)
-                    .await?
-                    .ok_or(AppError::Unauthenticated)
+                accounts::by_id(ex, p.id).await?.ok_or(AppError::Unauthenticated)
             }
         }
     }
@@ -483,9 +396,7 @@ impl App {
         let ns = self.robot_namespace(&mut tx, &ctx.caller, owner).await?;
         let name = RobotName::new(AccountName::parse(&ns.name)?, short).full();
         if accounts::by_name(&mut tx, &name).await?.is_some() {
-            return Err(AppError::Conflict(format!(
-                "Existing robot with name: {name}"
-            )));
+            return Err(AppError::Conflict(format!("Existing robot with name: {name}")));
         }
         let token = random_token(64).to_ascii_uppercase();
         let row = accounts::insert(
@@ -516,23 +427,14 @@ impl App {
     }
 
     /// A robot with its token.
-    pub async fn get_robot(
-        &self,
-        caller: &Caller,
-        owner: RobotOwner<'_>,
-        short: &str,
-    ) -> Result<AccountRow> {
+    pub async fn get_robot(&self, caller: &Caller, owner: RobotOwner<'_>, short: &str) -> Result<AccountRow> {
         let mut conn = self.store.conn().await?;
         let ns = self.robot_namespace(&mut conn, caller, owner).await?;
         robot_by_short(&mut conn, &ns, short).await
     }
 
     /// The robots of a namespace.
-    pub async fn list_robots(
-        &self,
-        caller: &Caller,
-        owner: RobotOwner<'_>,
-    ) -> Result<Vec<AccountRow>> {
+    pub async fn list_robots(&self, caller: &Caller, owner: RobotOwner<'_>) -> Result<Vec<AccountRow>> {
         let mut conn = self.store.conn().await?;
         let ns = self.robot_namespace(&mut conn, caller, owner).await?;
         Ok(accounts::robots_of(&mut conn, ns.id).await?)
@@ -571,9 +473,7 @@ async fn ensure_email_free(ex: &mut impl Exec, email: Option<&Email>) -> Result<
     if let Some(e) = email
         && accounts::by_email(ex, e.as_str()).await?.is_some()
     {
-        return Err(AppError::Conflict(format!(
-            "The email address {e} is already used"
-        )));
+        return Err(AppError::Conflict(format!("The email address {e} is already used")));
     }
     Ok(())
 }
@@ -596,9 +496,5 @@ async fn robot_by_short(ex: &mut impl Exec, ns: &AccountRow, short: &str) -> Res
     accounts::by_name(ex, &name)
         .await?
         .filter(|a| a.kind == AccountKind::Robot)
-        .ok_or_else(|| {
-            AppError::NotFound(format!(
-                "Could not find robot with specified username: {name}"
-            ))
-        })
+        .ok_or_else(|| AppError::NotFound(format!("Could not find robot with specified username: {name}")))
 }

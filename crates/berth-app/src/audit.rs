@@ -61,16 +61,8 @@ pub struct LogPage {
 
 impl App {
     /// The audit log of a repository (admin only), newest first.
-    pub async fn repo_logs(
-        &self,
-        ctx: &Ctx,
-        namespace: &str,
-        name: &str,
-        next_page: Option<&str>,
-    ) -> Result<LogPage> {
-        let (repo, _) = self
-            .repo_access(&ctx.caller, namespace, name, RepoRole::Admin)
-            .await?;
+    pub async fn repo_logs(&self, ctx: &Ctx, namespace: &str, name: &str, next_page: Option<&str>) -> Result<LogPage> {
+        let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Admin).await?;
         let before = match next_page {
             None | Some("") => None,
             Some(p) => Some(

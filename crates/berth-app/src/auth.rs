@@ -93,11 +93,9 @@ pub struct RegistryGrant {
 impl RegistryGrant {
     /// Whether the token grants `action` on repository `name`.
     pub fn allows(&self, name: &str, action: &str) -> bool {
-        self.access.iter().any(|g| {
-            g.kind == "repository"
-                && g.name == name
-                && g.actions.iter().any(|a| a == action || a == "*")
-        })
+        self.access
+            .iter()
+            .any(|g| g.kind == "repository" && g.name == name && g.actions.iter().any(|a| a == action || a == "*"))
     }
 }
 
@@ -143,19 +141,14 @@ impl App {
             return self.authenticate_token(password).await;
         }
         let mut conn = self.store.conn().await?;
-        let account = accounts::by_name(&mut conn, username)
-            .await?
-            .ok_or_else(bad)?;
+        let account = accounts::by_name(&mut conn, username).await?.ok_or_else(bad)?;
         drop(conn);
         let ok = match account.kind {
             AccountKind::User => match account.password_hash.clone() {
                 Some(phc) => verify_password(password.to_owned(), phc).await?,
                 None => false,
             },
-            AccountKind::Robot => account
-                .robot_token
-                .as_deref()
-                .is_some_and(|t| same_secret(t, password)),
+            AccountKind::Robot => account.robot_token.as_deref().is_some_and(|t| same_secret(t, password)),
             AccountKind::Organization => false,
         };
         if !ok {
@@ -174,17 +167,12 @@ impl App {
     pub async fn authenticate_token(&self, token: &str) -> Result<Principal> {
         let bad = || AppError::BadCredentials("Invalid access token".into());
         let mut conn = self.store.conn().await?;
-        let row = tokens::by_hash(&mut conn, &token_hash(token))
-            .await?
-            .ok_or_else(bad)?;
+        let row = tokens::by_hash(&mut conn, &token_hash(token)).await?.ok_or_else(bad)?;
         if row.expires_at.is_some_and(|e| e <= Utc::now()) {
             return Err(AppError::BadCredentials("Access token expired".into()));
         }
-        let account = accounts::by_id(&mut conn, row.account_id)
-            .await?
-            .ok_or_else(bad)?;
-        let scopes = ScopeSet::parse(&row.scopes)
-            .map_err(|e| AppError::Internal(format!("stored scopes: {e}")))?;
+        let account = accounts::by_id(&mut conn, row.account_id).await?.ok_or_else(bad)?;
+        let scopes = ScopeSet::parse(&row.scopes).map_err(|e| AppError::Internal(format!("stored scopes: {e}")))?;
         Ok(Principal {
             id: account.id,
             name: account.name,
@@ -224,12 +212,7 @@ impl App {
     /// Issues a registry token for `service` granting, for each requested scope, the requested
     /// actions the caller is allowed. Actions it may not have are silently left out, as Docker's
     /// token spec requires; a malformed scope is a 400.
-    pub async fn issue_registry_token(
-        &self,
-        caller: &Caller,
-        service: &str,
-        scopes: &[String],
-    ) -> Result<IssuedToken> {
+    pub async fn issue_registry_token(&self, caller: &Caller, service: &str, scopes: &[String]) -> Result<IssuedToken> {
         let mut access: Vec<AccessGrant> = Vec::new();
         for raw in scopes {
             for part in raw.split(' ').filter(|p| !p.is_empty()) {
@@ -260,12 +243,8 @@ impl App {
             jti: random_token(24),
             access: access.clone(),
         };
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.registry_key.encoding,
-        )
-        .map_err(|e| AppError::Internal(format!("signing registry token: {e}")))?;
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.registry_key.encoding)
+            .map_err(|e| AppError::Internal(format!("signing registry token: {e}")))?;
         Ok(IssuedToken {
             token,
             expires_in: ttl,
@@ -287,11 +266,7 @@ impl App {
         })
     }
 
-    async fn allowed_registry_actions(
-        &self,
-        caller: &Caller,
-        req: &RequestedScope,
-    ) -> Result<BTreeSet<&'static str>> {
+    async fn allowed_registry_actions(&self, caller: &Caller, req: &RequestedScope) -> Result<BTreeSet<&'static str>> {
         let mut allowed = BTreeSet::new();
         match req.kind.as_str() {
             "repository" => {
@@ -333,10 +308,7 @@ mod tests {
     #[test]
     fn scopes_parse() {
         let s = RequestedScope::parse("repository:acme/team/app:pull,push").unwrap();
-        assert_eq!(
-            (s.kind.as_str(), s.name.as_str()),
-            ("repository", "acme/team/app")
-        );
+        assert_eq!((s.kind.as_str(), s.name.as_str()), ("repository", "acme/team/app"));
         assert_eq!(s.actions, vec!["pull", "push"]);
         let s = RequestedScope::parse("registry:catalog:*").unwrap();
         assert_eq!(s.actions, vec!["*"]);

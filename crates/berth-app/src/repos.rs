@@ -2,8 +2,8 @@
 //! listing, deletion, settings, and explicit permissions for users, robots and teams.
 
 use berth_core::{
-    Access, AccountId, AccountKind, AccountName, RepoAccessFacts, RepoName, RepoPath, RepoRole,
-    Scope, TeamName, TeamRole, Visibility, effective_repo_role,
+    Access, AccountId, AccountKind, AccountName, RepoAccessFacts, RepoName, RepoPath, RepoRole, Scope, TeamName,
+    TeamRole, Visibility, effective_repo_role,
 };
 use berth_store::accounts::{self, AccountRow};
 use berth_store::repos::{self, RepoRow};
@@ -91,20 +91,13 @@ impl App {
             superuser: p.acts_as_superuser(),
             owns_namespace: p.kind == AccountKind::User && p.id == repo.namespace_id,
             org_role: self.org_role(ex, caller, repo.namespace_id).await?,
-            explicit: repos::explicit_roles(ex, repo.id, p.id)
-                .await?
-                .into_iter()
-                .max(),
+            explicit: repos::explicit_roles(ex, repo.id, p.id).await?.into_iter().max(),
         };
         Ok(effective_repo_role(&facts, p.scopes))
     }
 
     /// The caller's role on the repository at `path`, `None` if it does not exist or is hidden.
-    pub async fn repo_role_by_path(
-        &self,
-        caller: &Caller,
-        path: &RepoPath,
-    ) -> Result<Option<RepoRole>> {
+    pub async fn repo_role_by_path(&self, caller: &Caller, path: &RepoPath) -> Result<Option<RepoRole>> {
         let mut conn = self.store.conn().await?;
         match repos::by_path(&mut conn, path.namespace.as_str(), path.name.as_str()).await? {
             Some(repo) => self.repo_role(&mut conn, caller, &repo).await,
@@ -115,11 +108,9 @@ impl App {
     /// Whether a repository exists at `path` (for internal decisions only; never tell callers).
     pub(crate) async fn repo_exists(&self, path: &RepoPath) -> Result<bool> {
         let mut conn = self.store.conn().await?;
-        Ok(
-            repos::by_path(&mut conn, path.namespace.as_str(), path.name.as_str())
-                .await?
-                .is_some(),
-        )
+        Ok(repos::by_path(&mut conn, path.namespace.as_str(), path.name.as_str())
+            .await?
+            .is_some())
     }
 
     /// Whether the caller may create repositories in `namespace`: its own user namespace, an
@@ -173,9 +164,8 @@ impl App {
     /// Creates a repository. In an organization, a creator who is not an organization admin is
     /// granted `admin` on it, as Quay does.
     pub async fn create_repo(&self, ctx: &Ctx, new: &NewRepo) -> Result<RepoRow> {
-        let ns_name = AccountName::parse(&new.namespace).map_err(|e| {
-            AppError::Invalid(e.to_string().replace("invalid name", "invalid namespace"))
-        })?;
+        let ns_name = AccountName::parse(&new.namespace)
+            .map_err(|e| AppError::Invalid(e.to_string().replace("invalid name", "invalid namespace")))?;
         let name = RepoName::parse(&new.name)?;
         let p = ctx.caller.principal()?;
         if !self.may_create_in(&ctx.caller, ns_name.as_str()).await? {
@@ -191,14 +181,7 @@ impl App {
         {
             return Err(AppError::Conflict("Repository already exists".into()));
         }
-        let repo = repos::insert(
-            &mut tx,
-            ns.id,
-            name.as_str(),
-            new.visibility,
-            &new.description,
-        )
-        .await?;
+        let repo = repos::insert(&mut tx, ns.id, name.as_str(), new.visibility, &new.description).await?;
         if ns.kind == AccountKind::Organization && !p.acts_as_superuser() {
             let role = self.org_role(&mut tx, &ctx.caller, ns.id).await?;
             if role != Some(TeamRole::Admin) {
@@ -206,15 +189,7 @@ impl App {
             }
         }
         let meta = json!({"repo": repo.name, "namespace": repo.namespace});
-        record(
-            &mut tx,
-            ctx,
-            "create_repo",
-            Some(ns.id),
-            Some(repo.id),
-            meta,
-        )
-        .await?;
+        record(&mut tx, ctx, "create_repo", Some(ns.id), Some(repo.id), meta).await?;
         tx.commit().await?;
         Ok(repo)
     }
@@ -250,9 +225,7 @@ impl App {
 
     /// Deletes a repository (admin).
     pub async fn delete_repo(&self, ctx: &Ctx, namespace: &str, name: &str) -> Result<()> {
-        let (repo, _) = self
-            .repo_access(&ctx.caller, namespace, name, RepoRole::Admin)
-            .await?;
+        let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Admin).await?;
         let mut tx = self.store.begin().await?;
         repos::delete(&mut tx, repo.id).await?;
         let meta = json!({"repo": repo.name, "namespace": repo.namespace});
@@ -270,20 +243,11 @@ impl App {
     }
 
     /// Changes the description (write).
-    pub async fn set_repo_description(
-        &self,
-        ctx: &Ctx,
-        namespace: &str,
-        name: &str,
-        description: &str,
-    ) -> Result<()> {
-        let (repo, _) = self
-            .repo_access(&ctx.caller, namespace, name, RepoRole::Write)
-            .await?;
+    pub async fn set_repo_description(&self, ctx: &Ctx, namespace: &str, name: &str, description: &str) -> Result<()> {
+        let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Write).await?;
         let mut tx = self.store.begin().await?;
         repos::set_description(&mut tx, repo.id, description).await?;
-        let meta =
-            json!({"repo": repo.name, "namespace": repo.namespace, "description": description});
+        let meta = json!({"repo": repo.name, "namespace": repo.namespace, "description": description});
         record(
             &mut tx,
             ctx,
@@ -305,9 +269,7 @@ impl App {
         name: &str,
         visibility: Visibility,
     ) -> Result<()> {
-        let (repo, _) = self
-            .repo_access(&ctx.caller, namespace, name, RepoRole::Admin)
-            .await?;
+        let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Admin).await?;
         let mut tx = self.store.begin().await?;
         repos::set_visibility(&mut tx, repo.id, visibility).await?;
         let meta = json!({"repo": repo.name, "namespace": repo.namespace, "visibility": visibility.as_str()});
@@ -325,23 +287,15 @@ impl App {
     }
 
     /// The explicit grants to users and robots (admin).
-    pub async fn user_permissions(
-        &self,
-        caller: &Caller,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Vec<UserPermission>> {
-        let (repo, _) = self
-            .repo_access(caller, namespace, name, RepoRole::Admin)
-            .await?;
+    pub async fn user_permissions(&self, caller: &Caller, namespace: &str, name: &str) -> Result<Vec<UserPermission>> {
+        let (repo, _) = self.repo_access(caller, namespace, name, RepoRole::Admin).await?;
         let mut conn = self.store.conn().await?;
         let grants = repos::user_grants(&mut conn, repo.id).await?;
         let mut out = Vec::with_capacity(grants.len());
         for g in grants {
-            let is_org_member =
-                !teams::of_member_in_org(&mut conn, g.account_id, repo.namespace_id)
-                    .await?
-                    .is_empty();
+            let is_org_member = !teams::of_member_in_org(&mut conn, g.account_id, repo.namespace_id)
+                .await?
+                .is_empty();
             out.push(UserPermission {
                 name: g.name,
                 is_robot: g.kind == AccountKind::Robot,
@@ -381,19 +335,17 @@ impl App {
         username: &str,
         role: RepoRole,
     ) -> Result<UserPermission> {
-        let (repo, _) = self
-            .repo_access(&ctx.caller, namespace, name, RepoRole::Admin)
-            .await?;
+        let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Admin).await?;
         let mut tx = self.store.begin().await?;
         let account = grantee(&mut tx, username).await?;
-        if account.kind == AccountKind::Robot && account.robot_owner_id != Some(repo.namespace_id.0)
-        {
+        if account.kind == AccountKind::Robot && account.robot_owner_id != Some(repo.namespace_id.0) {
             return Err(AppError::Invalid(format!(
                 "Cannot add robot {username} from another namespace"
             )));
         }
         repos::set_user_role(&mut tx, repo.id, account.id, role).await?;
-        let meta = json!({"username": account.name, "repo": repo.name, "namespace": repo.namespace, "role": role.as_str()});
+        let meta =
+            json!({"username": account.name, "repo": repo.name, "namespace": repo.namespace, "role": role.as_str()});
         record(
             &mut tx,
             ctx,
@@ -416,16 +368,8 @@ impl App {
     }
 
     /// Removes a user's or robot's grant (admin).
-    pub async fn delete_user_permission(
-        &self,
-        ctx: &Ctx,
-        namespace: &str,
-        name: &str,
-        username: &str,
-    ) -> Result<()> {
-        let (repo, _) = self
-            .repo_access(&ctx.caller, namespace, name, RepoRole::Admin)
-            .await?;
+    pub async fn delete_user_permission(&self, ctx: &Ctx, namespace: &str, name: &str, username: &str) -> Result<()> {
+        let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Admin).await?;
         let mut tx = self.store.begin().await?;
         let account = grantee(&mut tx, username).await?;
         if !repos::delete_user_role(&mut tx, repo.id, account.id).await? {
@@ -433,8 +377,7 @@ impl App {
                 "User {username} does not have permission for repo {namespace}/{name}"
             )));
         }
-        let meta =
-            json!({"username": account.name, "repo": repo.name, "namespace": repo.namespace});
+        let meta = json!({"username": account.name, "repo": repo.name, "namespace": repo.namespace});
         record(
             &mut tx,
             ctx,
@@ -449,15 +392,8 @@ impl App {
     }
 
     /// The explicit grants to teams (admin).
-    pub async fn team_permissions(
-        &self,
-        caller: &Caller,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Vec<TeamPermission>> {
-        let (repo, _) = self
-            .repo_access(caller, namespace, name, RepoRole::Admin)
-            .await?;
+    pub async fn team_permissions(&self, caller: &Caller, namespace: &str, name: &str) -> Result<Vec<TeamPermission>> {
+        let (repo, _) = self.repo_access(caller, namespace, name, RepoRole::Admin).await?;
         let mut conn = self.store.conn().await?;
         Ok(repos::team_grants(&mut conn, repo.id)
             .await?
@@ -478,9 +414,7 @@ impl App {
         team: &str,
         role: RepoRole,
     ) -> Result<TeamPermission> {
-        let (repo, _) = self
-            .repo_access(&ctx.caller, namespace, name, RepoRole::Admin)
-            .await?;
+        let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Admin).await?;
         let team_name = TeamName::parse(team)?;
         let mut tx = self.store.begin().await?;
         let t = teams::by_name(&mut tx, repo.namespace_id, team_name.as_str())
@@ -502,16 +436,8 @@ impl App {
     }
 
     /// Removes a team's grant (admin).
-    pub async fn delete_team_permission(
-        &self,
-        ctx: &Ctx,
-        namespace: &str,
-        name: &str,
-        team: &str,
-    ) -> Result<()> {
-        let (repo, _) = self
-            .repo_access(&ctx.caller, namespace, name, RepoRole::Admin)
-            .await?;
+    pub async fn delete_team_permission(&self, ctx: &Ctx, namespace: &str, name: &str, team: &str) -> Result<()> {
+        let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Admin).await?;
         let mut tx = self.store.begin().await?;
         let t = teams::by_name(&mut tx, repo.namespace_id, team)
             .await?

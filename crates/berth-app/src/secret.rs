@@ -1,9 +1,7 @@
 //! Secrets: password hashing (argon2, off the async threads), random tokens and token hashes.
 
 use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use sha2::{Digest, Sha256};
@@ -39,11 +37,8 @@ pub async fn hash_password(password: String) -> Result<String> {
 /// Checks a password against a stored PHC string.
 pub async fn verify_password(password: String, phc: String) -> Result<bool> {
     tokio::task::spawn_blocking(move || {
-        let parsed =
-            PasswordHash::new(&phc).map_err(|e| AppError::Internal(format!("stored hash: {e}")))?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
+        let parsed = PasswordHash::new(&phc).map_err(|e| AppError::Internal(format!("stored hash: {e}")))?;
+        Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
     })
     .await
     .map_err(|e| AppError::Internal(format!("hashing task: {e}")))?
@@ -77,11 +72,7 @@ mod tests {
     async fn passwords_hash_and_verify() {
         let phc = hash_password("correct horse".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$"));
-        assert!(
-            verify_password("correct horse".into(), phc.clone())
-                .await
-                .unwrap()
-        );
+        assert!(verify_password("correct horse".into(), phc.clone()).await.unwrap());
         assert!(!verify_password("wrong horse".into(), phc).await.unwrap());
     }
 
@@ -94,9 +85,7 @@ mod tests {
             token_hash("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert!(
-            same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("abc", "ab")
-        );
+        assert!(same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("abc", "ab"));
         assert!(check_password("1234567").is_err() && check_password("12345678").is_ok());
     }
 }

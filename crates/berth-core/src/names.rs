@@ -90,9 +90,7 @@ fn check_account(s: &str) -> Result<(), String> {
         } else if matches!(c, '.' | '_' | '-') && !prev_sep {
             prev_sep = true;
         } else {
-            return Err(
-                "must be lowercase letters and digits, joined by single '.', '_' or '-'".into(),
-            );
+            return Err("must be lowercase letters and digits, joined by single '.', '_' or '-'".into());
         }
     }
     if prev_sep {
@@ -106,9 +104,7 @@ fn check_robot_short(s: &str) -> Result<(), String> {
     let mut chars = s.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
     if !first_ok || !chars.all(|c| is_alnum(c) || c == '_') {
-        return Err(
-            "must start with a lowercase letter, then lowercase letters, digits or '_'".into(),
-        );
+        return Err("must start with a lowercase letter, then lowercase letters, digits or '_'".into());
     }
     Ok(())
 }
@@ -163,11 +159,7 @@ fn check_email(s: &str) -> Result<(), String> {
     let Some((local, domain)) = s.split_once('@') else {
         return Err("must contain '@'".into());
     };
-    if local.is_empty()
-        || domain.is_empty()
-        || domain.contains('@')
-        || s.chars().any(char::is_whitespace)
-    {
+    if local.is_empty() || domain.is_empty() || domain.contains('@') || s.chars().any(char::is_whitespace) {
         return Err("is not an e-mail address".into());
     }
     Ok(())
@@ -188,9 +180,9 @@ impl RobotName {
 
     /// Parses `namespace+short`.
     pub fn parse(s: &str) -> Result<Self, CoreError> {
-        let (ns, short) = s.split_once('+').ok_or_else(|| {
-            CoreError::invalid("robot name", format!("'{s}' must be namespace+name"))
-        })?;
+        let (ns, short) = s
+            .split_once('+')
+            .ok_or_else(|| CoreError::invalid("robot name", format!("'{s}' must be namespace+name")))?;
         Ok(Self {
             namespace: AccountName::parse(ns)?,
             short: RobotShortName::parse(short)?,
@@ -231,9 +223,9 @@ pub struct RepoPath {
 impl RepoPath {
     /// Parses `namespace/name[/more]`: the first component is the namespace.
     pub fn parse(s: &str) -> Result<Self, CoreError> {
-        let (ns, name) = s.split_once('/').ok_or_else(|| {
-            CoreError::invalid("repository", format!("'{s}' must be namespace/name"))
-        })?;
+        let (ns, name) = s
+            .split_once('/')
+            .ok_or_else(|| CoreError::invalid("repository", format!("'{s}' must be namespace/name")))?;
         Ok(Self {
             namespace: AccountName::parse(ns)?,
             name: RepoName::parse(name)?,
@@ -256,17 +248,7 @@ mod tests {
         for ok in ["ab", "alice", "acme-corp", "a.b_c-d", "x1"] {
             assert!(AccountName::parse(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "a",
-            "Alice",
-            "-a",
-            "a-",
-            "a..b",
-            "a b",
-            "a+b",
-            "",
-            &"a".repeat(256),
-        ] {
+        for bad in ["a", "Alice", "-a", "a-", "a..b", "a b", "a+b", "", &"a".repeat(256)] {
             assert!(AccountName::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(
@@ -282,9 +264,7 @@ mod tests {
         ] {
             assert!(RepoName::parse(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "", "App", "app/", "/app", "a//b", "a___b", "a._b", "-a", "a-", "a b",
-        ] {
+        for bad in ["", "App", "app/", "/app", "a//b", "a___b", "a._b", "-a", "a-", "a b"] {
             assert!(RepoName::parse(bad).is_err(), "{bad}");
         }
     }
@@ -293,11 +273,7 @@ mod tests {
     fn robots_teams_and_emails() {
         let r = RobotName::parse("acme+ci_bot").unwrap();
         assert_eq!(
-            (
-                r.namespace().as_str(),
-                r.short().as_str(),
-                r.full().as_str()
-            ),
+            (r.namespace().as_str(), r.short().as_str(), r.full().as_str()),
             ("acme", "ci_bot", "acme+ci_bot")
         );
         assert!(RobotName::parse("acme").is_err());
@@ -313,10 +289,7 @@ mod tests {
     #[test]
     fn repo_paths_split_on_the_first_slash() {
         let p = RepoPath::parse("acme/team/app").unwrap();
-        assert_eq!(
-            (p.namespace.as_str(), p.name.as_str()),
-            ("acme", "team/app")
-        );
+        assert_eq!((p.namespace.as_str(), p.name.as_str()), ("acme", "team/app"));
         assert!(RepoPath::parse("app").is_err());
     }
 }

@@ -109,10 +109,7 @@ mod tests {
         assert_eq!(role(owner, Some("repo:read")), Some(RepoRole::Read));
         assert_eq!(role(owner, Some("repo:write")), Some(RepoRole::Write));
         assert_eq!(role(owner, Some("user:read")), None);
-        let public = RepoAccessFacts {
-            public: true,
-            ..owner
-        };
+        let public = RepoAccessFacts { public: true, ..owner };
         assert_eq!(role(public, Some("user:read")), Some(RepoRole::Read));
         let reader = RepoAccessFacts {
             explicit: Some(RepoRole::Read),
@@ -129,12 +126,7 @@ mod tests {
     fn exhaustive_rule_holds() {
         // Brute force over every combination: the result is never above the grant or the scope cap,
         // and public repositories are always readable.
-        let roles = [
-            None,
-            Some(RepoRole::Read),
-            Some(RepoRole::Write),
-            Some(RepoRole::Admin),
-        ];
+        let roles = [None, Some(RepoRole::Read), Some(RepoRole::Write), Some(RepoRole::Admin)];
         let teams = [
             None,
             Some(TeamRole::Member),
@@ -165,11 +157,7 @@ mod tests {
                         if let Some(cap) = scopes.map(ScopeSet::repo_cap) {
                             assert!(r <= cap.max(f.public.then_some(RepoRole::Read)));
                         }
-                        if !f.public
-                            && !f.superuser
-                            && !f.owns_namespace
-                            && org_role != Some(TeamRole::Admin)
-                        {
+                        if !f.public && !f.superuser && !f.owns_namespace && org_role != Some(TeamRole::Admin) {
                             assert!(r <= explicit);
                         }
                     }
@@ -181,13 +169,7 @@ mod tests {
     #[test]
     fn access_check() {
         assert_eq!(Access::check(None, RepoRole::Read), Access::Hidden);
-        assert_eq!(
-            Access::check(Some(RepoRole::Read), RepoRole::Write),
-            Access::Forbidden
-        );
-        assert_eq!(
-            Access::check(Some(RepoRole::Admin), RepoRole::Write),
-            Access::Granted
-        );
+        assert_eq!(Access::check(Some(RepoRole::Read), RepoRole::Write), Access::Forbidden);
+        assert_eq!(Access::check(Some(RepoRole::Admin), RepoRole::Write), Access::Granted);
     }
 }

@@ -92,9 +92,6 @@ mod tests {
             err.to_string(),
             "invalid role: 'owner' is not one of: read, write, admin"
         );
-        assert!(
-            Visibility::parse("Public").is_err(),
-            "spelling is case-sensitive"
-        );
+        assert!(Visibility::parse("Public").is_err(), "spelling is case-sensitive");
     }
 }

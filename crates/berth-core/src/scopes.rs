@@ -53,13 +53,10 @@ impl Scope {
 
     /// Parses Quay's spelling.
     pub fn parse(s: &str) -> Result<Self, CoreError> {
-        Scope::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| {
-                let all: Vec<_> = Scope::ALL.iter().map(|x| x.as_str()).collect();
-                CoreError::invalid("scope", format!("'{s}' is not one of: {}", all.join(", ")))
-            })
+        Scope::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| {
+            let all: Vec<_> = Scope::ALL.iter().map(|x| x.as_str()).collect();
+            CoreError::invalid("scope", format!("'{s}' is not one of: {}", all.join(", ")))
+        })
     }
 
     fn bit(self) -> u16 {
@@ -85,10 +82,7 @@ impl ScopeSet {
             .map(Scope::parse)
             .collect::<Result<ScopeSet, _>>()?;
         if set.0 == 0 {
-            return Err(CoreError::invalid(
-                "scope",
-                "at least one scope is required",
-            ));
+            return Err(CoreError::invalid("scope", "at least one scope is required"));
         }
         Ok(set)
     }
@@ -141,29 +135,15 @@ mod tests {
     fn parse_and_render_round_trip() {
         let s = ScopeSet::parse("repo:write user:read,repo:read").unwrap();
         assert_eq!(s.to_text(), "repo:read repo:write user:read");
-        assert_eq!(
-            ScopeSet::parse(&ScopeSet::all().to_text()).unwrap(),
-            ScopeSet::all()
-        );
+        assert_eq!(ScopeSet::parse(&ScopeSet::all().to_text()).unwrap(), ScopeSet::all());
         assert!(ScopeSet::parse("").is_err());
-        assert_eq!(
-            ScopeSet::parse("repo:read repo:delete")
-                .unwrap_err()
-                .field(),
-            "scope",
-        );
+        assert_eq!(ScopeSet::parse("repo:read repo:delete").unwrap_err().field(), "scope",);
     }
 
     #[test]
     fn repo_scopes_imply_the_weaker_ones() {
-        assert_eq!(
-            ScopeSet::parse("repo:admin").unwrap().repo_cap(),
-            Some(RepoRole::Admin)
-        );
-        assert_eq!(
-            ScopeSet::parse("repo:read").unwrap().repo_cap(),
-            Some(RepoRole::Read)
-        );
+        assert_eq!(ScopeSet::parse("repo:admin").unwrap().repo_cap(), Some(RepoRole::Admin));
+        assert_eq!(ScopeSet::parse("repo:read").unwrap().repo_cap(), Some(RepoRole::Read));
         assert_eq!(ScopeSet::parse("user:read").unwrap().repo_cap(), None);
         assert!(ScopeSet::parse("user:admin").unwrap().allows_user_read());
     }

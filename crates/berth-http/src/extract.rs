@@ -70,10 +70,7 @@ pub struct ApiCtx(pub Ctx);
 impl FromRequestParts<HttpState> for ApiCtx {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &HttpState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, Self::Rejection> {
         let caller = api_caller(&state.app, &parts.headers).await?;
         Ok(ApiCtx(Ctx {
             caller,
@@ -94,14 +91,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::unsupported_media_type(
                 "Expected a request body with Content-Type: application/json",
             )),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::invalid(format!(
-                "Invalid request body: {}",
-                e.body_text()
-            ))),
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::invalid(format!(
-                "Malformed JSON: {}",
-                e.body_text()
-            ))),
+            Err(JsonRejection::JsonDataError(e)) => {
+                Err(ApiError::invalid(format!("Invalid request body: {}", e.body_text())))
+            }
+            Err(JsonRejection::JsonSyntaxError(e)) => {
+                Err(ApiError::invalid(format!("Malformed JSON: {}", e.body_text())))
+            }
             Err(other) => Err(ApiError::invalid(other.body_text())),
         }
     }

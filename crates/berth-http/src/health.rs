@@ -21,10 +21,7 @@ pub fn router() -> Router<HttpState> {
         .route("/metrics", get(metrics))
 }
 
-fn answer(
-    services: serde_json::Value,
-    notes: Vec<String>,
-) -> (StatusCode, Json<serde_json::Value>) {
+fn answer(services: serde_json::Value, notes: Vec<String>) -> (StatusCode, Json<serde_json::Value>) {
     let healthy = services
         .as_object()
         .is_some_and(|m| m.values().all(|v| v == &json!(true)));
@@ -35,9 +32,7 @@ fn answer(
     };
     (
         status,
-        Json(
-            json!({"data": {"services": services, "notes": notes}, "status_code": status.as_u16()}),
-        ),
+        Json(json!({"data": {"services": services, "notes": notes}, "status_code": status.as_u16()})),
     )
 }
 
@@ -77,8 +72,5 @@ async fn endtoend(State(s): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        (s.metrics)(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], (s.metrics)())
 }

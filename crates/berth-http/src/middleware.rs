@@ -25,7 +25,11 @@ pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
-                    let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    let id = req
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
@@ -48,7 +52,6 @@ async fn track(req: Request, next: Next) -> Response {
         ("status", resp.status().as_u16().to_string()),
     ];
     metrics::counter!("berth_http_requests_total", &labels).increment(1);
-    metrics::histogram!("berth_http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
+    metrics::histogram!("berth_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
     resp
 }

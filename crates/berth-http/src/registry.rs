@@ -54,9 +54,7 @@ impl OciError {
 
     fn from_app(state: &HttpState, e: AppError) -> Self {
         match e {
-            AppError::Unauthenticated | AppError::BadCredentials(_) => {
-                OciError::unauthorized(state, e.to_string())
-            }
+            AppError::Unauthenticated | AppError::BadCredentials(_) => OciError::unauthorized(state, e.to_string()),
             AppError::Invalid(m) | AppError::Conflict(m) => OciError {
                 status: StatusCode::BAD_REQUEST,
                 code: "UNSUPPORTED",
@@ -100,10 +98,7 @@ impl IntoResponse for OciError {
 }
 
 /// `GET /v2/`: 200 for a valid registry token or Basic credentials, else a 401 challenge.
-async fn base(
-    State(s): State<HttpState>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, OciError> {
+async fn base(State(s): State<HttpState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, OciError> {
     let ok = match credentials(&headers) {
         Ok(Some(Credentials::Bearer(t))) => s.app.verify_registry_token(&t).is_ok(),
         Ok(Some(Credentials::Basic(u, p))) => s.app.authenticate_basic(&u, &p).await.is_ok(),

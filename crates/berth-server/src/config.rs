@@ -72,10 +72,7 @@ impl Config {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.is_file() {
-                return Err(ConfigError(format!(
-                    "config file {} does not exist",
-                    path.display()
-                )));
+                return Err(ConfigError(format!("config file {} does not exist", path.display())));
             }
             fig = fig.merge(Toml::file_exact(path));
         }
@@ -86,7 +83,7 @@ impl Config {
             .merge(
                 // BERTH_CONFIG is the --config flag's own variable, not a key.
                 Env::prefixed(ENV_PREFIX)
-                    .filter(|k| !k.as_str().ends_with("_file") && k.as_str() != "config")
+                    .filter(|k| !k.as_str().to_ascii_lowercase().ends_with("_file") && k != "config")
                     .global(),
             )
             .merge(SecretFiles(secret_files));
@@ -125,10 +122,7 @@ impl Config {
             );
         }
         if let Some(h) = &self.server_hostname
-            && (h.is_empty()
-                || h.contains("://")
-                || h.contains('/')
-                || h.chars().any(char::is_whitespace))
+            && (h.is_empty() || h.contains("://") || h.contains('/') || h.chars().any(char::is_whitespace))
         {
             return fail(
                 "server_hostname",
@@ -141,16 +135,10 @@ impl Config {
             return fail("database_url", e.to_string());
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            return fail(
-                "log_format",
-                format!("'{}' must be text or json", self.log_format),
-            );
+            return fail("log_format", format!("'{}' must be text or json", self.log_format));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
-            return fail(
-                "log_level",
-                format!("'{}' is not a valid filter: {e}", self.log_level),
-            );
+            return fail("log_level", format!("'{}' is not a valid filter: {e}", self.log_level));
         }
         if self.database_max_connections == 0 {
             return fail("database_max_connections", "must be at least 1".into());
@@ -163,9 +151,7 @@ impl Config {
 
     /// The host Berth names itself by.
     pub fn hostname(&self) -> String {
-        self.server_hostname
-            .clone()
-            .unwrap_or_else(|| self.listen.to_string())
+        self.server_hostname.clone().unwrap_or_else(|| self.listen.to_string())
     }
 
     /// The database URL, defaulting to SQLite under `data_dir`.
@@ -192,14 +178,16 @@ fn source_of(fig: &Figment, key: &str) -> String {
 fn describe_metadata(md: &Metadata, key: &str) -> String {
     match &md.source {
         Some(figment::Source::File(p)) => format!("{} {}", md.name, p.display()),
+        // figment's own interpolation drops the prefix; name the exact variable.
+        _ if md.name.contains("environment variable") => {
+            format!(
+                "{ENV_PREFIX}{} environment variable",
+                key.replace('.', "__").to_ascii_uppercase()
+            )
+        }
         _ => {
             let path: Vec<&str> = key.split('.').collect();
-            let name = md.interpolate(&Profile::Default, &path);
-            if name == key {
-                md.name.to_string()
-            } else {
-                name
-            }
+            md.interpolate(&Profile::Default, &path)
         }
     }
 }
@@ -228,18 +216,14 @@ struct SecretFiles(BTreeMap<String, String>);
 
 impl Provider for SecretFiles {
     fn metadata(&self) -> Metadata {
-        Metadata::named("secret file").interpolater(|_, path| {
-            format!("{ENV_PREFIX}{}_FILE", path.join("__").to_ascii_uppercase())
-        })
+        Metadata::named("secret file")
+            .interpolater(|_, path| format!("{ENV_PREFIX}{}_FILE", path.join("__").to_ascii_uppercase()))
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let mut dict = Dict::new();
         for (var, path) in &self.0 {
-            let Some(key) = var
-                .strip_prefix(ENV_PREFIX)
-                .and_then(|k| k.strip_suffix("_FILE"))
-            else {
+            let Some(key) = var.strip_prefix(ENV_PREFIX).and_then(|k| k.strip_suffix("_FILE")) else {
                 continue;
             };
             let key = key.to_ascii_lowercase();
@@ -248,11 +232,121 @@ impl Provider for SecretFiles {
             }
             let text = std::fs::read_to_string(path)
                 .map_err(|e| figment::Error::from(format!("{var}: cannot read {path}: {e}")))?;
-            dict.insert(
-                key,
-                Value::from(text.trim_end_matches(['\n', '\r']).to_owned()),
-            );
+            dict.insert(key, Value::from(text.trim_end_matches(['\n', '\r']).to_owned()));
         }
         Ok(Profile::Default.collect(dict))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn err_of(r: Result<Config, ConfigError>) -> String {
+        r.expect_err("configuration should be rejected").to_string()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        Jail::expect_with(|_| {
+            let c = Config::load(None).unwrap();
+            assert_eq!(c, Config::default());
+            assert_eq!(c.hostname(), "127.0.0.1:8080");
+            assert_eq!(c.database_url(), "sqlite://./berth-data/berth.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_env_then_secret_files() {
+        Jail::expect_with(|jail| {
+            jail.create_file("berth.toml", "listen = \"127.0.0.1:9000\"\nlog_format = \"json\"\n")?;
+            jail.create_file("db-url", "postgres://u:p@127.0.0.1/db\n")?;
+            jail.set_env("BERTH_LOG_FORMAT", "text");
+            jail.set_env("BERTH_DATABASE_URL_FILE", "db-url");
+            let c = Config::load(Some(Path::new("berth.toml"))).unwrap();
+            assert_eq!(c.listen.port(), 9000, "file overrides defaults");
+            assert_eq!(c.log_format, "text", "environment overrides the file");
+            assert_eq!(
+                c.database_url(),
+                "postgres://u:p@127.0.0.1/db",
+                "secret file, without its newline"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_key_and_source() {
+        Jail::expect_with(|jail| {
+            jail.create_file("berth.toml", "database_max_connections = \"many\"\n")?;
+            let e = err_of(Config::load(Some(Path::new("berth.toml"))));
+            assert!(
+                e.contains("database_max_connections") && e.contains("berth.toml"),
+                "{e}"
+            );
+
+            jail.create_file("typo.toml", "lisen = \"127.0.0.1:1\"\n")?;
+            let e = err_of(Config::load(Some(Path::new("typo.toml"))));
+            assert!(e.contains("lisen"), "{e}");
+
+            let e = err_of(Config::load(Some(Path::new("missing.toml"))));
+            assert!(e.contains("missing.toml does not exist"), "{e}");
+
+            jail.set_env("BERTH_SERVER_HOSTNAME", "https://registry.example.com");
+            let e = err_of(Config::load(None));
+            assert!(
+                e.contains("server_hostname") && e.contains("BERTH_SERVER_HOSTNAME environment variable"),
+                "{e}"
+            );
+            jail.clear_env();
+
+            jail.set_env("BERTH_DATABASE_URL", "mysql://root:secret@h/db");
+            let e = err_of(Config::load(None));
+            assert!(
+                e.contains("database_url") && !e.contains("secret"),
+                "the password is redacted: {e}"
+            );
+            jail.clear_env();
+
+            jail.set_env("BERTH_LOG_LEVEL_FILE", "nowhere");
+            let e = err_of(Config::load(None));
+            assert!(e.contains("BERTH_LOG_LEVEL_FILE") && e.contains("nowhere"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn example_file_documents_every_key_with_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        Jail::expect_with(|_| {
+            assert_eq!(
+                Config::load(Some(&path)).unwrap(),
+                Config::default(),
+                "example values are the defaults"
+            );
+            Ok(())
+        });
+        for key in Config::keys() {
+            let documented = text.lines().any(|l| {
+                let l = l.trim_start_matches('#').trim_start();
+                l.starts_with(&format!("{key} ="))
+            });
+            assert!(documented, "config.example.toml does not document {key}");
+        }
+        // And keys() is complete: every field of Config is listed.
+        let fields = toml::Value::try_from(Config {
+            server_hostname: Some("h".into()),
+            database_url: Some("sqlite:x".into()),
+            ..Config::default()
+        })
+        .unwrap();
+        let mut fields: Vec<_> = fields.as_table().unwrap().keys().cloned().collect();
+        let mut keys: Vec<_> = Config::keys().into_iter().map(String::from).collect();
+        fields.sort();
+        keys.sort();
+        assert_eq!(fields, keys);
     }
 }

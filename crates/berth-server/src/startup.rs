@@ -56,8 +56,17 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects, migrates, builds the router and binds the listener.
+    /// Connects, migrates, builds the router and binds the configured listener.
     pub async fn build(config: &Config) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Self::build_on(config, listener).await
+    }
+
+    /// Like [`Application::build`], on a listener bound by the caller (tests bind port 0 first so
+    /// that `server_hostname` can name the real port).
+    pub async fn build_on(config: &Config, listener: TcpListener) -> anyhow::Result<Application> {
         let store = connect_store(config).await?;
         let app = build_app(config, store).await?;
         let handle = metrics_handle();
@@ -66,9 +75,6 @@ impl Application {
             metrics: Arc::new(move || handle.render()),
         };
         let router = berth_http::router(state);
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {}", config.listen))?;
         Ok(Application {
             listener,
             router,
@@ -89,10 +95,7 @@ impl Application {
 
     /// Serves until `shutdown` completes, then stops accepting, waits for in-flight requests (at
     /// most the grace period) and closes the database.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Application {
             listener,
             router,
@@ -100,14 +103,11 @@ impl Application {
             grace,
         } = self;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = tx.send(());
-        });
+        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = tx.send(());
+            });
         let mut server = Box::pin(server.into_future());
         tokio::select! {
             res = &mut server => res?,

@@ -9,8 +9,7 @@ use crate::config::Config;
 
 /// Installs the log subscriber. `RUST_LOG`, when set, overrides `log_level`.
 pub fn init_logs(config: &Config) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

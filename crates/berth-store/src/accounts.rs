@@ -85,11 +85,7 @@ pub async fn insert(tx: &mut Tx, a: &NewAccount<'_>) -> Result<AccountRow> {
 
 /// Finds an account by exact name.
 pub async fn by_name(ex: &mut impl Exec, name: &str) -> Result<Option<AccountRow>> {
-    let sql = concat!(
-        "SELECT ",
-        account_columns!(),
-        " FROM account WHERE name = $1"
-    );
+    let sql = concat!("SELECT ", account_columns!(), " FROM account WHERE name = $1");
     Ok(run!(ex, c => sqlx::query_as::<_, AccountRow>(sql).bind(name).fetch_optional(c).await)?)
 }
 
@@ -101,11 +97,7 @@ pub async fn by_id(ex: &mut impl Exec, id: AccountId) -> Result<Option<AccountRo
 
 /// Finds an account by e-mail address.
 pub async fn by_email(ex: &mut impl Exec, email: &str) -> Result<Option<AccountRow>> {
-    let sql = concat!(
-        "SELECT ",
-        account_columns!(),
-        " FROM account WHERE email = $1"
-    );
+    let sql = concat!("SELECT ", account_columns!(), " FROM account WHERE email = $1");
     Ok(run!(ex, c => sqlx::query_as::<_, AccountRow>(sql).bind(email).fetch_optional(c).await)?)
 }
 
@@ -128,7 +120,6 @@ pub async fn robots_of(ex: &mut impl Exec, owner: AccountId) -> Result<Vec<Accou
 /// Deletes an account and, through cascades, everything it owns. Returns whether it existed.
 pub async fn delete(tx: &mut Tx, id: AccountId) -> Result<bool> {
     let sql = "DELETE FROM account WHERE id = $1";
-    let done =
-        run!(tx, c => sqlx::query(sql).bind(id.0).execute(c).await.map(|r| r.rows_affected()))?;
+    let done = run!(tx, c => sqlx::query(sql).bind(id.0).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }

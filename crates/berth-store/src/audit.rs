@@ -63,18 +63,11 @@ pub async fn insert(tx: &mut Tx, e: &NewEntry<'_>) -> Result<()> {
 }
 
 /// A repository's entries, newest first, older than `before` (an id) when given.
-pub async fn of_repository(
-    ex: &mut impl Exec,
-    repo: RepoId,
-    before: Option<i64>,
-    limit: i64,
-) -> Result<Vec<EntryRow>> {
+pub async fn of_repository(ex: &mut impl Exec, repo: RepoId, before: Option<i64>, limit: i64) -> Result<Vec<EntryRow>> {
     let sql = "SELECT l.id, l.kind, l.performer_name, a.kind AS performer_kind, l.ip, l.metadata, l.created_at \
                FROM audit_log l LEFT JOIN account a ON a.id = l.performer_id \
                WHERE l.repository_id = $1 AND ($2 IS NULL OR l.id < $2) ORDER BY l.id DESC LIMIT $3";
-    Ok(
-        run!(ex, c => sqlx::query_as::<_, EntryRow>(sql).bind(repo.0).bind(before).bind(limit).fetch_all(c).await)?,
-    )
+    Ok(run!(ex, c => sqlx::query_as::<_, EntryRow>(sql).bind(repo.0).bind(before).bind(limit).fetch_all(c).await)?)
 }
 
 /// A namespace's entries, newest first, older than `before` (an id) when given.
@@ -87,7 +80,5 @@ pub async fn of_namespace(
     let sql = "SELECT l.id, l.kind, l.performer_name, a.kind AS performer_kind, l.ip, l.metadata, l.created_at \
                FROM audit_log l LEFT JOIN account a ON a.id = l.performer_id \
                WHERE l.namespace_id = $1 AND ($2 IS NULL OR l.id < $2) ORDER BY l.id DESC LIMIT $3";
-    Ok(
-        run!(ex, c => sqlx::query_as::<_, EntryRow>(sql).bind(namespace.0).bind(before).bind(limit).fetch_all(c).await)?,
-    )
+    Ok(run!(ex, c => sqlx::query_as::<_, EntryRow>(sql).bind(namespace.0).bind(before).bind(limit).fetch_all(c).await)?)
 }

@@ -67,10 +67,7 @@ pub fn redact_url(url: &str) -> String {
 
 #[derive(Clone)]
 enum Pools {
-    Sqlite {
-        writer: SqlitePool,
-        reader: SqlitePool,
-    },
+    Sqlite { writer: SqlitePool, reader: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -147,9 +144,7 @@ impl Store {
     /// Applies the pending migrations of this backend's directory.
     pub async fn migrate(&self) -> Result<()> {
         match &self.pools {
-            Pools::Sqlite { writer, .. } => {
-                sqlx::migrate!("./migrations/sqlite").run(writer).await?
-            }
+            Pools::Sqlite { writer, .. } => sqlx::migrate!("./migrations/sqlite").run(writer).await?,
             Pools::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -272,17 +267,9 @@ mod tests {
 
     #[test]
     fn urls_are_classified_and_redacted() {
-        assert_eq!(
-            Backend::of_url("sqlite:///tmp/x.db").ok(),
-            Some(Backend::Sqlite)
-        );
-        assert_eq!(
-            Backend::of_url("postgres://u@h/db").ok(),
-            Some(Backend::Postgres)
-        );
-        let err = Backend::of_url("mysql://root:hunter2@h/db")
-            .unwrap_err()
-            .to_string();
+        assert_eq!(Backend::of_url("sqlite:///tmp/x.db").ok(), Some(Backend::Sqlite));
+        assert_eq!(Backend::of_url("postgres://u@h/db").ok(), Some(Backend::Postgres));
+        let err = Backend::of_url("mysql://root:hunter2@h/db").unwrap_err().to_string();
         assert!(
             err.contains("mysql://root:***@h/db") && !err.contains("hunter2"),
             "{err}"

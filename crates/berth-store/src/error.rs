@@ -27,25 +27,15 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::Database(db)
-                if db.is_unique_violation() || db.is_foreign_key_violation() =>
-            {
+            sqlx::Error::Database(db) if db.is_unique_violation() || db.is_foreign_key_violation() => {
                 StoreError::Conflict(db.message().to_owned())
             }
-            sqlx::Error::Database(db)
-                if db
-                    .code()
-                    .is_some_and(|c| c == "5" || c == "6" || c == "55P03") =>
-            {
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "5" || c == "6" || c == "55P03") => {
                 // SQLITE_BUSY, SQLITE_LOCKED, PostgreSQL lock_not_available.
                 StoreError::Busy(db.message().to_owned())
             }
-            sqlx::Error::PoolTimedOut => {
-                StoreError::Busy("timed out waiting for a connection".into())
-            }
-            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-                StoreError::Corrupt(e.to_string())
-            }
+            sqlx::Error::PoolTimedOut => StoreError::Busy("timed out waiting for a connection".into()),
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => StoreError::Corrupt(e.to_string()),
             _ => StoreError::Database(e),
         }
     }

@@ -70,9 +70,7 @@ pub async fn by_id(ex: &mut impl Exec, id: RepoId) -> Result<Option<RepoRow>> {
 /// Finds a repository by namespace name and repository name.
 pub async fn by_path(ex: &mut impl Exec, namespace: &str, name: &str) -> Result<Option<RepoRow>> {
     let sql = concat!(repo_select!(), " WHERE a.name = $1 AND r.name = $2");
-    Ok(
-        run!(ex, c => sqlx::query_as::<_, RepoRow>(sql).bind(namespace).bind(name).fetch_optional(c).await)?,
-    )
+    Ok(run!(ex, c => sqlx::query_as::<_, RepoRow>(sql).bind(namespace).bind(name).fetch_optional(c).await)?)
 }
 
 /// The repositories of a namespace, by name.
@@ -111,12 +109,7 @@ pub async fn delete(tx: &mut Tx, id: RepoId) -> Result<bool> {
 }
 
 /// Grants `role` to an account (user or robot), replacing any earlier grant.
-pub async fn set_user_role(
-    tx: &mut Tx,
-    repo: RepoId,
-    account: AccountId,
-    role: RepoRole,
-) -> Result<()> {
+pub async fn set_user_role(tx: &mut Tx, repo: RepoId, account: AccountId, role: RepoRole) -> Result<()> {
     let sql = "INSERT INTO repo_user_permission (repository_id, account_id, role) VALUES ($1, $2, $3) \
                ON CONFLICT (repository_id, account_id) DO UPDATE SET role = excluded.role";
     run!(tx, c => sqlx::query(sql).bind(repo.0).bind(account.0).bind(role.as_str()).execute(c).await.map(|r| r.rows_affected()))?;
@@ -134,7 +127,8 @@ pub async fn set_team_role(tx: &mut Tx, repo: RepoId, team: TeamId, role: RepoRo
 /// Removes an account's grant. Returns whether there was one.
 pub async fn delete_user_role(tx: &mut Tx, repo: RepoId, account: AccountId) -> Result<bool> {
     let sql = "DELETE FROM repo_user_permission WHERE repository_id = $1 AND account_id = $2";
-    let done = run!(tx, c => sqlx::query(sql).bind(repo.0).bind(account.0).execute(c).await.map(|r| r.rows_affected()))?;
+    let done =
+        run!(tx, c => sqlx::query(sql).bind(repo.0).bind(account.0).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 
@@ -189,11 +183,7 @@ pub async fn team_grants(ex: &mut impl Exec, repo: RepoId) -> Result<Vec<TeamGra
 }
 
 /// Every role explicitly granted to `account` on `repo`, directly or through its teams.
-pub async fn explicit_roles(
-    ex: &mut impl Exec,
-    repo: RepoId,
-    account: AccountId,
-) -> Result<Vec<RepoRole>> {
+pub async fn explicit_roles(ex: &mut impl Exec, repo: RepoId, account: AccountId) -> Result<Vec<RepoRole>> {
     let sql = "SELECT role FROM repo_user_permission WHERE repository_id = $1 AND account_id = $2 \
                UNION ALL \
                SELECT p.role FROM repo_team_permission p JOIN team_member m ON m.team_id = p.team_id \

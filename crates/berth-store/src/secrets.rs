@@ -7,8 +7,7 @@ use crate::db::{Exec, Tx, run};
 /// Returns the secret called `name`, storing `candidate` first if there is none yet. When several
 /// processes race, the first insert wins and all of them return its value.
 pub async fn get_or_insert(tx: &mut Tx, name: &str, candidate: &str) -> Result<String> {
-    let insert =
-        "INSERT INTO instance_secret (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+    let insert = "INSERT INTO instance_secret (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
     run!(tx, c => sqlx::query(insert).bind(name).bind(candidate).execute(c).await.map(|r| r.rows_affected()))?;
     get(tx, name)
         .await?
@@ -24,8 +23,7 @@ pub async fn get(ex: &mut impl Exec, name: &str) -> Result<Option<String>> {
 /// Stores `value` under `name` unless the name is taken. Returns whether this call stored it: a
 /// portable "first one wins" marker that works the same on both backends.
 pub async fn insert_if_absent(tx: &mut Tx, name: &str, value: &str) -> Result<bool> {
-    let sql =
-        "INSERT INTO instance_secret (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+    let sql = "INSERT INTO instance_secret (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
     let n = run!(tx, c => sqlx::query(sql).bind(name).bind(value).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }

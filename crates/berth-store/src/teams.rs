@@ -39,9 +39,7 @@ macro_rules! team_select {
 /// Finds a team of an organization by name.
 pub async fn by_name(ex: &mut impl Exec, org: AccountId, name: &str) -> Result<Option<TeamRow>> {
     let sql = concat!(team_select!(), " WHERE t.org_id = $1 AND t.name = $2");
-    Ok(
-        run!(ex, c => sqlx::query_as::<_, TeamRow>(sql).bind(org.0).bind(name).fetch_optional(c).await)?,
-    )
+    Ok(run!(ex, c => sqlx::query_as::<_, TeamRow>(sql).bind(org.0).bind(name).fetch_optional(c).await)?)
 }
 
 /// The teams of an organization, by name.
@@ -51,18 +49,12 @@ pub async fn of_org(ex: &mut impl Exec, org: AccountId) -> Result<Vec<TeamRow>> 
 }
 
 /// The teams of `org` that `account` belongs to.
-pub async fn of_member_in_org(
-    ex: &mut impl Exec,
-    account: AccountId,
-    org: AccountId,
-) -> Result<Vec<TeamRow>> {
+pub async fn of_member_in_org(ex: &mut impl Exec, account: AccountId, org: AccountId) -> Result<Vec<TeamRow>> {
     let sql = concat!(
         team_select!(),
         " JOIN team_member tm ON tm.team_id = t.id WHERE tm.account_id = $1 AND t.org_id = $2 ORDER BY t.name"
     );
-    Ok(
-        run!(ex, c => sqlx::query_as::<_, TeamRow>(sql).bind(account.0).bind(org.0).fetch_all(c).await)?,
-    )
+    Ok(run!(ex, c => sqlx::query_as::<_, TeamRow>(sql).bind(account.0).bind(org.0).fetch_all(c).await)?)
 }
 
 /// Every team `account` belongs to, in any organization.
@@ -112,8 +104,7 @@ pub async fn delete(tx: &mut Tx, team: TeamId) -> Result<bool> {
 
 /// Adds a member; adding one twice is not an error.
 pub async fn add_member(tx: &mut Tx, team: TeamId, account: AccountId) -> Result<()> {
-    let sql =
-        "INSERT INTO team_member (team_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+    let sql = "INSERT INTO team_member (team_id, account_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
     run!(tx, c => sqlx::query(sql).bind(team.0).bind(account.0).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -121,7 +112,8 @@ pub async fn add_member(tx: &mut Tx, team: TeamId, account: AccountId) -> Result
 /// Removes a member. Returns whether it was one.
 pub async fn remove_member(tx: &mut Tx, team: TeamId, account: AccountId) -> Result<bool> {
     let sql = "DELETE FROM team_member WHERE team_id = $1 AND account_id = $2";
-    let done = run!(tx, c => sqlx::query(sql).bind(team.0).bind(account.0).execute(c).await.map(|r| r.rows_affected()))?;
+    let done =
+        run!(tx, c => sqlx::query(sql).bind(team.0).bind(account.0).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 

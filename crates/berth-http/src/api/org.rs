@@ -46,9 +46,7 @@ async fn create_org(
     ApiCtx(ctx): ApiCtx,
     ApiJson(body): ApiJson<CreateOrgIn>,
 ) -> ApiResult<(StatusCode, Json<&'static str>)> {
-    s.app
-        .create_org(&ctx, &body.name, body.email.as_deref())
-        .await?;
+    s.app.create_org(&ctx, &body.name, body.email.as_deref()).await?;
     Ok((StatusCode::CREATED, Json("Created")))
 }
 
@@ -111,11 +109,7 @@ pub struct OrgOut {
 #[utoipa::path(get, path = "/api/v1/organization/{orgname}", tag = "organization", operation_id = "getOrganization",
     params(("orgname" = String, Path, description = "The organization")),
     responses((status = 200, body = OrgOut), (status = 404, body = ErrorBody)))]
-async fn get_org(
-    State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
-    Path(org): Path<String>,
-) -> ApiResult<Json<OrgOut>> {
+async fn get_org(State(s): State<HttpState>, ApiCtx(ctx): ApiCtx, Path(org): Path<String>) -> ApiResult<Json<OrgOut>> {
     let info = s.app.org_info(&ctx.caller, &org).await?;
     let teams = info.teams.as_ref().map(|ts| {
         ts.iter()
@@ -243,12 +237,7 @@ async fn put_team_member(
     ApiCtx(ctx): ApiCtx,
     Path((org, team, member)): Path<(String, String, String)>,
 ) -> ApiResult<Json<MemberOut>> {
-    Ok(Json(
-        s.app
-            .add_team_member(&ctx, &org, &team, &member)
-            .await?
-            .into(),
-    ))
+    Ok(Json(s.app.add_team_member(&ctx, &org, &team, &member).await?.into()))
 }
 
 /// Removes a member from a team (organization admin).
@@ -318,10 +307,7 @@ async fn list_org_robots(
     ApiCtx(ctx): ApiCtx,
     Path(org): Path<String>,
 ) -> ApiResult<Json<RobotList>> {
-    let robots = s
-        .app
-        .list_robots(&ctx.caller, RobotOwner::Org(&org))
-        .await?;
+    let robots = s.app.list_robots(&ctx.caller, RobotOwner::Org(&org)).await?;
     Ok(Json(RobotList {
         robots: robots.into_iter().map(RobotOut::from).collect(),
     }))
@@ -374,8 +360,6 @@ async fn delete_org_robot(
     ApiCtx(ctx): ApiCtx,
     Path((org, short)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    s.app
-        .delete_robot(&ctx, RobotOwner::Org(&org), &short)
-        .await?;
+    s.app.delete_robot(&ctx, RobotOwner::Org(&org), &short).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -83,10 +83,7 @@ async fn create_repo(
     ApiJson(body): ApiJson<CreateRepoIn>,
 ) -> ApiResult<(StatusCode, Json<CreateRepoOut>)> {
     if let Some(kind) = body.repo_kind.as_deref().filter(|k| *k != "image") {
-        return Err(AppError::Invalid(format!(
-            "invalid repo_kind: '{kind}' is not supported; use 'image'"
-        ))
-        .into());
+        return Err(AppError::Invalid(format!("invalid repo_kind: '{kind}' is not supported; use 'image'")).into());
     }
     let new = NewRepo {
         namespace: body.namespace,
@@ -162,10 +159,7 @@ async fn list_repos(
     ApiCtx(ctx): ApiCtx,
     Query(q): Query<ListReposQuery>,
 ) -> ApiResult<Json<RepoList>> {
-    let repos = s
-        .app
-        .list_repos(&ctx.caller, q.namespace.as_deref(), q.public)
-        .await?;
+    let repos = s.app.list_repos(&ctx.caller, q.namespace.as_deref(), q.public).await?;
     Ok(Json(RepoList {
         repositories: repos.into_iter().map(|r| summary(r.repo)).collect(),
     }))
@@ -209,10 +203,7 @@ async fn get_repo(
     ApiCtx(ctx): ApiCtx,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<RepoOut>> {
-    let (repo, role) = s
-        .app
-        .repo_access(&ctx.caller, &ns, &name, RepoRole::Read)
-        .await?;
+    let (repo, role) = s.app.repo_access(&ctx.caller, &ns, &name, RepoRole::Read).await?;
     let is_organization = repo.namespace_kind == berth_core::AccountKind::Organization;
     Ok(Json(RepoOut {
         is_public: repo.visibility == Visibility::Public,
@@ -248,9 +239,7 @@ async fn update_repo(
     Path((ns, name)): Path<(String, String)>,
     ApiJson(body): ApiJson<UpdateRepoIn>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    s.app
-        .set_repo_description(&ctx, &ns, &name, &body.description)
-        .await?;
+    s.app.set_repo_description(&ctx, &ns, &name, &body.description).await?;
     Ok(Json(serde_json::json!({"success": true})))
 }
 
@@ -363,10 +352,7 @@ async fn list_user_permissions(
 ) -> ApiResult<Json<PermissionsOut<UserPermissionOut>>> {
     let perms = s.app.user_permissions(&ctx.caller, &ns, &name).await?;
     Ok(Json(PermissionsOut {
-        permissions: perms
-            .into_iter()
-            .map(|p| (p.name.clone(), p.into()))
-            .collect(),
+        permissions: perms.into_iter().map(|p| (p.name.clone(), p.into())).collect(),
     }))
 }
 
@@ -380,10 +366,7 @@ async fn get_user_permission(
     Path((ns, name, user)): Path<(String, String, String)>,
 ) -> ApiResult<Json<UserPermissionOut>> {
     Ok(Json(
-        s.app
-            .user_permission(&ctx.caller, &ns, &name, &user)
-            .await?
-            .into(),
+        s.app.user_permission(&ctx.caller, &ns, &name, &user).await?.into(),
     ))
 }
 
@@ -400,10 +383,7 @@ async fn put_user_permission(
 ) -> ApiResult<Json<UserPermissionOut>> {
     let role = parse_role(&body.role)?;
     Ok(Json(
-        s.app
-            .set_user_permission(&ctx, &ns, &name, &user, role)
-            .await?
-            .into(),
+        s.app.set_user_permission(&ctx, &ns, &name, &user, role).await?.into(),
     ))
 }
 
@@ -416,9 +396,7 @@ async fn delete_user_permission(
     ApiCtx(ctx): ApiCtx,
     Path((ns, name, user)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    s.app
-        .delete_user_permission(&ctx, &ns, &name, &user)
-        .await?;
+    s.app.delete_user_permission(&ctx, &ns, &name, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -433,10 +411,7 @@ async fn list_team_permissions(
 ) -> ApiResult<Json<PermissionsOut<TeamPermissionOut>>> {
     let perms = s.app.team_permissions(&ctx.caller, &ns, &name).await?;
     Ok(Json(PermissionsOut {
-        permissions: perms
-            .into_iter()
-            .map(|p| (p.name.clone(), p.into()))
-            .collect(),
+        permissions: perms.into_iter().map(|p| (p.name.clone(), p.into())).collect(),
     }))
 }
 
@@ -453,10 +428,7 @@ async fn put_team_permission(
 ) -> ApiResult<Json<TeamPermissionOut>> {
     let role = parse_role(&body.role)?;
     Ok(Json(
-        s.app
-            .set_team_permission(&ctx, &ns, &name, &team, role)
-            .await?
-            .into(),
+        s.app.set_team_permission(&ctx, &ns, &name, &team, role).await?.into(),
     ))
 }
 
@@ -469,9 +441,7 @@ async fn delete_team_permission(
     ApiCtx(ctx): ApiCtx,
     Path((ns, name, team)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    s.app
-        .delete_team_permission(&ctx, &ns, &name, &team)
-        .await?;
+    s.app.delete_team_permission(&ctx, &ns, &name, &team).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -531,10 +501,7 @@ async fn repo_logs(
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Json<LogsOut>> {
-    let page = s
-        .app
-        .repo_logs(&ctx, &ns, &name, q.next_page.as_deref())
-        .await?;
+    let page = s.app.repo_logs(&ctx, &ns, &name, q.next_page.as_deref()).await?;
     let logs = page
         .entries
         .into_iter()

@@ -194,14 +194,8 @@ async fn superuser_create_user(
 /// The robots of the signed-in user.
 #[utoipa::path(get, path = "/api/v1/user/robots", tag = "robot", operation_id = "getUserRobots",
     responses((status = 200, body = RobotList), (status = 401, body = ErrorBody)))]
-async fn list_user_robots(
-    State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
-) -> ApiResult<Json<RobotList>> {
-    let robots = s
-        .app
-        .list_robots(&ctx.caller, RobotOwner::CurrentUser)
-        .await?;
+async fn list_user_robots(State(s): State<HttpState>, ApiCtx(ctx): ApiCtx) -> ApiResult<Json<RobotList>> {
+    let robots = s.app.list_robots(&ctx.caller, RobotOwner::CurrentUser).await?;
     Ok(Json(RobotList {
         robots: robots.into_iter().map(RobotOut::from).collect(),
     }))
@@ -254,8 +248,6 @@ async fn delete_user_robot(
     ApiCtx(ctx): ApiCtx,
     Path(short): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.app
-        .delete_robot(&ctx, RobotOwner::CurrentUser, &short)
-        .await?;
+    s.app.delete_robot(&ctx, RobotOwner::CurrentUser, &short).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,153 @@
+//! The `berth` binary itself: zero-configuration start-up, graceful shutdown on SIGTERM, the admin
+//! commands on both backends, and configuration errors that name the key and its source.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_testkit::{TestDb, backend_test};
+
+fn berth() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+    // Start from a clean slate: no configuration inherited from the environment.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BERTH_") || k == "RUST_LOG") {
+        c.env_remove(k);
+    }
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn serve_with_no_configuration_then_sigterm_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = berth()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Poll until it answers (bounded: 60 s).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let healthy = loop {
+        let ok = std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .and_then(|mut s| {
+                s.write_all(b"GET /health/instance HTTP/1.0\r\n\r\n").ok()?;
+                let mut buf = String::new();
+                std::io::Read::read_to_string(&mut s, &mut buf).ok()?;
+                Some(buf)
+            });
+        if let Some(resp) = ok.filter(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200")) {
+            break resp;
+        }
+        assert!(Instant::now() < deadline, "berth serve did not become healthy");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(healthy.contains("\"database\":true"), "{healthy}");
+    assert!(
+        dir.path().join("berth-data/berth.db").exists(),
+        "default SQLite file under ./berth-data"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "berth serve did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(exit.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("shutdown signal received"), "{stderr}");
+}
+
+backend_test!(async fn admin_commands_create_users_and_tokens(kind) {
+    let db = TestDb::new(kind).await;
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = berth()
+            .args(args)
+            .env("BERTH_DATABASE_URL", &db.url)
+            .env("BERTH_DATA_DIR", db.dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, out, err) = run(&["migrate"], "");
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = run(&["admin", "create-user", "root", "--email", "root@example.com", "--superuser", "--password-stdin"], "longpassword\n");
+    assert!(ok && out.contains("created user root (superuser)"), "{out}{err}");
+    let (ok, _, err) = run(&["admin", "create-user", "root", "--email", "x@example.com", "--password-stdin"], "longpassword\n");
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = run(&["admin", "create-user", "short", "--email", "s@example.com", "--password-stdin"], "2short\n");
+    assert!(!ok && err.contains("invalid password"), "{err}");
+    let (ok, token, err) = run(&["admin", "create-token", "root", "--scope", "repo:read,user:read"], "");
+    assert!(ok && token.trim().len() == 40, "{token}{err}");
+    let (ok, _, err) = run(&["admin", "create-token", "root", "--scope", "repo:everything"], "");
+    assert!(!ok && err.contains("invalid scope: 'repo:everything'"), "{err}");
+    let (ok, _, err) = run(&["admin", "create-user", "nopass", "--email", "n@example.com"], "");
+    assert!(!ok && err.contains("--password-stdin"), "{err}");
+});
+
+#[test]
+fn bad_configuration_names_the_key_and_its_source() {
+    let out = berth()
+        .args(["check-config"])
+        .env("BERTH_PREFERRED_URL_SCHEME", "gopher")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("preferred_url_scheme") && err.contains("BERTH_PREFERRED_URL_SCHEME") && err.contains("gopher"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("berth.toml");
+    std::fs::write(&file, "listen = \"not an address\"\n").unwrap();
+    let out = berth()
+        .args(["--config", file.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("listen") && err.contains(file.to_str().unwrap()), "{err}");
+
+    let out = berth().args(["check-config"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listen = \"127.0.0.1:8080\""));
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = berth().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "migrate", "check-config", "admin"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+    let out = berth().args(["admin", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("create-user") && help.contains("create-token"), "{help}");
+}

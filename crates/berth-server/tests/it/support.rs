@@ -1,0 +1,145 @@
+//! Test support: a real Berth server on 127.0.0.1 with a fresh database of either backend, and a
+//! small HTTP client that speaks its auth schemes.
+
+use base64::Engine;
+use berth_server::config::Config;
+use berth_server::startup::Application;
+use berth_testkit::{DbKind, TestDb};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// How a request authenticates.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// No credentials.
+    None,
+    /// HTTP Basic.
+    Basic(String, String),
+    /// An access token.
+    Bearer(String),
+}
+
+/// A running server.
+pub struct TestServer {
+    pub base: String,
+    pub hostname: String,
+    pub app: berth_app::App,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _db: TestDb,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh database of `kind`.
+    pub async fn start(kind: DbKind) -> TestServer {
+        let db = TestDb::new(kind).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = Config {
+            listen: addr,
+            server_hostname: Some(addr.to_string()),
+            data_dir: db.dir().to_path_buf(),
+            database_url: Some(db.url.clone()),
+            ..Config::default()
+        };
+        let application = Application::build_on(&config, listener).await.unwrap();
+        let app = application.app().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(application.run_until(async move {
+            let _ = rx.await;
+        }));
+        TestServer {
+            base: format!("http://{addr}"),
+            hostname: addr.to_string(),
+            app,
+            client: reqwest::Client::new(),
+            stop: Some(tx),
+            task: Some(task),
+            _db: db,
+        }
+    }
+
+    /// Sends a request and returns the status and the body (JSON, or a string for other bodies).
+    pub async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        req = match auth {
+            Auth::None => req,
+            Auth::Basic(u, p) => req.header(
+                "authorization",
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+                ),
+            ),
+            Auth::Bearer(t) => req.bearer_auth(t),
+        };
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, auth: &Auth) -> (StatusCode, Value) {
+        self.call(Method::GET, path, auth, None).await
+    }
+
+    pub async fn post(&self, path: &str, auth: &Auth, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, auth, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, auth: &Auth, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, auth, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, auth: &Auth) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, auth, None).await
+    }
+
+    /// Initializes the instance with a superuser `root` and returns its Basic auth.
+    pub async fn init_root(&self) -> Auth {
+        let (status, body) = self
+            .post(
+                "/api/v1/user/initialize",
+                &Auth::None,
+                serde_json::json!({"username": "root", "password": "rootpassword", "email": "root@example.com"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        Auth::Basic("root".into(), "rootpassword".into())
+    }
+
+    /// Creates a user through the superuser API and returns its Basic auth.
+    pub async fn user(&self, root: &Auth, name: &str) -> Auth {
+        let (status, body) = self
+            .post(
+                "/api/v1/superuser/users/",
+                root,
+                serde_json::json!({"username": name, "email": format!("{name}@example.com")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        Auth::Basic(name.into(), body["password"].as_str().unwrap().into())
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Asserts a status, showing the body on failure.
+#[track_caller]
+pub fn expect(got: (StatusCode, Value), want: u16) -> Value {
+    assert_eq!(got.0.as_u16(), want, "body: {}", got.1);
+    got.1
+}
