@@ -190,7 +190,8 @@ impl Store {
         Ok(())
     }
 
-    /// Closes every pool, waiting for connections to be returned.
+    /// Closes every pool. Waits until every borrowed [`Conn`] and [`Tx`] is dropped, so drop yours
+    /// first.
     pub async fn close(&self) {
         match &self.pools {
             Pools::Sqlite { writer, reader } => {

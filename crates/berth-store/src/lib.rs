@@ -7,6 +7,9 @@
 //! - no business decisions: functions store and fetch, the application layer decides;
 //! - writes go through [`Store::begin`] (on SQLite, the single writer connection), reads may use
 //!   [`Store::conn`];
+//! - a statement that fails ends its transaction: PostgreSQL aborts the transaction (and would
+//!   silently turn a later COMMIT into a rollback), so callers propagate the error and drop the
+//!   [`Tx`]; they never carry on in it;
 //! - every public function is exercised by the backend-matrix tests, on both databases.
 
 pub mod accounts;

@@ -1,8 +1,12 @@
 //! Integration tests: real servers on 127.0.0.1, each on a fresh SQLite file and again on a fresh
 //! PostgreSQL database (`backend_test!`).
 
+// Tests may unwrap: a panic is the failure report. (Request-path code may not; see clippy.toml.)
+#![allow(clippy::unwrap_used)]
+
 mod accounts_api;
 mod binary;
+mod observability;
 mod openapi;
 mod permission_matrix;
 mod registry_auth;
