@@ -233,7 +233,7 @@ impl App {
     }
 
     /// Loads an organization the caller administers (scope `org:admin`): 401, 404 or 403 otherwise.
-    async fn admin_org(&self, ex: &mut impl Exec, caller: &Caller, name: &str) -> Result<AccountRow> {
+    pub(crate) async fn admin_org(&self, ex: &mut impl Exec, caller: &Caller, name: &str) -> Result<AccountRow> {
         let p = caller.user_with(Scope::OrgAdmin)?;
         let org = org_by_name(ex, name).await?;
         if p.acts_as_superuser() || self.org_role(ex, caller, org.id).await? == Some(TeamRole::Admin) {

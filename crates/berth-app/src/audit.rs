@@ -63,36 +63,54 @@ impl App {
     /// The audit log of a repository (admin only), newest first.
     pub async fn repo_logs(&self, ctx: &Ctx, namespace: &str, name: &str, next_page: Option<&str>) -> Result<LogPage> {
         let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Admin).await?;
-        let before = match next_page {
-            None | Some("") => None,
-            Some(p) => Some(
-                p.parse::<i64>()
-                    .map_err(|_| crate::AppError::Invalid(format!("invalid next_page: '{p}'")))?,
-            ),
-        };
+        let before = parse_cursor(next_page)?;
         let mut conn = self.store.conn().await?;
         let rows = audit::of_repository(&mut conn, repo.id, before, PAGE_SIZE + 1).await?;
-        let page = usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX);
-        let more = rows.len() > page;
-        let entries: Vec<LogEntry> = rows
-            .into_iter()
-            .take(page)
-            .map(|r| LogEntry {
-                id: r.id,
-                kind: r.kind,
-                performer: r
-                    .performer_name
-                    .map(|n| (n, r.performer_kind.as_deref() == Some("robot"))),
-                ip: r.ip,
-                metadata: r.metadata.0,
-                datetime: r.created_at,
-            })
-            .collect();
-        let next_page = if more {
-            entries.last().map(|e| e.id.to_string())
-        } else {
-            None
-        };
-        Ok(LogPage { entries, next_page })
+        Ok(page_of(rows))
     }
+
+    /// The audit log of an organization (organization admin), newest first: every entry in its
+    /// namespace, its repositories' included.
+    pub async fn org_logs(&self, ctx: &Ctx, org: &str, next_page: Option<&str>) -> Result<LogPage> {
+        let before = parse_cursor(next_page)?;
+        let mut conn = self.store.conn().await?;
+        let org = self.admin_org(&mut conn, &ctx.caller, org).await?;
+        let rows = audit::of_namespace(&mut conn, org.id, before, PAGE_SIZE + 1).await?;
+        Ok(page_of(rows))
+    }
+}
+
+fn parse_cursor(next_page: Option<&str>) -> Result<Option<i64>> {
+    match next_page {
+        None | Some("") => Ok(None),
+        Some(p) => p
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| crate::AppError::Invalid(format!("invalid next_page: '{p}'"))),
+    }
+}
+
+fn page_of(rows: Vec<audit::EntryRow>) -> LogPage {
+    let page = usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX);
+    let more = rows.len() > page;
+    let entries: Vec<LogEntry> = rows
+        .into_iter()
+        .take(page)
+        .map(|r| LogEntry {
+            id: r.id,
+            kind: r.kind,
+            performer: r
+                .performer_name
+                .map(|n| (n, r.performer_kind.as_deref() == Some("robot"))),
+            ip: r.ip,
+            metadata: r.metadata.0,
+            datetime: r.created_at,
+        })
+        .collect();
+    let next_page = if more {
+        entries.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    LogPage { entries, next_page }
 }

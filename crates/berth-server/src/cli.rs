@@ -91,7 +91,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::CheckConfig => {
-            let text = toml::to_string_pretty(&config).context("rendering configuration")?;
+            let shown = Config {
+                database_url: config.database_url.as_deref().map(berth_store::db::redact_url),
+                ..config
+            };
+            let text = toml::to_string_pretty(&shown).context("rendering configuration")?;
             println!("# configuration is valid; effective values:\n{text}");
             Ok(())
         }

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use super::{Avatar, avatar, avatar_kind, quay_date};
 use crate::HttpState;
+use crate::api::repo::{LogsOut, LogsQuery};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiCtx, ApiJson, optional_json};
 
@@ -24,6 +25,7 @@ pub(crate) fn router() -> OpenApiRouter<HttpState> {
         .routes(routes!(get_team_members))
         .routes(routes!(put_team_member, delete_team_member))
         .routes(routes!(list_org_robots))
+        .routes(routes!(org_logs))
         .routes(routes!(get_org_robot, put_org_robot, delete_org_robot))
 }
 
@@ -362,4 +364,18 @@ async fn delete_org_robot(
 ) -> ApiResult<StatusCode> {
     s.app.delete_robot(&ctx, RobotOwner::Org(&org), &short).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The organization's audit log, newest first: teams, members, robots and every repository in it
+/// (organization admin).
+#[utoipa::path(get, path = "/api/v1/organization/{orgname}/logs", tag = "logs", operation_id = "listOrgLogs",
+    params(("orgname" = String, Path), LogsQuery),
+    responses((status = 200, body = LogsOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn org_logs(
+    State(s): State<HttpState>,
+    ApiCtx(ctx): ApiCtx,
+    Path(org): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<LogsQuery>,
+) -> ApiResult<Json<LogsOut>> {
+    Ok(Json(s.app.org_logs(&ctx, &org, q.next_page.as_deref()).await?.into()))
 }

@@ -502,24 +502,30 @@ async fn repo_logs(
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Json<LogsOut>> {
     let page = s.app.repo_logs(&ctx, &ns, &name, q.next_page.as_deref()).await?;
-    let logs = page
-        .entries
-        .into_iter()
-        .map(|e| LogOut {
-            kind: e.kind,
-            metadata: e.metadata,
-            ip: e.ip,
-            datetime: quay_date(e.datetime),
-            performer: e.performer.map(|(name, is_robot)| Performer {
-                avatar: avatar(&name, if is_robot { "robot" } else { "user" }),
-                kind: "user".into(),
-                name,
-                is_robot,
-            }),
-        })
-        .collect();
-    Ok(Json(LogsOut {
-        logs,
-        next_page: page.next_page,
-    }))
+    Ok(Json(LogsOut::from(page)))
+}
+
+impl From<berth_app::audit::LogPage> for LogsOut {
+    fn from(page: berth_app::audit::LogPage) -> Self {
+        let logs = page
+            .entries
+            .into_iter()
+            .map(|e| LogOut {
+                kind: e.kind,
+                metadata: e.metadata,
+                ip: e.ip,
+                datetime: quay_date(e.datetime),
+                performer: e.performer.map(|(name, is_robot)| Performer {
+                    avatar: avatar(&name, if is_robot { "robot" } else { "user" }),
+                    kind: "user".into(),
+                    name,
+                    is_robot,
+                }),
+            })
+            .collect();
+        LogsOut {
+            logs,
+            next_page: page.next_page,
+        }
+    }
 }

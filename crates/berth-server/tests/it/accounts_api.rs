@@ -55,6 +55,20 @@ backend_test!(async fn first_run_flow_builds_an_organization(kind) {
     assert_eq!(logs["logs"][0]["performer"]["name"], "admin");
     assert_eq!(logs["logs"][0]["metadata"]["username"], "alice");
     assert_eq!(logs["logs"][0]["ip"], "127.0.0.1");
+
+    // The organization's log has the namespace-level entries too, with a robot as a performer.
+    let logs = expect(s.get("/api/v1/organization/acme/logs", &admin).await, 200);
+    let kinds: Vec<&str> = logs["logs"].as_array().unwrap().iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["create_repo", "change_repo_permission", "create_repo", "org_add_team_member", "create_robot", "org_create_team", "org_create"]
+    );
+    assert_eq!(logs["logs"][0]["performer"]["name"], "acme+deployer");
+    assert_eq!(logs["logs"][0]["performer"]["is_robot"], true);
+
+    // The OpenAPI document is served.
+    let doc = expect(s.get("/api/v1/openapi.json", &Auth::None).await, 200);
+    assert!(doc["paths"]["/api/v1/organization/{orgname}/logs"].is_object());
     s.stop().await;
 });
 

@@ -138,6 +138,18 @@ fn bad_configuration_names_the_key_and_its_source() {
     let out = berth().args(["check-config"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("listen = \"127.0.0.1:8080\""));
+
+    // The effective configuration is printed without the database password.
+    let out = berth()
+        .args(["check-config"])
+        .env("BERTH_DATABASE_URL", "postgres://u:hunter2@127.0.0.1/db")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && shown.contains("postgres://u:***@127.0.0.1/db") && !shown.contains("hunter2"),
+        "{shown}"
+    );
 }
 
 #[test]

@@ -87,6 +87,12 @@ fn rows() -> Vec<Row> {
             None,
             "401 403 403 403 204 403 403 204 403 403",
         ),
+        row(
+            M::GET,
+            "/api/v1/organization/acme/logs",
+            None,
+            "401 403 403 403 200 403 403 200 403 403",
+        ),
         // Organization robots.
         row(
             M::PUT,
