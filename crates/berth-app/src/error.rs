@@ -28,6 +28,14 @@ pub enum AppError {
     /// A dependency is temporarily unavailable; retrying may work (503).
     #[error("{0}")]
     Unavailable(String),
+    /// A registry error with its OCI distribution code.
+    #[error("{message}")]
+    Oci {
+        /// The spec's error code.
+        code: crate::registry::OciCode,
+        /// What went wrong.
+        message: String,
+    },
     /// A bug or an unexpected failure; details go to the log, not to the caller (500).
     #[error("internal error: {0}")]
     Internal(String),

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod error;
+pub mod registry;
 pub mod repos;
 pub mod secret;
 
@@ -54,16 +55,23 @@ impl Settings {
 #[derive(Clone)]
 pub struct App {
     store: Store,
+    blobs: std::sync::Arc<dyn berth_blob::BlobStore>,
     settings: Settings,
     registry_key: std::sync::Arc<auth::RegistryKey>,
 }
 
 impl App {
-    /// Builds the application on a migrated store, loading (or creating) the instance secrets.
-    pub async fn new(store: Store, settings: Settings) -> Result<App> {
+    /// Builds the application on a migrated store and a blob store, loading (or creating) the
+    /// instance secrets.
+    pub async fn new(
+        store: Store,
+        blobs: std::sync::Arc<dyn berth_blob::BlobStore>,
+        settings: Settings,
+    ) -> Result<App> {
         let registry_key = std::sync::Arc::new(auth::RegistryKey::load(&store).await?);
         Ok(App {
             store,
+            blobs,
             settings,
             registry_key,
         })

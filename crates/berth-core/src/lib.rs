@@ -7,6 +7,7 @@
 pub mod error;
 pub mod ids;
 pub mod names;
+pub mod oci;
 pub mod perms;
 pub mod roles;
 pub mod scopes;
@@ -14,6 +15,7 @@ pub mod scopes;
 pub use error::CoreError;
 pub use ids::{AccountId, RepoId, TeamId, TokenId};
 pub use names::{AccountName, Email, RepoName, RepoPath, RobotName, RobotShortName, TeamName};
+pub use oci::{Digest, DigestAlgorithm, Reference, Tag};
 pub use perms::{Access, RepoAccessFacts, effective_repo_role};
 pub use roles::{AccountKind, RepoRole, TeamRole, Visibility};
 pub use scopes::{Scope, ScopeSet};

@@ -61,7 +61,9 @@ pub struct ErrorBody {
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         let (status, error_type) = match &e {
-            AppError::Invalid(_) | AppError::Conflict(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            AppError::Invalid(_) | AppError::Conflict(_) | AppError::Oci { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            }
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Unauthenticated | AppError::BadCredentials(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),

@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod oci;
 pub mod registry;
 
 use std::sync::Arc;

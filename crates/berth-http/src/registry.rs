@@ -20,6 +20,7 @@ pub fn router() -> Router<HttpState> {
         .route("/v2/", get(base))
         .route("/v2", get(base))
         .route("/v2/auth", get(auth))
+        .route("/v2/{*rest}", axum::routing::any(crate::oci::dispatch))
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("docker-distribution-api-version"),
             HeaderValue::from_static("registry/2.0"),
@@ -36,51 +37,72 @@ pub struct OciError {
 }
 
 impl OciError {
-    /// A 401 carrying the Bearer challenge that points clients at `/v2/auth`.
-    pub fn unauthorized(state: &HttpState, message: impl Into<String>) -> Self {
+    /// An error with a status and an OCI code.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        OciError {
+            status,
+            code,
+            message: message.into(),
+            challenge: None,
+        }
+    }
+
+    /// A 404.
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        OciError::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// A 401 carrying the Bearer challenge that points clients at `/v2/auth`, for `scope` if given.
+    pub fn unauthorized(state: &HttpState, message: impl Into<String>, scope: Option<String>) -> Self {
         let s = state.app.settings();
-        let challenge = format!(
+        let mut challenge = format!(
             "Bearer realm=\"{}/v2/auth\",service=\"{}\"",
             s.base_url(),
             s.server_hostname
         );
+        if let Some(scope) = scope {
+            challenge.push_str(&format!(",scope=\"{scope}\""));
+        }
         OciError {
-            status: StatusCode::UNAUTHORIZED,
-            code: "UNAUTHORIZED",
-            message: message.into(),
             challenge: Some(challenge),
+            ..OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
         }
     }
 
     fn from_app(state: &HttpState, e: AppError) -> Self {
+        Self::from_app_with_scope(state, e, None)
+    }
+
+    /// Maps a use-case error to the spec's status and code; 401s carry a challenge for `scope`.
+    pub fn from_app_with_scope(state: &HttpState, e: AppError, scope: Option<String>) -> Self {
+        use berth_app::registry::OciCode as C;
         match e {
-            AppError::Unauthenticated | AppError::BadCredentials(_) => OciError::unauthorized(state, e.to_string()),
-            AppError::Invalid(m) | AppError::Conflict(m) => OciError {
-                status: StatusCode::BAD_REQUEST,
-                code: "UNSUPPORTED",
-                message: m,
-                challenge: None,
-            },
-            AppError::Forbidden(m) => OciError {
-                status: StatusCode::FORBIDDEN,
-                code: "DENIED",
-                message: m,
-                challenge: None,
-            },
-            AppError::NotFound(m) => OciError {
-                status: StatusCode::NOT_FOUND,
-                code: "NAME_UNKNOWN",
-                message: m,
-                challenge: None,
-            },
+            AppError::Unauthenticated | AppError::BadCredentials(_) => {
+                OciError::unauthorized(state, e.to_string(), scope)
+            }
+            AppError::Oci { code, message } => {
+                let status = match code {
+                    C::BlobUnknown | C::BlobUploadUnknown | C::ManifestUnknown => StatusCode::NOT_FOUND,
+                    C::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
+                    C::BlobUploadInvalid
+                    | C::DigestInvalid
+                    | C::ManifestBlobUnknown
+                    | C::ManifestInvalid
+                    | C::NameInvalid
+                    | C::SizeInvalid => StatusCode::BAD_REQUEST,
+                };
+                OciError::new(status, code.as_str(), message)
+            }
+            AppError::Invalid(m) | AppError::Conflict(m) => OciError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", m),
+            AppError::Forbidden(m) => OciError::new(StatusCode::FORBIDDEN, "DENIED", m),
+            AppError::NotFound(m) => OciError::not_found("NAME_UNKNOWN", m),
             AppError::Unavailable(m) | AppError::Internal(m) => {
-                tracing::error!(error = %m, "registry auth failed");
-                OciError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    code: "UNAVAILABLE",
-                    message: "service unavailable, please retry".into(),
-                    challenge: None,
-                }
+                tracing::error!(error = %m, "registry request failed");
+                OciError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    "service unavailable, please retry",
+                )
             }
         }
     }
@@ -107,7 +129,7 @@ async fn base(State(s): State<HttpState>, headers: HeaderMap) -> Result<Json<ser
     if ok {
         Ok(Json(serde_json::json!({})))
     } else {
-        Err(OciError::unauthorized(&s, "authentication required"))
+        Err(OciError::unauthorized(&s, "authentication required", None))
     }
 }
 

@@ -44,7 +44,8 @@ pub async fn build_app(config: &Config, store: Store) -> anyhow::Result<App> {
         preferred_url_scheme: config.preferred_url_scheme.clone(),
         registry_token_ttl: std::time::Duration::from_secs(config.registry_token_ttl_secs),
     };
-    Ok(App::new(store, settings).await?)
+    let blobs = std::sync::Arc::new(berth_blob::LocalBlobStore::new(config.data_dir.clone()));
+    Ok(App::new(store, blobs, settings).await?)
 }
 
 /// A server that is bound and ready to run.

@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod audit;
 pub mod db;
 pub mod error;
+pub mod registry;
 pub mod repos;
 pub mod secrets;
 pub mod teams;

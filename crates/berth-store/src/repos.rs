@@ -193,3 +193,10 @@ pub async fn explicit_roles(ex: &mut impl Exec, repo: RepoId, account: AccountId
         .map(|r| RepoRole::parse(r).map_err(|e| crate::StoreError::Corrupt(e.to_string())))
         .collect()
 }
+
+/// Every repository, by namespace and name (for the registry catalog, filtered by the caller's
+/// access in the application layer).
+pub async fn all(ex: &mut impl Exec) -> Result<Vec<RepoRow>> {
+    let sql = concat!(repo_select!(), " ORDER BY a.name, r.name");
+    Ok(run!(ex, c => sqlx::query_as::<_, RepoRow>(sql).fetch_all(c).await)?)
+}

@@ -7,6 +7,7 @@
 mod accounts_api;
 mod binary;
 mod observability;
+mod oci_conformance;
 mod openapi;
 mod permission_matrix;
 mod registry_auth;

@@ -1,0 +1,760 @@
+//! The OCI distribution use cases: who may pull, push and delete (registry token grants or direct
+//! credentials), blob uploads (monolithic, chunked and resumable on any instance, cross-repository
+//! mounts), manifests stored byte for byte with their references checked, tags, referrers and the
+//! catalog.
+//!
+//! Invariants: a blob becomes visible only after its digest was verified; a manifest is stored only
+//! when every blob and child manifest it references is present in the repository.
+
+use berth_blob::{BlobError, BlobReader, UploadHasher};
+use berth_core::{AccountKind, Digest, DigestAlgorithm, Reference, RepoPath, RepoRole, Tag, Visibility};
+use berth_store::accounts;
+use berth_store::registry::{self as reg, ManifestMeta, ManifestRow, NewManifest};
+use berth_store::repos::{self, RepoRow};
+use serde_json::json;
+use tokio::io::AsyncRead;
+
+use crate::auth::RegistryGrant;
+use crate::repos::NewRepo;
+use crate::{App, AppError, Caller, Ctx, Principal, Result};
+
+/// Largest manifest accepted, as in CNCF Distribution.
+pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// Media types of manifests Berth stores.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker schema 2 manifest.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The error codes of the OCI distribution spec that use cases can raise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OciCode {
+    /// `BLOB_UNKNOWN`.
+    BlobUnknown,
+    /// `BLOB_UPLOAD_INVALID`.
+    BlobUploadInvalid,
+    /// `BLOB_UPLOAD_UNKNOWN`.
+    BlobUploadUnknown,
+    /// `DIGEST_INVALID`.
+    DigestInvalid,
+    /// `MANIFEST_BLOB_UNKNOWN`.
+    ManifestBlobUnknown,
+    /// `MANIFEST_INVALID`.
+    ManifestInvalid,
+    /// `MANIFEST_UNKNOWN`.
+    ManifestUnknown,
+    /// `NAME_INVALID`.
+    NameInvalid,
+    /// `SIZE_INVALID`.
+    SizeInvalid,
+    /// A chunk out of order (answered 416 with the current range).
+    RangeInvalid,
+}
+
+impl OciCode {
+    /// The spec's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OciCode::BlobUnknown => "BLOB_UNKNOWN",
+            OciCode::BlobUploadInvalid | OciCode::RangeInvalid => "BLOB_UPLOAD_INVALID",
+            OciCode::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
+            OciCode::DigestInvalid => "DIGEST_INVALID",
+            OciCode::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
+            OciCode::ManifestInvalid => "MANIFEST_INVALID",
+            OciCode::ManifestUnknown => "MANIFEST_UNKNOWN",
+            OciCode::NameInvalid => "NAME_INVALID",
+            OciCode::SizeInvalid => "SIZE_INVALID",
+        }
+    }
+}
+
+fn oci(code: OciCode, message: impl Into<String>) -> AppError {
+    AppError::Oci {
+        code,
+        message: message.into(),
+    }
+}
+
+impl From<BlobError> for AppError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::NotFound => oci(OciCode::BlobUnknown, "blob unknown to registry"),
+            BlobError::DigestMismatch { expected, actual } => oci(
+                OciCode::DigestInvalid,
+                format!("provided digest {expected} does not match content {actual}"),
+            ),
+            BlobError::Body(e) => oci(OciCode::BlobUploadInvalid, format!("reading the request body: {e}")),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// How a registry request authenticated.
+#[derive(Debug, Clone)]
+pub enum RegistryAuth {
+    /// No credentials.
+    Anonymous,
+    /// Basic credentials, checked against the database on every request.
+    Caller(Principal),
+    /// A token from `/v2/auth`, whose grants were decided when it was issued.
+    Token(RegistryGrant),
+}
+
+impl RegistryAuth {
+    fn is_anonymous(&self) -> bool {
+        match self {
+            RegistryAuth::Anonymous => true,
+            RegistryAuth::Caller(_) => false,
+            RegistryAuth::Token(g) => g.subject.is_empty(),
+        }
+    }
+}
+
+/// What a registry request wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read.
+    Pull,
+    /// Write.
+    Push,
+    /// Delete.
+    Delete,
+}
+
+impl Action {
+    /// The token action name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+        }
+    }
+
+    fn role(self) -> RepoRole {
+        match self {
+            Action::Pull => RepoRole::Read,
+            Action::Push => RepoRole::Write,
+            Action::Delete => RepoRole::Admin,
+        }
+    }
+}
+
+/// An upload session's state, as the client sees it.
+#[derive(Debug, Clone)]
+pub struct UploadState {
+    /// Its id.
+    pub id: String,
+    /// Bytes received.
+    pub size: u64,
+}
+
+/// A stored blob to serve.
+pub struct BlobContent {
+    /// Total size.
+    pub size: u64,
+    /// The bytes (the requested range of them).
+    pub reader: BlobReader,
+}
+
+/// The result of a manifest push.
+#[derive(Debug, Clone)]
+pub struct PushedManifest {
+    /// The digest of the bytes.
+    pub digest: Digest,
+    /// Its subject, if any (the `OCI-Subject` header).
+    pub subject: Option<String>,
+}
+
+/// One page of a listing and the `last` to ask for the next.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Present when there may be more.
+    pub next_last: Option<String>,
+}
+
+impl App {
+    /// Checks that the request may do `action` on `path` and returns the repository. A push to a
+    /// missing repository creates it (private) when the caller may create in that namespace.
+    pub async fn registry_repo(&self, auth: &RegistryAuth, path: &RepoPath, action: Action) -> Result<RepoRow> {
+        let name = path.to_string();
+        let mut conn = self.store.conn().await?;
+        let repo = repos::by_path(&mut conn, path.namespace.as_str(), path.name.as_str()).await?;
+        let (visible, allowed) = match (auth, &repo) {
+            (RegistryAuth::Token(g), _) => (
+                g.allows(&name, "pull") || g.allows(&name, action.as_str()),
+                g.allows(&name, action.as_str()),
+            ),
+            (RegistryAuth::Anonymous, Some(r)) => {
+                let public = r.visibility == Visibility::Public;
+                (public, public && action == Action::Pull)
+            }
+            (RegistryAuth::Caller(p), Some(r)) => {
+                let role = self.repo_role(&mut conn, &Caller::Account(p.clone()), r).await?;
+                (role.is_some(), role.is_some_and(|x| x >= action.role()))
+            }
+            (_, None) => (false, false),
+        };
+        drop(conn);
+        match repo {
+            Some(r) if allowed => Ok(r),
+            // Anonymous callers are challenged, so that clients log in and retry.
+            _ if auth.is_anonymous() => Err(AppError::Unauthenticated),
+            Some(_) if visible => Err(AppError::forbidden()),
+            None if action == Action::Push => self.create_on_push(auth, path, allowed).await,
+            _ => Err(AppError::NotFound(format!(
+                "repository name not known to registry: {name}"
+            ))),
+        }
+    }
+
+    async fn create_on_push(&self, auth: &RegistryAuth, path: &RepoPath, token_allows: bool) -> Result<RepoRow> {
+        let principal = match auth {
+            RegistryAuth::Anonymous => return Err(AppError::Unauthenticated),
+            RegistryAuth::Caller(p) => p.clone(),
+            RegistryAuth::Token(g) if token_allows => {
+                let mut conn = self.store.conn().await?;
+                let a = accounts::by_name(&mut conn, &g.subject)
+                    .await?
+                    .ok_or(AppError::Unauthenticated)?;
+                Principal {
+                    id: a.id,
+                    name: a.name,
+                    kind: a.kind,
+                    superuser: a.superuser,
+                    scopes: None,
+                }
+            }
+            RegistryAuth::Token(_) => {
+                return Err(AppError::NotFound(format!(
+                    "repository name not known to registry: {path}"
+                )));
+            }
+        };
+        let ctx = Ctx {
+            caller: Caller::Account(principal),
+            ip: None,
+        };
+        if !self.may_create_in(&ctx.caller, path.namespace.as_str()).await? {
+            return Err(AppError::NotFound(format!(
+                "repository name not known to registry: {path}"
+            )));
+        }
+        let new = NewRepo {
+            namespace: path.namespace.to_string(),
+            name: path.name.to_string(),
+            visibility: Visibility::Private,
+            description: String::new(),
+        };
+        match self.create_repo(&ctx, &new).await {
+            Ok(r) => Ok(r),
+            // Two first pushes raced: the other one created it.
+            Err(AppError::Conflict(_)) => {
+                let mut conn = self.store.conn().await?;
+                repos::by_path(&mut conn, path.namespace.as_str(), path.name.as_str())
+                    .await?
+                    .ok_or_else(AppError::not_found)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The size of a blob visible in the repository.
+    pub async fn blob_size(&self, repo: &RepoRow, digest: &Digest) -> Result<u64> {
+        let mut conn = self.store.conn().await?;
+        let size = reg::repo_blob_size(&mut conn, repo.id, digest.as_str()).await?;
+        size.and_then(|s| u64::try_from(s).ok())
+            .ok_or_else(|| oci(OciCode::BlobUnknown, format!("blob unknown to registry: {digest}")))
+    }
+
+    /// Opens a blob, or the byte range `[start, end]` of it.
+    pub async fn read_blob(
+        &self,
+        repo: &RepoRow,
+        digest: &Digest,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<(BlobContent, Option<(u64, u64)>)> {
+        let size = self.blob_size(repo, digest).await?;
+        let (start, end) = match range {
+            None => (0, size.saturating_sub(1)),
+            Some((s, e)) => {
+                let end = e.unwrap_or(size.saturating_sub(1)).min(size.saturating_sub(1));
+                if s >= size || s > end {
+                    return Err(oci(
+                        OciCode::RangeInvalid,
+                        format!("range {s}-{end} outside blob of {size} bytes"),
+                    ));
+                }
+                (s, end)
+            }
+        };
+        let len = if size == 0 { 0 } else { end - start + 1 };
+        let reader = self.blobs.read(digest, start, len).await?;
+        Ok((BlobContent { size, reader }, range.map(|_| (start, end))))
+    }
+
+    /// Removes a blob from the repository (the bytes stay until garbage collection).
+    pub async fn delete_blob(&self, repo: &RepoRow, digest: &Digest) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        if !reg::unlink_blob(&mut tx, repo.id, digest.as_str()).await? {
+            return Err(oci(OciCode::BlobUnknown, format!("blob unknown to registry: {digest}")));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Makes a blob of `from` visible in `repo` when the caller may pull `from`. Returns false when
+    /// the mount is not possible (the client then uploads normally).
+    pub async fn mount_blob(&self, auth: &RegistryAuth, repo: &RepoRow, from: &str, digest: &Digest) -> Result<bool> {
+        let Ok(from) = RepoPath::parse(from) else {
+            return Ok(false);
+        };
+        let Ok(source) = self.registry_repo(auth, &from, Action::Pull).await else {
+            return Ok(false);
+        };
+        let mut tx = self.store.begin().await?;
+        if reg::repo_blob_size(&mut tx, source.id, digest.as_str())
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        reg::link_blob(&mut tx, repo.id, digest.as_str()).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Starts an upload session.
+    pub async fn start_upload(&self, repo: &RepoRow, algo: DigestAlgorithm) -> Result<UploadState> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut tx = self.store.begin().await?;
+        reg::create_upload(&mut tx, &id, repo.id, &UploadHasher::new(algo).save()).await?;
+        tx.commit().await?;
+        Ok(UploadState { id, size: 0 })
+    }
+
+    /// The state of an upload session.
+    pub async fn upload_state(&self, repo: &RepoRow, id: &str) -> Result<UploadState> {
+        let mut conn = self.store.conn().await?;
+        let row = reg::upload(&mut conn, repo.id, id)
+            .await?
+            .ok_or_else(|| oci(OciCode::BlobUploadUnknown, "blob upload unknown to registry"))?;
+        Ok(UploadState {
+            id: row.id,
+            size: u64::try_from(row.size).unwrap_or(0),
+        })
+    }
+
+    /// Appends a chunk. `start`, from `Content-Range`, must equal the bytes received so far.
+    pub async fn append_upload(
+        &self,
+        repo: &RepoRow,
+        id: &str,
+        start: Option<u64>,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<UploadState> {
+        let (state, _) = self.append_chunk(repo, id, start, body, None).await?;
+        Ok(state)
+    }
+
+    async fn append_chunk(
+        &self,
+        repo: &RepoRow,
+        id: &str,
+        start: Option<u64>,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+        final_algo: Option<DigestAlgorithm>,
+    ) -> Result<(UploadState, UploadHasher)> {
+        let row = {
+            let mut conn = self.store.conn().await?;
+            reg::upload(&mut conn, repo.id, id)
+                .await?
+                .ok_or_else(|| oci(OciCode::BlobUploadUnknown, "blob upload unknown to registry"))?
+        };
+        let size = u64::try_from(row.size).unwrap_or(0);
+        if let Some(s) = start
+            && s != size
+        {
+            return Err(oci(
+                OciCode::RangeInvalid,
+                format!("chunk starts at {s}, but {size} bytes were received"),
+            ));
+        }
+        let mut hasher = UploadHasher::restore(&row.hash_state)?;
+        // Nothing hashed yet: hash with the algorithm of the digest the client will check.
+        if let Some(algo) = final_algo.filter(|a| size == 0 && *a != hasher.algorithm()) {
+            hasher = UploadHasher::new(algo);
+        }
+        let new_size = self.blobs.append_upload(id, size, &mut hasher, body).await?;
+        if new_size != size {
+            let mut tx = self.store.begin().await?;
+            let moved = reg::advance_upload(
+                &mut tx,
+                id,
+                row.size,
+                i64::try_from(new_size).unwrap_or(i64::MAX),
+                &hasher.save(),
+            )
+            .await?;
+            if !moved {
+                return Err(oci(
+                    OciCode::RangeInvalid,
+                    "another request appended to this upload first",
+                ));
+            }
+            tx.commit().await?;
+        }
+        Ok((
+            UploadState {
+                id: id.to_owned(),
+                size: new_size,
+            },
+            hasher,
+        ))
+    }
+
+    /// Completes an upload with an optional last chunk, verifies the digest and makes the blob
+    /// visible in the repository.
+    pub async fn finish_upload(
+        &self,
+        repo: &RepoRow,
+        id: &str,
+        digest: &Digest,
+        body: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<()> {
+        let (state, hasher) = self
+            .append_chunk(repo, id, None, body, Some(digest.algorithm()))
+            .await?;
+        if hasher.algorithm() != digest.algorithm() {
+            return Err(oci(
+                OciCode::DigestInvalid,
+                format!(
+                    "this upload was hashed with {}; give a digest of that algorithm",
+                    hasher.algorithm().as_str()
+                ),
+            ));
+        }
+        let actual = hasher.finish();
+        if &actual != digest {
+            self.cancel_upload(repo, id).await?;
+            return Err(BlobError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            }
+            .into());
+        }
+        self.blobs.commit_upload(id, state.size, digest).await?;
+        let mut tx = self.store.begin().await?;
+        reg::insert_blob(&mut tx, digest.as_str(), i64::try_from(state.size).unwrap_or(i64::MAX)).await?;
+        reg::link_blob(&mut tx, repo.id, digest.as_str()).await?;
+        reg::delete_upload(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Abandons an upload session.
+    pub async fn cancel_upload(&self, repo: &RepoRow, id: &str) -> Result<()> {
+        self.upload_state(repo, id).await?;
+        let mut tx = self.store.begin().await?;
+        reg::delete_upload(&mut tx, id).await?;
+        tx.commit().await?;
+        self.blobs.delete_upload(id).await?;
+        Ok(())
+    }
+
+    /// Stores a manifest (byte for byte) under `reference`, after checking that everything it
+    /// references is present.
+    pub async fn put_manifest(
+        &self,
+        ctx: &Ctx,
+        repo: &RepoRow,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<PushedManifest> {
+        if body.len() > MAX_MANIFEST_BYTES {
+            return Err(oci(
+                OciCode::SizeInvalid,
+                format!("manifest exceeds {MAX_MANIFEST_BYTES} bytes"),
+            ));
+        }
+        let parsed = ParsedManifest::parse(content_type, body)?;
+        let algo = match reference {
+            Reference::Digest(d) => d.algorithm(),
+            Reference::Tag(_) => DigestAlgorithm::Sha256,
+        };
+        let mut h = UploadHasher::new(algo);
+        h.update(body);
+        let digest = h.finish();
+        if let Reference::Digest(d) = reference
+            && d != &digest
+        {
+            return Err(oci(
+                OciCode::DigestInvalid,
+                format!("manifest digest {digest} does not match {d}"),
+            ));
+        }
+        let mut tx = self.store.begin().await?;
+        for b in &parsed.blobs {
+            if reg::repo_blob_size(&mut tx, repo.id, b).await?.is_none() {
+                return Err(oci(
+                    OciCode::ManifestBlobUnknown,
+                    format!("blob unknown to registry: {b}"),
+                ));
+            }
+        }
+        for m in &parsed.children {
+            if reg::manifest_by_digest(&mut tx, repo.id, m).await?.is_none() {
+                return Err(oci(
+                    OciCode::ManifestBlobUnknown,
+                    format!("manifest unknown to registry: {m}"),
+                ));
+            }
+        }
+        let id = reg::insert_manifest(
+            &mut tx,
+            &NewManifest {
+                repo: repo.id,
+                digest: digest.as_str(),
+                media_type: &parsed.media_type,
+                artifact_type: parsed.artifact_type.as_deref(),
+                subject: parsed.subject.as_deref(),
+                content: body,
+                blobs: &parsed.blobs,
+                children: &parsed.children,
+            },
+        )
+        .await?;
+        if let Reference::Tag(tag) = reference {
+            let before = reg::set_tag(&mut tx, repo.id, tag.as_str(), id).await?;
+            if before.as_deref() != Some(digest.as_str()) {
+                let meta = json!({"repo": repo.name, "namespace": repo.namespace, "tag": tag.as_str(), "manifest_digest": digest.as_str()});
+                crate::audit::record(&mut tx, ctx, "push_repo", Some(repo.namespace_id), Some(repo.id), meta).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(PushedManifest {
+            digest,
+            subject: parsed.subject,
+        })
+    }
+
+    /// A manifest by tag or digest.
+    pub async fn get_manifest(&self, repo: &RepoRow, reference: &Reference) -> Result<ManifestRow> {
+        let mut conn = self.store.conn().await?;
+        let found = match reference {
+            Reference::Tag(t) => reg::manifest_by_tag(&mut conn, repo.id, t.as_str()).await?,
+            Reference::Digest(d) => reg::manifest_by_digest(&mut conn, repo.id, d.as_str()).await?,
+        };
+        found.ok_or_else(|| {
+            oci(
+                OciCode::ManifestUnknown,
+                format!("manifest unknown to registry: {reference}"),
+            )
+        })
+    }
+
+    /// Deletes a manifest by digest (with its tags), or only a tag.
+    pub async fn delete_manifest(&self, ctx: &Ctx, repo: &RepoRow, reference: &Reference) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        let (deleted, kind) = match reference {
+            Reference::Tag(t) => (reg::delete_tag(&mut tx, repo.id, t.as_str()).await?, "delete_tag"),
+            Reference::Digest(d) => (
+                reg::delete_manifest(&mut tx, repo.id, d.as_str()).await?,
+                "delete_manifest",
+            ),
+        };
+        if !deleted {
+            return Err(oci(
+                OciCode::ManifestUnknown,
+                format!("manifest unknown to registry: {reference}"),
+            ));
+        }
+        let meta = json!({"repo": repo.name, "namespace": repo.namespace, "reference": reference.to_string()});
+        crate::audit::record(&mut tx, ctx, kind, Some(repo.namespace_id), Some(repo.id), meta).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Tags in lexical order, `n` at a time after `last`.
+    pub async fn list_tags(&self, repo: &RepoRow, last: Option<&str>, n: Option<u32>) -> Result<Page<String>> {
+        let limit = n.unwrap_or(1000).min(10_000);
+        let mut conn = self.store.conn().await?;
+        let mut items = reg::tags(&mut conn, repo.id, last, i64::from(limit) + 1).await?;
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next_last = if more { items.last().cloned() } else { None };
+        Ok(Page { items, next_last })
+    }
+
+    /// Manifests whose subject is `digest`, optionally of one artifact type.
+    pub async fn referrers(
+        &self,
+        repo: &RepoRow,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ManifestMeta>> {
+        let mut conn = self.store.conn().await?;
+        let all = reg::referrers(&mut conn, repo.id, digest.as_str()).await?;
+        Ok(all
+            .into_iter()
+            .filter(|m| artifact_type.is_none_or(|t| m.artifact_type.as_deref() == Some(t)))
+            .collect())
+    }
+
+    /// Repository names the caller may pull, in order, `n` at a time after `last`.
+    pub async fn catalog(&self, auth: &RegistryAuth, last: Option<&str>, n: Option<u32>) -> Result<Page<String>> {
+        let limit = n.unwrap_or(1000).min(10_000) as usize;
+        let caller = match auth {
+            RegistryAuth::Caller(p) => Caller::Account(p.clone()),
+            RegistryAuth::Token(g) if !g.subject.is_empty() => {
+                let mut conn = self.store.conn().await?;
+                match accounts::by_name(&mut conn, &g.subject).await? {
+                    Some(a) if a.kind != AccountKind::Organization => Caller::Account(Principal {
+                        id: a.id,
+                        name: a.name,
+                        kind: a.kind,
+                        superuser: a.superuser,
+                        scopes: None,
+                    }),
+                    _ => Caller::Anonymous,
+                }
+            }
+            _ => Caller::Anonymous,
+        };
+        let mut conn = self.store.conn().await?;
+        let mut items = Vec::new();
+        for r in repos::all(&mut conn).await? {
+            let name = format!("{}/{}", r.namespace, r.name);
+            if last.is_some_and(|l| name.as_str() <= l) {
+                continue;
+            }
+            if self.repo_role(&mut conn, &caller, &r).await?.is_some() {
+                items.push(name);
+                if items.len() > limit {
+                    break;
+                }
+            }
+        }
+        items.sort();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_last = if more { items.last().cloned() } else { None };
+        Ok(Page { items, next_last })
+    }
+}
+
+/// What Berth reads out of a manifest.
+struct ParsedManifest {
+    media_type: String,
+    artifact_type: Option<String>,
+    subject: Option<String>,
+    blobs: Vec<String>,
+    children: Vec<String>,
+}
+
+impl ParsedManifest {
+    fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest> {
+        let invalid = |m: String| oci(OciCode::ManifestInvalid, m);
+        let v: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| invalid("manifest must be a JSON object".into()))?;
+        if obj.get("schemaVersion").and_then(serde_json::Value::as_i64) != Some(2) {
+            return Err(invalid("schemaVersion must be 2".into()));
+        }
+        let declared = obj.get("mediaType").and_then(serde_json::Value::as_str);
+        let header = content_type
+            .map(|c| c.split(';').next().unwrap_or(c).trim())
+            .filter(|c| !c.is_empty());
+        let media_type = match (header, declared) {
+            (Some(h), Some(d)) if h != d => {
+                return Err(invalid(format!(
+                    "Content-Type {h} does not match the manifest's mediaType {d}"
+                )));
+            }
+            (Some(h), _) => h.to_owned(),
+            (None, Some(d)) => d.to_owned(),
+            // An OCI manifest may omit mediaType; tell it from its fields.
+            (None, None) if obj.contains_key("manifests") => OCI_INDEX.to_owned(),
+            (None, None) => OCI_MANIFEST.to_owned(),
+        };
+        let digest_of = |x: &serde_json::Value, what: &str| -> Result<String> {
+            let d = x
+                .get("digest")
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| invalid(format!("{what} has no digest")))?;
+            Digest::parse(d)
+                .map(|d| d.to_string())
+                .map_err(|e| invalid(e.to_string()))
+        };
+        let (mut blobs, mut children) = (Vec::new(), Vec::new());
+        match media_type.as_str() {
+            OCI_MANIFEST | DOCKER_MANIFEST => {
+                let config = obj
+                    .get("config")
+                    .ok_or_else(|| invalid("manifest has no config".into()))?;
+                blobs.push(digest_of(config, "config")?);
+                let layers = obj
+                    .get("layers")
+                    .and_then(serde_json::Value::as_array)
+                    .ok_or_else(|| invalid("manifest has no layers array".into()))?;
+                for l in layers {
+                    // Foreign layers live elsewhere, by their URLs.
+                    let foreign = l
+                        .get("urls")
+                        .is_some_and(|u| u.as_array().is_some_and(|a| !a.is_empty()));
+                    if !foreign {
+                        blobs.push(digest_of(l, "layer")?);
+                    }
+                }
+            }
+            OCI_INDEX | DOCKER_LIST => {
+                let list = obj
+                    .get("manifests")
+                    .and_then(serde_json::Value::as_array)
+                    .ok_or_else(|| invalid("index has no manifests array".into()))?;
+                for m in list {
+                    children.push(digest_of(m, "index entry")?);
+                }
+            }
+            other => return Err(invalid(format!("unsupported manifest media type {other}"))),
+        }
+        blobs.sort();
+        blobs.dedup();
+        children.sort();
+        children.dedup();
+        let subject = match obj.get("subject") {
+            Some(s) => Some(digest_of(s, "subject")?),
+            None => None,
+        };
+        let artifact_type = obj
+            .get("artifactType")
+            .and_then(serde_json::Value::as_str)
+            .or_else(|| {
+                obj.get("config")
+                    .and_then(|c| c.get("mediaType"))
+                    .and_then(serde_json::Value::as_str)
+            })
+            .map(str::to_owned);
+        Ok(ParsedManifest {
+            media_type,
+            artifact_type,
+            subject,
+            blobs,
+            children,
+        })
+    }
+}
+
+/// Parses a tag name for use cases that take one.
+pub fn parse_tag(s: &str) -> Result<Tag> {
+    Ok(Tag::parse(s)?)
+}

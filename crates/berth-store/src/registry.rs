@@ -1,0 +1,212 @@
+//! Registry content: blobs and their links to repositories, upload sessions, manifests with their
+//! references, and tags.
+
+use berth_core::RepoId;
+use chrono::{DateTime, Utc};
+
+use crate::Result;
+use crate::db::{Exec, Tx, run};
+
+/// Records a blob (its size is fixed by its digest, so a second insert changes nothing).
+pub async fn insert_blob(tx: &mut Tx, digest: &str, size: i64) -> Result<()> {
+    let sql = "INSERT INTO blob (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING";
+    run!(tx, c => sqlx::query(sql).bind(digest).bind(size).bind(Utc::now()).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Makes a stored blob visible in a repository.
+pub async fn link_blob(tx: &mut Tx, repo: RepoId, digest: &str) -> Result<()> {
+    let sql = "INSERT INTO repo_blob (repository_id, digest, created_at) VALUES ($1, $2, $3) \
+               ON CONFLICT (repository_id, digest) DO NOTHING";
+    run!(tx, c => sqlx::query(sql).bind(repo.0).bind(digest).bind(Utc::now()).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The size of a blob visible in `repo`, or `None`.
+pub async fn repo_blob_size(ex: &mut impl Exec, repo: RepoId, digest: &str) -> Result<Option<i64>> {
+    let sql = "SELECT b.size FROM repo_blob rb JOIN blob b ON b.digest = rb.digest \
+               WHERE rb.repository_id = $1 AND rb.digest = $2";
+    Ok(run!(ex, c => sqlx::query_scalar::<_, i64>(sql).bind(repo.0).bind(digest).fetch_optional(c).await)?)
+}
+
+/// The size of a stored blob, in any repository.
+pub async fn blob_size(ex: &mut impl Exec, digest: &str) -> Result<Option<i64>> {
+    let sql = "SELECT size FROM blob WHERE digest = $1";
+    Ok(run!(ex, c => sqlx::query_scalar::<_, i64>(sql).bind(digest).fetch_optional(c).await)?)
+}
+
+/// Removes a blob from a repository. Returns whether it was linked.
+pub async fn unlink_blob(tx: &mut Tx, repo: RepoId, digest: &str) -> Result<bool> {
+    let sql = "DELETE FROM repo_blob WHERE repository_id = $1 AND digest = $2";
+    let n = run!(tx, c => sqlx::query(sql).bind(repo.0).bind(digest).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// One row of `blob_upload`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UploadRow {
+    /// The session id (a UUID).
+    pub id: String,
+    /// The repository it uploads into.
+    #[sqlx(try_from = "i64")]
+    pub repository_id: RepoId,
+    /// Bytes received so far.
+    pub size: i64,
+    /// The resumable hash state after `size` bytes.
+    pub hash_state: Vec<u8>,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Starts an upload session.
+pub async fn create_upload(tx: &mut Tx, id: &str, repo: RepoId, hash_state: &[u8]) -> Result<()> {
+    let sql = "INSERT INTO blob_upload (id, repository_id, size, hash_state, created_at, updated_at) \
+               VALUES ($1, $2, 0, $3, $4, $4)";
+    run!(tx, c => sqlx::query(sql).bind(id).bind(repo.0).bind(hash_state).bind(Utc::now()).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// An upload session of `repo`.
+pub async fn upload(ex: &mut impl Exec, repo: RepoId, id: &str) -> Result<Option<UploadRow>> {
+    let sql =
+        "SELECT id, repository_id, size, hash_state, created_at FROM blob_upload WHERE id = $1 AND repository_id = $2";
+    Ok(run!(ex, c => sqlx::query_as::<_, UploadRow>(sql).bind(id).bind(repo.0).fetch_optional(c).await)?)
+}
+
+/// Records a chunk: moves the session from `old_size` to `new_size`. Returns false when another
+/// request moved it first (the caller answers 416 and the client resumes from the stored size).
+pub async fn advance_upload(tx: &mut Tx, id: &str, old_size: i64, new_size: i64, hash_state: &[u8]) -> Result<bool> {
+    let sql = "UPDATE blob_upload SET size = $3, hash_state = $4, updated_at = $5 WHERE id = $1 AND size = $2";
+    let n = run!(tx, c => sqlx::query(sql).bind(id).bind(old_size).bind(new_size).bind(hash_state).bind(Utc::now()).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Ends an upload session. Returns whether it existed.
+pub async fn delete_upload(tx: &mut Tx, id: &str) -> Result<bool> {
+    let n = run!(tx, c => sqlx::query("DELETE FROM blob_upload WHERE id = $1").bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// A manifest without its content.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ManifestMeta {
+    /// Its row id.
+    pub id: i64,
+    /// Its digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its artifact type, for referrers.
+    pub artifact_type: Option<String>,
+    /// Its size in bytes.
+    pub size: i64,
+}
+
+/// A manifest with its bytes.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ManifestRow {
+    /// Its row id.
+    pub id: i64,
+    /// Its digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// The exact bytes that were pushed.
+    pub content: Vec<u8>,
+    /// The digest of its `subject`, if any.
+    pub subject_digest: Option<String>,
+}
+
+/// What [`insert_manifest`] stores.
+#[derive(Debug, Clone)]
+pub struct NewManifest<'a> {
+    /// The repository.
+    pub repo: RepoId,
+    /// Digest of `content`.
+    pub digest: &'a str,
+    /// Media type.
+    pub media_type: &'a str,
+    /// Artifact type (OCI 1.1), for referrers.
+    pub artifact_type: Option<&'a str>,
+    /// Digest of the `subject`, if any.
+    pub subject: Option<&'a str>,
+    /// The bytes, exactly as received.
+    pub content: &'a [u8],
+    /// Blobs it references.
+    pub blobs: &'a [String],
+    /// Manifests it references (indexes).
+    pub children: &'a [String],
+}
+
+/// Stores a manifest and its references; an identical one already present is kept. Returns its id.
+pub async fn insert_manifest(tx: &mut Tx, m: &NewManifest<'_>) -> Result<i64> {
+    let sql = "INSERT INTO manifest (repository_id, digest, media_type, artifact_type, subject_digest, size, content, created_at) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (repository_id, digest) DO NOTHING";
+    let size = i64::try_from(m.content.len()).unwrap_or(i64::MAX);
+    run!(tx, c => sqlx::query(sql)
+        .bind(m.repo.0).bind(m.digest).bind(m.media_type).bind(m.artifact_type).bind(m.subject)
+        .bind(size).bind(m.content).bind(Utc::now())
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    let id_sql = "SELECT id FROM manifest WHERE repository_id = $1 AND digest = $2";
+    let id = run!(tx, c => sqlx::query_scalar::<_, i64>(id_sql).bind(m.repo.0).bind(m.digest).fetch_one(c).await)?;
+    let ref_sql = "INSERT INTO manifest_ref (manifest_id, kind, digest) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+    for (kind, list) in [("blob", m.blobs), ("manifest", m.children)] {
+        for d in list {
+            run!(tx, c => sqlx::query(ref_sql).bind(id).bind(kind).bind(d).execute(c).await.map(|r| r.rows_affected()))?;
+        }
+    }
+    Ok(id)
+}
+
+/// A manifest of `repo` by digest.
+pub async fn manifest_by_digest(ex: &mut impl Exec, repo: RepoId, digest: &str) -> Result<Option<ManifestRow>> {
+    let sql =
+        "SELECT id, digest, media_type, content, subject_digest FROM manifest WHERE repository_id = $1 AND digest = $2";
+    Ok(run!(ex, c => sqlx::query_as::<_, ManifestRow>(sql).bind(repo.0).bind(digest).fetch_optional(c).await)?)
+}
+
+/// The manifest a tag of `repo` points at.
+pub async fn manifest_by_tag(ex: &mut impl Exec, repo: RepoId, tag: &str) -> Result<Option<ManifestRow>> {
+    let sql = "SELECT m.id, m.digest, m.media_type, m.content, m.subject_digest FROM tag t \
+               JOIN manifest m ON m.id = t.manifest_id WHERE t.repository_id = $1 AND t.name = $2";
+    Ok(run!(ex, c => sqlx::query_as::<_, ManifestRow>(sql).bind(repo.0).bind(tag).fetch_optional(c).await)?)
+}
+
+/// Deletes a manifest and the tags pointing at it. Returns whether it existed.
+pub async fn delete_manifest(tx: &mut Tx, repo: RepoId, digest: &str) -> Result<bool> {
+    let sql = "DELETE FROM manifest WHERE repository_id = $1 AND digest = $2";
+    let n = run!(tx, c => sqlx::query(sql).bind(repo.0).bind(digest).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// The manifests of `repo` whose subject is `digest` (OCI referrers).
+pub async fn referrers(ex: &mut impl Exec, repo: RepoId, digest: &str) -> Result<Vec<ManifestMeta>> {
+    let sql = "SELECT id, digest, media_type, artifact_type, size FROM manifest \
+               WHERE repository_id = $1 AND subject_digest = $2 ORDER BY digest";
+    Ok(run!(ex, c => sqlx::query_as::<_, ManifestMeta>(sql).bind(repo.0).bind(digest).fetch_all(c).await)?)
+}
+
+/// Points a tag at a manifest, creating or moving it. Returns the digest it pointed at before.
+pub async fn set_tag(tx: &mut Tx, repo: RepoId, name: &str, manifest_id: i64) -> Result<Option<String>> {
+    let before_sql = "SELECT m.digest FROM tag t JOIN manifest m ON m.id = t.manifest_id \
+                      WHERE t.repository_id = $1 AND t.name = $2";
+    let before =
+        run!(tx, c => sqlx::query_scalar::<_, String>(before_sql).bind(repo.0).bind(name).fetch_optional(c).await)?;
+    let sql = "INSERT INTO tag (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4) \
+               ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at";
+    run!(tx, c => sqlx::query(sql).bind(repo.0).bind(name).bind(manifest_id).bind(Utc::now()).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(before)
+}
+
+/// Deletes a tag. Returns whether it existed.
+pub async fn delete_tag(tx: &mut Tx, repo: RepoId, name: &str) -> Result<bool> {
+    let sql = "DELETE FROM tag WHERE repository_id = $1 AND name = $2";
+    let n = run!(tx, c => sqlx::query(sql).bind(repo.0).bind(name).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Tag names of `repo` in lexical order, after `last`, at most `limit`.
+pub async fn tags(ex: &mut impl Exec, repo: RepoId, last: Option<&str>, limit: i64) -> Result<Vec<String>> {
+    let sql = "SELECT name FROM tag WHERE repository_id = $1 AND ($2 IS NULL OR name > $2) ORDER BY name LIMIT $3";
+    Ok(run!(ex, c => sqlx::query_scalar::<_, String>(sql).bind(repo.0).bind(last).bind(limit).fetch_all(c).await)?)
+}
