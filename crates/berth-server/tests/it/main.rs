@@ -10,5 +10,6 @@ mod observability;
 mod oci_conformance;
 mod openapi;
 mod permission_matrix;
+mod real_clients;
 mod registry_auth;
 mod support;
