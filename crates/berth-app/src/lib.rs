@@ -12,6 +12,8 @@ pub mod audit;
 pub mod auth;
 pub mod caller;
 pub mod error;
+pub mod events;
+pub mod failpoint;
 pub mod registry;
 pub mod repos;
 pub mod secret;
@@ -58,6 +60,7 @@ pub struct App {
     blobs: std::sync::Arc<dyn berth_blob::BlobStore>,
     settings: Settings,
     registry_key: std::sync::Arc<auth::RegistryKey>,
+    failpoints: failpoint::Failpoints,
 }
 
 impl App {
@@ -74,12 +77,18 @@ impl App {
             blobs,
             settings,
             registry_key,
+            failpoints: failpoint::Failpoints::default(),
         })
     }
 
     /// The metadata store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Test-only fault injection points of this application.
+    pub fn failpoints(&self) -> &failpoint::Failpoints {
+        &self.failpoints
     }
 
     /// The settings.

@@ -215,32 +215,16 @@ impl App {
     }
 
     async fn create_on_push(&self, auth: &RegistryAuth, path: &RepoPath, token_allows: bool) -> Result<RepoRow> {
-        let principal = match auth {
-            RegistryAuth::Anonymous => return Err(AppError::Unauthenticated),
-            RegistryAuth::Caller(p) => p.clone(),
-            RegistryAuth::Token(g) if token_allows => {
-                let mut conn = self.store.conn().await?;
-                let a = accounts::by_name(&mut conn, &g.subject)
-                    .await?
-                    .ok_or(AppError::Unauthenticated)?;
-                Principal {
-                    id: a.id,
-                    name: a.name,
-                    kind: a.kind,
-                    superuser: a.superuser,
-                    scopes: None,
-                }
-            }
-            RegistryAuth::Token(_) => {
-                return Err(AppError::NotFound(format!(
-                    "repository name not known to registry: {path}"
-                )));
-            }
-        };
-        let ctx = Ctx {
-            caller: Caller::Account(principal),
-            ip: None,
-        };
+        if matches!(auth, RegistryAuth::Token(_)) && !token_allows {
+            return Err(AppError::NotFound(format!(
+                "repository name not known to registry: {path}"
+            )));
+        }
+        let caller = self.registry_caller(auth).await?;
+        if caller.account().is_none() {
+            return Err(AppError::Unauthenticated);
+        }
+        let ctx = Ctx { caller, ip: None };
         if !self.may_create_in(&ctx.caller, path.namespace.as_str()).await? {
             return Err(AppError::NotFound(format!(
                 "repository name not known to registry: {path}"
@@ -263,6 +247,29 @@ impl App {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The caller behind a registry request: a token's subject is looked up, so that audit entries
+    /// and events name the pusher whichever way it authenticated.
+    pub async fn registry_caller(&self, auth: &RegistryAuth) -> Result<Caller> {
+        Ok(match auth {
+            RegistryAuth::Anonymous => Caller::Anonymous,
+            RegistryAuth::Caller(p) => Caller::Account(p.clone()),
+            RegistryAuth::Token(g) if g.subject.is_empty() => Caller::Anonymous,
+            RegistryAuth::Token(g) => {
+                let mut conn = self.store.conn().await?;
+                match accounts::by_name(&mut conn, &g.subject).await? {
+                    Some(a) if a.kind != AccountKind::Organization => Caller::Account(Principal {
+                        id: a.id,
+                        name: a.name,
+                        kind: a.kind,
+                        superuser: a.superuser,
+                        scopes: None,
+                    }),
+                    _ => Caller::Anonymous,
+                }
+            }
+        })
     }
 
     /// The size of a blob visible in the repository.
@@ -533,10 +540,23 @@ impl App {
         .await?;
         if let Reference::Tag(tag) = reference {
             let before = reg::set_tag(&mut tx, repo.id, tag.as_str(), id).await?;
+            // Every PUT by tag raises repo_push, as in Quay; pushes by digest (an index's children) do not.
+            let data = crate::events::repo_push(
+                &self.settings,
+                &repo.namespace,
+                &repo.name,
+                &[tag.as_str()],
+                &[digest.as_str()],
+            );
+            crate::events::raise(&mut tx, repo, "repo_push", &data, ctx.caller.account()).await?;
             if before.as_deref() != Some(digest.as_str()) {
                 let meta = json!({"repo": repo.name, "namespace": repo.namespace, "tag": tag.as_str(), "manifest_digest": digest.as_str()});
                 crate::audit::record(&mut tx, ctx, "push_repo", Some(repo.namespace_id), Some(repo.id), meta).await?;
             }
+        }
+        if self.failpoints.hit(crate::failpoint::PUT_MANIFEST_BEFORE_COMMIT) {
+            // As if the process died here: the transaction is dropped, nothing is committed.
+            return Err(AppError::Unavailable("failpoint: put_manifest.before_commit".into()));
         }
         tx.commit().await?;
         Ok(PushedManifest {
@@ -611,23 +631,7 @@ impl App {
     /// Repository names the caller may pull, in order, `n` at a time after `last`.
     pub async fn catalog(&self, auth: &RegistryAuth, last: Option<&str>, n: Option<u32>) -> Result<Page<String>> {
         let limit = n.unwrap_or(1000).min(10_000) as usize;
-        let caller = match auth {
-            RegistryAuth::Caller(p) => Caller::Account(p.clone()),
-            RegistryAuth::Token(g) if !g.subject.is_empty() => {
-                let mut conn = self.store.conn().await?;
-                match accounts::by_name(&mut conn, &g.subject).await? {
-                    Some(a) if a.kind != AccountKind::Organization => Caller::Account(Principal {
-                        id: a.id,
-                        name: a.name,
-                        kind: a.kind,
-                        superuser: a.superuser,
-                        scopes: None,
-                    }),
-                    _ => Caller::Anonymous,
-                }
-            }
-            _ => Caller::Anonymous,
-        };
+        let caller = self.registry_caller(auth).await?;
         let mut conn = self.store.conn().await?;
         let mut items = Vec::new();
         for r in repos::all(&mut conn).await? {

@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_app::registry::{Action, OciCode, RegistryAuth};
-use berth_app::{AppError, Caller, Ctx};
+use berth_app::{AppError, Ctx};
 use berth_core::{Digest, DigestAlgorithm, Reference, RepoPath};
 use futures_util::TryStreamExt;
 use tokio_util::io::{ReaderStream, StreamReader};
@@ -104,14 +104,6 @@ async fn registry_auth(state: &HttpState, headers: &HeaderMap) -> Result<Registr
     })
 }
 
-fn ctx_of(auth: &RegistryAuth) -> Ctx {
-    let caller = match auth {
-        RegistryAuth::Caller(p) => Caller::Account(p.clone()),
-        _ => Caller::Anonymous,
-    };
-    Ctx { caller, ip: None }
-}
-
 fn body_reader(body: Body) -> impl tokio::io::AsyncRead + Send + Unpin {
     StreamReader::new(body.into_data_stream().map_err(std::io::Error::other))
 }
@@ -176,6 +168,7 @@ fn parse_content_range(h: &HeaderMap) -> Result<Option<u64>, AppError> {
 /// Every `/v2/{*rest}` request.
 pub async fn dispatch(
     State(state): State<HttpState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     method: Method,
     headers: HeaderMap,
     Query(q): Query<Vec<(String, String)>>,
@@ -211,7 +204,10 @@ pub async fn dispatch(
     let result = match (route, path) {
         (Route::Catalog, _) => catalog(&state, &auth, param("last"), param("n")).await,
         (route, Some(path)) => match state.app.registry_repo(&auth, &path, action).await {
-            Ok(repo) => handle(&state, &auth, &method, &headers, &q, route, &path, repo, body).await,
+            Ok(repo) => {
+                let ip = Some(peer.ip().to_string());
+                handle(&state, &auth, ip, &method, &headers, &q, route, &path, repo, body).await
+            }
             Err(e) => Err(e),
         },
         (_, None) => Err(AppError::not_found()),
@@ -262,6 +258,7 @@ async fn catalog(
 async fn handle(
     state: &HttpState,
     auth: &RegistryAuth,
+    ip: Option<String>,
     method: &Method,
     headers: &HeaderMap,
     q: &[(String, String)],
@@ -433,7 +430,10 @@ async fn handle(
                 .map_err(|_| invalid(OciCode::SizeInvalid, format!("manifest exceeds {limit} bytes")))?;
             let pushed = app
                 .put_manifest(
-                    &ctx_of(auth),
+                    &Ctx {
+                        caller: app.registry_caller(auth).await?,
+                        ip: ip.clone(),
+                    },
                     &repo,
                     &reference,
                     header_str(headers, header::CONTENT_TYPE),
@@ -451,7 +451,15 @@ async fn handle(
         }
         (Method::DELETE, Route::Manifest(_, r)) => {
             let reference = Reference::parse(&r).map_err(|e| invalid(OciCode::ManifestInvalid, e.to_string()))?;
-            app.delete_manifest(&ctx_of(auth), &repo, &reference).await?;
+            app.delete_manifest(
+                &Ctx {
+                    caller: app.registry_caller(auth).await?,
+                    ip: ip.clone(),
+                },
+                &repo,
+                &reference,
+            )
+            .await?;
             Ok(respond(StatusCode::ACCEPTED, &[], Body::empty()))
         }
         (Method::GET, Route::Referrers(_, d)) => {

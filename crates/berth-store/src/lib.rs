@@ -16,6 +16,8 @@ pub mod accounts;
 pub mod audit;
 pub mod db;
 pub mod error;
+pub mod notifications;
+pub mod queue;
 pub mod registry;
 pub mod repos;
 pub mod secrets;

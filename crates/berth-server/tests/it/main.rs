@@ -12,4 +12,5 @@ mod openapi;
 mod permission_matrix;
 mod real_clients;
 mod registry_auth;
+mod repo_push_events;
 mod support;

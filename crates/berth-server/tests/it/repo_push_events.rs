@@ -1,0 +1,129 @@
+//! `repo_push` and the outbox rule, on both backends: a push by tag enqueues exactly one delivery
+//! per enabled `repo_push` notification, in the same transaction as the tag; pushes by digest
+//! raise nothing; a failure at the commit boundary leaves neither the tag nor any delivery.
+
+use berth_app::failpoint::PUT_MANIFEST_BEFORE_COMMIT;
+use berth_store::notifications::{self, NewNotification};
+use berth_store::{queue, repos};
+use berth_testkit::backend_test;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, expect};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+fn digest(bytes: &[u8]) -> String {
+    let mut h = berth_blob::UploadHasher::new(berth_core::DigestAlgorithm::Sha256);
+    h.update(bytes);
+    h.finish().to_string()
+}
+
+async fn jobs(s: &TestServer) -> Vec<Value> {
+    let mut c = s.app.store().conn().await.unwrap();
+    let items = queue::list(&mut c, "notification").await.unwrap();
+    items
+        .into_iter()
+        .map(|i| json!({"name": i.name, "body": i.body.0}))
+        .collect()
+}
+
+async fn put(s: &TestServer, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::StatusCode {
+    s.client
+        .request(Method::PUT, format!("{}{path}", s.base))
+        .basic_auth("root", Some("rootpassword"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn blob(s: &TestServer, repo: &str, bytes: &[u8]) -> String {
+    let d = digest(bytes);
+    let r = s
+        .client
+        .post(format!("{}/v2/{repo}/blobs/uploads/?digest={d}", s.base))
+        .basic_auth("root", Some("rootpassword"))
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    d
+}
+
+backend_test!(async fn tag_pushes_enqueue_one_delivery_per_notification_atomically(kind) {
+    let s = TestServer::start(kind).await;
+    let root = s.init_root().await;
+    expect(s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await, 201);
+    expect(s.post("/api/v1/repository", &root, json!({"namespace": "acme", "repository": "web", "visibility": "private"})).await, 201);
+
+    // Two enabled repo_push notifications, one for another event, one disabled.
+    let repo = {
+        let mut c = s.app.store().conn().await.unwrap();
+        repos::by_path(&mut c, "acme", "web").await.unwrap().unwrap()
+    };
+    let mut tx = s.app.store().begin().await.unwrap();
+    let empty = json!({});
+    for (uuid, event, method) in [("n-hook", "repo_push", "webhook"), ("n-bell", "repo_push", "quay_notification"), ("n-build", "build_success", "webhook"), ("n-off", "repo_push", "webhook")] {
+        let row = notifications::insert(&mut tx, &NewNotification { uuid, repo: repo.id, event, method, title: None, config: &empty, event_config: &empty }).await.unwrap();
+        if uuid == "n-off" {
+            notifications::set_enabled(&mut tx, row.id, false, Some("test")).await.unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+
+    // A one-layer image, pushed by tag.
+    let config = blob(&s, "acme/web", br#"{"architecture":"amd64","os":"linux"}"#).await;
+    let layer = blob(&s, "acme/web", b"layer").await;
+    let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 32},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 5}]}).to_string();
+    let md = digest(manifest.as_bytes());
+
+    // A crash at the commit boundary: no tag, no delivery.
+    s.app.failpoints().set(PUT_MANIFEST_BEFORE_COMMIT, true);
+    assert_eq!(put(&s, "/v2/acme/web/manifests/v1", OCI_MANIFEST, manifest.clone().into_bytes()).await, 503);
+    s.app.failpoints().set(PUT_MANIFEST_BEFORE_COMMIT, false);
+    assert!(jobs(&s).await.is_empty());
+    let tags: Value = s.client.get(format!("{}/v2/acme/web/tags/list", s.base)).basic_auth("root", Some("rootpassword")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(tags["tags"], json!([]));
+
+    // The same push, committed: the tag and exactly two deliveries.
+    assert_eq!(put(&s, "/v2/acme/web/manifests/v1", OCI_MANIFEST, manifest.clone().into_bytes()).await, 201);
+    let queued = jobs(&s).await;
+    assert_eq!(queued.len(), 2, "{queued:#?}");
+    let uuids: Vec<&str> = queued.iter().map(|j| j["body"]["notification_uuid"].as_str().unwrap()).collect();
+    assert_eq!(uuids, ["n-hook", "n-bell"]);
+    let host = &s.hostname;
+    for j in &queued {
+        assert_eq!(j["name"], "notification/acme/web/repo_push/");
+        assert_eq!(j["body"]["event"], "repo_push");
+        assert_eq!(j["body"]["performer_data"]["entity_name"], "root");
+        assert_eq!(j["body"]["event_data"], json!({
+            "repository": "acme/web", "namespace": "acme", "name": "web",
+            "docker_url": format!("{host}/acme/web"),
+            "homepage": format!("http://{host}/repository/acme/web"),
+            "updated_tags": ["v1"], "manifest_digests": [md],
+        }));
+    }
+    assert_eq!(queued[0]["body"]["event_id"], queued[1]["body"]["event_id"], "one event, one id");
+
+    // By digest: nothing. A multi-arch index under one tag: one event per notification.
+    assert_eq!(put(&s, &format!("/v2/acme/web/manifests/{md}"), OCI_MANIFEST, manifest.clone().into_bytes()).await, 201);
+    assert_eq!(jobs(&s).await.len(), 2);
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": manifest.len()}]}).to_string();
+    assert_eq!(put(&s, "/v2/acme/web/manifests/multi", OCI_INDEX, index.into_bytes()).await, 201);
+    let queued = jobs(&s).await;
+    assert_eq!(queued.len(), 4);
+    assert_eq!(queued[3]["body"]["event_data"]["updated_tags"], json!(["multi"]));
+
+    // A rejected push raises nothing.
+    let bad = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"mediaType": "x", "digest": digest(b"missing"), "size": 1}, "layers": []}).to_string();
+    assert_eq!(put(&s, "/v2/acme/web/manifests/bad", OCI_MANIFEST, bad.into_bytes()).await, 400);
+    assert_eq!(jobs(&s).await.len(), 4);
+    s.stop().await;
+});

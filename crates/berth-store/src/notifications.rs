@@ -1,0 +1,93 @@
+//! Repository notifications: "when this event occurs in this repository, notify by this method".
+
+use berth_core::RepoId;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+
+use crate::Result;
+use crate::db::{Exec, Tx, run};
+
+/// One row of `repository_notification`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NotificationRow {
+    /// Row id.
+    pub id: i64,
+    /// Public id.
+    pub uuid: String,
+    /// The repository.
+    #[sqlx(try_from = "i64")]
+    pub repository_id: RepoId,
+    /// Quay event name, e.g. `repo_push`.
+    pub event: String,
+    /// Quay method name, e.g. `webhook`.
+    pub method: String,
+    /// Optional title.
+    pub title: Option<String>,
+    /// Method configuration.
+    pub config: Json<serde_json::Value>,
+    /// Event configuration (filters).
+    pub event_config: Json<serde_json::Value>,
+    /// Consecutive failures.
+    pub number_of_failures: i32,
+    /// Whether deliveries are enqueued and performed.
+    pub enabled: bool,
+    /// Why it was disabled, when it was.
+    pub disabled_reason: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What [`insert`] stores.
+#[derive(Debug, Clone)]
+pub struct NewNotification<'a> {
+    /// Public id.
+    pub uuid: &'a str,
+    /// The repository.
+    pub repo: RepoId,
+    /// Event name.
+    pub event: &'a str,
+    /// Method name.
+    pub method: &'a str,
+    /// Optional title.
+    pub title: Option<&'a str>,
+    /// Method configuration.
+    pub config: &'a serde_json::Value,
+    /// Event configuration.
+    pub event_config: &'a serde_json::Value,
+}
+
+macro_rules! columns {
+    () => {
+        "id, uuid, repository_id, event, method, title, config, event_config, number_of_failures, enabled, disabled_reason, created_at"
+    };
+}
+
+/// Stores a notification.
+pub async fn insert(tx: &mut Tx, n: &NewNotification<'_>) -> Result<NotificationRow> {
+    let sql = concat!(
+        "INSERT INTO repository_notification (uuid, repository_id, event, method, title, config, event_config, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+        columns!()
+    );
+    Ok(run!(tx, c => sqlx::query_as::<_, NotificationRow>(sql)
+        .bind(n.uuid).bind(n.repo.0).bind(n.event).bind(n.method).bind(n.title)
+        .bind(Json(n.config)).bind(Json(n.event_config)).bind(Utc::now())
+        .fetch_one(c).await)?)
+}
+
+/// The enabled notifications of `repo` for `event`, oldest first.
+pub async fn enabled_for_event(ex: &mut impl Exec, repo: RepoId, event: &str) -> Result<Vec<NotificationRow>> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM repository_notification WHERE repository_id = $1 AND event = $2 AND enabled ORDER BY id"
+    );
+    Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(repo.0).bind(event).fetch_all(c).await)?)
+}
+
+/// Turns a notification off (or back on, with `reason` `None`).
+pub async fn set_enabled(tx: &mut Tx, id: i64, enabled: bool, reason: Option<&str>) -> Result<()> {
+    let sql = "UPDATE repository_notification SET enabled = $2, disabled_reason = $3 WHERE id = $1";
+    run!(tx, c => sqlx::query(sql).bind(id).bind(enabled).bind(reason).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
