@@ -14,6 +14,7 @@ pub mod caller;
 pub mod error;
 pub mod events;
 pub mod failpoint;
+pub mod gc;
 pub mod registry;
 pub mod repos;
 pub mod secret;

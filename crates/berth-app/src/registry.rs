@@ -585,10 +585,19 @@ impl App {
         let mut tx = self.store.begin().await?;
         let (deleted, kind) = match reference {
             Reference::Tag(t) => (reg::delete_tag(&mut tx, repo.id, t.as_str()).await?, "delete_tag"),
-            Reference::Digest(d) => (
-                reg::delete_manifest(&mut tx, repo.id, d.as_str()).await?,
-                "delete_manifest",
-            ),
+            Reference::Digest(d) => {
+                // Deleting a child of an index would break the index's tags.
+                let parents = reg::parents(&mut tx, repo.id, d.as_str()).await?;
+                if let Some(p) = parents.first() {
+                    return Err(AppError::Conflict(format!(
+                        "manifest {d} is part of index {p}; delete the index first"
+                    )));
+                }
+                (
+                    reg::delete_manifest(&mut tx, repo.id, d.as_str()).await?,
+                    "delete_manifest",
+                )
+            }
         };
         if !deleted {
             return Err(oci(
@@ -761,4 +770,54 @@ impl ParsedManifest {
 /// Parses a tag name for use cases that take one.
 pub fn parse_tag(s: &str) -> Result<Tag> {
     Ok(Tag::parse(s)?)
+}
+
+/// One tag as Quay's tag API shows it.
+#[derive(Debug, Clone)]
+pub struct TagInfo {
+    /// Tag name.
+    pub name: String,
+    /// Its manifest's digest.
+    pub manifest_digest: String,
+    /// Whether the manifest is an index or manifest list.
+    pub is_manifest_list: bool,
+    /// Sum of the referenced blob sizes (`None` for indexes, as Quay).
+    pub size: Option<i64>,
+    /// When it last moved.
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+impl App {
+    /// A page of a repository's tags (read), most recently moved first; returns whether more exist.
+    pub async fn repo_tags(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        specific: Option<&str>,
+        limit: u32,
+        page: u32,
+    ) -> Result<(Vec<TagInfo>, bool)> {
+        let (repo, _) = self.repo_access(caller, namespace, name, RepoRole::Read).await?;
+        let limit = i64::from(limit.clamp(1, 100));
+        let offset = i64::from(page.max(1) - 1) * limit;
+        let mut conn = self.store.conn().await?;
+        let mut rows = reg::tag_details(&mut conn, repo.id, specific, limit + 1, offset).await?;
+        let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let tags = rows
+            .into_iter()
+            .map(|t| {
+                let is_list = t.media_type == OCI_INDEX || t.media_type == DOCKER_LIST;
+                TagInfo {
+                    name: t.name,
+                    manifest_digest: t.digest,
+                    is_manifest_list: is_list,
+                    size: (!is_list).then_some(t.size),
+                    last_modified: t.updated_at,
+                }
+            })
+            .collect();
+        Ok((tags, more))
+    }
 }

@@ -93,7 +93,8 @@ impl OciError {
                 };
                 OciError::new(status, code.as_str(), message)
             }
-            AppError::Invalid(m) | AppError::Conflict(m) => OciError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", m),
+            AppError::Invalid(m) => OciError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", m),
+            AppError::Conflict(m) => OciError::new(StatusCode::CONFLICT, "DENIED", m),
             AppError::Forbidden(m) => OciError::new(StatusCode::FORBIDDEN, "DENIED", m),
             AppError::NotFound(m) => OciError::not_found("NAME_UNKNOWN", m),
             AppError::Unavailable(m) | AppError::Internal(m) => {

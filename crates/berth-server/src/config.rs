@@ -41,6 +41,12 @@ pub struct Config {
     pub registry_token_ttl_secs: u64,
     /// How long shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_secs: u64,
+    /// How often garbage collection runs, in seconds (0 turns it off).
+    pub gc_interval_secs: u64,
+    /// Upload sessions untouched for this long are removed, in seconds.
+    pub upload_max_age_secs: u64,
+    /// Blobs no manifest references are kept this long after they were stored or linked, in seconds.
+    pub blob_gc_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -57,6 +63,9 @@ impl Default for Config {
             log_level: "info".into(),
             registry_token_ttl_secs: 3600,
             shutdown_grace_secs: 30,
+            gc_interval_secs: 3600,
+            upload_max_age_secs: 86_400,
+            blob_gc_grace_secs: 3600,
         }
     }
 }
@@ -105,6 +114,9 @@ impl Config {
             "log_level",
             "registry_token_ttl_secs",
             "shutdown_grace_secs",
+            "gc_interval_secs",
+            "upload_max_age_secs",
+            "blob_gc_grace_secs",
         ]
     }
 
@@ -159,6 +171,14 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("berth.db").display()))
+    }
+
+    /// The garbage collection thresholds.
+    pub fn gc_policy(&self) -> berth_app::gc::GcPolicy {
+        berth_app::gc::GcPolicy {
+            upload_max_age: Duration::from_secs(self.upload_max_age_secs),
+            blob_grace: Duration::from_secs(self.blob_gc_grace_secs),
+        }
     }
 
     /// How long shutdown waits for in-flight requests.

@@ -54,6 +54,7 @@ pub struct Application {
     router: axum::Router,
     app: App,
     grace: std::time::Duration,
+    gc: Option<(std::time::Duration, berth_app::gc::GcPolicy)>,
 }
 
 impl Application {
@@ -76,11 +77,18 @@ impl Application {
             metrics: Arc::new(move || handle.render()),
         };
         let router = berth_http::router(state);
+        let gc = (config.gc_interval_secs > 0).then(|| {
+            (
+                std::time::Duration::from_secs(config.gc_interval_secs),
+                config.gc_policy(),
+            )
+        });
         Ok(Application {
             listener,
             router,
             app,
             grace: config.shutdown_grace(),
+            gc,
         })
     }
 
@@ -102,7 +110,9 @@ impl Application {
             router,
             app,
             grace,
+            gc,
         } = self;
+        let gc_task = gc.map(|(every, policy)| tokio::spawn(run_gc(app.clone(), every, policy)));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -120,9 +130,26 @@ impl Application {
                 }
             }
         }
+        if let Some(t) = gc_task {
+            t.abort();
+        }
         app.store().close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Collects garbage every `every`, forever (aborted at shutdown). Failures are logged and retried
+/// at the next tick.
+async fn run_gc(app: App, every: std::time::Duration, policy: berth_app::gc::GcPolicy) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate; start one period after start-up
+    loop {
+        tick.tick().await;
+        if let Err(e) = app.collect_garbage(policy, chrono::Utc::now()).await {
+            tracing::warn!(error = %e, "garbage collection failed; retrying at the next interval");
+        }
     }
 }
 

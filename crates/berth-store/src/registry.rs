@@ -210,3 +210,70 @@ pub async fn tags(ex: &mut impl Exec, repo: RepoId, last: Option<&str>, limit: i
     let sql = "SELECT name FROM tag WHERE repository_id = $1 AND ($2 IS NULL OR name > $2) ORDER BY name LIMIT $3";
     Ok(run!(ex, c => sqlx::query_scalar::<_, String>(sql).bind(repo.0).bind(last).bind(limit).fetch_all(c).await)?)
 }
+
+/// Upload sessions not touched since `before`.
+pub async fn stale_uploads(ex: &mut impl Exec, before: DateTime<Utc>) -> Result<Vec<String>> {
+    let sql = "SELECT id FROM blob_upload WHERE updated_at < $1 ORDER BY id";
+    Ok(run!(ex, c => sqlx::query_scalar::<_, String>(sql).bind(before).fetch_all(c).await)?)
+}
+
+/// Blobs that no manifest references and that were neither stored nor linked to a repository
+/// since `before` (the grace period that protects pushes in progress).
+pub async fn unreferenced_blobs(ex: &mut impl Exec, before: DateTime<Utc>) -> Result<Vec<String>> {
+    let sql = "SELECT b.digest FROM blob b WHERE b.created_at < $1 \
+               AND NOT EXISTS (SELECT 1 FROM manifest_ref r WHERE r.kind = 'blob' AND r.digest = b.digest) \
+               AND NOT EXISTS (SELECT 1 FROM repo_blob rb WHERE rb.digest = b.digest AND rb.created_at >= $1) \
+               ORDER BY b.digest";
+    Ok(run!(ex, c => sqlx::query_scalar::<_, String>(sql).bind(before).fetch_all(c).await)?)
+}
+
+/// Deletes a blob's record (and its repository links) if it is still unreferenced and outside the
+/// grace period, re-checked in the same statement. Returns whether it was deleted.
+pub async fn delete_blob_if_unreferenced(tx: &mut Tx, digest: &str, before: DateTime<Utc>) -> Result<bool> {
+    let sql = "DELETE FROM blob WHERE digest = $1 AND created_at < $2 \
+               AND NOT EXISTS (SELECT 1 FROM manifest_ref r WHERE r.kind = 'blob' AND r.digest = $1) \
+               AND NOT EXISTS (SELECT 1 FROM repo_blob rb WHERE rb.digest = $1 AND rb.created_at >= $2)";
+    let n = run!(tx, c => sqlx::query(sql).bind(digest).bind(before).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// The digests of the manifests of `repo` (indexes) that list `digest` as a child.
+pub async fn parents(ex: &mut impl Exec, repo: RepoId, digest: &str) -> Result<Vec<String>> {
+    let sql = "SELECT m.digest FROM manifest_ref r JOIN manifest m ON m.id = r.manifest_id \
+               WHERE m.repository_id = $1 AND r.kind = 'manifest' AND r.digest = $2 ORDER BY m.digest";
+    Ok(run!(ex, c => sqlx::query_scalar::<_, String>(sql).bind(repo.0).bind(digest).fetch_all(c).await)?)
+}
+
+/// A tag with what Quay's tag API shows.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TagDetail {
+    /// Tag name.
+    pub name: String,
+    /// Digest of its manifest.
+    pub digest: String,
+    /// Media type of its manifest.
+    pub media_type: String,
+    /// When it last moved.
+    pub updated_at: DateTime<Utc>,
+    /// Sum of the sizes of the blobs its manifest references.
+    pub size: i64,
+}
+
+/// Tags of `repo`, most recently moved first, `limit` after `offset`, or only `name` if given.
+pub async fn tag_details(
+    ex: &mut impl Exec,
+    repo: RepoId,
+    name: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<TagDetail>> {
+    let sql = "SELECT t.name, m.digest, m.media_type, t.updated_at, \
+               CAST(COALESCE((SELECT SUM(b.size) FROM manifest_ref r JOIN blob b ON b.digest = r.digest \
+                              WHERE r.manifest_id = m.id AND r.kind = 'blob'), 0) AS BIGINT) AS size \
+               FROM tag t JOIN manifest m ON m.id = t.manifest_id \
+               WHERE t.repository_id = $1 AND ($2 IS NULL OR t.name = $2) \
+               ORDER BY t.updated_at DESC, t.name LIMIT $3 OFFSET $4";
+    Ok(
+        run!(ex, c => sqlx::query_as::<_, TagDetail>(sql).bind(repo.0).bind(name).bind(limit).bind(offset).fetch_all(c).await)?,
+    )
+}

@@ -35,6 +35,7 @@ pub(crate) fn router() -> OpenApiRouter<HttpState> {
         .routes(routes!(list_team_permissions))
         .routes(routes!(put_team_permission, delete_team_permission))
         .routes(routes!(repo_logs))
+        .routes(routes!(list_tags))
 }
 
 fn parse_role(role: &str) -> Result<RepoRole, AppError> {
@@ -528,4 +529,86 @@ impl From<berth_app::audit::LogPage> for LogsOut {
             next_page: page.next_page,
         }
     }
+}
+
+/// Query of `GET …/tag/`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+pub struct TagsQuery {
+    /// Tags per page (1 to 100, default 50).
+    pub limit: Option<u32>,
+    /// Page number, from 1.
+    pub page: Option<u32>,
+    /// Only this tag.
+    pub specific_tag: Option<String>,
+    /// Accepted for compatibility; Berth keeps no tag history, so every tag is active.
+    pub only_active_tags: Option<bool>,
+}
+
+/// One tag as Quay shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TagOut {
+    /// Tag name.
+    pub name: String,
+    /// Its manifest's digest.
+    pub manifest_digest: String,
+    /// Same as `manifest_digest` (Quay field).
+    pub reference: String,
+    /// Whether the manifest is an index or manifest list.
+    pub is_manifest_list: bool,
+    /// Sum of the layer and config sizes; null for indexes.
+    pub size: Option<i64>,
+    /// When the tag last moved (RFC 2822).
+    pub last_modified: String,
+    /// The same, as a Unix timestamp.
+    pub start_ts: i64,
+}
+
+/// Answer of `GET …/tag/`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TagsOut {
+    /// Tags, most recently moved first.
+    pub tags: Vec<TagOut>,
+    /// This page's number.
+    pub page: u32,
+    /// Whether another page follows.
+    pub has_additional: bool,
+}
+
+/// The repository's tags (read), in Quay's shape.
+#[utoipa::path(get, path = "/api/v1/repository/{namespace}/{repository}/tag/", tag = "repository", operation_id = "listRepoTags",
+    params(("namespace" = String, Path), ("repository" = String, Path), TagsQuery),
+    responses((status = 200, body = TagsOut), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_tags(
+    State(s): State<HttpState>,
+    ApiCtx(ctx): ApiCtx,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<TagsQuery>,
+) -> ApiResult<Json<TagsOut>> {
+    let page = q.page.unwrap_or(1).max(1);
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::Invalid(format!("invalid limit: {limit} is not between 1 and 100")).into());
+    }
+    let (tags, more) = s
+        .app
+        .repo_tags(&ctx.caller, &ns, &name, q.specific_tag.as_deref(), limit, page)
+        .await?;
+    let tags = tags
+        .into_iter()
+        .map(|t| TagOut {
+            reference: t.manifest_digest.clone(),
+            name: t.name,
+            manifest_digest: t.manifest_digest,
+            is_manifest_list: t.is_manifest_list,
+            size: t.size,
+            last_modified: quay_date(t.last_modified),
+            start_ts: t.last_modified.timestamp(),
+        })
+        .collect();
+    Ok(Json(TagsOut {
+        tags,
+        page,
+        has_additional: more,
+    }))
 }

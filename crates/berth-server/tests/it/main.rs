@@ -12,5 +12,6 @@ mod openapi;
 mod permission_matrix;
 mod real_clients;
 mod registry_auth;
+mod registry_lifecycle;
 mod repo_push_events;
 mod support;

@@ -11,10 +11,10 @@ use serde_json::json;
 
 use crate::support::{Auth, TestServer, expect};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-fn digest(bytes: &[u8]) -> String {
+pub(crate) fn digest(bytes: &[u8]) -> String {
     let mut h = UploadHasher::new(DigestAlgorithm::Sha256);
     h.update(bytes);
     h.finish().to_string()
@@ -26,10 +26,10 @@ fn sha512(bytes: &[u8]) -> String {
     h.finish().to_string()
 }
 
-struct Reg<'a> {
-    s: &'a TestServer,
-    user: &'a str,
-    pass: &'a str,
+pub(crate) struct Reg<'a> {
+    pub(crate) s: &'a TestServer,
+    pub(crate) user: &'a str,
+    pub(crate) pass: &'a str,
 }
 
 impl Reg<'_> {
@@ -45,12 +45,12 @@ impl Reg<'_> {
             .basic_auth(self.user, Some(self.pass))
     }
 
-    async fn send(&self, method: Method, path: &str) -> Response {
+    pub(crate) async fn send(&self, method: Method, path: &str) -> Response {
         self.req(method, path).send().await.unwrap()
     }
 
     /// Monolithic upload in one POST.
-    async fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
+    pub(crate) async fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
         let d = digest(bytes);
         let r = self
             .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={d}"))
@@ -63,7 +63,7 @@ impl Reg<'_> {
         d
     }
 
-    async fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> Response {
+    pub(crate) async fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> Response {
         self.req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
             .header("content-type", media_type)
             .body(body.to_vec())
@@ -73,7 +73,7 @@ impl Reg<'_> {
     }
 
     /// A one-layer image: returns (manifest bytes, manifest digest, layer digest).
-    async fn push_image(&self, repo: &str, tag: &str, layer: &[u8]) -> (Vec<u8>, String, String) {
+    pub(crate) async fn push_image(&self, repo: &str, tag: &str, layer: &[u8]) -> (Vec<u8>, String, String) {
         let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
         let cd = self.push_blob(repo, config).await;
         let ld = self.push_blob(repo, layer).await;

@@ -9,16 +9,8 @@ use berth_testkit::backend_test;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::oci_conformance::{OCI_INDEX, OCI_MANIFEST, Reg, digest};
 use crate::support::{TestServer, expect};
-
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-fn digest(bytes: &[u8]) -> String {
-    let mut h = berth_blob::UploadHasher::new(berth_core::DigestAlgorithm::Sha256);
-    h.update(bytes);
-    h.finish().to_string()
-}
 
 async fn jobs(s: &TestServer) -> Vec<Value> {
     let mut c = s.app.store().conn().await.unwrap();
@@ -39,20 +31,6 @@ async fn put(s: &TestServer, path: &str, content_type: &str, body: Vec<u8>) -> r
         .await
         .unwrap()
         .status()
-}
-
-async fn blob(s: &TestServer, repo: &str, bytes: &[u8]) -> String {
-    let d = digest(bytes);
-    let r = s
-        .client
-        .post(format!("{}/v2/{repo}/blobs/uploads/?digest={d}", s.base))
-        .basic_auth("root", Some("rootpassword"))
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    d
 }
 
 backend_test!(async fn tag_pushes_enqueue_one_delivery_per_notification_atomically(kind) {
@@ -77,8 +55,9 @@ backend_test!(async fn tag_pushes_enqueue_one_delivery_per_notification_atomical
     tx.commit().await.unwrap();
 
     // A one-layer image, pushed by tag.
-    let config = blob(&s, "acme/web", br#"{"architecture":"amd64","os":"linux"}"#).await;
-    let layer = blob(&s, "acme/web", b"layer").await;
+    let reg = Reg { s: &s, user: "root", pass: "rootpassword" };
+    let config = reg.push_blob("acme/web", br#"{"architecture":"amd64","os":"linux"}"#).await;
+    let layer = reg.push_blob("acme/web", b"layer").await;
     let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 32},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 5}]}).to_string();

@@ -27,7 +27,7 @@ pub struct TestServer {
     pub client: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _db: TestDb,
+    pub db: TestDb,
 }
 
 impl TestServer {
@@ -56,7 +56,7 @@ impl TestServer {
             client: reqwest::Client::new(),
             stop: Some(tx),
             task: Some(task),
-            _db: db,
+            db,
         }
     }
 

@@ -1,0 +1,80 @@
+//! Garbage collection: abandoned upload sessions past their maximum age, and blobs that no manifest
+//! references any more, once they are older than the grace period (so a push in progress, whose
+//! blobs are uploaded before its manifest, never loses one).
+//!
+//! Database records go first, in transactions that re-check the condition; files are removed after
+//! the commit. A crash in between leaves an orphan file, never a record without its file.
+
+use std::time::Duration;
+
+use berth_core::Digest;
+use berth_store::registry as reg;
+use chrono::{DateTime, Utc};
+
+use crate::{App, Result};
+
+/// What one collection removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Upload sessions removed.
+    pub uploads: usize,
+    /// Blobs removed.
+    pub blobs: usize,
+}
+
+/// How old things must be before collection.
+#[derive(Debug, Clone, Copy)]
+pub struct GcPolicy {
+    /// Upload sessions untouched for this long are abandoned.
+    pub upload_max_age: Duration,
+    /// Unreferenced blobs are kept this long after they were stored or linked.
+    pub blob_grace: Duration,
+}
+
+fn before(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+impl App {
+    /// Runs one collection as of `now`.
+    pub async fn collect_garbage(&self, policy: GcPolicy, now: DateTime<Utc>) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let upload_cutoff = before(now, policy.upload_max_age);
+        let stale = {
+            let mut conn = self.store.conn().await?;
+            reg::stale_uploads(&mut conn, upload_cutoff).await?
+        };
+        for id in stale {
+            let mut tx = self.store.begin().await?;
+            let removed = reg::delete_upload(&mut tx, &id).await?;
+            tx.commit().await?;
+            if removed {
+                self.blobs.delete_upload(&id).await?;
+                report.uploads += 1;
+            }
+        }
+        let blob_cutoff = before(now, policy.blob_grace);
+        let candidates = {
+            let mut conn = self.store.conn().await?;
+            reg::unreferenced_blobs(&mut conn, blob_cutoff).await?
+        };
+        for d in candidates {
+            let mut tx = self.store.begin().await?;
+            let removed = reg::delete_blob_if_unreferenced(&mut tx, &d, blob_cutoff).await?;
+            tx.commit().await?;
+            if removed {
+                match Digest::parse(&d) {
+                    Ok(digest) => self.blobs.delete(&digest).await?,
+                    Err(e) => tracing::warn!(digest = %d, error = %e, "collected a blob record with an invalid digest"),
+                }
+                report.blobs += 1;
+            }
+        }
+        metrics::counter!("berth_gc_uploads_removed_total").increment(report.uploads as u64);
+        metrics::counter!("berth_gc_blobs_removed_total").increment(report.blobs as u64);
+        if report != GcReport::default() {
+            tracing::info!(uploads = report.uploads, blobs = report.blobs, "garbage collected");
+        }
+        Ok(report)
+    }
+}
