@@ -150,6 +150,17 @@ backend_test!(async fn push_and_pull_monolithic_and_chunked(kind) {
     let r = reg.send(Method::GET, &format!("/v2/{repo}/blobs/{d512}")).await;
     assert_eq!(r.bytes().await.unwrap().as_ref(), small.as_slice());
 
+    // Cancelling an upload: its session is gone and nothing became visible.
+    let r = reg.send(Method::POST, &format!("/v2/{repo}/blobs/uploads/")).await;
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let partial = b"cancelled bytes".to_vec();
+    assert_eq!(reg.req(Method::PATCH, &loc).body(partial.clone()).send().await.unwrap().status(), 202);
+    assert_eq!(reg.send(Method::DELETE, &loc).await.status(), 204);
+    assert_eq!(error_code(reg.send(Method::GET, &loc).await).await, (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN".into()));
+    let r = reg.req(Method::PUT, &format!("{loc}?digest={}", digest(&partial))).send().await.unwrap();
+    assert_eq!(error_code(r).await, (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN".into()));
+    assert_eq!(reg.send(Method::HEAD, &format!("/v2/{repo}/blobs/{}", digest(&partial))).await.status(), 404);
+
     // A manifest by tag, pulled back byte for byte, by tag and by digest.
     let (bytes, md, _) = reg.push_image(repo, "v1", b"layer one").await;
     for reference in ["v1", md.as_str()] {
