@@ -456,7 +456,13 @@ impl App {
             }
             .into());
         }
-        self.blobs.commit_upload(id, state.size, digest).await?;
+        if let Err(e) = self.blobs.commit_upload(id, state.size, digest).await {
+            // The bytes on disk do not match (or storage failed): the session is unusable.
+            if let Err(cleanup) = self.cancel_upload(repo, id).await {
+                tracing::warn!(upload = id, error = %cleanup, "could not discard a failed upload");
+            }
+            return Err(e.into());
+        }
         let mut tx = self.store.begin().await?;
         reg::insert_blob(&mut tx, digest.as_str(), i64::try_from(state.size).unwrap_or(i64::MAX)).await?;
         reg::link_blob(&mut tx, repo.id, digest.as_str()).await?;

@@ -69,7 +69,8 @@ pub trait BlobStore: Send + Sync {
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64, BlobError>;
 
-    /// Makes upload `id` (of `size` bytes) the blob `digest`. The caller verified the digest.
+    /// Makes upload `id` (of `size` bytes) the blob `digest`, after checking that the stored bytes
+    /// have that digest. An existing blob of that digest is kept, never replaced.
     async fn commit_upload(&self, id: &str, size: u64, digest: &Digest) -> Result<(), BlobError>;
 
     /// Discards upload `id`; a missing upload is not an error.

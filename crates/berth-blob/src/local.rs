@@ -125,7 +125,31 @@ impl BlobStore for LocalBlobStore {
             // Trim a tail left by a failed append after the last recorded chunk.
             OpenOptions::new().write(true).open(&from).await?.set_len(size).await?;
         }
+        // Verify the bytes actually on disk, not only the streamed ones: concurrent or retried
+        // appends must never put content under a digest it does not have.
+        let mut f = File::open(&from).await?;
+        let mut hasher = UploadHasher::new(digest.algorithm());
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let actual = hasher.finish();
+        if &actual != digest {
+            return Err(BlobError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
         let to = self.blob_path(digest);
+        if fs::try_exists(&to).await? {
+            // Content-addressed: the stored blob already has these bytes; never replace it.
+            fs::remove_file(&from).await?;
+            return Ok(());
+        }
         ensure_parent(&to).await?;
         fs::rename(&from, &to).await?;
         Ok(())
@@ -168,6 +192,45 @@ mod tests {
         store.delete(&digest).await.unwrap();
         assert_eq!(store.stat(&digest).await.unwrap(), None);
         assert!(matches!(store.read(&digest, 0, 1).await, Err(BlobError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn commit_verifies_the_file_and_never_replaces_a_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::new(dir.path());
+        let mut h = UploadHasher::new(DigestAlgorithm::Sha256);
+        let n = store
+            .append_upload("good", 0, &mut h, &mut &b"payload"[..])
+            .await
+            .unwrap();
+        let digest = h.finish();
+        store.commit_upload("good", n, &digest).await.unwrap();
+        // Another upload claims the same digest with other bytes (as interleaved writes could
+        // produce): refused, and the stored blob is untouched.
+        let mut h = UploadHasher::new(DigestAlgorithm::Sha256);
+        store
+            .append_upload("evil", 0, &mut h, &mut &b"PAYLOAD"[..])
+            .await
+            .unwrap();
+        let e = store.commit_upload("evil", 7, &digest).await;
+        assert!(matches!(e, Err(BlobError::DigestMismatch { .. })), "{e:?}");
+        // A second correct upload of the same content is accepted without replacing the file.
+        let mut h = UploadHasher::new(DigestAlgorithm::Sha256);
+        store
+            .append_upload("again", 0, &mut h, &mut &b"payload"[..])
+            .await
+            .unwrap();
+        store.commit_upload("again", 7, &digest).await.unwrap();
+        let mut out = String::new();
+        store
+            .read(&digest, 0, 7)
+            .await
+            .unwrap()
+            .read_to_string(&mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, "payload");
+        assert!(!dir.path().join("uploads/again").exists());
     }
 
     #[tokio::test]

@@ -263,6 +263,14 @@ backend_test!(async fn discovery_management_and_access(kind) {
     // An index of the image, and an artifact whose subject is the image (referrers).
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": 1, "platform": {"architecture": "amd64", "os": "linux"}}]}).to_string();
     assert_eq!(reg.push_manifest(repo, "multi", OCI_INDEX, index.as_bytes()).await.status(), 201);
+    // A Docker manifest list is stored and served with its own media type.
+    let docker_list = "application/vnd.docker.distribution.manifest.list.v2+json";
+    let list = json!({"schemaVersion": 2, "mediaType": docker_list, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": 1, "platform": {"architecture": "arm64", "os": "linux"}}]}).to_string();
+    assert_eq!(reg.push_manifest(repo, "dlist", docker_list, list.as_bytes()).await.status(), 201);
+    let r = reg.req(Method::GET, &format!("/v2/{repo}/manifests/dlist")).header("accept", docker_list).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], docker_list);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), list.as_bytes());
+    assert_eq!(reg.send(Method::DELETE, &format!("/v2/{repo}/manifests/dlist")).await.status(), 202);
     let empty = reg.push_blob(repo, b"{}").await;
     let sig = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sig",
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
