@@ -1,43 +1,27 @@
-//! Repository events: the one place their payloads (Quay's `event_data`) are built, and raising an
-//! event, which enqueues one delivery job per enabled notification **inside the caller's
-//! transaction** — so the change and its notifications commit together or not at all.
+//! Raising repository events: one delivery job per enabled notification, enqueued **inside the
+//! caller's transaction**, so the change and its notifications commit together or not at all.
+//! Payloads are built by `berth_notify::events`, the one place that knows their shapes.
 
 use berth_store::Tx;
 use berth_store::notifications;
 use berth_store::queue;
 use berth_store::repos::RepoRow;
 use chrono::Utc;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::{Principal, Result, Settings};
 
 /// The queue that carries notification deliveries.
 pub const NOTIFICATION_QUEUE: &str = "notification";
 
-/// The base repository block every repository event starts with (spec §1.0).
-pub fn repo_block(settings: &Settings, namespace: &str, name: &str) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("repository".into(), json!(format!("{namespace}/{name}")));
-    m.insert("namespace".into(), json!(namespace));
-    m.insert("name".into(), json!(name));
-    m.insert(
-        "docker_url".into(),
-        json!(format!("{}/{namespace}/{name}", settings.server_hostname)),
-    );
-    m.insert(
-        "homepage".into(),
-        json!(format!("{}/repository/{namespace}/{name}", settings.base_url())),
-    );
-    m
-}
-
-/// `repo_push` (spec §1.1): the base block and `updated_tags`, plus, as an additive field, the
-/// manifest digest each updated tag now points at (`manifest_digests`, in the same order).
-pub fn repo_push(settings: &Settings, namespace: &str, name: &str, tags: &[&str], digests: &[&str]) -> Value {
-    let mut m = repo_block(settings, namespace, name);
-    m.insert("updated_tags".into(), json!(tags));
-    m.insert("manifest_digests".into(), json!(digests));
-    Value::Object(m)
+/// The payload context of a repository: its URLs as configured.
+pub fn repo_context<'a>(settings: &'a Settings, repo: &'a RepoRow) -> berth_notify::RepoContext<'a> {
+    berth_notify::RepoContext {
+        hostname: &settings.server_hostname,
+        scheme: &settings.preferred_url_scheme,
+        namespace: &repo.namespace,
+        name: &repo.name,
+    }
 }
 
 /// Who caused an event, as Quay's `performer_data`.
@@ -76,34 +60,4 @@ pub(crate) async fn raise(
         queue::enqueue(tx, NOTIFICATION_QUEUE, &name, &body).await?;
     }
     Ok(targets.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repo_push_payload_has_quays_fields() {
-        let settings = Settings {
-            server_hostname: "quay.example.com".into(),
-            preferred_url_scheme: "https".into(),
-            registry_token_ttl: std::time::Duration::from_secs(1),
-        };
-        let v = repo_push(&settings, "acme", "web", &["v1"], &["sha256:abc"]);
-        assert_eq!(
-            v,
-            json!({
-                "repository": "acme/web", "namespace": "acme", "name": "web",
-                "docker_url": "quay.example.com/acme/web",
-                "homepage": "https://quay.example.com/repository/acme/web",
-                "updated_tags": ["v1"], "manifest_digests": ["sha256:abc"],
-            })
-        );
-        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(
-            keys[..5],
-            ["repository", "namespace", "name", "docker_url", "homepage"],
-            "Quay's key order"
-        );
-    }
 }

@@ -547,10 +547,8 @@ impl App {
         if let Reference::Tag(tag) = reference {
             let before = reg::set_tag(&mut tx, repo.id, tag.as_str(), id).await?;
             // Every PUT by tag raises repo_push, as in Quay; pushes by digest (an index's children) do not.
-            let data = crate::events::repo_push(
-                &self.settings,
-                &repo.namespace,
-                &repo.name,
+            let data = berth_notify::events::repo_push(
+                &crate::events::repo_context(&self.settings, repo),
                 &[tag.as_str()],
                 &[digest.as_str()],
             );

@@ -1,0 +1,561 @@
+//! The repository event catalogue (spec §1): names, human titles, levels, summaries, sample data,
+//! event-config validation and filters. Real sources and test sends build their payloads here, so
+//! both have the same shape.
+//!
+//! Fixes of Quay's quirks (spec §8):
+//! - event configuration is validated at creation: `ref-regex` must compile, `level` must be 0–5
+//!   (an integer or a numeric string), `days` a positive integer;
+//! - `ref-regex` must match the **whole** ref (`refs/heads/master` does not match
+//!   `refs/heads/master-old`); write `refs/heads/release-.*` for a prefix;
+//! - the vulnerability sample uses the configured level, and no event bypasses the level filter.
+
+use serde_json::{Map, Value, json};
+
+/// A repository event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// `repo_push`.
+    RepoPush,
+    /// `build_queued`.
+    BuildQueued,
+    /// `build_start`.
+    BuildStart,
+    /// `build_success`.
+    BuildSuccess,
+    /// `build_failure`.
+    BuildFailure,
+    /// `build_cancelled`.
+    BuildCancelled,
+    /// `vulnerability_found`.
+    VulnerabilityFound,
+    /// `repo_mirror_sync_started`.
+    MirrorStarted,
+    /// `repo_mirror_sync_success`.
+    MirrorSuccess,
+    /// `repo_mirror_sync_failed`.
+    MirrorFailed,
+    /// `repo_image_expiry`.
+    ImageExpiry,
+}
+
+/// An event's colour in chat methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `info`.
+    Info,
+    /// `warning`.
+    Warning,
+    /// `error`.
+    Error,
+    /// `primary`.
+    Primary,
+    /// `success`.
+    Success,
+}
+
+impl Level {
+    /// Quay's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+            Level::Primary => "primary",
+            Level::Success => "success",
+        }
+    }
+}
+
+/// Severity names by Quay index (0 = Critical … 5 = Unknown), spec §1.3.
+pub const SEVERITIES: [&str; 6] = ["Critical", "High", "Medium", "Low", "Negligible", "Unknown"];
+
+/// The index of a severity name.
+pub fn severity_index(name: &str) -> Option<usize> {
+    SEVERITIES.iter().position(|s| *s == name)
+}
+
+/// A field of an event configuration that is invalid, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct EventConfigError {
+    /// The offending key of `eventConfig`.
+    pub field: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+/// Where an event happened, for the payload's URLs.
+#[derive(Debug, Clone)]
+pub struct RepoContext<'a> {
+    /// `server_hostname`.
+    pub hostname: &'a str,
+    /// `preferred_url_scheme`.
+    pub scheme: &'a str,
+    /// The namespace.
+    pub namespace: &'a str,
+    /// The repository name.
+    pub name: &'a str,
+}
+
+impl RepoContext<'_> {
+    /// The base repository block (spec §1.0), with an optional homepage subpage.
+    pub fn block(&self, subpage: Option<&str>) -> Map<String, Value> {
+        let (ns, name) = (self.namespace, self.name);
+        let mut homepage = format!("{}://{}/repository/{ns}/{name}", self.scheme, self.hostname);
+        if let Some(sub) = subpage {
+            if !sub.starts_with('/') {
+                homepage.push('/');
+            }
+            homepage.push_str(sub);
+        }
+        let mut m = Map::new();
+        m.insert("repository".into(), json!(format!("{ns}/{name}")));
+        m.insert("namespace".into(), json!(ns));
+        m.insert("name".into(), json!(name));
+        m.insert("docker_url".into(), json!(format!("{}/{ns}/{name}", self.hostname)));
+        m.insert("homepage".into(), json!(homepage));
+        m
+    }
+}
+
+fn with(mut base: Map<String, Value>, extra: Value) -> Value {
+    if let Value::Object(e) = extra {
+        base.extend(e);
+    }
+    Value::Object(base)
+}
+
+/// `repo_push`: the base block, `updated_tags`, and (additive) the digest each tag now points at.
+pub fn repo_push(ctx: &RepoContext<'_>, tags: &[&str], digests: &[&str]) -> Value {
+    with(
+        ctx.block(None),
+        json!({"updated_tags": tags, "manifest_digests": digests}),
+    )
+}
+
+const ALL: [EventKind; 11] = [
+    EventKind::RepoPush,
+    EventKind::BuildQueued,
+    EventKind::BuildStart,
+    EventKind::BuildSuccess,
+    EventKind::BuildFailure,
+    EventKind::BuildCancelled,
+    EventKind::VulnerabilityFound,
+    EventKind::MirrorStarted,
+    EventKind::MirrorSuccess,
+    EventKind::MirrorFailed,
+    EventKind::ImageExpiry,
+];
+
+impl EventKind {
+    /// Every repository event.
+    pub fn all() -> &'static [EventKind] {
+        &ALL
+    }
+
+    /// Quay's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::RepoPush => "repo_push",
+            EventKind::BuildQueued => "build_queued",
+            EventKind::BuildStart => "build_start",
+            EventKind::BuildSuccess => "build_success",
+            EventKind::BuildFailure => "build_failure",
+            EventKind::BuildCancelled => "build_cancelled",
+            EventKind::VulnerabilityFound => "vulnerability_found",
+            EventKind::MirrorStarted => "repo_mirror_sync_started",
+            EventKind::MirrorSuccess => "repo_mirror_sync_success",
+            EventKind::MirrorFailed => "repo_mirror_sync_failed",
+            EventKind::ImageExpiry => "repo_image_expiry",
+        }
+    }
+
+    /// Parses Quay's name; anything else (including the namespace-only quota events) is an error
+    /// listing the valid names.
+    pub fn parse(name: &str) -> Result<EventKind, String> {
+        ALL.into_iter().find(|e| e.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = ALL.iter().map(|e| e.name()).collect();
+            format!("Invalid event '{name}'. Must be one of: {}", names.join(", "))
+        })
+    }
+
+    /// The name Quay's UI shows.
+    pub fn title(self) -> &'static str {
+        match self {
+            EventKind::RepoPush => "Push to Repository",
+            EventKind::BuildQueued => "Dockerfile Build Queued",
+            EventKind::BuildStart => "Dockerfile Build Started",
+            EventKind::BuildSuccess => "Dockerfile Build Successfully Completed",
+            EventKind::BuildFailure => "Dockerfile Build Failed",
+            EventKind::BuildCancelled => "Dockerfile Build Cancelled",
+            EventKind::VulnerabilityFound => "Package Vulnerability Found",
+            EventKind::MirrorStarted => "Repository Mirror Started",
+            EventKind::MirrorSuccess => "Repository Mirror Success",
+            EventKind::MirrorFailed => "Repository Mirror Unsuccessful",
+            EventKind::ImageExpiry => "Image expiry trigger",
+        }
+    }
+
+    fn is_build(self) -> bool {
+        matches!(
+            self,
+            EventKind::BuildQueued
+                | EventKind::BuildStart
+                | EventKind::BuildSuccess
+                | EventKind::BuildFailure
+                | EventKind::BuildCancelled
+        )
+    }
+
+    /// The level of an occurrence (vulnerabilities: by priority).
+    pub fn level(self, data: &Value) -> Level {
+        match self {
+            EventKind::RepoPush => Level::Primary,
+            EventKind::BuildSuccess | EventKind::MirrorSuccess => Level::Success,
+            EventKind::BuildFailure | EventKind::MirrorFailed => Level::Error,
+            EventKind::VulnerabilityFound => match data["vulnerability"]["priority"].as_str() {
+                Some("Critical") => Level::Error,
+                Some("High" | "Medium") => Level::Warning,
+                _ => Level::Info,
+            },
+            _ => Level::Info,
+        }
+    }
+
+    /// The one-line summary (e-mail subject, chat text).
+    pub fn summary(self, data: &Value) -> String {
+        let repo = data["repository"].as_str().unwrap_or_default();
+        let build = || {
+            let id = data["build_id"].as_str().unwrap_or_default();
+            let short: String = id.chars().take(7).collect();
+            format!("for repository {repo} [{short}]")
+        };
+        let message = data["message"].as_str().unwrap_or_default();
+        match self {
+            EventKind::RepoPush => format!("Repository {repo} updated"),
+            EventKind::BuildQueued => format!("Build queued {}", build()),
+            EventKind::BuildStart => format!("Build started {}", build()),
+            EventKind::BuildSuccess => format!("Build succeeded {}", build()),
+            EventKind::BuildFailure => format!("Build failure {}", build()),
+            EventKind::BuildCancelled => format!("Build cancelled {}", build()),
+            EventKind::VulnerabilityFound => {
+                let priority = data["vulnerability"]["priority"].as_str().unwrap_or("Unknown");
+                let tags = data["tags"].as_array().map_or(0, Vec::len);
+                format!("{priority} vulnerability detected in repository {repo} in {tags} tags")
+            }
+            EventKind::MirrorStarted => format!("Repository Mirror started for {message}"),
+            EventKind::MirrorSuccess => format!("Repository Mirror success for {message}"),
+            EventKind::MirrorFailed => format!("Repository Mirror failed for {message}"),
+            EventKind::ImageExpiry => format!("Repository {repo} image(s) expiring"),
+        }
+    }
+
+    /// Checks an `eventConfig` at creation. Unknown keys are kept and ignored, as in Quay.
+    pub fn validate_config(self, config: &Value) -> Result<(), EventConfigError> {
+        let Some(obj) = config.as_object() else {
+            return Err(EventConfigError {
+                field: "eventConfig",
+                reason: "must be a JSON object".into(),
+            });
+        };
+        if self.is_build()
+            && let Some(re) = obj.get("ref-regex").filter(|v| !v.is_null())
+        {
+            let text = re.as_str().ok_or_else(|| EventConfigError {
+                field: "ref-regex",
+                reason: "must be a string".into(),
+            })?;
+            if !text.is_empty() {
+                anchored(text).map_err(|e| EventConfigError {
+                    field: "ref-regex",
+                    reason: format!("does not compile: {e}"),
+                })?;
+            }
+        }
+        if self == EventKind::VulnerabilityFound
+            && let Some(level) = obj.get("level").filter(|v| !v.is_null())
+        {
+            parse_level(level).map_err(|reason| EventConfigError { field: "level", reason })?;
+        }
+        if self == EventKind::ImageExpiry {
+            let days = obj.get("days").ok_or_else(|| EventConfigError {
+                field: "days",
+                reason: "is required".into(),
+            })?;
+            match days.as_u64().or_else(|| days.as_str().and_then(|s| s.parse().ok())) {
+                Some(d) if d >= 1 => {}
+                _ => {
+                    return Err(EventConfigError {
+                        field: "days",
+                        reason: format!("{days} is not a positive integer"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an occurrence passes the notification's filter (evaluated at delivery).
+    pub fn should_perform(self, data: &Value, config: &Value) -> bool {
+        if self.is_build() {
+            let Some(re) = config
+                .get("ref-regex")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            else {
+                return true;
+            };
+            let Some(r) = data["trigger_metadata"]["ref"].as_str() else {
+                return false;
+            };
+            return anchored(re).is_ok_and(|re| re.is_match(r));
+        }
+        if self == EventKind::VulnerabilityFound {
+            let Some(level) = config.get("level").filter(|v| !v.is_null()) else {
+                return true;
+            };
+            let Ok(level) = parse_level(level) else { return false };
+            return data["vulnerability"]["priority"]
+                .as_str()
+                .and_then(severity_index)
+                .is_some_and(|i| i <= level);
+        }
+        true
+    }
+
+    /// The synthetic data a "test notification" sends (spec §1, with the quirks fixed).
+    pub fn sample(self, ctx: &RepoContext<'_>, config: &Value, now_epoch: f64) -> Value {
+        let commit_info = json!({
+            "url": "http://path/to/the/commit",
+            "message": "Some commit message",
+            "date": now_epoch,
+            "author": {
+                "username": "fakeauthor",
+                "url": "http://path/to/fake/author/in/scm",
+                "avatar_url": "http://www.gravatar.com/avatar/fakehash",
+            },
+        });
+        let build = |extra: Value| {
+            let mut metadata = json!({
+                "default_branch": "master",
+                "ref": "refs/heads/somebranch",
+                "commit": "42d4a62c53350993ea41069e9f2cfdefb0df097d",
+            });
+            let mut data = json!({
+                "build_id": "fake-build-id",
+                "build_name": "some-fake-build",
+                "docker_tags": ["latest", "foo", "bar"],
+                "trigger_id": "1245634",
+                "trigger_kind": "GitHub",
+            });
+            if let Value::Object(e) = extra {
+                for (k, v) in e {
+                    if k == "commit_info" {
+                        metadata["commit_info"] = v;
+                    } else {
+                        data[k] = v;
+                    }
+                }
+            }
+            data["trigger_metadata"] = metadata;
+            with(ctx.block(Some("/build/fake-build-id")), data)
+        };
+        match self {
+            EventKind::RepoPush => with(
+                ctx.block(None),
+                json!({"updated_tags": ["latest", "foo"], "pruned_image_count": 3}),
+            ),
+            EventKind::BuildQueued => build(json!({"is_manual": false, "commit_info": commit_info})),
+            EventKind::BuildStart => build(json!({})),
+            EventKind::BuildSuccess => build(json!({"image_id": "1245657346"})),
+            EventKind::BuildFailure => {
+                build(json!({"error_message": "This is a fake error message", "commit_info": commit_info}))
+            }
+            EventKind::BuildCancelled => build(json!({"image_id": "1245657346"})),
+            EventKind::VulnerabilityFound => {
+                let level = config.get("level").and_then(|l| parse_level(l).ok()).unwrap_or(0);
+                with(
+                    ctx.block(None),
+                    json!({
+                        "tags": ["latest", "prod", "foo", "bar", "baz"],
+                        "image": "some-image-id",
+                        "vulnerability": {
+                            "id": "CVE-FAKE-CVE",
+                            "description": "A futurist vulnerability",
+                            "link": "https://security-tracker.debian.org/tracker/CVE-FAKE-CVE",
+                            "priority": SEVERITIES[level],
+                        },
+                    }),
+                )
+            }
+            EventKind::MirrorStarted | EventKind::MirrorSuccess | EventKind::MirrorFailed => {
+                with(ctx.block(None), json!({"message": "TEST NOTIFICATION"}))
+            }
+            EventKind::ImageExpiry => {
+                let days = config
+                    .get("days")
+                    .and_then(|d| d.as_u64().or_else(|| d.as_str().and_then(|s| s.parse().ok())))
+                    .unwrap_or(7);
+                with(
+                    ctx.block(None),
+                    json!({"tags": ["latest", "v1"], "expiring_in": format!("{days} days"), "days": days}),
+                )
+            }
+        }
+    }
+}
+
+/// A `ref-regex` compiled to match the whole ref.
+fn anchored(re: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{re})$"))
+}
+
+/// A vulnerability `level`: 0–5, as an integer or a numeric string.
+fn parse_level(v: &Value) -> Result<usize, String> {
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if n <= 5 => Ok(usize::try_from(n).unwrap_or(5)),
+        _ => Err(format!("{v} is not a severity level from 0 (Critical) to 5 (Unknown)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> RepoContext<'static> {
+        RepoContext {
+            hostname: "quay.example.com",
+            scheme: "https",
+            namespace: "acme",
+            name: "web",
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_events_are_listed() {
+        for e in EventKind::all() {
+            assert_eq!(EventKind::parse(e.name()), Ok(*e));
+        }
+        let err = EventKind::parse("quota_warning").unwrap_err();
+        assert!(
+            err.starts_with("Invalid event 'quota_warning'. Must be one of: repo_push, build_queued"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn base_block_and_repo_push() {
+        let v = repo_push(&ctx(), &["v1"], &["sha256:abc"]);
+        assert_eq!(
+            v,
+            json!({"repository": "acme/web", "namespace": "acme", "name": "web",
+                   "docker_url": "quay.example.com/acme/web",
+                   "homepage": "https://quay.example.com/repository/acme/web",
+                   "updated_tags": ["v1"], "manifest_digests": ["sha256:abc"]})
+        );
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys[..5], ["repository", "namespace", "name", "docker_url", "homepage"]);
+        assert_eq!(EventKind::RepoPush.summary(&v), "Repository acme/web updated");
+        assert_eq!(EventKind::RepoPush.level(&v), Level::Primary);
+    }
+
+    #[test]
+    fn build_filter_matches_whole_refs_like_quays_tests_but_anchored() {
+        let e = EventKind::BuildSuccess;
+        let no_ref = json!({});
+        let empty_meta = json!({"trigger_metadata": {}});
+        let branch = |r: &str| json!({"trigger_metadata": {"ref": r}});
+        for cfg in [json!({}), json!({"ref-regex": ""})] {
+            for d in [&no_ref, &empty_meta, &branch("refs/heads/somebranch")] {
+                assert!(e.should_perform(d, &cfg));
+            }
+        }
+        let master = json!({"ref-regex": "refs/heads/master"});
+        assert!(!e.should_perform(&no_ref, &master));
+        assert!(e.should_perform(&branch("refs/heads/master"), &master));
+        assert!(
+            !e.should_perform(&branch("refs/heads/master-old"), &master),
+            "whole-ref match, not Quay's prefix"
+        );
+        let any_branch = json!({"ref-regex": "refs/heads/.+"});
+        assert!(e.should_perform(&branch("refs/heads/somebranch"), &any_branch));
+        assert!(!e.should_perform(&branch("refs/tags/sometag"), &any_branch));
+        assert_eq!(
+            e.validate_config(&json!({"ref-regex": "]["})).unwrap_err().field,
+            "ref-regex"
+        );
+        assert!(e.validate_config(&json!({"ref-regex": "refs/heads/.+"})).is_ok());
+    }
+
+    #[test]
+    fn vulnerability_level_filter_and_sample() {
+        let e = EventKind::VulnerabilityFound;
+        let crit = json!({"vulnerability": {"priority": "Critical"}});
+        let low = json!({"vulnerability": {"priority": "Low"}});
+        assert!(e.should_perform(&json!({}), &json!({})));
+        assert!(!e.should_perform(&json!({}), &json!({"level": 3})));
+        assert!(e.should_perform(&crit, &json!({"level": 3})));
+        assert!(e.should_perform(&low, &json!({"level": "3"})));
+        assert!(!e.should_perform(&low, &json!({"level": 1})));
+        // The new-index marker no longer bypasses the level.
+        let marked = json!({"vulnerable_index_report_created": "true", "vulnerability": {"priority": "Low"}});
+        assert!(!e.should_perform(&marked, &json!({"level": 1})));
+        for bad in [
+            json!({"level": 6}),
+            json!({"level": "high"}),
+            json!({"level": -1}),
+            json!({"level": 2.5}),
+        ] {
+            assert_eq!(e.validate_config(&bad).unwrap_err().field, "level", "{bad}");
+        }
+        assert!(e.validate_config(&json!({"level": "0"})).is_ok());
+        let sample = e.sample(&ctx(), &json!({"level": 2}), 0.0);
+        assert_eq!(sample["vulnerability"]["priority"], "Medium");
+        assert_eq!(e.level(&sample), Level::Warning);
+        assert_eq!(
+            e.summary(&sample),
+            "Medium vulnerability detected in repository acme/web in 5 tags"
+        );
+        assert_eq!(
+            e.sample(&ctx(), &json!({}), 0.0)["vulnerability"]["priority"],
+            "Critical"
+        );
+    }
+
+    #[test]
+    fn expiry_days_and_samples() {
+        let e = EventKind::ImageExpiry;
+        assert!(e.validate_config(&json!({"days": 5})).is_ok());
+        for bad in [json!({}), json!({"days": 0}), json!({"days": "x"}), json!({"days": -2})] {
+            assert_eq!(e.validate_config(&bad).unwrap_err().field, "days", "{bad}");
+        }
+        let s = e.sample(&ctx(), &json!({"days": 5}), 0.0);
+        assert_eq!(
+            (s["expiring_in"].as_str(), s["days"].as_u64()),
+            (Some("5 days"), Some(5))
+        );
+        let b = EventKind::BuildFailure.sample(&ctx(), &json!({}), 1.5);
+        assert_eq!(
+            b["homepage"],
+            "https://quay.example.com/repository/acme/web/build/fake-build-id"
+        );
+        assert_eq!(b["trigger_metadata"]["commit_info"]["date"], 1.5);
+        assert_eq!(b["error_message"], "This is a fake error message");
+        assert_eq!(
+            EventKind::BuildFailure.summary(&b),
+            "Build failure for repository acme/web [fake-bu]"
+        );
+        assert_eq!(EventKind::BuildFailure.level(&b), Level::Error);
+        let m = EventKind::MirrorFailed.sample(&ctx(), &json!({}), 0.0);
+        assert_eq!(
+            EventKind::MirrorFailed.summary(&m),
+            "Repository Mirror failed for TEST NOTIFICATION"
+        );
+        assert!(EventKind::RepoPush.validate_config(&json!([])).is_err());
+    }
+}

@@ -1,0 +1,332 @@
+//! Notification methods and the validation of their configuration at creation (spec §2), with
+//! Quay's exact messages. Every case where Quay answered 500 (a URL without a host, a non-string
+//! template, an unknown target kind, an unknown method) is a 400 here.
+//!
+//! Checks that need the database (that a target user, organization or team exists, that an e-mail
+//! address is authorized) are made by the application layer on the parsed [`Target`] and address.
+
+use serde_json::Value;
+
+use crate::jsontemplate::JsonTemplate;
+
+/// A notification method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MethodKind {
+    /// `quay_notification`: the in-app bell.
+    QuayNotification,
+    /// `email`.
+    Email,
+    /// `webhook`.
+    Webhook,
+    /// `slack`.
+    Slack,
+    /// `flowdock` (discontinued service; kept for API compatibility).
+    Flowdock,
+    /// `hipchat` (discontinued service; kept for API compatibility).
+    Hipchat,
+}
+
+const ALL: [MethodKind; 6] = [
+    MethodKind::QuayNotification,
+    MethodKind::Email,
+    MethodKind::Webhook,
+    MethodKind::Slack,
+    MethodKind::Flowdock,
+    MethodKind::Hipchat,
+];
+
+/// Who receives an in-app notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One user.
+    User(String),
+    /// The admins of an organization (which must be the repository's namespace).
+    Org(String),
+    /// The members of a team of the repository's organization.
+    Team(String),
+}
+
+/// What validation needs from configuration.
+#[derive(Debug, Clone)]
+pub struct MethodPolicy {
+    /// Hostnames webhooks may not target (Quay: `localhost`, `127.0.0.1` and
+    /// `WEBHOOK_HOSTNAME_BLACKLIST`). Addresses are checked again, resolved, at send time.
+    pub blocked_hosts: Vec<String>,
+    /// Hosts Slack-format webhooks may target besides `hooks.slack.com` (Mattermost, Rocket.Chat).
+    pub extra_slack_hosts: Vec<String>,
+}
+
+impl Default for MethodPolicy {
+    fn default() -> Self {
+        MethodPolicy {
+            blocked_hosts: vec!["localhost".into(), "127.0.0.1".into()],
+            extra_slack_hosts: Vec::new(),
+        }
+    }
+}
+
+/// A validated configuration, with what the application still has to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// Nothing more to check.
+    Done,
+    /// The in-app target must exist.
+    Target(Target),
+    /// The address must be authorized for the repository.
+    Email(String),
+}
+
+fn text<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
+    config
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+impl MethodKind {
+    /// Every method.
+    pub fn all() -> &'static [MethodKind] {
+        &ALL
+    }
+
+    /// Quay's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodKind::QuayNotification => "quay_notification",
+            MethodKind::Email => "email",
+            MethodKind::Webhook => "webhook",
+            MethodKind::Slack => "slack",
+            MethodKind::Flowdock => "flowdock",
+            MethodKind::Hipchat => "hipchat",
+        }
+    }
+
+    /// Parses Quay's name; an unknown one is an error (400), not Quay's 500.
+    pub fn parse(name: &str) -> Result<MethodKind, String> {
+        ALL.into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| format!("Unknown notification method '{name}'"))
+    }
+
+    /// The name the UI shows.
+    pub fn title(self) -> &'static str {
+        match self {
+            MethodKind::QuayNotification => "Berth Notification",
+            MethodKind::Email => "E-mail",
+            MethodKind::Webhook => "Webhook POST",
+            MethodKind::Slack => "Slack Notification",
+            MethodKind::Flowdock => "Flowdock Team Notification",
+            MethodKind::Hipchat => "HipChat Room Notification",
+        }
+    }
+
+    /// Validates `config` as far as it can be without the database.
+    pub fn validate(self, config: &Value, policy: &MethodPolicy) -> Result<Checked, String> {
+        if !config.is_object() {
+            return Err("config must be a JSON object".into());
+        }
+        match self {
+            MethodKind::Webhook => {
+                let url = text(config, "url").ok_or("Missing webhook URL")?;
+                check_http_url(url, &policy.blocked_hosts).map_err(|_| "Invalid webhook URL".to_owned())?;
+                match config.get("template") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::String(t)) if t.trim().is_empty() => {}
+                    Some(Value::String(t)) => {
+                        JsonTemplate::parse(t).map_err(|e| e.to_string())?;
+                    }
+                    Some(_) => return Err("Invalid webhook template: must be a string of JSON".into()),
+                }
+                Ok(Checked::Done)
+            }
+            MethodKind::Slack => {
+                let url = text(config, "url").ok_or("Missing Slack Callback URL")?;
+                let parsed = check_http_url(url, &[]).map_err(|_| "Invalid Slack Callback URL".to_owned())?;
+                let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+                let slack = parsed.scheme() == "https" && host == "hooks.slack.com";
+                if !slack && !policy.extra_slack_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+                    return Err("Invalid Slack Callback URL: it must start with https://hooks.slack.com/".into());
+                }
+                Ok(Checked::Done)
+            }
+            MethodKind::Email => Ok(Checked::Email(
+                text(config, "email").ok_or("Missing e-mail address")?.to_owned(),
+            )),
+            MethodKind::Flowdock => {
+                text(config, "flow_api_token").ok_or("Missing Flowdock API Token")?;
+                Ok(Checked::Done)
+            }
+            MethodKind::Hipchat => {
+                text(config, "notification_token").ok_or("Missing Hipchat Room Notification Token")?;
+                config
+                    .get("room_id")
+                    .filter(|v| !v.is_null() && v.as_str() != Some(""))
+                    .ok_or("Missing Hipchat Room ID")?;
+                Ok(Checked::Done)
+            }
+            MethodKind::QuayNotification => {
+                let target = config
+                    .get("target")
+                    .and_then(Value::as_object)
+                    .filter(|t| !t.is_empty())
+                    .ok_or("Missing target")?;
+                let kind = target.get("kind").and_then(Value::as_str).ok_or("Missing target")?;
+                let name = target
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                match kind {
+                    "user" => Ok(Checked::Target(Target::User(name))),
+                    "org" => Ok(Checked::Target(Target::Org(name))),
+                    "team" => Ok(Checked::Target(Target::Team(name))),
+                    other => Err(format!("Unknown target kind '{other}': must be user, org or team")),
+                }
+            }
+        }
+    }
+}
+
+/// An http(s) URL with a host that is not blocked.
+fn check_http_url(url: &str, blocked: &[String]) -> Result<url::Url, ()> {
+    let parsed = url::Url::parse(url).map_err(|_| ())?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(());
+    }
+    let host = parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or(())?
+        .to_ascii_lowercase();
+    if blocked.iter().any(|b| b.eq_ignore_ascii_case(&host)) {
+        return Err(());
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(m: MethodKind, config: Value) -> Result<Checked, String> {
+        m.validate(&config, &MethodPolicy::default())
+    }
+
+    #[test]
+    fn quays_messages() {
+        use MethodKind as M;
+        let cases = [
+            (M::Webhook, json!({}), "Missing webhook URL"),
+            (M::Webhook, json!({"url": ""}), "Missing webhook URL"),
+            (M::Webhook, json!({"url": "ftp://example.com/x"}), "Invalid webhook URL"),
+            (
+                M::Webhook,
+                json!({"url": "http://localhost:8080/x"}),
+                "Invalid webhook URL",
+            ),
+            (M::Webhook, json!({"url": "http://127.0.0.1/x"}), "Invalid webhook URL"),
+            (M::Webhook, json!({"url": "http://"}), "Invalid webhook URL"),
+            (M::Webhook, json!({"url": "mailto:x@y.z"}), "Invalid webhook URL"),
+            (M::Webhook, json!({"url": "not a url"}), "Invalid webhook URL"),
+            (M::Slack, json!({}), "Missing Slack Callback URL"),
+            (M::Email, json!({"email": ""}), "Missing e-mail address"),
+            (M::Flowdock, json!({}), "Missing Flowdock API Token"),
+            (
+                M::Hipchat,
+                json!({"room_id": "1"}),
+                "Missing Hipchat Room Notification Token",
+            ),
+            (M::Hipchat, json!({}), "Missing Hipchat Room Notification Token"),
+            (
+                M::Hipchat,
+                json!({"notification_token": "t"}),
+                "Missing Hipchat Room ID",
+            ),
+            (M::QuayNotification, json!({}), "Missing target"),
+            (M::QuayNotification, json!({"target": {}}), "Missing target"),
+            (M::QuayNotification, json!({"target": "devtable"}), "Missing target"),
+            (M::QuayNotification, json!({"target": {"name": "x"}}), "Missing target"),
+        ];
+        for (m, cfg, msg) in cases {
+            assert_eq!(check(m, cfg.clone()), Err(msg.to_owned()), "{} {cfg}", m.name());
+        }
+    }
+
+    #[test]
+    fn quays_500s_are_400s() {
+        assert_eq!(
+            MethodKind::parse("carrier_pigeon"),
+            Err("Unknown notification method 'carrier_pigeon'".into())
+        );
+        let e = check(
+            MethodKind::QuayNotification,
+            json!({"target": {"kind": "robot", "name": "x"}}),
+        )
+        .unwrap_err();
+        assert_eq!(e, "Unknown target kind 'robot': must be user, org or team");
+        let e = check(
+            MethodKind::Webhook,
+            json!({"url": "https://example.com", "template": 5}),
+        )
+        .unwrap_err();
+        assert!(e.starts_with("Invalid webhook template"), "{e}");
+        let e = check(
+            MethodKind::Webhook,
+            json!({"url": "https://example.com", "template": "{\"a\":\"${}\"}"}),
+        )
+        .unwrap_err();
+        assert_eq!(e, "Empty expression found");
+        assert!(
+            check(
+                MethodKind::Webhook,
+                json!({"url": "https://example.com/hook", "template": ""})
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn slack_hosts_targets_and_emails() {
+        assert!(
+            check(
+                MethodKind::Slack,
+                json!({"url": "https://hooks.slack.com/services/A/B/c"})
+            )
+            .is_ok()
+        );
+        let e = check(MethodKind::Slack, json!({"url": "https://chat.example.com/hooks/x"})).unwrap_err();
+        assert!(e.starts_with("Invalid Slack Callback URL"), "{e}");
+        let policy = MethodPolicy {
+            extra_slack_hosts: vec!["chat.example.com".into()],
+            ..MethodPolicy::default()
+        };
+        assert!(
+            MethodKind::Slack
+                .validate(&json!({"url": "https://chat.example.com/hooks/x"}), &policy)
+                .is_ok()
+        );
+        assert_eq!(
+            check(
+                MethodKind::QuayNotification,
+                json!({"target": {"kind": "team", "name": "owners", "avatar": {}}})
+            ),
+            Ok(Checked::Target(Target::Team("owners".into())))
+        );
+        assert_eq!(
+            check(MethodKind::Email, json!({"email": "a@b.c"})),
+            Ok(Checked::Email("a@b.c".into()))
+        );
+        let policy = MethodPolicy {
+            blocked_hosts: vec![],
+            ..MethodPolicy::default()
+        };
+        assert!(
+            MethodKind::Webhook
+                .validate(&json!({"url": "http://127.0.0.1:9/x"}), &policy)
+                .is_ok(),
+            "tests may allow loopback"
+        );
+    }
+}
