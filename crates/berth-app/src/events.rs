@@ -42,22 +42,34 @@ pub(crate) async fn raise(
     performer: Option<&Principal>,
 ) -> Result<usize> {
     let targets = notifications::enabled_for_event(tx, repo.id, event).await?;
-    if targets.is_empty() {
-        return Ok(0);
-    }
     let event_id = uuid::Uuid::now_v7().to_string();
-    let occurred_at = Utc::now().to_rfc3339();
     let name = format!("{NOTIFICATION_QUEUE}/{}/{}/{event}/", repo.namespace, repo.name);
     for n in &targets {
-        let body = json!({
-            "notification_uuid": n.uuid,
-            "event": event,
-            "event_id": event_id,
-            "occurred_at": occurred_at,
-            "event_data": event_data,
-            "performer_data": performer_data(performer),
-        });
-        queue::enqueue(tx, NOTIFICATION_QUEUE, &name, &body).await?;
+        enqueue_delivery(tx, &name, &n.uuid, event, &event_id, event_data, performer, false).await?;
     }
     Ok(targets.len())
+}
+
+/// Enqueues one delivery job. `name` follows Quay's queue naming; `test` marks test sends.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn enqueue_delivery(
+    tx: &mut Tx,
+    name: &str,
+    notification_uuid: &str,
+    event: &str,
+    event_id: &str,
+    event_data: &Value,
+    performer: Option<&Principal>,
+    test: bool,
+) -> Result<i64> {
+    let body = json!({
+        "notification_uuid": notification_uuid,
+        "event": event,
+        "event_id": event_id,
+        "occurred_at": Utc::now().to_rfc3339(),
+        "event_data": event_data,
+        "performer_data": performer_data(performer),
+        "test": test,
+    });
+    Ok(queue::enqueue(tx, NOTIFICATION_QUEUE, name, &body).await?)
 }

@@ -74,6 +74,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         (name = "repository", description = "Repositories"),
         (name = "permission", description = "Repository permissions"),
         (name = "logs", description = "Audit logs"),
+        (name = "notification", description = "Repository notifications"),
     )
 )]
 pub struct ApiDoc;

@@ -91,3 +91,37 @@ pub async fn set_enabled(tx: &mut Tx, id: i64, enabled: bool, reason: Option<&st
     run!(tx, c => sqlx::query(sql).bind(id).bind(enabled).bind(reason).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+/// The notifications of `repo`, oldest first.
+pub async fn of_repo(ex: &mut impl Exec, repo: RepoId) -> Result<Vec<NotificationRow>> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM repository_notification WHERE repository_id = $1 ORDER BY id"
+    );
+    Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(repo.0).fetch_all(c).await)?)
+}
+
+/// A notification of `repo` by uuid; another repository's uuid finds nothing.
+pub async fn by_uuid(ex: &mut impl Exec, repo: RepoId, uuid: &str) -> Result<Option<NotificationRow>> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM repository_notification WHERE repository_id = $1 AND uuid = $2"
+    );
+    Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(repo.0).bind(uuid).fetch_optional(c).await)?)
+}
+
+/// Deletes a notification. Returns whether it existed.
+pub async fn delete(tx: &mut Tx, id: i64) -> Result<bool> {
+    let sql = "DELETE FROM repository_notification WHERE id = $1";
+    let n = run!(tx, c => sqlx::query(sql).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Clears the failure count and re-enables the notification.
+pub async fn reset(tx: &mut Tx, id: i64) -> Result<()> {
+    let sql = "UPDATE repository_notification SET number_of_failures = 0, enabled = TRUE, disabled_reason = NULL WHERE id = $1";
+    run!(tx, c => sqlx::query(sql).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! The Quay-compatible `/api/v1`: routes, request and response shapes (`In`/`Out` types per
 //! resource), and OpenAPI annotations from which `/api/v1/openapi.json` is generated.
 
+pub mod notification;
 pub mod org;
 pub mod repo;
 pub mod user;
@@ -19,6 +20,7 @@ pub fn router() -> OpenApiRouter<HttpState> {
         .merge(user::router())
         .merge(org::router())
         .merge(repo::router())
+        .merge(notification::router())
 }
 
 /// Quay's avatar object. Berth renders no images; `hash` and `color` are derived from the name so
