@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod caller;
+pub mod delivery;
 pub mod error;
 pub mod events;
 pub mod failpoint;
@@ -47,6 +48,10 @@ pub struct Settings {
     pub preferred_url_scheme: String,
     /// Lifetime of registry bearer tokens issued by `/v2/auth`.
     pub registry_token_ttl: Duration,
+    /// What notification method configurations may contain.
+    pub method_policy: berth_notify::methods::MethodPolicy,
+    /// How deliveries are sent and retried.
+    pub delivery: delivery::DeliverySettings,
 }
 
 impl Settings {
@@ -64,6 +69,7 @@ pub struct App {
     settings: Settings,
     registry_key: std::sync::Arc<auth::RegistryKey>,
     failpoints: failpoint::Failpoints,
+    wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl App {
@@ -81,6 +87,7 @@ impl App {
             settings,
             registry_key,
             failpoints: failpoint::Failpoints::default(),
+            wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -92,6 +99,11 @@ impl App {
     /// Test-only fault injection points of this application.
     pub fn failpoints(&self) -> &failpoint::Failpoints {
         &self.failpoints
+    }
+
+    /// Signalled when deliveries were enqueued, so that the delivery worker wakes at once.
+    pub fn delivery_wakeup(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.wake.clone()
     }
 
     /// The settings.

@@ -4,7 +4,7 @@
 //! operation by uuid is scoped to the repository in the path.
 
 use berth_core::{AccountKind, RepoRole};
-use berth_notify::methods::{Checked, MethodPolicy, Target};
+use berth_notify::methods::{Checked, Target};
 use berth_notify::{EventKind, MethodKind};
 use berth_store::accounts;
 use berth_store::notifications::{self, NewNotification, NotificationRow};
@@ -85,7 +85,7 @@ impl App {
         let event = EventKind::parse(&req.event).map_err(AppError::Invalid)?;
         let method = MethodKind::parse(&req.method).map_err(AppError::Invalid)?;
         let checked = method
-            .validate(&req.config, &MethodPolicy::default())
+            .validate(&req.config, &self.settings.method_policy)
             .map_err(AppError::Invalid)?;
         event
             .validate_config(&req.event_config)
@@ -197,6 +197,7 @@ impl App {
         )
         .await?;
         tx.commit().await?;
+        self.wake.notify_one();
         Ok(())
     }
 }

@@ -513,6 +513,7 @@ impl App {
                 format!("manifest digest {digest} does not match {d}"),
             ));
         }
+        let mut raised = 0;
         let mut tx = self.store.begin().await?;
         for b in &parsed.blobs {
             if reg::repo_blob_size(&mut tx, repo.id, b).await?.is_none() {
@@ -552,7 +553,7 @@ impl App {
                 &[tag.as_str()],
                 &[digest.as_str()],
             );
-            crate::events::raise(&mut tx, repo, "repo_push", &data, ctx.caller.account()).await?;
+            raised = crate::events::raise(&mut tx, repo, "repo_push", &data, ctx.caller.account()).await?;
             if before.as_deref() != Some(digest.as_str()) {
                 let meta = json!({"repo": repo.name, "namespace": repo.namespace, "tag": tag.as_str(), "manifest_digest": digest.as_str()});
                 crate::audit::record(&mut tx, ctx, "push_repo", Some(repo.namespace_id), Some(repo.id), meta).await?;
@@ -563,6 +564,9 @@ impl App {
             return Err(AppError::Unavailable("failpoint: put_manifest.before_commit".into()));
         }
         tx.commit().await?;
+        if raised > 0 {
+            self.wake.notify_one();
+        }
         Ok(PushedManifest {
             digest,
             subject: parsed.subject,

@@ -9,6 +9,7 @@
 pub mod events;
 pub mod jsontemplate;
 pub mod methods;
+pub mod send;
 
 pub use events::{EventKind, Level, RepoContext};
 pub use jsontemplate::JsonTemplate;

@@ -47,6 +47,39 @@ pub struct Config {
     pub upload_max_age_secs: u64,
     /// Blobs no manifest references are kept this long after they were stored or linked, in seconds.
     pub blob_gc_grace_secs: u64,
+    /// Notification delivery (`[notifications]`, env `BERTH_NOTIFICATIONS__KEY`).
+    pub notifications: NotificationsConfig,
+}
+
+/// The `[notifications]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// Hostnames webhooks may not target (checked at creation).
+    pub blocked_hosts: Vec<String>,
+    /// Hosts Slack-format webhooks may target besides hooks.slack.com (Mattermost, Rocket.Chat).
+    pub slack_extra_hosts: Vec<String>,
+    /// Timeout of one delivery request, in seconds.
+    pub send_timeout_secs: u64,
+    /// Connect timeout of one delivery request, in seconds.
+    pub connect_timeout_secs: u64,
+    /// Consecutive failed deliveries after which a notification is disabled.
+    pub failure_threshold: u32,
+    /// Delay before each retry of a failed delivery, in seconds (±20 % jitter; the last repeats).
+    pub retry_schedule_secs: Vec<u64>,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            blocked_hosts: vec!["localhost".into(), "127.0.0.1".into()],
+            slack_extra_hosts: Vec::new(),
+            send_timeout_secs: 10,
+            connect_timeout_secs: 5,
+            failure_threshold: 3,
+            retry_schedule_secs: vec![5, 300, 1800, 7200, 18_000, 36_000, 36_000],
+        }
+    }
 }
 
 impl Default for Config {
@@ -66,6 +99,7 @@ impl Default for Config {
             gc_interval_secs: 3600,
             upload_max_age_secs: 86_400,
             blob_gc_grace_secs: 3600,
+            notifications: NotificationsConfig::default(),
         }
     }
 }
@@ -93,6 +127,7 @@ impl Config {
                 // BERTH_CONFIG is the --config flag's own variable, not a key.
                 Env::prefixed(ENV_PREFIX)
                     .filter(|k| !k.as_str().to_ascii_lowercase().ends_with("_file") && k != "config")
+                    .split("__")
                     .global(),
             )
             .merge(SecretFiles(secret_files));
@@ -117,6 +152,7 @@ impl Config {
             "gc_interval_secs",
             "upload_max_age_secs",
             "blob_gc_grace_secs",
+            "notifications",
         ]
     }
 
@@ -286,10 +322,19 @@ mod tests {
             jail.create_file("berth.toml", "listen = \"127.0.0.1:9000\"\nlog_format = \"json\"\n")?;
             jail.create_file("db-url", "postgres://u:p@127.0.0.1/db\n")?;
             jail.set_env("BERTH_LOG_FORMAT", "text");
+            jail.set_env("BERTH_NOTIFICATIONS__SEND_TIMEOUT_SECS", "20");
             jail.set_env("BERTH_DATABASE_URL_FILE", "db-url");
             let c = Config::load(Some(Path::new("berth.toml"))).unwrap();
             assert_eq!(c.listen.port(), 9000, "file overrides defaults");
             assert_eq!(c.log_format, "text", "environment overrides the file");
+            assert_eq!(
+                c.notifications.send_timeout_secs, 20,
+                "sections use a double underscore"
+            );
+            assert_eq!(
+                c.notifications.failure_threshold, 3,
+                "other keys of the section keep their defaults"
+            );
             assert_eq!(
                 c.database_url(),
                 "postgres://u:p@127.0.0.1/db",
@@ -351,21 +396,33 @@ mod tests {
             );
             Ok(())
         });
-        for key in Config::keys() {
-            let documented = text.lines().any(|l| {
-                let l = l.trim_start_matches('#').trim_start();
-                l.starts_with(&format!("{key} ="))
-            });
-            assert!(documented, "config.example.toml does not document {key}");
-        }
-        // And keys() is complete: every field of Config is listed.
-        let fields = toml::Value::try_from(Config {
+        let documented = |key: &str| {
+            text.lines()
+                .any(|l| l.trim_start_matches('#').trim_start().starts_with(&format!("{key} =")))
+        };
+        let all = toml::Value::try_from(Config {
             server_hostname: Some("h".into()),
             database_url: Some("sqlite:x".into()),
             ..Config::default()
         })
         .unwrap();
-        let mut fields: Vec<_> = fields.as_table().unwrap().keys().cloned().collect();
+        for (key, value) in all.as_table().unwrap() {
+            match value.as_table() {
+                // A section: its header and every key in it.
+                Some(section) => {
+                    assert!(
+                        text.contains(&format!("[{key}]")),
+                        "config.example.toml has no [{key}] section"
+                    );
+                    for sub in section.keys() {
+                        assert!(documented(sub), "config.example.toml does not document {key}.{sub}");
+                    }
+                }
+                None => assert!(documented(key), "config.example.toml does not document {key}"),
+            }
+        }
+        // And keys() is complete: every field of Config is listed.
+        let mut fields: Vec<_> = all.as_table().unwrap().keys().cloned().collect();
         let mut keys: Vec<_> = Config::keys().into_iter().map(String::from).collect();
         fields.sort();
         keys.sort();

@@ -43,6 +43,22 @@ pub async fn build_app(config: &Config, store: Store) -> anyhow::Result<App> {
         server_hostname: config.hostname(),
         preferred_url_scheme: config.preferred_url_scheme.clone(),
         registry_token_ttl: std::time::Duration::from_secs(config.registry_token_ttl_secs),
+        method_policy: berth_notify::methods::MethodPolicy {
+            blocked_hosts: config.notifications.blocked_hosts.clone(),
+            extra_slack_hosts: config.notifications.slack_extra_hosts.clone(),
+        },
+        delivery: berth_app::delivery::DeliverySettings {
+            send_timeout: std::time::Duration::from_secs(config.notifications.send_timeout_secs),
+            connect_timeout: std::time::Duration::from_secs(config.notifications.connect_timeout_secs),
+            failure_threshold: config.notifications.failure_threshold,
+            schedule: config
+                .notifications
+                .retry_schedule_secs
+                .iter()
+                .map(|s| std::time::Duration::from_secs(*s))
+                .collect(),
+            ..berth_app::delivery::DeliverySettings::default()
+        },
     };
     let blobs = std::sync::Arc::new(berth_blob::LocalBlobStore::new(config.data_dir.clone()));
     Ok(App::new(store, blobs, settings).await?)
@@ -113,6 +129,7 @@ impl Application {
             gc,
         } = self;
         let gc_task = gc.map(|(every, policy)| tokio::spawn(run_gc(app.clone(), every, policy)));
+        let delivery_task = tokio::spawn(run_deliveries(app.clone()));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -133,6 +150,8 @@ impl Application {
         if let Some(t) = gc_task {
             t.abort();
         }
+        // A delivery in flight is abandoned; its lease expires and another worker retries it.
+        delivery_task.abort();
         app.store().close().await;
         tracing::info!("stopped");
         Ok(())
@@ -149,6 +168,33 @@ async fn run_gc(app: App, every: std::time::Duration, policy: berth_app::gc::GcP
         tick.tick().await;
         if let Err(e) = app.collect_garbage(policy, chrono::Utc::now()).await {
             tracing::warn!(error = %e, "garbage collection failed; retrying at the next interval");
+        }
+    }
+}
+
+/// Delivers notifications until aborted: wakes when jobs are enqueued in this process, and polls
+/// every second for jobs enqueued elsewhere or due for a retry.
+async fn run_deliveries(app: App) {
+    let d = &app.settings().delivery;
+    let sender = match berth_notify::send::Sender::new(d.send_timeout, d.connect_timeout) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "notification delivery is unavailable");
+            return;
+        }
+    };
+    let worker = format!("w{}", std::process::id());
+    let wake = app.delivery_wakeup();
+    loop {
+        match app.deliver_pending(&sender, &worker, 10).await {
+            Ok(0) => {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified()).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "delivery round failed; retrying shortly");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
         }
     }
 }

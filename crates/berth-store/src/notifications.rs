@@ -125,3 +125,26 @@ pub async fn reset(tx: &mut Tx, id: i64) -> Result<()> {
     run!(tx, c => sqlx::query(sql).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+/// A notification by uuid, in any repository (for the delivery worker).
+pub async fn by_uuid_any(ex: &mut impl Exec, uuid: &str) -> Result<Option<NotificationRow>> {
+    let sql = concat!("SELECT ", columns!(), " FROM repository_notification WHERE uuid = $1");
+    Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(uuid).fetch_optional(c).await)?)
+}
+
+/// Records a delivery outcome: success resets the failure count; a failure increments it and, at
+/// `threshold`, disables the notification with `reason`. Returns the new count.
+pub async fn record_outcome(tx: &mut Tx, id: i64, success: bool, threshold: i32, reason: &str) -> Result<i32> {
+    if success {
+        let sql = "UPDATE repository_notification SET number_of_failures = 0 WHERE id = $1";
+        run!(tx, c => sqlx::query(sql).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+        return Ok(0);
+    }
+    let sql = "UPDATE repository_notification SET number_of_failures = number_of_failures + 1 WHERE id = $1 \
+               RETURNING number_of_failures";
+    let n = run!(tx, c => sqlx::query_scalar::<_, i32>(sql).bind(id).fetch_one(c).await)?;
+    if n >= threshold {
+        set_enabled(tx, id, false, Some(reason)).await?;
+    }
+    Ok(n)
+}

@@ -8,6 +8,9 @@
 //!   `postgres://postgres@127.0.0.1:5432/postgres`), dropped again when the value is dropped.
 //! - [`backend_test!`] turns one async test body into two tests, `…::sqlite` and `…::postgres`.
 //!   The PostgreSQL variant fails, never skips, when the server is unreachable.
+//! - [`receiver::Receiver`] is a real HTTP server on loopback that records deliveries.
+
+pub mod receiver;
 
 use std::time::Duration;
 

@@ -6,6 +6,7 @@
 
 mod accounts_api;
 mod binary;
+mod delivery;
 mod notifications_api;
 mod observability;
 mod oci_conformance;

@@ -234,11 +234,18 @@ fn rows() -> Vec<Row> {
             "401 403 403 200 200 403 403 200 404 403",
         ),
         // Notifications: repository admins only.
-        row(M::GET, "/api/v1/repository/acme/private/notification/", None, "401 403 403 200 200 403 403 200 404 403"),
+        row(
+            M::GET,
+            "/api/v1/repository/acme/private/notification/",
+            None,
+            "401 403 403 200 200 403 403 200 404 403",
+        ),
         row(
             M::POST,
             "/api/v1/repository/acme/private/notification/",
-            Some(json!({"event": "repo_push", "method": "webhook", "config": {"url": "https://hooks.example.com/{i}"}, "eventConfig": {}})),
+            Some(
+                json!({"event": "repo_push", "method": "webhook", "config": {"url": "https://hooks.example.com/{i}"}, "eventConfig": {}}),
+            ),
             "401 403 403 201 201 403 403 201 404 403",
         ),
         // Deletion, each caller on its own copy of the private repository.

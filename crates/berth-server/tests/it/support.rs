@@ -33,16 +33,22 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on a fresh database of `kind`.
     pub async fn start(kind: DbKind) -> TestServer {
+        Self::start_with(kind, |_| {}).await
+    }
+
+    /// Starts a server whose configuration `configure` may change first.
+    pub async fn start_with(kind: DbKind, configure: impl FnOnce(&mut Config)) -> TestServer {
         let db = TestDb::new(kind).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let config = Config {
+        let mut config = Config {
             listen: addr,
             server_hostname: Some(addr.to_string()),
             data_dir: db.dir().to_path_buf(),
             database_url: Some(db.url.clone()),
             ..Config::default()
         };
+        configure(&mut config);
         let application = Application::build_on(&config, listener).await.unwrap();
         let app = application.app().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

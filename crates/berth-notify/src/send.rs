@@ -1,0 +1,343 @@
+//! Sending: the HTTP client every method uses, outcome classification, and the bodies of the
+//! webhook and Slack methods.
+//!
+//! Classification (the delivery engine decides what to do with it):
+//! - delivered: 2xx;
+//! - retryable: 5xx, 408, 429, timeouts, connection and TLS errors (with `Retry-After` if given);
+//! - permanent: any other status; 410 Gone also says the endpoint is gone for good.
+//!
+//! Redirects are not followed: a webhook must answer where it was registered.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::events::{EventKind, Level};
+
+/// The result of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The receiver accepted it.
+    Delivered {
+        /// The status it answered.
+        status: u16,
+    },
+    /// Worth trying again later.
+    Retryable {
+        /// What happened.
+        reason: String,
+        /// The receiver's `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
+    /// Trying again will not help.
+    Permanent {
+        /// What happened.
+        reason: String,
+        /// The receiver answered 410 Gone.
+        gone: bool,
+    },
+}
+
+/// Headers every delivery carries.
+#[derive(Debug, Clone)]
+pub struct DeliveryMeta<'a> {
+    /// The event name.
+    pub event: &'a str,
+    /// A stable id, the same on every retry, so receivers can deduplicate.
+    pub delivery_id: &'a str,
+}
+
+/// Classifies an HTTP answer.
+pub fn classify(status: u16, retry_after: Option<Duration>, what: &str) -> Outcome {
+    match status {
+        200..=299 => Outcome::Delivered { status },
+        408 | 429 | 500..=599 => Outcome::Retryable {
+            reason: format!("{status} response for {what}"),
+            retry_after,
+        },
+        410 => Outcome::Permanent {
+            reason: format!("410 response for {what}: the endpoint is gone"),
+            gone: true,
+        },
+        _ => Outcome::Permanent {
+            reason: format!("{status} response for {what}"),
+            gone: false,
+        },
+    }
+}
+
+/// Sends notifications over HTTP.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+}
+
+impl Sender {
+    /// A sender with the given timeouts.
+    pub fn new(timeout: Duration, connect_timeout: Duration) -> Result<Sender, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Berth-Notifications/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        Ok(Sender { client })
+    }
+
+    /// POSTs a JSON body. `what` names the method in messages (never the URL: it may hold a token).
+    pub async fn post_json(&self, url: &str, body: &Value, meta: &DeliveryMeta<'_>, what: &str) -> Outcome {
+        let sent = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-berth-event", meta.event)
+            .header("x-berth-delivery", meta.delivery_id)
+            .body(body.to_string())
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => {
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                classify(resp.status().as_u16(), retry_after, what)
+            }
+            Err(e) => {
+                let kind = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "could not connect"
+                } else {
+                    "failed"
+                };
+                Outcome::Retryable {
+                    reason: format!("{what} {kind}: {}", without_url(&e)),
+                    retry_after: None,
+                }
+            }
+        }
+    }
+}
+
+/// An error's text without the URL reqwest puts in it (URLs may carry tokens).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut parts = Vec::new();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    if parts.is_empty() {
+        "request error".into()
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// Slack's colour for a level (spec §2.4).
+pub fn slack_color(level: Level) -> &'static str {
+    match level {
+        Level::Info => "#ffffff",
+        Level::Warning => "warning",
+        Level::Error => "danger",
+        Level::Success | Level::Primary => "good",
+    }
+}
+
+/// Escapes Slack's control characters.
+pub fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn link(url: &str, text: &str) -> String {
+    format!(
+        "<{}|{}>",
+        url.replace('|', "%7C").replace('>', "%3E"),
+        slack_escape(text)
+    )
+}
+
+/// The Slack message of an event, built from the event data (no HTML scraping, no stray
+/// whitespace), with a performer name when known.
+pub fn slack_text(kind: EventKind, data: &Value, performer: Option<&str>) -> String {
+    let s = |k: &str| data[k].as_str().unwrap_or_default();
+    let homepage = s("homepage");
+    let repo_link = {
+        let base = homepage.split("/build/").next().unwrap_or(homepage);
+        link(base, s("repository"))
+    };
+    let tag_links = |tags: &[Value]| -> String {
+        let base = homepage.split("/build/").next().unwrap_or(homepage);
+        tags.iter()
+            .filter_map(Value::as_str)
+            .map(|t| link(&format!("{base}?tag={t}&tab=tags"), t))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let who = performer.map(|p| format!("*{}* ", slack_escape(p))).unwrap_or_default();
+    match kind {
+        EventKind::RepoPush => {
+            let tags = data["updated_tags"].as_array().cloned().unwrap_or_default();
+            let what = if tags.is_empty() {
+                String::new()
+            } else {
+                format!("{} in ", tag_links(&tags))
+            };
+            let verb = if who.is_empty() {
+                "Push of ".to_owned()
+            } else {
+                format!("{who}pushed ")
+            };
+            format!("{verb}{what}repository {repo_link}")
+        }
+        EventKind::BuildQueued
+        | EventKind::BuildStart
+        | EventKind::BuildSuccess
+        | EventKind::BuildFailure
+        | EventKind::BuildCancelled => {
+            let word = match kind {
+                EventKind::BuildQueued => "queued",
+                EventKind::BuildStart => "started",
+                EventKind::BuildSuccess => "completed",
+                EventKind::BuildFailure => "failed",
+                _ => "cancelled",
+            };
+            let id: String = s("build_id").chars().take(7).collect();
+            let mut out = format!(
+                "{} {word} for repository {repo_link}",
+                link(homepage, &format!("Build {id}"))
+            );
+            if let Some(r) = data["trigger_metadata"]["ref"].as_str() {
+                out.push_str(&format!(" ({})", slack_escape(r)));
+            }
+            if let Some(e) = data["error_message"].as_str() {
+                out.push_str(&format!("\n{}", slack_escape(e)));
+            }
+            out
+        }
+        EventKind::VulnerabilityFound => {
+            let v = &data["vulnerability"];
+            let priority = v["priority"].as_str().unwrap_or("Unknown");
+            let id = v["id"].as_str().unwrap_or_default();
+            let tags = data["tags"].as_array().cloned().unwrap_or_default();
+            let shown = tag_links(&tags[..tags.len().min(3)]);
+            let more = if tags.len() > 3 {
+                format!(" (and {} more)", tags.len() - 3)
+            } else {
+                String::new()
+            };
+            let title = match v["link"].as_str() {
+                Some(l) => link(l, &format!("{priority} vulnerability")),
+                None => format!("{priority} vulnerability"),
+            };
+            format!(
+                "A {title} ({}) was detected in tags {shown}{more} in repository {repo_link}",
+                slack_escape(id)
+            )
+        }
+        EventKind::MirrorStarted | EventKind::MirrorSuccess | EventKind::MirrorFailed => {
+            let word = match kind {
+                EventKind::MirrorStarted => "started",
+                EventKind::MirrorSuccess => "succeeded",
+                _ => "failed",
+            };
+            format!(
+                "Mirror of repository {repo_link} {word}: {}",
+                slack_escape(s("message"))
+            )
+        }
+        EventKind::ImageExpiry => {
+            let tags = data["tags"].as_array().cloned().unwrap_or_default();
+            format!(
+                "Tags {} of repository {repo_link} expire in {}",
+                tag_links(&tags),
+                slack_escape(s("expiring_in"))
+            )
+        }
+    }
+}
+
+/// Slack's incoming-webhook body (spec §2.4).
+pub fn slack_body(kind: EventKind, data: &Value, performer: Option<&str>) -> Value {
+    let summary = kind.summary(data);
+    json!({
+        "text": slack_escape(&summary),
+        "username": "Berth",
+        "attachments": [{
+            "fallback": slack_escape(&summary),
+            "text": slack_text(kind, data, performer),
+            "color": slack_color(kind.level(data)),
+            "mrkdwn_in": ["text"],
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::RepoContext;
+
+    #[test]
+    fn classification() {
+        assert_eq!(classify(204, None, "webhook"), Outcome::Delivered { status: 204 });
+        for s in [500, 503, 429, 408] {
+            assert!(matches!(classify(s, None, "webhook"), Outcome::Retryable { .. }), "{s}");
+        }
+        assert_eq!(
+            classify(410, None, "webhook"),
+            Outcome::Permanent {
+                reason: "410 response for webhook: the endpoint is gone".into(),
+                gone: true
+            }
+        );
+        assert!(matches!(
+            classify(404, None, "webhook"),
+            Outcome::Permanent { gone: false, .. }
+        ));
+        assert!(
+            matches!(classify(301, None, "webhook"), Outcome::Permanent { .. }),
+            "redirects are not followed"
+        );
+    }
+
+    #[test]
+    fn slack_messages_are_clean_and_escaped() {
+        let ctx = RepoContext {
+            hostname: "b.example",
+            scheme: "https",
+            namespace: "acme",
+            name: "web",
+        };
+        let data = crate::events::repo_push(&ctx, &["v1"], &["sha256:x"]);
+        let body = slack_body(EventKind::RepoPush, &data, None);
+        assert_eq!(body["text"], "Repository acme/web updated");
+        assert_eq!(body["attachments"][0]["color"], "good");
+        assert_eq!(
+            body["attachments"][0]["text"],
+            "Push of <https://b.example/repository/acme/web?tag=v1&tab=tags|v1> in repository <https://b.example/repository/acme/web|acme/web>"
+        );
+        let with_user = slack_text(EventKind::RepoPush, &data, Some("a<b>&c"));
+        assert!(with_user.starts_with("*a&lt;b&gt;&amp;c* pushed "), "{with_user}");
+        let mut failed = EventKind::BuildFailure.sample(&ctx, &json!({}), 0.0);
+        failed["error_message"] = json!("<script> & co");
+        let t = slack_text(EventKind::BuildFailure, &failed, None);
+        assert!(t.contains("&lt;script&gt; &amp; co") && !t.contains("<script>"), "{t}");
+        assert!(
+            t.starts_with("<https://b.example/repository/acme/web/build/fake-build-id|Build fake-bu> failed"),
+            "{t}"
+        );
+        for e in EventKind::all() {
+            let sample = e.sample(&ctx, &json!({"days": 3}), 0.0);
+            let text = slack_text(*e, &sample, None);
+            assert!(
+                !text.contains("  ") && !text.trim().is_empty() && text == text.trim(),
+                "{}: {text:?}",
+                e.name()
+            );
+        }
+    }
+}

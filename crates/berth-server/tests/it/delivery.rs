@@ -1,0 +1,187 @@
+//! Delivery end to end, on both backends, to a real HTTP receiver on loopback: a skopeo push
+//! reaches a webhook; test sends of every event reach webhook and Slack receivers with exact
+//! bodies and headers; retries keep the delivery id; failures disable a notification and say why.
+
+use std::time::Duration;
+
+use berth_notify::EventKind;
+use berth_testkit::backend_test;
+use berth_testkit::receiver::Receiver;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Auth, TestServer, expect};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn server(kind: berth_testkit::DbKind) -> (TestServer, Auth) {
+    let s = TestServer::start_with(kind, |c| {
+        c.notifications.blocked_hosts = Vec::new();
+        c.notifications.slack_extra_hosts = vec!["127.0.0.1".into()];
+        c.notifications.retry_schedule_secs = vec![0];
+    })
+    .await;
+    let root = s.init_root().await;
+    expect(
+        s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await,
+        201,
+    );
+    expect(
+        s.post(
+            "/api/v1/repository",
+            &root,
+            json!({"namespace": "acme", "repository": "web", "visibility": "private"}),
+        )
+        .await,
+        201,
+    );
+    (s, root)
+}
+
+async fn create(s: &TestServer, root: &Auth, event: &str, method: &str, config: Value, event_config: Value) -> String {
+    let body = json!({"event": event, "method": method, "config": config, "eventConfig": event_config});
+    let n = expect(
+        s.post("/api/v1/repository/acme/web/notification/", root, body).await,
+        201,
+    );
+    n["uuid"].as_str().unwrap().to_owned()
+}
+
+async fn test_send(s: &TestServer, root: &Auth, uuid: &str) {
+    expect(
+        s.post(
+            &format!("/api/v1/repository/acme/web/notification/{uuid}/test"),
+            root,
+            json!(null),
+        )
+        .await,
+        200,
+    );
+}
+
+backend_test!(async fn skopeo_push_reaches_the_webhook(kind) {
+    let (s, root) = server(kind).await;
+    let rx = Receiver::start().await;
+    create(&s, &root, "repo_push", "webhook", json!({"url": format!("{}/hook", rx.url)}), json!({})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(args[0]).args(&args[1..]).current_dir(d).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["umoci", "init", "--layout", "L"]);
+    run(&["umoci", "new", "--image", "L:v1"]);
+    let dest = format!("docker://{}/acme/web:v1", s.hostname);
+    let push = tokio::process::Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false", "--dest-creds", "root:rootpassword", "oci:L:v1", &dest])
+        .current_dir(d)
+        .output()
+        .await
+        .unwrap();
+    assert!(push.status.success(), "{}", String::from_utf8_lossy(&push.stderr));
+    let got = rx.next(WAIT).await.expect("the push is delivered");
+    assert_eq!((got.method.as_str(), got.path.as_str()), ("POST", "/hook"));
+    assert_eq!(got.headers["content-type"], "application/json");
+    assert_eq!(got.headers["x-berth-event"], "repo_push");
+    let body = got.json();
+    let host = &s.hostname;
+    assert_eq!(body["repository"], "acme/web");
+    assert_eq!(body["docker_url"], format!("{host}/acme/web"));
+    assert_eq!(body["homepage"], format!("http://{host}/repository/acme/web"));
+    assert_eq!(body["updated_tags"], json!(["v1"]));
+    assert!(body["manifest_digests"][0].as_str().unwrap().starts_with("sha256:"));
+    assert!(rx.next(Duration::from_millis(500)).await.is_none(), "exactly one delivery");
+    s.stop().await;
+});
+
+backend_test!(async fn every_event_to_webhook_and_slack(kind) {
+    let (s, root) = server(kind).await;
+    let rx = Receiver::start().await;
+    let ctx = berth_notify::RepoContext { hostname: &s.hostname, scheme: "http", namespace: "acme", name: "web" };
+    for event in EventKind::all() {
+        let ev_cfg = if *event == EventKind::ImageExpiry { json!({"days": 3}) } else { json!({}) };
+        let hook = create(&s, &root, event.name(), "webhook", json!({"url": format!("{}/w", rx.url)}), ev_cfg.clone()).await;
+        let slack = create(&s, &root, event.name(), "slack", json!({"url": format!("{}/s", rx.url)}), ev_cfg.clone()).await;
+        test_send(&s, &root, &hook).await;
+        let got = rx.next(WAIT).await.expect("webhook delivery");
+        assert_eq!(got.path, "/w");
+        assert_eq!(got.headers["x-berth-event"], event.name());
+        assert!(got.headers["x-berth-delivery"].ends_with(&format!(".{hook}")));
+        let expected = event.sample(&ctx, &ev_cfg, 0.0);
+        let mut body = got.json();
+        // The build samples carry the send time; everything else is exact.
+        if let Some(d) = body.pointer_mut("/trigger_metadata/commit_info/date") {
+            *d = json!(0.0);
+        }
+        assert_eq!(body, expected, "{}", event.name());
+        test_send(&s, &root, &slack).await;
+        let got = rx.next(WAIT).await.expect("slack delivery");
+        assert_eq!(got.path, "/s");
+        let body = got.json();
+        assert_eq!(body["text"], event.summary(&expected), "{}", event.name());
+        assert_eq!(body["username"], "Berth");
+        assert_eq!(body["attachments"][0]["mrkdwn_in"], json!(["text"]));
+        assert_eq!(body["attachments"][0]["color"], berth_notify::send::slack_color(event.level(&expected)));
+        assert_eq!(body["attachments"][0]["text"], berth_notify::send::slack_text(*event, &expected, Some("root")), "{}", event.name());
+    }
+    s.stop().await;
+});
+
+backend_test!(async fn retries_keep_the_id_and_failures_disable(kind) {
+    let (s, root) = server(kind).await;
+    let rx = Receiver::start().await;
+    let uuid = create(&s, &root, "repo_push", "webhook", json!({"url": format!("{}/h", rx.url)}), json!({})).await;
+    let path = format!("/api/v1/repository/acme/web/notification/{uuid}");
+
+    // 503 then 200: retried, with the same delivery id.
+    rx.respond_with(&[503]);
+    test_send(&s, &root, &uuid).await;
+    let first = rx.next(WAIT).await.unwrap();
+    let second = rx.next(WAIT).await.unwrap();
+    assert_eq!(first.headers["x-berth-delivery"], second.headers["x-berth-delivery"]);
+    assert_eq!(first.body, second.body);
+    let n = expect(s.get(&path, &root).await, 200);
+    assert_eq!((n["number_of_failures"].as_i64(), n["enabled"].as_bool()), (Some(0), Some(true)));
+
+    // Three permanent failures in a row disable it, and it says why.
+    for i in 1..=3 {
+        rx.respond_with(&[400]);
+        test_send(&s, &root, &uuid).await;
+        rx.next(WAIT).await.unwrap();
+        // Wait until the outcome is recorded.
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let n = expect(s.get(&path, &root).await, 200);
+            if n["number_of_failures"].as_i64() == Some(i) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "failure {i} not recorded: {n}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let n = expect(s.get(&path, &root).await, 200);
+    assert_eq!(n["enabled"], false);
+    assert_eq!(n["disabled_reason"], "disabled after 3 consecutive failed deliveries; last error: 400 response for webhook");
+    // Disabled: a test send is dropped, nothing arrives.
+    test_send(&s, &root, &uuid).await;
+    assert!(rx.next(Duration::from_millis(1500)).await.is_none());
+
+    // Re-enabled: deliveries flow again. 410 Gone disables at once.
+    expect(s.call(Method::POST, &path, &root, None).await, 204);
+    let n = expect(s.get(&path, &root).await, 200);
+    assert_eq!((n["number_of_failures"].as_i64(), n["enabled"].as_bool(), n["disabled_reason"].is_null()), (Some(0), Some(true), true));
+    rx.respond_with(&[410]);
+    test_send(&s, &root, &uuid).await;
+    rx.next(WAIT).await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let n = expect(s.get(&path, &root).await, 200);
+        if n["enabled"] == false {
+            assert_eq!(n["disabled_reason"], "disabled: 410 response for webhook: the endpoint is gone");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "410 did not disable: {n}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.stop().await;
+});
