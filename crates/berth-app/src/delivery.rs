@@ -124,6 +124,7 @@ impl App {
                     .post_json(url, &slack_body(event, data, performer), &meta, "Slack")
                     .await
             }
+            MethodKind::QuayNotification => return self.deliver_in_app(job, &n, event.name(), data).await,
             other => {
                 let at = Utc::now() + chrono::Duration::hours(1);
                 let note = format!(

@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod failpoint;
 pub mod gc;
+pub mod inapp;
 pub mod notifications;
 pub mod registry;
 pub mod repos;
@@ -30,6 +31,7 @@ pub use caller::{Caller, Ctx, Principal};
 /// The stored records use cases return, re-exported so that outer layers need not depend on the store.
 pub mod model {
     pub use berth_store::accounts::AccountRow;
+    pub use berth_store::inapp::InAppRow;
     pub use berth_store::notifications::NotificationRow;
     pub use berth_store::repos::RepoRow;
     pub use berth_store::teams::TeamRow;

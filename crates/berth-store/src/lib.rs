@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod audit;
 pub mod db;
 pub mod error;
+pub mod inapp;
 pub mod notifications;
 pub mod queue;
 pub mod registry;

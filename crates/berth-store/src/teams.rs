@@ -124,3 +124,12 @@ pub async fn members(ex: &mut impl Exec, team: TeamId) -> Result<Vec<AccountRow>
                FROM account a JOIN team_member m ON m.account_id = a.id WHERE m.team_id = $1 ORDER BY a.name";
     Ok(run!(ex, c => sqlx::query_as::<_, AccountRow>(sql).bind(team.0).fetch_all(c).await)?)
 }
+
+/// The users in the admin teams of an organization (its administrators), by name.
+pub async fn org_admins(ex: &mut impl Exec, org: AccountId) -> Result<Vec<AccountRow>> {
+    let sql = "SELECT DISTINCT a.id, a.name, a.kind, a.email, a.password_hash, a.superuser, a.robot_owner_id, \
+               a.robot_token, a.description, a.created_at \
+               FROM account a JOIN team_member m ON m.account_id = a.id JOIN team t ON t.id = m.team_id \
+               WHERE t.org_id = $1 AND t.role = 'admin' AND a.kind = 'user' ORDER BY a.name";
+    Ok(run!(ex, c => sqlx::query_as::<_, AccountRow>(sql).bind(org.0).fetch_all(c).await)?)
+}

@@ -22,6 +22,8 @@ pub(crate) fn router() -> OpenApiRouter<HttpState> {
         .routes(routes!(superuser_create_user))
         .routes(routes!(list_user_robots))
         .routes(routes!(get_user_robot, put_user_robot, delete_user_robot))
+        .routes(routes!(list_my_notifications))
+        .routes(routes!(get_my_notification, update_my_notification))
 }
 
 /// Body of `POST /api/v1/user/initialize`.
@@ -250,4 +252,110 @@ async fn delete_user_robot(
 ) -> ApiResult<StatusCode> {
     s.app.delete_robot(&ctx, RobotOwner::CurrentUser, &short).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An in-app notification as Quay shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InAppOut {
+    /// Its id.
+    pub id: String,
+    /// The organization it reached you through, if any.
+    pub organization: Option<String>,
+    /// The event name.
+    pub kind: String,
+    /// When it was created (RFC 2822).
+    pub created: String,
+    /// The event data.
+    pub metadata: serde_json::Value,
+    /// Whether you dismissed it.
+    pub dismissed: bool,
+}
+
+impl From<berth_app::model::InAppRow> for InAppOut {
+    fn from(r: berth_app::model::InAppRow) -> Self {
+        InAppOut {
+            id: r.uuid,
+            organization: r.organization,
+            kind: r.kind,
+            created: super::quay_date(r.created_at),
+            metadata: r.metadata.0,
+            dismissed: r.dismissed,
+        }
+    }
+}
+
+/// Query of `GET /api/v1/user/notifications`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct InAppQuery {
+    /// Page number, from 0.
+    #[serde(default)]
+    pub page: u32,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+}
+
+/// Answer of `GET /api/v1/user/notifications`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InAppList {
+    /// Undismissed notifications, newest first.
+    pub notifications: Vec<InAppOut>,
+    /// Whether another page follows.
+    pub additional: bool,
+}
+
+/// The signed-in user's undismissed notifications.
+#[utoipa::path(get, path = "/api/v1/user/notifications", tag = "user", operation_id = "listUserNotifications",
+    params(InAppQuery),
+    responses((status = 200, body = InAppList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn list_my_notifications(
+    State(s): State<HttpState>,
+    ApiCtx(ctx): ApiCtx,
+    axum::extract::Query(q): axum::extract::Query<InAppQuery>,
+) -> ApiResult<Json<InAppList>> {
+    let (rows, additional) = s
+        .app
+        .my_notifications(&ctx.caller, q.page, q.limit.unwrap_or(20))
+        .await?;
+    Ok(Json(InAppList {
+        notifications: rows.into_iter().map(Into::into).collect(),
+        additional,
+    }))
+}
+
+/// One of the signed-in user's notifications, dismissed or not.
+#[utoipa::path(get, path = "/api/v1/user/notifications/{uuid}", tag = "user", operation_id = "getUserNotification",
+    params(("uuid" = String, Path)),
+    responses((status = 200, body = InAppOut), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_my_notification(
+    State(s): State<HttpState>,
+    ApiCtx(ctx): ApiCtx,
+    Path(uuid): Path<String>,
+) -> ApiResult<Json<InAppOut>> {
+    Ok(Json(s.app.my_notification(&ctx.caller, &uuid).await?.into()))
+}
+
+/// Body of `PUT /api/v1/user/notifications/{uuid}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DismissIn {
+    /// Dismiss (true) or restore (false). Required: Quay silently restored when it was missing.
+    pub dismissed: bool,
+}
+
+/// Dismisses or restores one of the signed-in user's notifications, for this user only.
+#[utoipa::path(put, path = "/api/v1/user/notifications/{uuid}", tag = "user", operation_id = "updateUserNotification",
+    params(("uuid" = String, Path)),
+    request_body = DismissIn,
+    responses((status = 200, body = InAppOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_my_notification(
+    State(s): State<HttpState>,
+    ApiCtx(ctx): ApiCtx,
+    Path(uuid): Path<String>,
+    ApiJson(body): ApiJson<DismissIn>,
+) -> ApiResult<Json<InAppOut>> {
+    Ok(Json(
+        s.app
+            .dismiss_notification(&ctx.caller, &uuid, body.dismissed)
+            .await?
+            .into(),
+    ))
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts_api;
+mod bell;
 mod binary;
 mod delivery;
 mod notifications_api;
