@@ -67,6 +67,8 @@ pub struct NotificationsConfig {
     pub failure_threshold: u32,
     /// Delay before each retry of a failed delivery, in seconds (±20 % jitter; the last repeats).
     pub retry_schedule_secs: Vec<u64>,
+    /// Run the delivery worker in this process (turn off on API-only instances).
+    pub deliver: bool,
 }
 
 impl Default for NotificationsConfig {
@@ -78,6 +80,7 @@ impl Default for NotificationsConfig {
             connect_timeout_secs: 5,
             failure_threshold: 3,
             retry_schedule_secs: vec![5, 300, 1800, 7200, 18_000, 36_000, 36_000],
+            deliver: true,
         }
     }
 }
@@ -190,6 +193,12 @@ impl Config {
         }
         if self.database_max_connections == 0 {
             return fail("database_max_connections", "must be at least 1".into());
+        }
+        if self.notifications.retry_schedule_secs.is_empty() {
+            return fail(
+                "notifications.retry_schedule_secs",
+                "must list at least one delay".into(),
+            );
         }
         if self.registry_token_ttl_secs == 0 {
             return fail("registry_token_ttl_secs", "must be at least 1".into());

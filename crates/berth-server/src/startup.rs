@@ -71,6 +71,7 @@ pub struct Application {
     app: App,
     grace: std::time::Duration,
     gc: Option<(std::time::Duration, berth_app::gc::GcPolicy)>,
+    deliver: bool,
 }
 
 impl Application {
@@ -105,6 +106,7 @@ impl Application {
             app,
             grace: config.shutdown_grace(),
             gc,
+            deliver: config.notifications.deliver,
         })
     }
 
@@ -127,9 +129,10 @@ impl Application {
             app,
             grace,
             gc,
+            deliver,
         } = self;
         let gc_task = gc.map(|(every, policy)| tokio::spawn(run_gc(app.clone(), every, policy)));
-        let delivery_task = tokio::spawn(run_deliveries(app.clone()));
+        let delivery_task = deliver.then(|| tokio::spawn(run_deliveries(app.clone())));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -151,7 +154,9 @@ impl Application {
             t.abort();
         }
         // A delivery in flight is abandoned; its lease expires and another worker retries it.
-        delivery_task.abort();
+        if let Some(t) = delivery_task {
+            t.abort();
+        }
         app.store().close().await;
         tracing::info!("stopped");
         Ok(())

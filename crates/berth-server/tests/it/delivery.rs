@@ -19,6 +19,7 @@ async fn server(kind: berth_testkit::DbKind) -> (TestServer, Auth) {
         c.notifications.blocked_hosts = Vec::new();
         c.notifications.slack_extra_hosts = vec!["127.0.0.1".into()];
         c.notifications.retry_schedule_secs = vec![0];
+        c.notifications.deliver = true;
     })
     .await;
     let root = s.init_root().await;

@@ -48,6 +48,9 @@ impl TestServer {
             database_url: Some(db.url.clone()),
             ..Config::default()
         };
+        // No delivery unless a test asks for it (and points it at its own loopback receiver):
+        // tests never send traffic anywhere else.
+        config.notifications.deliver = false;
         configure(&mut config);
         let application = Application::build_on(&config, listener).await.unwrap();
         let app = application.app().clone();
