@@ -36,6 +36,12 @@ pub struct DeliverySettings {
     pub schedule: Vec<Duration>,
     /// How long a claimed job is leased.
     pub lease: Duration,
+    /// Base URL of the Flowdock API.
+    pub flowdock_api_base: String,
+    /// Base URL of the HipChat API.
+    pub hipchat_api_base: String,
+    /// Sender address of outgoing messages (Flowdock's `from_address`).
+    pub from_address: String,
 }
 
 impl Default for DeliverySettings {
@@ -47,6 +53,9 @@ impl Default for DeliverySettings {
             failure_threshold: 3,
             schedule: vec![Duration::from_secs(5), m(5), m(30), m(120), m(300), m(600), m(600)],
             lease: Duration::from_secs(60),
+            flowdock_api_base: "https://api.flowdock.com".into(),
+            hipchat_api_base: "https://api.hipchat.com".into(),
+            from_address: "berth@localhost".into(),
         }
     }
 }
@@ -123,6 +132,37 @@ impl App {
                 sender
                     .post_json(url, &slack_body(event, data, performer), &meta, "Slack")
                     .await
+            }
+            MethodKind::Hipchat => {
+                let room = match &config["room_id"] {
+                    Value::String(r) => r.clone(),
+                    other => other.to_string(),
+                };
+                let token = config["notification_token"].as_str().unwrap_or_default();
+                match berth_notify::send::hipchat_url(&self.settings.delivery.hipchat_api_base, &room, token) {
+                    Ok(u) => {
+                        sender
+                            .post_json(
+                                &u,
+                                &berth_notify::send::hipchat_body(event, data, performer),
+                                &meta,
+                                "hipchat",
+                            )
+                            .await
+                    }
+                    Err(e) => Outcome::Permanent { reason: e, gone: false },
+                }
+            }
+            MethodKind::Flowdock => {
+                let token = config["flow_api_token"].as_str().unwrap_or_default();
+                let d = &self.settings.delivery;
+                match berth_notify::send::flowdock_url(&d.flowdock_api_base, token) {
+                    Ok(u) => {
+                        let body = berth_notify::send::flowdock_body(event, data, performer, &d.from_address);
+                        sender.post_json(&u, &body, &meta, "flowdock").await
+                    }
+                    Err(e) => Outcome::Permanent { reason: e, gone: false },
+                }
             }
             MethodKind::QuayNotification => return self.deliver_in_app(job, &n, event.name(), data).await,
             other => {

@@ -8,6 +8,7 @@
 
 pub mod events;
 pub mod jsontemplate;
+pub mod message;
 pub mod methods;
 pub mod send;
 

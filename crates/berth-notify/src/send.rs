@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::events::{EventKind, Level};
+use crate::message::{self, slack_escape};
 
 /// The result of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,117 +149,10 @@ pub fn slack_color(level: Level) -> &'static str {
     }
 }
 
-/// Escapes Slack's control characters.
-pub fn slack_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
-fn link(url: &str, text: &str) -> String {
-    format!(
-        "<{}|{}>",
-        url.replace('|', "%7C").replace('>', "%3E"),
-        slack_escape(text)
-    )
-}
-
 /// The Slack message of an event, built from the event data (no HTML scraping, no stray
 /// whitespace), with a performer name when known.
 pub fn slack_text(kind: EventKind, data: &Value, performer: Option<&str>) -> String {
-    let s = |k: &str| data[k].as_str().unwrap_or_default();
-    let homepage = s("homepage");
-    let repo_link = {
-        let base = homepage.split("/build/").next().unwrap_or(homepage);
-        link(base, s("repository"))
-    };
-    let tag_links = |tags: &[Value]| -> String {
-        let base = homepage.split("/build/").next().unwrap_or(homepage);
-        tags.iter()
-            .filter_map(Value::as_str)
-            .map(|t| link(&format!("{base}?tag={t}&tab=tags"), t))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let who = performer.map(|p| format!("*{}* ", slack_escape(p))).unwrap_or_default();
-    match kind {
-        EventKind::RepoPush => {
-            let tags = data["updated_tags"].as_array().cloned().unwrap_or_default();
-            let what = if tags.is_empty() {
-                String::new()
-            } else {
-                format!("{} in ", tag_links(&tags))
-            };
-            let verb = if who.is_empty() {
-                "Push of ".to_owned()
-            } else {
-                format!("{who}pushed ")
-            };
-            format!("{verb}{what}repository {repo_link}")
-        }
-        EventKind::BuildQueued
-        | EventKind::BuildStart
-        | EventKind::BuildSuccess
-        | EventKind::BuildFailure
-        | EventKind::BuildCancelled => {
-            let word = match kind {
-                EventKind::BuildQueued => "queued",
-                EventKind::BuildStart => "started",
-                EventKind::BuildSuccess => "completed",
-                EventKind::BuildFailure => "failed",
-                _ => "cancelled",
-            };
-            let id: String = s("build_id").chars().take(7).collect();
-            let mut out = format!(
-                "{} {word} for repository {repo_link}",
-                link(homepage, &format!("Build {id}"))
-            );
-            if let Some(r) = data["trigger_metadata"]["ref"].as_str() {
-                out.push_str(&format!(" ({})", slack_escape(r)));
-            }
-            if let Some(e) = data["error_message"].as_str() {
-                out.push_str(&format!("\n{}", slack_escape(e)));
-            }
-            out
-        }
-        EventKind::VulnerabilityFound => {
-            let v = &data["vulnerability"];
-            let priority = v["priority"].as_str().unwrap_or("Unknown");
-            let id = v["id"].as_str().unwrap_or_default();
-            let tags = data["tags"].as_array().cloned().unwrap_or_default();
-            let shown = tag_links(&tags[..tags.len().min(3)]);
-            let more = if tags.len() > 3 {
-                format!(" (and {} more)", tags.len() - 3)
-            } else {
-                String::new()
-            };
-            let title = match v["link"].as_str() {
-                Some(l) => link(l, &format!("{priority} vulnerability")),
-                None => format!("{priority} vulnerability"),
-            };
-            format!(
-                "A {title} ({}) was detected in tags {shown}{more} in repository {repo_link}",
-                slack_escape(id)
-            )
-        }
-        EventKind::MirrorStarted | EventKind::MirrorSuccess | EventKind::MirrorFailed => {
-            let word = match kind {
-                EventKind::MirrorStarted => "started",
-                EventKind::MirrorSuccess => "succeeded",
-                _ => "failed",
-            };
-            format!(
-                "Mirror of repository {repo_link} {word}: {}",
-                slack_escape(s("message"))
-            )
-        }
-        EventKind::ImageExpiry => {
-            let tags = data["tags"].as_array().cloned().unwrap_or_default();
-            format!(
-                "Tags {} of repository {repo_link} expire in {}",
-                tag_links(&tags),
-                slack_escape(s("expiring_in"))
-            )
-        }
-    }
+    message::to_slack(&message::segments(kind, data, performer))
 }
 
 /// Slack's incoming-webhook body (spec §2.4).
@@ -339,5 +233,86 @@ mod tests {
                 e.name()
             );
         }
+    }
+}
+
+/// HipChat's colour for a level (spec §2.5).
+pub fn hipchat_color(level: Level) -> &'static str {
+    match level {
+        Level::Info => "gray",
+        Level::Warning => "yellow",
+        Level::Error => "red",
+        Level::Success => "green",
+        Level::Primary => "purple",
+    }
+}
+
+/// HipChat's room-notification body (spec §2.5), with an escaped HTML message.
+pub fn hipchat_body(kind: EventKind, data: &Value, performer: Option<&str>) -> Value {
+    let level = kind.level(data);
+    json!({
+        "color": hipchat_color(level),
+        "message": message::to_html(&message::segments(kind, data, performer)),
+        "notify": level == Level::Error,
+        "message_format": "html",
+    })
+}
+
+/// HipChat's notification URL under `base` (the token goes in the query, as HipChat requires).
+pub fn hipchat_url(base: &str, room_id: &str, token: &str) -> Result<String, String> {
+    let mut url = url::Url::parse(base).map_err(|e| format!("hipchat_api_base: {e}"))?;
+    url.path_segments_mut()
+        .map_err(|()| "hipchat_api_base cannot be a base".to_owned())?
+        .pop_if_empty()
+        .extend(["v2", "room", room_id, "notification"]);
+    url.query_pairs_mut().append_pair("auth_token", token);
+    Ok(url.into())
+}
+
+/// Flowdock's team-inbox body (spec §2.6), with an escaped HTML message.
+pub fn flowdock_body(kind: EventKind, data: &Value, performer: Option<&str>, from_address: &str) -> Value {
+    let ns = data["namespace"].as_str().unwrap_or_default();
+    let name = data["name"].as_str().unwrap_or_default();
+    json!({
+        "source": "Berth",
+        "from_address": from_address,
+        "subject": kind.summary(data),
+        "content": message::to_html(&message::segments(kind, data, performer)),
+        "from_name": ns,
+        "project": format!("{ns} {name}"),
+        "tags": [format!("#{}", kind.name())],
+        "link": data["homepage"],
+    })
+}
+
+/// Flowdock's team-inbox URL under `base`.
+pub fn flowdock_url(base: &str, token: &str) -> Result<String, String> {
+    let mut url = url::Url::parse(base).map_err(|e| format!("flowdock_api_base: {e}"))?;
+    url.path_segments_mut()
+        .map_err(|()| "flowdock_api_base cannot be a base".to_owned())?
+        .pop_if_empty()
+        .extend(["v1", "messages", "team_inbox", token]);
+    Ok(url.into())
+}
+
+#[cfg(test)]
+mod chat_tests {
+    use super::*;
+
+    #[test]
+    fn legacy_chat_urls() {
+        assert_eq!(
+            hipchat_url("https://api.hipchat.com", "42", "t o/k").unwrap(),
+            "https://api.hipchat.com/v2/room/42/notification?auth_token=t+o%2Fk"
+        );
+        assert_eq!(
+            hipchat_url("http://127.0.0.1:9/base/", "a/b", "t").unwrap(),
+            "http://127.0.0.1:9/base/v2/room/a%2Fb/notification?auth_token=t"
+        );
+        assert_eq!(
+            flowdock_url("https://api.flowdock.com", "tok/en").unwrap(),
+            "https://api.flowdock.com/v1/messages/team_inbox/tok%2Fen"
+        );
+        assert!(flowdock_url("not a url", "t").is_err());
     }
 }

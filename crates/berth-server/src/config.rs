@@ -69,6 +69,12 @@ pub struct NotificationsConfig {
     pub retry_schedule_secs: Vec<u64>,
     /// Run the delivery worker in this process (turn off on API-only instances).
     pub deliver: bool,
+    /// Base URL of the Flowdock API (discontinued service; override to test against a receiver).
+    pub flowdock_api_base: String,
+    /// Base URL of the HipChat API (discontinued service; override to test against a receiver).
+    pub hipchat_api_base: String,
+    /// Sender address of outgoing messages (Flowdock's `from_address`).
+    pub from_address: String,
 }
 
 impl Default for NotificationsConfig {
@@ -81,6 +87,9 @@ impl Default for NotificationsConfig {
             failure_threshold: 3,
             retry_schedule_secs: vec![5, 300, 1800, 7200, 18_000, 36_000, 36_000],
             deliver: true,
+            flowdock_api_base: "https://api.flowdock.com".into(),
+            hipchat_api_base: "https://api.hipchat.com".into(),
+            from_address: "berth@localhost".into(),
         }
     }
 }

@@ -57,6 +57,9 @@ pub async fn build_app(config: &Config, store: Store) -> anyhow::Result<App> {
                 .iter()
                 .map(|s| std::time::Duration::from_secs(*s))
                 .collect(),
+            flowdock_api_base: config.notifications.flowdock_api_base.clone(),
+            hipchat_api_base: config.notifications.hipchat_api_base.clone(),
+            from_address: config.notifications.from_address.clone(),
             ..berth_app::delivery::DeliverySettings::default()
         },
     };

@@ -14,8 +14,11 @@ use crate::support::{Auth, TestServer, expect};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn server(kind: berth_testkit::DbKind) -> (TestServer, Auth) {
+async fn server(kind: berth_testkit::DbKind, rx: &Receiver) -> (TestServer, Auth) {
+    let base = rx.url.clone();
     let s = TestServer::start_with(kind, |c| {
+        c.notifications.flowdock_api_base = format!("{base}/flowdock");
+        c.notifications.hipchat_api_base = format!("{base}/hipchat");
         c.notifications.blocked_hosts = Vec::new();
         c.notifications.slack_extra_hosts = vec!["127.0.0.1".into()];
         c.notifications.retry_schedule_secs = vec![0];
@@ -61,8 +64,8 @@ async fn test_send(s: &TestServer, root: &Auth, uuid: &str) {
 }
 
 backend_test!(async fn skopeo_push_reaches_the_webhook(kind) {
-    let (s, root) = server(kind).await;
     let rx = Receiver::start().await;
+    let (s, root) = server(kind, &rx).await;
     create(&s, &root, "repo_push", "webhook", json!({"url": format!("{}/hook", rx.url)}), json!({})).await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -96,8 +99,8 @@ backend_test!(async fn skopeo_push_reaches_the_webhook(kind) {
 });
 
 backend_test!(async fn every_event_to_webhook_and_slack(kind) {
-    let (s, root) = server(kind).await;
     let rx = Receiver::start().await;
+    let (s, root) = server(kind, &rx).await;
     let ctx = berth_notify::RepoContext { hostname: &s.hostname, scheme: "http", namespace: "acme", name: "web" };
     for event in EventKind::all() {
         let ev_cfg = if *event == EventKind::ImageExpiry { json!({"days": 3}) } else { json!({}) };
@@ -124,13 +127,27 @@ backend_test!(async fn every_event_to_webhook_and_slack(kind) {
         assert_eq!(body["attachments"][0]["mrkdwn_in"], json!(["text"]));
         assert_eq!(body["attachments"][0]["color"], berth_notify::send::slack_color(event.level(&expected)));
         assert_eq!(body["attachments"][0]["text"], berth_notify::send::slack_text(*event, &expected, Some("root")), "{}", event.name());
+
+        // The discontinued chat services, at their configured bases; the token stays in the URL.
+        let flowdock = create(&s, &root, event.name(), "flowdock", json!({"flow_api_token": "tok"}), ev_cfg.clone()).await;
+        test_send(&s, &root, &flowdock).await;
+        let got = rx.next(WAIT).await.expect("flowdock delivery");
+        assert_eq!(got.path, "/flowdock/v1/messages/team_inbox/tok");
+        assert_eq!(got.json(), berth_notify::send::flowdock_body(*event, &expected, Some("root"), "berth@localhost"), "{}", event.name());
+        let hipchat = create(&s, &root, event.name(), "hipchat", json!({"notification_token": "tok", "room_id": 42}), ev_cfg.clone()).await;
+        test_send(&s, &root, &hipchat).await;
+        let got = rx.next(WAIT).await.expect("hipchat delivery");
+        assert_eq!(got.path, "/hipchat/v2/room/42/notification?auth_token=tok");
+        let body = got.json();
+        assert_eq!(body, berth_notify::send::hipchat_body(*event, &expected, Some("root")), "{}", event.name());
+        assert_eq!(body["message_format"], "html");
     }
     s.stop().await;
 });
 
 backend_test!(async fn retries_keep_the_id_and_failures_disable(kind) {
-    let (s, root) = server(kind).await;
     let rx = Receiver::start().await;
+    let (s, root) = server(kind, &rx).await;
     let uuid = create(&s, &root, "repo_push", "webhook", json!({"url": format!("{}/h", rx.url)}), json!({})).await;
     let path = format!("/api/v1/repository/acme/web/notification/{uuid}");
 
