@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use berth_notify::send::{DeliveryMeta, Outcome, Sender, slack_body};
+use berth_notify::send::{self, DeliveryMeta, Outcome, Sender, slack_body};
 use berth_notify::{EventKind, JsonTemplate, MethodKind};
 use berth_store::notifications;
 use berth_store::queue::{self, Claimed};
@@ -121,61 +121,20 @@ impl App {
             delivery_id: &delivery_id,
         };
         let performer = body["performer_data"]["entity_name"].as_str();
-        let config = &n.config.0;
-        let url = config["url"].as_str().unwrap_or_default();
         let outcome = match method {
-            MethodKind::Webhook => match webhook_body(config, data) {
-                Ok(b) => sender.post_json(url, &b, &meta, "webhook").await,
-                Err(e) => Outcome::Permanent { reason: e, gone: false },
-            },
-            MethodKind::Slack => {
-                sender
-                    .post_json(url, &slack_body(event, data, performer), &meta, "Slack")
-                    .await
-            }
-            MethodKind::Hipchat => {
-                let room = match &config["room_id"] {
-                    Value::String(r) => r.clone(),
-                    other => other.to_string(),
-                };
-                let token = config["notification_token"].as_str().unwrap_or_default();
-                match berth_notify::send::hipchat_url(&self.settings.delivery.hipchat_api_base, &room, token) {
-                    Ok(u) => {
-                        sender
-                            .post_json(
-                                &u,
-                                &berth_notify::send::hipchat_body(event, data, performer),
-                                &meta,
-                                "hipchat",
-                            )
-                            .await
-                    }
-                    Err(e) => Outcome::Permanent { reason: e, gone: false },
-                }
-            }
-            MethodKind::Flowdock => {
-                let token = config["flow_api_token"].as_str().unwrap_or_default();
-                let d = &self.settings.delivery;
-                match berth_notify::send::flowdock_url(&d.flowdock_api_base, token) {
-                    Ok(u) => {
-                        let body = berth_notify::send::flowdock_body(event, data, performer, &d.from_address);
-                        sender.post_json(&u, &body, &meta, "flowdock").await
-                    }
-                    Err(e) => Outcome::Permanent { reason: e, gone: false },
-                }
-            }
             MethodKind::QuayNotification => return self.deliver_in_app(job, &n, event.name(), data).await,
-            other => {
+            MethodKind::Email => {
                 let at = Utc::now() + chrono::Duration::hours(1);
-                let note = format!(
-                    "delivery by {} is not available in this version; the job waits",
-                    other.name()
-                );
+                let note = "delivery by email is not available in this version; the job waits";
                 let mut tx = self.store.begin().await?;
-                queue::defer(&mut tx, job.id, &job.state_id, at, &note).await?;
+                queue::defer(&mut tx, job.id, &job.state_id, at, note).await?;
                 tx.commit().await?;
                 return Ok(());
             }
+            _ => match self.http_request(method, &n.config.0, event, data, performer) {
+                Ok((url, body, what)) => sender.post_json(&url, &body, &meta, what).await,
+                Err(e) => Outcome::Permanent { reason: e, gone: false },
+            },
         };
         match outcome {
             Outcome::Delivered { .. } => {
@@ -197,7 +156,8 @@ impl App {
                     ));
                 let mut tx = self.store.begin().await?;
                 queue::retry_at(&mut tx, job.id, &job.state_id, at, &reason).await?;
-                tx.commit().await.map_err(Into::into)
+                tx.commit().await?;
+                Ok(())
             }
             Outcome::Retryable { reason, .. } => {
                 self.bury(&job.clone(), &n, &format!("{reason} (retries exhausted)"), false)
@@ -205,6 +165,44 @@ impl App {
             }
             Outcome::Permanent { reason, gone } => self.bury(job, &n, &reason, gone).await,
         }
+    }
+
+    /// Where an HTTP-based method POSTs, what, and the method's label for messages (never the URL,
+    /// which may carry a token).
+    fn http_request(
+        &self,
+        method: MethodKind,
+        config: &Value,
+        event: EventKind,
+        data: &Value,
+        performer: Option<&str>,
+    ) -> std::result::Result<(String, Value, &'static str), String> {
+        let d = &self.settings.delivery;
+        let url = || config["url"].as_str().unwrap_or_default().to_owned();
+        Ok(match method {
+            MethodKind::Webhook => (url(), webhook_body(config, data)?, "webhook"),
+            MethodKind::Slack => (url(), slack_body(event, data, performer), "Slack"),
+            MethodKind::Hipchat => {
+                let room = match &config["room_id"] {
+                    Value::String(r) => r.clone(),
+                    other => other.to_string(),
+                };
+                let token = config["notification_token"].as_str().unwrap_or_default();
+                (
+                    send::hipchat_url(&d.hipchat_api_base, &room, token)?,
+                    send::hipchat_body(event, data, performer),
+                    "hipchat",
+                )
+            }
+            MethodKind::Flowdock => {
+                let token = config["flow_api_token"].as_str().unwrap_or_default();
+                let body = send::flowdock_body(event, data, performer, &d.from_address);
+                (send::flowdock_url(&d.flowdock_api_base, token)?, body, "flowdock")
+            }
+            MethodKind::QuayNotification | MethodKind::Email => {
+                return Err(format!("{} is not sent over HTTP", method.name()));
+            }
+        })
     }
 
     /// Completes a job; with a notification id, records a success for it.

@@ -7,7 +7,12 @@ use serde_json::{Map, Value, json};
 
 #[test]
 fn every_event_renders() {
-    let ctx = RepoContext { hostname: "registry.example.com", scheme: "https", namespace: "acme", name: "web" };
+    let ctx = RepoContext {
+        hostname: "registry.example.com",
+        scheme: "https",
+        namespace: "acme",
+        name: "web",
+    };
     let mut all = Map::new();
     for e in EventKind::all() {
         let data = e.sample(&ctx, &json!({"days": 3, "level": 1}), 1_700_000_000.0);

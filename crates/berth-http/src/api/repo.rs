@@ -189,7 +189,8 @@ pub struct RepoOut {
     pub can_admin: bool,
     /// Always `NORMAL`.
     pub state: String,
-    /// Tags (filled once the registry stores images).
+    /// The most recently moved tags (up to 100), by name: `name`, `manifest_digest`, `size`,
+    /// `last_modified`.
     pub tags: BTreeMap<String, serde_json::Value>,
     /// When it was created (RFC 2822).
     pub created: String,
@@ -205,6 +206,19 @@ async fn get_repo(
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<RepoOut>> {
     let (repo, role) = s.app.repo_access(&ctx.caller, &ns, &name, RepoRole::Read).await?;
+    let (recent, _) = s.app.repo_tags(&ctx.caller, &ns, &name, None, 100, 1).await?;
+    let tags = recent
+        .into_iter()
+        .map(|t| {
+            let v = serde_json::json!({
+                "name": t.name,
+                "manifest_digest": t.manifest_digest,
+                "size": t.size,
+                "last_modified": quay_date(t.last_modified),
+            });
+            (t.name, v)
+        })
+        .collect();
     let is_organization = repo.namespace_kind == berth_core::AccountKind::Organization;
     Ok(Json(RepoOut {
         is_public: repo.visibility == Visibility::Public,
@@ -218,7 +232,7 @@ async fn get_repo(
         can_write: role >= RepoRole::Write,
         can_admin: role >= RepoRole::Admin,
         state: "NORMAL".into(),
-        tags: BTreeMap::new(),
+        tags,
     }))
 }
 

@@ -41,6 +41,9 @@ backend_test!(async fn gc_deletes_and_quay_tag_api(kind) {
     let e = expect(s.get("/api/v1/repository/acme/app/tag/?limit=500", &root).await, 400);
     assert!(e["detail"].as_str().unwrap().contains("limit"), "{e}");
     expect(s.get("/api/v1/repository/acme/app/tag/", &Auth::None).await, 401);
+    let repo_view = expect(s.get("/api/v1/repository/acme/app", &root).await, 200);
+    assert_eq!(repo_view["tags"]["v1"]["manifest_digest"], v1.as_str());
+    assert_eq!(repo_view["tags"].as_object().unwrap().len(), 3);
 
     // A manifest inside an index cannot be deleted: the index's tag would break.
     let r = reg.send(Method::DELETE, &format!("/v2/{repo}/manifests/{v1}")).await;
