@@ -139,33 +139,41 @@ impl App {
 
     /// Deletes a notification.
     pub async fn delete_notification(&self, ctx: &Ctx, namespace: &str, name: &str, uuid: &str) -> Result<()> {
-        let repo = self.admin_repo(&ctx.caller, namespace, name).await?;
-        let mut tx = self.store.begin().await?;
-        let row = self.scoped(&mut tx, &repo, uuid).await?;
-        notifications::delete(&mut tx, row.id).await?;
-        record(
-            &mut tx,
-            ctx,
-            "delete_repo_notification",
-            Some(repo.namespace_id),
-            Some(repo.id),
-            audit_meta(&repo, &row),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.change_notification(ctx, namespace, name, uuid, Change::Delete)
+            .await
     }
 
     /// Clears the failure count and re-enables a notification.
     pub async fn reset_notification(&self, ctx: &Ctx, namespace: &str, name: &str, uuid: &str) -> Result<()> {
+        self.change_notification(ctx, namespace, name, uuid, Change::Reset)
+            .await
+    }
+
+    async fn change_notification(
+        &self,
+        ctx: &Ctx,
+        namespace: &str,
+        name: &str,
+        uuid: &str,
+        change: Change,
+    ) -> Result<()> {
         let repo = self.admin_repo(&ctx.caller, namespace, name).await?;
         let mut tx = self.store.begin().await?;
         let row = self.scoped(&mut tx, &repo, uuid).await?;
-        notifications::reset(&mut tx, row.id).await?;
+        let kind = match change {
+            Change::Delete => {
+                notifications::delete(&mut tx, row.id).await?;
+                "delete_repo_notification"
+            }
+            Change::Reset => {
+                notifications::reset(&mut tx, row.id).await?;
+                "reset_repo_notification"
+            }
+        };
         record(
             &mut tx,
             ctx,
-            "reset_repo_notification",
+            kind,
             Some(repo.namespace_id),
             Some(repo.id),
             audit_meta(&repo, &row),
@@ -200,6 +208,12 @@ impl App {
         self.wake.notify_one();
         Ok(())
     }
+}
+
+/// A change to an existing notification.
+enum Change {
+    Delete,
+    Reset,
 }
 
 fn audit_meta(repo: &RepoRow, n: &NotificationRow) -> Value {
