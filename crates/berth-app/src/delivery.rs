@@ -42,6 +42,8 @@ pub struct DeliverySettings {
     pub hipchat_api_base: String,
     /// Sender address of outgoing messages (Flowdock's `from_address`).
     pub from_address: String,
+    /// Allow destinations that are not public addresses.
+    pub allow_private: bool,
 }
 
 impl Default for DeliverySettings {
@@ -56,6 +58,7 @@ impl Default for DeliverySettings {
             flowdock_api_base: "https://api.flowdock.com".into(),
             hipchat_api_base: "https://api.hipchat.com".into(),
             from_address: "berth@localhost".into(),
+            allow_private: false,
         }
     }
 }

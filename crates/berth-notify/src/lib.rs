@@ -7,6 +7,7 @@
 //! e-mails) are done by the application layer.
 
 pub mod events;
+pub mod guard;
 pub mod jsontemplate;
 pub mod message;
 pub mod methods;

@@ -71,23 +71,36 @@ pub fn classify(status: u16, retry_after: Option<Duration>, what: &str) -> Outco
 #[derive(Debug, Clone)]
 pub struct Sender {
     client: reqwest::Client,
+    allow_private: bool,
 }
 
 impl Sender {
-    /// A sender with the given timeouts.
-    pub fn new(timeout: Duration, connect_timeout: Duration) -> Result<Sender, String> {
-        let client = reqwest::Client::builder()
+    /// A sender with the given timeouts. Unless `allow_private` is set, destinations must be
+    /// public addresses (see [`crate::guard`]).
+    pub fn new(timeout: Duration, connect_timeout: Duration, allow_private: bool) -> Result<Sender, String> {
+        let mut builder = reqwest::Client::builder();
+        if !allow_private {
+            builder = builder.dns_resolver(std::sync::Arc::new(crate::guard::PublicOnly));
+        }
+        let client = builder
             .timeout(timeout)
             .connect_timeout(connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("Berth-Notifications/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
-        Ok(Sender { client })
+        Ok(Sender { client, allow_private })
     }
 
     /// POSTs a JSON body. `what` names the method in messages (never the URL: it may hold a token).
     pub async fn post_json(&self, url: &str, body: &Value, meta: &DeliveryMeta<'_>, what: &str) -> Outcome {
+        let refused = || Outcome::Permanent {
+            reason: format!("{what} refused: {}", crate::guard::REFUSED),
+            gone: false,
+        };
+        if !self.allow_private && crate::guard::literal_refused(url) {
+            return refused();
+        }
         let sent = self
             .client
             .post(url)
@@ -107,6 +120,7 @@ impl Sender {
                     .map(Duration::from_secs);
                 classify(resp.status().as_u16(), retry_after, what)
             }
+            Err(e) if without_url(&e).contains(crate::guard::REFUSED) => refused(),
             Err(e) => {
                 let kind = if e.is_timeout() {
                     "timed out"

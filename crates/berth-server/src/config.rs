@@ -75,6 +75,8 @@ pub struct NotificationsConfig {
     pub hipchat_api_base: String,
     /// Sender address of outgoing messages (Flowdock's `from_address`).
     pub from_address: String,
+    /// Allow deliveries to loopback, private and link-local addresses (off: SSRF guard).
+    pub allow_private_destinations: bool,
 }
 
 impl Default for NotificationsConfig {
@@ -90,6 +92,7 @@ impl Default for NotificationsConfig {
             flowdock_api_base: "https://api.flowdock.com".into(),
             hipchat_api_base: "https://api.hipchat.com".into(),
             from_address: "berth@localhost".into(),
+            allow_private_destinations: false,
         }
     }
 }

@@ -60,6 +60,7 @@ pub async fn build_app(config: &Config, store: Store) -> anyhow::Result<App> {
             flowdock_api_base: config.notifications.flowdock_api_base.clone(),
             hipchat_api_base: config.notifications.hipchat_api_base.clone(),
             from_address: config.notifications.from_address.clone(),
+            allow_private: config.notifications.allow_private_destinations,
             ..berth_app::delivery::DeliverySettings::default()
         },
     };
@@ -184,7 +185,7 @@ async fn run_gc(app: App, every: std::time::Duration, policy: berth_app::gc::GcP
 /// every second for jobs enqueued elsewhere or due for a retry.
 async fn run_deliveries(app: App) {
     let d = &app.settings().delivery;
-    let sender = match berth_notify::send::Sender::new(d.send_timeout, d.connect_timeout) {
+    let sender = match berth_notify::send::Sender::new(d.send_timeout, d.connect_timeout, d.allow_private) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "notification delivery is unavailable");

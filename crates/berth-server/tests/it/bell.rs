@@ -30,7 +30,10 @@ async fn wait_for(s: &TestServer, who: &Auth, n: usize) -> Vec<Value> {
 }
 
 backend_test!(async fn bell_targets_dismissal_and_every_event(kind) {
-    let s = TestServer::start_with(kind, |c| c.notifications.deliver = true).await;
+    let s = TestServer::start_with(kind, |c| {
+        c.notifications.deliver = true;
+        c.notifications.allow_private_destinations = true;
+    }).await;
     let root = s.init_root().await;
     let alice = s.user(&root, "alice").await;
     let bob = s.user(&root, "bob").await;

@@ -23,6 +23,7 @@ async fn server(kind: berth_testkit::DbKind, rx: &Receiver) -> (TestServer, Auth
         c.notifications.slack_extra_hosts = vec!["127.0.0.1".into()];
         c.notifications.retry_schedule_secs = vec![0];
         c.notifications.deliver = true;
+        c.notifications.allow_private_destinations = true;
     })
     .await;
     let root = s.init_root().await;
@@ -201,5 +202,41 @@ backend_test!(async fn retries_keep_the_id_and_failures_disable(kind) {
         assert!(std::time::Instant::now() < deadline, "410 did not disable: {n}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    s.stop().await;
+});
+
+backend_test!(async fn the_ssrf_guard_refuses_internal_destinations(kind) {
+    // Creation allows loopback names here, but delivery keeps its guard on.
+    let s = TestServer::start_with(kind, |c| {
+        c.notifications.blocked_hosts = Vec::new();
+        c.notifications.deliver = true;
+        c.notifications.retry_schedule_secs = vec![0];
+    })
+    .await;
+    let root = s.init_root().await;
+    expect(s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await, 201);
+    expect(s.post("/api/v1/repository", &root, json!({"namespace": "acme", "repository": "web", "visibility": "private"})).await, 201);
+    let rx = Receiver::start().await;
+    let port = rx.url.rsplit(':').next().unwrap().to_owned();
+    for (i, url) in [format!("{}/literal", rx.url), format!("http://localhost:{port}/by-name")].into_iter().enumerate() {
+        let uuid = create(&s, &root, "repo_push", "webhook", json!({"url": url}), json!({})).await;
+        test_send(&s, &root, &uuid).await;
+        let path = format!("/api/v1/repository/acme/web/notification/{uuid}");
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let n = expect(s.get(&path, &root).await, 200);
+            if n["number_of_failures"].as_i64() == Some(1) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "case {i}: the refusal was not recorded: {n}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(rx.next(Duration::from_millis(500)).await.is_none(), "nothing reached the internal receiver");
+    let mut c = s.app.store().conn().await.unwrap();
+    let dead = berth_store::queue::list(&mut c, "notification").await.unwrap();
+    assert_eq!(dead.len(), 2);
+    assert!(dead.iter().all(|j| j.retries_remaining == 0 && j.attempt == 1), "refused at once, never retried: {dead:?}");
+    drop(c); // stop() closes the pool, which waits for every connection
     s.stop().await;
 });

@@ -1,0 +1,116 @@
+//! The SSRF guard: deliveries go only to public addresses unless configuration allows private
+//! ones. Host names are resolved by our own resolver, which refuses when any address it finds is
+//! not public (so a name cannot smuggle in an internal address, and the address checked is the
+//! address connected to); IP literals, which skip resolution, are checked before sending.
+//!
+//! Not public: unspecified, loopback, private (10/8, 172.16/12, 192.168/16), carrier-grade NAT
+//! (100.64/10), link-local (169.254/16, including cloud metadata), multicast, broadcast,
+//! documentation and benchmarking ranges, IPv6 unique-local (fc00::/7) and link-local (fe80::/10),
+//! and IPv4-mapped IPv6 forms of all of these.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The message of a refused destination (also how [`crate::send`] recognises the refusal).
+pub const REFUSED: &str = "destination is not a public address";
+
+fn v4_public(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || o[0] == 0
+        || (o[0] == 100 && (64..128).contains(&o[1]))
+        || (o[0] == 198 && (o[1] == 18 || o[1] == 19))
+        || o[0] >= 240)
+}
+
+/// Whether `ip` is a public address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4_public(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4_public(v4);
+            }
+            let first = v6.segments()[0];
+            !(v6.is_unspecified()
+                || v6.is_loopback()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6 == Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0)
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8))
+        }
+    }
+}
+
+/// A resolver that refuses names resolving to any non-public address.
+#[derive(Debug, Clone, Copy)]
+pub struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if addrs.is_empty() || addrs.iter().any(|a| !is_public(a.ip())) {
+                return Err(REFUSED.into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// Whether a URL names an IP literal that is not public (literals skip the resolver).
+pub fn literal_refused(url: &str) -> bool {
+    match url::Url::parse(url).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+        Some(url::Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_ranges_are_refused() {
+        for bad in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "0.0.0.0",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "198.18.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+        ] {
+            assert!(!is_public(bad.parse().unwrap()), "{bad}");
+        }
+        for good in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111"] {
+            assert!(is_public(good.parse().unwrap()), "{good}");
+        }
+        assert!(literal_refused("http://127.0.0.1:8080/x"));
+        assert!(literal_refused("http://[::1]/x"));
+        assert!(literal_refused("http://169.254.169.254/latest/meta-data"));
+        assert!(!literal_refused("https://hooks.example.com/x"));
+        assert!(!literal_refused("https://1.1.1.1/x"));
+    }
+}
