@@ -132,6 +132,17 @@ impl RequestedScope {
     }
 }
 
+/// The principal of an authenticated account; `scopes` is `None` for unscoped credentials.
+pub(crate) fn principal(account: berth_store::accounts::AccountRow, scopes: Option<ScopeSet>) -> Principal {
+    Principal {
+        id: account.id,
+        name: account.name,
+        kind: account.kind,
+        superuser: account.superuser,
+        scopes,
+    }
+}
+
 impl App {
     /// Authenticates HTTP Basic credentials: a user's password, a robot's token, or an access token
     /// with the username `$oauthtoken`.
@@ -154,13 +165,7 @@ impl App {
         if !ok {
             return Err(bad());
         }
-        Ok(Principal {
-            id: account.id,
-            name: account.name,
-            kind: account.kind,
-            superuser: account.superuser,
-            scopes: None,
-        })
+        Ok(principal(account, None))
     }
 
     /// Authenticates an access token (`Authorization: Bearer`).
@@ -173,13 +178,7 @@ impl App {
         }
         let account = accounts::by_id(&mut conn, row.account_id).await?.ok_or_else(bad)?;
         let scopes = ScopeSet::parse(&row.scopes).map_err(|e| AppError::Internal(format!("stored scopes: {e}")))?;
-        Ok(Principal {
-            id: account.id,
-            name: account.name,
-            kind: account.kind,
-            superuser: account.superuser,
-            scopes: Some(scopes),
-        })
+        Ok(principal(account, Some(scopes)))
     }
 
     /// Creates an access token for `account` and returns it; only its hash is stored.

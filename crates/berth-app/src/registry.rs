@@ -7,16 +7,17 @@
 //! when every blob and child manifest it references is present in the repository.
 
 use berth_blob::{BlobError, BlobReader, UploadHasher};
-use berth_core::{AccountKind, Digest, DigestAlgorithm, Reference, RepoPath, RepoRole, Tag, Visibility};
+use berth_core::{AccountKind, Digest, DigestAlgorithm, Reference, RepoPath, RepoRole, Visibility};
 use berth_store::accounts;
 use berth_store::registry::{self as reg, ManifestMeta, ManifestRow, NewManifest};
 use berth_store::repos::{self, RepoRow};
 use serde_json::json;
 use tokio::io::AsyncRead;
 
-use crate::auth::RegistryGrant;
+use crate::auth::{RegistryGrant, principal};
 use crate::repos::NewRepo;
 use crate::{App, AppError, Caller, Ctx, Principal, Result};
+use berth_store::registry::UploadRow;
 
 /// Largest manifest accepted, as in CNCF Distribution.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
@@ -77,6 +78,21 @@ fn oci(code: OciCode, message: impl Into<String>) -> AppError {
         code,
         message: message.into(),
     }
+}
+
+fn blob_unknown(digest: &Digest) -> AppError {
+    oci(OciCode::BlobUnknown, format!("blob unknown to registry: {digest}"))
+}
+
+fn manifest_unknown(reference: &Reference) -> AppError {
+    oci(
+        OciCode::ManifestUnknown,
+        format!("manifest unknown to registry: {reference}"),
+    )
+}
+
+fn name_unknown(path: &RepoPath) -> AppError {
+    AppError::NotFound(format!("repository name not known to registry: {path}"))
 }
 
 impl From<BlobError> for AppError {
@@ -179,6 +195,16 @@ pub struct Page<T> {
     pub next_last: Option<String>,
 }
 
+impl Page<String> {
+    /// A page from up to `limit + 1` items in order: the extra one only says that more follow.
+    fn of(mut items: Vec<String>, limit: usize) -> Self {
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_last = if more { items.last().cloned() } else { None };
+        Page { items, next_last }
+    }
+}
+
 impl App {
     /// Checks that the request may do `action` on `path` and returns the repository. A push to a
     /// missing repository creates it (private) when the caller may create in that namespace.
@@ -208,17 +234,13 @@ impl App {
             _ if auth.is_anonymous() => Err(AppError::Unauthenticated),
             Some(_) if visible => Err(AppError::forbidden()),
             None if action == Action::Push => self.create_on_push(auth, path, allowed).await,
-            _ => Err(AppError::NotFound(format!(
-                "repository name not known to registry: {name}"
-            ))),
+            _ => Err(name_unknown(path)),
         }
     }
 
     async fn create_on_push(&self, auth: &RegistryAuth, path: &RepoPath, token_allows: bool) -> Result<RepoRow> {
         if matches!(auth, RegistryAuth::Token(_)) && !token_allows {
-            return Err(AppError::NotFound(format!(
-                "repository name not known to registry: {path}"
-            )));
+            return Err(name_unknown(path));
         }
         let caller = self.registry_caller(auth).await?;
         if caller.account().is_none() {
@@ -226,9 +248,7 @@ impl App {
         }
         let ctx = Ctx { caller, ip: None };
         if !self.may_create_in(&ctx.caller, path.namespace.as_str()).await? {
-            return Err(AppError::NotFound(format!(
-                "repository name not known to registry: {path}"
-            )));
+            return Err(name_unknown(path));
         }
         let new = NewRepo {
             namespace: path.namespace.to_string(),
@@ -259,13 +279,7 @@ impl App {
             RegistryAuth::Token(g) => {
                 let mut conn = self.store.conn().await?;
                 match accounts::by_name(&mut conn, &g.subject).await? {
-                    Some(a) if a.kind != AccountKind::Organization => Caller::Account(Principal {
-                        id: a.id,
-                        name: a.name,
-                        kind: a.kind,
-                        superuser: a.superuser,
-                        scopes: None,
-                    }),
+                    Some(a) if a.kind != AccountKind::Organization => Caller::Account(principal(a, None)),
                     _ => Caller::Anonymous,
                 }
             }
@@ -277,7 +291,7 @@ impl App {
         let mut conn = self.store.conn().await?;
         let size = reg::repo_blob_size(&mut conn, repo.id, digest.as_str()).await?;
         size.and_then(|s| u64::try_from(s).ok())
-            .ok_or_else(|| oci(OciCode::BlobUnknown, format!("blob unknown to registry: {digest}")))
+            .ok_or_else(|| blob_unknown(digest))
     }
 
     /// Opens a blob, or the byte range `[start, end]` of it.
@@ -310,7 +324,7 @@ impl App {
     pub async fn delete_blob(&self, repo: &RepoRow, digest: &Digest) -> Result<()> {
         let mut tx = self.store.begin().await?;
         if !reg::unlink_blob(&mut tx, repo.id, digest.as_str()).await? {
-            return Err(oci(OciCode::BlobUnknown, format!("blob unknown to registry: {digest}")));
+            return Err(blob_unknown(digest));
         }
         tx.commit().await?;
         Ok(())
@@ -346,12 +360,16 @@ impl App {
         Ok(UploadState { id, size: 0 })
     }
 
+    async fn load_upload(&self, repo: &RepoRow, id: &str) -> Result<UploadRow> {
+        let mut conn = self.store.conn().await?;
+        reg::upload(&mut conn, repo.id, id)
+            .await?
+            .ok_or_else(|| oci(OciCode::BlobUploadUnknown, "blob upload unknown to registry"))
+    }
+
     /// The state of an upload session.
     pub async fn upload_state(&self, repo: &RepoRow, id: &str) -> Result<UploadState> {
-        let mut conn = self.store.conn().await?;
-        let row = reg::upload(&mut conn, repo.id, id)
-            .await?
-            .ok_or_else(|| oci(OciCode::BlobUploadUnknown, "blob upload unknown to registry"))?;
+        let row = self.load_upload(repo, id).await?;
         Ok(UploadState {
             id: row.id,
             size: u64::try_from(row.size).unwrap_or(0),
@@ -378,12 +396,7 @@ impl App {
         body: &mut (dyn AsyncRead + Send + Unpin),
         final_algo: Option<DigestAlgorithm>,
     ) -> Result<(UploadState, UploadHasher)> {
-        let row = {
-            let mut conn = self.store.conn().await?;
-            reg::upload(&mut conn, repo.id, id)
-                .await?
-                .ok_or_else(|| oci(OciCode::BlobUploadUnknown, "blob upload unknown to registry"))?
-        };
+        let row = self.load_upload(repo, id).await?;
         let size = u64::try_from(row.size).unwrap_or(0);
         if let Some(s) = start
             && s != size
@@ -580,12 +593,7 @@ impl App {
             Reference::Tag(t) => reg::manifest_by_tag(&mut conn, repo.id, t.as_str()).await?,
             Reference::Digest(d) => reg::manifest_by_digest(&mut conn, repo.id, d.as_str()).await?,
         };
-        found.ok_or_else(|| {
-            oci(
-                OciCode::ManifestUnknown,
-                format!("manifest unknown to registry: {reference}"),
-            )
-        })
+        found.ok_or_else(|| manifest_unknown(reference))
     }
 
     /// Deletes a manifest by digest (with its tags), or only a tag.
@@ -608,10 +616,7 @@ impl App {
             }
         };
         if !deleted {
-            return Err(oci(
-                OciCode::ManifestUnknown,
-                format!("manifest unknown to registry: {reference}"),
-            ));
+            return Err(manifest_unknown(reference));
         }
         let meta = json!({"repo": repo.name, "namespace": repo.namespace, "reference": reference.to_string()});
         crate::audit::record(&mut tx, ctx, kind, Some(repo.namespace_id), Some(repo.id), meta).await?;
@@ -623,11 +628,8 @@ impl App {
     pub async fn list_tags(&self, repo: &RepoRow, last: Option<&str>, n: Option<u32>) -> Result<Page<String>> {
         let limit = n.unwrap_or(1000).min(10_000);
         let mut conn = self.store.conn().await?;
-        let mut items = reg::tags(&mut conn, repo.id, last, i64::from(limit) + 1).await?;
-        let more = items.len() > limit as usize;
-        items.truncate(limit as usize);
-        let next_last = if more { items.last().cloned() } else { None };
-        Ok(Page { items, next_last })
+        let items = reg::tags(&mut conn, repo.id, last, i64::from(limit) + 1).await?;
+        Ok(Page::of(items, limit as usize))
     }
 
     /// Manifests whose subject is `digest`, optionally of one artifact type.
@@ -664,10 +666,7 @@ impl App {
             }
         }
         items.sort();
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next_last = if more { items.last().cloned() } else { None };
-        Ok(Page { items, next_last })
+        Ok(Page::of(items, limit))
     }
 }
 
@@ -773,11 +772,6 @@ impl ParsedManifest {
             children,
         })
     }
-}
-
-/// Parses a tag name for use cases that take one.
-pub fn parse_tag(s: &str) -> Result<Tag> {
-    Ok(Tag::parse(s)?)
 }
 
 /// One tag as Quay's tag API shows it.

@@ -92,6 +92,14 @@ fn invalid(code: OciCode, message: impl Into<String>) -> AppError {
     }
 }
 
+fn parse_digest(d: &str) -> Result<Digest, AppError> {
+    Digest::parse(d).map_err(|e| invalid(OciCode::DigestInvalid, e.to_string()))
+}
+
+fn parse_reference(r: &str) -> Result<Reference, AppError> {
+    Reference::parse(r).map_err(|e| invalid(OciCode::ManifestInvalid, e.to_string()))
+}
+
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
@@ -270,11 +278,7 @@ async fn handle(
     let app = &state.app;
     let name = path.to_string();
     let param = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    let digest_param = |k: &str| -> Result<Option<Digest>, AppError> {
-        param(k)
-            .map(|d| Digest::parse(d).map_err(|e| invalid(OciCode::DigestInvalid, e.to_string())))
-            .transpose()
-    };
+    let digest_param = |k: &str| -> Result<Option<Digest>, AppError> { param(k).map(parse_digest).transpose() };
     match (method.clone(), route) {
         (Method::GET, Route::Tags(_)) => {
             let n = parse_n(param("n"))?;
@@ -285,7 +289,7 @@ async fn handle(
             Ok(respond(StatusCode::OK, &h, Body::from(body)))
         }
         (m @ (Method::GET | Method::HEAD), Route::Blob(_, d)) => {
-            let digest = Digest::parse(&d).map_err(|e| invalid(OciCode::DigestInvalid, e.to_string()))?;
+            let digest = parse_digest(&d)?;
             let range = if m == Method::GET { parse_range(headers)? } else { None };
             let (content, served) = app.read_blob(&repo, &digest, range).await?;
             let mut h = vec![
@@ -309,7 +313,7 @@ async fn handle(
             Ok(respond(status, &h, body))
         }
         (Method::DELETE, Route::Blob(_, d)) => {
-            let digest = Digest::parse(&d).map_err(|e| invalid(OciCode::DigestInvalid, e.to_string()))?;
+            let digest = parse_digest(&d)?;
             app.delete_blob(&repo, &digest).await?;
             Ok(respond(StatusCode::ACCEPTED, &[], Body::empty()))
         }
@@ -399,7 +403,7 @@ async fn handle(
             Ok(respond(StatusCode::NO_CONTENT, &[], Body::empty()))
         }
         (m @ (Method::GET | Method::HEAD), Route::Manifest(_, r)) => {
-            let reference = Reference::parse(&r).map_err(|e| invalid(OciCode::ManifestInvalid, e.to_string()))?;
+            let reference = parse_reference(&r)?;
             let m_row = app.get_manifest(&repo, &reference).await?;
             if !accepts(headers, &m_row.media_type) {
                 return Err(invalid(
@@ -423,7 +427,7 @@ async fn handle(
             Ok(respond(StatusCode::OK, &h, body))
         }
         (Method::PUT, Route::Manifest(_, r)) => {
-            let reference = Reference::parse(&r).map_err(|e| invalid(OciCode::ManifestInvalid, e.to_string()))?;
+            let reference = parse_reference(&r)?;
             let limit = berth_app::registry::MAX_MANIFEST_BYTES;
             let bytes = axum::body::to_bytes(body, limit)
                 .await
@@ -450,7 +454,7 @@ async fn handle(
             Ok(respond(StatusCode::CREATED, &h, Body::empty()))
         }
         (Method::DELETE, Route::Manifest(_, r)) => {
-            let reference = Reference::parse(&r).map_err(|e| invalid(OciCode::ManifestInvalid, e.to_string()))?;
+            let reference = parse_reference(&r)?;
             app.delete_manifest(
                 &Ctx {
                     caller: app.registry_caller(auth).await?,
@@ -463,7 +467,7 @@ async fn handle(
             Ok(respond(StatusCode::ACCEPTED, &[], Body::empty()))
         }
         (Method::GET, Route::Referrers(_, d)) => {
-            let digest = Digest::parse(&d).map_err(|e| invalid(OciCode::DigestInvalid, e.to_string()))?;
+            let digest = parse_digest(&d)?;
             let filter = param("artifactType");
             let found = app.referrers(&repo, &digest, filter).await?;
             let manifests: Vec<serde_json::Value> = found
