@@ -127,12 +127,16 @@ impl App {
         let outcome = match method {
             MethodKind::QuayNotification => return self.deliver_in_app(job, &n, event.name(), data).await,
             MethodKind::Email => {
-                let at = Utc::now() + chrono::Duration::hours(1);
-                let note = "delivery by email is not available in this version; the job waits";
-                let mut tx = self.store.begin().await?;
-                queue::defer(&mut tx, job.id, &job.state_id, at, note).await?;
-                tx.commit().await?;
-                return Ok(());
+                let Ok(mailer) = self.mailer() else {
+                    // Configuration, not the receiver, is at fault: keep the job until mail is set up.
+                    let at = Utc::now() + chrono::Duration::hours(1);
+                    let note = "e-mail is not configured on this server (mail.host); the job waits";
+                    let mut tx = self.store.begin().await?;
+                    queue::defer(&mut tx, job.id, &job.state_id, at, note).await?;
+                    tx.commit().await?;
+                    return Ok(());
+                };
+                self.send_email(mailer, &n, event, data, performer, &meta).await?
             }
             _ => match self.http_request(method, &n.config.0, event, data, performer) {
                 Ok((url, body, what)) => sender.post_json(&url, &body, &meta, what).await,
@@ -206,6 +210,33 @@ impl App {
                 return Err(format!("{} is not sent over HTTP", method.name()));
             }
         })
+    }
+
+    /// Mails one occurrence to the notification's address, which must still be authorized.
+    async fn send_email(
+        &self,
+        mailer: &berth_notify::mail::Mailer,
+        n: &berth_store::notifications::NotificationRow,
+        event: EventKind,
+        data: &Value,
+        performer: Option<&str>,
+        meta: &DeliveryMeta<'_>,
+    ) -> Result<Outcome> {
+        let to = n.config.0["email"].as_str().unwrap_or_default();
+        let authorized = {
+            let mut conn = self.store.conn().await?;
+            self.email_is_authorized(&mut conn, n.repository_id, to).await?
+        };
+        if !authorized {
+            return Ok(Outcome::Permanent {
+                reason: "the e-mail address is no longer authorized for this repository".into(),
+                gone: false,
+            });
+        }
+        let repository = data["repository"].as_str().unwrap_or_default();
+        let manage = format!("{}/repository/{repository}?tab=settings", self.settings.base_url());
+        let mail = berth_notify::mail::notification_mail(event, data, performer, repository, &manage);
+        Ok(mailer.send(to, &mail, Some(meta)).await)
     }
 
     /// Completes a job; with a notification id, records a success for it.

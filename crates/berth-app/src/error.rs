@@ -28,6 +28,13 @@ pub enum AppError {
     /// A dependency is temporarily unavailable; retrying may work (503).
     #[error("{0}")]
     Unavailable(String),
+    /// A feature is not configured on this server; the message says what to set (503, shown).
+    #[error("{0}")]
+    NotConfigured(String),
+    /// A server Berth depends on (an SMTP server) refused or failed; the message is ours, without
+    /// the upstream's details, which go to the log (502).
+    #[error("{0}")]
+    Upstream(String),
     /// A registry error with its OCI distribution code.
     #[error("{message}")]
     Oci {

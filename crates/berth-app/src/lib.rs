@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod authorized_email;
 pub mod caller;
 pub mod delivery;
 pub mod error;
@@ -54,6 +55,10 @@ pub struct Settings {
     pub method_policy: berth_notify::methods::MethodPolicy,
     /// How deliveries are sent and retried.
     pub delivery: delivery::DeliverySettings,
+    /// The SMTP server; without one, e-mail authorization and delivery are unavailable.
+    pub mail: Option<berth_notify::mail::MailSettings>,
+    /// How long an e-mail authorization link works.
+    pub email_code_ttl: Duration,
 }
 
 impl Settings {
@@ -72,6 +77,7 @@ pub struct App {
     registry_key: std::sync::Arc<auth::RegistryKey>,
     failpoints: failpoint::Failpoints,
     wake: std::sync::Arc<tokio::sync::Notify>,
+    mailer: Option<berth_notify::mail::Mailer>,
 }
 
 impl App {
@@ -83,7 +89,12 @@ impl App {
         settings: Settings,
     ) -> Result<App> {
         let registry_key = std::sync::Arc::new(auth::RegistryKey::load(&store).await?);
+        let mailer = match &settings.mail {
+            Some(mail) => Some(berth_notify::mail::Mailer::new(mail).map_err(AppError::Invalid)?),
+            None => None,
+        };
         Ok(App {
+            mailer,
             store,
             blobs,
             settings,

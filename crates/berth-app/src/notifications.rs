@@ -35,7 +35,7 @@ pub struct NotificationRequest {
 pub const MAX_TITLE: usize = 255;
 
 impl App {
-    async fn admin_repo(&self, caller: &Caller, namespace: &str, name: &str) -> Result<RepoRow> {
+    pub(crate) async fn admin_repo(&self, caller: &Caller, namespace: &str, name: &str) -> Result<RepoRow> {
         Ok(self.repo_access(caller, namespace, name, RepoRole::Admin).await?.0)
     }
 
@@ -101,13 +101,16 @@ impl App {
         match checked {
             Checked::Done => {}
             Checked::Target(target) => check_target(&mut tx, &repo, &target).await?,
-            Checked::Email(_) => {
-                // E-mail addresses must first be authorized for the repository; the authorization
-                // flow (authorizedemail) is not available yet, so no address is authorized.
-                return Err(AppError::Invalid(
-                    "The specified e-mail address is not authorized to receive notifications for this repository"
-                        .into(),
-                ));
+            Checked::Email(address) => {
+                if !self.email_is_authorized(&mut tx, repo.id, &address).await? {
+                    return Err(AppError::Invalid(
+                        "The specified e-mail address is not authorized to receive notifications for this repository"
+                            .into(),
+                    ));
+                }
+                // Authorized earlier, but mail has since been turned off: say so rather than store
+                // a notification that cannot deliver.
+                self.mailer()?;
             }
         }
         let uuid = uuid::Uuid::new_v4().to_string();

@@ -68,6 +68,8 @@ impl From<AppError> for ApiError {
             AppError::Unauthenticated | AppError::BadCredentials(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            AppError::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
+            AppError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         };
         let detail = match &e {

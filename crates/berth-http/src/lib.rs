@@ -14,6 +14,7 @@ pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod oci;
+pub mod pages;
 pub mod registry;
 
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub fn router(state: HttpState) -> Router {
         )
         .merge(registry::router())
         .merge(health::router())
+        .merge(pages::router())
         .with_state(state);
     middleware::apply(router)
 }

@@ -97,7 +97,7 @@ impl OciError {
             AppError::Conflict(m) => OciError::new(StatusCode::CONFLICT, "DENIED", m),
             AppError::Forbidden(m) => OciError::new(StatusCode::FORBIDDEN, "DENIED", m),
             AppError::NotFound(m) => OciError::not_found("NAME_UNKNOWN", m),
-            AppError::Unavailable(m) | AppError::Internal(m) => {
+            AppError::Unavailable(m) | AppError::Internal(m) | AppError::NotConfigured(m) | AppError::Upstream(m) => {
                 tracing::error!(error = %m, "registry request failed");
                 OciError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

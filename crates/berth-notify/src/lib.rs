@@ -9,6 +9,7 @@
 pub mod events;
 pub mod guard;
 pub mod jsontemplate;
+pub mod mail;
 pub mod message;
 pub mod methods;
 pub mod send;

@@ -49,6 +49,64 @@ pub struct Config {
     pub blob_gc_grace_secs: u64,
     /// Notification delivery (`[notifications]`, env `BERTH_NOTIFICATIONS__KEY`).
     pub notifications: NotificationsConfig,
+    /// Outgoing e-mail (`[mail]`, env `BERTH_MAIL__KEY`).
+    pub mail: MailConfig,
+}
+
+/// The `[mail]` section: the SMTP server e-mail notifications and authorization mails go through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// SMTP server host; empty turns e-mail off.
+    pub host: String,
+    /// SMTP server port.
+    pub port: u16,
+    /// `none`, `starttls` or `implicit`.
+    pub tls: String,
+    /// User name for SMTP AUTH; empty for none.
+    pub username: String,
+    /// Password for SMTP AUTH (prefer `BERTH_MAIL__PASSWORD_FILE`).
+    pub password: String,
+    /// Sender address of every mail (also Flowdock's `from_address`).
+    pub from: String,
+    /// Timeout of one SMTP exchange, in seconds.
+    pub timeout_secs: u64,
+    /// How long an e-mail authorization link works, in seconds.
+    pub authorization_ttl_secs: u64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            host: String::new(),
+            port: 587,
+            tls: "starttls".into(),
+            username: String::new(),
+            password: String::new(),
+            from: "berth@localhost".into(),
+            timeout_secs: 10,
+            authorization_ttl_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+impl MailConfig {
+    /// The mailer settings, or `None` when no host is configured.
+    pub fn settings(&self) -> Option<berth_notify::mail::MailSettings> {
+        if self.host.is_empty() {
+            return None;
+        }
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        Some(berth_notify::mail::MailSettings {
+            host: self.host.clone(),
+            port: self.port,
+            tls: berth_notify::mail::MailTls::parse(&self.tls).unwrap_or(berth_notify::mail::MailTls::Starttls),
+            username: non_empty(&self.username),
+            password: non_empty(&self.password),
+            from: self.from.clone(),
+            timeout: Duration::from_secs(self.timeout_secs),
+        })
+    }
 }
 
 /// The `[notifications]` section.
@@ -73,8 +131,6 @@ pub struct NotificationsConfig {
     pub flowdock_api_base: String,
     /// Base URL of the HipChat API (discontinued service; override to test against a receiver).
     pub hipchat_api_base: String,
-    /// Sender address of outgoing messages (Flowdock's `from_address`).
-    pub from_address: String,
     /// Allow deliveries to loopback, private and link-local addresses (off: SSRF guard).
     pub allow_private_destinations: bool,
 }
@@ -91,7 +147,6 @@ impl Default for NotificationsConfig {
             deliver: true,
             flowdock_api_base: "https://api.flowdock.com".into(),
             hipchat_api_base: "https://api.hipchat.com".into(),
-            from_address: "berth@localhost".into(),
             allow_private_destinations: false,
         }
     }
@@ -115,6 +170,7 @@ impl Default for Config {
             upload_max_age_secs: 86_400,
             blob_gc_grace_secs: 3600,
             notifications: NotificationsConfig::default(),
+            mail: MailConfig::default(),
         }
     }
 }
@@ -168,6 +224,7 @@ impl Config {
             "upload_max_age_secs",
             "blob_gc_grace_secs",
             "notifications",
+            "mail",
         ]
     }
 
@@ -211,6 +268,15 @@ impl Config {
                 "notifications.retry_schedule_secs",
                 "must list at least one delay".into(),
             );
+        }
+        if let Err(e) = berth_notify::mail::MailTls::parse(&self.mail.tls) {
+            return fail("mail.tls", e);
+        }
+        if self.mail.authorization_ttl_secs == 0 {
+            return fail("mail.authorization_ttl_secs", "must be at least 1".into());
+        }
+        if let Err(e) = berth_notify::mail::sender(&self.mail.from) {
+            return fail("mail.from", e);
         }
         if self.registry_token_ttl_secs == 0 {
             return fail("registry_token_ttl_secs", "must be at least 1".into());
@@ -304,12 +370,28 @@ impl Provider for SecretFiles {
                 continue;
             };
             let key = key.to_ascii_lowercase();
-            if !Config::keys().contains(&key.as_str()) {
-                return Err(figment::Error::from(format!("{var}: unknown key '{key}'")));
+            // `SECTION__KEY` names a key of a section, e.g. BERTH_MAIL__PASSWORD_FILE.
+            let (top, sub) = match key.split_once("__") {
+                Some((section, sub)) => (section.to_owned(), Some(sub.to_owned())),
+                None => (key.clone(), None),
+            };
+            if !Config::keys().contains(&top.as_str()) {
+                return Err(figment::Error::from(format!("{var}: unknown key '{top}'")));
             }
             let text = std::fs::read_to_string(path)
                 .map_err(|e| figment::Error::from(format!("{var}: cannot read {path}: {e}")))?;
-            dict.insert(key, Value::from(text.trim_end_matches(['\n', '\r']).to_owned()));
+            let value = Value::from(text.trim_end_matches(['\n', '\r']).to_owned());
+            match sub {
+                None => {
+                    dict.insert(top, value);
+                }
+                Some(sub) => {
+                    let entry = dict.entry(top).or_insert_with(|| Value::from(Dict::new()));
+                    if let Value::Dict(_, section) = entry {
+                        section.insert(sub, value);
+                    }
+                }
+            }
         }
         Ok(Profile::Default.collect(dict))
     }
@@ -345,6 +427,9 @@ mod tests {
             jail.set_env("BERTH_LOG_FORMAT", "text");
             jail.set_env("BERTH_NOTIFICATIONS__SEND_TIMEOUT_SECS", "20");
             jail.set_env("BERTH_DATABASE_URL_FILE", "db-url");
+            jail.create_file("smtp-password", "s3cret\n")?;
+            jail.set_env("BERTH_MAIL__PASSWORD_FILE", "smtp-password");
+            jail.set_env("BERTH_MAIL__HOST", "smtp.example.com");
             let c = Config::load(Some(Path::new("berth.toml"))).unwrap();
             assert_eq!(c.listen.port(), 9000, "file overrides defaults");
             assert_eq!(c.log_format, "text", "environment overrides the file");
@@ -361,6 +446,9 @@ mod tests {
                 "postgres://u:p@127.0.0.1/db",
                 "secret file, without its newline"
             );
+            assert_eq!(c.mail.password, "s3cret", "a section's key from a secret file");
+            let mail = c.mail.settings().expect("mail is on once a host is set");
+            assert_eq!((mail.host.as_str(), mail.port), ("smtp.example.com", 587));
             Ok(())
         });
     }
@@ -395,6 +483,14 @@ mod tests {
             assert!(
                 e.contains("database_url") && !e.contains("secret"),
                 "the password is redacted: {e}"
+            );
+            jail.clear_env();
+
+            jail.set_env("BERTH_MAIL__TLS", "ssl");
+            let e = err_of(Config::load(None));
+            assert!(
+                e.contains("mail.tls") && e.contains("BERTH_MAIL__TLS") && e.contains("none, starttls or implicit"),
+                "{e}"
             );
             jail.clear_env();
 

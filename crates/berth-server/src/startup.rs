@@ -59,10 +59,12 @@ pub async fn build_app(config: &Config, store: Store) -> anyhow::Result<App> {
                 .collect(),
             flowdock_api_base: config.notifications.flowdock_api_base.clone(),
             hipchat_api_base: config.notifications.hipchat_api_base.clone(),
-            from_address: config.notifications.from_address.clone(),
+            from_address: config.mail.from.clone(),
             allow_private: config.notifications.allow_private_destinations,
             ..berth_app::delivery::DeliverySettings::default()
         },
+        mail: config.mail.settings(),
+        email_code_ttl: std::time::Duration::from_secs(config.mail.authorization_ttl_secs),
     };
     let blobs = std::sync::Arc::new(berth_blob::LocalBlobStore::new(config.data_dir.clone()));
     Ok(App::new(store, blobs, settings).await?)

@@ -14,6 +14,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod authorized_email;
 pub mod db;
 pub mod error;
 pub mod inapp;

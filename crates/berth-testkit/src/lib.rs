@@ -11,6 +11,7 @@
 //! - [`receiver::Receiver`] is a real HTTP server on loopback that records deliveries.
 
 pub mod receiver;
+pub mod smtp;
 
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 pub mod notification;
 pub mod org;
 pub mod repo;
+pub mod repoemail;
 pub mod user;
 
 use berth_core::AccountKind;
@@ -21,6 +22,7 @@ pub fn router() -> OpenApiRouter<HttpState> {
         .merge(org::router())
         .merge(repo::router())
         .merge(notification::router())
+        .merge(repoemail::router())
 }
 
 /// Quay's avatar object. Berth renders no images; `hash` and `color` are derived from the name so

@@ -8,6 +8,7 @@ mod accounts_api;
 mod bell;
 mod binary;
 mod delivery;
+mod email;
 mod notifications_api;
 mod observability;
 mod oci_conformance;

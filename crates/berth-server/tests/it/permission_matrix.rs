@@ -248,6 +248,26 @@ fn rows() -> Vec<Row> {
             ),
             "401 403 403 201 201 403 403 201 404 403",
         ),
+        // E-mail authorization: repository admins only (this server has no SMTP server, so an
+        // admin's request answers 503 naming the missing configuration).
+        row(
+            M::GET,
+            "/api/v1/repository/acme/private/authorizedemail/a{i}@example.com",
+            None,
+            "401 403 403 404 404 403 403 404 404 403",
+        ),
+        row(
+            M::POST,
+            "/api/v1/repository/acme/private/authorizedemail/a{i}@example.com",
+            None,
+            "401 403 403 503 503 403 403 503 404 403",
+        ),
+        row(
+            M::DELETE,
+            "/api/v1/repository/acme/private/authorizedemail/a{i}@example.com",
+            None,
+            "401 403 403 404 404 403 403 404 404 403",
+        ),
         // Deletion, each caller on its own copy of the private repository.
         row(
             M::DELETE,
