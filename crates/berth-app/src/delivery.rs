@@ -1,24 +1,38 @@
-//! The notification delivery worker: claims jobs from the durable queue (leased, so a crashed
-//! worker's jobs come back), drops jobs of deleted or disabled notifications and occurrences the
-//! filter rejects, performs the method, and records the outcome:
-//! - delivered: the job is done and the notification's failure count resets;
-//! - retryable: retried on the schedule (default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, each
-//!   ±20 %), honouring `Retry-After` clamped to [scheduled, 2 × scheduled]; when retries run out
-//!   the job is kept as dead and counts as one failure;
-//! - permanent: the job is kept as dead and counts as one failure; 410 Gone disables at once.
+//! The delivery engine's worker: claims jobs from the durable queue (leased, so a crashed worker's
+//! jobs come back), runs them concurrently within limits, and records every attempt.
 //!
-//! At `failure_threshold` consecutive failed deliveries the notification is disabled, and the
-//! reason (with the last error) is stored for the API and UI to show.
+//! - **Isolation.** At most `max_in_flight` deliveries run at once, and at most `per_host` to one
+//!   destination host. A job whose host is saturated is put back for a moment without counting an
+//!   attempt, so a slow or hanging endpoint holds at most `per_host` slots and never delays the
+//!   deliveries to healthy endpoints. Claims are ordered by due time, so a flood for one repository
+//!   queues behind nothing but itself.
+//! - **Classification.** Delivered (2xx); retryable (5xx, 408, 429, timeouts, connection and TLS
+//!   errors) on the schedule (default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, each ±20 %),
+//!   honouring `Retry-After` clamped to [scheduled, 2 × scheduled]; permanent (other statuses;
+//!   410 Gone also disables the notification).
+//! - **Failure counting.** `number_of_failures` counts consecutive failed attempts and a success
+//!   resets it (Quay's meaning). A notification is disabled when it has failed continuously for
+//!   `disable_after` (default 5 days), when a receiver answers 410, or when the optional
+//!   `failure_threshold` is reached (3 gives Quay's behaviour). The reason and time are stored, and
+//!   the repository's admins are told in the bell and by e-mail. Events that arrive while it is
+//!   disabled are logged as skipped, and can be recovered after a reset.
+//! - **The log.** Every attempt is stored with what was sent (URL masked) and received, in the
+//!   transaction that moves the job, so the log and the queue never disagree.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_notify::send::{self, DeliveryMeta, Outcome, Sender, slack_body};
+use berth_notify::guard::Guard;
+use berth_notify::send::{self, DeliveryMeta, Exchange, Outcome, Sender, mask_url, slack_body};
 use berth_notify::{EventKind, JsonTemplate, MethodKind};
-use berth_store::notifications;
+use berth_store::deliveries::{self, NewAttempt, status};
+use berth_store::notifications::{self, NotificationRow};
 use berth_store::queue::{self, Claimed};
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::events::NOTIFICATION_QUEUE;
 use crate::{App, Result};
@@ -30,11 +44,13 @@ pub struct DeliverySettings {
     pub send_timeout: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
-    /// Consecutive failed deliveries that disable a notification.
+    /// Consecutive failed attempts that disable a notification; 0 turns the threshold off.
     pub failure_threshold: u32,
+    /// How long a notification may fail continuously before it is disabled.
+    pub disable_after: Duration,
     /// Delay before each retry.
     pub schedule: Vec<Duration>,
-    /// How long a claimed job is leased.
+    /// How long a claimed job is leased (heartbeats extend it while a job runs).
     pub lease: Duration,
     /// Base URL of the Flowdock API.
     pub flowdock_api_base: String,
@@ -42,8 +58,18 @@ pub struct DeliverySettings {
     pub hipchat_api_base: String,
     /// Sender address of outgoing messages (Flowdock's `from_address`).
     pub from_address: String,
-    /// Allow destinations that are not public addresses.
-    pub allow_private: bool,
+    /// Where deliveries may connect: public addresses plus the allowed networks.
+    pub guard: Guard,
+    /// Most deliveries in flight in this process.
+    pub max_in_flight: usize,
+    /// Most deliveries in flight to one destination host.
+    pub per_host: usize,
+    /// How long a rotated-out signing secret keeps signing.
+    pub secret_grace: Duration,
+    /// How long the delivery log keeps finished deliveries.
+    pub log_retention: Duration,
+    /// How often the worker looks for due jobs when nothing woke it.
+    pub poll_interval: Duration,
 }
 
 impl Default for DeliverySettings {
@@ -52,13 +78,19 @@ impl Default for DeliverySettings {
         DeliverySettings {
             send_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
-            failure_threshold: 3,
+            failure_threshold: 0,
+            disable_after: Duration::from_secs(5 * 24 * 3600),
             schedule: vec![Duration::from_secs(5), m(5), m(30), m(120), m(300), m(600), m(600)],
             lease: Duration::from_secs(60),
             flowdock_api_base: "https://api.flowdock.com".into(),
             hipchat_api_base: "https://api.hipchat.com".into(),
             from_address: "berth@localhost".into(),
-            allow_private: false,
+            guard: Guard::default(),
+            max_in_flight: 32,
+            per_host: 4,
+            secret_grace: Duration::from_secs(24 * 3600),
+            log_retention: Duration::from_secs(30 * 24 * 3600),
+            poll_interval: Duration::from_secs(1),
         }
     }
 }
@@ -76,102 +108,453 @@ pub fn retry_delay(schedule: &[Duration], attempt: u32, retry_after: Option<Dura
     }
 }
 
-fn chrono_of(d: Duration) -> chrono::Duration {
+pub(crate) fn chrono_of(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
-impl App {
-    /// Claims and performs up to `limit` due deliveries. Returns how many jobs were handled.
-    pub async fn deliver_pending(&self, sender: &Sender, worker: &str, limit: i64) -> Result<usize> {
-        let lease = chrono_of(self.settings.delivery.lease);
-        let claimed = {
-            let mut tx = self.store.begin().await?;
-            let c = queue::claim(&mut tx, NOTIFICATION_QUEUE, Utc::now(), lease, limit, worker).await?;
-            tx.commit().await?;
-            c
-        };
-        let n = claimed.len();
-        for job in claimed {
-            if let Err(e) = self.deliver_one(sender, &job).await {
-                // The lease expires and the job comes back; nothing is lost.
-                tracing::warn!(job = job.id, error = %e, "delivery bookkeeping failed; the job will be retried");
-            }
+/// Per-destination concurrency limits, shared by the worker's tasks.
+#[derive(Clone)]
+struct HostLimits {
+    per_host: usize,
+    hosts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+}
+
+impl HostLimits {
+    fn new(per_host: usize) -> Self {
+        HostLimits {
+            per_host: per_host.max(1),
+            hosts: Arc::default(),
         }
-        Ok(n)
     }
 
-    async fn deliver_one(&self, sender: &Sender, job: &Claimed) -> Result<()> {
+    /// A slot for `host`, or `None` when it has `per_host` deliveries in flight.
+    fn try_acquire(&self, host: &str) -> Option<OwnedSemaphorePermit> {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget idle hosts so the map stays as small as the set of busy destinations.
+        hosts.retain(|_, s| s.available_permits() < self.per_host);
+        let sem = hosts
+            .entry(host.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
+            .clone();
+        sem.try_acquire_owned().ok()
+    }
+}
+
+/// How one job ended, for the log and the queue.
+struct Attempt {
+    started: DateTime<Utc>,
+    outcome: Outcome,
+    exchange: Exchange,
+}
+
+impl App {
+    /// Runs the delivery worker until the task is aborted: wakes when this process enqueues (and,
+    /// on PostgreSQL, when any process commits a job), and polls as a fallback for jobs due later.
+    pub async fn run_delivery_worker(&self) {
+        let d = &self.settings.delivery;
+        let sender = match Sender::new(d.send_timeout, d.connect_timeout, d.guard.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "notification delivery is unavailable");
+                return;
+            }
+        };
+        let worker = format!(
+            "w{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let global = Arc::new(Semaphore::new(d.max_in_flight.max(1)));
+        let hosts = HostLimits::new(d.per_host);
+        let _listener = self.spawn_queue_listener();
+        loop {
+            if global.available_permits() == 0 {
+                // Wait for a slot to free up before claiming more.
+                if let Ok(p) = global.clone().acquire_owned().await {
+                    drop(p);
+                }
+                continue;
+            }
+            let free = i64::try_from(global.available_permits()).unwrap_or(1);
+            match self.claim_deliveries(&worker, free, Utc::now()).await {
+                Ok(jobs) if jobs.is_empty() => {
+                    self.observe_queue().await;
+                    let _ = tokio::time::timeout(d.poll_interval, self.wake.notified()).await;
+                }
+                Ok(jobs) => {
+                    for job in jobs {
+                        let Ok(permit) = global.clone().acquire_owned().await else {
+                            return;
+                        };
+                        let (app, sender, hosts) = (self.clone(), sender.clone(), hosts.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = app.deliver_job(&sender, &hosts, &job, Utc::now()).await {
+                                // The lease expires and the job comes back; nothing is lost.
+                                tracing::warn!(job = job.id, error = %e, "delivery bookkeeping failed; the job will be retried");
+                            }
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming deliveries failed; retrying shortly");
+                    tokio::time::sleep(d.poll_interval).await;
+                }
+            }
+        }
+    }
+
+    /// On PostgreSQL, a task that wakes this worker whenever any process commits a job.
+    fn spawn_queue_listener(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let store = self.store.clone();
+        let wake = self.wake.clone();
+        store.is_postgres().then(|| {
+            tokio::spawn(async move {
+                loop {
+                    match store.listen_queue(&wake).await {
+                        Ok(()) => {}
+                        Err(e) => tracing::warn!(error = %e, "queue notifications lost; polling until they resume"),
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            })
+        })
+    }
+
+    async fn claim_deliveries(&self, worker: &str, limit: i64, now: DateTime<Utc>) -> Result<Vec<Claimed>> {
+        let lease = chrono_of(self.settings.delivery.lease);
+        let mut tx = self.store.begin().await?;
+        let c = queue::claim(&mut tx, NOTIFICATION_QUEUE, now, lease, limit, worker).await?;
+        tx.commit().await?;
+        Ok(c)
+    }
+
+    /// Claims up to `limit` jobs due at `now` and performs them one after another, as of `now`:
+    /// tests drive retries and disabling with an injected clock through this, instead of waiting.
+    pub async fn deliver_due(&self, now: DateTime<Utc>, limit: i64) -> Result<usize> {
+        let d = &self.settings.delivery;
+        let sender =
+            Sender::new(d.send_timeout, d.connect_timeout, d.guard.clone()).map_err(crate::AppError::Internal)?;
+        let hosts = HostLimits::new(d.per_host);
+        let jobs = self.claim_deliveries("manual", limit, now).await?;
+        for job in &jobs {
+            self.deliver_job(&sender, &hosts, job, now).await?;
+        }
+        Ok(jobs.len())
+    }
+
+    /// Publishes queue depth, the age of the oldest due job and the disabled notifications.
+    async fn observe_queue(&self) {
+        let Ok(mut conn) = self.store.conn().await else {
+            return;
+        };
+        let now = Utc::now();
+        if let Ok(mut stats) = queue::stats(&mut conn, now).await {
+            if !stats.iter().any(|s| s.queue == NOTIFICATION_QUEUE) {
+                // An empty queue reports zero rather than no series at all.
+                stats.push(queue::QueueStats {
+                    queue: NOTIFICATION_QUEUE.into(),
+                    depth: 0,
+                    oldest_due: None,
+                });
+            }
+            for s in stats {
+                metrics::gauge!("berth_queue_depth", "queue" => s.queue.clone()).set(s.depth as f64);
+                let age = s
+                    .oldest_due
+                    .map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
+                metrics::gauge!("berth_queue_oldest_due_age_seconds", "queue" => s.queue).set(age);
+            }
+        }
+        if let Ok(n) = notifications::count_disabled(&mut conn).await {
+            metrics::gauge!("berth_notifications_disabled").set(n as f64);
+        }
+    }
+
+    /// Performs one claimed job as of `now` and records how it went.
+    async fn deliver_job(&self, sender: &Sender, hosts: &HostLimits, job: &Claimed, now: DateTime<Utc>) -> Result<()> {
         let body = &job.body.0;
         let uuid = body["notification_uuid"].as_str().unwrap_or_default();
+        let delivery_id = body["delivery_id"].as_str().unwrap_or_default().to_owned();
         let notification = {
             let mut conn = self.store.conn().await?;
             notifications::by_uuid_any(&mut conn, uuid).await?
         };
-        let Some(n) = notification.filter(|n| n.enabled) else {
-            return self.finish(job, None).await;
+        let Some(n) = notification else {
+            // Deleted since: its log went with it.
+            return self.settle(job, &delivery_id, None, status::SKIPPED).await;
         };
+        if !n.enabled {
+            return self
+                .settle(
+                    job,
+                    &delivery_id,
+                    Some("the notification was disabled"),
+                    status::SKIPPED,
+                )
+                .await;
+        }
         let (Ok(event), Ok(method)) = (EventKind::parse(&n.event), MethodKind::parse(&n.method)) else {
-            return self.bury(job, &n, "unknown event or method", false).await;
+            let outcome = Outcome::Permanent {
+                reason: "unknown event or method".into(),
+                gone: false,
+            };
+            let attempt = Attempt {
+                started: now,
+                outcome,
+                exchange: Exchange::default(),
+            };
+            return self.record(job, &n, method_label(&n.method), attempt).await;
         };
         let data = &body["event_data"];
         if !event.should_perform(data, &n.event_config.0) {
-            return self.finish(job, None).await;
+            return self
+                .settle(
+                    job,
+                    &delivery_id,
+                    Some("filtered out by the event configuration"),
+                    "filtered",
+                )
+                .await;
         }
-        let event_id = body["event_id"].as_str().unwrap_or_default();
-        let delivery_id = format!("{event_id}.{uuid}");
+        if job.attempt == 1
+            && let Some(at) = body["occurred_at"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        {
+            let lag = (now - at.with_timezone(&Utc)).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::histogram!("berth_delivery_first_attempt_latency_seconds", "method" => method.name()).record(lag);
+        }
+        let started = now;
+        let secrets = n.signing_secrets(started);
         let meta = DeliveryMeta {
             event: event.name(),
             delivery_id: &delivery_id,
+            timestamp: started.timestamp(),
+            secrets: &secrets,
         };
         let performer = body["performer_data"]["entity_name"].as_str();
-        let outcome = match method {
-            MethodKind::QuayNotification => return self.deliver_in_app(job, &n, event.name(), data).await,
+        let attempt = match method {
+            MethodKind::QuayNotification => {
+                return self.deliver_in_app(job, &n, event.name(), data, &delivery_id).await;
+            }
             MethodKind::Email => {
                 let Ok(mailer) = self.mailer() else {
                     // Configuration, not the receiver, is at fault: keep the job until mail is set up.
-                    let at = Utc::now() + chrono::Duration::hours(1);
+                    let at = now + chrono::Duration::hours(1);
                     let note = "e-mail is not configured on this server (mail.host); the job waits";
                     let mut tx = self.store.begin().await?;
                     queue::defer(&mut tx, job.id, &job.state_id, at, note).await?;
                     tx.commit().await?;
                     return Ok(());
                 };
-                self.send_email(mailer, &n, event, data, performer, &meta).await?
+                let (outcome, exchange) = self.send_email(mailer, &n, event, data, performer, &meta).await?;
+                Attempt {
+                    started,
+                    outcome,
+                    exchange,
+                }
             }
             _ => match self.http_request(method, &n.config.0, event, data, performer) {
-                Ok((url, body, what)) => sender.post_json(&url, &body, &meta, what).await,
-                Err(e) => Outcome::Permanent { reason: e, gone: false },
+                Ok((url, body, what)) => {
+                    // One destination = host and port (two receivers on one machine are two).
+                    let host = url::Url::parse(&url)
+                        .ok()
+                        .map(|u| {
+                            format!(
+                                "{}:{}",
+                                u.host_str().unwrap_or_default(),
+                                u.port_or_known_default().unwrap_or(0)
+                            )
+                        })
+                        .unwrap_or_default();
+                    let Some(_slot) = hosts.try_acquire(&host) else {
+                        // The destination is busy: come back shortly, without counting an attempt.
+                        let jitter = rand::rng().random_range(200..800);
+                        let at = now + chrono::Duration::milliseconds(jitter);
+                        let mut tx = self.store.begin().await?;
+                        queue::defer(
+                            &mut tx,
+                            job.id,
+                            &job.state_id,
+                            at,
+                            "waiting for a free slot to the host",
+                        )
+                        .await?;
+                        tx.commit().await?;
+                        self.wake.notify_one();
+                        return Ok(());
+                    };
+                    let log_url = mask_url(&url, matches!(method, MethodKind::Slack | MethodKind::Flowdock));
+                    let (outcome, exchange) = self
+                        .with_heartbeat(job, sender.post_json(&url, &log_url, &body, &meta, what))
+                        .await;
+                    Attempt {
+                        started,
+                        outcome,
+                        exchange,
+                    }
+                }
+                Err(e) => Attempt {
+                    started,
+                    exchange: Exchange {
+                        error: Some(e.clone()),
+                        ..Exchange::default()
+                    },
+                    outcome: Outcome::Permanent { reason: e, gone: false },
+                },
             },
         };
-        match outcome {
-            Outcome::Delivered { .. } => {
-                metrics::counter!("berth_deliveries_total", "method" => method.name(), "outcome" => "delivered")
-                    .increment(1);
-                self.finish(job, Some(n.id)).await
+        metrics::histogram!("berth_delivery_request_duration_seconds", "method" => method.name())
+            .record(attempt.exchange.duration.as_secs_f64());
+        self.record(job, &n, method.name(), attempt).await
+    }
+
+    /// Runs `work`, extending the job's lease every third of it while it runs.
+    async fn with_heartbeat<T>(&self, job: &Claimed, work: impl std::future::Future<Output = T>) -> T {
+        let lease = self.settings.delivery.lease;
+        let mut beat = tokio::time::interval(lease / 3);
+        beat.tick().await;
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = beat.tick() => {
+                    let until = Utc::now() + chrono_of(lease);
+                    if let Ok(mut tx) = self.store.begin().await
+                        && queue::heartbeat(&mut tx, job.id, &job.state_id, until).await.unwrap_or(false)
+                    {
+                        let _ = tx.commit().await;
+                    }
+                }
             }
+        }
+    }
+
+    /// Completes a job without an attempt, setting its delivery's status.
+    async fn settle(&self, job: &Claimed, delivery_id: &str, note: Option<&str>, status: &str) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        queue::complete(&mut tx, job.id, &job.state_id).await?;
+        deliveries::set_status(&mut tx, delivery_id, status, note, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves the job, logs the attempt and counts the outcome, in one transaction; then tells the
+    /// repository's admins if the notification was disabled by it.
+    async fn record(&self, job: &Claimed, n: &NotificationRow, method: &'static str, a: Attempt) -> Result<()> {
+        let now = a.started;
+        let delivery_id = job.body.0["delivery_id"].as_str().unwrap_or_default().to_owned();
+        let (label, new_status, retry_at, failure) = match &a.outcome {
+            Outcome::Delivered { .. } => ("delivered", status::DELIVERED, None, None),
             Outcome::Retryable { reason, retry_after } if job.retries_remaining > 0 => {
-                metrics::counter!("berth_deliveries_total", "method" => method.name(), "outcome" => "retry")
-                    .increment(1);
                 let jitter = rand::rng().random_range(-0.2..=0.2);
                 let attempt = u32::try_from(job.attempt).unwrap_or(1);
-                let at: DateTime<Utc> = Utc::now()
-                    + chrono_of(retry_delay(
-                        &self.settings.delivery.schedule,
-                        attempt,
-                        retry_after,
-                        jitter,
-                    ));
-                let mut tx = self.store.begin().await?;
-                queue::retry_at(&mut tx, job.id, &job.state_id, at, &reason).await?;
-                tx.commit().await?;
-                Ok(())
+                let delay = retry_delay(&self.settings.delivery.schedule, attempt, *retry_after, jitter);
+                (
+                    "retry",
+                    status::PENDING,
+                    Some(now + chrono_of(delay)),
+                    Some((reason.clone(), false)),
+                )
             }
-            Outcome::Retryable { reason, .. } => {
-                self.bury(&job.clone(), &n, &format!("{reason} (retries exhausted)"), false)
-                    .await
+            Outcome::Retryable { reason, .. } => (
+                "failed",
+                status::FAILED,
+                None,
+                Some((format!("{reason} (retries exhausted)"), false)),
+            ),
+            Outcome::Permanent { reason, gone } => ("failed", status::FAILED, None, Some((reason.clone(), *gone))),
+        };
+        metrics::counter!("berth_deliveries_total", "method" => method, "outcome" => label).increment(1);
+        let mut tx = self.store.begin().await?;
+        match (&failure, retry_at) {
+            (None, _) => {
+                queue::complete(&mut tx, job.id, &job.state_id).await?;
+                notifications::record_outcome(&mut tx, n.id, true, now).await?;
             }
-            Outcome::Permanent { reason, gone } => self.bury(job, &n, &reason, gone).await,
+            (Some((reason, _)), Some(at)) => {
+                queue::retry_at(&mut tx, job.id, &job.state_id, at, reason).await?;
+            }
+            (Some((reason, _)), None) => {
+                queue::bury(&mut tx, job.id, &job.state_id, reason).await?;
+            }
         }
+        let x = &a.exchange;
+        let error = failure.as_ref().map(|(r, _)| r.as_str());
+        let status_code = x.status.map(i32::from);
+        deliveries::add_attempt(
+            &mut tx,
+            &delivery_id,
+            &NewAttempt {
+                attempt: job.attempt,
+                started_at: a.started,
+                duration_ms: i64::try_from(x.duration.as_millis()).unwrap_or(i64::MAX),
+                request_url: &x.url,
+                request_headers: &x.request_headers,
+                request_body: &x.request_body,
+                response_status: status_code,
+                response_headers: x.status.map(|_| x.response_headers.as_slice()),
+                response_body: x.response_body.as_deref(),
+                error,
+                outcome: label,
+            },
+            new_status,
+            now,
+        )
+        .await?;
+        let disabled = match &failure {
+            Some((reason, gone)) => self.count_failure(&mut tx, n, reason, *gone, now).await?,
+            None => None,
+        };
+        tx.commit().await?;
+        tracing::info!(
+            notification = %n.uuid, delivery = %delivery_id, method, attempt = job.attempt,
+            outcome = label, status = ?x.status, error = ?error, "delivery attempt"
+        );
+        if let Some(why) = disabled {
+            self.tell_admins_by_mail(n, &why).await;
+        }
+        Ok(())
+    }
+
+    /// Counts a failed attempt and disables the notification when a rule says so, telling the
+    /// repository's admins in the bell in the same transaction. Returns the reason if it disabled.
+    async fn count_failure(
+        &self,
+        tx: &mut berth_store::Tx,
+        n: &NotificationRow,
+        reason: &str,
+        gone: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>> {
+        let Some(row) = notifications::record_outcome(tx, n.id, false, now).await? else {
+            return Ok(None);
+        };
+        if !row.enabled {
+            return Ok(None);
+        }
+        let d = &self.settings.delivery;
+        let count = row.number_of_failures;
+        let threshold = i32::try_from(d.failure_threshold).unwrap_or(i32::MAX);
+        let why = if gone {
+            format!("disabled: {reason}")
+        } else if threshold > 0 && count >= threshold {
+            format!("disabled after {count} consecutive failed deliveries; last error: {reason}")
+        } else if let Some(since) = row.failing_since
+            && now - since >= chrono_of(d.disable_after)
+        {
+            format!(
+                "disabled after failing continuously since {}; last error: {reason}",
+                since.format("%Y-%m-%d %H:%M UTC")
+            )
+        } else {
+            return Ok(None);
+        };
+        notifications::set_enabled(tx, n.id, false, Some(&why)).await?;
+        self.tell_admins_in_app(tx, &row, &why).await?;
+        tracing::warn!(notification = %n.uuid, reason = %why, "notification disabled");
+        Ok(Some(why))
     }
 
     /// Where an HTTP-based method POSTs, what, and the method's label for messages (never the URL,
@@ -216,68 +599,50 @@ impl App {
     async fn send_email(
         &self,
         mailer: &berth_notify::mail::Mailer,
-        n: &berth_store::notifications::NotificationRow,
+        n: &NotificationRow,
         event: EventKind,
         data: &Value,
         performer: Option<&str>,
         meta: &DeliveryMeta<'_>,
-    ) -> Result<Outcome> {
+    ) -> Result<(Outcome, Exchange)> {
         let to = n.config.0["email"].as_str().unwrap_or_default();
+        let mut exchange = Exchange {
+            url: format!("mailto:{to}"),
+            ..Exchange::default()
+        };
         let authorized = {
             let mut conn = self.store.conn().await?;
             self.email_is_authorized(&mut conn, n.repository_id, to).await?
         };
         if !authorized {
-            return Ok(Outcome::Permanent {
-                reason: "the e-mail address is no longer authorized for this repository".into(),
-                gone: false,
-            });
+            let reason = "the e-mail address is no longer authorized for this repository".to_owned();
+            exchange.error = Some(reason.clone());
+            return Ok((Outcome::Permanent { reason, gone: false }, exchange));
         }
         let repository = data["repository"].as_str().unwrap_or_default();
         let manage = format!("{}/repository/{repository}?tab=settings", self.settings.base_url());
         let mail = berth_notify::mail::notification_mail(event, data, performer, repository, &manage);
-        Ok(mailer.send(to, &mail, Some(meta)).await)
-    }
-
-    /// Completes a job; with a notification id, records a success for it.
-    async fn finish(&self, job: &Claimed, success_for: Option<i64>) -> Result<()> {
-        let mut tx = self.store.begin().await?;
-        queue::complete(&mut tx, job.id, &job.state_id).await?;
-        if let Some(id) = success_for {
-            notifications::record_outcome(&mut tx, id, true, 0, "").await?;
+        exchange.request_headers = vec![
+            ("subject".into(), mail.subject.clone()),
+            ("x-berth-event".into(), meta.event.to_owned()),
+            ("x-berth-delivery".into(), meta.delivery_id.to_owned()),
+        ];
+        exchange.request_body = mail.text.clone();
+        let began = std::time::Instant::now();
+        let outcome = mailer.send(to, &mail, Some(meta)).await;
+        exchange.duration = began.elapsed();
+        match &outcome {
+            Outcome::Delivered { status } => exchange.status = Some(*status),
+            Outcome::Retryable { reason, .. } | Outcome::Permanent { reason, .. } => {
+                exchange.error = Some(reason.clone());
+            }
         }
-        tx.commit().await?;
-        Ok(())
+        Ok((outcome, exchange))
     }
+}
 
-    /// Keeps a job as dead and counts a failure for its notification (disabling it at the threshold,
-    /// or at once when the endpoint is gone).
-    async fn bury(
-        &self,
-        job: &Claimed,
-        n: &berth_store::notifications::NotificationRow,
-        reason: &str,
-        gone: bool,
-    ) -> Result<()> {
-        metrics::counter!("berth_deliveries_total", "method" => n.method.clone(), "outcome" => "failed").increment(1);
-        let threshold = if gone {
-            1
-        } else {
-            i32::try_from(self.settings.delivery.failure_threshold).unwrap_or(i32::MAX)
-        };
-        let count = n.number_of_failures + 1;
-        let why = if gone {
-            format!("disabled: {reason}")
-        } else {
-            format!("disabled after {count} consecutive failed deliveries; last error: {reason}")
-        };
-        let mut tx = self.store.begin().await?;
-        queue::bury(&mut tx, job.id, &job.state_id, reason).await?;
-        notifications::record_outcome(&mut tx, n.id, false, threshold, &why).await?;
-        tx.commit().await?;
-        tracing::warn!(notification = %n.uuid, method = %n.method, error = %reason, "delivery failed");
-        Ok(())
-    }
+fn method_label(name: &str) -> &'static str {
+    MethodKind::parse(name).map_or("unknown", MethodKind::name)
 }
 
 /// The webhook body: the event data, or the notification's template rendered against it.
@@ -322,6 +687,20 @@ mod tests {
             retry_delay(&s, 1, Some(Duration::from_secs(3600)), 0.0),
             Duration::from_secs(10)
         );
+    }
+
+    #[test]
+    fn host_slots_are_bounded_and_released() {
+        let limits = HostLimits::new(2);
+        let a = limits.try_acquire("slow.example").unwrap();
+        let _b = limits.try_acquire("slow.example").unwrap();
+        assert!(limits.try_acquire("slow.example").is_none(), "a third is refused");
+        assert!(
+            limits.try_acquire("fast.example").is_some(),
+            "other hosts are not affected"
+        );
+        drop(a);
+        assert!(limits.try_acquire("slow.example").is_some(), "a freed slot is reused");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Payloads are built by `berth_notify::events`, the one place that knows their shapes.
 
 use berth_store::Tx;
-use berth_store::notifications;
+use berth_store::deliveries::{self, status};
+use berth_store::notifications::{self, NotificationRow};
 use berth_store::queue;
 use berth_store::repos::RepoRow;
 use chrono::Utc;
@@ -32,8 +33,10 @@ pub fn performer_data(performer: Option<&Principal>) -> Value {
     }
 }
 
-/// Enqueues one delivery job per enabled notification of `repo` for `event`, in `tx`. Returns how
-/// many were enqueued. Disabled notifications get nothing (Quay enqueued and dropped them).
+/// Enqueues one delivery job per enabled notification of `repo` for `event`, in `tx`, and logs a
+/// delivery for each; disabled notifications get a `skipped` delivery instead of a job (Quay
+/// enqueued and dropped them), which recovery can send after a reset. Returns how many were
+/// enqueued.
 pub(crate) async fn raise(
     tx: &mut Tx,
     repo: &RepoRow,
@@ -41,35 +44,88 @@ pub(crate) async fn raise(
     event_data: &Value,
     performer: Option<&Principal>,
 ) -> Result<usize> {
-    let targets = notifications::enabled_for_event(tx, repo.id, event).await?;
+    let targets = notifications::for_event(tx, repo.id, event).await?;
     let event_id = uuid::Uuid::now_v7().to_string();
     let name = format!("{NOTIFICATION_QUEUE}/{}/{}/{event}/", repo.namespace, repo.name);
+    let mut queued = 0;
     for n in &targets {
-        enqueue_delivery(tx, &name, &n.uuid, event, &event_id, event_data, performer, false).await?;
+        let job = Job {
+            name: &name,
+            notification: n,
+            event,
+            event_id: &event_id,
+            event_data,
+            performer,
+            test: false,
+        };
+        if n.enabled {
+            enqueue_delivery(tx, &job).await?;
+            queued += 1;
+        } else {
+            let body = job.body();
+            deliveries::upsert(tx, &job.delivery_id(), n.id, event, status::SKIPPED, &body, Utc::now()).await?;
+        }
     }
-    Ok(targets.len())
+    Ok(queued)
 }
 
-/// Enqueues one delivery job. `name` follows Quay's queue naming; `test` marks test sends.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn enqueue_delivery(
-    tx: &mut Tx,
-    name: &str,
-    notification_uuid: &str,
-    event: &str,
-    event_id: &str,
-    event_data: &Value,
-    performer: Option<&Principal>,
-    test: bool,
-) -> Result<i64> {
-    let body = json!({
-        "notification_uuid": notification_uuid,
-        "event": event,
-        "event_id": event_id,
-        "occurred_at": Utc::now().to_rfc3339(),
-        "event_data": event_data,
-        "performer_data": performer_data(performer),
-        "test": test,
-    });
-    Ok(queue::enqueue(tx, NOTIFICATION_QUEUE, name, &body).await?)
+/// One delivery of an event occurrence to one notification.
+pub(crate) struct Job<'a> {
+    /// Quay's queue name, e.g. `notification/acme/web/repo_push/`.
+    pub name: &'a str,
+    /// The notification.
+    pub notification: &'a NotificationRow,
+    /// The event name.
+    pub event: &'a str,
+    /// The occurrence's id.
+    pub event_id: &'a str,
+    /// The event data.
+    pub event_data: &'a Value,
+    /// Who caused it.
+    pub performer: Option<&'a Principal>,
+    /// A test send.
+    pub test: bool,
+}
+
+impl Job<'_> {
+    /// The delivery id: stable across retries, redeliveries and recoveries.
+    fn delivery_id(&self) -> String {
+        format!("{}.{}", self.event_id, self.notification.uuid)
+    }
+
+    fn body(&self) -> Value {
+        json!({
+            "notification_uuid": self.notification.uuid,
+            "delivery_id": self.delivery_id(),
+            "event": self.event,
+            "event_id": self.event_id,
+            "occurred_at": Utc::now().to_rfc3339(),
+            "event_data": self.event_data,
+            "performer_data": performer_data(self.performer),
+            "test": self.test,
+        })
+    }
+}
+
+/// Enqueues one delivery job and logs it as pending.
+pub(crate) async fn enqueue_delivery(tx: &mut Tx, job: &Job<'_>) -> Result<i64> {
+    let body = job.body();
+    let delivery_id = job.delivery_id();
+    deliveries::upsert(
+        tx,
+        &delivery_id,
+        job.notification.id,
+        job.event,
+        status::PENDING,
+        &body,
+        Utc::now(),
+    )
+    .await?;
+    Ok(queue::enqueue(tx, NOTIFICATION_QUEUE, job.name, &body).await?)
+}
+
+/// Puts a logged delivery back in the queue, with its original body and id (redelivery, recovery).
+pub(crate) async fn requeue_delivery(tx: &mut Tx, name: &str, d: &deliveries::DeliveryRow) -> Result<i64> {
+    deliveries::set_status(tx, &d.public_id, status::PENDING, None, Utc::now()).await?;
+    Ok(queue::enqueue(tx, NOTIFICATION_QUEUE, name, &d.body.0).await?)
 }

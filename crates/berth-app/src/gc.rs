@@ -1,6 +1,7 @@
-//! Garbage collection: abandoned upload sessions past their maximum age, and blobs that no manifest
+//! Garbage collection: abandoned upload sessions past their maximum age, blobs that no manifest
 //! references any more, once they are older than the grace period (so a push in progress, whose
-//! blobs are uploaded before its manifest, never loses one).
+//! blobs are uploaded before its manifest, never loses one), and finished deliveries past the
+//! delivery log's retention.
 //!
 //! Database records go first, in transactions that re-check the condition; files are removed after
 //! the commit. A crash in between leaves an orphan file, never a record without its file.
@@ -20,6 +21,8 @@ pub struct GcReport {
     pub uploads: usize,
     /// Blobs removed.
     pub blobs: usize,
+    /// Delivery log entries removed.
+    pub deliveries: u64,
 }
 
 /// How old things must be before collection.
@@ -70,10 +73,21 @@ impl App {
                 report.blobs += 1;
             }
         }
+        {
+            let cutoff = before(now, self.settings.delivery.log_retention);
+            let mut tx = self.store.begin().await?;
+            report.deliveries = berth_store::deliveries::delete_before(&mut tx, cutoff).await?;
+            tx.commit().await?;
+        }
         metrics::counter!("berth_gc_uploads_removed_total").increment(report.uploads as u64);
         metrics::counter!("berth_gc_blobs_removed_total").increment(report.blobs as u64);
         if report != GcReport::default() {
-            tracing::info!(uploads = report.uploads, blobs = report.blobs, "garbage collected");
+            tracing::info!(
+                uploads = report.uploads,
+                blobs = report.blobs,
+                deliveries = report.deliveries,
+                "garbage collected"
+            );
         }
         Ok(report)
     }

@@ -2,16 +2,63 @@
 //! same transaction that completes the job, so a retry never duplicates), and the signed-in user's
 //! notification list with per-user dismissal.
 
-use berth_core::{AccountKind, Scope};
+use berth_core::{AccountKind, RepoRole, Scope};
 use berth_notify::MethodKind;
 use berth_notify::methods::{Checked, MethodPolicy, Target};
+use berth_store::accounts::AccountRow;
+use berth_store::deliveries::{self, NewAttempt, status};
 use berth_store::inapp::{self, InAppRow};
 use berth_store::notifications::{self, NotificationRow};
 use berth_store::queue::{self, Claimed};
-use berth_store::{Exec, accounts, repos, teams};
-use serde_json::Value;
+use berth_store::repos::RepoRow;
+use berth_store::{Exec, Tx, accounts, repos, teams};
+use chrono::Utc;
+use serde_json::{Value, json};
 
 use crate::{App, AppError, Caller, Result};
+
+/// The bell kind of "a notification of your repository was disabled".
+pub const DISABLED_KIND: &str = "repo_notification_disabled";
+
+fn disabled_metadata(repo: &RepoRow, n: &NotificationRow, why: &str) -> Value {
+    json!({
+        "repository": format!("{}/{}", repo.namespace, repo.name),
+        "namespace": repo.namespace,
+        "name": repo.name,
+        "notification_uuid": n.uuid,
+        "title": n.title,
+        "event": n.event,
+        "method": n.method,
+        "reason": why,
+        "disabled_at": Utc::now().to_rfc3339(),
+    })
+}
+
+/// The users who administer a repository: its owner (or the organization's admins), users
+/// granted admin, and members of teams granted admin. Robots are left out.
+pub(crate) async fn repo_admins(ex: &mut impl Exec, repo: &RepoRow) -> Result<Vec<AccountRow>> {
+    let mut out: Vec<AccountRow> = match repo.namespace_kind {
+        AccountKind::Organization => teams::org_admins(ex, repo.namespace_id).await?,
+        _ => accounts::by_id(ex, repo.namespace_id).await?.into_iter().collect(),
+    };
+    for g in repos::user_grants(ex, repo.id).await? {
+        if g.role == RepoRole::Admin
+            && g.kind == AccountKind::User
+            && let Some(a) = accounts::by_id(ex, g.account_id).await?
+        {
+            out.push(a);
+        }
+    }
+    for g in repos::team_grants(ex, repo.id).await? {
+        if g.role == RepoRole::Admin {
+            out.extend(teams::members(ex, g.team_id).await?);
+        }
+    }
+    out.retain(|a| a.kind == AccountKind::User);
+    out.sort_by_key(|a| a.id.0);
+    out.dedup_by_key(|a| a.id.0);
+    Ok(out)
+}
 
 /// The most notifications one page returns.
 pub const MAX_PAGE: u32 = 100;
@@ -53,27 +100,104 @@ async fn recipients(ex: &mut impl Exec, n: &NotificationRow) -> Result<(Vec<bert
 }
 
 impl App {
-    /// Delivers an in-app notification: the rows, the job's completion and the success are one
-    /// transaction.
+    /// Delivers an in-app notification: the rows, the job's completion, the log entry and the
+    /// success are one transaction.
     pub(crate) async fn deliver_in_app(
         &self,
         job: &Claimed,
         n: &NotificationRow,
         event: &str,
         data: &Value,
+        delivery_id: &str,
     ) -> Result<()> {
+        let started = Utc::now();
         let mut tx = self.store.begin().await?;
         let (targets, organization) = recipients(&mut tx, n).await?;
+        let count = targets.len();
         for t in targets {
             let uuid = uuid::Uuid::new_v4().to_string();
             inapp::insert(&mut tx, &uuid, event, t, organization.as_deref(), data).await?;
         }
         queue::complete(&mut tx, job.id, &job.state_id).await?;
-        notifications::record_outcome(&mut tx, n.id, true, 0, "").await?;
+        notifications::record_outcome(&mut tx, n.id, true, started).await?;
+        let target = &n.config.0["target"];
+        let url = format!(
+            "in-app:{}/{}",
+            target["kind"].as_str().unwrap_or_default(),
+            target["name"].as_str().unwrap_or_default()
+        );
+        let body = data.to_string();
+        let note = format!("{count} recipient(s)");
+        deliveries::add_attempt(
+            &mut tx,
+            delivery_id,
+            &NewAttempt {
+                attempt: job.attempt,
+                started_at: started,
+                duration_ms: (Utc::now() - started).num_milliseconds(),
+                request_url: &url,
+                request_headers: &[],
+                request_body: &body,
+                response_status: None,
+                response_headers: None,
+                response_body: Some(&note),
+                error: None,
+                outcome: "delivered",
+            },
+            status::DELIVERED,
+            Utc::now(),
+        )
+        .await?;
         tx.commit().await?;
         metrics::counter!("berth_deliveries_total", "method" => "quay_notification", "outcome" => "delivered")
             .increment(1);
         Ok(())
+    }
+
+    /// Tells the repository's admins in the bell that a notification was disabled (in the
+    /// transaction that disabled it).
+    pub(crate) async fn tell_admins_in_app(&self, tx: &mut Tx, n: &NotificationRow, why: &str) -> Result<()> {
+        let Some(repo) = repos::by_id(tx, n.repository_id).await? else {
+            return Ok(());
+        };
+        let meta = disabled_metadata(&repo, n, why);
+        for admin in repo_admins(tx, &repo).await? {
+            let uuid = uuid::Uuid::new_v4().to_string();
+            inapp::insert(tx, &uuid, DISABLED_KIND, admin.id, None, &meta).await?;
+        }
+        Ok(())
+    }
+
+    /// Mails the repository's admins that a notification was disabled (best effort: the bell
+    /// already has it).
+    pub(crate) async fn tell_admins_by_mail(&self, n: &NotificationRow, why: &str) {
+        let Ok(mailer) = self.mailer() else {
+            return;
+        };
+        let found = async {
+            let mut conn = self.store.conn().await?;
+            let Some(repo) = repos::by_id(&mut conn, n.repository_id).await? else {
+                return Ok::<_, AppError>(None);
+            };
+            let admins = repo_admins(&mut conn, &repo).await?;
+            Ok(Some((repo, admins)))
+        }
+        .await;
+        let Ok(Some((repo, admins))) = found else {
+            return;
+        };
+        let path = format!("{}/{}", repo.namespace, repo.name);
+        let manage = format!("{}/repository/{path}?tab=settings", self.settings.base_url());
+        let mail =
+            berth_notify::mail::notification_disabled_mail(&path, n.title.as_deref().unwrap_or(&n.uuid), why, &manage);
+        for admin in admins {
+            if let Some(to) = admin.email.as_deref() {
+                let outcome = mailer.send(to, &mail, None).await;
+                if !matches!(outcome, berth_notify::send::Outcome::Delivered { .. }) {
+                    tracing::warn!(notification = %n.uuid, admin = %admin.name, ?outcome, "could not mail an admin about a disabled notification");
+                }
+            }
+        }
     }
 
     /// The signed-in user's undismissed notifications, newest first: page `page` (from 0) of

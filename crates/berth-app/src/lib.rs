@@ -13,6 +13,7 @@ pub mod auth;
 pub mod authorized_email;
 pub mod caller;
 pub mod delivery;
+pub mod delivery_log;
 pub mod error;
 pub mod events;
 pub mod failpoint;
@@ -32,6 +33,7 @@ pub use caller::{Caller, Ctx, Principal};
 /// The stored records use cases return, re-exported so that outer layers need not depend on the store.
 pub mod model {
     pub use berth_store::accounts::AccountRow;
+    pub use berth_store::deliveries::{AttemptRow, DeliveryRow};
     pub use berth_store::inapp::InAppRow;
     pub use berth_store::notifications::NotificationRow;
     pub use berth_store::repos::RepoRow;

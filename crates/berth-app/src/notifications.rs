@@ -13,7 +13,7 @@ use berth_store::{Exec, teams};
 use serde_json::{Value, json};
 
 use crate::audit::record;
-use crate::events::{NOTIFICATION_QUEUE, enqueue_delivery, repo_context};
+use crate::events::{Job, NOTIFICATION_QUEUE, enqueue_delivery, repo_context};
 use crate::{App, AppError, Caller, Ctx, Result};
 
 /// What a client asks to create (Quay's request schema).
@@ -39,7 +39,7 @@ impl App {
         Ok(self.repo_access(caller, namespace, name, RepoRole::Admin).await?.0)
     }
 
-    async fn scoped(&self, ex: &mut impl Exec, repo: &RepoRow, uuid: &str) -> Result<NotificationRow> {
+    pub(crate) async fn scoped(&self, ex: &mut impl Exec, repo: &RepoRow, uuid: &str) -> Result<NotificationRow> {
         notifications::by_uuid(ex, repo.id, uuid).await?.ok_or_else(|| {
             AppError::NotFound(format!(
                 "No repository notification found for: {}, {}, {uuid}",
@@ -114,6 +114,7 @@ impl App {
             }
         }
         let uuid = uuid::Uuid::new_v4().to_string();
+        let secret = new_signing_secret();
         let row = notifications::insert(
             &mut tx,
             &NewNotification {
@@ -124,6 +125,7 @@ impl App {
                 title: req.title.as_deref(),
                 config: &req.config,
                 event_config: &req.event_config,
+                secret: &secret,
             },
         )
         .await?;
@@ -196,21 +198,26 @@ impl App {
         let sample = event.sample(&repo_context(&self.settings, &repo), &row.event_config.0, now);
         let queue_name = format!("{NOTIFICATION_QUEUE}/{}/{}/{}/", repo.namespace, row.uuid, row.event);
         let event_id = uuid::Uuid::now_v7().to_string();
-        enqueue_delivery(
-            &mut tx,
-            &queue_name,
-            &row.uuid,
-            &row.event,
-            &event_id,
-            &sample,
-            ctx.caller.account(),
-            true,
-        )
-        .await?;
+        let job = Job {
+            name: &queue_name,
+            notification: &row,
+            event: &row.event,
+            event_id: &event_id,
+            event_data: &sample,
+            performer: ctx.caller.account(),
+            test: true,
+        };
+        enqueue_delivery(&mut tx, &job).await?;
         tx.commit().await?;
         self.wake.notify_one();
         Ok(())
     }
+}
+
+/// A fresh signing secret: `whsec_` and the base64 of 32 random bytes.
+pub(crate) fn new_signing_secret() -> String {
+    let key: [u8; 32] = rand::random();
+    berth_notify::sign::secret_of(&key)
 }
 
 /// A change to an existing notification.

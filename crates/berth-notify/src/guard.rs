@@ -1,5 +1,5 @@
-//! The SSRF guard: deliveries go only to public addresses unless configuration allows private
-//! ones. Host names are resolved by our own resolver, which refuses when any address it finds is
+//! The SSRF guard: deliveries go only to public addresses, or to networks configuration allows
+//! (`notifications.allowed_networks`, e.g. `127.0.0.0/8` for tests and labs). Host names are resolved by our own resolver, which refuses when any address it finds is
 //! not public (so a name cannot smuggle in an internal address, and the address checked is the
 //! address connected to); IP literals, which skip resolution, are checked before sending.
 //!
@@ -9,6 +9,9 @@
 //! and IPv4-mapped IPv6 forms of all of these.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+pub use ipnet::IpNet;
 
 /// The message of a refused destination (also how [`crate::send`] recognises the refusal).
 pub const REFUSED: &str = "destination is not a public address";
@@ -48,30 +51,69 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// A resolver that refuses names resolving to any non-public address.
-#[derive(Debug, Clone, Copy)]
-pub struct PublicOnly;
+/// Parses CIDRs such as `127.0.0.0/8` or `::1/128`; a bare address means just that address.
+pub fn parse_networks(list: &[String]) -> Result<Vec<IpNet>, String> {
+    list.iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("'{s}' is not a network in CIDR notation (e.g. 127.0.0.0/8)"))
+        })
+        .collect()
+}
 
-impl reqwest::dns::Resolve for PublicOnly {
+/// Which destinations deliveries may reach: public addresses, plus the allowed networks.
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    allowed: Arc<Vec<IpNet>>,
+}
+
+impl Guard {
+    /// A guard that also lets `allowed` through.
+    pub fn new(allowed: Vec<IpNet>) -> Guard {
+        Guard {
+            allowed: Arc::new(allowed),
+        }
+    }
+
+    /// Whether a delivery may connect to `ip`.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        is_public(ip) || self.allowed.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether a URL names an IP literal the guard refuses (literals skip the resolver).
+    pub fn literal_refused(&self, url: &str) -> bool {
+        literal_of(url).is_some_and(|ip| !self.permits(ip))
+    }
+}
+
+/// The IP address a URL names literally, if it does.
+pub fn literal_of(url: &str) -> Option<IpAddr> {
+    match url::Url::parse(url).ok()?.host()? {
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+/// The resolver deliveries use: it refuses names resolving to any address the guard refuses, so
+/// the address checked is the address connected to (no DNS-rebinding window).
+impl reqwest::dns::Resolve for Guard {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_owned();
+        let guard = self.clone();
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if addrs.is_empty() || addrs.iter().any(|a| !is_public(a.ip())) {
+            if addrs.is_empty() || addrs.iter().any(|a| !guard.permits(a.ip())) {
                 return Err(REFUSED.into());
             }
             let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
         })
-    }
-}
-
-/// Whether a URL names an IP literal that is not public (literals skip the resolver).
-pub fn literal_refused(url: &str) -> bool {
-    match url::Url::parse(url).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
-        Some(url::Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
-        _ => false,
     }
 }
 
@@ -107,10 +149,30 @@ mod tests {
         for good in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111"] {
             assert!(is_public(good.parse().unwrap()), "{good}");
         }
-        assert!(literal_refused("http://127.0.0.1:8080/x"));
-        assert!(literal_refused("http://[::1]/x"));
-        assert!(literal_refused("http://169.254.169.254/latest/meta-data"));
-        assert!(!literal_refused("https://hooks.example.com/x"));
-        assert!(!literal_refused("https://1.1.1.1/x"));
+        let g = Guard::default();
+        assert!(g.literal_refused("http://127.0.0.1:8080/x"));
+        assert!(g.literal_refused("http://[::1]/x"));
+        assert!(g.literal_refused("http://169.254.169.254/latest/meta-data"));
+        assert!(g.literal_refused("http://10.0.0.1/x"));
+        assert!(!g.literal_refused("https://hooks.example.com/x"));
+        assert!(!g.literal_refused("https://1.1.1.1/x"));
+    }
+
+    #[test]
+    fn allowed_networks_lift_the_guard_for_themselves_only() {
+        let g = Guard::new(parse_networks(&["127.0.0.0/8".into(), "fd00::1".into()]).unwrap());
+        assert!(!g.literal_refused("http://127.0.0.1:8080/x"));
+        assert!(
+            !g.literal_refused("http://[::ffff:127.0.0.2]/x"),
+            "mapped forms count too"
+        );
+        assert!(!g.literal_refused("http://[fd00::1]/x"));
+        assert!(g.literal_refused("http://[fd00::2]/x"));
+        assert!(g.literal_refused("http://[::1]/x"));
+        assert!(g.literal_refused("http://10.0.0.1/x"));
+        assert_eq!(
+            parse_networks(&["10.0.0.0/33".into()]).unwrap_err(),
+            "'10.0.0.0/33' is not a network in CIDR notation (e.g. 127.0.0.0/8)"
+        );
     }
 }

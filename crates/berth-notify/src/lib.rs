@@ -13,6 +13,7 @@ pub mod mail;
 pub mod message;
 pub mod methods;
 pub mod send;
+pub mod sign;
 
 pub use events::{EventKind, Level, RepoContext};
 pub use jsontemplate::JsonTemplate;

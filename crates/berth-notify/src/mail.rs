@@ -198,6 +198,29 @@ pub fn notification_mail(
     }
 }
 
+/// The mail telling a repository's admins that one of its notifications was disabled.
+pub fn notification_disabled_mail(repository: &str, notification: &str, why: &str, manage_url: &str) -> Mail {
+    let body = vec![
+        Segment::Text("The notification ".into()),
+        Segment::Bold(notification.to_owned()),
+        Segment::Text(" of repository ".into()),
+        Segment::Bold(repository.to_owned()),
+        Segment::Text(format!(" was disabled: {why}.")),
+        Segment::Break,
+        Segment::Text("Events that happen while it is disabled are kept as skipped deliveries. ".into()),
+        Segment::Link {
+            url: manage_url.to_owned(),
+            text: "Re-enable it and recover them".into(),
+        },
+        Segment::Text(" once the receiver works again.".into()),
+    ];
+    Mail {
+        subject: format!("[Berth] A notification of {repository} was disabled"),
+        text: format!("{}\n", message::to_text(&body)),
+        html: html_document(&message::to_html(&body), ""),
+    }
+}
+
 /// The mail asking the owner of an address to authorize it for a repository's notifications.
 pub fn authorization_mail(registry_title: &str, repository: &str, link: &str, expires: &str) -> Mail {
     let body = vec![

@@ -54,6 +54,9 @@ pub struct MethodPolicy {
     pub blocked_hosts: Vec<String>,
     /// Hosts Slack-format webhooks may target besides `hooks.slack.com` (Mattermost, Rocket.Chat).
     pub extra_slack_hosts: Vec<String>,
+    /// The delivery guard: URLs naming an address it refuses are refused at creation, and blocked
+    /// host names that resolve into its allowed networks (`localhost` with `127.0.0.0/8`) pass.
+    pub guard: crate::guard::Guard,
 }
 
 impl Default for MethodPolicy {
@@ -61,6 +64,7 @@ impl Default for MethodPolicy {
         MethodPolicy {
             blocked_hosts: vec!["localhost".into(), "127.0.0.1".into()],
             extra_slack_hosts: Vec::new(),
+            guard: crate::guard::Guard::default(),
         }
     }
 }
@@ -129,7 +133,18 @@ impl MethodKind {
         match self {
             MethodKind::Webhook => {
                 let url = text(config, "url").ok_or("Missing webhook URL")?;
-                check_http_url(url, &policy.blocked_hosts).map_err(|_| "Invalid webhook URL".to_owned())?;
+                let parsed = check_http_url(url).map_err(|_| "Invalid webhook URL".to_owned())?;
+                let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+                if policy.blocked_hosts.iter().any(|b| b.eq_ignore_ascii_case(&host)) && !lifted(&host, &policy.guard) {
+                    return Err("Invalid webhook URL".into());
+                }
+                if let Some(ip) = crate::guard::literal_of(parsed.as_str())
+                    && !policy.guard.permits(ip)
+                {
+                    return Err(format!(
+                        "Invalid webhook URL: {ip} is not a public address (see notifications.allowed_networks)"
+                    ));
+                }
                 match config.get("template") {
                     None | Some(Value::Null) => {}
                     Some(Value::String(t)) if t.trim().is_empty() => {}
@@ -142,7 +157,7 @@ impl MethodKind {
             }
             MethodKind::Slack => {
                 let url = text(config, "url").ok_or("Missing Slack Callback URL")?;
-                let parsed = check_http_url(url, &[]).map_err(|_| "Invalid Slack Callback URL".to_owned())?;
+                let parsed = check_http_url(url).map_err(|_| "Invalid Slack Callback URL".to_owned())?;
                 let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
                 let slack = parsed.scheme() == "https" && host == "hooks.slack.com";
                 if !slack && !policy.extra_slack_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
@@ -189,20 +204,26 @@ impl MethodKind {
 }
 
 /// An http(s) URL with a host that is not blocked.
-fn check_http_url(url: &str, blocked: &[String]) -> Result<url::Url, ()> {
+fn check_http_url(url: &str) -> Result<url::Url, ()> {
     let parsed = url::Url::parse(url).map_err(|_| ())?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(());
     }
-    let host = parsed
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or(())?
-        .to_ascii_lowercase();
-    if blocked.iter().any(|b| b.eq_ignore_ascii_case(&host)) {
+    if parsed.host_str().is_none_or(str::is_empty) {
         return Err(());
     }
     Ok(parsed)
+}
+
+/// Whether the guard's allowed networks lift Quay's literal refusal of `host` (`localhost` means
+/// the loopback addresses; an IP literal means itself).
+fn lifted(host: &str, guard: &crate::guard::Guard) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => guard.permits(ip),
+        Err(_) if host == "localhost" => guard.permits(std::net::Ipv4Addr::LOCALHOST.into()),
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -318,15 +339,29 @@ mod tests {
             check(MethodKind::Email, json!({"email": "a@b.c"})),
             Ok(Checked::Email("a@b.c".into()))
         );
-        let policy = MethodPolicy {
-            blocked_hosts: vec![],
+        let hook = |url: &str, policy: &MethodPolicy| MethodKind::Webhook.validate(&json!({"url": url}), policy);
+        let default = MethodPolicy::default();
+        assert_eq!(hook("http://localhost/x", &default).unwrap_err(), "Invalid webhook URL");
+        assert_eq!(
+            hook("http://10.0.0.1/x", &default).unwrap_err(),
+            "Invalid webhook URL: 10.0.0.1 is not a public address (see notifications.allowed_networks)"
+        );
+        assert_eq!(
+            hook("http://[::1]/x", &default).unwrap_err(),
+            "Invalid webhook URL: ::1 is not a public address (see notifications.allowed_networks)"
+        );
+        let lab = MethodPolicy {
+            guard: crate::guard::Guard::new(crate::guard::parse_networks(&["127.0.0.0/8".into()]).unwrap()),
             ..MethodPolicy::default()
         };
         assert!(
-            MethodKind::Webhook
-                .validate(&json!({"url": "http://127.0.0.1:9/x"}), &policy)
-                .is_ok(),
-            "tests may allow loopback"
+            hook("http://127.0.0.1:9/x", &lab).is_ok(),
+            "allowed networks lift Quay's literal refusal"
+        );
+        assert!(hook("http://localhost:9/x", &lab).is_ok());
+        assert!(
+            hook("http://10.0.0.1/x", &lab).is_err(),
+            "only for the allowed networks"
         );
     }
 }

@@ -39,13 +39,62 @@ pub enum Outcome {
     },
 }
 
-/// Headers every delivery carries.
+/// What identifies and authenticates a delivery.
 #[derive(Debug, Clone)]
 pub struct DeliveryMeta<'a> {
     /// The event name.
     pub event: &'a str,
     /// A stable id, the same on every retry, so receivers can deduplicate.
     pub delivery_id: &'a str,
+    /// Unix seconds of this attempt (`webhook-timestamp`).
+    pub timestamp: i64,
+    /// The notification's active signing secrets (`whsec_…`); none means unsigned.
+    pub secrets: &'a [String],
+}
+
+/// Most response-body bytes kept for the delivery log.
+pub const RESPONSE_BODY_CAP: usize = 20 * 1024;
+
+/// What one attempt sent and received, for the delivery log: the URL with its secrets masked,
+/// the headers and body sent, and the answer (status, headers, body up to [`RESPONSE_BODY_CAP`])
+/// or the error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exchange {
+    /// Where it went, secrets masked.
+    pub url: String,
+    /// Headers sent.
+    pub request_headers: Vec<(String, String)>,
+    /// Body sent.
+    pub request_body: String,
+    /// Status received.
+    pub status: Option<u16>,
+    /// Headers received.
+    pub response_headers: Vec<(String, String)>,
+    /// Body received, cut at the cap.
+    pub response_body: Option<String>,
+    /// What went wrong when no answer came.
+    pub error: Option<String>,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+/// `url` with every query value and, when `mask_last_segment`, the last path segment replaced by
+/// `***` (Slack and Flowdock URLs end in their token; HipChat's is a query value).
+pub fn mask_url(url: &str, mask_last_segment: bool) -> String {
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "(invalid URL)".into();
+    };
+    if mask_last_segment && let Ok(mut segs) = u.path_segments_mut() {
+        segs.pop().push("***");
+    }
+    let pairs: Vec<(String, String)> = u.query_pairs().map(|(k, _)| (k.into_owned(), "***".into())).collect();
+    if pairs.is_empty() {
+        u.set_query(None);
+    } else {
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.set_password(None).ok();
+    u.to_string()
 }
 
 /// Classifies an HTTP answer.
@@ -71,56 +120,90 @@ pub fn classify(status: u16, retry_after: Option<Duration>, what: &str) -> Outco
 #[derive(Debug, Clone)]
 pub struct Sender {
     client: reqwest::Client,
-    allow_private: bool,
+    guard: crate::guard::Guard,
 }
 
 impl Sender {
-    /// A sender with the given timeouts. Unless `allow_private` is set, destinations must be
-    /// public addresses (see [`crate::guard`]).
-    pub fn new(timeout: Duration, connect_timeout: Duration, allow_private: bool) -> Result<Sender, String> {
-        let mut builder = reqwest::Client::builder();
-        if !allow_private {
-            builder = builder.dns_resolver(std::sync::Arc::new(crate::guard::PublicOnly));
-        }
-        let client = builder
+    /// A sender with the given timeouts, connecting only where `guard` permits.
+    pub fn new(timeout: Duration, connect_timeout: Duration, guard: crate::guard::Guard) -> Result<Sender, String> {
+        let client = reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(guard.clone()))
             .timeout(timeout)
             .connect_timeout(connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Berth-Notifications/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
-        Ok(Sender { client, allow_private })
+        Ok(Sender { client, guard })
     }
 
-    /// POSTs a JSON body. `what` names the method in messages (never the URL: it may hold a token).
-    pub async fn post_json(&self, url: &str, body: &Value, meta: &DeliveryMeta<'_>, what: &str) -> Outcome {
-        let refused = || Outcome::Permanent {
-            reason: format!("{what} refused: {}", crate::guard::REFUSED),
-            gone: false,
+    /// POSTs a JSON body, signed when the meta carries secrets. `what` names the method in
+    /// messages (never the URL: it may hold a token); `log_url` is the URL as the log may show it.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        log_url: &str,
+        body: &Value,
+        meta: &DeliveryMeta<'_>,
+        what: &str,
+    ) -> (Outcome, Exchange) {
+        let started = std::time::Instant::now();
+        let bytes = body.to_string();
+        let mut headers = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("user-agent".to_owned(), USER_AGENT.to_owned()),
+            ("x-berth-event".to_owned(), meta.event.to_owned()),
+            ("x-berth-delivery".to_owned(), meta.delivery_id.to_owned()),
+            ("webhook-id".to_owned(), meta.delivery_id.to_owned()),
+            ("webhook-timestamp".to_owned(), meta.timestamp.to_string()),
+        ];
+        let mut exchange = Exchange {
+            url: log_url.to_owned(),
+            request_body: bytes.clone(),
+            ..Exchange::default()
         };
-        if !self.allow_private && crate::guard::literal_refused(url) {
-            return refused();
+        if !meta.secrets.is_empty() {
+            match crate::sign::signature_header(meta.secrets, meta.delivery_id, meta.timestamp, bytes.as_bytes()) {
+                Ok(sig) => headers.push(("webhook-signature".to_owned(), sig)),
+                Err(e) => {
+                    exchange.request_headers = headers;
+                    exchange.error = Some(e.clone());
+                    return (Outcome::Permanent { reason: e, gone: false }, exchange);
+                }
+            }
         }
-        let sent = self
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("x-berth-event", meta.event)
-            .header("x-berth-delivery", meta.delivery_id)
-            .body(body.to_string())
-            .send()
-            .await;
-        match sent {
-            Ok(resp) => {
+        exchange.request_headers = headers.clone();
+        let refused = |exchange: &mut Exchange| {
+            let reason = format!("{what} refused: {}", crate::guard::REFUSED);
+            exchange.error = Some(reason.clone());
+            Outcome::Permanent { reason, gone: false }
+        };
+        if self.guard.literal_refused(url) {
+            let outcome = refused(&mut exchange);
+            return (outcome, exchange);
+        }
+        let mut req = self.client.post(url);
+        for (k, v) in &headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let outcome = match req.body(bytes).send().await {
+            Ok(mut resp) => {
                 let retry_after = resp
                     .headers()
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
-                classify(resp.status().as_u16(), retry_after, what)
+                let status = resp.status().as_u16();
+                exchange.status = Some(status);
+                exchange.response_headers = resp
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect();
+                exchange.response_body = Some(read_capped(&mut resp).await);
+                classify(status, retry_after, what)
             }
-            Err(e) if without_url(&e).contains(crate::guard::REFUSED) => refused(),
+            Err(e) if without_url(&e).contains(crate::guard::REFUSED) => refused(&mut exchange),
             Err(e) => {
                 let kind = if e.is_timeout() {
                     "timed out"
@@ -129,13 +212,33 @@ impl Sender {
                 } else {
                     "failed"
                 };
+                let reason = format!("{what} {kind}: {}", without_url(&e));
+                exchange.error = Some(reason.clone());
                 Outcome::Retryable {
-                    reason: format!("{what} {kind}: {}", without_url(&e)),
+                    reason,
                     retry_after: None,
                 }
             }
+        };
+        exchange.duration = started.elapsed();
+        (outcome, exchange)
+    }
+}
+
+/// The `User-Agent` of every delivery.
+pub const USER_AGENT: &str = concat!("Berth/", env!("CARGO_PKG_VERSION"), " (notifications)");
+
+/// Reads a response body up to [`RESPONSE_BODY_CAP`] bytes (a receiver cannot make us buffer more).
+async fn read_capped(resp: &mut reqwest::Response) -> String {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = RESPONSE_BODY_CAP.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() >= RESPONSE_BODY_CAP {
+            break;
         }
     }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// An error's text without the URL reqwest puts in it (URLs may carry tokens).
@@ -188,6 +291,20 @@ pub fn slack_body(kind: EventKind, data: &Value, performer: Option<&str>) -> Val
 mod tests {
     use super::*;
     use crate::events::RepoContext;
+
+    #[test]
+    fn urls_in_the_log_hide_their_secrets() {
+        assert_eq!(
+            mask_url("https://hooks.slack.com/services/T0/B0/sekrit", true),
+            "https://hooks.slack.com/services/T0/B0/***"
+        );
+        assert_eq!(
+            mask_url("https://u:pw@h.example/hook?token=abc&x=1", false),
+            "https://u@h.example/hook?token=***&x=***"
+        );
+        assert_eq!(mask_url("http://h.example/plain", false), "http://h.example/plain");
+        assert_eq!(mask_url("not a url", false), "(invalid URL)");
+    }
 
     #[test]
     fn classification() {

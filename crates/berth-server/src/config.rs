@@ -121,8 +121,11 @@ pub struct NotificationsConfig {
     pub send_timeout_secs: u64,
     /// Connect timeout of one delivery request, in seconds.
     pub connect_timeout_secs: u64,
-    /// Consecutive failed deliveries after which a notification is disabled.
+    /// Consecutive failed attempts after which a notification is disabled (0: no threshold; 3 is
+    /// Quay's behaviour).
     pub failure_threshold: u32,
+    /// A notification failing continuously for this long is disabled, in seconds.
+    pub disable_after_secs: u64,
     /// Delay before each retry of a failed delivery, in seconds (±20 % jitter; the last repeats).
     pub retry_schedule_secs: Vec<u64>,
     /// Run the delivery worker in this process (turn off on API-only instances).
@@ -131,8 +134,19 @@ pub struct NotificationsConfig {
     pub flowdock_api_base: String,
     /// Base URL of the HipChat API (discontinued service; override to test against a receiver).
     pub hipchat_api_base: String,
-    /// Allow deliveries to loopback, private and link-local addresses (off: SSRF guard).
-    pub allow_private_destinations: bool,
+    /// Networks (CIDRs) deliveries may reach besides public addresses, e.g. `["127.0.0.0/8"]`.
+    pub allowed_networks: Vec<String>,
+    /// How long a worker holds a claimed job before another may take it, in seconds (heartbeats
+    /// extend it while the job runs; after a crash, this is how long its jobs wait).
+    pub lease_secs: u64,
+    /// Most deliveries in flight per process.
+    pub max_in_flight: usize,
+    /// Most deliveries in flight to one destination host.
+    pub per_host: usize,
+    /// How long a rotated-out signing secret keeps signing, in seconds.
+    pub secret_grace_secs: u64,
+    /// How long the delivery log keeps finished deliveries, in seconds.
+    pub log_retention_secs: u64,
 }
 
 impl Default for NotificationsConfig {
@@ -142,12 +156,18 @@ impl Default for NotificationsConfig {
             slack_extra_hosts: Vec::new(),
             send_timeout_secs: 10,
             connect_timeout_secs: 5,
-            failure_threshold: 3,
+            failure_threshold: 0,
+            disable_after_secs: 5 * 24 * 3600,
             retry_schedule_secs: vec![5, 300, 1800, 7200, 18_000, 36_000, 36_000],
             deliver: true,
             flowdock_api_base: "https://api.flowdock.com".into(),
             hipchat_api_base: "https://api.hipchat.com".into(),
-            allow_private_destinations: false,
+            allowed_networks: Vec::new(),
+            lease_secs: 60,
+            max_in_flight: 32,
+            per_host: 4,
+            secret_grace_secs: 24 * 3600,
+            log_retention_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -269,6 +289,17 @@ impl Config {
                 "must list at least one delay".into(),
             );
         }
+        if let Err(e) = berth_notify::guard::parse_networks(&self.notifications.allowed_networks) {
+            return fail("notifications.allowed_networks", e);
+        }
+        if self.notifications.max_in_flight == 0 || self.notifications.per_host == 0 {
+            let key = if self.notifications.max_in_flight == 0 {
+                "max_in_flight"
+            } else {
+                "per_host"
+            };
+            return fail(&format!("notifications.{key}"), "must be at least 1".into());
+        }
         if let Err(e) = berth_notify::mail::MailTls::parse(&self.mail.tls) {
             return fail("mail.tls", e);
         }
@@ -302,6 +333,36 @@ impl Config {
             upload_max_age: Duration::from_secs(self.upload_max_age_secs),
             blob_grace: Duration::from_secs(self.blob_gc_grace_secs),
         }
+    }
+
+    /// The delivery engine's settings.
+    pub fn delivery(&self) -> berth_app::delivery::DeliverySettings {
+        let n = &self.notifications;
+        let secs = Duration::from_secs;
+        berth_app::delivery::DeliverySettings {
+            send_timeout: secs(n.send_timeout_secs),
+            connect_timeout: secs(n.connect_timeout_secs),
+            failure_threshold: n.failure_threshold,
+            disable_after: secs(n.disable_after_secs),
+            schedule: n.retry_schedule_secs.iter().map(|s| secs(*s)).collect(),
+            flowdock_api_base: n.flowdock_api_base.clone(),
+            hipchat_api_base: n.hipchat_api_base.clone(),
+            from_address: self.mail.from.clone(),
+            guard: self.guard(),
+            lease: secs(n.lease_secs.max(1)),
+            max_in_flight: n.max_in_flight,
+            per_host: n.per_host,
+            secret_grace: secs(n.secret_grace_secs),
+            log_retention: secs(n.log_retention_secs),
+            ..berth_app::delivery::DeliverySettings::default()
+        }
+    }
+
+    /// The SSRF guard with the configured allowed networks (validated at load).
+    pub fn guard(&self) -> berth_notify::guard::Guard {
+        berth_notify::guard::Guard::new(
+            berth_notify::guard::parse_networks(&self.notifications.allowed_networks).unwrap_or_default(),
+        )
     }
 
     /// How long shutdown waits for in-flight requests.
@@ -438,7 +499,7 @@ mod tests {
                 "sections use a double underscore"
             );
             assert_eq!(
-                c.notifications.failure_threshold, 3,
+                c.notifications.per_host, 4,
                 "other keys of the section keep their defaults"
             );
             assert_eq!(
@@ -483,6 +544,17 @@ mod tests {
             assert!(
                 e.contains("database_url") && !e.contains("secret"),
                 "the password is redacted: {e}"
+            );
+            jail.clear_env();
+
+            jail.set_env(
+                "BERTH_NOTIFICATIONS__ALLOWED_NETWORKS",
+                "[\"127.0.0.0/8\", \"10.0.0.0/33\"]",
+            );
+            let e = err_of(Config::load(None));
+            assert!(
+                e.contains("notifications.allowed_networks") && e.contains("'10.0.0.0/33' is not a network"),
+                "{e}"
             );
             jail.clear_env();
 

@@ -46,23 +46,9 @@ pub async fn build_app(config: &Config, store: Store) -> anyhow::Result<App> {
         method_policy: berth_notify::methods::MethodPolicy {
             blocked_hosts: config.notifications.blocked_hosts.clone(),
             extra_slack_hosts: config.notifications.slack_extra_hosts.clone(),
+            guard: config.guard(),
         },
-        delivery: berth_app::delivery::DeliverySettings {
-            send_timeout: std::time::Duration::from_secs(config.notifications.send_timeout_secs),
-            connect_timeout: std::time::Duration::from_secs(config.notifications.connect_timeout_secs),
-            failure_threshold: config.notifications.failure_threshold,
-            schedule: config
-                .notifications
-                .retry_schedule_secs
-                .iter()
-                .map(|s| std::time::Duration::from_secs(*s))
-                .collect(),
-            flowdock_api_base: config.notifications.flowdock_api_base.clone(),
-            hipchat_api_base: config.notifications.hipchat_api_base.clone(),
-            from_address: config.mail.from.clone(),
-            allow_private: config.notifications.allow_private_destinations,
-            ..berth_app::delivery::DeliverySettings::default()
-        },
+        delivery: config.delivery(),
         mail: config.mail.settings(),
         email_code_ttl: std::time::Duration::from_secs(config.mail.authorization_ttl_secs),
     };
@@ -138,7 +124,10 @@ impl Application {
             deliver,
         } = self;
         let gc_task = gc.map(|(every, policy)| tokio::spawn(run_gc(app.clone(), every, policy)));
-        let delivery_task = deliver.then(|| tokio::spawn(run_deliveries(app.clone())));
+        let delivery_task = deliver.then(|| {
+            let app = app.clone();
+            tokio::spawn(async move { app.run_delivery_worker().await })
+        });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -179,33 +168,6 @@ async fn run_gc(app: App, every: std::time::Duration, policy: berth_app::gc::GcP
         tick.tick().await;
         if let Err(e) = app.collect_garbage(policy, chrono::Utc::now()).await {
             tracing::warn!(error = %e, "garbage collection failed; retrying at the next interval");
-        }
-    }
-}
-
-/// Delivers notifications until aborted: wakes when jobs are enqueued in this process, and polls
-/// every second for jobs enqueued elsewhere or due for a retry.
-async fn run_deliveries(app: App) {
-    let d = &app.settings().delivery;
-    let sender = match berth_notify::send::Sender::new(d.send_timeout, d.connect_timeout, d.allow_private) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "notification delivery is unavailable");
-            return;
-        }
-    };
-    let worker = format!("w{}", std::process::id());
-    let wake = app.delivery_wakeup();
-    loop {
-        match app.deliver_pending(&sender, &worker, 10).await {
-            Ok(0) => {
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified()).await;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "delivery round failed; retrying shortly");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
         }
     }
 }

@@ -141,6 +141,25 @@ impl Store {
         }
     }
 
+    /// Whether this store runs on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.backend() == Backend::Postgres
+    }
+
+    /// On PostgreSQL, listens on the queue channel and signals `wake` on every notification (a job
+    /// committed by any process). Returns when the connection is lost; on SQLite, at once.
+    pub async fn listen_queue(&self, wake: &tokio::sync::Notify) -> Result<()> {
+        let Pools::Postgres(pool) = &self.pools else {
+            return Ok(());
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(crate::queue::CHANNEL).await?;
+        loop {
+            listener.recv().await?;
+            wake.notify_one();
+        }
+    }
+
     /// Applies the pending migrations of this backend's directory.
     pub async fn migrate(&self) -> Result<()> {
         match &self.pools {

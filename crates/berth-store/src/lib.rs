@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod audit;
 pub mod authorized_email;
 pub mod db;
+pub mod deliveries;
 pub mod error;
 pub mod inapp;
 pub mod notifications;

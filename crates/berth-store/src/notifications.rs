@@ -35,6 +35,30 @@ pub struct NotificationRow {
     pub disabled_reason: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// The signing secret (`whsec_…`); `None` only for rows from before signing existed.
+    pub secret: Option<String>,
+    /// The secret before the last rotation, still signing until `previous_secret_until`.
+    pub previous_secret: Option<String>,
+    /// End of the rotation grace period.
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    /// When it was disabled.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Since when every attempt failed (cleared by a success).
+    pub failing_since: Option<DateTime<Utc>>,
+}
+
+impl NotificationRow {
+    /// The secrets that sign deliveries at `now`: the current one, and the previous one during
+    /// its grace period.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<String> {
+        let mut out: Vec<String> = self.secret.iter().cloned().collect();
+        if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_until)
+            && until > now
+        {
+            out.push(prev.clone());
+        }
+        out
+    }
 }
 
 /// What [`insert`] stores.
@@ -54,41 +78,45 @@ pub struct NewNotification<'a> {
     pub config: &'a serde_json::Value,
     /// Event configuration.
     pub event_config: &'a serde_json::Value,
+    /// The signing secret.
+    pub secret: &'a str,
 }
 
 macro_rules! columns {
     () => {
-        "id, uuid, repository_id, event, method, title, config, event_config, number_of_failures, enabled, disabled_reason, created_at"
+        "id, uuid, repository_id, event, method, title, config, event_config, number_of_failures, enabled, disabled_reason, created_at, \
+         secret, previous_secret, previous_secret_until, disabled_at, failing_since"
     };
 }
 
 /// Stores a notification.
 pub async fn insert(tx: &mut Tx, n: &NewNotification<'_>) -> Result<NotificationRow> {
     let sql = concat!(
-        "INSERT INTO repository_notification (uuid, repository_id, event, method, title, config, event_config, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+        "INSERT INTO repository_notification (uuid, repository_id, event, method, title, config, event_config, created_at, secret) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
         columns!()
     );
     Ok(run!(tx, c => sqlx::query_as::<_, NotificationRow>(sql)
         .bind(n.uuid).bind(n.repo.0).bind(n.event).bind(n.method).bind(n.title)
-        .bind(Json(n.config)).bind(Json(n.event_config)).bind(Utc::now())
+        .bind(Json(n.config)).bind(Json(n.event_config)).bind(Utc::now()).bind(n.secret)
         .fetch_one(c).await)?)
 }
 
-/// The enabled notifications of `repo` for `event`, oldest first.
-pub async fn enabled_for_event(ex: &mut impl Exec, repo: RepoId, event: &str) -> Result<Vec<NotificationRow>> {
+/// The notifications of `repo` for `event`, enabled or not, oldest first.
+pub async fn for_event(ex: &mut impl Exec, repo: RepoId, event: &str) -> Result<Vec<NotificationRow>> {
     let sql = concat!(
         "SELECT ",
         columns!(),
-        " FROM repository_notification WHERE repository_id = $1 AND event = $2 AND enabled ORDER BY id"
+        " FROM repository_notification WHERE repository_id = $1 AND event = $2 ORDER BY id"
     );
     Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(repo.0).bind(event).fetch_all(c).await)?)
 }
 
 /// Turns a notification off (or back on, with `reason` `None`).
 pub async fn set_enabled(tx: &mut Tx, id: i64, enabled: bool, reason: Option<&str>) -> Result<()> {
-    let sql = "UPDATE repository_notification SET enabled = $2, disabled_reason = $3 WHERE id = $1";
-    run!(tx, c => sqlx::query(sql).bind(id).bind(enabled).bind(reason).execute(c).await.map(|r| r.rows_affected()))?;
+    let sql = "UPDATE repository_notification SET enabled = $2, disabled_reason = $3, disabled_at = $4 WHERE id = $1";
+    let at = (!enabled).then(Utc::now);
+    run!(tx, c => sqlx::query(sql).bind(id).bind(enabled).bind(reason).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -121,7 +149,8 @@ pub async fn delete(tx: &mut Tx, id: i64) -> Result<bool> {
 
 /// Clears the failure count and re-enables the notification.
 pub async fn reset(tx: &mut Tx, id: i64) -> Result<()> {
-    let sql = "UPDATE repository_notification SET number_of_failures = 0, enabled = TRUE, disabled_reason = NULL WHERE id = $1";
+    let sql = "UPDATE repository_notification SET number_of_failures = 0, enabled = TRUE, disabled_reason = NULL, \
+               disabled_at = NULL, failing_since = NULL WHERE id = $1";
     run!(tx, c => sqlx::query(sql).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -132,19 +161,44 @@ pub async fn by_uuid_any(ex: &mut impl Exec, uuid: &str) -> Result<Option<Notifi
     Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(uuid).fetch_optional(c).await)?)
 }
 
-/// Records a delivery outcome: success resets the failure count; a failure increments it and, at
-/// `threshold`, disables the notification with `reason`. Returns the new count.
-pub async fn record_outcome(tx: &mut Tx, id: i64, success: bool, threshold: i32, reason: &str) -> Result<i32> {
+/// Records an attempt's outcome. A success clears the failure count and `failing_since`; a
+/// failure increments the count, sets `failing_since` if unset, and returns the updated row so the
+/// caller can decide whether to disable it.
+pub async fn record_outcome(
+    tx: &mut Tx,
+    id: i64,
+    success: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<NotificationRow>> {
     if success {
-        let sql = "UPDATE repository_notification SET number_of_failures = 0 WHERE id = $1";
+        let sql = "UPDATE repository_notification SET number_of_failures = 0, failing_since = NULL WHERE id = $1";
         run!(tx, c => sqlx::query(sql).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
-        return Ok(0);
+        return Ok(None);
     }
-    let sql = "UPDATE repository_notification SET number_of_failures = number_of_failures + 1 WHERE id = $1 \
-               RETURNING number_of_failures";
-    let n = run!(tx, c => sqlx::query_scalar::<_, i32>(sql).bind(id).fetch_one(c).await)?;
-    if n >= threshold {
-        set_enabled(tx, id, false, Some(reason)).await?;
-    }
-    Ok(n)
+    let sql = concat!(
+        "UPDATE repository_notification SET number_of_failures = number_of_failures + 1, \
+         failing_since = COALESCE(failing_since, $2) WHERE id = $1 RETURNING ",
+        columns!()
+    );
+    Ok(run!(tx, c => sqlx::query_as::<_, NotificationRow>(sql).bind(id).bind(now).fetch_optional(c).await)?)
+}
+
+/// Replaces the signing secret; the previous one keeps signing until `previous_until`.
+pub async fn set_secret(
+    tx: &mut Tx,
+    id: i64,
+    secret: &str,
+    previous: Option<&str>,
+    previous_until: Option<DateTime<Utc>>,
+) -> Result<()> {
+    let sql = "UPDATE repository_notification SET secret = $2, previous_secret = $3, previous_secret_until = $4 WHERE id = $1";
+    run!(tx, c => sqlx::query(sql).bind(id).bind(secret).bind(previous).bind(previous_until)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// How many notifications are disabled (a metric).
+pub async fn count_disabled(ex: &mut impl Exec) -> Result<i64> {
+    let sql = "SELECT COUNT(*) FROM repository_notification WHERE NOT enabled";
+    Ok(run!(ex, c => sqlx::query_scalar::<_, i64>(sql).fetch_one(c).await)?)
 }

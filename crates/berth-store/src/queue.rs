@@ -8,6 +8,9 @@ use sqlx::types::Json;
 use crate::Result;
 use crate::db::{Exec, Tx, run};
 
+/// The PostgreSQL `NOTIFY` channel that announces committed jobs to every process.
+pub const CHANNEL: &str = "berth_queue";
+
 /// Attempts a job gets before it is dead.
 pub const DEFAULT_RETRIES: i32 = 8;
 
@@ -35,9 +38,25 @@ pub async fn enqueue(tx: &mut Tx, queue: &str, name: &str, body: &serde_json::Va
     let sql = "INSERT INTO queue_item (queue, name, body, available_after, retries_remaining, state_id, created_at) \
                VALUES ($1, $2, $3, $4, $5, $6, $4) RETURNING id";
     let state = format!("new-{}", Utc::now().timestamp_nanos_opt().unwrap_or_default());
-    Ok(run!(tx, c => sqlx::query_scalar::<_, i64>(sql)
+    let id = run!(tx, c => sqlx::query_scalar::<_, i64>(sql)
         .bind(queue).bind(name).bind(Json(body)).bind(Utc::now()).bind(DEFAULT_RETRIES).bind(state)
-        .fetch_one(c).await)?)
+        .fetch_one(c).await)?;
+    announce(tx, queue).await?;
+    Ok(id)
+}
+
+/// On PostgreSQL, tells listening workers of every process that `queue` has work; delivered when
+/// the transaction commits (and not at all if it rolls back). SQLite serves one process, whose
+/// worker the caller wakes in memory.
+pub async fn announce(tx: &mut Tx, queue: &str) -> Result<()> {
+    if let crate::db::Handle::Postgres(c) = crate::db::Exec::handle(tx) {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(queue)
+            .execute(c)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The jobs of a queue, oldest first (for inspection and tests).
@@ -65,9 +84,14 @@ pub struct Claimed {
     pub state_id: String,
 }
 
-/// Claims up to `limit` runnable jobs of `queue` for `lease`. Portable optimistic claim: a job is
-/// taken only if its `state_id` did not change between the read and the update, so two workers
-/// (or processes) never both win it.
+/// Claims up to `limit` runnable jobs of `queue` for `lease`.
+///
+/// - On PostgreSQL: one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`, so concurrent
+///   workers of any number of processes take disjoint jobs without waiting on each other.
+/// - On SQLite (one writer): a portable optimistic claim: a job is taken only if its `state_id`
+///   did not change between the read and the update.
+///
+/// Either way the lease is written with the claim, and the new `state_id` is the claim's token.
 pub async fn claim(
     tx: &mut Tx,
     queue: &str,
@@ -76,6 +100,25 @@ pub async fn claim(
     limit: i64,
     worker: &str,
 ) -> Result<Vec<Claimed>> {
+    let token = format!("{worker}-{}", now.timestamp_nanos_opt().unwrap_or_default());
+    if let crate::db::Handle::Postgres(c) = crate::db::Exec::handle(tx) {
+        let sql = "UPDATE queue_item SET state_id = $5 || '-' || id, processing_expires = $4, \
+                   retries_remaining = retries_remaining - 1, attempt = attempt + 1 \
+                   WHERE id IN (SELECT id FROM queue_item WHERE queue = $1 AND available_after <= $2 \
+                   AND (processing_expires IS NULL OR processing_expires < $2) AND retries_remaining > 0 \
+                   ORDER BY available_after, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                   RETURNING id, name, body, attempt, retries_remaining, state_id";
+        let mut rows = sqlx::query_as::<_, Claimed>(sql)
+            .bind(queue)
+            .bind(now)
+            .bind(limit)
+            .bind(now + lease)
+            .bind(&token)
+            .fetch_all(c)
+            .await?;
+        rows.sort_by_key(|r| r.id);
+        return Ok(rows);
+    }
     let pick = "SELECT id, state_id FROM queue_item WHERE queue = $1 AND available_after <= $2 \
                 AND (processing_expires IS NULL OR processing_expires < $2) AND retries_remaining > 0 \
                 ORDER BY available_after, id LIMIT $3";
@@ -83,7 +126,7 @@ pub async fn claim(
         run!(tx, c => sqlx::query_as::<_, (i64, String)>(pick).bind(queue).bind(now).bind(limit).fetch_all(c).await)?;
     let mut out = Vec::with_capacity(candidates.len());
     for (id, old_state) in candidates {
-        let new_state = format!("{worker}-{id}-{}", now.timestamp_nanos_opt().unwrap_or_default());
+        let new_state = format!("{token}-{id}");
         let take = "UPDATE queue_item SET state_id = $3, processing_expires = $4, retries_remaining = retries_remaining - 1, \
                     attempt = attempt + 1 WHERE id = $1 AND state_id = $2 \
                     RETURNING id, name, body, attempt, retries_remaining, state_id";
@@ -93,6 +136,32 @@ pub async fn claim(
         out.extend(got);
     }
     Ok(out)
+}
+
+/// Extends a running job's lease to `until`. Returns false when the claim was lost.
+pub async fn heartbeat(tx: &mut Tx, id: i64, state_id: &str, until: DateTime<Utc>) -> Result<bool> {
+    let sql = "UPDATE queue_item SET processing_expires = $3 WHERE id = $1 AND state_id = $2";
+    let n = run!(tx, c => sqlx::query(sql).bind(id).bind(state_id).bind(until).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Depth of one queue and how long its oldest due job has waited.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QueueStats {
+    /// The queue.
+    pub queue: String,
+    /// Jobs that will still run (not dead).
+    pub depth: i64,
+    /// Due time of the oldest job that is due and not leased.
+    pub oldest_due: Option<DateTime<Utc>>,
+}
+
+/// Statistics of every queue with live jobs.
+pub async fn stats(ex: &mut impl Exec, now: DateTime<Utc>) -> Result<Vec<QueueStats>> {
+    let sql = "SELECT queue, COUNT(*) AS depth, MIN(CASE WHEN available_after <= $1 \
+               AND (processing_expires IS NULL OR processing_expires < $1) THEN available_after END) AS oldest_due \
+               FROM queue_item WHERE retries_remaining > 0 GROUP BY queue ORDER BY queue";
+    Ok(run!(ex, c => sqlx::query_as::<_, QueueStats>(sql).bind(now).fetch_all(c).await)?)
 }
 
 /// Finishes a job (removes it). Returns false when the claim was lost.

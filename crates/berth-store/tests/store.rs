@@ -234,3 +234,164 @@ async fn bad_urls_are_rejected_without_leaking_passwords() {
         .to_string();
     assert!(e.contains("sqlite: or postgres://") && !e.contains("hunter2"), "{e}");
 }
+
+backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
+    use berth_store::queue;
+    let db = TestDb::new(kind).await;
+    let s = store(&db).await;
+    let lease = chrono::Duration::seconds(30);
+    {
+        let mut tx = s.begin().await.unwrap();
+        for i in 0..10 {
+            queue::enqueue(&mut tx, "q", &format!("job{i}"), &json!({"i": i})).await.unwrap();
+        }
+        queue::enqueue(&mut tx, "other", "x", &json!({})).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let now = chrono::Utc::now();
+    // Two workers claiming at once take disjoint jobs (SKIP LOCKED on PostgreSQL, the single
+    // writer on SQLite); together they take each job once.
+    let (a, b) = tokio::join!(
+        async {
+            let mut tx = s.begin().await.unwrap();
+            let c = queue::claim(&mut tx, "q", now, lease, 6, "a").await.unwrap();
+            tx.commit().await.unwrap();
+            c
+        },
+        async {
+            let mut tx = s.begin().await.unwrap();
+            let c = queue::claim(&mut tx, "q", now, lease, 6, "b").await.unwrap();
+            tx.commit().await.unwrap();
+            c
+        }
+    );
+    let mut ids: Vec<i64> = a.iter().chain(b.iter()).map(|j| j.id).collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!((before, ids.len()), (10, 10), "every job claimed once");
+    assert!(a.iter().chain(b.iter()).all(|j| j.attempt == 1));
+
+    // Leased: nothing more to claim until the lease ends; a heartbeat extends it.
+    let mut tx = s.begin().await.unwrap();
+    assert!(queue::claim(&mut tx, "q", now, lease, 10, "c").await.unwrap().is_empty());
+    let j = &a[0];
+    assert!(queue::heartbeat(&mut tx, j.id, &j.state_id, now + chrono::Duration::minutes(5)).await.unwrap());
+    assert!(!queue::heartbeat(&mut tx, j.id, "stale-token", now).await.unwrap(), "a lost claim cannot beat");
+    tx.commit().await.unwrap();
+    let later = now + chrono::Duration::minutes(1);
+    let mut tx = s.begin().await.unwrap();
+    let again = queue::claim(&mut tx, "q", later, lease, 20, "c").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(again.len(), 9, "expired leases come back; the heartbeat kept one");
+    assert!(again.iter().all(|j| j.attempt == 2 && j.id != a[0].id));
+
+    // A superseded claim cannot complete the job; the current one can.
+    let mut tx = s.begin().await.unwrap();
+    assert!(!queue::complete(&mut tx, again[0].id, "stale-token").await.unwrap());
+    assert!(queue::complete(&mut tx, again[0].id, &again[0].state_id).await.unwrap());
+    tx.commit().await.unwrap();
+    let mut c = s.conn().await.unwrap();
+    let stats = queue::stats(&mut c, later).await.unwrap();
+    let q: Vec<(&str, i64)> = stats.iter().map(|s| (s.queue.as_str(), s.depth)).collect();
+    assert_eq!(q, [("other", 1), ("q", 9)]);
+    assert!(stats[0].oldest_due.is_some() && stats[1].oldest_due.is_none(), "q's jobs are all leased");
+    drop(c);
+
+    // On PostgreSQL, a committed job is announced to listeners.
+    if kind == DbKind::Postgres {
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let listener = {
+            let (s, wake) = (s.clone(), wake.clone());
+            tokio::spawn(async move { s.listen_queue(&wake).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await; // let LISTEN start
+        let mut tx = s.begin().await.unwrap();
+        queue::enqueue(&mut tx, "q", "late", &json!({})).await.unwrap();
+        tx.commit().await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), wake.notified())
+            .await
+            .expect("the enqueue is announced");
+        listener.abort();
+    }
+    s.close().await;
+});
+
+backend_test!(async fn delivery_log_and_authorized_emails(kind) {
+    use berth_store::deliveries::{self, NewAttempt, status};
+    use berth_store::{authorized_email, notifications};
+    let db = TestDb::new(kind).await;
+    let s = store(&db).await;
+    let now = chrono::Utc::now();
+    let mut tx = s.begin().await.unwrap();
+    let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
+    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "").await.unwrap();
+    let empty = json!({});
+    let n = notifications::insert(
+        &mut tx,
+        &notifications::NewNotification { uuid: "n1", repo: repo.id, event: "repo_push", method: "webhook", title: None, config: &empty, event_config: &empty, secret: "whsec_AAAA" },
+    )
+    .await
+    .unwrap();
+    assert_eq!(n.signing_secrets(now), ["whsec_AAAA"]);
+    notifications::set_secret(&mut tx, n.id, "whsec_BBBB", Some("whsec_AAAA"), Some(now + chrono::Duration::hours(1))).await.unwrap();
+    deliveries::upsert(&mut tx, "e1.n1", n.id, "repo_push", status::PENDING, &json!({"test": true}), now).await.unwrap();
+    deliveries::upsert(&mut tx, "e2.n1", n.id, "repo_push", status::SKIPPED, &json!({}), now).await.unwrap();
+    let headers = vec![("webhook-id".to_owned(), "e1.n1".to_owned())];
+    let attempt = |i: i32, outcome: &'static str| NewAttempt {
+        attempt: i,
+        started_at: now,
+        duration_ms: 3,
+        request_url: "https://h.example/x?token=***",
+        request_headers: &headers,
+        request_body: "{}",
+        response_status: Some(503),
+        response_headers: Some(&headers),
+        response_body: Some("busy"),
+        error: Some("503 response for webhook"),
+        outcome,
+    };
+    deliveries::add_attempt(&mut tx, "e1.n1", &attempt(1, "retry"), status::PENDING, now).await.unwrap();
+    deliveries::add_attempt(&mut tx, "e1.n1", &attempt(2, "failed"), status::FAILED, now).await.unwrap();
+    deliveries::add_attempt(&mut tx, "unknown", &attempt(1, "failed"), status::FAILED, now).await.unwrap();
+    let failed = notifications::record_outcome(&mut tx, n.id, false, now).await.unwrap().unwrap();
+    assert_eq!((failed.number_of_failures, failed.failing_since.is_some()), (1, true));
+    assert!(notifications::record_outcome(&mut tx, n.id, true, now).await.unwrap().is_none());
+    notifications::set_enabled(&mut tx, n.id, false, Some("gone")).await.unwrap();
+
+    let row = authorized_email::request(&mut tx, repo.id, "a@example.com", "hash1", now + chrono::Duration::days(7)).await.unwrap();
+    assert!(!row.confirmed);
+    let again = authorized_email::request(&mut tx, repo.id, "a@example.com", "hash2", now + chrono::Duration::days(7)).await.unwrap();
+    assert_eq!(again.id, row.id, "a new code for the same pending address");
+    assert!(authorized_email::by_code(&mut tx, "hash1").await.unwrap().is_none(), "the old code is replaced");
+    authorized_email::confirm(&mut tx, row.id, now).await.unwrap();
+    authorized_email::request(&mut tx, repo.id, "a@example.com", "hash3", now).await.unwrap();
+    assert!(authorized_email::by_code(&mut tx, "hash2").await.unwrap().is_some(), "a confirmed address keeps its record");
+    tx.commit().await.unwrap();
+
+    let mut c = s.conn().await.unwrap();
+    let n = notifications::by_uuid_any(&mut c, "n1").await.unwrap().unwrap();
+    assert_eq!((n.enabled, n.disabled_at.is_some(), n.number_of_failures), (false, true, 0));
+    assert_eq!(n.signing_secrets(now), ["whsec_BBBB", "whsec_AAAA"], "both sign during the grace period");
+    assert_eq!(n.signing_secrets(now + chrono::Duration::hours(2)), ["whsec_BBBB"]);
+    assert_eq!(notifications::count_disabled(&mut c).await.unwrap(), 1);
+    let all = deliveries::list(&mut c, n.id, None, 10, 0).await.unwrap();
+    assert_eq!(all.iter().map(|d| d.public_id.as_str()).collect::<Vec<_>>(), ["e2.n1", "e1.n1"], "newest first");
+    let failed = deliveries::list(&mut c, n.id, Some(status::FAILED), 10, 0).await.unwrap();
+    assert_eq!((failed.len(), failed[0].attempts, failed[0].last_error.as_deref()), (1, 2, Some("503 response for webhook")));
+    let attempts = deliveries::attempts(&mut c, failed[0].id).await.unwrap();
+    assert_eq!(attempts.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>(), ["retry", "failed"]);
+    assert_eq!(attempts[0].response_headers.as_ref().unwrap().0, headers);
+    let unsent = deliveries::unsent_since(&mut c, n.id, now - chrono::Duration::seconds(1)).await.unwrap();
+    assert_eq!(unsent.len(), 2);
+    assert!(deliveries::get(&mut c, n.id, "e1.n1").await.unwrap().is_some());
+    assert!(authorized_email::get(&mut c, repo.id, "a@example.com").await.unwrap().unwrap().confirmed);
+    drop(c);
+
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(deliveries::delete_before(&mut tx, now + chrono::Duration::seconds(1)).await.unwrap(), 2);
+    assert!(authorized_email::delete(&mut tx, repo.id, "a@example.com").await.unwrap());
+    assert!(!authorized_email::delete(&mut tx, repo.id, "a@example.com").await.unwrap());
+    tx.commit().await.unwrap();
+    s.close().await;
+});

@@ -37,6 +37,7 @@ impl Received {
 struct Shared {
     tx: mpsc::UnboundedSender<Received>,
     script: Arc<Mutex<VecDeque<u16>>>,
+    hang: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A running receiver.
@@ -45,6 +46,7 @@ pub struct Receiver {
     pub url: String,
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Received>>,
     script: Arc<Mutex<VecDeque<u16>>>,
+    hang: Arc<std::sync::atomic::AtomicBool>,
 }
 
 async fn record(State(s): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -58,6 +60,10 @@ async fn record(State(s): State<Shared>, method: Method, uri: Uri, headers: Head
         headers,
         body: body.to_vec(),
     });
+    if s.hang.load(std::sync::atomic::Ordering::SeqCst) {
+        // A dead endpoint that accepts connections and never answers.
+        std::future::pending::<()>().await;
+    }
     let status = s.script.lock().ok().and_then(|mut q| q.pop_front()).unwrap_or(200);
     StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
 }
@@ -70,9 +76,11 @@ impl Receiver {
     pub async fn start() -> Receiver {
         let (tx, rx) = mpsc::unbounded_channel();
         let script = Arc::new(Mutex::new(VecDeque::new()));
+        let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let app = axum::Router::new().fallback(record).with_state(Shared {
             tx,
             script: script.clone(),
+            hang: hang.clone(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -85,7 +93,13 @@ impl Receiver {
             url,
             rx: tokio::sync::Mutex::new(rx),
             script,
+            hang,
         }
+    }
+
+    /// From now on, records requests and never answers them (a hanging endpoint).
+    pub fn hang(&self) {
+        self.hang.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Answers the next requests with these statuses, in order.

@@ -1,6 +1,7 @@
 //! The Quay-compatible `/api/v1`: routes, request and response shapes (`In`/`Out` types per
 //! resource), and OpenAPI annotations from which `/api/v1/openapi.json` is generated.
 
+pub mod deliveries;
 pub mod notification;
 pub mod org;
 pub mod repo;
@@ -22,6 +23,7 @@ pub fn router() -> OpenApiRouter<HttpState> {
         .merge(org::router())
         .merge(repo::router())
         .merge(notification::router())
+        .merge(deliveries::router())
         .merge(repoemail::router())
 }
 

@@ -32,7 +32,7 @@ async fn wait_for(s: &TestServer, who: &Auth, n: usize) -> Vec<Value> {
 backend_test!(async fn bell_targets_dismissal_and_every_event(kind) {
     let s = TestServer::start_with(kind, |c| {
         c.notifications.deliver = true;
-        c.notifications.allow_private_destinations = true;
+        c.notifications.allowed_networks = vec!["127.0.0.0/8".into()];
     }).await;
     let root = s.init_root().await;
     let alice = s.user(&root, "alice").await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use berth_testkit::{TestDb, backend_test};
 
-fn berth() -> Command {
+pub(crate) fn berth() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
     // Start from a clean slate: no configuration inherited from the environment.
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BERTH_") || k == "RUST_LOG") {
@@ -16,7 +16,7 @@ fn berth() -> Command {
     c
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -22,8 +22,9 @@ async fn server(kind: berth_testkit::DbKind, rx: &Receiver) -> (TestServer, Auth
         c.notifications.blocked_hosts = Vec::new();
         c.notifications.slack_extra_hosts = vec!["127.0.0.1".into()];
         c.notifications.retry_schedule_secs = vec![0];
+        c.notifications.failure_threshold = 3;
         c.notifications.deliver = true;
-        c.notifications.allow_private_destinations = true;
+        c.notifications.allowed_networks = vec!["127.0.0.0/8".into()];
     })
     .await;
     let root = s.init_root().await;
@@ -206,7 +207,7 @@ backend_test!(async fn retries_keep_the_id_and_failures_disable(kind) {
 });
 
 backend_test!(async fn the_ssrf_guard_refuses_internal_destinations(kind) {
-    // Creation allows loopback names here, but delivery keeps its guard on.
+    // Quay's literal host list is off here, so only the guard stands in the way.
     let s = TestServer::start_with(kind, |c| {
         c.notifications.blocked_hosts = Vec::new();
         c.notifications.deliver = true;
@@ -218,25 +219,55 @@ backend_test!(async fn the_ssrf_guard_refuses_internal_destinations(kind) {
     expect(s.post("/api/v1/repository", &root, json!({"namespace": "acme", "repository": "web", "visibility": "private"})).await, 201);
     let rx = Receiver::start().await;
     let port = rx.url.rsplit(':').next().unwrap().to_owned();
-    for (i, url) in [format!("{}/literal", rx.url), format!("http://localhost:{port}/by-name")].into_iter().enumerate() {
-        let uuid = create(&s, &root, "repo_push", "webhook", json!({"url": url}), json!({})).await;
-        test_send(&s, &root, &uuid).await;
-        let path = format!("/api/v1/repository/acme/web/notification/{uuid}");
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let n = expect(s.get(&path, &root).await, 200);
-            if n["number_of_failures"].as_i64() == Some(1) {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "case {i}: the refusal was not recorded: {n}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // Internal IP literals are refused at creation, with a message saying why.
+    for (url, ip) in [
+        (format!("http://127.0.0.1:{port}/x"), "127.0.0.1"),
+        ("http://[::1]/x".to_owned(), "::1"),
+        ("http://169.254.169.254/latest/meta-data".to_owned(), "169.254.169.254"),
+        ("http://10.0.0.1/x".to_owned(), "10.0.0.1"),
+    ] {
+        let body = json!({"event": "repo_push", "method": "webhook", "config": {"url": url}, "eventConfig": {}});
+        let e = expect(s.post("/api/v1/repository/acme/web/notification/", &root, body).await, 400);
+        assert_eq!(e["detail"], format!("Invalid webhook URL: {ip} is not a public address (see notifications.allowed_networks)"));
+    }
+
+    // A name resolving to loopback passes creation, and is refused at connect time.
+    let uuid = create(&s, &root, "repo_push", "webhook", json!({"url": format!("http://localhost:{port}/by-name")}), json!({})).await;
+    test_send(&s, &root, &uuid).await;
+    let path = format!("/api/v1/repository/acme/web/notification/{uuid}");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let n = expect(s.get(&path, &root).await, 200);
+        if n["number_of_failures"].as_i64() == Some(1) {
+            break;
         }
+        assert!(std::time::Instant::now() < deadline, "the refusal was not recorded: {n}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(rx.next(Duration::from_millis(500)).await.is_none(), "nothing reached the internal receiver");
     let mut c = s.app.store().conn().await.unwrap();
     let dead = berth_store::queue::list(&mut c, "notification").await.unwrap();
-    assert_eq!(dead.len(), 2);
+    assert_eq!(dead.len(), 1);
     assert!(dead.iter().all(|j| j.retries_remaining == 0 && j.attempt == 1), "refused at once, never retried: {dead:?}");
     drop(c); // stop() closes the pool, which waits for every connection
+    s.stop().await;
+
+    // Allow-listed, the same destinations work, Quay's literal refusal of localhost included.
+    let s = TestServer::start_with(kind, |c| {
+        c.notifications.deliver = true;
+        c.notifications.allowed_networks = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let root = s.init_root().await;
+    expect(s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await, 201);
+    expect(s.post("/api/v1/repository", &root, json!({"namespace": "acme", "repository": "web", "visibility": "private"})).await, 201);
+    for url in [format!("http://127.0.0.1:{port}/literal"), format!("http://localhost:{port}/by-name")] {
+        let uuid = create(&s, &root, "repo_push", "webhook", json!({"url": url}), json!({})).await;
+        test_send(&s, &root, &uuid).await;
+        assert!(rx.next(WAIT).await.is_some(), "{url} is allowed");
+    }
+    let e = expect(s.post("/api/v1/repository/acme/web/notification/", &root, json!({"event": "repo_push", "method": "webhook", "config": {"url": "http://10.0.0.1/x"}, "eventConfig": {}})).await, 400);
+    assert!(e["detail"].as_str().unwrap().contains("10.0.0.1 is not a public address"));
     s.stop().await;
 });

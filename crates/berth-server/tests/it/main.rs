@@ -7,8 +7,10 @@
 mod accounts_api;
 mod bell;
 mod binary;
+mod crash;
 mod delivery;
 mod email;
+mod engine;
 mod notifications_api;
 mod observability;
 mod oci_conformance;

@@ -136,13 +136,19 @@ impl TestServer {
     }
 
     /// Stops the server and waits for it to finish.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        drop(self.stop_keeping_db().await);
+    }
+
+    /// Stops the server and hands back its database, for a test that goes on with another process.
+    pub async fn stop_keeping_db(mut self) -> TestDb {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+        self.db
     }
 }
 

@@ -1,0 +1,214 @@
+//! What admins do with deliveries after the fact: read the log (paged, by status), redeliver one
+//! delivery now, recover every failed or skipped delivery since a time (after a reset), and
+//! reveal or rotate the notification's signing secret. Repository admin only; everything is
+//! scoped to the notification in the path, itself scoped to the repository.
+
+use berth_store::deliveries::{self, AttemptRow, DeliveryRow, status};
+use berth_store::notifications::{self, NotificationRow};
+use berth_store::repos::RepoRow;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::audit::record;
+use crate::delivery::chrono_of;
+use crate::events::{NOTIFICATION_QUEUE, requeue_delivery};
+use crate::notifications::new_signing_secret;
+use crate::{App, AppError, Caller, Ctx, Result};
+
+/// The most deliveries one page returns.
+pub const MAX_PAGE: u32 = 100;
+
+/// A notification's current signing secret, and the previous one while it still signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secrets {
+    /// The secret new deliveries are signed with.
+    pub secret: String,
+    /// The secret before the last rotation.
+    pub previous: Option<String>,
+    /// Until when the previous secret also signs.
+    pub previous_until: Option<DateTime<Utc>>,
+}
+
+fn queue_name(repo: &RepoRow, n: &NotificationRow) -> String {
+    format!("{NOTIFICATION_QUEUE}/{}/{}/{}/", repo.namespace, repo.name, n.event)
+}
+
+impl App {
+    async fn admin_notification(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        uuid: &str,
+    ) -> Result<(RepoRow, NotificationRow)> {
+        let repo = self.admin_repo(caller, namespace, name).await?;
+        let mut conn = self.store.conn().await?;
+        let n = self.scoped(&mut conn, &repo, uuid).await?;
+        Ok((repo, n))
+    }
+
+    /// A page of the notification's deliveries, newest first, optionally of one status; and
+    /// whether more follow.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_deliveries(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        uuid: &str,
+        status_filter: Option<&str>,
+        page: u32,
+        limit: u32,
+    ) -> Result<(Vec<DeliveryRow>, bool)> {
+        if let Some(s) = status_filter
+            && !status::ALL.contains(&s)
+            && s != "filtered"
+        {
+            return Err(AppError::Invalid(format!(
+                "invalid status: '{s}' is not one of: {}, filtered",
+                status::ALL.join(", ")
+            )));
+        }
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(AppError::Invalid(format!(
+                "invalid limit: must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        let (_, n) = self.admin_notification(caller, namespace, name, uuid).await?;
+        let mut conn = self.store.conn().await?;
+        let offset = i64::from(page) * i64::from(limit);
+        let mut rows = deliveries::list(&mut conn, n.id, status_filter, i64::from(limit) + 1, offset).await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        Ok((rows, more))
+    }
+
+    /// One delivery with all its attempts.
+    pub async fn get_delivery(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        uuid: &str,
+        delivery: &str,
+    ) -> Result<(DeliveryRow, Vec<AttemptRow>)> {
+        let (_, n) = self.admin_notification(caller, namespace, name, uuid).await?;
+        let mut conn = self.store.conn().await?;
+        let d = deliveries::get(&mut conn, n.id, delivery)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("No delivery {delivery} for notification {uuid}")))?;
+        let attempts = deliveries::attempts(&mut conn, d.id).await?;
+        Ok((d, attempts))
+    }
+
+    fn require_enabled(n: &NotificationRow) -> Result<()> {
+        if n.enabled {
+            Ok(())
+        } else {
+            Err(AppError::Invalid(
+                "the notification is disabled: re-enable it first (POST on the notification resets it)".into(),
+            ))
+        }
+    }
+
+    /// Sends one delivery again now, with its original body and id.
+    pub async fn redeliver(&self, ctx: &Ctx, namespace: &str, name: &str, uuid: &str, delivery: &str) -> Result<()> {
+        let (repo, n) = self.admin_notification(&ctx.caller, namespace, name, uuid).await?;
+        Self::require_enabled(&n)?;
+        let mut tx = self.store.begin().await?;
+        let d = deliveries::get(&mut tx, n.id, delivery)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("No delivery {delivery} for notification {uuid}")))?;
+        if d.status == status::PENDING {
+            return Err(AppError::Invalid(format!(
+                "delivery {delivery} is still pending; it will be attempted on its schedule"
+            )));
+        }
+        requeue_delivery(&mut tx, &queue_name(&repo, &n), &d).await?;
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Re-queues every failed or skipped delivery created since `since`. Returns how many.
+    pub async fn recover(
+        &self,
+        ctx: &Ctx,
+        namespace: &str,
+        name: &str,
+        uuid: &str,
+        since: DateTime<Utc>,
+    ) -> Result<usize> {
+        let (repo, n) = self.admin_notification(&ctx.caller, namespace, name, uuid).await?;
+        Self::require_enabled(&n)?;
+        let mut tx = self.store.begin().await?;
+        let unsent = deliveries::unsent_since(&mut tx, n.id, since).await?;
+        let name = queue_name(&repo, &n);
+        for d in &unsent {
+            requeue_delivery(&mut tx, &name, d).await?;
+        }
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(unsent.len())
+    }
+
+    /// The notification's signing secrets (created now for notifications from before signing).
+    pub async fn notification_secret(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        uuid: &str,
+    ) -> Result<Secrets> {
+        let (_, n) = self.admin_notification(caller, namespace, name, uuid).await?;
+        if let Some(secret) = n.secret.clone() {
+            let live = n.previous_secret_until.filter(|t| *t > Utc::now());
+            return Ok(Secrets {
+                secret,
+                previous: live.and(n.previous_secret.clone()),
+                previous_until: live,
+            });
+        }
+        let secret = new_signing_secret();
+        let mut tx = self.store.begin().await?;
+        notifications::set_secret(&mut tx, n.id, &secret, None, None).await?;
+        tx.commit().await?;
+        Ok(Secrets {
+            secret,
+            previous: None,
+            previous_until: None,
+        })
+    }
+
+    /// Replaces the signing secret; the old one keeps signing (side by side) for the grace period.
+    pub async fn rotate_secret(&self, ctx: &Ctx, namespace: &str, name: &str, uuid: &str) -> Result<Secrets> {
+        let (repo, n) = self.admin_notification(&ctx.caller, namespace, name, uuid).await?;
+        let secret = new_signing_secret();
+        let until = Utc::now() + chrono_of(self.settings.delivery.secret_grace);
+        let previous = n.secret.clone();
+        let mut tx = self.store.begin().await?;
+        notifications::set_secret(
+            &mut tx,
+            n.id,
+            &secret,
+            previous.as_deref(),
+            previous.as_ref().map(|_| until),
+        )
+        .await?;
+        record(
+            &mut tx,
+            ctx,
+            "rotate_repo_notification_secret",
+            Some(repo.namespace_id),
+            Some(repo.id),
+            json!({"repo": repo.name, "namespace": repo.namespace, "notification_id": n.uuid}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Secrets {
+            secret,
+            previous_until: previous.as_ref().map(|_| until),
+            previous,
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! Crash safety and sharing, with the real `berth` binary as child processes:
+//! - 1,000 queued deliveries, `kill -9` mid-flight, restart: every delivery id arrives at least
+//!   once, and duplicates stay within what can be in flight (`max_in_flight`);
+//! - two processes on one PostgreSQL database drain a shared queue: every id exactly once, and
+//!   both processes deliver.
+
+use std::collections::HashMap;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_testkit::receiver::Receiver;
+use berth_testkit::{DbKind, TestDb, backend_test};
+use serde_json::json;
+
+use crate::binary::{berth, free_port};
+use crate::support::{Auth, TestServer, expect};
+
+const IN_FLIGHT: usize = 16;
+
+/// Queues `count` test sends to a webhook at `rx` on a fresh database, with this process's own
+/// server (which does not deliver), and hands the database back.
+async fn queue_deliveries(kind: DbKind, rx: &Receiver, count: usize) -> TestDb {
+    let s = TestServer::start_with(kind, |c| {
+        c.notifications.allowed_networks = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let init =
+        json!({"username": "root", "password": "rootpassword", "email": "root@example.com", "access_token": true});
+    let token = expect(s.post("/api/v1/user/initialize", &Auth::None, init).await, 200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A token, not a password: 1,000 requests must not each pay for a password hash.
+    let root = Auth::Bearer(token);
+    expect(
+        s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await,
+        201,
+    );
+    expect(
+        s.post(
+            "/api/v1/repository",
+            &root,
+            json!({"namespace": "acme", "repository": "web", "visibility": "private"}),
+        )
+        .await,
+        201,
+    );
+    let body = json!({"event": "repo_push", "method": "webhook", "config": {"url": format!("{}/hook", rx.url)}, "eventConfig": {}});
+    let uuid = expect(
+        s.post("/api/v1/repository/acme/web/notification/", &root, body).await,
+        201,
+    )["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..count {
+        expect(
+            s.post(
+                &format!("/api/v1/repository/acme/web/notification/{uuid}/test"),
+                &root,
+                json!(null),
+            )
+            .await,
+            200,
+        );
+    }
+    s.stop_keeping_db().await
+}
+
+/// Starts `berth serve` on the database, delivering, and waits until it is healthy.
+fn serve(db: &TestDb) -> (Child, u16) {
+    let port = free_port();
+    let child = berth()
+        .arg("serve")
+        .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("BERTH_DATABASE_URL", &db.url)
+        .env("BERTH_DATA_DIR", db.dir())
+        .env("BERTH_NOTIFICATIONS__ALLOWED_NETWORKS", "[\"127.0.0.0/8\"]")
+        .env("BERTH_NOTIFICATIONS__MAX_IN_FLIGHT", IN_FLIGHT.to_string())
+        .env("BERTH_NOTIFICATIONS__PER_HOST", IN_FLIGHT.to_string())
+        // Jobs of a killed process come back when their lease ends; keep it short here.
+        .env("BERTH_NOTIFICATIONS__LEASE_SECS", "2")
+        .env("BERTH_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "berth serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port)
+}
+
+/// Collects deliveries until every one of `count` ids has arrived (bounded in time).
+async fn collect(rx: &Receiver, seen: &mut HashMap<String, usize>, count: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while seen.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {count} deliveries arrived",
+            seen.len()
+        );
+        if let Some(got) = rx.next(Duration::from_millis(500)).await {
+            *seen.entry(got.headers["webhook-id"].clone()).or_default() += 1;
+        }
+    }
+}
+
+backend_test!(async fn kill_nine_mid_flight_loses_nothing(kind) {
+    const COUNT: usize = 1000;
+    let rx = Receiver::start().await;
+    let db = queue_deliveries(kind, &rx, COUNT).await;
+    let (mut first, _) = serve(&db);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    collect(&rx, &mut seen, 150, Duration::from_secs(120)).await;
+    first.kill().unwrap(); // SIGKILL: no shutdown, leases left behind
+    first.wait().unwrap();
+    let at_kill = seen.len();
+    assert!(at_kill < COUNT, "the kill came after everything was delivered; nothing was tested");
+
+    let (mut second, _) = serve(&db);
+    collect(&rx, &mut seen, COUNT, Duration::from_secs(300)).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    assert_eq!(seen.len(), COUNT, "every delivery id arrived");
+    assert!(duplicates <= IN_FLIGHT, "{duplicates} duplicates; at most {IN_FLIGHT} can be in flight at a kill");
+});
+
+#[tokio::test]
+async fn two_processes_share_one_postgres_queue() {
+    const COUNT: usize = 600;
+    let rx = Receiver::start().await;
+    let db = queue_deliveries(DbKind::Postgres, &rx, COUNT).await;
+    let (mut a, port_a) = serve(&db);
+    let (mut b, port_b) = serve(&db);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    collect(&rx, &mut seen, COUNT, Duration::from_secs(300)).await;
+    // Nothing more trickles in: no delivery was sent twice.
+    while let Some(got) = rx.next(Duration::from_millis(1000)).await {
+        *seen.entry(got.headers["webhook-id"].clone()).or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    // Both processes took part.
+    let client = reqwest::Client::new();
+    for port in [port_a, port_b] {
+        let metrics = client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let delivered: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("berth_deliveries_total") && l.contains("outcome=\"delivered\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert!(
+            delivered > 0.0,
+            "the process on port {port} delivered nothing:\n{metrics}"
+        );
+    }
+    for c in [&mut a, &mut b] {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+}

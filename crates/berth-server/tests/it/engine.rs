@@ -1,0 +1,307 @@
+//! The delivery engine on both backends: Standard Webhooks signatures checked by an independent
+//! implementation (the `standardwebhooks` package from PyPI), secret rotation, the delivery log and
+//! redelivery, retries and failure counting under an injected clock, disabling (window and 410)
+//! with the admins told, recovery of skipped events, and isolation from a hanging endpoint.
+
+use std::io::Write;
+use std::time::Duration;
+
+use berth_testkit::backend_test;
+use berth_testkit::receiver::{Received, Receiver};
+use chrono::Utc;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::oci_conformance::Reg;
+use crate::support::{Auth, TestServer, expect};
+
+const WAIT: Duration = Duration::from_secs(20);
+const N: &str = "/api/v1/repository/acme/web/notification/";
+
+async fn server(
+    kind: berth_testkit::DbKind,
+    deliver: bool,
+    configure: impl FnOnce(&mut berth_server::config::Config),
+) -> (TestServer, Auth) {
+    let s = TestServer::start_with(kind, |c| {
+        c.notifications.allowed_networks = vec!["127.0.0.0/8".into()];
+        c.notifications.deliver = deliver;
+        configure(c);
+    })
+    .await;
+    let root = s.init_root().await;
+    expect(
+        s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await,
+        201,
+    );
+    expect(
+        s.post(
+            "/api/v1/repository",
+            &root,
+            json!({"namespace": "acme", "repository": "web", "visibility": "private"}),
+        )
+        .await,
+        201,
+    );
+    (s, root)
+}
+
+async fn hook(s: &TestServer, root: &Auth, url: &str) -> String {
+    let body = json!({"event": "repo_push", "method": "webhook", "config": {"url": url}, "eventConfig": {}});
+    expect(s.post(N, root, body).await, 201)["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn test_send(s: &TestServer, root: &Auth, uuid: &str) {
+    expect(s.post(&format!("{N}{uuid}/test"), root, json!(null)).await, 200);
+}
+
+/// Verifies a received delivery with the Standard Webhooks reference library (Python).
+fn verify_with_reference_library(secret: &str, got: &Received) -> Result<(), String> {
+    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = "import json, sys\nfrom standardwebhooks import Webhook\nd = json.load(sys.stdin)\n\
+                  Webhook(d['secret']).verify(d['body'], d['headers'])\nprint('verified')\n";
+    let input = json!({"secret": secret, "body": String::from_utf8_lossy(&got.body), "headers": got.headers});
+    let mut child = std::process::Command::new(&python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python} (scripts/test installs standardwebhooks): {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && stdout.contains("verified") {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+backend_test!(async fn signed_deliveries_rotation_and_the_log(kind) {
+    let rx = Receiver::start().await;
+    let (s, root) = server(kind, true, |_| {}).await;
+    let uuid = hook(&s, &root, &format!("{}/signed", rx.url)).await;
+    let secret = expect(s.get(&format!("{N}{uuid}/secret"), &root).await, 200);
+    let first = secret["secret"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("whsec_") && first.len() >= 6 + 32, "{first}");
+    assert!(secret["previous_secret"].is_null());
+
+    test_send(&s, &root, &uuid).await;
+    let got = rx.next(WAIT).await.expect("a delivery");
+    assert_eq!(got.headers["webhook-id"], got.headers["x-berth-delivery"]);
+    assert!(got.headers["user-agent"].starts_with("Berth/"), "{:?}", got.headers);
+    let ts: i64 = got.headers["webhook-timestamp"].parse().unwrap();
+    assert!((Utc::now().timestamp() - ts).abs() < 300, "a current unix timestamp");
+    verify_with_reference_library(&first, &got).expect("the reference library accepts the signature");
+    assert!(verify_with_reference_library("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &got).is_err(), "a wrong secret is rejected");
+
+    // Rotation: both secrets sign during the grace period; the old one is reported with its end.
+    let rotated = expect(s.post(&format!("{N}{uuid}/secret/rotate"), &root, json!(null)).await, 200);
+    let second = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    assert_eq!(rotated["previous_secret"], first.as_str());
+    assert!(rotated["previous_secret_expires"].is_string());
+    test_send(&s, &root, &uuid).await;
+    let got = rx.next(WAIT).await.expect("a delivery");
+    assert_eq!(got.headers["webhook-signature"].split(' ').count(), 2);
+    verify_with_reference_library(&second, &got).expect("the new secret verifies");
+    verify_with_reference_library(&first, &got).expect("the old secret still verifies");
+
+    // The log: newest first, with what was sent and received.
+    let log = expect(s.get(&format!("{N}{uuid}/deliveries"), &root).await, 200);
+    let list = log["deliveries"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], got.headers["webhook-id"].as_str());
+    assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_i64(), list[0]["test"].as_bool()), (Some("delivered"), Some(1), Some(true)));
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let one = expect(s.get(&format!("{N}{uuid}/deliveries/{id}"), &root).await, 200);
+    let attempt = &one["attempts_log"][0];
+    assert_eq!(attempt["response_status"], 200);
+    assert_eq!(attempt["outcome"], "delivered");
+    assert_eq!(attempt["request_url"], format!("{}/signed", rx.url));
+    assert_eq!(attempt["request_body"], String::from_utf8_lossy(&got.body).as_ref());
+    let sent: Vec<&str> = attempt["request_headers"].as_array().unwrap().iter().map(|h| h[0].as_str().unwrap()).collect();
+    assert!(sent.contains(&"webhook-signature") && sent.contains(&"webhook-timestamp"), "{sent:?}");
+    assert_eq!(one["event_data"]["repository"], "acme/web");
+
+    // Redelivery: the same id again, one more attempt in the log.
+    expect(s.call(Method::POST, &format!("{N}{uuid}/deliveries/{id}/redeliver"), &root, None).await, 202);
+    let again = rx.next(WAIT).await.expect("the redelivery");
+    assert_eq!(again.headers["webhook-id"], id);
+    let deadline = std::time::Instant::now() + WAIT;
+    while expect(s.get(&format!("{N}{uuid}/deliveries/{id}"), &root).await, 200)["attempts"] != 2 {
+        assert!(std::time::Instant::now() < deadline, "the redelivery is not logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Errors name the problem; other repositories' and non-admins' requests find nothing.
+    let e = expect(s.get(&format!("{N}{uuid}/deliveries?status=lost"), &root).await, 400);
+    assert_eq!(e["detail"], "invalid status: 'lost' is not one of: pending, delivered, failed, skipped, filtered");
+    expect(s.get(&format!("{N}{uuid}/deliveries/nope"), &root).await, 404);
+    let e = expect(s.post(&format!("{N}{uuid}/recover"), &root, json!({"since": "yesterday"})).await, 400);
+    assert!(e["detail"].as_str().unwrap().starts_with("invalid since: 'yesterday'"), "{e}");
+    let alice = s.user(&root, "alice").await;
+    expect(s.put("/api/v1/repository/acme/web/permissions/user/alice", &root, json!({"role": "write"})).await, 200);
+    expect(s.get(&format!("{N}{uuid}/secret"), &alice).await, 403);
+    expect(s.get(&format!("{N}{uuid}/deliveries"), &Auth::None).await, 401);
+
+    // Prometheus: attempts by method and outcome, latency histograms, and (once the worker is
+    // idle) queue depth, age of the oldest due job and the disabled notifications.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+        let has = |series: &str| text.lines().any(|l| l.starts_with(series));
+        if has("berth_deliveries_total{method=\"webhook\",outcome=\"delivered\"}")
+            && has("berth_delivery_request_duration_seconds")
+            && has("berth_delivery_first_attempt_latency_seconds")
+            && has("berth_queue_depth{queue=\"notification\"}")
+            && has("berth_queue_oldest_due_age_seconds{queue=\"notification\"}")
+            && has("berth_notifications_disabled")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "delivery metrics missing:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.stop().await;
+});
+
+/// The notification as the API shows it.
+async fn view(s: &TestServer, root: &Auth, uuid: &str) -> Value {
+    expect(s.get(&format!("{N}{uuid}"), root).await, 200)
+}
+
+backend_test!(async fn retries_and_failure_counting_with_an_injected_clock(kind) {
+    let rx = Receiver::start().await;
+    let (s, root) = server(kind, false, |_| {}).await;
+    let uuid = hook(&s, &root, &format!("{}/flaky", rx.url)).await;
+    rx.respond_with(&[503, 503]);
+    test_send(&s, &root, &uuid).await;
+    let t0 = Utc::now();
+    let sec = chrono::Duration::seconds;
+
+    assert_eq!(s.app.deliver_due(t0, 10).await.unwrap(), 1);
+    assert_eq!(view(&s, &root, &uuid).await["number_of_failures"], 1);
+    assert_eq!(s.app.deliver_due(t0 + sec(3), 10).await.unwrap(), 0, "the first retry waits 5 s ± 20 %");
+    assert_eq!(s.app.deliver_due(t0 + sec(7), 10).await.unwrap(), 1);
+    assert_eq!(view(&s, &root, &uuid).await["number_of_failures"], 2);
+    assert_eq!(s.app.deliver_due(t0 + sec(200), 10).await.unwrap(), 0, "the second waits 5 min ± 20 %");
+    assert_eq!(s.app.deliver_due(t0 + sec(7 + 361), 10).await.unwrap(), 1);
+    let n = view(&s, &root, &uuid).await;
+    assert_eq!((n["number_of_failures"].as_i64(), n["enabled"].as_bool()), (Some(0), Some(true)));
+    let ids: Vec<String> = [rx.next(WAIT).await, rx.next(WAIT).await, rx.next(WAIT).await]
+        .into_iter()
+        .map(|r| r.unwrap().headers["webhook-id"].clone())
+        .collect();
+    assert!(ids.iter().all(|i| *i == ids[0]), "one id across retries");
+    let one = expect(s.get(&format!("{N}{uuid}/deliveries/{}", ids[0]), &root).await, 200);
+    let log: Vec<(Value, Value)> = one["attempts_log"].as_array().unwrap().iter().map(|a| (a["outcome"].clone(), a["response_status"].clone())).collect();
+    assert_eq!(log, vec![(json!("retry"), json!(503)), (json!("retry"), json!(503)), (json!("delivered"), json!(200))]);
+
+    // Failing continuously for 5 days (an event a day, every attempt failing) disables it; the
+    // admins find it in the bell.
+    rx.respond_with(&[500; 100]);
+    let t1 = t0 + sec(3600);
+    for day in 0..=5 {
+        test_send(&s, &root, &uuid).await;
+        s.app.deliver_due(t1 + chrono::Duration::days(day), 20).await.unwrap();
+        let n = view(&s, &root, &uuid).await;
+        assert_eq!(n["enabled"], day < 5, "day {day}: {n}");
+    }
+    let n = view(&s, &root, &uuid).await;
+    assert_eq!(n["enabled"], false, "{n}");
+    assert!(n["disabled_reason"].as_str().unwrap().starts_with("disabled after failing continuously since"), "{n}");
+    let bell = expect(s.get("/api/v1/user/notifications", &root).await, 200);
+    let item = &bell["notifications"][0];
+    assert_eq!(item["kind"], "repo_notification_disabled");
+    assert_eq!(item["metadata"]["notification_uuid"], uuid.as_str());
+    assert_eq!(item["metadata"]["repository"], "acme/web");
+    s.stop().await;
+});
+
+backend_test!(async fn gone_disables_tells_admins_and_recover_sends_what_was_skipped(kind) {
+    let rx = Receiver::start().await;
+    let smtp = berth_testkit::smtp::SmtpReceiver::start();
+    let port = smtp.port;
+    let (s, root) = server(kind, true, |c| {
+        c.mail.host = "127.0.0.1".into();
+        c.mail.port = port;
+        c.mail.tls = "none".into();
+    })
+    .await;
+    let uuid = hook(&s, &root, &format!("{}/gone", rx.url)).await;
+    let before = Utc::now() - chrono::Duration::seconds(1);
+    rx.respond_with(&[410]);
+    let reg = Reg { s: &s, user: "root", pass: "rootpassword" };
+    reg.push_image("acme/web", "v1", b"layer one").await;
+    rx.next(WAIT).await.expect("the first push is attempted");
+    let deadline = std::time::Instant::now() + WAIT;
+    while view(&s, &root, &uuid).await["enabled"] != false {
+        assert!(std::time::Instant::now() < deadline, "410 did not disable");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mail = smtp.next(WAIT).await.expect("the admin is mailed");
+    assert_eq!(mail.header("to"), Some("root@example.com"));
+    assert_eq!(mail.header("subject"), Some("[Berth] A notification of acme/web was disabled"));
+    assert!(mail.text.unwrap().contains("410 response for webhook"));
+    let bell = expect(s.get("/api/v1/user/notifications", &root).await, 200);
+    assert_eq!(bell["notifications"][0]["kind"], "repo_notification_disabled");
+
+    // While disabled, pushes are logged as skipped, not sent; recover needs it enabled first.
+    reg.push_image("acme/web", "v2", b"layer two").await;
+    reg.push_image("acme/web", "v3", b"layer three").await;
+    assert!(rx.next(Duration::from_millis(500)).await.is_none());
+    let skipped = expect(s.get(&format!("{N}{uuid}/deliveries?status=skipped"), &root).await, 200);
+    assert_eq!(skipped["deliveries"].as_array().unwrap().len(), 2);
+    let e = expect(s.post(&format!("{N}{uuid}/recover"), &root, json!({"since": before.to_rfc3339()})).await, 400);
+    assert!(e["detail"].as_str().unwrap().starts_with("the notification is disabled"), "{e}");
+
+    // Reset, then recover: the failed push and both skipped ones arrive.
+    expect(s.call(Method::POST, &format!("{N}{uuid}"), &root, None).await, 204);
+    let r = expect(s.post(&format!("{N}{uuid}/recover"), &root, json!({"since": before.to_rfc3339()})).await, 202);
+    assert_eq!(r["queued"], 3);
+    let mut tags = Vec::new();
+    for _ in 0..3 {
+        tags.push(rx.next(WAIT).await.expect("a recovered delivery").json()["updated_tags"][0].as_str().unwrap().to_owned());
+    }
+    tags.sort();
+    assert_eq!(tags, ["v1", "v2", "v3"]);
+    s.stop().await;
+});
+
+backend_test!(async fn a_hanging_endpoint_does_not_hold_up_healthy_ones(kind) {
+    let dead = Receiver::start().await;
+    let healthy = Receiver::start().await;
+    dead.hang();
+    let (s, root) = server(kind, true, |c| {
+        c.notifications.per_host = 2;
+        c.notifications.send_timeout_secs = 60;
+    })
+    .await;
+    let to_dead = hook(&s, &root, &format!("{}/dead", dead.url)).await;
+    let to_healthy = hook(&s, &root, &format!("{}/ok", healthy.url)).await;
+    for _ in 0..6 {
+        test_send(&s, &root, &to_dead).await;
+    }
+    for _ in 0..6 {
+        test_send(&s, &root, &to_healthy).await;
+    }
+    for i in 0..6 {
+        healthy.next(WAIT).await.unwrap_or_else(|| panic!("healthy delivery {i} is held up"));
+    }
+    let mut stuck = 0;
+    while dead.next(Duration::from_millis(200)).await.is_some() {
+        stuck += 1;
+    }
+    assert_eq!(stuck, 2, "at most per_host requests wait on the dead endpoint");
+    s.stop().await;
+});
