@@ -70,6 +70,8 @@ pub struct DeliverySettings {
     pub log_retention: Duration,
     /// How often the worker looks for due jobs when nothing woke it.
     pub poll_interval: Duration,
+    /// Redirect hops a delivery follows (0: none), each checked by the guard.
+    pub max_redirects: usize,
 }
 
 impl Default for DeliverySettings {
@@ -91,6 +93,7 @@ impl Default for DeliverySettings {
             secret_grace: Duration::from_secs(24 * 3600),
             log_retention: Duration::from_secs(30 * 24 * 3600),
             poll_interval: Duration::from_secs(1),
+            max_redirects: 0,
         }
     }
 }
@@ -152,7 +155,7 @@ impl App {
     /// on PostgreSQL, when any process commits a job), and polls as a fallback for jobs due later.
     pub async fn run_delivery_worker(&self) {
         let d = &self.settings.delivery;
-        let sender = match Sender::new(d.send_timeout, d.connect_timeout, d.guard.clone()) {
+        let sender = match Sender::new(d.send_timeout, d.connect_timeout, d.guard.clone(), d.max_redirects) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "notification delivery is unavailable");
@@ -233,8 +236,8 @@ impl App {
     /// tests drive retries and disabling with an injected clock through this, instead of waiting.
     pub async fn deliver_due(&self, now: DateTime<Utc>, limit: i64) -> Result<usize> {
         let d = &self.settings.delivery;
-        let sender =
-            Sender::new(d.send_timeout, d.connect_timeout, d.guard.clone()).map_err(crate::AppError::Internal)?;
+        let sender = Sender::new(d.send_timeout, d.connect_timeout, d.guard.clone(), d.max_redirects)
+            .map_err(crate::AppError::Internal)?;
         let hosts = HostLimits::new(d.per_host);
         let jobs = self.claim_deliveries("manual", limit, now).await?;
         for job in &jobs {
@@ -327,11 +330,17 @@ impl App {
         }
         let started = now;
         let secrets = n.signing_secrets(started);
+        let custom_headers = if method == MethodKind::Webhook {
+            berth_notify::methods::custom_headers(&n.config.0).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let meta = DeliveryMeta {
             event: event.name(),
             delivery_id: &delivery_id,
             timestamp: started.timestamp(),
             secrets: &secrets,
+            custom_headers: &custom_headers,
         };
         let performer = body["performer_data"]["entity_name"].as_str();
         let attempt = match method {
@@ -386,9 +395,32 @@ impl App {
                         return Ok(());
                     };
                     let log_url = mask_url(&url, matches!(method, MethodKind::Slack | MethodKind::Flowdock));
-                    let (outcome, exchange) = self
-                        .with_heartbeat(job, sender.post_json(&url, &log_url, &body, &meta, what))
-                        .await;
+                    // A notification with its own CA or client certificate gets its own client.
+                    let own = match berth_notify::methods::tls_options(&n.config.0) {
+                        Ok(Some(tls)) if method == MethodKind::Webhook => Some(sender.with_tls(&tls)),
+                        _ => None,
+                    };
+                    let (outcome, exchange) = match &own {
+                        Some(Err(e)) => (
+                            Outcome::Permanent {
+                                reason: format!("webhook TLS settings: {e}"),
+                                gone: false,
+                            },
+                            Exchange {
+                                url: log_url.clone(),
+                                error: Some(e.clone()),
+                                ..Exchange::default()
+                            },
+                        ),
+                        Some(Ok(own)) => {
+                            self.with_heartbeat(job, own.post_json(&url, &log_url, &body, &meta, what))
+                                .await
+                        }
+                        None => {
+                            self.with_heartbeat(job, sender.post_json(&url, &log_url, &body, &meta, what))
+                                .await
+                        }
+                    };
                     Attempt {
                         started,
                         outcome,

@@ -148,11 +148,16 @@ impl MethodKind {
                 match config.get("template") {
                     None | Some(Value::Null) => {}
                     Some(Value::String(t)) if t.trim().is_empty() => {}
+                    Some(Value::String(t)) if t.len() > MAX_TEMPLATE => {
+                        return Err(format!("Invalid webhook template: longer than {MAX_TEMPLATE} bytes"));
+                    }
                     Some(Value::String(t)) => {
                         JsonTemplate::parse(t).map_err(|e| e.to_string())?;
                     }
                     Some(_) => return Err("Invalid webhook template: must be a string of JSON".into()),
                 }
+                custom_headers(config)?;
+                tls_options(config)?;
                 Ok(Checked::Done)
             }
             MethodKind::Slack => {
@@ -213,6 +218,105 @@ fn check_http_url(url: &str) -> Result<url::Url, ()> {
         return Err(());
     }
     Ok(parsed)
+}
+
+/// The longest webhook template accepted, in bytes (rendering is linear in its size).
+pub const MAX_TEMPLATE: usize = 64 * 1024;
+
+/// Headers Berth sets itself, which a notification's custom headers may not replace.
+const RESERVED_HEADERS: [&str; 7] = [
+    "content-type",
+    "content-length",
+    "host",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+/// A webhook's optional custom headers (`config.headers`, e.g. `{"Authorization": "Bearer …"}`):
+/// an object of valid header names to string values, none of them Berth's own headers.
+pub fn custom_headers(config: &Value) -> Result<Vec<(String, String)>, String> {
+    let headers = match config.get("headers") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err("Invalid webhook headers: must be an object of header names to strings".into()),
+    };
+    let mut out = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(format!("Invalid webhook headers: '{name}' is not a header name"));
+        }
+        if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-berth-") {
+            return Err(format!("Invalid webhook headers: '{name}' is set by Berth"));
+        }
+        let Some(v) = value
+            .as_str()
+            .filter(|v| reqwest::header::HeaderValue::from_str(v).is_ok())
+        else {
+            return Err(format!(
+                "Invalid webhook headers: the value of '{name}' must be a header-safe string"
+            ));
+        };
+        out.push((lower, v.to_owned()));
+    }
+    Ok(out)
+}
+
+/// A webhook's optional TLS settings (`config.tls`): a CA to trust besides the public roots
+/// (`ca_pem`), and a client certificate and key to present (`client_cert_pem`, `client_key_pem`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Extra trusted CA certificate(s), PEM.
+    pub ca_pem: Option<String>,
+    /// Client certificate chain followed by its private key, PEM.
+    pub identity_pem: Option<String>,
+}
+
+/// Reads and checks `config.tls`; `None` when absent.
+pub fn tls_options(config: &Value) -> Result<Option<TlsOptions>, String> {
+    let tls = match config.get("tls") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err("Invalid webhook TLS settings: must be an object".into()),
+    };
+    if let Some(k) = tls
+        .keys()
+        .find(|k| !["ca_pem", "client_cert_pem", "client_key_pem"].contains(&k.as_str()))
+    {
+        return Err(format!(
+            "Invalid webhook TLS settings: unknown key '{k}' (expected ca_pem, client_cert_pem, client_key_pem)"
+        ));
+    }
+    let text = |k: &str| -> Result<Option<String>, String> {
+        match tls.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+            Some(_) => Err(format!("Invalid webhook TLS settings: {k} must be a PEM string")),
+        }
+    };
+    let ca_pem = text("ca_pem")?;
+    if let Some(ca) = &ca_pem
+        && reqwest::Certificate::from_pem_bundle(ca.as_bytes()).map_or(true, |c| c.is_empty())
+    {
+        return Err("Invalid webhook TLS settings: ca_pem is not a PEM certificate".into());
+    }
+    let identity_pem = match (text("client_cert_pem")?, text("client_key_pem")?) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let pem = format!("{}\n{}", cert.trim_end(), key.trim_end());
+            reqwest::Identity::from_pem(pem.as_bytes()).map_err(|_| {
+                "Invalid webhook TLS settings: client_cert_pem and client_key_pem are not a PEM certificate and its key"
+                    .to_owned()
+            })?;
+            Some(pem)
+        }
+        _ => {
+            return Err("Invalid webhook TLS settings: client_cert_pem and client_key_pem go together".into());
+        }
+    };
+    Ok(Some(TlsOptions { ca_pem, identity_pem }))
 }
 
 /// Whether the guard's allowed networks lift Quay's literal refusal of `host` (`localhost` means

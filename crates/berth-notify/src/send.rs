@@ -6,7 +6,9 @@
 //! - retryable: 5xx, 408, 429, timeouts, connection and TLS errors (with `Retry-After` if given);
 //! - permanent: any other status; 410 Gone also says the endpoint is gone for good.
 //!
-//! Redirects are not followed: a webhook must answer where it was registered.
+//! Redirects are not followed unless configuration allows a number of hops, and then every hop is
+//! checked by the SSRF guard again. Request bodies are capped at [`REQUEST_BODY_CAP`]; response
+//! bodies are read up to [`RESPONSE_BODY_CAP`].
 
 use std::time::Duration;
 
@@ -50,7 +52,12 @@ pub struct DeliveryMeta<'a> {
     pub timestamp: i64,
     /// The notification's active signing secrets (`whsec_…`); none means unsigned.
     pub secrets: &'a [String],
+    /// The notification's own headers (e.g. `Authorization`); their values are masked in the log.
+    pub custom_headers: &'a [(String, String)],
 }
+
+/// Largest request body sent, in bytes; a bigger rendered body fails for good.
+pub const REQUEST_BODY_CAP: usize = 1024 * 1024;
 
 /// Most response-body bytes kept for the delivery log.
 pub const RESPONSE_BODY_CAP: usize = 20 * 1024;
@@ -121,19 +128,82 @@ pub fn classify(status: u16, retry_after: Option<Duration>, what: &str) -> Outco
 pub struct Sender {
     client: reqwest::Client,
     guard: crate::guard::Guard,
+    timeout: Duration,
+    connect_timeout: Duration,
+    max_redirects: usize,
 }
 
 impl Sender {
-    /// A sender with the given timeouts, connecting only where `guard` permits.
-    pub fn new(timeout: Duration, connect_timeout: Duration, guard: crate::guard::Guard) -> Result<Sender, String> {
-        let client = reqwest::Client::builder()
+    /// A sender with the given timeouts, connecting only where `guard` permits. Redirects are
+    /// followed only when `max_redirects` > 0, and then every hop is checked by the guard again
+    /// (names through its resolver, IP literals here).
+    pub fn new(
+        timeout: Duration,
+        connect_timeout: Duration,
+        guard: crate::guard::Guard,
+        max_redirects: usize,
+    ) -> Result<Sender, String> {
+        let client = Self::client(timeout, connect_timeout, &guard, max_redirects, None)?;
+        Ok(Sender {
+            client,
+            guard,
+            timeout,
+            connect_timeout,
+            max_redirects,
+        })
+    }
+
+    /// The same sender, trusting the notification's CA and presenting its client certificate.
+    pub fn with_tls(&self, tls: &crate::methods::TlsOptions) -> Result<Sender, String> {
+        let client = Self::client(
+            self.timeout,
+            self.connect_timeout,
+            &self.guard,
+            self.max_redirects,
+            Some(tls),
+        )?;
+        Ok(Sender { client, ..self.clone() })
+    }
+
+    fn client(
+        timeout: Duration,
+        connect_timeout: Duration,
+        guard: &crate::guard::Guard,
+        max_redirects: usize,
+        tls: Option<&crate::methods::TlsOptions>,
+    ) -> Result<reqwest::Client, String> {
+        let policy = if max_redirects == 0 {
+            reqwest::redirect::Policy::none()
+        } else {
+            let hop_guard = guard.clone();
+            reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() > max_redirects {
+                    attempt.error("too many redirects")
+                } else if hop_guard.literal_refused(attempt.url().as_str()) {
+                    attempt.error(crate::guard::REFUSED)
+                } else {
+                    attempt.follow()
+                }
+            })
+        };
+        let mut builder = reqwest::Client::builder()
             .dns_resolver(std::sync::Arc::new(guard.clone()))
             .timeout(timeout)
             .connect_timeout(connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
-        Ok(Sender { client, guard })
+            .redirect(policy);
+        if let Some(tls) = tls {
+            if let Some(ca) = &tls.ca_pem {
+                for cert in reqwest::Certificate::from_pem_bundle(ca.as_bytes()).map_err(|e| format!("ca_pem: {e}"))? {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            if let Some(identity) = &tls.identity_pem {
+                builder = builder.identity(
+                    reqwest::Identity::from_pem(identity.as_bytes()).map_err(|e| format!("client certificate: {e}"))?,
+                );
+            }
+        }
+        builder.build().map_err(|e| format!("building the HTTP client: {e}"))
     }
 
     /// POSTs a JSON body, signed when the meta carries secrets. `what` names the method in
@@ -171,7 +241,25 @@ impl Sender {
                 }
             }
         }
-        exchange.request_headers = headers.clone();
+        let mut logged = headers.clone();
+        for (k, v) in meta.custom_headers {
+            headers.push((k.clone(), v.clone()));
+            logged.push((k.clone(), "***".to_owned()));
+        }
+        exchange.request_headers = logged;
+        if exchange.request_body.len() > REQUEST_BODY_CAP {
+            let reason = format!(
+                "{what} body of {} bytes exceeds the {REQUEST_BODY_CAP}-byte cap",
+                exchange.request_body.len()
+            );
+            exchange.error = Some(reason.clone());
+            let mut cut = RESPONSE_BODY_CAP;
+            while !exchange.request_body.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            exchange.request_body.truncate(cut);
+            return (Outcome::Permanent { reason, gone: false }, exchange);
+        }
         let refused = |exchange: &mut Exchange| {
             let reason = format!("{what} refused: {}", crate::guard::REFUSED);
             exchange.error = Some(reason.clone());

@@ -136,6 +136,8 @@ pub struct NotificationsConfig {
     pub hipchat_api_base: String,
     /// Networks (CIDRs) deliveries may reach besides public addresses, e.g. `["127.0.0.0/8"]`.
     pub allowed_networks: Vec<String>,
+    /// Redirect hops a delivery follows (0: none; each hop is checked by the SSRF guard).
+    pub max_redirects: usize,
     /// How long a worker holds a claimed job before another may take it, in seconds (heartbeats
     /// extend it while the job runs; after a crash, this is how long its jobs wait).
     pub lease_secs: u64,
@@ -163,6 +165,7 @@ impl Default for NotificationsConfig {
             flowdock_api_base: "https://api.flowdock.com".into(),
             hipchat_api_base: "https://api.hipchat.com".into(),
             allowed_networks: Vec::new(),
+            max_redirects: 0,
             lease_secs: 60,
             max_in_flight: 32,
             per_host: 4,
@@ -350,6 +353,7 @@ impl Config {
             from_address: self.mail.from.clone(),
             guard: self.guard(),
             lease: secs(n.lease_secs.max(1)),
+            max_redirects: n.max_redirects,
             max_in_flight: n.max_in_flight,
             per_host: n.per_host,
             secret_grace: secs(n.secret_grace_secs),

@@ -38,6 +38,7 @@ struct Shared {
     tx: mpsc::UnboundedSender<Received>,
     script: Arc<Mutex<VecDeque<u16>>>,
     hang: Arc<std::sync::atomic::AtomicBool>,
+    redirects: Arc<Mutex<VecDeque<String>>>,
 }
 
 /// A running receiver.
@@ -47,9 +48,17 @@ pub struct Receiver {
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Received>>,
     script: Arc<Mutex<VecDeque<u16>>>,
     hang: Arc<std::sync::atomic::AtomicBool>,
+    redirects: Arc<Mutex<VecDeque<String>>>,
 }
 
-async fn record(State(s): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn record(
+    State(s): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let headers = headers
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
@@ -64,8 +73,11 @@ async fn record(State(s): State<Shared>, method: Method, uri: Uri, headers: Head
         // A dead endpoint that accepts connections and never answers.
         std::future::pending::<()>().await;
     }
+    if let Some(location) = s.redirects.lock().ok().and_then(|mut q| q.pop_front()) {
+        return (StatusCode::TEMPORARY_REDIRECT, [("location", location)]).into_response();
+    }
     let status = s.script.lock().ok().and_then(|mut q| q.pop_front()).unwrap_or(200);
-    StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
+    StatusCode::from_u16(status).unwrap_or(StatusCode::OK).into_response()
 }
 
 impl Receiver {
@@ -77,10 +89,12 @@ impl Receiver {
         let (tx, rx) = mpsc::unbounded_channel();
         let script = Arc::new(Mutex::new(VecDeque::new()));
         let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let redirects = Arc::new(Mutex::new(VecDeque::new()));
         let app = axum::Router::new().fallback(record).with_state(Shared {
             tx,
             script: script.clone(),
             hang: hang.clone(),
+            redirects: redirects.clone(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -94,6 +108,14 @@ impl Receiver {
             rx: tokio::sync::Mutex::new(rx),
             script,
             hang,
+            redirects,
+        }
+    }
+
+    /// Answers the next request with `307 Temporary Redirect` to `location`.
+    pub fn redirect_to(&self, location: &str) {
+        if let Ok(mut q) = self.redirects.lock() {
+            q.push_back(location.to_owned());
         }
     }
 

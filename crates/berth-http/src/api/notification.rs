@@ -24,7 +24,7 @@ pub(crate) fn router() -> OpenApiRouter<HttpState> {
         .routes(routes!(test_notification))
 }
 
-/// A notification as Quay shows it, plus `enabled`, `disabled_reason` and `created`.
+/// A notification as Quay shows it, plus `enabled`, `disabled_reason`, `disabled_at` and `created`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationView {
     /// Its id.
@@ -45,6 +45,8 @@ pub struct NotificationView {
     pub enabled: bool,
     /// Why it was disabled.
     pub disabled_reason: Option<String>,
+    /// When it was disabled (RFC 3339).
+    pub disabled_at: Option<String>,
     /// When it was created (RFC 3339).
     pub created: String,
 }
@@ -61,6 +63,7 @@ impl From<berth_app::model::NotificationRow> for NotificationView {
             number_of_failures: n.number_of_failures,
             enabled: n.enabled,
             disabled_reason: n.disabled_reason,
+            disabled_at: n.disabled_at.map(|t| t.to_rfc3339()),
             created: n.created_at.to_rfc3339(),
         }
     }

@@ -305,3 +305,198 @@ backend_test!(async fn a_hanging_endpoint_does_not_hold_up_healthy_ones(kind) {
     assert_eq!(stuck, 2, "at most per_host requests wait on the dead endpoint");
     s.stop().await;
 });
+
+backend_test!(async fn custom_headers_redirects_and_caps(kind) {
+    let rx = Receiver::start().await;
+    let (s, root) = server(kind, true, |_| {}).await;
+    let body = json!({"event": "repo_push", "method": "webhook", "eventConfig": {},
+        "config": {"url": format!("{}/h", rx.url), "headers": {"Authorization": "Bearer s3cret"}}});
+    let uuid = expect(s.post(N, &root, body).await, 201)["uuid"].as_str().unwrap().to_owned();
+    test_send(&s, &root, &uuid).await;
+    let got = rx.next(WAIT).await.expect("a delivery");
+    assert_eq!(got.headers["authorization"], "Bearer s3cret");
+    let id = got.headers["webhook-id"].clone();
+    let deadline = std::time::Instant::now() + WAIT;
+    let attempt = loop {
+        let one = expect(s.get(&format!("{N}{uuid}/deliveries/{id}"), &root).await, 200);
+        if one["attempts"] == 1 {
+            break one["attempts_log"][0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(attempt["request_headers"].as_array().unwrap().contains(&json!(["authorization", "***"])), "masked in the log: {attempt}");
+    assert!(!attempt.to_string().contains("s3cret"));
+
+    // Redirects are not followed by default: a 307 is a failed delivery.
+    rx.redirect_to(&format!("{}/moved", rx.url));
+    test_send(&s, &root, &uuid).await;
+    rx.next(WAIT).await.expect("the first request");
+    assert!(rx.next(Duration::from_millis(500)).await.is_none(), "not followed");
+    s.stop().await;
+
+    // When allowed, each hop is followed only where the guard permits.
+    let (s, root) = server(kind, true, |c| c.notifications.max_redirects = 2).await;
+    let uuid = hook(&s, &root, &format!("{}/h", rx.url)).await;
+    rx.redirect_to(&format!("{}/moved", rx.url));
+    test_send(&s, &root, &uuid).await;
+    assert_eq!(rx.next(WAIT).await.unwrap().path, "/h");
+    assert_eq!(rx.next(WAIT).await.unwrap().path, "/moved", "followed");
+    // 0.0.0.0 is not public and not allowed: refused before connecting.
+    let port = rx.url.rsplit(':').next().unwrap().to_owned();
+    rx.redirect_to(&format!("http://0.0.0.0:{port}/internal"));
+    test_send(&s, &root, &uuid).await;
+    assert_eq!(rx.next(WAIT).await.unwrap().path, "/h");
+    assert!(rx.next(Duration::from_millis(500)).await.is_none(), "the refused hop is never requested");
+    s.stop().await;
+});
+
+/// Makes a CA, a server certificate for 127.0.0.1 and a client certificate with `openssl`.
+fn make_certs(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-days",
+            "2",
+            "-subj",
+            "/CN=berth-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    ]
+    .concat());
+    for (name, cn, ext) in [
+        (
+            "server",
+            "127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "berth-client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        run(&[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        ]
+        .concat());
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+    }
+}
+
+/// An HTTPS receiver (Python's standard library) that requires a client certificate signed by the
+/// test CA and appends `<path> <client CN>` to `<dir>/got` for each request.
+fn mtls_receiver(dir: &std::path::Path) -> (std::process::Child, u16) {
+    let script = r#"
+import http.server, ssl, sys
+port, d = int(sys.argv[1]), sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get('content-length', 0)))
+        cn = dict(x[0] for x in self.connection.getpeercert()['subject'])['commonName']
+        with open(d + '/got', 'a') as f:
+            f.write(f"{self.path} {cn}\n")
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(d + '/server.pem', d + '/server.key')
+ctx.verify_mode = ssl.CERT_REQUIRED
+ctx.load_verify_locations(d + '/ca.pem')
+srv = http.server.HTTPServer(('127.0.0.1', port), H)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+"#;
+    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let port = crate::binary::free_port();
+    let child = std::process::Command::new(python)
+        .args(["-c", script, &port.to_string(), dir.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the TLS receiver did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port)
+}
+
+backend_test!(async fn per_notification_ca_and_client_certificate(kind) {
+    let dir = tempfile::tempdir().unwrap();
+    make_certs(dir.path());
+    let (mut receiver, port) = mtls_receiver(dir.path());
+    let pem = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    let got = || std::fs::read_to_string(dir.path().join("got")).unwrap_or_default();
+    let (s, root) = server(kind, false, |_| {}).await;
+    let url = format!("https://127.0.0.1:{port}");
+    let create = |path: &str, tls: Value| json!({"event": "repo_push", "method": "webhook", "eventConfig": {}, "config": {"url": format!("{url}{path}"), "tls": tls}});
+
+    // Bad settings are refused at creation, naming the problem.
+    let e = expect(s.post(N, &root, create("/x", json!({"ca_pem": "not a pem"}))).await, 400);
+    assert_eq!(e["detail"], "Invalid webhook TLS settings: ca_pem is not a PEM certificate");
+    let e = expect(s.post(N, &root, create("/x", json!({"client_cert_pem": pem("client.pem")}))).await, 400);
+    assert_eq!(e["detail"], "Invalid webhook TLS settings: client_cert_pem and client_key_pem go together");
+    let e = expect(s.post(N, &root, create("/x", json!({"client_cert_pem": pem("client.pem"), "client_key_pem": "junk"}))).await, 400);
+    assert!(e["detail"].as_str().unwrap().contains("are not a PEM certificate and its key"), "{e}");
+
+    // Without the CA the server is not trusted; with only the CA, the server refuses us; with
+    // both, the delivery arrives and the server saw our client certificate.
+    let untrusted = expect(s.post(N, &root, create("/no-ca", json!(null))).await, 201)["uuid"].as_str().unwrap().to_owned();
+    let anonymous = expect(s.post(N, &root, create("/no-cert", json!({"ca_pem": pem("ca.pem")}))).await, 201)["uuid"].as_str().unwrap().to_owned();
+    let mutual = expect(
+        s.post(N, &root, create("/mtls", json!({"ca_pem": pem("ca.pem"), "client_cert_pem": pem("client.pem"), "client_key_pem": pem("client.key")}))).await,
+        201,
+    )["uuid"].as_str().unwrap().to_owned();
+    for uuid in [&untrusted, &anonymous, &mutual] {
+        test_send(&s, &root, uuid).await;
+    }
+    assert_eq!(s.app.deliver_due(Utc::now(), 10).await.unwrap(), 3);
+    assert_eq!(got(), "/mtls berth-client\n");
+    for (uuid, failures) in [(&untrusted, 1), (&anonymous, 1), (&mutual, 0)] {
+        assert_eq!(view(&s, &root, uuid).await["number_of_failures"], failures, "{uuid}");
+    }
+    receiver.kill().unwrap();
+    receiver.wait().unwrap();
+    s.stop().await;
+});
