@@ -143,6 +143,15 @@ impl HostLimits {
     }
 }
 
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// How one job ended, for the log and the queue.
 struct Attempt {
     started: DateTime<Utc>,
@@ -207,12 +216,13 @@ impl App {
         }
     }
 
-    /// On PostgreSQL, a task that wakes this worker whenever any process commits a job.
-    fn spawn_queue_listener(&self) -> Option<tokio::task::JoinHandle<()>> {
+    /// On PostgreSQL, a task that wakes this worker whenever any process commits a job; it stops
+    /// when the returned guard drops (with the worker), releasing its connection.
+    fn spawn_queue_listener(&self) -> Option<AbortOnDrop> {
         let store = self.store.clone();
         let wake = self.wake.clone();
         store.is_postgres().then(|| {
-            tokio::spawn(async move {
+            AbortOnDrop(tokio::spawn(async move {
                 loop {
                     match store.listen_queue(&wake).await {
                         Ok(()) => {}
@@ -220,7 +230,7 @@ impl App {
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
-            })
+            }))
         })
     }
 

@@ -129,3 +129,28 @@ pub(crate) async fn requeue_delivery(tx: &mut Tx, name: &str, d: &deliveries::De
     deliveries::set_status(tx, &d.public_id, status::PENDING, None, Utc::now()).await?;
     Ok(queue::enqueue(tx, NOTIFICATION_QUEUE, name, &d.body.0).await?)
 }
+
+impl crate::App {
+    /// Raises `event` on the repository `namespace/name` from a background source (build
+    /// executor, scanner, mirror, expiry scanner, benchmark) rather than a request: one delivery
+    /// per notification, committed together, and the worker woken. Returns how many deliveries
+    /// were queued. The payload must come from `berth_notify`'s builders.
+    pub async fn raise_event(
+        &self,
+        namespace: &str,
+        name: &str,
+        event: berth_notify::EventKind,
+        event_data: &Value,
+    ) -> Result<usize> {
+        let mut tx = self.store.begin().await?;
+        let repo = berth_store::repos::by_path(&mut tx, namespace, name)
+            .await?
+            .ok_or_else(crate::AppError::not_found)?;
+        let n = raise(&mut tx, &repo, event.name(), event_data, None).await?;
+        tx.commit().await?;
+        if n > 0 {
+            self.wake.notify_one();
+        }
+        Ok(n)
+    }
+}

@@ -12,7 +12,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::{BlobError, BlobReader, BlobStore, UploadHasher};
 
-const CHUNK: usize = 64 * 1024;
+/// Bytes per file operation: large, because every tokio file operation is a trip to a blocking
+/// thread.
+const CHUNK: usize = 1024 * 1024;
 
 /// Blob storage in a local directory.
 #[derive(Debug, Clone)]
@@ -97,7 +99,15 @@ impl BlobStore for LocalBlobStore {
         let mut buf = vec![0u8; CHUNK];
         let mut size = offset;
         loop {
-            let n = body.read(&mut buf).await.map_err(BlobError::Body)?;
+            // Fill the buffer before writing: request bodies arrive in small pieces.
+            let mut n = 0;
+            while n < buf.len() {
+                let got = body.read(&mut buf[n..]).await.map_err(BlobError::Body)?;
+                if got == 0 {
+                    break;
+                }
+                n += got;
+            }
             if n == 0 {
                 break;
             }

@@ -308,7 +308,8 @@ async fn handle(
             let body = if m == Method::HEAD {
                 Body::empty()
             } else {
-                Body::from_stream(ReaderStream::new(content.reader))
+                // Large reads: each one is a trip to a blocking thread.
+                Body::from_stream(ReaderStream::with_capacity(content.reader, 256 * 1024))
             };
             Ok(respond(status, &h, body))
         }

@@ -1,0 +1,788 @@
+//! The six scenarios. Each returns its figures (and notes); the registries alternate within every
+//! repetition so that both see the same machine state.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::image::Image;
+use crate::peers::{self, Berth, Client, Running, memory_mib};
+use crate::receiver::EventReceiver;
+use crate::stats::{Figure, quantile};
+use crate::{Plan, progress};
+
+/// What every scenario needs.
+pub struct Ctx {
+    /// The `berth` binary.
+    pub berth_bin: PathBuf,
+    /// The PostgreSQL server URL.
+    pub postgres: String,
+    /// The run's size.
+    pub plan: Plan,
+}
+
+fn figure(scenario: &str, name: &str, unit: &str, higher_is_better: bool, target: &str) -> Figure {
+    Figure {
+        scenario: scenario.into(),
+        name: name.into(),
+        unit: unit.into(),
+        higher_is_better,
+        berth: Vec::new(),
+        peer: Vec::new(),
+        target: target.into(),
+    }
+}
+
+/// A fresh Berth on SQLite in `dir`.
+fn berth_on_sqlite(ctx: &Ctx, dir: &Path) -> anyhow::Result<Berth> {
+    Berth::setup(
+        &ctx.berth_bin,
+        dir,
+        &format!("sqlite://{}", dir.join("berth.db").display()),
+    )
+}
+
+fn skopeo(args: &[&str]) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let out = Command::new("skopeo").args(args).output()?;
+    if !out.status.success() {
+        bail!("skopeo {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(t.elapsed())
+}
+
+/// Scenario 1 (and the memory figures of 6): skopeo push and pull of three images, to a fresh
+/// repository each time.
+pub async fn throughput(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
+    let work = tempfile::tempdir()?;
+    let bdir = work.path().join("berth");
+    let ddir = work.path().join("distribution");
+    std::fs::create_dir_all(&bdir)?;
+    std::fs::create_dir_all(&ddir)?;
+    let b = berth_on_sqlite(ctx, &bdir)?;
+    let berth = b.serve(&[])?;
+    let dist = peers::distribution(&ddir, None)?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut idle = figure("6. memory", "RSS idle", "MiB", false, "Berth ≤ 30 MiB");
+    idle.berth.push(memory_mib(berth.child.id()).0);
+    idle.peer.push(memory_mib(dist.child.id()).0);
+
+    let images = [
+        ("one 256 MiB layer", "big", vec![256usize << 20]),
+        ("50 layers of 1 MiB", "many", vec![1 << 20; 50]),
+        ("1 KiB image", "tiny", vec![1024]),
+    ];
+    let creds = format!("$oauthtoken:{}", b.token);
+    let mut figures = Vec::new();
+    for (label, key, sizes) in images {
+        let tiny = key == "tiny";
+        let (unit, target) = if tiny {
+            ("images/s", "≥ 1× Distribution")
+        } else {
+            ("MB/s", "≥ 1× Distribution")
+        };
+        let mut push = figure("1. push", label, unit, true, target);
+        let mut pull = figure("1. pull", label, unit, true, target);
+        for i in 0..ctx.plan.repeats {
+            // New random blobs every time: skopeo would otherwise mount the blobs it pushed
+            // before from the earlier repository instead of uploading them.
+            let img = Image::random(&sizes);
+            let layout = work.path().join(format!("layout-{key}-{i}"));
+            img.write_layout(&layout, "v1")?;
+            let src = format!("oci:{}:v1", layout.display());
+            let mb = img.bytes() as f64 / 1e6;
+            // Alternate which registry goes first.
+            let order: [(&Running, bool); 2] = if i % 2 == 0 {
+                [(&berth, true), (&dist, false)]
+            } else {
+                [(&dist, false), (&berth, true)]
+            };
+            for (reg, is_berth) in order {
+                let dest = format!("docker://{}/bench/{key}-{i}:v1", reg.host());
+                let mut a = vec!["copy", "--quiet", "--dest-tls-verify=false"];
+                if is_berth {
+                    a.extend(["--dest-creds", &creds]);
+                }
+                a.extend([src.as_str(), dest.as_str()]);
+                let t = skopeo(&a)?.as_secs_f64();
+                let out = work.path().join(format!("pulled-{key}-{i}-{is_berth}"));
+                let dst = format!("oci:{}:v1", out.display());
+                let mut a = vec!["copy", "--quiet", "--src-tls-verify=false"];
+                if is_berth {
+                    a.extend(["--src-creds", &creds]);
+                }
+                a.extend([dest.as_str(), dst.as_str()]);
+                let t2 = skopeo(&a)?.as_secs_f64();
+                std::fs::remove_dir_all(&out).ok();
+                let (pv, lv) = if tiny { (1.0 / t, 1.0 / t2) } else { (mb / t, mb / t2) };
+                let (p, l) = if is_berth {
+                    (&mut push.berth, &mut pull.berth)
+                } else {
+                    (&mut push.peer, &mut pull.peer)
+                };
+                p.push(pv);
+                l.push(lv);
+            }
+            std::fs::remove_dir_all(&layout).ok();
+            progress(&format!(
+                "1. push/pull {label}: repetition {} of {}",
+                i + 1,
+                ctx.plan.repeats
+            ));
+        }
+        figures.push(push);
+        figures.push(pull);
+    }
+    let mut peak = figure("6. memory", "RSS peak during scenario 1", "MiB", false, "—");
+    peak.berth.push(memory_mib(berth.child.id()).1);
+    peak.peer.push(memory_mib(dist.child.id()).1);
+    figures.push(idle);
+    figures.push(peak);
+    Ok(figures)
+}
+
+/// Runs wrk and returns (requests/s, p50 ms, p99 ms).
+fn wrk(url: &str, secs: u32, headers: &[String], _dir: &Path) -> anyhow::Result<(f64, f64, f64)> {
+    let mut c = Command::new("wrk");
+    c.args(["-t2", "-c32", &format!("-d{secs}s"), "--latency"]);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    let out = c.arg(url).output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
+        bail!("wrk {url}: {line}\n{text}");
+    }
+    let ms = |v: &str| -> Option<f64> {
+        let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
+        let n: f64 = num.parse().ok()?;
+        Some(match unit {
+            "us" => n / 1000.0,
+            "ms" => n,
+            "s" => n * 1000.0,
+            "m" => n * 60_000.0,
+            _ => return None,
+        })
+    };
+    let find = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned()))
+    };
+    let rps = find("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .context(format!("wrk output: {text}"))?;
+    let p50 = find("50%").and_then(|v| ms(&v)).context("wrk p50")?;
+    let p99 = find("99%").and_then(|v| ms(&v)).context("wrk p99")?;
+    Ok((rps, p50, p99))
+}
+
+/// A load generator for what wrk cannot do (its parser waits for a body after `HEAD`): 32
+/// connections sending `method` to `url` for `secs`; returns (requests/s, p50 ms, p99 ms).
+async fn rust_load(
+    url: &str,
+    secs: u32,
+    headers: &[(String, String)],
+    method: Method,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(32).build()?;
+    let end = Instant::now() + Duration::from_secs(u64::from(secs));
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (client, url, headers, method) = (client.clone(), url.to_owned(), headers.to_vec(), method.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < end {
+                let mut r = client.request(method.clone(), &url);
+                for (k, v) in &headers {
+                    r = r.header(k, v);
+                }
+                let t = Instant::now();
+                let resp = r.send().await?;
+                anyhow::ensure!(resp.status().is_success(), "{url}: {}", resp.status());
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let t = Instant::now();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    let rps = all.len() as f64 / t.elapsed().as_secs_f64();
+    Ok((
+        rps,
+        quantile(&all, 0.5).unwrap_or(0.0),
+        quantile(&all, 0.99).unwrap_or(0.0),
+    ))
+}
+
+/// Scenario 2: small requests with 32 connections.
+pub async fn small_requests(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
+    let work = tempfile::tempdir()?;
+    let (bdir, ddir) = (work.path().join("b"), work.path().join("d"));
+    std::fs::create_dir_all(&bdir)?;
+    std::fs::create_dir_all(&ddir)?;
+    let b = berth_on_sqlite(ctx, &bdir)?;
+    let berth = b.serve(&[])?;
+    let dist = peers::distribution(&ddir, None)?;
+    let img = Image::random(&[1024]);
+    let bc = Client::new(&berth.host(), Some(b.registry_auth()));
+    let dc = Client::new(&dist.host(), None);
+    for c in [&bc, &dc] {
+        c.push_blob("bench/small", &img.config).await?;
+        c.push_blob("bench/small", &img.layers[0]).await?;
+        c.put_manifest("bench/small", "latest", &img.manifest).await?;
+    }
+    let accept = format!("Accept: {}", crate::image::OCI_MANIFEST);
+    let auth = format!("Authorization: {}", b.registry_auth());
+    let routes = [
+        ("/v2/", "GET /v2/", false),
+        ("/v2/bench/small/manifests/latest", "GET manifest by tag", false),
+        (
+            "/v2/bench/small/manifests/latest",
+            "HEAD manifest by tag (Rust client)",
+            true,
+        ),
+        ("/v2/bench/small/tags/list", "GET tags/list", false),
+    ];
+    let mut figures = Vec::new();
+    for (path, label, head) in routes {
+        let mut rps = figure(
+            "2. small requests",
+            &format!("{label} throughput"),
+            "req/s",
+            true,
+            "≥ 5× Distribution",
+        );
+        let mut p50 = figure("2. small requests", &format!("{label} p50"), "ms", false, "—");
+        let mut p99 = figure("2. small requests", &format!("{label} p99"), "ms", false, "—");
+        for i in 0..ctx.plan.repeats.min(3) {
+            let order = if i % 2 == 0 { [true, false] } else { [false, true] };
+            for is_berth in order {
+                let (host, headers) = if is_berth {
+                    (berth.host(), vec![accept.clone(), auth.clone()])
+                } else {
+                    (dist.host(), vec![accept.clone()])
+                };
+                let url = format!("http://{host}{path}");
+                let (r, a, z) = if head {
+                    let pairs: Vec<(String, String)> = headers
+                        .iter()
+                        .filter_map(|h| h.split_once(": ").map(|(k, v)| (k.to_owned(), v.to_owned())))
+                        .collect();
+                    rust_load(&url, ctx.plan.wrk_secs, &pairs, Method::HEAD).await?
+                } else {
+                    wrk(&url, ctx.plan.wrk_secs, &headers, work.path())?
+                };
+                let target = |f: &mut Figure, v: f64| if is_berth { f.berth.push(v) } else { f.peer.push(v) };
+                target(&mut rps, r);
+                target(&mut p50, a);
+                target(&mut p99, z);
+            }
+        }
+        progress(&format!("2. small requests: {label} done"));
+        figures.extend([rps, p50, p99]);
+    }
+    Ok(figures)
+}
+
+/// Pushes the tiny image's blobs once; then each tag is one manifest PUT.
+async fn prepare_tiny(c: &Client, repo: &str, img: &Image) -> anyhow::Result<()> {
+    c.push_blob(repo, &img.config).await?;
+    c.push_blob(repo, &img.layers[0]).await?;
+    Ok(())
+}
+
+/// Creates `bench/<name>` on Berth with one webhook notification to `url`.
+async fn berth_repo_with_hook(c: &Client, token: &str, name: &str, url: &str) -> anyhow::Result<()> {
+    c.api(
+        Method::POST,
+        "/api/v1/repository",
+        token,
+        json!({"namespace": "bench", "repository": name, "visibility": "private"}),
+    )
+    .await?;
+    let hook = json!({"event": "repo_push", "method": "webhook", "config": {"url": url}, "eventConfig": {}});
+    c.api(
+        Method::POST,
+        &format!("/api/v1/repository/bench/{name}/notification/"),
+        token,
+        hook,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn wait_arrival(rx: &EventReceiver, tag: &str, within: Duration) -> Option<Instant> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(t) = rx.arrivals(tag).first() {
+            return Some(*t);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+/// Scenario 3: from the end of a tagged push to the arrival of its event.
+pub async fn push_to_webhook(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
+    let work = tempfile::tempdir()?;
+    let (bdir, ddir) = (work.path().join("b"), work.path().join("d"));
+    std::fs::create_dir_all(&bdir)?;
+    std::fs::create_dir_all(&ddir)?;
+    let rx = EventReceiver::start().await?;
+    let b = berth_on_sqlite(ctx, &bdir)?;
+    let berth = b.serve(&[])?;
+    let dist = peers::distribution(&ddir, Some(&format!("{}/distribution", rx.url)))?;
+    let bc = Client::new(&berth.host(), Some(b.registry_auth()));
+    let dc = Client::new(&dist.host(), None);
+    let img = Image::random(&[1024]);
+    let mut lat = figure(
+        "3. push → webhook",
+        "from the PUT's response to arrival",
+        "ms",
+        false,
+        "Berth p50 ≤ 5, p99 ≤ 25, durable",
+    );
+    let mut from_start = figure(
+        "3. push → webhook",
+        "from the manifest PUT's start to arrival",
+        "ms",
+        false,
+        "—",
+    );
+    let mut lost = 0;
+    for i in 0..ctx.plan.latency_pushes {
+        for is_berth in if i % 2 == 0 { [true, false] } else { [false, true] } {
+            let repo = format!("lat-{i}");
+            let tag = format!("{}lat{i}", if is_berth { "b" } else { "d" });
+            let c = if is_berth {
+                berth_repo_with_hook(&bc, &b.token, &repo, &format!("{}/berth", rx.url)).await?;
+                &bc
+            } else {
+                &dc
+            };
+            let full = format!("bench/{repo}");
+            prepare_tiny(c, &full, &img).await?;
+            let start = Instant::now();
+            c.put_manifest(&full, &tag, &img.manifest).await?;
+            let end = Instant::now();
+            match wait_arrival(&rx, &tag, Duration::from_secs(5)).await {
+                Some(at) => {
+                    // Signed: Distribution often notifies before it answers the PUT.
+                    let ms = if at >= end {
+                        (at - end).as_secs_f64() * 1000.0
+                    } else {
+                        -((end - at).as_secs_f64() * 1000.0)
+                    };
+                    let whole = at.saturating_duration_since(start).as_secs_f64() * 1000.0;
+                    if is_berth {
+                        lat.berth.push(ms);
+                        from_start.berth.push(whole);
+                    } else {
+                        lat.peer.push(ms);
+                        from_start.peer.push(whole);
+                    }
+                }
+                None => lost += 1,
+            }
+        }
+    }
+    progress(&format!(
+        "3. push → webhook: {} pushes each ({lost} events missing after 5 s)",
+        ctx.plan.latency_pushes
+    ));
+    let mut p99 = figure(
+        "3. push → webhook",
+        "from the PUT's response, p99",
+        "ms",
+        false,
+        "Berth ≤ 25",
+    );
+    p99.berth.extend(quantile(&lat.berth, 0.99));
+    p99.peer.extend(quantile(&lat.peer, 0.99));
+    let mut max = figure("3. push → webhook", "from the PUT's response, max", "ms", false, "—");
+    max.berth.extend(lat.berth.iter().copied().reduce(f64::max));
+    max.peer.extend(lat.peer.iter().copied().reduce(f64::max));
+    Ok(vec![lat, p99, max, from_start])
+}
+
+/// A database for an in-process Berth: a SQLite file, or a fresh PostgreSQL database (dropped by
+/// the returned guard).
+struct Database {
+    url: String,
+    drop_pg: Option<(String, String)>,
+}
+
+impl Database {
+    fn sqlite(dir: &Path) -> Database {
+        Database {
+            url: format!("sqlite://{}", dir.join("berth.db").display()),
+            drop_pg: None,
+        }
+    }
+
+    fn postgres(server: &str) -> anyhow::Result<Database> {
+        let name = format!("berth_bench_{}", std::process::id());
+        let ok = Command::new("psql")
+            .args(["-q", "-d", server, "-c", &format!("DROP DATABASE IF EXISTS {name}")])
+            .status()?
+            .success()
+            && Command::new("psql")
+                .args(["-q", "-d", server, "-c", &format!("CREATE DATABASE {name}")])
+                .status()?
+                .success();
+        anyhow::ensure!(ok, "cannot create a database on {server}");
+        let base = server.rsplit_once('/').map_or(server, |(b, _)| b);
+        Ok(Database {
+            url: format!("{base}/{name}"),
+            drop_pg: Some((server.to_owned(), name)),
+        })
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Some((server, name)) = &self.drop_pg {
+            let _ = Command::new("psql")
+                .args([
+                    "-q",
+                    "-d",
+                    server,
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ])
+                .status();
+        }
+    }
+}
+
+/// An in-process Berth (the application layer, as builds and scanners raise events) on `db`.
+struct InProcess {
+    app: berth_app::App,
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    async fn start(dir: &Path, db: &Database, deliver: bool) -> anyhow::Result<InProcess> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mut config = berth_server::config::Config {
+            listen: addr,
+            server_hostname: Some(addr.to_string()),
+            data_dir: dir.to_path_buf(),
+            database_url: Some(db.url.clone()),
+            gc_interval_secs: 0,
+            log_level: "error".into(),
+            ..Default::default()
+        };
+        config.notifications.deliver = deliver;
+        config.notifications.allowed_networks = vec!["127.0.0.0/8".into()];
+        config.notifications.max_in_flight = 64;
+        config.notifications.per_host = 64;
+        let application = berth_server::startup::Application::build_on(&config, listener).await?;
+        let app = application.app().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(application.run_until(async move {
+            let _ = rx.await;
+        }));
+        Ok(InProcess {
+            app,
+            base: addr.to_string(),
+            stop: Some(tx),
+            task,
+        })
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// Sets up user `bench`, repository `bench/fan` and `fanout` webhooks to `rx`; returns the token.
+async fn fanout_setup(p: &InProcess, rx: &EventReceiver, fanout: usize) -> anyhow::Result<()> {
+    let c = Client::new(&p.base, None);
+    let init =
+        json!({"username": "bench", "password": "bench-password", "email": "bench@example.com", "access_token": true});
+    let token = c.api(Method::POST, "/api/v1/user/initialize", "", init).await?["access_token"]
+        .as_str()
+        .context("token")?
+        .to_owned();
+    c.api(
+        Method::POST,
+        "/api/v1/repository",
+        &token,
+        json!({"namespace": "bench", "repository": "fan", "visibility": "private"}),
+    )
+    .await?;
+    for k in 0..fanout {
+        let hook = json!({"event": "repo_push", "method": "webhook", "config": {"url": format!("{}/n{k}", rx.url)}, "eventConfig": {}});
+        c.api(Method::POST, "/api/v1/repository/bench/fan/notification/", &token, hook)
+            .await?;
+    }
+    Ok(())
+}
+
+fn push_event(host: &str, tag: &str) -> serde_json::Value {
+    let ctx = berth_notify::RepoContext {
+        hostname: host,
+        scheme: "http",
+        namespace: "bench",
+        name: "fan",
+    };
+    berth_notify::events::repo_push(&ctx, &[tag], &[])
+}
+
+const FANOUT: usize = 10;
+
+/// Scenario 4: dispatch throughput (a backlog drained) and event-to-arrival latency at paced rates,
+/// on SQLite and PostgreSQL, 10 notifications per event.
+pub async fn dispatch(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
+    let mut figures = Vec::new();
+    let mut notes = Vec::new();
+    for backend in ["SQLite", "PostgreSQL"] {
+        let dir = tempfile::tempdir()?;
+        let db = if backend == "SQLite" {
+            Database::sqlite(dir.path())
+        } else {
+            Database::postgres(&ctx.postgres)?
+        };
+        let rx = EventReceiver::start().await?;
+        // The backlog: raised with delivery off, then drained by a fresh process.
+        let p = InProcess::start(dir.path(), &db, false).await?;
+        fanout_setup(&p, &rx, FANOUT).await?;
+        let events = ctx.plan.backlog_events;
+        let t = Instant::now();
+        for i in 0..events {
+            p.app
+                .raise_event(
+                    "bench",
+                    "fan",
+                    berth_notify::EventKind::RepoPush,
+                    &push_event(&p.base, &format!("q{i}")),
+                )
+                .await?;
+        }
+        let raise_rate = events as f64 / t.elapsed().as_secs_f64();
+        p.stop().await?;
+        let p = InProcess::start(dir.path(), &db, true).await?;
+        let t = Instant::now();
+        let want = events * FANOUT;
+        let deadline = t + Duration::from_secs(600);
+        while rx.total("q") < want && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let got = rx.total("q");
+        let mut f = figure(
+            "4. dispatch",
+            &format!("backlog drain, {backend}"),
+            "deliveries/s",
+            true,
+            "≥ 10,000 (Svix 4,770)",
+        );
+        f.berth.push(got as f64 / t.elapsed().as_secs_f64());
+        figures.push(f);
+        let mut r = figure(
+            "4. dispatch",
+            &format!("events raised (10 deliveries each), {backend}"),
+            "events/s",
+            true,
+            "—",
+        );
+        r.berth.push(raise_rate);
+        figures.push(r);
+        progress(&format!("4. dispatch {backend}: drained {got} of {want}"));
+
+        // Paced: raise at a fixed rate, measure each delivery's arrival from its raise.
+        for rate in [100u64, 1000] {
+            let total = (rate * ctx.plan.paced_secs) as usize;
+            let prefix = format!("r{rate}-");
+            let mut raised = Vec::with_capacity(total);
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let t = Instant::now();
+            for i in 0..total {
+                tick.tick().await;
+                let tag = format!("{prefix}{i}");
+                raised.push((tag.clone(), Instant::now()));
+                p.app
+                    .raise_event(
+                        "bench",
+                        "fan",
+                        berth_notify::EventKind::RepoPush,
+                        &push_event(&p.base, &tag),
+                    )
+                    .await?;
+            }
+            let achieved = total as f64 / t.elapsed().as_secs_f64();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while rx.total(&prefix) < total * FANOUT && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let mut lat = Vec::new();
+            for (tag, at) in &raised {
+                lat.extend(
+                    rx.arrivals(tag)
+                        .iter()
+                        .map(|a| a.saturating_duration_since(*at).as_secs_f64() * 1000.0),
+                );
+            }
+            let target = if rate == 100 {
+                "p50 ≤ 2, p99 ≤ 5 (Svix 2.2 / 7.3)"
+            } else {
+                "p99 ≤ 25"
+            };
+            for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+                let mut f = figure(
+                    "4. dispatch",
+                    &format!("event → arrival {name}, {rate} events/s asked, {backend}"),
+                    "ms",
+                    false,
+                    target,
+                );
+                f.berth.extend(quantile(&lat, q));
+                figures.push(f);
+            }
+            notes.push(format!(
+                "Dispatch {backend} at {rate} events/s: raised at {achieved:.0} events/s; {} of {} deliveries arrived.",
+                lat.len(),
+                total * FANOUT
+            ));
+            progress(&format!(
+                "4. dispatch {backend} at {rate} events/s: {} deliveries measured",
+                lat.len()
+            ));
+        }
+        p.stop().await?;
+    }
+    Ok((figures, notes))
+}
+
+/// Scenario 5: the receiver fails, events queue up, each registry is killed with SIGKILL and
+/// restarted, the receiver heals; how many events arrive?
+pub async fn durability(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
+    let n = ctx.plan.durable_events;
+    let work = tempfile::tempdir()?;
+    let (bdir, ddir) = (work.path().join("b"), work.path().join("d"));
+    std::fs::create_dir_all(&bdir)?;
+    std::fs::create_dir_all(&ddir)?;
+    let rx = EventReceiver::start().await?;
+    let img = Image::random(&[1024]);
+    // Retries every 3 s and short leases, so that a healed receiver is reached within the run.
+    let env = [
+        ("BERTH_NOTIFICATIONS__RETRY_SCHEDULE_SECS", "[3]".to_owned()),
+        ("BERTH_NOTIFICATIONS__LEASE_SECS", "2".to_owned()),
+    ];
+    let b = berth_on_sqlite(ctx, &bdir)?;
+    let mut results = Vec::new();
+    for is_berth in [true, false] {
+        rx.set_status(500);
+        let prefix = if is_berth { "bdur" } else { "ddur" };
+        let mut reg = if is_berth {
+            b.serve(&env)?
+        } else {
+            peers::distribution(&ddir, Some(&format!("{}/distribution", rx.url)))?
+        };
+        let c = if is_berth {
+            let c = Client::new(&reg.host(), Some(b.registry_auth()));
+            berth_repo_with_hook(&c, &b.token, "durable", &format!("{}/berth", rx.url)).await?;
+            c
+        } else {
+            Client::new(&reg.host(), None)
+        };
+        prepare_tiny(&c, "bench/durable", &img).await?;
+        for i in 0..n {
+            c.put_manifest("bench/durable", &format!("{prefix}{i}"), &img.manifest)
+                .await?;
+        }
+        reg.kill9();
+        let _restarted = if is_berth {
+            b.serve(&env)?
+        } else {
+            peers::distribution(&ddir, Some(&format!("{}/distribution", rx.url)))?
+        };
+        rx.set_status(200);
+        let deadline = Instant::now() + Duration::from_secs(if is_berth { 120 } else { 20 });
+        while rx.distinct(prefix) < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        results.push(rx.distinct(prefix) as f64);
+        progress(&format!(
+            "5. durability: {} delivered {} of {n} after kill -9",
+            if is_berth { "Berth" } else { "Distribution" },
+            rx.distinct(prefix)
+        ));
+    }
+    let mut f = figure(
+        "5. durability",
+        &format!("events delivered of {n} after kill -9"),
+        "events",
+        true,
+        &format!("Berth {n} of {n}"),
+    );
+    f.berth.push(results[0]);
+    f.peer.push(results[1]);
+    Ok((
+        vec![f],
+        vec![format!(
+            "Durability: the receiver answered 500 while {n} tagged pushes were made, then each registry was killed with SIGKILL, restarted and the receiver healed (Berth with retry_schedule_secs = [3] and lease_secs = 2 so that the run is short)."
+        )],
+    ))
+}
+
+/// Scenario 6, last figure: Berth's RSS with a large queue of pending deliveries.
+pub async fn pending_memory(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
+    let dir = tempfile::tempdir()?;
+    let db = Database::sqlite(dir.path());
+    let rx = EventReceiver::start().await?;
+    let p = InProcess::start(dir.path(), &db, false).await?;
+    fanout_setup(&p, &rx, FANOUT).await?;
+    let events = ctx.plan.pending / FANOUT;
+    for i in 0..events {
+        p.app
+            .raise_event(
+                "bench",
+                "fan",
+                berth_notify::EventKind::RepoPush,
+                &push_event(&p.base, &format!("m{i}")),
+            )
+            .await?;
+        if i % 10_000 == 0 && i > 0 {
+            progress(&format!("6. memory: {} pending deliveries queued", i * FANOUT));
+        }
+    }
+    p.stop().await?;
+    // The receiver fails every delivery, so they stay pending while the server works on them.
+    rx.set_status(503);
+    let b = Berth {
+        bin: ctx.berth_bin.clone(),
+        dir: dir.path().to_path_buf(),
+        database_url: db.url.clone(),
+        token: String::new(),
+    };
+    let server = b.serve(&[])?;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (rss, hwm) = memory_mib(server.child.id());
+    let mut f = figure(
+        "6. memory",
+        &format!("RSS with {} pending deliveries (peak)", ctx.plan.pending),
+        "MiB",
+        false,
+        "≤ 200 MB",
+    );
+    f.berth.push(rss.max(hwm));
+    Ok(vec![f])
+}
