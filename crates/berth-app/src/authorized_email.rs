@@ -59,6 +59,13 @@ pub enum Confirmation {
 /// Length of confirmation codes (alphanumeric, about 190 bits).
 const CODE_LEN: usize = 32;
 
+fn not_authorized(email: &Email, repo: &RepoRow) -> AppError {
+    AppError::NotFound(format!(
+        "{email} is not authorized for {}/{}",
+        repo.namespace, repo.name
+    ))
+}
+
 fn parse_email(email: &str) -> Result<Email> {
     Email::parse(email).map_err(|e| AppError::Invalid(format!("invalid e-mail address: {e}")))
 }
@@ -83,12 +90,8 @@ impl crate::App {
         let email = parse_email(email)?;
         let mut conn = self.store.conn().await?;
         let row = authorized_email::get(&mut conn, repo.id, email.as_str()).await?;
-        row.map(|r| AuthorizedEmail::of(&repo, &r)).ok_or_else(|| {
-            AppError::NotFound(format!(
-                "{email} is not authorized for {}/{}",
-                repo.namespace, repo.name
-            ))
-        })
+        row.map(|r| AuthorizedEmail::of(&repo, &r))
+            .ok_or_else(|| not_authorized(&email, &repo))
     }
 
     /// Asks for `email` to be authorized: unless it already is, stores a fresh code and mails
@@ -151,10 +154,7 @@ impl crate::App {
         let email = parse_email(email)?;
         let mut tx = self.store.begin().await?;
         if !authorized_email::delete(&mut tx, repo.id, email.as_str()).await? {
-            return Err(AppError::NotFound(format!(
-                "{email} is not authorized for {}/{}",
-                repo.namespace, repo.name
-            )));
+            return Err(not_authorized(&email, &repo));
         }
         tx.commit().await?;
         Ok(())

@@ -548,6 +548,15 @@ fn push_event(host: &str, tag: &str) -> serde_json::Value {
 
 const FANOUT: usize = 10;
 
+/// Raises a push of `tag` on `bench/fan` at the application layer.
+async fn raise(p: &InProcess, tag: &str) -> anyhow::Result<()> {
+    let event = push_event(&p.base, tag);
+    p.app
+        .raise_event("bench", "fan", berth_notify::EventKind::RepoPush, &event)
+        .await?;
+    Ok(())
+}
+
 /// Scenario 4: dispatch throughput (a backlog drained) and event-to-arrival latency at paced rates,
 /// on SQLite and PostgreSQL, 10 notifications per event.
 pub async fn dispatch(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
@@ -567,14 +576,7 @@ pub async fn dispatch(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
         let events = ctx.plan.backlog_events;
         let t = Instant::now();
         for i in 0..events {
-            p.app
-                .raise_event(
-                    "bench",
-                    "fan",
-                    berth_notify::EventKind::RepoPush,
-                    &push_event(&p.base, &format!("q{i}")),
-                )
-                .await?;
+            raise(&p, &format!("q{i}")).await?;
         }
         let raise_rate = events as f64 / t.elapsed().as_secs_f64();
         p.stop().await?;
@@ -618,14 +620,7 @@ pub async fn dispatch(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
                 tick.tick().await;
                 let tag = format!("{prefix}{i}");
                 raised.push((tag.clone(), Instant::now()));
-                p.app
-                    .raise_event(
-                        "bench",
-                        "fan",
-                        berth_notify::EventKind::RepoPush,
-                        &push_event(&p.base, &tag),
-                    )
-                    .await?;
+                raise(&p, &tag).await?;
             }
             let achieved = total as f64 / t.elapsed().as_secs_f64();
             let deadline = Instant::now() + Duration::from_secs(120);
@@ -752,14 +747,7 @@ pub async fn pending_memory(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
     fanout_setup(&p, &rx, FANOUT).await?;
     let events = ctx.plan.pending / FANOUT;
     for i in 0..events {
-        p.app
-            .raise_event(
-                "bench",
-                "fan",
-                berth_notify::EventKind::RepoPush,
-                &push_event(&p.base, &format!("m{i}")),
-            )
-            .await?;
+        raise(&p, &format!("m{i}")).await?;
         if i % 10_000 == 0 && i > 0 {
             progress(&format!("6. memory: {} pending deliveries queued", i * FANOUT));
         }

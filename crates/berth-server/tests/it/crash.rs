@@ -32,19 +32,7 @@ async fn queue_deliveries(kind: DbKind, rx: &Receiver, count: usize) -> TestDb {
         .to_owned();
     // A token, not a password: 1,000 requests must not each pay for a password hash.
     let root = Auth::Bearer(token);
-    expect(
-        s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await,
-        201,
-    );
-    expect(
-        s.post(
-            "/api/v1/repository",
-            &root,
-            json!({"namespace": "acme", "repository": "web", "visibility": "private"}),
-        )
-        .await,
-        201,
-    );
+    s.org_with_repo(&root, "acme", "web").await;
     let body = json!({"event": "repo_push", "method": "webhook", "config": {"url": format!("{}/hook", rx.url)}, "eventConfig": {}});
     let uuid = expect(
         s.post("/api/v1/repository/acme/web/notification/", &root, body).await,

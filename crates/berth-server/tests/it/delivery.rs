@@ -28,19 +28,7 @@ async fn server(kind: berth_testkit::DbKind, rx: &Receiver) -> (TestServer, Auth
     })
     .await;
     let root = s.init_root().await;
-    expect(
-        s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await,
-        201,
-    );
-    expect(
-        s.post(
-            "/api/v1/repository",
-            &root,
-            json!({"namespace": "acme", "repository": "web", "visibility": "private"}),
-        )
-        .await,
-        201,
-    );
+    s.org_with_repo(&root, "acme", "web").await;
     (s, root)
 }
 
@@ -215,8 +203,7 @@ backend_test!(async fn the_ssrf_guard_refuses_internal_destinations(kind) {
     })
     .await;
     let root = s.init_root().await;
-    expect(s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await, 201);
-    expect(s.post("/api/v1/repository", &root, json!({"namespace": "acme", "repository": "web", "visibility": "private"})).await, 201);
+    s.org_with_repo(&root, "acme", "web").await;
     let rx = Receiver::start().await;
     let port = rx.url.rsplit(':').next().unwrap().to_owned();
 
@@ -260,8 +247,7 @@ backend_test!(async fn the_ssrf_guard_refuses_internal_destinations(kind) {
     })
     .await;
     let root = s.init_root().await;
-    expect(s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await, 201);
-    expect(s.post("/api/v1/repository", &root, json!({"namespace": "acme", "repository": "web", "visibility": "private"})).await, 201);
+    s.org_with_repo(&root, "acme", "web").await;
     for url in [format!("http://127.0.0.1:{port}/literal"), format!("http://localhost:{port}/by-name")] {
         let uuid = create(&s, &root, "repo_push", "webhook", json!({"url": url}), json!({})).await;
         test_send(&s, &root, &uuid).await;

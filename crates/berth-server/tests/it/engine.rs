@@ -30,19 +30,7 @@ async fn server(
     })
     .await;
     let root = s.init_root().await;
-    expect(
-        s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await,
-        201,
-    );
-    expect(
-        s.post(
-            "/api/v1/repository",
-            &root,
-            json!({"namespace": "acme", "repository": "web", "visibility": "private"}),
-        )
-        .await,
-        201,
-    );
+    s.org_with_repo(&root, "acme", "web").await;
     (s, root)
 }
 

@@ -136,6 +136,17 @@ impl TestServer {
     }
 
     /// Stops the server and waits for it to finish.
+    /// Creates organization `org` and its private repository `org/repo`, as `root`.
+    pub async fn org_with_repo(&self, root: &Auth, org: &str, repo: &str) {
+        expect(
+            self.post("/api/v1/organization/", root, serde_json::json!({"name": org}))
+                .await,
+            201,
+        );
+        let body = serde_json::json!({"namespace": org, "repository": repo, "visibility": "private"});
+        expect(self.post("/api/v1/repository", root, body).await, 201);
+    }
+
     pub async fn stop(self) {
         drop(self.stop_keeping_db().await);
     }
