@@ -143,6 +143,31 @@ impl HostLimits {
     }
 }
 
+/// Where finished attempts go: recorded at once, or handed to the worker's group committer.
+enum Sink {
+    Direct,
+    Batched(tokio::sync::mpsc::Sender<Done>),
+}
+
+/// What an outcome means for the job: the log's label, the delivery's new status, when to retry,
+/// and the failure (reason, gone) to count.
+type Verdict = (
+    &'static str,
+    &'static str,
+    Option<DateTime<Utc>>,
+    Option<(String, bool)>,
+);
+
+/// A finished attempt waiting to be recorded. It keeps the worker's slot until it is recorded, so
+/// that what a crash can leave sent-but-unrecorded stays within `max_in_flight`.
+struct Done {
+    job: Claimed,
+    n: NotificationRow,
+    method: &'static str,
+    attempt: Attempt,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
 /// Aborts a background task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -179,6 +204,12 @@ impl App {
         let global = Arc::new(Semaphore::new(d.max_in_flight.max(1)));
         let hosts = HostLimits::new(d.per_host);
         let _listener = self.spawn_queue_listener();
+        let (to_committer, from_workers) = tokio::sync::mpsc::channel(1024);
+        let _committer = {
+            let app = self.clone();
+            AbortOnDrop(tokio::spawn(async move { app.commit_loop(from_workers).await }))
+        };
+        let sink = Arc::new(Sink::Batched(to_committer));
         loop {
             if global.available_permits() == 0 {
                 // Wait for a slot to free up before claiming more.
@@ -198,13 +229,14 @@ impl App {
                         let Ok(permit) = global.clone().acquire_owned().await else {
                             return;
                         };
-                        let (app, sender, hosts) = (self.clone(), sender.clone(), hosts.clone());
+                        let (app, sender, hosts, sink) = (self.clone(), sender.clone(), hosts.clone(), sink.clone());
                         tokio::spawn(async move {
-                            if let Err(e) = app.deliver_job(&sender, &hosts, &job, Utc::now()).await {
+                            // The slot is released when the attempt is recorded, or on return.
+                            let slot = Some(permit);
+                            if let Err(e) = app.deliver_job(&sender, &hosts, &sink, slot, &job, Utc::now()).await {
                                 // The lease expires and the job comes back; nothing is lost.
                                 tracing::warn!(job = job.id, error = %e, "delivery bookkeeping failed; the job will be retried");
                             }
-                            drop(permit);
                         });
                     }
                 }
@@ -251,7 +283,7 @@ impl App {
         let hosts = HostLimits::new(d.per_host);
         let jobs = self.claim_deliveries("manual", limit, now).await?;
         for job in &jobs {
-            self.deliver_job(&sender, &hosts, job, now).await?;
+            self.deliver_job(&sender, &hosts, &Sink::Direct, None, job, now).await?;
         }
         Ok(jobs.len())
     }
@@ -285,7 +317,16 @@ impl App {
     }
 
     /// Performs one claimed job as of `now` and records how it went.
-    async fn deliver_job(&self, sender: &Sender, hosts: &HostLimits, job: &Claimed, now: DateTime<Utc>) -> Result<()> {
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver_job(
+        &self,
+        sender: &Sender,
+        hosts: &HostLimits,
+        sink: &Sink,
+        slot: Option<OwnedSemaphorePermit>,
+        job: &Claimed,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let body = &job.body.0;
         let uuid = body["notification_uuid"].as_str().unwrap_or_default();
         let delivery_id = body["delivery_id"].as_str().unwrap_or_default().to_owned();
@@ -317,7 +358,7 @@ impl App {
                 outcome,
                 exchange: Exchange::default(),
             };
-            return self.record(job, &n, method_label(&n.method), attempt).await;
+            return self.record(sink, slot, job, &n, method_label(&n.method), attempt).await;
         };
         let data = &body["event_data"];
         if !event.should_perform(data, &n.event_config.0) {
@@ -449,7 +490,7 @@ impl App {
         };
         metrics::histogram!("berth_delivery_request_duration_seconds", "method" => method.name())
             .record(attempt.exchange.duration.as_secs_f64());
-        self.record(job, &n, method.name(), attempt).await
+        self.record(sink, slot, job, &n, method.name(), attempt).await
     }
 
     /// Runs `work`, extending the job's lease every third of it while it runs.
@@ -482,12 +523,126 @@ impl App {
         Ok(())
     }
 
-    /// Moves the job, logs the attempt and counts the outcome, in one transaction; then tells the
-    /// repository's admins if the notification was disabled by it.
-    async fn record(&self, job: &Claimed, n: &NotificationRow, method: &'static str, a: Attempt) -> Result<()> {
+    /// Records an attempt (see [`Self::apply`]): at once, or through the worker's group committer.
+    async fn record(
+        &self,
+        sink: &Sink,
+        slot: Option<OwnedSemaphorePermit>,
+        job: &Claimed,
+        n: &NotificationRow,
+        method: &'static str,
+        a: Attempt,
+    ) -> Result<()> {
+        let done = Done {
+            job: job.clone(),
+            n: n.clone(),
+            method,
+            attempt: a,
+            _slot: slot,
+        };
+        match sink {
+            Sink::Direct => {
+                let mut tx = self.store.begin().await?;
+                let disabled = self.apply(&mut tx, &done).await?;
+                tx.commit().await?;
+                self.after(&done, disabled).await;
+                Ok(())
+            }
+            Sink::Batched(to) => to
+                .send(done)
+                .await
+                .map_err(|_| crate::AppError::Internal("the delivery committer stopped".into())),
+        }
+    }
+
+    /// Records finished attempts in batches: one transaction for every attempt that finished
+    /// while the previous batch was being written (group commit), so the single writer is taken
+    /// once per batch instead of once per delivery. A failed batch is not retried here: its jobs'
+    /// leases run out and they are attempted again (at least once).
+    async fn commit_loop(&self, mut from: tokio::sync::mpsc::Receiver<Done>) {
+        const MAX_BATCH: usize = 256;
+        while let Some(first) = from.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH
+                && let Ok(more) = from.try_recv()
+            {
+                batch.push(more);
+            }
+            let written = async {
+                let mut tx = self.store.begin().await?;
+                let mut disabled = Vec::with_capacity(batch.len());
+                for done in &batch {
+                    disabled.push(self.apply(&mut tx, done).await?);
+                }
+                tx.commit().await?;
+                Ok::<_, crate::AppError>(disabled)
+            }
+            .await;
+            match written {
+                Ok(disabled) => {
+                    metrics::histogram!("berth_delivery_commit_batch_size").record(batch.len() as f64);
+                    for (done, why) in batch.iter().zip(disabled) {
+                        self.after(done, why).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, jobs = batch.len(), "recording deliveries failed; their jobs will be retried");
+                }
+            }
+        }
+    }
+
+    /// Moves the job, logs the attempt and counts the outcome, inside `tx`. Returns the reason when
+    /// the notification was disabled by it.
+    async fn apply(&self, tx: &mut berth_store::Tx, done: &Done) -> Result<Option<String>> {
+        let (job, n, a) = (&done.job, &done.n, &done.attempt);
         let now = a.started;
-        let delivery_id = job.body.0["delivery_id"].as_str().unwrap_or_default().to_owned();
-        let (label, new_status, retry_at, failure) = match &a.outcome {
+        let delivery_id = job.body.0["delivery_id"].as_str().unwrap_or_default();
+        let (label, new_status, retry_at, failure) = self.classify(job, &a.outcome, now);
+        metrics::counter!("berth_deliveries_total", "method" => done.method, "outcome" => label).increment(1);
+        match (&failure, retry_at) {
+            (None, _) => {
+                queue::complete(tx, job.id, &job.state_id).await?;
+                notifications::record_outcome(tx, n.id, true, now).await?;
+            }
+            (Some((reason, _)), Some(at)) => {
+                queue::retry_at(tx, job.id, &job.state_id, at, reason).await?;
+            }
+            (Some((reason, _)), None) => {
+                queue::bury(tx, job.id, &job.state_id, reason).await?;
+            }
+        }
+        let x = &a.exchange;
+        let error = failure.as_ref().map(|(r, _)| r.as_str());
+        deliveries::add_attempt(
+            tx,
+            delivery_id,
+            &NewAttempt {
+                attempt: job.attempt,
+                started_at: a.started,
+                duration_ms: i64::try_from(x.duration.as_millis()).unwrap_or(i64::MAX),
+                request_url: &x.url,
+                request_headers: &x.request_headers,
+                request_body: &x.request_body,
+                response_status: x.status.map(i32::from),
+                response_headers: x.status.map(|_| x.response_headers.as_slice()),
+                response_body: x.response_body.as_deref(),
+                error,
+                outcome: label,
+            },
+            new_status,
+            now,
+        )
+        .await?;
+        match &failure {
+            Some((reason, gone)) => self.count_failure(tx, n, reason, *gone, now).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The label, new delivery status, retry time and failure (reason, gone) of an outcome.
+    fn classify(&self, job: &Claimed, outcome: &Outcome, now: DateTime<Utc>) -> Verdict {
+        match outcome {
             Outcome::Delivered { .. } => ("delivered", status::DELIVERED, None, None),
             Outcome::Retryable { reason, retry_after } if job.retries_remaining > 0 => {
                 let jitter = rand::rng().random_range(-0.2..=0.2);
@@ -507,57 +662,25 @@ impl App {
                 Some((format!("{reason} (retries exhausted)"), false)),
             ),
             Outcome::Permanent { reason, gone } => ("failed", status::FAILED, None, Some((reason.clone(), *gone))),
-        };
-        metrics::counter!("berth_deliveries_total", "method" => method, "outcome" => label).increment(1);
-        let mut tx = self.store.begin().await?;
-        match (&failure, retry_at) {
-            (None, _) => {
-                queue::complete(&mut tx, job.id, &job.state_id).await?;
-                notifications::record_outcome(&mut tx, n.id, true, now).await?;
-            }
-            (Some((reason, _)), Some(at)) => {
-                queue::retry_at(&mut tx, job.id, &job.state_id, at, reason).await?;
-            }
-            (Some((reason, _)), None) => {
-                queue::bury(&mut tx, job.id, &job.state_id, reason).await?;
-            }
         }
-        let x = &a.exchange;
-        let error = failure.as_ref().map(|(r, _)| r.as_str());
-        let status_code = x.status.map(i32::from);
-        deliveries::add_attempt(
-            &mut tx,
-            &delivery_id,
-            &NewAttempt {
-                attempt: job.attempt,
-                started_at: a.started,
-                duration_ms: i64::try_from(x.duration.as_millis()).unwrap_or(i64::MAX),
-                request_url: &x.url,
-                request_headers: &x.request_headers,
-                request_body: &x.request_body,
-                response_status: status_code,
-                response_headers: x.status.map(|_| x.response_headers.as_slice()),
-                response_body: x.response_body.as_deref(),
-                error,
-                outcome: label,
-            },
-            new_status,
-            now,
-        )
-        .await?;
-        let disabled = match &failure {
-            Some((reason, gone)) => self.count_failure(&mut tx, n, reason, *gone, now).await?,
-            None => None,
+    }
+
+    /// After the commit: the attempt's log line, and the admins' mail when it disabled the notification.
+    async fn after(&self, done: &Done, disabled: Option<String>) {
+        let (job, n, x) = (&done.job, &done.n, &done.attempt.exchange);
+        let outcome = match done.attempt.outcome {
+            Outcome::Delivered { .. } => "delivered",
+            Outcome::Retryable { .. } => "retryable",
+            Outcome::Permanent { .. } => "failed",
         };
-        tx.commit().await?;
         tracing::info!(
-            notification = %n.uuid, delivery = %delivery_id, method, attempt = job.attempt,
-            outcome = label, status = ?x.status, error = ?error, "delivery attempt"
+            notification = %n.uuid, delivery = %job.body.0["delivery_id"].as_str().unwrap_or_default(),
+            method = done.method, attempt = job.attempt, outcome, status = ?x.status, error = ?x.error,
+            "delivery attempt"
         );
         if let Some(why) = disabled {
             self.tell_admins_by_mail(n, &why).await;
         }
-        Ok(())
     }
 
     /// Counts a failed attempt and disables the notification when a rule says so, telling the

@@ -134,21 +134,17 @@ pub async fn add_attempt(
     status: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let id_sql = "SELECT id FROM delivery WHERE public_id = $1";
-    let Some(id) = run!(tx, c => sqlx::query_scalar::<_, i64>(id_sql).bind(public_id).fetch_optional(c).await)? else {
-        // Jobs queued before the log existed have no row; nothing to append to.
-        return Ok(());
-    };
+    // One statement each for the attempt and the status; jobs queued before the log existed have
+    // no delivery row, and then both touch nothing.
     let sql = "INSERT INTO delivery_attempt (delivery_id, attempt, started_at, duration_ms, request_url, request_headers, \
                request_body, response_status, response_headers, response_body, error, outcome) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-    run!(tx, c => sqlx::query(sql).bind(id).bind(a.attempt).bind(a.started_at).bind(a.duration_ms).bind(a.request_url)
+               SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM delivery WHERE public_id = $1";
+    run!(tx, c => sqlx::query(sql).bind(public_id).bind(a.attempt).bind(a.started_at).bind(a.duration_ms).bind(a.request_url)
         .bind(Json(a.request_headers)).bind(a.request_body).bind(a.response_status).bind(a.response_headers.map(Json))
         .bind(a.response_body).bind(a.error).bind(a.outcome)
         .execute(c).await.map(|r| r.rows_affected()))?;
-    let upd =
-        "UPDATE delivery SET status = $2, attempts = attempts + 1, last_error = $3, updated_at = $4 WHERE id = $1";
-    run!(tx, c => sqlx::query(upd).bind(id).bind(status).bind(a.error).bind(now)
+    let upd = "UPDATE delivery SET status = $2, attempts = attempts + 1, last_error = $3, updated_at = $4 WHERE public_id = $1";
+    run!(tx, c => sqlx::query(upd).bind(public_id).bind(status).bind(a.error).bind(now)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
