@@ -17,7 +17,8 @@
 //!   the repository's admins are told in the bell and by e-mail. Events that arrive while it is
 //!   disabled are logged as skipped, and can be recovered after a reset.
 //! - **The log.** Every attempt is stored with what was sent (URL masked) and received, in the
-//!   transaction that moves the job, so the log and the queue never disagree.
+//!   transaction that moves the job, so the log and the queue never disagree. Attempts that finish
+//!   together share one transaction (group commit); each keeps its worker slot until recorded.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

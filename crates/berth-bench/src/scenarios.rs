@@ -46,9 +46,11 @@ fn berth_on_sqlite(ctx: &Ctx, dir: &Path) -> anyhow::Result<Berth> {
     )
 }
 
-fn skopeo(args: &[&str]) -> anyhow::Result<Duration> {
+/// Runs skopeo, keeping its temporary files in `tmp` (its blob-info cache, as root under
+/// `/var/lib/containers/cache`, is the one thing it keeps elsewhere).
+fn skopeo(tmp: &Path, args: &[&str]) -> anyhow::Result<Duration> {
     let t = Instant::now();
-    let out = Command::new("skopeo").args(args).output()?;
+    let out = Command::new("skopeo").args(args).env("TMPDIR", tmp).output()?;
     if !out.status.success() {
         bail!("skopeo {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     }
@@ -108,7 +110,7 @@ pub async fn throughput(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
                     a.extend(["--dest-creds", &creds]);
                 }
                 a.extend([src.as_str(), dest.as_str()]);
-                let t = skopeo(&a)?.as_secs_f64();
+                let t = skopeo(work.path(), &a)?.as_secs_f64();
                 let out = work.path().join(format!("pulled-{key}-{i}-{is_berth}"));
                 let dst = format!("oci:{}:v1", out.display());
                 let mut a = vec!["copy", "--quiet", "--src-tls-verify=false"];
@@ -116,7 +118,7 @@ pub async fn throughput(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
                     a.extend(["--src-creds", &creds]);
                 }
                 a.extend([dest.as_str(), dst.as_str()]);
-                let t2 = skopeo(&a)?.as_secs_f64();
+                let t2 = skopeo(work.path(), &a)?.as_secs_f64();
                 std::fs::remove_dir_all(&out).ok();
                 let (pv, lv) = if tiny { (1.0 / t, 1.0 / t2) } else { (mb / t, mb / t2) };
                 let (p, l) = if is_berth {
