@@ -203,6 +203,8 @@ impl App {
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let global = Arc::new(Semaphore::new(d.max_in_flight.max(1)));
+        // Queue statistics scan the live jobs: at most every 10 s, not on every idle poll.
+        let mut observed: Option<std::time::Instant> = None;
         let hosts = HostLimits::new(d.per_host);
         let _listener = self.spawn_queue_listener();
         let (to_committer, from_workers) = tokio::sync::mpsc::channel(1024);
@@ -222,7 +224,10 @@ impl App {
             let free = i64::try_from(global.available_permits()).unwrap_or(1);
             match self.claim_deliveries(&worker, free, Utc::now()).await {
                 Ok(jobs) if jobs.is_empty() => {
-                    self.observe_queue().await;
+                    if observed.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                        self.observe_queue().await;
+                        observed = Some(std::time::Instant::now());
+                    }
                     let _ = tokio::time::timeout(d.poll_interval, self.wake.notified()).await;
                 }
                 Ok(jobs) => {
