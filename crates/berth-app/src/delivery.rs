@@ -1,8 +1,9 @@
 //! The delivery engine's worker: claims jobs from the durable queue (leased, so a crashed worker's
 //! jobs come back), runs them concurrently within limits, and records every attempt.
 //!
-//! - **Isolation.** At most `max_in_flight` deliveries run at once, and at most `per_host` to one
-//!   destination host. A job whose host is saturated is put back for a moment without counting an
+//! - **Isolation.** At most `max_in_flight` deliveries run at once, at most `per_host` to one
+//!   destination host, and at most `per_repository` for one repository's event (claims skip a
+//!   repository holding its share, so a flood for one repository leaves slots for the others). A job whose host is saturated is put back for a moment without counting an
 //!   attempt, so a slow or hanging endpoint holds at most `per_host` slots and never delays the
 //!   deliveries to healthy endpoints. Claims are ordered by due time, so a flood for one repository
 //!   queues behind nothing but itself.
@@ -65,6 +66,9 @@ pub struct DeliverySettings {
     pub max_in_flight: usize,
     /// Most deliveries in flight to one destination host.
     pub per_host: usize,
+    /// Most deliveries in flight for one queue name (a repository's event), so that a flood for
+    /// one repository leaves slots for the others.
+    pub per_repository: usize,
     /// How long a rotated-out signing secret keeps signing.
     pub secret_grace: Duration,
     /// How long the delivery log keeps finished deliveries.
@@ -91,6 +95,7 @@ impl Default for DeliverySettings {
             guard: Guard::default(),
             max_in_flight: 32,
             per_host: 4,
+            per_repository: 16,
             secret_grace: Duration::from_secs(24 * 3600),
             log_retention: Duration::from_secs(30 * 24 * 3600),
             poll_interval: Duration::from_secs(1),
@@ -275,7 +280,8 @@ impl App {
     async fn claim_deliveries(&self, worker: &str, limit: i64, now: DateTime<Utc>) -> Result<Vec<Claimed>> {
         let lease = chrono_of(self.settings.delivery.lease);
         let mut tx = self.store.begin().await?;
-        let c = queue::claim(&mut tx, NOTIFICATION_QUEUE, now, lease, limit, worker).await?;
+        let per_repository = i64::try_from(self.settings.delivery.per_repository).unwrap_or(i64::MAX);
+        let c = queue::claim(&mut tx, NOTIFICATION_QUEUE, now, lease, limit, per_repository, worker).await?;
         tx.commit().await?;
         Ok(c)
     }

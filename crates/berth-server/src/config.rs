@@ -145,6 +145,8 @@ pub struct NotificationsConfig {
     pub max_in_flight: usize,
     /// Most deliveries in flight to one destination host.
     pub per_host: usize,
+    /// Most deliveries in flight for one repository's event.
+    pub per_repository: usize,
     /// How long a rotated-out signing secret keeps signing, in seconds.
     pub secret_grace_secs: u64,
     /// How long the delivery log keeps finished deliveries, in seconds.
@@ -169,6 +171,7 @@ impl Default for NotificationsConfig {
             lease_secs: 60,
             max_in_flight: 32,
             per_host: 4,
+            per_repository: 16,
             secret_grace_secs: 24 * 3600,
             log_retention_secs: 30 * 24 * 3600,
         }
@@ -295,13 +298,15 @@ impl Config {
         if let Err(e) = berth_notify::guard::parse_networks(&self.notifications.allowed_networks) {
             return fail("notifications.allowed_networks", e);
         }
-        if self.notifications.max_in_flight == 0 || self.notifications.per_host == 0 {
-            let key = if self.notifications.max_in_flight == 0 {
-                "max_in_flight"
-            } else {
-                "per_host"
-            };
-            return fail(&format!("notifications.{key}"), "must be at least 1".into());
+        let n = &self.notifications;
+        for (key, value) in [
+            ("max_in_flight", n.max_in_flight),
+            ("per_host", n.per_host),
+            ("per_repository", n.per_repository),
+        ] {
+            if value == 0 {
+                return fail(&format!("notifications.{key}"), "must be at least 1".into());
+            }
         }
         if let Err(e) = berth_notify::mail::MailTls::parse(&self.mail.tls) {
             return fail("mail.tls", e);
@@ -356,6 +361,7 @@ impl Config {
             max_redirects: n.max_redirects,
             max_in_flight: n.max_in_flight,
             per_host: n.per_host,
+            per_repository: n.per_repository,
             secret_grace: secs(n.secret_grace_secs),
             log_retention: secs(n.log_retention_secs),
             ..berth_app::delivery::DeliverySettings::default()

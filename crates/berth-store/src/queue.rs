@@ -84,34 +84,64 @@ pub struct Claimed {
     pub state_id: String,
 }
 
-/// Claims up to `limit` runnable jobs of `queue` for `lease`.
+/// The due jobs a claim may take, oldest first, with a fair share per queue name (Quay's names
+/// carry the repository and event): a name that already holds `per_name` leased jobs is skipped,
+/// and no name gets more than `per_name` of this claim, so a flood for one repository leaves slots
+/// for the others. The window is bounded (the oldest `8 × limit` due jobs), and leased jobs are
+/// found through `queue_item_leased`. On PostgreSQL the window's rows are locked with
+/// `SKIP LOCKED`, so concurrent claimers look at disjoint windows.
+macro_rules! fair_pick {
+    ($columns:literal, $lock:literal) => {
+        concat!(
+            "SELECT ", $columns, " FROM (SELECT id, state_id, available_after, \
+             ROW_NUMBER() OVER (PARTITION BY name ORDER BY available_after, id) AS rn \
+             FROM (SELECT id, state_id, name, available_after FROM queue_item \
+             WHERE queue = $1 AND available_after <= $2 AND (processing_expires IS NULL OR processing_expires < $2) \
+             AND retries_remaining > 0 AND name NOT IN (SELECT name FROM queue_item WHERE queue = $1 \
+             AND processing_expires >= $2 GROUP BY name HAVING COUNT(*) >= $4) \
+             ORDER BY available_after, id LIMIT $5",
+            $lock,
+            ") head) ranked WHERE rn <= $4 ORDER BY available_after, id LIMIT $3"
+        )
+    };
+}
+
+/// Claims up to `limit` runnable jobs of `queue` for `lease`, at most `per_name` per queue name
+/// (see `fair_pick!`).
 ///
-/// - On PostgreSQL: one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`, so concurrent
+/// - On PostgreSQL: one `UPDATE … WHERE id IN (… FOR UPDATE SKIP LOCKED …)`, so concurrent
 ///   workers of any number of processes take disjoint jobs without waiting on each other.
 /// - On SQLite (one writer): a portable optimistic claim: a job is taken only if its `state_id`
 ///   did not change between the read and the update.
 ///
 /// Either way the lease is written with the claim, and the new `state_id` is the claim's token.
+#[allow(clippy::too_many_arguments)]
 pub async fn claim(
     tx: &mut Tx,
     queue: &str,
     now: DateTime<Utc>,
     lease: chrono::Duration,
     limit: i64,
+    per_name: i64,
     worker: &str,
 ) -> Result<Vec<Claimed>> {
     let token = format!("{worker}-{}", now.timestamp_nanos_opt().unwrap_or_default());
+    let per_name = per_name.max(1);
+    let window = limit.saturating_mul(8);
     if let crate::db::Handle::Postgres(c) = crate::db::Exec::handle(tx) {
-        let sql = "UPDATE queue_item SET state_id = $5 || '-' || id, processing_expires = $4, \
-                   retries_remaining = retries_remaining - 1, attempt = attempt + 1 \
-                   WHERE id IN (SELECT id FROM queue_item WHERE queue = $1 AND available_after <= $2 \
-                   AND (processing_expires IS NULL OR processing_expires < $2) AND retries_remaining > 0 \
-                   ORDER BY available_after, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                   RETURNING id, name, body, attempt, retries_remaining, state_id";
+        let sql = concat!(
+            "UPDATE queue_item SET state_id = $7 || '-' || id, processing_expires = $6, \
+             retries_remaining = retries_remaining - 1, attempt = attempt + 1 \
+             WHERE id IN (",
+            fair_pick!("id", " FOR UPDATE SKIP LOCKED"),
+            ") RETURNING id, name, body, attempt, retries_remaining, state_id"
+        );
         let mut rows = sqlx::query_as::<_, Claimed>(sql)
             .bind(queue)
             .bind(now)
             .bind(limit)
+            .bind(per_name)
+            .bind(window)
             .bind(now + lease)
             .bind(&token)
             .fetch_all(c)
@@ -119,11 +149,9 @@ pub async fn claim(
         rows.sort_by_key(|r| r.id);
         return Ok(rows);
     }
-    let pick = "SELECT id, state_id FROM queue_item WHERE queue = $1 AND available_after <= $2 \
-                AND (processing_expires IS NULL OR processing_expires < $2) AND retries_remaining > 0 \
-                ORDER BY available_after, id LIMIT $3";
-    let candidates =
-        run!(tx, c => sqlx::query_as::<_, (i64, String)>(pick).bind(queue).bind(now).bind(limit).fetch_all(c).await)?;
+    let pick = fair_pick!("id, state_id", "");
+    let candidates = run!(tx, c => sqlx::query_as::<_, (i64, String)>(pick)
+        .bind(queue).bind(now).bind(limit).bind(per_name).bind(window).fetch_all(c).await)?;
     let mut out = Vec::with_capacity(candidates.len());
     for (id, old_state) in candidates {
         let new_state = format!("{token}-{id}");

@@ -254,13 +254,13 @@ backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
     let (a, b) = tokio::join!(
         async {
             let mut tx = s.begin().await.unwrap();
-            let c = queue::claim(&mut tx, "q", now, lease, 6, "a").await.unwrap();
+            let c = queue::claim(&mut tx, "q", now, lease, 6, 100, "a").await.unwrap();
             tx.commit().await.unwrap();
             c
         },
         async {
             let mut tx = s.begin().await.unwrap();
-            let c = queue::claim(&mut tx, "q", now, lease, 6, "b").await.unwrap();
+            let c = queue::claim(&mut tx, "q", now, lease, 6, 100, "b").await.unwrap();
             tx.commit().await.unwrap();
             c
         }
@@ -274,14 +274,14 @@ backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
 
     // Leased: nothing more to claim until the lease ends; a heartbeat extends it.
     let mut tx = s.begin().await.unwrap();
-    assert!(queue::claim(&mut tx, "q", now, lease, 10, "c").await.unwrap().is_empty());
+    assert!(queue::claim(&mut tx, "q", now, lease, 10, 100, "c").await.unwrap().is_empty());
     let j = &a[0];
     assert!(queue::heartbeat(&mut tx, j.id, &j.state_id, now + chrono::Duration::minutes(5)).await.unwrap());
     assert!(!queue::heartbeat(&mut tx, j.id, "stale-token", now).await.unwrap(), "a lost claim cannot beat");
     tx.commit().await.unwrap();
     let later = now + chrono::Duration::minutes(1);
     let mut tx = s.begin().await.unwrap();
-    let again = queue::claim(&mut tx, "q", later, lease, 20, "c").await.unwrap();
+    let again = queue::claim(&mut tx, "q", later, lease, 20, 100, "c").await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(again.len(), 9, "expired leases come back; the heartbeat kept one");
     assert!(again.iter().all(|j| j.attempt == 2 && j.id != a[0].id));

@@ -66,6 +66,8 @@ fn serve(db: &TestDb) -> (Child, u16) {
         .env("BERTH_NOTIFICATIONS__ALLOWED_NETWORKS", "[\"127.0.0.0/8\"]")
         .env("BERTH_NOTIFICATIONS__MAX_IN_FLIGHT", IN_FLIGHT.to_string())
         .env("BERTH_NOTIFICATIONS__PER_HOST", IN_FLIGHT.to_string())
+        // One notification carries every delivery here; let it use every slot of both processes.
+        .env("BERTH_NOTIFICATIONS__PER_REPOSITORY", (2 * IN_FLIGHT).to_string())
         // Jobs of a killed process come back when their lease ends; keep it short here.
         .env("BERTH_NOTIFICATIONS__LEASE_SECS", "2")
         .env("BERTH_LOG_LEVEL", "warn")

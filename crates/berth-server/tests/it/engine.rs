@@ -488,3 +488,26 @@ backend_test!(async fn per_notification_ca_and_client_certificate(kind) {
     receiver.wait().unwrap();
     s.stop().await;
 });
+
+backend_test!(async fn a_flood_for_one_repository_leaves_room_for_others(kind) {
+    let rx = Receiver::start().await;
+    let (s, root) = server(kind, false, |c| c.notifications.per_repository = 2).await;
+    s.org_with_repo(&root, "other", "api").await;
+    let flood = hook(&s, &root, &format!("{}/flood", rx.url)).await;
+    let body = json!({"event": "repo_push", "method": "webhook", "config": {"url": format!("{}/quiet", rx.url)}, "eventConfig": {}});
+    let quiet = expect(s.post("/api/v1/repository/other/api/notification/", &root, body).await, 201)["uuid"].as_str().unwrap().to_owned();
+    for _ in 0..30 {
+        test_send(&s, &root, &flood).await;
+    }
+    expect(s.post(&format!("/api/v1/repository/other/api/notification/{quiet}/test"), &root, json!(null)).await, 200);
+    // FIFO would deliver the quiet repository's event 31st; with a share of 2 per repository the
+    // first claim already takes it.
+    assert_eq!(s.app.deliver_due(Utc::now(), 10).await.unwrap(), 3);
+    let mut paths = Vec::new();
+    while let Some(got) = rx.next(Duration::from_millis(300)).await {
+        paths.push(got.path);
+    }
+    assert_eq!(paths.iter().filter(|p| *p == "/quiet").count(), 1, "{paths:?}");
+    assert_eq!(paths.len(), 3, "two of the flood, one of the other repository: {paths:?}");
+    s.stop().await;
+});
