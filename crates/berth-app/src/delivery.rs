@@ -2,8 +2,9 @@
 //! jobs come back), runs them concurrently within limits, and records every attempt.
 //!
 //! - **Isolation.** At most `max_in_flight` deliveries run at once, at most `per_host` to one
-//!   destination host, and at most `per_repository` for one repository's event (claims skip a
-//!   repository holding its share, so a flood for one repository leaves slots for the others). A job whose host is saturated is put back for a moment without counting an
+//!   destination host. Claims are fair per repository's event: one holding `per_repository`
+//!   leased jobs is skipped while others have due work, so a flood for one repository cannot
+//!   starve the others; slots nobody else wants still go to it (work-conserving). A job whose host is saturated is put back for a moment without counting an
 //!   attempt, so a slow or hanging endpoint holds at most `per_host` slots and never delays the
 //!   deliveries to healthy endpoints. Claims are ordered by due time, so a flood for one repository
 //!   queues behind nothing but itself.
@@ -248,6 +249,8 @@ impl App {
                                 // The lease expires and the job comes back; nothing is lost.
                                 tracing::warn!(job = job.id, error = %e, "delivery bookkeeping failed; the job will be retried");
                             }
+                            // A slot or a lease may have been freed: look for work again.
+                            app.wake.notify_one();
                         });
                     }
                 }
@@ -281,7 +284,14 @@ impl App {
         let lease = chrono_of(self.settings.delivery.lease);
         let mut tx = self.store.begin().await?;
         let per_repository = i64::try_from(self.settings.delivery.per_repository).unwrap_or(i64::MAX);
-        let c = queue::claim(&mut tx, NOTIFICATION_QUEUE, now, lease, limit, per_repository, worker).await?;
+        let mut c = queue::claim(&mut tx, NOTIFICATION_QUEUE, now, lease, limit, per_repository, worker).await?;
+        // Work-conserving: the share binds only while others wait. When the fair claim leaves
+        // slots free, no other repository had due work in its window, so fill them from the
+        // repositories at their share (they yield again at the next claim).
+        let got = i64::try_from(c.len()).unwrap_or(limit);
+        if got < limit {
+            c.extend(queue::claim(&mut tx, NOTIFICATION_QUEUE, now, lease, limit - got, i64::MAX, worker).await?);
+        }
         tx.commit().await?;
         Ok(c)
     }
@@ -592,6 +602,8 @@ impl App {
             .await;
             match written {
                 Ok(disabled) => {
+                    // Leases were released: jobs held back by a repository's share are claimable.
+                    self.wake.notify_one();
                     metrics::histogram!("berth_delivery_commit_batch_size").record(batch.len() as f64);
                     for (done, why) in batch.iter().zip(disabled) {
                         self.after(done, why).await;

@@ -55,10 +55,20 @@ async fn queue_deliveries(kind: DbKind, rx: &Receiver, count: usize) -> TestDb {
     s.stop_keeping_db().await
 }
 
+/// A `berth serve` child, killed when dropped (also when an assertion fails first).
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `berth serve` on the database, delivering, and waits until it is healthy.
-fn serve(db: &TestDb) -> (Child, u16) {
+fn serve(db: &TestDb) -> (Served, u16) {
     let port = free_port();
-    let child = berth()
+    let mut child = berth()
         .arg("serve")
         .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
         .env("BERTH_DATABASE_URL", &db.url)
@@ -77,10 +87,13 @@ fn serve(db: &TestDb) -> (Child, u16) {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "berth serve did not start");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("berth serve did not start");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    (child, port)
+    (Served(child), port)
 }
 
 /// Collects deliveries until every one of `count` ids has arrived (bounded in time).
@@ -105,15 +118,14 @@ backend_test!(async fn kill_nine_mid_flight_loses_nothing(kind) {
     let (mut first, _) = serve(&db);
     let mut seen: HashMap<String, usize> = HashMap::new();
     collect(&rx, &mut seen, 150, Duration::from_secs(120)).await;
-    first.kill().unwrap(); // SIGKILL: no shutdown, leases left behind
-    first.wait().unwrap();
+    first.0.kill().unwrap(); // SIGKILL: no shutdown, leases left behind
+    first.0.wait().unwrap();
     let at_kill = seen.len();
     assert!(at_kill < COUNT, "the kill came after everything was delivered; nothing was tested");
 
-    let (mut second, _) = serve(&db);
+    let (second, _) = serve(&db);
     collect(&rx, &mut seen, COUNT, Duration::from_secs(300)).await;
-    second.kill().unwrap();
-    second.wait().unwrap();
+    drop(second);
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
     assert_eq!(seen.len(), COUNT, "every delivery id arrived");
     assert!(duplicates <= IN_FLIGHT, "{duplicates} duplicates; at most {IN_FLIGHT} can be in flight at a kill");
@@ -124,8 +136,8 @@ async fn two_processes_share_one_postgres_queue() {
     const COUNT: usize = 600;
     let rx = Receiver::start().await;
     let db = queue_deliveries(DbKind::Postgres, &rx, COUNT).await;
-    let (mut a, port_a) = serve(&db);
-    let (mut b, port_b) = serve(&db);
+    let (a, port_a) = serve(&db);
+    let (b, port_b) = serve(&db);
     let mut seen: HashMap<String, usize> = HashMap::new();
     collect(&rx, &mut seen, COUNT, Duration::from_secs(300)).await;
     // Nothing more trickles in: no delivery was sent twice.
@@ -155,8 +167,5 @@ async fn two_processes_share_one_postgres_queue() {
             "the process on port {port} delivered nothing:\n{metrics}"
         );
     }
-    for c in [&mut a, &mut b] {
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
+    drop((a, b));
 }

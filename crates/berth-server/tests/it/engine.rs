@@ -501,13 +501,15 @@ backend_test!(async fn a_flood_for_one_repository_leaves_room_for_others(kind) {
     }
     expect(s.post(&format!("/api/v1/repository/other/api/notification/{quiet}/test"), &root, json!(null)).await, 200);
     // FIFO would deliver the quiet repository's event 31st; with a share of 2 per repository the
-    // first claim already takes it.
-    assert_eq!(s.app.deliver_due(Utc::now(), 10).await.unwrap(), 3);
+    // fair part of the first claim takes two of the flood and the quiet one, and the free slots
+    // go back to the flood (work-conserving).
+    assert_eq!(s.app.deliver_due(Utc::now(), 10).await.unwrap(), 10);
     let mut paths = Vec::new();
     while let Some(got) = rx.next(Duration::from_millis(300)).await {
         paths.push(got.path);
     }
-    assert_eq!(paths.iter().filter(|p| *p == "/quiet").count(), 1, "{paths:?}");
-    assert_eq!(paths.len(), 3, "two of the flood, one of the other repository: {paths:?}");
+    assert_eq!(paths.len(), 10, "{paths:?}");
+    let quiet_at = paths.iter().position(|p| p == "/quiet");
+    assert!(quiet_at.is_some_and(|i| i < 3), "the other repository goes among the first three: {paths:?}");
     s.stop().await;
 });
