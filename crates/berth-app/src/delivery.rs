@@ -389,7 +389,7 @@ impl App {
                     job,
                     &delivery_id,
                     Some("filtered out by the event configuration"),
-                    "filtered",
+                    status::FILTERED,
                 )
                 .await;
         }

@@ -62,10 +62,9 @@ impl App {
     ) -> Result<(Vec<DeliveryRow>, bool)> {
         if let Some(s) = status_filter
             && !status::ALL.contains(&s)
-            && s != "filtered"
         {
             return Err(AppError::Invalid(format!(
-                "invalid status: '{s}' is not one of: {}, filtered",
+                "invalid status: '{s}' is not one of: {}",
                 status::ALL.join(", ")
             )));
         }

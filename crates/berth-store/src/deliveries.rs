@@ -18,8 +18,10 @@ pub mod status {
     pub const FAILED: &str = "failed";
     /// The notification was disabled when the event happened; recover can send it later.
     pub const SKIPPED: &str = "skipped";
+    /// The notification's event configuration (e.g. `ref-regex`) did not match.
+    pub const FILTERED: &str = "filtered";
     /// Every status, for validating filters.
-    pub const ALL: [&str; 4] = [PENDING, DELIVERED, FAILED, SKIPPED];
+    pub const ALL: [&str; 5] = [PENDING, DELIVERED, FAILED, SKIPPED, FILTERED];
 }
 
 /// One row of `delivery`.
@@ -33,7 +35,7 @@ pub struct DeliveryRow {
     pub notification_id: i64,
     /// The event name.
     pub event: String,
-    /// `pending`, `delivered`, `failed` or `skipped`.
+    /// `pending`, `delivered`, `failed`, `skipped` or `filtered`.
     pub status: String,
     /// The job body (event data, performer, ids).
     pub body: Json<serde_json::Value>,
