@@ -13,10 +13,8 @@ use crate::audit::record;
 use crate::delivery::chrono_of;
 use crate::events::{NOTIFICATION_QUEUE, requeue_delivery};
 use crate::notifications::new_signing_secret;
+use crate::paging::Paging;
 use crate::{App, AppError, Caller, Ctx, Result};
-
-/// The most deliveries one page returns.
-pub const MAX_PAGE: u32 = 100;
 
 /// A notification's current signing secret, and the previous one while it still signs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,18 +66,11 @@ impl App {
                 status::ALL.join(", ")
             )));
         }
-        if limit == 0 || limit > MAX_PAGE {
-            return Err(AppError::Invalid(format!(
-                "invalid limit: must be between 1 and {MAX_PAGE}"
-            )));
-        }
+        let paging = Paging::new(page, limit)?;
         let (_, n) = self.admin_notification(caller, namespace, name, uuid).await?;
         let mut conn = self.store.conn().await?;
-        let offset = i64::from(page) * i64::from(limit);
-        let mut rows = deliveries::list(&mut conn, n.id, status_filter, i64::from(limit) + 1, offset).await?;
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        Ok((rows, more))
+        let rows = deliveries::list(&mut conn, n.id, status_filter, paging.fetch(), paging.offset()).await?;
+        Ok(paging.split(rows))
     }
 
     /// One delivery with all its attempts.

@@ -15,6 +15,7 @@ use berth_store::{Exec, Tx, accounts, repos, teams};
 use chrono::Utc;
 use serde_json::{Value, json};
 
+use crate::paging::Paging;
 use crate::{App, AppError, Caller, Result};
 
 /// The bell kind of "a notification of your repository was disabled".
@@ -59,9 +60,6 @@ pub(crate) async fn repo_admins(ex: &mut impl Exec, repo: &RepoRow) -> Result<Ve
     out.dedup_by_key(|a| a.id.0);
     Ok(out)
 }
-
-/// The most notifications one page returns.
-pub const MAX_PAGE: u32 = 100;
 
 /// Who receives a notification: account ids, with the organization name when they receive it as
 /// its administrators. A target deleted since creation resolves to nobody.
@@ -206,17 +204,10 @@ impl App {
         let p = caller
             .user_with(Scope::UserRead)
             .or_else(|_| caller.user_with(Scope::UserAdmin))?;
-        if limit == 0 || limit > MAX_PAGE {
-            return Err(AppError::Invalid(format!(
-                "invalid limit: must be between 1 and {MAX_PAGE}"
-            )));
-        }
+        let paging = Paging::new(page, limit)?;
         let mut conn = self.store.conn().await?;
-        let offset = i64::from(page) * i64::from(limit);
-        let mut rows = inapp::active_for(&mut conn, p.id, i64::from(limit) + 1, offset).await?;
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        Ok((rows, more))
+        let rows = inapp::active_for(&mut conn, p.id, paging.fetch(), paging.offset()).await?;
+        Ok(paging.split(rows))
     }
 
     /// One of the signed-in user's notifications.

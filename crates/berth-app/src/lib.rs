@@ -20,6 +20,7 @@ pub mod failpoint;
 pub mod gc;
 pub mod inapp;
 pub mod notifications;
+pub mod paging;
 pub mod registry;
 pub mod repos;
 pub mod secret;
