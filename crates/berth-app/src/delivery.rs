@@ -196,7 +196,7 @@ impl App {
     /// on PostgreSQL, when any process commits a job), and polls as a fallback for jobs due later.
     pub async fn run_delivery_worker(&self) {
         let d = &self.settings.delivery;
-        let sender = match Sender::new(d.send_timeout, d.connect_timeout, d.guard.clone(), d.max_redirects) {
+        let sender = match self.sender() {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "notification delivery is unavailable");
@@ -262,6 +262,21 @@ impl App {
         }
     }
 
+    /// The HTTP sender the settings describe (timeouts, guard, redirects).
+    fn sender(&self) -> Result<Sender> {
+        let d = &self.settings.delivery;
+        Sender::new(d.send_timeout, d.connect_timeout, d.guard.clone(), d.max_redirects)
+            .map_err(crate::AppError::Internal)
+    }
+
+    /// Puts a claimed job back until `at` without counting the attempt, with a note saying why.
+    async fn defer(&self, job: &Claimed, at: DateTime<Utc>, note: &str) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        queue::defer(&mut tx, job.id, &job.state_id, at, note).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// On PostgreSQL, a task that wakes this worker whenever any process commits a job; it stops
     /// when the returned guard drops (with the worker), releasing its connection.
     fn spawn_queue_listener(&self) -> Option<AbortOnDrop> {
@@ -299,10 +314,8 @@ impl App {
     /// Claims up to `limit` jobs due at `now` and performs them one after another, as of `now`:
     /// tests drive retries and disabling with an injected clock through this, instead of waiting.
     pub async fn deliver_due(&self, now: DateTime<Utc>, limit: i64) -> Result<usize> {
-        let d = &self.settings.delivery;
-        let sender = Sender::new(d.send_timeout, d.connect_timeout, d.guard.clone(), d.max_redirects)
-            .map_err(crate::AppError::Internal)?;
-        let hosts = HostLimits::new(d.per_host);
+        let sender = self.sender()?;
+        let hosts = HostLimits::new(self.settings.delivery.per_host);
         let jobs = self.claim_deliveries("manual", limit, now).await?;
         for job in &jobs {
             self.deliver_job(&sender, &hosts, &Sink::Direct, None, job, now).await?;
@@ -425,10 +438,7 @@ impl App {
                     // Configuration, not the receiver, is at fault: keep the job until mail is set up.
                     let at = now + chrono::Duration::hours(1);
                     let note = "e-mail is not configured on this server (mail.host); the job waits";
-                    let mut tx = self.store.begin().await?;
-                    queue::defer(&mut tx, job.id, &job.state_id, at, note).await?;
-                    tx.commit().await?;
-                    return Ok(());
+                    return self.defer(job, at, note).await;
                 };
                 let (outcome, exchange) = self.send_email(mailer, &n, event, data, performer, &meta).await?;
                 Attempt {
@@ -454,16 +464,7 @@ impl App {
                         // The destination is busy: come back shortly, without counting an attempt.
                         let jitter = rand::rng().random_range(200..800);
                         let at = now + chrono::Duration::milliseconds(jitter);
-                        let mut tx = self.store.begin().await?;
-                        queue::defer(
-                            &mut tx,
-                            job.id,
-                            &job.state_id,
-                            at,
-                            "waiting for a free slot to the host",
-                        )
-                        .await?;
-                        tx.commit().await?;
+                        self.defer(job, at, "waiting for a free slot to the host").await?;
                         self.wake.notify_one();
                         return Ok(());
                     };
