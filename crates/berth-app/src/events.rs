@@ -1,5 +1,7 @@
 //! Raising repository events: one delivery job per enabled notification, enqueued **inside the
-//! caller's transaction**, so the change and its notifications commit together or not at all.
+//! caller's transaction**, so the change and its notifications commit together or not at all;
+//! each is logged as a pending delivery, and a disabled notification gets a skipped one instead.
+//! `App::raise_event` is the entry point for background sources (builds, scanner, expiry).
 //! Payloads are built by `berth_notify::events`, the one place that knows their shapes.
 
 use berth_store::Tx;
