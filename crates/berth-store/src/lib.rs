@@ -24,6 +24,7 @@ pub mod queue;
 pub mod registry;
 pub mod repos;
 pub mod secrets;
+pub mod secscan;
 pub mod teams;
 pub mod tokens;
 
