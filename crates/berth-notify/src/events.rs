@@ -133,6 +133,41 @@ pub fn repo_push(ctx: &RepoContext<'_>, tags: &[&str], digests: &[&str]) -> Valu
     )
 }
 
+/// The `vulnerability_found` payload of one vulnerability: `tags` (at most 100) and
+/// `vulnerability` {`id`, `description`, `link`, `priority`, `has_fix`}.
+pub fn vulnerability_found(ctx: &RepoContext<'_>, tags: &[&str], vulnerability: Value) -> Value {
+    let tags: Vec<&str> = tags.iter().take(100).copied().collect();
+    with(ctx.block(None), json!({"tags": tags, "vulnerability": vulnerability}))
+}
+
+/// The payload that stands for several vulnerabilities at once (Quay's `vulnerabilities` list):
+/// `vulnerability` is the most severe of them, so the `level` filter still applies to it.
+pub fn vulnerabilities_found(ctx: &RepoContext<'_>, tags: &[&str], vulnerabilities: &[Value]) -> Value {
+    let top = vulnerabilities.first().cloned().unwrap_or(Value::Null);
+    let mut data = vulnerability_found(ctx, tags, top);
+    data["vulnerabilities"] = Value::Array(vulnerabilities.to_vec());
+    data
+}
+
+/// `<n> <top>[ and <m> more]`: how many of the listed vulnerabilities have the top priority,
+/// and how many others there are.
+fn vulnerability_counts(list: &[Value]) -> String {
+    let top = list.first().and_then(|v| v["priority"].as_str()).unwrap_or("Unknown");
+    let n = list.iter().filter(|v| v["priority"].as_str() == Some(top)).count();
+    let more = list.len() - n;
+    if more > 0 {
+        format!("{n} {top} and {more} more")
+    } else {
+        format!("{n} {top}")
+    }
+}
+
+/// The summary of a multi-vulnerability payload, if it is one.
+pub fn vulnerability_list_summary(data: &Value) -> Option<String> {
+    let list = data["vulnerabilities"].as_array().filter(|l| !l.is_empty())?;
+    Some(format!("{} vulnerabilities", vulnerability_counts(list)))
+}
+
 const ALL: [EventKind; 11] = [
     EventKind::RepoPush,
     EventKind::BuildQueued,
@@ -239,8 +274,11 @@ impl EventKind {
             EventKind::BuildFailure => format!("Build failure {}", build()),
             EventKind::BuildCancelled => format!("Build cancelled {}", build()),
             EventKind::VulnerabilityFound => {
-                let priority = data["vulnerability"]["priority"].as_str().unwrap_or("Unknown");
                 let tags = data["tags"].as_array().map_or(0, Vec::len);
+                if let Some(list) = vulnerability_list_summary(data) {
+                    return format!("{list} were detected in repository {repo} in {tags} tags");
+                }
+                let priority = data["vulnerability"]["priority"].as_str().unwrap_or("Unknown");
                 format!("{priority} vulnerability detected in repository {repo} in {tags} tags")
             }
             EventKind::MirrorStarted => format!("Repository Mirror started for {message}"),
@@ -525,6 +563,31 @@ mod tests {
             e.sample(&ctx(), &json!({}), 0.0)["vulnerability"]["priority"],
             "Critical"
         );
+    }
+
+    #[test]
+    fn vulnerability_payloads_single_and_summary() {
+        let e = EventKind::VulnerabilityFound;
+        let v = |id: &str, p: &str| json!({"id": id, "priority": p, "link": "https://x", "has_fix": true, "description": "d"});
+        let tags: Vec<String> = (0..150).map(|i| format!("t{i}")).collect();
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let one = vulnerability_found(&ctx(), &tags, v("CVE-1", "High"));
+        assert_eq!(one["tags"].as_array().map(Vec::len), Some(100));
+        assert_eq!(one["vulnerability"]["id"], "CVE-1");
+        assert_eq!(
+            e.summary(&one),
+            "High vulnerability detected in repository acme/web in 100 tags"
+        );
+        let list = [v("A", "High"), v("B", "High"), v("C", "Low")];
+        let many = vulnerabilities_found(&ctx(), &["latest"], &list);
+        assert_eq!(many["vulnerability"]["id"], "A", "the most severe stands for the list");
+        assert_eq!(
+            e.summary(&many),
+            "2 High and 1 more vulnerabilities were detected in repository acme/web in 1 tags"
+        );
+        // The level filter reads the most severe entry.
+        assert!(e.should_perform(&many, &json!({"level": 1})));
+        assert!(!e.should_perform(&many, &json!({"level": 0})));
     }
 
     #[test]

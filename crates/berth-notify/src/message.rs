@@ -101,21 +101,25 @@ pub fn segments(kind: EventKind, data: &Value, performer: Option<&str>) -> Vec<S
             }
         }
         EventKind::VulnerabilityFound => {
-            let v = &data["vulnerability"];
-            let priority = v["priority"].as_str().unwrap_or("Unknown");
-            let title = format!("{priority} vulnerability");
-            out.push(t("A "));
-            out.push(match v["link"].as_str() {
-                Some(l) => Link {
-                    url: l.to_owned(),
-                    text: title,
-                },
-                None => t(title),
-            });
-            out.push(t(format!(
-                " ({}) was detected in tags ",
-                v["id"].as_str().unwrap_or_default()
-            )));
+            if let Some(list) = crate::events::vulnerability_list_summary(data) {
+                out.push(t(format!("{list} were detected in tags ")));
+            } else {
+                let v = &data["vulnerability"];
+                let priority = v["priority"].as_str().unwrap_or("Unknown");
+                let title = format!("{priority} vulnerability");
+                out.push(t("A "));
+                out.push(match v["link"].as_str() {
+                    Some(l) => Link {
+                        url: l.to_owned(),
+                        text: title,
+                    },
+                    None => t(title),
+                });
+                out.push(t(format!(
+                    " ({}) was detected in tags ",
+                    v["id"].as_str().unwrap_or_default()
+                )));
+            }
             let tags = tags_of("tags");
             push_list(&mut out, tags.iter().take(3).map(|x| tag(x)).collect());
             if tags.len() > 3 {
