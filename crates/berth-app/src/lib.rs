@@ -24,6 +24,7 @@ pub mod paging;
 pub mod registry;
 pub mod repos;
 pub mod secret;
+pub mod secscan;
 
 use std::time::Duration;
 
@@ -62,6 +63,8 @@ pub struct Settings {
     pub mail: Option<berth_notify::mail::MailSettings>,
     /// How long an e-mail authorization link works.
     pub email_code_ttl: Duration,
+    /// How images are scanned for vulnerabilities.
+    pub secscan: secscan::ScanSettings,
 }
 
 impl Settings {
@@ -80,6 +83,7 @@ pub struct App {
     registry_key: std::sync::Arc<auth::RegistryKey>,
     failpoints: failpoint::Failpoints,
     wake: std::sync::Arc<tokio::sync::Notify>,
+    scan_wake: std::sync::Arc<tokio::sync::Notify>,
     mailer: Option<berth_notify::mail::Mailer>,
 }
 
@@ -104,6 +108,7 @@ impl App {
             registry_key,
             failpoints: failpoint::Failpoints::default(),
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+            scan_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         })
     }
 

@@ -572,6 +572,7 @@ impl App {
                 crate::audit::record(&mut tx, ctx, "push_repo", Some(repo.namespace_id), Some(repo.id), meta).await?;
             }
         }
+        let scan = self.enqueue_scan(&mut tx, repo.id, digest.as_str()).await?;
         if self.failpoints.hit(crate::failpoint::PUT_MANIFEST_BEFORE_COMMIT) {
             // As if the process died here: the transaction is dropped, nothing is committed.
             return Err(AppError::Unavailable("failpoint: put_manifest.before_commit".into()));
@@ -579,6 +580,9 @@ impl App {
         tx.commit().await?;
         if raised > 0 {
             self.wake.notify_one();
+        }
+        if scan {
+            self.scan_wake.notify_one();
         }
         Ok(PushedManifest {
             digest,

@@ -77,6 +77,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         (name = "permission", description = "Repository permissions"),
         (name = "logs", description = "Audit logs"),
         (name = "notification", description = "Repository notifications"),
+        (name = "secscan", description = "Vulnerability reports of manifests"),
     )
 )]
 pub struct ApiDoc;

@@ -269,23 +269,30 @@ pub fn lookup_name(ecosystem_base: &str, name: &str) -> String {
     }
 }
 
+/// The OSV ecosystem (its base, without a release) a package is looked up in: the language's,
+/// or the distribution's for OS packages (dpkg and apk packages without `os-release` are taken
+/// as Debian and Alpine).
+pub fn ecosystem_of(package: &Package, distro: Option<&Distro>) -> Option<&'static str> {
+    if let Some(eco) = package.source.language_ecosystem() {
+        return Some(eco);
+    }
+    distro.and_then(Distro::ecosystem).or(match package.source {
+        crate::package::Source::Dpkg => Some("Debian"),
+        crate::package::Source::Apk => Some("Alpine"),
+        _ => None,
+    })
+}
+
 /// If `a` names `package` (in its ecosystem and release), the installed version to compare.
 fn applies<'p>(a: &Affected, package: &'p Package, distro: Option<&Distro>) -> Option<&'p str> {
     let mut parts = a.package.ecosystem.split(':');
     let base = parts.next().unwrap_or("");
     let release: Vec<&str> = parts.collect();
-    if let Some(eco) = package.source.language_ecosystem() {
+    let eco = ecosystem_of(package, distro)?;
+    if package.source.language_ecosystem().is_some() {
         return (base == eco && lookup_name(base, &a.package.name) == lookup_name(base, &package.name))
             .then_some(package.version.as_str());
     }
-    let eco = match distro.and_then(Distro::ecosystem) {
-        Some(e) => e,
-        None => match package.source {
-            crate::package::Source::Dpkg => "Debian",
-            crate::package::Source::Apk => "Alpine",
-            _ => return None,
-        },
-    };
     if base != eco {
         return None;
     }

@@ -41,6 +41,21 @@ pub enum Command {
     /// Administrative tasks on the database.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The vulnerability scanner's data.
+    #[command(subcommand)]
+    Secscan(SecscanCommand),
+}
+
+/// `berth secscan …`.
+#[derive(Debug, Subcommand)]
+pub enum SecscanCommand {
+    /// Import OSV advisories from a directory (searched recursively for .json and .zip files), a
+    /// zip export (such as OSV's per-ecosystem all.zip) or one JSON file. Stored images are
+    /// re-matched by the running server, which raises vulnerability_found for new findings.
+    Import {
+        /// The directory, zip or JSON file.
+        path: PathBuf,
+    },
 }
 
 /// `berth admin …`.
@@ -147,7 +162,67 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.store().close().await;
             Ok(())
         }
+        Command::Secscan(SecscanCommand::Import { path }) => {
+            init_logs(&config);
+            let store = connect_store(&config).await?;
+            let app = build_app(&config, store).await?;
+            let result = import(&app, path).await;
+            app.store().close().await;
+            result
+        }
     }
+}
+
+/// Reads advisories on a blocking thread and stores them in batches, printing progress.
+async fn import(app: &berth_app::App, path: PathBuf) -> anyhow::Result<()> {
+    const BATCH: usize = 500;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<berth_scan::feed::Item>(BATCH * 2);
+    let shown = path.display().to_string();
+    let reader = tokio::task::spawn_blocking(move || {
+        berth_scan::feed::read_path(&path, &mut |item| {
+            let _ = tx.blocking_send(item);
+        })
+    });
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut summary = berth_app::secscan::ImportSummary::default();
+    let mut invalid = 0usize;
+    let started = std::time::Instant::now();
+    let mut read = 0usize;
+    while let Some((name, item)) = rx.recv().await {
+        read += 1;
+        match item {
+            Ok(a) => batch.push(a),
+            Err(e) => {
+                invalid += 1;
+                eprintln!("skipped {name}: {e}");
+            }
+        }
+        if batch.len() == BATCH {
+            summary.add(app.import_advisories(&batch).await?);
+            batch.clear();
+            eprintln!(
+                "… {read} read, {} stored, {} unchanged",
+                summary.stored, summary.unchanged
+            );
+        }
+    }
+    if !batch.is_empty() {
+        summary.add(app.import_advisories(&batch).await?);
+    }
+    reader
+        .await
+        .context("the advisory reader stopped")?
+        .with_context(|| format!("reading {shown}"))?;
+    println!(
+        "imported {shown}: {} stored, {} unchanged, {invalid} unreadable, {} advisories in the database ({:.1} s)",
+        summary.stored,
+        summary.unchanged,
+        app.advisory_count().await?,
+        started.elapsed().as_secs_f64()
+    );
+    anyhow::ensure!(read > 0, "no OSV documents (.json or .zip) in {shown}");
+    anyhow::ensure!(read > invalid, "no advisory in {shown} could be read");
+    Ok(())
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -51,6 +51,68 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     /// Outgoing e-mail (`[mail]`, env `BERTH_MAIL__KEY`).
     pub mail: MailConfig,
+    /// Vulnerability scanning (`[secscan]`, env `BERTH_SECSCAN__KEY`).
+    pub secscan: SecscanConfig,
+}
+
+/// The `[secscan]` section: the built-in vulnerability scanner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecscanConfig {
+    /// Scan pushed images (and run the scan worker in `serve`).
+    pub enabled: bool,
+    /// Largest compressed layer that is read, in bytes.
+    pub max_layer_bytes: u64,
+    /// Largest uncompressed layer, in bytes.
+    pub max_unpacked_bytes: u64,
+    /// Most entries in one layer.
+    pub max_files: u64,
+    /// Largest file read inside a layer (package databases, lockfiles, binaries), in bytes.
+    pub max_file_bytes: u64,
+    /// Time for indexing one manifest, in seconds.
+    pub time_budget_secs: u64,
+    /// `vulnerability_found` events per repository per scan before the rest is summarised in one.
+    pub max_events_per_scan: usize,
+    /// An OSV export to fetch periodically (a zip such as OSV's per-ecosystem `all.zip`, or JSON);
+    /// empty for none. Offline installs import with `berth secscan import PATH`.
+    pub feed_url: String,
+    /// How often to fetch `feed_url`, in seconds.
+    pub feed_interval_secs: u64,
+}
+
+impl Default for SecscanConfig {
+    fn default() -> Self {
+        let d = berth_app::secscan::ScanSettings::default();
+        SecscanConfig {
+            enabled: d.enabled,
+            max_layer_bytes: d.max_layer_bytes,
+            max_unpacked_bytes: d.max_unpacked_bytes,
+            max_files: d.max_files,
+            max_file_bytes: d.max_file_bytes,
+            time_budget_secs: d.time_budget.as_secs(),
+            max_events_per_scan: d.max_events_per_scan,
+            feed_url: String::new(),
+            feed_interval_secs: d.feed_interval.as_secs(),
+        }
+    }
+}
+
+impl SecscanConfig {
+    /// The scanner's settings.
+    pub fn settings(&self) -> berth_app::secscan::ScanSettings {
+        berth_app::secscan::ScanSettings {
+            enabled: self.enabled,
+            max_layer_bytes: self.max_layer_bytes,
+            max_unpacked_bytes: self.max_unpacked_bytes,
+            max_files: self.max_files,
+            max_file_bytes: self.max_file_bytes,
+            time_budget: Duration::from_secs(self.time_budget_secs.max(1)),
+            max_events_per_scan: self.max_events_per_scan.max(1),
+            feed_url: (!self.feed_url.is_empty()).then(|| self.feed_url.clone()),
+            feed_interval: Duration::from_secs(self.feed_interval_secs.max(60)),
+            ..berth_app::secscan::ScanSettings::default()
+        }
+    }
 }
 
 /// The `[mail]` section: the SMTP server e-mail notifications and authorization mails go through.
@@ -197,6 +259,7 @@ impl Default for Config {
             blob_gc_grace_secs: 3600,
             notifications: NotificationsConfig::default(),
             mail: MailConfig::default(),
+            secscan: SecscanConfig::default(),
         }
     }
 }
@@ -251,6 +314,7 @@ impl Config {
             "blob_gc_grace_secs",
             "notifications",
             "mail",
+            "secscan",
         ]
     }
 
@@ -319,6 +383,33 @@ impl Config {
         }
         if self.registry_token_ttl_secs == 0 {
             return fail("registry_token_ttl_secs", "must be at least 1".into());
+        }
+        let scan = &self.secscan;
+        for (key, value) in [
+            ("max_layer_bytes", scan.max_layer_bytes),
+            ("max_unpacked_bytes", scan.max_unpacked_bytes),
+            ("max_files", scan.max_files),
+            ("max_file_bytes", scan.max_file_bytes),
+            ("time_budget_secs", scan.time_budget_secs),
+            ("max_events_per_scan", scan.max_events_per_scan as u64),
+        ] {
+            if value == 0 {
+                return fail(&format!("secscan.{key}"), "must be at least 1".into());
+            }
+        }
+        if !scan.feed_url.is_empty() {
+            match url::Url::parse(&scan.feed_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => {
+                    return fail(
+                        "secscan.feed_url",
+                        format!("'{}' must be an http or https URL", scan.feed_url),
+                    );
+                }
+            }
+        }
+        if scan.feed_interval_secs < 60 {
+            return fail("secscan.feed_interval_secs", "must be at least 60".into());
         }
         Ok(())
     }
@@ -572,6 +663,22 @@ mod tests {
             let e = err_of(Config::load(None));
             assert!(
                 e.contains("mail.tls") && e.contains("BERTH_MAIL__TLS") && e.contains("none, starttls or implicit"),
+                "{e}"
+            );
+            jail.clear_env();
+
+            jail.set_env("BERTH_SECSCAN__FEED_URL", "ftp://osv.example/all.zip");
+            let e = err_of(Config::load(None));
+            assert!(
+                e.contains("secscan.feed_url") && e.contains("BERTH_SECSCAN__FEED_URL") && e.contains("http or https"),
+                "{e}"
+            );
+            jail.clear_env();
+
+            jail.set_env("BERTH_SECSCAN__MAX_EVENTS_PER_SCAN", "0");
+            let e = err_of(Config::load(None));
+            assert!(
+                e.contains("secscan.max_events_per_scan") && e.contains("at least 1"),
                 "{e}"
             );
             jail.clear_env();

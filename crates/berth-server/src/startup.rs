@@ -51,6 +51,7 @@ pub async fn build_app(config: &Config, store: Store) -> anyhow::Result<App> {
         delivery: config.delivery(),
         mail: config.mail.settings(),
         email_code_ttl: std::time::Duration::from_secs(config.mail.authorization_ttl_secs),
+        secscan: config.secscan.settings(),
     };
     let blobs = std::sync::Arc::new(berth_blob::LocalBlobStore::new(config.data_dir.clone()));
     Ok(App::new(store, blobs, settings).await?)
@@ -128,6 +129,15 @@ impl Application {
             let app = app.clone();
             tokio::spawn(async move { app.run_delivery_worker().await })
         });
+        let mut scan_tasks = Vec::new();
+        if app.settings().secscan.enabled {
+            let worker = app.clone();
+            scan_tasks.push(tokio::spawn(async move { worker.run_secscan_worker().await }));
+        }
+        if app.settings().secscan.feed_url.is_some() {
+            let fetcher = app.clone();
+            scan_tasks.push(tokio::spawn(async move { fetcher.run_feed_fetcher().await }));
+        }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
@@ -150,6 +160,10 @@ impl Application {
         }
         // A delivery in flight is abandoned; its lease expires and another worker retries it.
         if let Some(t) = delivery_task {
+            t.abort();
+        }
+        // Likewise a scan in progress: its job's lease expires and it runs again.
+        for t in scan_tasks {
             t.abort();
         }
         app.store().close().await;

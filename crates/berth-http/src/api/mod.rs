@@ -6,6 +6,7 @@ pub mod notification;
 pub mod org;
 pub mod repo;
 pub mod repoemail;
+pub mod security;
 pub mod user;
 
 use berth_core::AccountKind;
@@ -25,6 +26,7 @@ pub fn router() -> OpenApiRouter<HttpState> {
         .merge(notification::router())
         .merge(deliveries::router())
         .merge(repoemail::router())
+        .merge(security::router())
 }
 
 /// Quay's avatar object. Berth renders no images; `hash` and `color` are derived from the name so

@@ -20,4 +20,5 @@ mod real_clients;
 mod registry_auth;
 mod registry_lifecycle;
 mod repo_push_events;
+mod secscan;
 mod support;

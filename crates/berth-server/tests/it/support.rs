@@ -51,6 +51,8 @@ impl TestServer {
         // No delivery unless a test asks for it (and points it at its own loopback receiver):
         // tests never send traffic anywhere else.
         config.notifications.deliver = false;
+        // No scanning unless a test asks for it: other tests push layers that are not tars.
+        config.secscan.enabled = false;
         configure(&mut config);
         let application = Application::build_on(&config, listener).await.unwrap();
         let app = application.app().clone();
