@@ -1,7 +1,7 @@
 //! Garbage collection: abandoned upload sessions past their maximum age, blobs that no manifest
 //! references any more, once they are older than the grace period (so a push in progress, whose
-//! blobs are uploaded before its manifest, never loses one), and finished deliveries past the
-//! delivery log's retention.
+//! blobs are uploaded before its manifest, never loses one), finished deliveries past the
+//! delivery log's retention, and scanner records of manifests and layers that are gone.
 //!
 //! Database records go first, in transactions that re-check the condition; files are removed after
 //! the commit. A crash in between leaves an orphan file, never a record without its file.
@@ -23,6 +23,8 @@ pub struct GcReport {
     pub blobs: usize,
     /// Delivery log entries removed.
     pub deliveries: u64,
+    /// Scanner records (manifest and layer indexes, findings) removed.
+    pub scan_records: u64,
 }
 
 /// How old things must be before collection.
@@ -77,6 +79,7 @@ impl App {
             let cutoff = before(now, self.settings.delivery.log_retention);
             let mut tx = self.store.begin().await?;
             report.deliveries = berth_store::deliveries::delete_before(&mut tx, cutoff).await?;
+            report.scan_records = berth_store::secscan::purge_orphans(&mut tx).await?;
             tx.commit().await?;
         }
         metrics::counter!("berth_gc_uploads_removed_total").increment(report.uploads as u64);
@@ -86,6 +89,7 @@ impl App {
                 uploads = report.uploads,
                 blobs = report.blobs,
                 deliveries = report.deliveries,
+                scan_records = report.scan_records,
                 "garbage collected"
             );
         }

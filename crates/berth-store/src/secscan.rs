@@ -139,6 +139,20 @@ pub async fn tags_of(ex: &mut impl Exec, digest: &str) -> Result<Vec<(i64, Strin
     Ok(run!(ex, c => sqlx::query_as::<_, (i64, String)>(sql).bind(digest).fetch_all(c).await)?)
 }
 
+/// Removes scanner records of manifests and layers that no longer exist anywhere (after deletes
+/// and blob collection). Returns how many rows went.
+pub async fn purge_orphans(tx: &mut Tx) -> Result<u64> {
+    let mut removed = 0;
+    for sql in [
+        "DELETE FROM secscan_finding WHERE manifest_digest NOT IN (SELECT digest FROM manifest)",
+        "DELETE FROM secscan_manifest WHERE digest NOT IN (SELECT digest FROM manifest)",
+        "DELETE FROM secscan_layer WHERE digest NOT IN (SELECT digest FROM blob)",
+    ] {
+        removed += run!(tx, c => sqlx::query(sql).execute(c).await.map(|r| r.rows_affected()))?;
+    }
+    Ok(removed)
+}
+
 /// The header blobs of an RPM database (`rpmdb.sqlite`, RPM 4.16 and later) extracted from an
 /// image: the file is opened read-only and immutable, so nothing is written next to it.
 pub async fn rpm_headers(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {

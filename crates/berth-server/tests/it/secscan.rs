@@ -320,6 +320,22 @@ backend_test!(async fn index_children_bursts_and_failures(kind) {
     assert_eq!(summaries[0]["vulnerability"]["id"], "BERTH-B");
     assert_eq!(summaries[0]["vulnerabilities"].as_array().unwrap().len(), 4);
 
+    // A layer already indexed is not read again: with its file damaged on disk, another image
+    // that shares it still scans.
+    let shared = children_layer(&s, &children[0].0).await;
+    let hex = shared.trim_start_matches("sha256:");
+    let path = s.db.dir().join("blobs/sha256").join(&hex[..2]).join(hex);
+    let original = std::fs::read(&path).unwrap();
+    std::fs::write(&path, b"damaged").unwrap();
+    let config = br#"{"architecture":"s390x","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let cd = reg.push_blob("acme/web", config).await;
+    let third = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": shared, "size": original.len()}]}).to_string();
+    assert_eq!(reg.push_manifest("acme/web", "s390x", OCI_MANIFEST, third.as_bytes()).await.status(), 201);
+    assert_eq!(report(&s, &root, "acme/web", &digest(third.as_bytes())).await["status"], "scanned");
+    std::fs::write(&path, original).unwrap();
+
     // A layer that is not a tar fails the scan with a reason; an artifact is unsupported.
     let (_, broken, _) = reg.push_image("acme/web", "broken", b"\x1f\x8bnot really gzip").await;
     let r = report(&s, &root, "acme/web", &broken).await;
@@ -332,8 +348,31 @@ backend_test!(async fn index_children_bursts_and_failures(kind) {
     let r = report(&s, &root, "acme/web", &digest(artifact.as_bytes())).await;
     assert_eq!(r["status"], "unsupported");
     assert!(r["reason"].as_str().unwrap().contains("not a container image"), "{r}");
+
+    // Deleting a manifest leaves scanner records that garbage collection removes.
+    let deleted = reg.send(reqwest::Method::DELETE, &format!("/v2/acme/web/manifests/{broken}")).await;
+    assert_eq!(deleted.status(), 202);
+    let policy = berth_app::gc::GcPolicy { upload_max_age: Duration::from_secs(3600), blob_grace: Duration::from_secs(3600) };
+    let gc = s.app.collect_garbage(policy, chrono::Utc::now()).await.unwrap();
+    assert_eq!(gc.scan_records, 1, "{gc:?}");
     s.stop().await;
 });
+
+/// The digest of the only layer of a manifest of acme/web.
+async fn children_layer(s: &TestServer, manifest: &str) -> String {
+    let reg = Reg {
+        s,
+        user: "root",
+        pass: "rootpassword",
+    };
+    let m: Value = reg
+        .send(reqwest::Method::GET, &format!("/v2/acme/web/manifests/{manifest}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    m["layers"][0]["digest"].as_str().unwrap().to_owned()
+}
 
 /// Builds an `rpmdb.sqlite` as RPM 4.16+ writes it (a `Packages` table of header blobs), with
 /// Python's sqlite3: one package, `openssl-libs-1:3.0.7-24.el9` from the `openssl` source RPM.
