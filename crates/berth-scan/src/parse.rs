@@ -179,22 +179,29 @@ pub fn rpm_header(blob: &[u8]) -> Result<Package, ScanError> {
     Ok(p)
 }
 
+/// A TOML lockfile's `[[package]]` tables (`Cargo.lock` and `poetry.lock` share the layout).
+#[derive(serde::Deserialize)]
+struct TomlLock {
+    #[serde(default)]
+    package: Vec<TomlEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct TomlEntry {
+    name: String,
+    version: String,
+    source: Option<String>,
+}
+
+fn toml_lock(path: &str, bytes: &[u8]) -> Result<Vec<TomlEntry>, ScanError> {
+    let lock: TomlLock =
+        toml::from_str(text(path, bytes)?).map_err(|e| ScanError::Malformed(format!("{path}: {e}")))?;
+    Ok(lock.package)
+}
+
 /// `Cargo.lock`: crates from a registry (path and git dependencies are not published versions).
 pub fn cargo_lock(path: &str, bytes: &[u8]) -> Result<Vec<Package>, ScanError> {
-    #[derive(serde::Deserialize)]
-    struct Lock {
-        #[serde(default)]
-        package: Vec<Entry>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        name: String,
-        version: String,
-        source: Option<String>,
-    }
-    let lock: Lock = toml::from_str(text(path, bytes)?).map_err(|e| ScanError::Malformed(format!("{path}: {e}")))?;
-    Ok(lock
-        .package
+    Ok(toml_lock(path, bytes)?
         .into_iter()
         .filter(|p| p.source.as_deref().is_some_and(|s| s.starts_with("registry+")))
         .map(|p| Package::new(Source::Cargo, p.name, p.version))
@@ -203,19 +210,7 @@ pub fn cargo_lock(path: &str, bytes: &[u8]) -> Result<Vec<Package>, ScanError> {
 
 /// `poetry.lock`.
 pub fn poetry_lock(path: &str, bytes: &[u8]) -> Result<Vec<Package>, ScanError> {
-    #[derive(serde::Deserialize)]
-    struct Lock {
-        #[serde(default)]
-        package: Vec<Entry>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        name: String,
-        version: String,
-    }
-    let lock: Lock = toml::from_str(text(path, bytes)?).map_err(|e| ScanError::Malformed(format!("{path}: {e}")))?;
-    Ok(lock
-        .package
+    Ok(toml_lock(path, bytes)?
         .into_iter()
         .map(|p| Package::new(Source::Pypi, normalize_pypi(&p.name), p.version))
         .collect())

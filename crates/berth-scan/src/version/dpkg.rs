@@ -6,26 +6,11 @@ use std::cmp::Ordering;
 
 /// Compares two Debian versions.
 pub fn compare(a: &str, b: &str) -> Ordering {
-    let (ea, ua, ra) = split(a);
-    let (eb, ub, rb) = split(b);
+    let (ea, ua, ra) = super::split_evr(a);
+    let (eb, ub, rb) = super::split_evr(b);
     ea.cmp(&eb)
         .then_with(|| verrevcmp(ua, ub))
         .then_with(|| verrevcmp(ra, rb))
-}
-
-/// `(epoch, upstream, revision)`; a missing epoch is 0 and a missing revision is empty.
-fn split(v: &str) -> (u64, &str, &str) {
-    let v = v.trim();
-    let (epoch, rest) = match v.split_once(':') {
-        Some((e, rest)) if !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()) => {
-            (e.parse().unwrap_or(u64::MAX), rest)
-        }
-        _ => (0, v),
-    };
-    match rest.rsplit_once('-') {
-        Some((up, rev)) => (epoch, up, rev),
-        None => (epoch, rest, ""),
-    }
 }
 
 /// The weight of a character in a non-digit run; `None` is the end of the string.

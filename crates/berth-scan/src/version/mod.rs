@@ -18,6 +18,22 @@ pub use pep440::{Pep440, compare as pep440_compare};
 pub use rpm::{compare_evr as rpm_compare, rpmvercmp};
 pub use semverish::compare as semver_compare;
 
+/// Splits `[epoch:]version[-release]`, the layout dpkg and RPM share: a missing epoch is 0 and a
+/// missing release is empty; the release starts after the last `-`.
+fn split_evr(v: &str) -> (u64, &str, &str) {
+    let v = v.trim();
+    let (epoch, rest) = match v.split_once(':') {
+        Some((e, rest)) if !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()) => {
+            (e.parse().unwrap_or(u64::MAX), rest)
+        }
+        _ => (0, v),
+    };
+    match rest.rsplit_once('-') {
+        Some((version, release)) => (epoch, version, release),
+        None => (epoch, rest, ""),
+    }
+}
+
 /// How an ecosystem orders its versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

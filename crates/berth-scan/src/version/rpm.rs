@@ -7,25 +7,11 @@ use std::cmp::Ordering;
 /// Compares two `[epoch:]version[-release]` strings; a missing epoch is 0, and a missing release
 /// compares as empty.
 pub fn compare_evr(a: &str, b: &str) -> Ordering {
-    let (ea, va, ra) = split(a);
-    let (eb, vb, rb) = split(b);
+    let (ea, va, ra) = super::split_evr(a);
+    let (eb, vb, rb) = super::split_evr(b);
     ea.cmp(&eb)
         .then_with(|| rpmvercmp(va, vb))
         .then_with(|| rpmvercmp(ra, rb))
-}
-
-fn split(v: &str) -> (u64, &str, &str) {
-    let v = v.trim();
-    let (epoch, rest) = match v.split_once(':') {
-        Some((e, rest)) if !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()) => {
-            (e.parse().unwrap_or(u64::MAX), rest)
-        }
-        _ => (0, v),
-    };
-    match rest.rsplit_once('-') {
-        Some((ver, rel)) => (epoch, ver, rel),
-        None => (epoch, rest, ""),
-    }
 }
 
 /// RPM's segment comparison of one version or release string.
