@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod authorized_email;
+pub mod builds;
 pub mod db;
 pub mod deliveries;
 pub mod error;

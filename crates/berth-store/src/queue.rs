@@ -35,11 +35,22 @@ pub struct QueueItem {
 
 /// Adds a job, runnable now.
 pub async fn enqueue(tx: &mut Tx, queue: &str, name: &str, body: &serde_json::Value) -> Result<i64> {
+    enqueue_with_retries(tx, queue, name, body, DEFAULT_RETRIES).await
+}
+
+/// Adds a job that gets `retries` attempts.
+pub async fn enqueue_with_retries(
+    tx: &mut Tx,
+    queue: &str,
+    name: &str,
+    body: &serde_json::Value,
+    retries: i32,
+) -> Result<i64> {
     let sql = "INSERT INTO queue_item (queue, name, body, available_after, retries_remaining, state_id, created_at) \
                VALUES ($1, $2, $3, $4, $5, $6, $4) RETURNING id";
     let state = format!("new-{}", Utc::now().timestamp_nanos_opt().unwrap_or_default());
     let id = run!(tx, c => sqlx::query_scalar::<_, i64>(sql)
-        .bind(queue).bind(name).bind(Json(body)).bind(Utc::now()).bind(DEFAULT_RETRIES).bind(state)
+        .bind(queue).bind(name).bind(Json(body)).bind(Utc::now()).bind(retries).bind(state)
         .fetch_one(c).await)?;
     announce(tx, queue).await?;
     Ok(id)
