@@ -133,6 +133,88 @@ pub fn repo_push(ctx: &RepoContext<'_>, tags: &[&str], digests: &[&str]) -> Valu
     )
 }
 
+/// What build events say about a build (spec §1.2).
+#[derive(Debug, Clone, Default)]
+pub struct BuildFacts<'a> {
+    /// The build's uuid.
+    pub build_id: &'a str,
+    /// Its display name: the short commit SHA of trigger builds, a short hash of an upload.
+    pub build_name: &'a str,
+    /// The tags it pushes.
+    pub docker_tags: &'a [String],
+    /// The trigger's uuid, if a trigger started it.
+    pub trigger_id: Option<&'a str>,
+    /// The trigger's service (`github`, `gitlab`, `custom-git`).
+    pub trigger_kind: Option<&'a str>,
+    /// Quay's `trigger_metadata` (`{}` when none).
+    pub trigger_metadata: Option<&'a Value>,
+    /// Whether a person started it (API upload or a manual trigger run).
+    pub is_manual: bool,
+    /// Who started it by hand.
+    pub manual_user: Option<&'a str>,
+    /// The pushed image's id (its config digest), on success.
+    pub image_id: Option<&'a str>,
+    /// The pushed manifests' digests, on success.
+    pub manifest_digests: &'a [String],
+    /// Why it failed, on failure.
+    pub error_message: Option<&'a str>,
+}
+
+/// `build_queued`: base (homepage `…/build/<uuid>`), `build_id`, `docker_tags`, `repo`,
+/// `namespace`, `is_manual`, `manual_user`, and the trigger's `trigger_id`, `trigger_kind`,
+/// `trigger_metadata`, `trigger_manual` when a trigger started it. No `build_name`, as in Quay.
+pub fn build_queued(ctx: &RepoContext<'_>, b: &BuildFacts<'_>) -> Value {
+    let mut data = with(
+        ctx.block(Some(&format!("/build/{}", b.build_id))),
+        json!({
+            "build_id": b.build_id,
+            "docker_tags": b.docker_tags,
+            "repo": ctx.name,
+            "namespace": ctx.namespace,
+            "is_manual": b.is_manual,
+            "manual_user": b.manual_user,
+        }),
+    );
+    if let Some(id) = b.trigger_id {
+        data["trigger_id"] = json!(id);
+        data["trigger_kind"] = json!(b.trigger_kind);
+        data["trigger_metadata"] = b.trigger_metadata.cloned().unwrap_or_else(|| json!({}));
+        data["trigger_manual"] = json!(b.is_manual);
+    }
+    data
+}
+
+/// `build_start`, `build_success`, `build_failure`, `build_cancelled`: base, `build_id`,
+/// `build_name`, `docker_tags` (`["latest"]` when empty), `trigger_id`, `trigger_kind`,
+/// `trigger_metadata`, plus the fields Quay defined but never filled: `image_id` and
+/// `manifest_digests` on success, `error_message` on failure.
+pub fn build_update(ctx: &RepoContext<'_>, b: &BuildFacts<'_>) -> Value {
+    let tags: Vec<&str> = if b.docker_tags.is_empty() {
+        vec!["latest"]
+    } else {
+        b.docker_tags.iter().map(String::as_str).collect()
+    };
+    let mut data = with(
+        ctx.block(Some(&format!("/build/{}", b.build_id))),
+        json!({
+            "build_id": b.build_id,
+            "build_name": b.build_name,
+            "docker_tags": tags,
+            "trigger_id": b.trigger_id,
+            "trigger_kind": b.trigger_kind,
+            "trigger_metadata": b.trigger_metadata.cloned().unwrap_or_else(|| json!({})),
+        }),
+    );
+    if let Some(image) = b.image_id {
+        data["image_id"] = json!(image);
+        data["manifest_digests"] = json!(b.manifest_digests);
+    }
+    if let Some(e) = b.error_message {
+        data["error_message"] = json!(e);
+    }
+    data
+}
+
 /// The `vulnerability_found` payload of one vulnerability: `tags` (at most 100) and
 /// `vulnerability` {`id`, `description`, `link`, `priority`, `has_fix`}.
 pub fn vulnerability_found(ctx: &RepoContext<'_>, tags: &[&str], vulnerability: Value) -> Value {
@@ -562,6 +644,57 @@ mod tests {
         assert_eq!(
             e.sample(&ctx(), &json!({}), 0.0)["vulnerability"]["priority"],
             "Critical"
+        );
+    }
+
+    #[test]
+    fn build_payloads() {
+        let tags = vec!["master".to_owned(), "latest".to_owned()];
+        let meta = json!({"ref": "refs/heads/master", "commit": "abc1234def"});
+        let facts = BuildFacts {
+            build_id: "b-1",
+            build_name: "abc1234",
+            docker_tags: &tags,
+            trigger_id: Some("t-1"),
+            trigger_kind: Some("github"),
+            trigger_metadata: Some(&meta),
+            ..BuildFacts::default()
+        };
+        let q = build_queued(&ctx(), &facts);
+        assert_eq!(q["homepage"], "https://quay.example.com/repository/acme/web/build/b-1");
+        assert_eq!(q["repo"], "web");
+        assert_eq!(q["trigger_manual"], false);
+        assert!(q.get("build_name").is_none());
+        let digests = vec!["sha256:m".to_owned()];
+        let done = build_update(
+            &ctx(),
+            &BuildFacts {
+                image_id: Some("sha256:c"),
+                manifest_digests: &digests,
+                ..facts.clone()
+            },
+        );
+        assert_eq!(done["build_name"], "abc1234");
+        assert_eq!(done["manifest_digests"], json!(["sha256:m"]));
+        assert!(done.get("error_message").is_none());
+        let failed = build_update(
+            &ctx(),
+            &BuildFacts {
+                error_message: Some("boom"),
+                docker_tags: &[],
+                trigger_id: None,
+                trigger_kind: None,
+                trigger_metadata: None,
+                ..facts
+            },
+        );
+        assert_eq!(failed["error_message"], "boom");
+        assert_eq!(failed["docker_tags"], json!(["latest"]));
+        assert_eq!(failed["trigger_metadata"], json!({}));
+        assert!(failed.get("image_id").is_none());
+        assert_eq!(
+            EventKind::BuildFailure.summary(&failed),
+            "Build failure for repository acme/web [b-1]"
         );
     }
 
