@@ -66,6 +66,9 @@ struct Claims {
     iat: i64,
     jti: String,
     access: Vec<AccessGrant>,
+    /// Set in tokens issued to a build's push credential: the repository it builds for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    build_repo: Option<i64>,
 }
 
 /// A signed registry token and what it grants.
@@ -88,6 +91,8 @@ pub struct RegistryGrant {
     pub subject: String,
     /// What it grants.
     pub access: Vec<AccessGrant>,
+    /// The repository of the build whose credential it was issued to.
+    pub build_repo: Option<berth_core::RepoId>,
 }
 
 impl RegistryGrant {
@@ -140,6 +145,7 @@ pub(crate) fn principal(account: berth_store::accounts::AccountRow, scopes: Opti
         kind: account.kind,
         superuser: account.superuser,
         scopes,
+        build_repo: None,
     }
 }
 
@@ -150,6 +156,9 @@ impl App {
         let bad = || AppError::BadCredentials("Invalid Username or Password".into());
         if username == OAUTH_TOKEN_USERNAME {
             return self.authenticate_token(password).await;
+        }
+        if username == crate::builds::BUILD_USERNAME {
+            return self.authenticate_build(password).await;
         }
         let mut conn = self.store.conn().await?;
         let account = accounts::by_name(&mut conn, username).await?.ok_or_else(bad)?;
@@ -241,6 +250,7 @@ impl App {
             iat: now.timestamp(),
             jti: random_token(24),
             access: access.clone(),
+            build_repo: caller.account().and_then(|p| p.build_repo).map(|r| r.0),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.registry_key.encoding)
             .map_err(|e| AppError::Internal(format!("signing registry token: {e}")))?;
@@ -262,6 +272,7 @@ impl App {
         Ok(RegistryGrant {
             subject: data.claims.sub,
             access: data.claims.access,
+            build_repo: data.claims.build_repo.map(berth_core::RepoId),
         })
     }
 

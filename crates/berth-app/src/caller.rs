@@ -18,6 +18,9 @@ pub struct Principal {
     pub superuser: bool,
     /// The scopes of the token used; `None` for a password or robot token, which carry no cap.
     pub scopes: Option<ScopeSet>,
+    /// Set for a build's push credential: the only repository it may write (it reads what
+    /// anyone may read), and its pushes raise no `repo_push` (the build raises it when done).
+    pub build_repo: Option<berth_core::RepoId>,
 }
 
 impl Principal {

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod authorized_email;
+pub mod builds;
 pub mod caller;
 pub mod delivery;
 pub mod delivery_log;
@@ -25,6 +26,8 @@ pub mod registry;
 pub mod repos;
 pub mod secret;
 pub mod secscan;
+pub mod trigger_payload;
+pub mod triggers;
 
 use std::time::Duration;
 
@@ -35,6 +38,7 @@ pub use caller::{Caller, Ctx, Principal};
 /// The stored records use cases return, re-exported so that outer layers need not depend on the store.
 pub mod model {
     pub use berth_store::accounts::AccountRow;
+    pub use berth_store::builds::{BuildRow, LogLine, TriggerRow};
     pub use berth_store::deliveries::{AttemptRow, DeliveryRow};
     pub use berth_store::inapp::InAppRow;
     pub use berth_store::notifications::NotificationRow;
@@ -65,6 +69,8 @@ pub struct Settings {
     pub email_code_ttl: Duration,
     /// How images are scanned for vulnerabilities.
     pub secscan: secscan::ScanSettings,
+    /// How Dockerfile builds run.
+    pub builds: builds::BuildSettings,
 }
 
 impl Settings {
@@ -84,6 +90,7 @@ pub struct App {
     failpoints: failpoint::Failpoints,
     wake: std::sync::Arc<tokio::sync::Notify>,
     scan_wake: std::sync::Arc<tokio::sync::Notify>,
+    build_wake: std::sync::Arc<tokio::sync::Notify>,
     mailer: Option<berth_notify::mail::Mailer>,
 }
 
@@ -109,6 +116,7 @@ impl App {
             failpoints: failpoint::Failpoints::default(),
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             scan_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+            build_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
         })
     }
 

@@ -279,7 +279,11 @@ impl App {
             RegistryAuth::Token(g) => {
                 let mut conn = self.store.conn().await?;
                 match accounts::by_name(&mut conn, &g.subject).await? {
-                    Some(a) if a.kind != AccountKind::Organization => Caller::Account(principal(a, None)),
+                    Some(a) if a.kind != AccountKind::Organization => {
+                        let mut p = principal(a, None);
+                        p.build_repo = g.build_repo;
+                        Caller::Account(p)
+                    }
                     _ => Caller::Anonymous,
                 }
             }
@@ -566,7 +570,11 @@ impl App {
                 &[tag.as_str()],
                 &[digest.as_str()],
             );
-            raised = crate::events::raise(&mut tx, repo, "repo_push", &data, ctx.caller.account()).await?;
+            // A build's own pushes are announced by the build, after build_success.
+            let from_build = ctx.caller.account().is_some_and(|p| p.build_repo.is_some());
+            if !from_build {
+                raised = crate::events::raise(&mut tx, repo, "repo_push", &data, ctx.caller.account()).await?;
+            }
             if before.as_deref() != Some(digest.as_str()) {
                 let meta = json!({"repo": repo.name, "namespace": repo.namespace, "tag": tag.as_str(), "manifest_digest": digest.as_str()});
                 crate::audit::record(&mut tx, ctx, "push_repo", Some(repo.namespace_id), Some(repo.id), meta).await?;

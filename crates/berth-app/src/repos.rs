@@ -86,6 +86,13 @@ impl App {
         let Some(p) = caller.account() else {
             return Ok(public.then_some(RepoRole::Read));
         };
+        if let Some(only) = p.build_repo {
+            return Ok(if only == repo.id {
+                Some(RepoRole::Write)
+            } else {
+                public.then_some(RepoRole::Read)
+            });
+        }
         let facts = RepoAccessFacts {
             public,
             superuser: p.acts_as_superuser(),

@@ -16,6 +16,7 @@ pub mod middleware;
 pub mod oci;
 pub mod pages;
 pub mod registry;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -51,6 +52,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(registry::router())
         .merge(health::router())
         .merge(pages::router())
+        .merge(webhooks::router())
         .with_state(state);
     middleware::apply(router)
 }
@@ -78,6 +80,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         (name = "logs", description = "Audit logs"),
         (name = "notification", description = "Repository notifications"),
         (name = "secscan", description = "Vulnerability reports of manifests"),
+        (name = "build", description = "Dockerfile builds and build triggers"),
     )
 )]
 pub struct ApiDoc;

@@ -53,6 +53,72 @@ pub struct Config {
     pub mail: MailConfig,
     /// Vulnerability scanning (`[secscan]`, env `BERTH_SECSCAN__KEY`).
     pub secscan: SecscanConfig,
+    /// Dockerfile builds (`[builds]`, env `BERTH_BUILDS__KEY`).
+    pub builds: BuildsConfig,
+}
+
+/// The `[builds]` section: Dockerfile builds with a local builder (buildah by default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuildsConfig {
+    /// Accept builds and run the build worker in `serve` (the builder must be installed).
+    pub enabled: bool,
+    /// The builder command and its arguments, with placeholders.
+    pub build_command: Vec<String>,
+    /// The push command and its arguments, with placeholders.
+    pub push_command: Vec<String>,
+    /// How long one build may run, in seconds.
+    pub timeout_secs: u64,
+    /// Where per-build directories go; empty means `<data_dir>/builds`.
+    pub workdir: String,
+    /// Largest uploaded or downloaded build context, in bytes.
+    pub max_context_bytes: u64,
+    /// `host[:port]` builds push to and pull this registry's images from; empty means
+    /// `server_hostname`.
+    pub registry_host: String,
+    /// Whether the builder verifies TLS when it talks to this registry.
+    pub tls_verify: bool,
+    /// Tries per build when infrastructure fails (a build error is never retried).
+    pub tries: i32,
+}
+
+impl Default for BuildsConfig {
+    fn default() -> Self {
+        let d = berth_app::builds::BuildSettings::default();
+        BuildsConfig {
+            enabled: d.enabled,
+            build_command: d.build_command,
+            push_command: d.push_command,
+            timeout_secs: d.timeout.as_secs(),
+            workdir: String::new(),
+            max_context_bytes: d.max_context_bytes,
+            registry_host: String::new(),
+            tls_verify: d.tls_verify,
+            tries: d.tries,
+        }
+    }
+}
+
+impl BuildsConfig {
+    /// The build settings, with directories resolved against `data_dir`.
+    pub fn settings(&self, data_dir: &std::path::Path) -> berth_app::builds::BuildSettings {
+        berth_app::builds::BuildSettings {
+            enabled: self.enabled,
+            build_command: self.build_command.clone(),
+            push_command: self.push_command.clone(),
+            timeout: Duration::from_secs(self.timeout_secs.max(1)),
+            workdir: if self.workdir.is_empty() {
+                data_dir.join("builds")
+            } else {
+                PathBuf::from(&self.workdir)
+            },
+            max_context_bytes: self.max_context_bytes,
+            registry_host: (!self.registry_host.is_empty()).then(|| self.registry_host.clone()),
+            tls_verify: self.tls_verify,
+            tries: self.tries.max(1),
+            ..berth_app::builds::BuildSettings::default()
+        }
+    }
 }
 
 /// The `[secscan]` section: the built-in vulnerability scanner.
@@ -260,6 +326,7 @@ impl Default for Config {
             notifications: NotificationsConfig::default(),
             mail: MailConfig::default(),
             secscan: SecscanConfig::default(),
+            builds: BuildsConfig::default(),
         }
     }
 }
@@ -315,6 +382,7 @@ impl Config {
             "notifications",
             "mail",
             "secscan",
+            "builds",
         ]
     }
 
@@ -407,6 +475,18 @@ impl Config {
                     );
                 }
             }
+        }
+        let b = &self.builds;
+        for (key, list) in [("build_command", &b.build_command), ("push_command", &b.push_command)] {
+            if list.first().is_none_or(|p| p.trim().is_empty()) {
+                return fail(&format!("builds.{key}"), "must name a program".into());
+            }
+        }
+        if b.tries < 1 {
+            return fail("builds.tries", "must be at least 1".into());
+        }
+        if b.timeout_secs == 0 {
+            return fail("builds.timeout_secs", "must be at least 1".into());
         }
         if scan.feed_interval_secs < 60 {
             return fail("secscan.feed_interval_secs", "must be at least 60".into());

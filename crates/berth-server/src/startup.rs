@@ -52,9 +52,45 @@ pub async fn build_app(config: &Config, store: Store) -> anyhow::Result<App> {
         mail: config.mail.settings(),
         email_code_ttl: std::time::Duration::from_secs(config.mail.authorization_ttl_secs),
         secscan: config.secscan.settings(),
+        builds: config.builds.settings(&config.data_dir),
     };
+    if config.builds.enabled {
+        check_builder(&config.builds.build_command)?;
+    }
     let blobs = std::sync::Arc::new(berth_blob::LocalBlobStore::new(config.data_dir.clone()));
     Ok(App::new(store, blobs, settings).await?)
+}
+
+/// Refuses to start when builds are enabled but the builder is not installed, and says how to fix
+/// it; a missing `git` only disables triggers, so it is a warning.
+fn check_builder(command: &[String]) -> anyhow::Result<()> {
+    let program = command.first().map(String::as_str).unwrap_or_default();
+    if find_program(program).is_none() {
+        anyhow::bail!(
+            "builds are enabled (builds.enabled = true) but the builder '{program}' (builds.build_command) is not installed \
+             or not on PATH: install it (Debian: apt-get install buildah) or set builds.enabled = false"
+        );
+    }
+    if find_program("git").is_none() {
+        tracing::warn!("git is not installed: builds from triggers will fail until it is");
+    }
+    Ok(())
+}
+
+/// Where `program` is: itself when it names a path, else the first match on `PATH`.
+fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    if program.is_empty() {
+        return None;
+    }
+    if program.contains('/') {
+        let p = std::path::PathBuf::from(program);
+        return p.is_file().then_some(p);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
 
 /// A server that is bound and ready to run.
@@ -129,14 +165,18 @@ impl Application {
             let app = app.clone();
             tokio::spawn(async move { app.run_delivery_worker().await })
         });
-        let mut scan_tasks = Vec::new();
+        let mut background = Vec::new();
         if app.settings().secscan.enabled {
             let worker = app.clone();
-            scan_tasks.push(tokio::spawn(async move { worker.run_secscan_worker().await }));
+            background.push(tokio::spawn(async move { worker.run_secscan_worker().await }));
+        }
+        if app.settings().builds.enabled {
+            let builder = app.clone();
+            background.push(tokio::spawn(async move { builder.run_build_worker().await }));
         }
         if app.settings().secscan.feed_url.is_some() {
             let fetcher = app.clone();
-            scan_tasks.push(tokio::spawn(async move { fetcher.run_feed_fetcher().await }));
+            background.push(tokio::spawn(async move { fetcher.run_feed_fetcher().await }));
         }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -162,8 +202,8 @@ impl Application {
         if let Some(t) = delivery_task {
             t.abort();
         }
-        // Likewise a scan in progress: its job's lease expires and it runs again.
-        for t in scan_tasks {
+        // Likewise a scan or build in progress: its job's lease expires and it runs again.
+        for t in background {
             t.abort();
         }
         app.store().close().await;

@@ -1,6 +1,7 @@
 //! The Quay-compatible `/api/v1`: routes, request and response shapes (`In`/`Out` types per
 //! resource), and OpenAPI annotations from which `/api/v1/openapi.json` is generated.
 
+pub mod build;
 pub mod deliveries;
 pub mod notification;
 pub mod org;
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<HttpState> {
         .merge(deliveries::router())
         .merge(repoemail::router())
         .merge(security::router())
+        .merge(build::router())
 }
 
 /// Quay's avatar object. Berth renders no images; `hash` and `color` are derived from the name so

@@ -7,6 +7,7 @@
 mod accounts_api;
 mod bell;
 mod binary;
+mod builds;
 mod crash;
 mod delivery;
 mod email;

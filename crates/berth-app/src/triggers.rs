@@ -1,0 +1,432 @@
+//! Build triggers as use cases: create (Berth addition; Quay creates them through OAuth flows),
+//! activate with a configuration, list, show, delete, start by hand, and the webhook that starts
+//! builds from pushes. Repository admins manage triggers; the webhook authenticates by the
+//! trigger's secret as each service signs (see [`crate::trigger_payload`]).
+
+use berth_store::builds::{self as store, NewBuild, TriggerRow};
+use berth_store::repos;
+use regex::Regex;
+use serde_json::{Value, json};
+
+use crate::builds::layout;
+use crate::trigger_payload::{self as payload, Push};
+use crate::{App, AppError, Ctx, Result};
+
+/// What a trigger webhook did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// A build was queued.
+    Queued(String),
+    /// Nothing to build, and why.
+    Ignored(String),
+}
+
+/// A webhook request as the HTTP layer received it.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookRequest<'a> {
+    /// `X-GitHub-Event`.
+    pub github_event: Option<&'a str>,
+    /// `X-Hub-Signature-256`.
+    pub github_signature: Option<&'a str>,
+    /// `X-Gitlab-Event`.
+    pub gitlab_event: Option<&'a str>,
+    /// `X-Gitlab-Token`.
+    pub gitlab_token: Option<&'a str>,
+    /// The password of HTTP Basic auth, or a `token` query parameter (custom triggers).
+    pub custom_secret: Option<&'a str>,
+    /// The raw body.
+    pub body: &'a [u8],
+}
+
+/// How a manual run names what to build.
+#[derive(Debug, Clone, Default)]
+pub struct ManualRun {
+    /// A branch to build at its current head.
+    pub branch_name: Option<String>,
+    /// A tag to build.
+    pub tag_name: Option<String>,
+    /// A commit to build (with `branch_name`/`tag_name` for the ref, else the default branch).
+    pub commit_sha: Option<String>,
+}
+
+/// Checks and normalises a trigger configuration.
+fn checked_config(config: &Value) -> Result<Value> {
+    let obj = config
+        .as_object()
+        .ok_or_else(|| AppError::Invalid("config must be a JSON object".into()))?;
+    let source = obj
+        .get("build_source")
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| AppError::Invalid("config.build_source (the git URL to clone) is required".into()))?;
+    if source.starts_with('-') || source.chars().any(char::is_whitespace) {
+        return Err(AppError::Invalid(format!(
+            "config.build_source '{source}' is not a git URL"
+        )));
+    }
+    let (dockerfile, context) = layout(
+        None,
+        obj.get("dockerfile_path").and_then(Value::as_str),
+        obj.get("context").and_then(Value::as_str),
+    )
+    .map_err(|e| AppError::Invalid(format!("config: {e}")))?;
+    if let Some(re) = obj
+        .get("branchtag_regex")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+    {
+        Regex::new(re).map_err(|e| AppError::Invalid(format!("config.branchtag_regex is not a valid regex: {e}")))?;
+    }
+    if let Some(t) = obj.get("tag_templates")
+        && !t.as_array().is_some_and(|l| l.iter().all(Value::is_string))
+    {
+        return Err(AppError::Invalid(
+            "config.tag_templates must be a list of strings".into(),
+        ));
+    }
+    for flag in ["default_tag_from_ref", "latest_for_default_branch"] {
+        if obj.get(flag).is_some_and(|v| !v.is_boolean()) {
+            return Err(AppError::Invalid(format!("config.{flag} must be true or false")));
+        }
+    }
+    let mut out = config.clone();
+    out["dockerfile_path"] = json!(dockerfile);
+    out["context"] = json!(context);
+    Ok(out)
+}
+
+/// Whether the trigger's `branchtag_regex` lets a ref build (full match on `heads/x`/`tags/x`).
+fn ref_allowed(config: &Value, r: &str) -> bool {
+    match config["branchtag_regex"].as_str().filter(|s| !s.is_empty()) {
+        Some(re) => Regex::new(&format!("^(?:{re})$")).is_ok_and(|re| re.is_match(payload::ref_for_filter(r))),
+        None => true,
+    }
+}
+
+impl App {
+    async fn trigger_of(
+        &self,
+        ctx: &Ctx,
+        namespace: &str,
+        name: &str,
+        uuid: &str,
+    ) -> Result<(berth_store::repos::RepoRow, TriggerRow)> {
+        let repo = self.admin_repo(&ctx.caller, namespace, name).await?;
+        let t = store::trigger(&mut self.store.conn().await?, repo.id, uuid)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no trigger {uuid} in {namespace}/{name}")))?;
+        Ok((repo, t))
+    }
+
+    /// Creates an inactive trigger for `service` (repository `admin`), with a fresh webhook secret.
+    pub async fn create_trigger(&self, ctx: &Ctx, namespace: &str, name: &str, service: &str) -> Result<TriggerRow> {
+        let repo = self.admin_repo(&ctx.caller, namespace, name).await?;
+        if !payload::SERVICES.contains(&service) {
+            return Err(AppError::Invalid(format!(
+                "unknown trigger service '{service}'; use one of {}",
+                payload::SERVICES.join(", ")
+            )));
+        }
+        let p = ctx.caller.principal()?;
+        let mut tx = self.store.begin().await?;
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let t = store::insert_trigger(
+            &mut tx,
+            &uuid,
+            repo.id,
+            service,
+            &crate::secret::random_token(40),
+            p.id.0,
+        )
+        .await?;
+        let meta = json!({"repo": repo.name, "namespace": repo.namespace, "trigger_id": uuid, "service": service});
+        crate::audit::record(
+            &mut tx,
+            ctx,
+            "add_repo_trigger",
+            Some(repo.namespace_id),
+            Some(repo.id),
+            meta,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(t)
+    }
+
+    /// Activates a trigger with its configuration (repository `admin`).
+    pub async fn activate_trigger(
+        &self,
+        ctx: &Ctx,
+        namespace: &str,
+        name: &str,
+        uuid: &str,
+        config: &Value,
+    ) -> Result<TriggerRow> {
+        let (repo, t) = self.trigger_of(ctx, namespace, name, uuid).await?;
+        let config = checked_config(config)?;
+        let mut tx = self.store.begin().await?;
+        store::activate_trigger(&mut tx, t.id, &config).await?;
+        let meta = json!({"repo": repo.name, "namespace": repo.namespace, "trigger_id": uuid, "service": t.service});
+        crate::audit::record(
+            &mut tx,
+            ctx,
+            "setup_repo_trigger",
+            Some(repo.namespace_id),
+            Some(repo.id),
+            meta,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(store::trigger(&mut self.store.conn().await?, repo.id, uuid)
+            .await?
+            .unwrap_or(t))
+    }
+
+    /// The triggers of a repository (repository `admin`).
+    pub async fn list_triggers(&self, ctx: &Ctx, namespace: &str, name: &str) -> Result<Vec<TriggerRow>> {
+        let repo = self.admin_repo(&ctx.caller, namespace, name).await?;
+        Ok(store::triggers(&mut self.store.conn().await?, repo.id).await?)
+    }
+
+    /// One trigger (repository `admin`).
+    pub async fn get_trigger(&self, ctx: &Ctx, namespace: &str, name: &str, uuid: &str) -> Result<TriggerRow> {
+        Ok(self.trigger_of(ctx, namespace, name, uuid).await?.1)
+    }
+
+    /// Deletes a trigger (repository `admin`); its builds stay.
+    pub async fn delete_trigger(&self, ctx: &Ctx, namespace: &str, name: &str, uuid: &str) -> Result<()> {
+        let (repo, t) = self.trigger_of(ctx, namespace, name, uuid).await?;
+        let mut tx = self.store.begin().await?;
+        store::delete_trigger(&mut tx, t.id).await?;
+        let meta = json!({"repo": repo.name, "namespace": repo.namespace, "trigger_id": uuid, "service": t.service});
+        crate::audit::record(
+            &mut tx,
+            ctx,
+            "delete_repo_trigger",
+            Some(repo.namespace_id),
+            Some(repo.id),
+            meta,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Starts a trigger's build by hand (repository `admin`, as Quay): a branch or tag at its
+    /// current head (resolved with `git ls-remote`), or a given commit.
+    pub async fn start_trigger(
+        &self,
+        ctx: &Ctx,
+        namespace: &str,
+        name: &str,
+        uuid: &str,
+        run: &ManualRun,
+    ) -> Result<store::BuildRow> {
+        self.builds_enabled_for_triggers()?;
+        let (repo, t) = self.trigger_of(ctx, namespace, name, uuid).await?;
+        if !t.activated {
+            return Err(AppError::Invalid("the trigger is not activated".into()));
+        }
+        let source = t.config.0["build_source"].as_str().unwrap_or_default().to_owned();
+        let r = match (&run.branch_name, &run.tag_name) {
+            (Some(b), None) => format!("refs/heads/{b}"),
+            (None, Some(tag)) => format!("refs/tags/{tag}"),
+            (None, None) => format!("refs/heads/{}", self.default_branch(&source).await?),
+            (Some(_), Some(_)) => return Err(AppError::Invalid("give branch_name or tag_name, not both".into())),
+        };
+        let commit = match &run.commit_sha {
+            Some(c) => c.clone(),
+            None => self.resolve_ref(&source, &r).await?,
+        };
+        let body = json!({"commit": commit, "ref": r, "default_branch": self.default_branch(&source).await.unwrap_or_default()});
+        let meta = match payload::custom(&body, &source).map_err(AppError::Invalid)? {
+            Push::Build(m) => m,
+            Push::Ignore(why) => return Err(AppError::Invalid(why)),
+        };
+        let p = ctx.caller.principal()?;
+        self.queue_trigger_build(ctx, &repo, &t, meta, Some(&p.name), Some(p.id.0))
+            .await
+    }
+
+    fn builds_enabled_for_triggers(&self) -> Result<()> {
+        if self.settings.builds.enabled {
+            Ok(())
+        } else {
+            Err(AppError::NotConfigured(
+                "builds are not enabled on this server (builds.enabled)".into(),
+            ))
+        }
+    }
+
+    /// Runs `git ls-remote` against a trigger's source.
+    async fn ls_remote(&self, source: &str, args: &[&str]) -> Result<String> {
+        let out = tokio::process::Command::new("git")
+            .arg("ls-remote")
+            .args(args)
+            .arg("--")
+            .arg(source)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .await
+            .map_err(|e| AppError::Unavailable(format!("could not run git: {e}")))?;
+        if !out.status.success() {
+            return Err(AppError::Invalid(format!(
+                "git ls-remote {source} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    async fn resolve_ref(&self, source: &str, r: &str) -> Result<String> {
+        let listing = self.ls_remote(source, &[]).await?;
+        listing
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .find(|(_, name)| *name == r)
+            .map(|(sha, _)| sha.to_owned())
+            .ok_or_else(|| AppError::Invalid(format!("{r} does not exist in {source}")))
+    }
+
+    async fn default_branch(&self, source: &str) -> Result<String> {
+        let listing = self.ls_remote(source, &["--symref"]).await?;
+        Ok(listing
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("ref: refs/heads/")
+                    .and_then(|rest| rest.split('\t').next())
+            })
+            .unwrap_or("master")
+            .to_owned())
+    }
+
+    /// Queues the build of a push for a trigger.
+    async fn queue_trigger_build(
+        &self,
+        ctx: &Ctx,
+        repo: &berth_store::repos::RepoRow,
+        t: &TriggerRow,
+        meta: Value,
+        manual_user: Option<&str>,
+        performer: Option<i64>,
+    ) -> Result<store::BuildRow> {
+        let config = &t.config.0;
+        let tags = payload::tags_for(config, &meta);
+        let commit = meta["commit"].as_str().unwrap_or_default().to_owned();
+        let source = json!({"kind": "git", "url": config["build_source"], "commit": commit});
+        let display = meta["commit_info"]["short_sha"].as_str().unwrap_or_default().to_owned();
+        let new = NewBuild {
+            uuid: &uuid::Uuid::new_v4().to_string(),
+            repo: repo.id,
+            display_name: &display,
+            docker_tags: &tags,
+            source: &source,
+            dockerfile_path: config["dockerfile_path"].as_str().unwrap_or("Dockerfile"),
+            context: config["context"].as_str().unwrap_or_default(),
+            trigger_id: Some(t.id),
+            trigger_metadata: &meta,
+            manual_user,
+            performer_id: performer.or(t.connected_user_id),
+        };
+        self.queue_build(ctx, repo, &new, Some(t)).await
+    }
+
+    /// Handles a trigger's webhook: checks the service's signature, maps the push, applies the
+    /// branch/tag filter and queues the build. An unknown trigger is 404; a bad signature is
+    /// 403; a malformed push is 400.
+    pub async fn trigger_webhook(&self, uuid: &str, req: &WebhookRequest<'_>) -> Result<WebhookOutcome> {
+        self.builds_enabled_for_triggers()?;
+        let t = store::trigger_any(&mut self.store.conn().await?, uuid)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no trigger {uuid}")))?;
+        let denied =
+            || AppError::Forbidden("the webhook's signature or token does not match the trigger's secret".into());
+        let body: Value =
+            serde_json::from_slice(req.body).map_err(|e| AppError::Invalid(format!("the body is not JSON: {e}")))?;
+        let source = t.config.0["build_source"].as_str().unwrap_or_default().to_owned();
+        let push = match t.service.as_str() {
+            "github" => {
+                if !payload::github_signature_ok(&t.secret, req.body, req.github_signature) {
+                    return Err(denied());
+                }
+                payload::github(req.github_event.unwrap_or("push"), &body)
+            }
+            "gitlab" => {
+                if !payload::secret_ok(&t.secret, req.gitlab_token) {
+                    return Err(denied());
+                }
+                payload::gitlab(req.gitlab_event.unwrap_or("Push Hook"), &body)
+            }
+            _ => {
+                if !payload::secret_ok(&t.secret, req.custom_secret) {
+                    return Err(denied());
+                }
+                payload::custom(&body, &source)
+            }
+        }
+        .map_err(AppError::Invalid)?;
+        if !t.activated {
+            return Ok(WebhookOutcome::Ignored("the trigger is not activated".into()));
+        }
+        let meta = match push {
+            Push::Build(m) => m,
+            Push::Ignore(why) => return Ok(WebhookOutcome::Ignored(why)),
+        };
+        let r = meta["ref"].as_str().unwrap_or_default();
+        if !ref_allowed(&t.config.0, r) {
+            return Ok(WebhookOutcome::Ignored(format!(
+                "{r} does not match the trigger's branchtag_regex"
+            )));
+        }
+        let repo = repos::by_id(&mut self.store.conn().await?, t.repository_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no trigger {uuid}")))?;
+        let build = self
+            .queue_trigger_build(&Ctx::system(), &repo, &t, meta, None, None)
+            .await?;
+        Ok(WebhookOutcome::Queued(build.uuid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_are_checked() {
+        let ok = checked_config(
+            &json!({"build_source": "file:///src", "dockerfile_path": "/app/Dockerfile", "context": "/app"}),
+        )
+        .unwrap();
+        assert_eq!(ok["dockerfile_path"], "app/Dockerfile");
+        assert_eq!(ok["context"], "app");
+        for (bad, why) in [
+            (json!([]), "JSON object"),
+            (json!({}), "build_source"),
+            (json!({"build_source": "--upload-pack=evil"}), "not a git URL"),
+            (
+                json!({"build_source": "u", "dockerfile_path": "../x"}),
+                "leaves the build context",
+            ),
+            (json!({"build_source": "u", "branchtag_regex": "(("}), "branchtag_regex"),
+            (json!({"build_source": "u", "tag_templates": "x"}), "tag_templates"),
+            (
+                json!({"build_source": "u", "latest_for_default_branch": "yes"}),
+                "latest_for_default_branch",
+            ),
+        ] {
+            let e = checked_config(&bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn branch_tag_filter_is_anchored() {
+        let c = json!({"branchtag_regex": "heads/(master|release-.*)"});
+        assert!(ref_allowed(&c, "refs/heads/master"));
+        assert!(ref_allowed(&c, "refs/heads/release-1"));
+        assert!(!ref_allowed(&c, "refs/heads/master-old"));
+        assert!(!ref_allowed(&c, "refs/tags/v1"));
+        assert!(ref_allowed(&json!({}), "refs/tags/v1"));
+    }
+}
