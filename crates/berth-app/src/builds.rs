@@ -61,6 +61,8 @@ pub struct BuildSettings {
     pub tls_verify: bool,
     /// Tries per build for infrastructure failures.
     pub tries: i32,
+    /// Wait before the second try; doubled for each later one.
+    pub retry_delay: Duration,
     /// How long an idle worker waits before looking for builds again.
     pub poll_interval: Duration,
     /// How long a claimed build job is leased (renewed while it runs).
@@ -114,6 +116,7 @@ impl Default for BuildSettings {
             registry_host: None,
             tls_verify: true,
             tries: 3,
+            retry_delay: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(60),
         }
@@ -533,7 +536,8 @@ impl App {
                     queue::complete(&mut tx, job.id, &job.state_id).await?;
                 }
                 Err(e) if retry => {
-                    let at = Utc::now() + chrono::Duration::seconds(5 << job.attempt.clamp(0, 8));
+                    let delay = self.settings.builds.retry_delay * (1u32 << (job.attempt - 1).clamp(0, 8));
+                    let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
                     queue::retry_at(&mut tx, job.id, &job.state_id, at, e).await?;
                 }
                 Err(e) => {
@@ -583,10 +587,12 @@ impl App {
         let mut log = LogSink::new(self.clone(), build.id);
         let started = Instant::now();
         let end = self.run_steps(&build, &repo, &dir, &mut log).await;
-        if let Err(e) = tokio::fs::remove_dir_all(&dir).await
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(build = uuid, error = %e, "could not remove a build directory");
+        for d in [dir.clone(), runroot_of(&build.uuid)] {
+            if let Err(e) = tokio::fs::remove_dir_all(&d).await
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(build = uuid, dir = %d.display(), error = %e, "could not remove a build directory");
+            }
         }
         let (to, kind, error, retry) = match end {
             Ok(End::Complete { image_id, digests }) => {
@@ -690,13 +696,15 @@ impl App {
             .await
             .map_err(io)?;
         let image = format!("localhost/berth-build-{}", build.uuid);
+        // The run root holds sockets and locks; podman wants its path under 50 characters.
+        let runroot = runroot_of(&build.uuid);
         let fill = |template: &[String], extra: &[(&str, String)]| -> Vec<String> {
             let mut values: Vec<(&str, String)> = vec![
                 ("{context}", context.display().to_string()),
                 ("{dockerfile}", dockerfile.display().to_string()),
                 ("{image}", image.clone()),
                 ("{storage}", dir.join("storage").display().to_string()),
-                ("{runroot}", dir.join("run").display().to_string()),
+                ("{runroot}", runroot.display().to_string()),
                 ("{authfile}", authfile.display().to_string()),
                 ("{tls_verify}", s.tls_verify.to_string()),
             ];
@@ -1043,6 +1051,12 @@ fn io(e: std::io::Error) -> AppError {
 /// an argument).
 fn shown(args: &[String]) -> String {
     args.join(" ")
+}
+
+/// A build's run root: short (podman refuses paths over 50 characters), under the temp dir.
+fn runroot_of(uuid: &str) -> PathBuf {
+    let short: String = uuid.chars().filter(char::is_ascii_hexdigit).take(16).collect();
+    std::env::temp_dir().join(format!("berth-run-{short}"))
 }
 
 /// Kills a process group (the builder and everything it started). `kill(1)` rather than a

@@ -80,6 +80,8 @@ pub struct BuildsConfig {
     pub tls_verify: bool,
     /// Tries per build when infrastructure fails (a build error is never retried).
     pub tries: i32,
+    /// Wait before the second try, in seconds; doubled for each later one.
+    pub retry_delay_secs: u64,
 }
 
 impl Default for BuildsConfig {
@@ -95,6 +97,7 @@ impl Default for BuildsConfig {
             registry_host: String::new(),
             tls_verify: d.tls_verify,
             tries: d.tries,
+            retry_delay_secs: d.retry_delay.as_secs(),
         }
     }
 }
@@ -116,6 +119,7 @@ impl BuildsConfig {
             registry_host: (!self.registry_host.is_empty()).then(|| self.registry_host.clone()),
             tls_verify: self.tls_verify,
             tries: self.tries.max(1),
+            retry_delay: Duration::from_secs(self.retry_delay_secs),
             ..berth_app::builds::BuildSettings::default()
         }
     }

@@ -212,13 +212,23 @@ backend_test!(async fn a_github_push_builds_and_notifies_in_order(kind) {
     assert_eq!(rest["logs"], json!([]));
     assert_eq!(rest["total"], total);
 
+    // Started by hand: the branch's head, resolved with git ls-remote.
+    let manual = expect(s.post(&format!("/api/v1/repository/acme/web/trigger/{trigger}/start"), &root, json!({"refs": {"kind": "branch", "name": "master"}})).await, 201);
+    assert_eq!(manual["manual_user"], "root");
+    assert_eq!(manual["trigger_metadata"]["commit"], sha.as_str());
+    let manual = finished(&s, &root, manual["id"].as_str().unwrap()).await;
+    assert_eq!(manual["phase"], "complete", "{manual:#}");
+    let e = expect(s.post(&format!("/api/v1/repository/acme/web/trigger/{trigger}/start"), &root, json!({"branch_name": "nope"})).await, 400);
+    assert!(e["detail"].as_str().unwrap().contains("refs/heads/nope does not exist"), "{e}");
+
     // A branch that the trigger's branchtag_regex excludes builds nothing.
     expect(s.post(&format!("/api/v1/repository/acme/web/trigger/{trigger}/activate"), &root, json!({"config": {"build_source": source, "branchtag_regex": "tags/.+"}})).await, 200);
     let r = s.client.post(&hook).header("x-github-event", "push").header("x-hub-signature-256", sign(&secret, push.as_bytes())).body(push).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.json::<Value>().await.unwrap()["skipped"].as_str().unwrap().contains("branchtag_regex"));
     let list = expect(s.get("/api/v1/repository/acme/web/build/?limit=10", &root).await, 200);
-    assert_eq!(list["builds"].as_array().unwrap().len(), 1);
+    let ids: Vec<&str> = list["builds"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [manual["id"].as_str().unwrap(), build_id.as_str()], "newest first");
     s.stop().await;
 });
 
@@ -409,6 +419,23 @@ backend_test!(async fn build_requests_are_checked(kind) {
     let r = s.client.post(format!("{hook}?token={secret}")).body(r#"{"commit": "abcdef1", "ref": "refs/heads/x"}"#).send().await.unwrap();
     assert_eq!(r.status(), 200, "an inactive trigger acknowledges and builds nothing");
     expect(s.delete(&format!("/api/v1/repository/acme/web/trigger/{uuid}"), &root).await, 204);
+    // GitLab: the X-Gitlab-Token must be the secret. A source that cannot be cloned is a build
+    // error with git's message.
+    let t = expect(s.post("/api/v1/repository/acme/web/trigger/", &root, json!({"service": "gitlab"})).await, 201);
+    let uuid = t["id"].as_str().unwrap();
+    expect(s.post(&format!("/api/v1/repository/acme/web/trigger/{uuid}/activate"), &root, json!({"config": {"build_source": "file:///nonexistent/berth-repo"}})).await, 200);
+    let hook = t["webhook_url"].as_str().unwrap();
+    let push = json!({"object_kind": "push", "ref": "refs/heads/main", "checkout_sha": "0123456789abcdef0123456789abcdef01234567",
+                      "project": {"default_branch": "main", "web_url": "https://gitlab.example/acme/web"}, "commits": []}).to_string();
+    let r = s.client.post(hook).header("x-gitlab-event", "Push Hook").header("x-gitlab-token", "wrong").body(push.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = s.client.post(hook).header("x-gitlab-event", "Push Hook").header("x-gitlab-token", t["secret"].as_str().unwrap()).body(push).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["build_id"].as_str().unwrap().to_owned();
+    let b = finished(&s, &root, &id).await;
+    assert_eq!(b["phase"], "error");
+    assert!(b["error"].as_str().unwrap().contains("git clone of file:///nonexistent/berth-repo failed"), "{b}");
+    assert_eq!(b["tags"], json!(["main", "latest"]));
     // An upload URL works once, with its token.
     let drop = expect(s.post("/api/v1/filedrop/", &root, json!({"mimeType": "text/plain"})).await, 200);
     let url = drop["url"].as_str().unwrap();
@@ -447,3 +474,72 @@ async fn enabling_builds_without_a_builder_stops_start_up() {
         "{e}"
     );
 }
+
+/// A tar context (Dockerfile and a file), gzipped, as a client uploads it.
+fn context_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, content) in [
+        ("Dockerfile", "FROM scratch\nCOPY greeting.txt /greeting.txt\n"),
+        ("greeting.txt", "hello\n"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, path, content.as_bytes()).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &b.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+backend_test!(async fn podman_builds_and_infrastructure_failures_are_retried(kind) {
+    // The builder is configurable: podman instead of buildah.
+    let s = TestServer::start_with(kind, |c| {
+        c.builds.enabled = true;
+        c.builds.tls_verify = false;
+        for list in [&mut c.builds.build_command, &mut c.builds.push_command] {
+            list[0] = "podman".into();
+        }
+        c.builds.build_command[1] = "build".into();
+    })
+    .await;
+    let root = s.init_root().await;
+    s.org_with_repo(&root, "acme", "web").await;
+    let drop = expect(s.post("/api/v1/filedrop/", &root, json!({"mimeType": "application/x-tar"})).await, 200);
+    let r = s.client.put(drop["url"].as_str().unwrap()).body(context_tar()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let b = expect(s.post("/api/v1/repository/acme/web/build/", &root, json!({"file_id": drop["file_id"], "docker_tags": ["podman"]})).await, 201);
+    let b = finished(&s, &root, b["id"].as_str().unwrap()).await;
+    assert_eq!(b["phase"], "complete", "{b:#}");
+    let logs = expect(s.get(&format!("/api/v1/repository/acme/web/build/{}/logs", b["id"].as_str().unwrap()), &root).await, 200);
+    assert!(logs["logs"].as_array().unwrap().iter().any(|l| l["message"].as_str().unwrap().starts_with("podman build")));
+    s.stop().await;
+
+    // A push that keeps failing is infrastructure trouble: tried `tries` times, then internalerror.
+    let rx = Receiver::start().await;
+    let s = TestServer::start_with(kind, |c| {
+        c.builds.enabled = true;
+        c.builds.tls_verify = false;
+        c.builds.tries = 2;
+        c.builds.retry_delay_secs = 0;
+        c.builds.push_command = vec!["sh".into(), "-c".into(), "echo registry unavailable >&2; exit 3".into()];
+        c.notifications.blocked_hosts = Vec::new();
+        c.notifications.deliver = true;
+        c.notifications.allowed_networks = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let root = s.init_root().await;
+    s.org_with_repo(&root, "acme", "web").await;
+    let n_failure = notify(&s, &root, "build_failure", format!("{}/failure", rx.url), json!({})).await;
+    let id = upload_build(&s, &root, "FROM scratch\n", json!([])).await;
+    let b = finished(&s, &root, &id).await;
+    assert_eq!(b["phase"], "internalerror", "{b:#}");
+    assert!(b["error"].as_str().unwrap().contains("registry unavailable"), "{b}");
+    let logs = expect(s.get(&format!("/api/v1/repository/acme/web/build/{id}/logs"), &root).await, 200);
+    let starts = logs["logs"].as_array().unwrap().iter().filter(|l| l["type"] == "phase" && l["message"] == "building").count();
+    assert_eq!(starts, 2, "two tries");
+    let failures = deliveries(&s, &n_failure).await;
+    assert_eq!(failures.len(), 1, "build_failure only when no try is left");
+    assert!(failures[0].2["error_message"].as_str().unwrap().starts_with("internal error"));
+    s.stop().await;
+});
