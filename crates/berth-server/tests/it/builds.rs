@@ -515,6 +515,37 @@ backend_test!(async fn podman_builds_and_infrastructure_failures_are_retried(kin
     assert!(logs["logs"].as_array().unwrap().iter().any(|l| l["message"].as_str().unwrap().starts_with("podman build")));
     s.stop().await;
 
+    // The same context from an archive URL (on loopback, which this server allows).
+    let s = TestServer::start_with(kind, |c| {
+        c.builds.enabled = true;
+        c.builds.tls_verify = false;
+        c.notifications.allowed_networks = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let root = s.init_root().await;
+    s.org_with_repo(&root, "acme", "web").await;
+    let url = serve_bytes(context_tar()).await;
+    let b = expect(s.post("/api/v1/repository/acme/web/build/", &root, json!({"archive_url": url, "docker_tags": ["archived"]})).await, 201);
+    assert_eq!(b["archive_url"], url.as_str());
+    let b = finished(&s, &root, b["id"].as_str().unwrap()).await;
+    assert_eq!(b["phase"], "complete", "{b:#}");
+    s.stop().await;
+
+    // A builder that outlives builds.timeout_secs is killed and the build expires.
+    let s = TestServer::start_with(kind, |c| {
+        c.builds.enabled = true;
+        c.builds.timeout_secs = 1;
+        c.builds.build_command = vec!["sleep".into(), "30".into()];
+    })
+    .await;
+    let root = s.init_root().await;
+    s.org_with_repo(&root, "acme", "web").await;
+    let id = upload_build(&s, &root, "FROM scratch\n", json!([])).await;
+    let b = finished(&s, &root, &id).await;
+    assert_eq!(b["phase"], "expired", "{b:#}");
+    assert!(b["error"].as_str().unwrap().contains("builds.timeout_secs"), "{b}");
+    s.stop().await;
+
     // A push that keeps failing is infrastructure trouble: tried `tries` times, then internalerror.
     let rx = Receiver::start().await;
     let s = TestServer::start_with(kind, |c| {
@@ -541,5 +572,76 @@ backend_test!(async fn podman_builds_and_infrastructure_failures_are_retried(kin
     let failures = deliveries(&s, &n_failure).await;
     assert_eq!(failures.len(), 1, "build_failure only when no try is left");
     assert!(failures[0].2["error_message"].as_str().unwrap().starts_with("internal error"));
+    s.stop().await;
+});
+
+/// Serves `body` to every request on a loopback port; returns its URL.
+async fn serve_bytes(body: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes()).await;
+            let _ = conn.write_all(&body).await;
+        }
+    });
+    format!("http://{addr}/context.tar.gz")
+}
+
+backend_test!(async fn a_build_credential_writes_only_its_repository_while_it_runs(kind) {
+    let s = TestServer::start_with(kind, |c| c.builds.enabled = true).await;
+    let root = s.init_root().await;
+    s.org_with_repo(&root, "acme", "web").await;
+    expect(s.post("/api/v1/repository", &root, json!({"namespace": "acme", "repository": "other", "visibility": "private"})).await, 201);
+    // A build row with a credential, as the executor gives one while the build runs.
+    let repo = {
+        let mut c = s.app.store().conn().await.unwrap();
+        berth_store::repos::by_path(&mut c, "acme", "web").await.unwrap().unwrap()
+    };
+    let token = "build-credential-for-this-test";
+    let mut tx = s.app.store().begin().await.unwrap();
+    let empty = json!({});
+    let build = berth_store::builds::insert(&mut tx, &berth_store::builds::NewBuild {
+        uuid: "b-cred", repo: repo.id, display_name: "x", docker_tags: &["v1".to_owned()], source: &empty,
+        dockerfile_path: "Dockerfile", context: "", trigger_id: None, trigger_metadata: &empty, manual_user: None, performer_id: Some(1),
+    }).await.unwrap();
+    let hash = berth_app::secret::token_hash(token);
+    berth_store::builds::set_credential(&mut tx, build.id, Some(&hash), Some(chrono::Utc::now() + chrono::Duration::minutes(5))).await.unwrap();
+    tx.commit().await.unwrap();
+    let cred = Auth::Basic("$build".into(), token.into());
+    // The registry grants push on the build's repository only; other private repositories are
+    // hidden, as from an outsider.
+    let grant = |scope: &str| {
+        let url = format!("{}/v2/auth?service={}&scope={scope}", s.base, s.hostname);
+        let req = s.client.get(url).basic_auth("$build", Some(token));
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let own = grant("repository:acme/web:pull,push").await;
+    let other = grant("repository:acme/other:pull,push").await;
+    let decode = |t: &Value| -> Value {
+        let payload = t["token"].as_str().unwrap().split('.').nth(1).unwrap().to_owned();
+        serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap()).unwrap()
+    };
+    assert_eq!(decode(&own)["access"][0]["actions"], json!(["pull", "push"]));
+    assert_eq!(decode(&other)["access"][0]["actions"], json!([]));
+    let (status, _) = s.get("/api/v1/repository/acme/other", &cred).await;
+    assert_eq!(status, 404);
+    let (status, _) = s.get("/api/v1/user/", &cred).await;
+    assert_eq!(status, 403, "no user scope");
+    let (status, _) = s.post("/api/v1/repository", &cred, json!({"namespace": "acme", "repository": "new", "visibility": "private"})).await;
+    assert_eq!(status, 403, "cannot create repositories");
+    // Revoked when the build ends.
+    let mut tx = s.app.store().begin().await.unwrap();
+    berth_store::builds::set_credential(&mut tx, build.id, None, None).await.unwrap();
+    tx.commit().await.unwrap();
+    let (status, _) = s.get("/api/v1/repository/acme/web", &cred).await;
+    assert_eq!(status, 401);
     s.stop().await;
 });
