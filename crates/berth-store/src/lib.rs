@@ -26,6 +26,7 @@ pub mod registry;
 pub mod repos;
 pub mod secrets;
 pub mod secscan;
+pub mod sessions;
 pub mod teams;
 pub mod tokens;
 
