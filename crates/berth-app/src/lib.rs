@@ -26,6 +26,7 @@ pub mod registry;
 pub mod repos;
 pub mod secret;
 pub mod secscan;
+pub mod sessions;
 pub mod trigger_payload;
 pub mod triggers;
 

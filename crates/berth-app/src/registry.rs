@@ -802,6 +802,46 @@ pub struct TagInfo {
 }
 
 impl App {
+    /// Deletes a tag by repository path (repository `write`), as the web UI does.
+    pub async fn delete_tag(&self, ctx: &Ctx, namespace: &str, name: &str, tag: &str) -> Result<()> {
+        let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Write).await?;
+        let tag = berth_core::Tag::parse(tag).map_err(|e| AppError::Invalid(e.to_string()))?;
+        self.delete_manifest(ctx, &repo, &Reference::Tag(tag)).await
+    }
+
+    /// The platforms (`os/arch[/variant]`) of a manifest of `repo`: an index's children, or an
+    /// image's config. Empty when unknown (artifacts, unreadable configs).
+    pub async fn platforms(&self, repo: &RepoRow, digest: &str) -> Result<Vec<String>> {
+        let Some(m) = reg::manifest_by_digest(&mut self.store.conn().await?, repo.id, digest).await? else {
+            return Ok(Vec::new());
+        };
+        let doc: serde_json::Value = serde_json::from_slice(&m.content).unwrap_or_default();
+        let name = |p: &serde_json::Value| -> Option<String> {
+            let (os, arch) = (p["os"].as_str()?, p["architecture"].as_str()?);
+            Some(match p["variant"].as_str() {
+                Some(v) => format!("{os}/{arch}/{v}"),
+                None => format!("{os}/{arch}"),
+            })
+        };
+        if let Some(children) = doc["manifests"].as_array() {
+            return Ok(children.iter().filter_map(|c| name(&c["platform"])).collect());
+        }
+        let Some(config) = doc["config"]["digest"].as_str().and_then(|d| Digest::parse(d).ok()) else {
+            return Ok(Vec::new());
+        };
+        let size = self.blobs.stat(&config).await?.unwrap_or(0);
+        if size == 0 || size > 1 << 20 {
+            return Ok(Vec::new());
+        }
+        let mut reader = self.blobs.read(&config, 0, size).await?;
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
+            .await
+            .map_err(|e| AppError::Unavailable(format!("reading {config}: {e}")))?;
+        let conf: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        Ok(name(&conf).into_iter().collect())
+    }
+
     /// A page of a repository's tags (read), most recently moved first; returns whether more exist.
     pub async fn repo_tags(
         &self,

@@ -10,9 +10,9 @@ use serde::Serialize;
 /// An error answered by `/api/v1`.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
+    pub(crate) status: StatusCode,
     error_type: &'static str,
-    detail: String,
+    pub(crate) detail: String,
 }
 
 impl ApiError {

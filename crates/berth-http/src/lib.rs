@@ -16,6 +16,7 @@ pub mod middleware;
 pub mod oci;
 pub mod pages;
 pub mod registry;
+pub mod ui;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(health::router())
         .merge(pages::router())
         .merge(webhooks::router())
+        .merge(ui::router())
         .with_state(state);
     middleware::apply(router)
 }

@@ -23,3 +23,4 @@ mod registry_lifecycle;
 mod repo_push_events;
 mod secscan;
 mod support;
+mod ui;

@@ -1,0 +1,516 @@
+//! The web UI: server-rendered pages (askama templates, escaped by default), htmx for the live
+//! build log, one stylesheet, no build chain. Pages call the same use cases as the API, so every
+//! rule (permissions, validation) is the application's.
+//!
+//! Sessions: signing in sets an `HttpOnly`, `SameSite=Lax` cookie (`Secure` when the server's
+//! scheme is https) holding a random token stored hashed; every state-changing form carries the
+//! session's form token, checked before anything happens (CSRF). The cookie never authenticates
+//! `/api/v1` or `/v2`.
+
+mod repo;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, FromRequestParts, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use berth_app::{AppError, Ctx};
+use serde::Deserialize;
+
+use crate::HttpState;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "berth_session";
+
+const CSS: &str = include_str!("../../assets/berth.css");
+const HTMX: &str = include_str!("../../assets/htmx-2.0.11.min.js");
+
+/// The UI's routes.
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/signin", get(signin_page).post(signin))
+        .route("/signout", post(signout))
+        .route("/setup", get(setup_page).post(setup))
+        .route("/new/repository", post(create_repo))
+        .route("/repository/{ns}/{*rest}", get(repo::get).post(repo::post))
+        .route(
+            "/static/berth.css",
+            get(|| async { asset("text/css; charset=utf-8", CSS) }),
+        )
+        .route(
+            "/static/htmx.min.js",
+            get(|| async { asset("text/javascript; charset=utf-8", HTMX) }),
+        )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// What the page frame shows: who is signed in, and the form token.
+#[derive(Debug, Clone, Default)]
+pub struct Chrome {
+    /// The signed-in user's name.
+    pub user: Option<String>,
+    /// The session's form token.
+    pub csrf: String,
+}
+
+/// A signed-in request.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The use-case context (the session's user, the client address).
+    pub ctx: Ctx,
+    /// The frame.
+    pub chrome: Chrome,
+}
+
+impl Session {
+    /// Checks a form's token against the session's: the refusal page when it does not match.
+    pub fn refused(&self, form_token: &str) -> Option<Response> {
+        if !form_token.is_empty() && berth_app::secret::same_secret(&self.chrome.csrf, form_token) {
+            None
+        } else {
+            Some(message(
+                StatusCode::FORBIDDEN,
+                &self.chrome,
+                "Form expired",
+                "This form is out of date or did not come from Berth. Reload the page and try again.",
+            ))
+        }
+    }
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// The signed-in session, if the cookie names a live one.
+pub async fn session(s: &HttpState, headers: &HeaderMap, ip: Option<String>) -> Result<Option<Session>, AppError> {
+    let Some(token) = cookie_token(headers) else {
+        return Ok(None);
+    };
+    let Some(found) = s.app.session_caller(&token).await? else {
+        return Ok(None);
+    };
+    let user = found.caller.account().map(|p| p.name.clone());
+    Ok(Some(Session {
+        ctx: Ctx {
+            caller: found.caller,
+            ip,
+        },
+        chrome: Chrome { user, csrf: found.csrf },
+    }))
+}
+
+/// The session, or a redirect to the sign-in page that comes back to `path`.
+pub async fn require(s: &HttpState, headers: &HeaderMap, ip: Option<String>, path: &str) -> Result<Session, Response> {
+    match session(s, headers, ip).await {
+        Ok(Some(session)) => Ok(session),
+        Ok(None) => Err(Redirect::to(&format!("/signin?next={}", encode(path))).into_response()),
+        Err(e) => Err(error_page(&Chrome::default(), e)),
+    }
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Renders a template, with the security headers every page gets.
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => {
+            let mut r = (status, Html(html)).into_response();
+            let h = r.headers_mut();
+            h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+            h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+            h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    chrome: &'a Chrome,
+    message: &'a str,
+}
+
+/// A page with a title and one message.
+pub fn message(status: StatusCode, chrome: &Chrome, title: &str, text: &str) -> Response {
+    render(
+        status,
+        &MessagePage {
+            title,
+            chrome,
+            message: text,
+        },
+    )
+}
+
+/// The page for a use case's error, with the API's status mapping.
+pub fn error_page(chrome: &Chrome, e: AppError) -> Response {
+    let api = crate::error::ApiError::from(e);
+    let title = match api.status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::UNAUTHORIZED => "Sign in needed",
+        StatusCode::BAD_REQUEST => "That did not work",
+        _ => "Something went wrong",
+    };
+    message(api.status, chrome, title, &api.detail)
+}
+
+/// The client address, for audit entries.
+pub struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(crate::extract::client_ip(parts)))
+    }
+}
+
+/// The `Set-Cookie` value of a session token (empty and expired to clear it).
+fn session_cookie(s: &HttpState, token: &str, clear: bool) -> String {
+    let secure = if s.app.settings().preferred_url_scheme == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    let age = if clear {
+        0
+    } else {
+        berth_app::sessions::SESSION_TTL.num_seconds()
+    };
+    format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={age}{secure}")
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SignInPage {
+    title: &'static str,
+    chrome: Chrome,
+    error: Option<String>,
+    username: String,
+    next: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// Only local paths are followed after sign-in (no open redirect).
+fn safe_next(next: &str) -> String {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next.to_owned()
+    } else {
+        "/".to_owned()
+    }
+}
+
+async fn signin_page(State(s): State<HttpState>, Query(q): Query<NextQuery>) -> Response {
+    if s.app.needs_setup().await.unwrap_or(false) {
+        return Redirect::to("/setup").into_response();
+    }
+    render(
+        StatusCode::OK,
+        &SignInPage {
+            title: "Sign in",
+            chrome: Chrome::default(),
+            error: None,
+            username: String::new(),
+            next: safe_next(&q.next),
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct SignInForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn signin(State(s): State<HttpState>, Form(f): Form<SignInForm>) -> Response {
+    match s.app.sign_in(f.username.trim(), &f.password).await {
+        Ok(new) => {
+            let mut r = Redirect::to(&safe_next(&f.next)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&session_cookie(&s, &new.token, false)) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(AppError::BadCredentials(msg)) => render(
+            StatusCode::UNAUTHORIZED,
+            &SignInPage {
+                title: "Sign in",
+                chrome: Chrome::default(),
+                error: Some(msg),
+                username: f.username,
+                next: safe_next(&f.next),
+            },
+        ),
+        Err(e) => error_page(&Chrome::default(), e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn signout(State(s): State<HttpState>, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
+    let Some(token) = cookie_token(&headers) else {
+        return Redirect::to("/signin").into_response();
+    };
+    if let Ok(Some(session)) = session(&s, &headers, None).await
+        && let Some(refused) = session.refused(&f.csrf)
+    {
+        return refused;
+    }
+    if let Err(e) = s.app.sign_out(&token).await {
+        return error_page(&Chrome::default(), e);
+    }
+    let mut r = Redirect::to("/signin").into_response();
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(&s, "", true)) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    title: &'static str,
+    chrome: Chrome,
+    error: Option<String>,
+    username: String,
+    email: String,
+}
+
+async fn setup_page(State(s): State<HttpState>) -> Response {
+    match s.app.needs_setup().await {
+        Ok(true) => render(
+            StatusCode::OK,
+            &SetupPage {
+                title: "Set up Berth",
+                chrome: Chrome::default(),
+                error: None,
+                username: String::new(),
+                email: String::new(),
+            },
+        ),
+        Ok(false) => Redirect::to("/signin").into_response(),
+        Err(e) => error_page(&Chrome::default(), e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SetupForm {
+    username: String,
+    email: String,
+    password: String,
+}
+
+async fn setup(State(s): State<HttpState>, ClientIp(ip): ClientIp, Form(f): Form<SetupForm>) -> Response {
+    let ctx = Ctx {
+        caller: berth_app::Caller::Anonymous,
+        ip,
+    };
+    let new = berth_app::accounts::NewUser {
+        username: f.username.trim().to_owned(),
+        email: Some(f.email.trim().to_owned()),
+        password: f.password.clone(),
+        superuser: true,
+    };
+    match s.app.initialize(&ctx, new, false).await {
+        Ok(_) => match s.app.sign_in(f.username.trim(), &f.password).await {
+            Ok(session) => {
+                let mut r = Redirect::to("/").into_response();
+                if let Ok(v) = HeaderValue::from_str(&session_cookie(&s, &session.token, false)) {
+                    r.headers_mut().insert(header::SET_COOKIE, v);
+                }
+                r
+            }
+            Err(e) => error_page(&Chrome::default(), e),
+        },
+        Err(AppError::Invalid(msg)) => render(
+            StatusCode::BAD_REQUEST,
+            &SetupPage {
+                title: "Set up Berth",
+                chrome: Chrome::default(),
+                error: Some(msg),
+                username: f.username,
+                email: f.email,
+            },
+        ),
+        Err(e) => error_page(&Chrome::default(), e),
+    }
+}
+
+/// A repository in the list.
+struct RepoItem {
+    path: String,
+    visibility: String,
+    role: String,
+}
+
+#[derive(Template)]
+#[template(path = "repos.html")]
+struct ReposPage {
+    title: &'static str,
+    chrome: Chrome,
+    query: String,
+    repos: Vec<RepoItem>,
+    host: String,
+    error: Option<String>,
+    form_namespace: String,
+    form_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct HomeQuery {
+    #[serde(default)]
+    q: String,
+}
+
+async fn repos_page(
+    s: &HttpState,
+    session: Session,
+    query: String,
+    error: Option<String>,
+    form: (String, String),
+) -> Response {
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let repos = match s.app.visible_repos(&session.ctx.caller, &query).await {
+        Ok(r) => r,
+        Err(e) => return error_page(&session.chrome, e),
+    };
+    let repos = repos
+        .into_iter()
+        .map(|r| RepoItem {
+            path: format!("{}/{}", r.repo.namespace, r.repo.name),
+            visibility: r.repo.visibility.as_str().to_owned(),
+            role: r.role.as_str().to_owned(),
+        })
+        .collect();
+    let form_namespace = if form.0.is_empty() {
+        session.chrome.user.clone().unwrap_or_default()
+    } else {
+        form.0
+    };
+    render(
+        status,
+        &ReposPage {
+            title: "Repositories",
+            host: s.app.settings().server_hostname.clone(),
+            chrome: session.chrome,
+            query,
+            repos,
+            error,
+            form_namespace,
+            form_name: form.1,
+        },
+    )
+}
+
+async fn home(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Query(q): Query<HomeQuery>,
+) -> Response {
+    if s.app.needs_setup().await.unwrap_or(false) {
+        return Redirect::to("/setup").into_response();
+    }
+    let session = match require(&s, &headers, ip, "/").await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    repos_page(&s, session, q.q, None, (String::new(), String::new())).await
+}
+
+#[derive(Debug, Deserialize)]
+struct NewRepoForm {
+    #[serde(default)]
+    csrf: String,
+    namespace: String,
+    name: String,
+    visibility: String,
+}
+
+async fn create_repo(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<NewRepoForm>,
+) -> Response {
+    let session = match require(&s, &headers, ip, "/").await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Some(r) = session.refused(&f.csrf) {
+        return r;
+    }
+    let visibility = match f.visibility.as_str() {
+        "public" => berth_core::Visibility::Public,
+        _ => berth_core::Visibility::Private,
+    };
+    let new = berth_app::repos::NewRepo {
+        namespace: f.namespace.trim().to_owned(),
+        name: f.name.trim().to_owned(),
+        visibility,
+        description: String::new(),
+    };
+    match s.app.create_repo(&session.ctx, &new).await {
+        Ok(r) => Redirect::to(&format!("/repository/{}/{}", r.namespace, r.name)).into_response(),
+        Err(e @ (AppError::Invalid(_) | AppError::Conflict(_) | AppError::Forbidden(_) | AppError::NotFound(_))) => {
+            let msg = match e {
+                AppError::Forbidden(_) | AppError::NotFound(_) => {
+                    format!("You cannot create repositories in '{}'.", new.namespace)
+                }
+                other => other.to_string(),
+            };
+            repos_page(&s, session, String::new(), Some(msg), (f.namespace, f.name)).await
+        }
+        Err(e) => error_page(&session.chrome, e),
+    }
+}

@@ -1,0 +1,684 @@
+//! The repository pages: `/repository/{ns}/{repo}` with its tabs (Information, Tags, Builds,
+//! Security, and Settings for admins), a build's page with its live log, and the forms those
+//! pages post (delete a tag, start or cancel a build, add or delete a trigger). Repository names
+//! may contain `/`, so the tail of the path is parsed here.
+
+use askama::Template;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use berth_app::builds::StartBuild;
+use berth_app::secscan::ScanState;
+use berth_app::{AppError, Ctx};
+use berth_core::RepoRole;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Chrome, ClientIp, Session, error_page, render, require};
+use crate::HttpState;
+
+/// What the tail of `/repository/{ns}/…` names.
+#[derive(Debug, PartialEq, Eq)]
+enum Target<'a> {
+    Repo(&'a str),
+    Build(&'a str, &'a str),
+    BuildLog(&'a str, &'a str),
+}
+
+fn target(rest: &str) -> Target<'_> {
+    if let Some((repo, tail)) = rest.rsplit_once("/build/") {
+        if let Some(uuid) = tail.strip_suffix("/log") {
+            return Target::BuildLog(repo, uuid);
+        }
+        if !tail.contains('/') && !tail.is_empty() {
+            return Target::Build(repo, tail);
+        }
+    }
+    Target::Repo(rest.trim_end_matches('/'))
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub(super) struct RepoQuery {
+    #[serde(default)]
+    tab: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    start: i64,
+    #[serde(default)]
+    flash: String,
+}
+
+pub(super) async fn get(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Path((ns, rest)): Path<(String, String)>,
+    Query(q): Query<RepoQuery>,
+) -> Response {
+    let path = format!("/repository/{ns}/{rest}");
+    let session = match require(&s, &headers, ip, &path).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let result = match target(&rest) {
+        Target::Repo(name) => repo_page(&s, &session, &ns, name, &q, None).await,
+        Target::Build(name, uuid) => build_page(&s, &session, &ns, name, uuid).await,
+        Target::BuildLog(name, uuid) => log_fragment(&s, &session, &ns, name, uuid, q.start).await,
+    };
+    result.unwrap_or_else(|e| error_page(&session.chrome, e))
+}
+
+/// A tab: its key and label.
+type Tab = (&'static str, &'static str);
+
+struct TagView {
+    name: String,
+    short: String,
+    digest: String,
+    size: String,
+    platforms: String,
+    updated: String,
+}
+
+struct BuildItem {
+    uuid: String,
+    name: String,
+    phase: String,
+    tags: String,
+    trigger: String,
+    commit: String,
+    started: String,
+}
+
+struct VulnRow {
+    package: String,
+    version: String,
+    id: String,
+    link: String,
+    severity: String,
+    fixed_by: String,
+}
+
+struct SecurityView {
+    digest: String,
+    status: String,
+    reason: String,
+    counts: Vec<(String, usize)>,
+    packages: usize,
+    rows: Vec<VulnRow>,
+}
+
+struct TriggerItem {
+    uuid: String,
+    service: String,
+    source: String,
+    webhook_url: String,
+    secret: String,
+    active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "repo.html")]
+struct RepoPage {
+    title: String,
+    chrome: Chrome,
+    path: String,
+    tab: String,
+    tabs: Vec<Tab>,
+    flash: Option<String>,
+    error: Option<String>,
+    host: String,
+    description: String,
+    last_push: Option<String>,
+    can_write: bool,
+    tags: Vec<TagView>,
+    builds_enabled: bool,
+    builds: Vec<BuildItem>,
+    security_tags: Vec<String>,
+    selected_tag: String,
+    security: Option<SecurityView>,
+    triggers: Vec<TriggerItem>,
+}
+
+fn human_size(bytes: i64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        n if n >= 1 << 30 => format!("{:.1} GiB", b / f64::from(1u32 << 30)),
+        n if n >= 1 << 20 => format!("{:.1} MiB", b / f64::from(1u32 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} KiB", b / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+async fn repo_page(
+    s: &HttpState,
+    session: &Session,
+    ns: &str,
+    name: &str,
+    q: &RepoQuery,
+    error: Option<String>,
+) -> Result<Response, AppError> {
+    let app = &s.app;
+    let caller = &session.ctx.caller;
+    let (repo, role) = app.repo_access(caller, ns, name, RepoRole::Read).await?;
+    let is_admin = role >= RepoRole::Admin;
+    let mut tabs: Vec<Tab> = vec![
+        ("info", "Information"),
+        ("tags", "Tags"),
+        ("builds", "Builds"),
+        ("security", "Security"),
+    ];
+    if is_admin {
+        tabs.push(("settings", "Settings"));
+    }
+    let tab = if tabs.iter().any(|t| t.0 == q.tab) {
+        q.tab.clone()
+    } else {
+        "info".to_owned()
+    };
+    let (recent, _) = app.repo_tags(caller, ns, name, None, 100, 1).await?;
+    let mut page = RepoPage {
+        title: format!("{ns}/{name}"),
+        chrome: session.chrome.clone(),
+        path: format!("{ns}/{name}"),
+        tab: tab.clone(),
+        tabs,
+        flash: (!q.flash.is_empty()).then(|| q.flash.clone()),
+        error,
+        host: app.settings().server_hostname.clone(),
+        description: repo.description.clone(),
+        last_push: recent
+            .first()
+            .map(|t| format!("{} ({})", when(t.last_modified), t.name)),
+        can_write: role >= RepoRole::Write,
+        tags: Vec::new(),
+        builds_enabled: app.settings().builds.enabled,
+        builds: Vec::new(),
+        security_tags: recent.iter().map(|t| t.name.clone()).collect(),
+        selected_tag: String::new(),
+        security: None,
+        triggers: Vec::new(),
+    };
+    match tab.as_str() {
+        "tags" => {
+            for t in &recent {
+                let platforms = app.platforms(&repo, &t.manifest_digest).await?;
+                page.tags.push(TagView {
+                    name: t.name.clone(),
+                    short: t.manifest_digest.chars().take(19).collect(),
+                    digest: t.manifest_digest.clone(),
+                    size: t.size.map(human_size).unwrap_or_else(|| "—".into()),
+                    platforms: if platforms.is_empty() {
+                        "—".into()
+                    } else {
+                        platforms.join(", ")
+                    },
+                    updated: when(t.last_modified),
+                });
+            }
+        }
+        "builds" => {
+            for v in app.list_builds(&session.ctx, ns, name, 50).await? {
+                let b = &v.build;
+                page.builds.push(BuildItem {
+                    uuid: b.uuid.clone(),
+                    name: b.display_name.clone(),
+                    phase: b.phase.clone(),
+                    tags: b.docker_tags.0.join(", "),
+                    trigger: v.trigger.as_ref().map(|t| t.service.clone()).unwrap_or_else(|| {
+                        b.manual_user
+                            .clone()
+                            .map(|u| format!("upload by {u}"))
+                            .unwrap_or_default()
+                    }),
+                    commit: b.trigger_metadata.0["commit_info"]["short_sha"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                    started: when(b.created_at),
+                });
+            }
+        }
+        "security" => {
+            let chosen = recent.iter().find(|t| t.name == q.tag).or(recent.first());
+            if let Some(t) = chosen {
+                page.selected_tag = t.name.clone();
+                page.security = Some(security_view(s, session, ns, name, &t.manifest_digest).await?);
+            }
+        }
+        "settings" => {
+            for t in app.list_triggers(&session.ctx, ns, name).await? {
+                page.triggers.push(TriggerItem {
+                    webhook_url: format!("{}/webhooks/push/trigger/{}", app.settings().base_url(), t.uuid),
+                    source: t.config.0["build_source"].as_str().unwrap_or("").to_owned(),
+                    uuid: t.uuid,
+                    service: t.service,
+                    secret: t.secret,
+                    active: t.activated,
+                });
+            }
+        }
+        _ => {}
+    }
+    let status = if page.error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(render(status, &page))
+}
+
+async fn security_view(
+    s: &HttpState,
+    session: &Session,
+    ns: &str,
+    name: &str,
+    digest: &str,
+) -> Result<SecurityView, AppError> {
+    let report = s.app.security_report(&session.ctx.caller, ns, name, digest).await?;
+    let reason = match &report.state {
+        ScanState::Failed(r) | ScanState::Unsupported(r) => r.clone(),
+        _ => String::new(),
+    };
+    let mut counts = Vec::new();
+    for level in berth_scan::Severity::ALL {
+        let n = report.vulnerabilities.iter().filter(|v| v.severity == level).count();
+        if n > 0 {
+            counts.push((level.as_str().to_owned(), n));
+        }
+    }
+    let mut rows = Vec::new();
+    if let Some(image) = &report.image {
+        for v in &report.vulnerabilities {
+            for (i, fix) in &v.packages {
+                let Some(p) = image.packages.get(*i) else { continue };
+                rows.push(VulnRow {
+                    package: p.package.name.clone(),
+                    version: p.package.version.clone(),
+                    id: v.advisory.id.clone(),
+                    link: v.advisory.link(),
+                    severity: v.severity.as_str().to_owned(),
+                    fixed_by: fix.clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    Ok(SecurityView {
+        digest: report.digest.clone(),
+        status: report.state.as_str().to_owned(),
+        reason,
+        counts,
+        packages: report.image.as_ref().map_or(0, |i| i.packages.len()),
+        rows,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "build.html")]
+struct BuildPage {
+    title: String,
+    chrome: Chrome,
+    path: String,
+    uuid: String,
+    name: String,
+    phase: String,
+    tags: String,
+    started: String,
+    source: String,
+    error: String,
+    image: String,
+    cancellable: bool,
+    lines: Vec<String>,
+    next: i64,
+    finished: bool,
+}
+
+fn line_text(l: &berth_app::model::LogLine) -> String {
+    match l.kind.as_str() {
+        "phase" => format!("== {} ==", l.message),
+        "command" => format!("$ {}", l.message),
+        "error" => format!("error: {}", l.message),
+        _ => l.message.clone(),
+    }
+}
+
+fn is_final(phase: &str) -> bool {
+    matches!(phase, "complete" | "error" | "cancelled" | "internalerror" | "expired")
+}
+
+async fn build_page(s: &HttpState, session: &Session, ns: &str, name: &str, uuid: &str) -> Result<Response, AppError> {
+    let v = s.app.get_build(&session.ctx, ns, name, uuid).await?;
+    let (lines, total) = s.app.build_logs(&session.ctx, ns, name, uuid, 0).await?;
+    let b = &v.build;
+    let source = &b.source.0;
+    let source = match source["kind"].as_str() {
+        Some("git") => format!(
+            "{} at {}",
+            source["url"].as_str().unwrap_or(""),
+            source["commit"].as_str().unwrap_or("")
+        ),
+        Some("archive") => source["url"].as_str().unwrap_or("").to_owned(),
+        _ => "uploaded context".to_owned(),
+    };
+    let page = BuildPage {
+        title: format!("Build {}", b.display_name),
+        chrome: session.chrome.clone(),
+        path: format!("{ns}/{name}"),
+        uuid: b.uuid.clone(),
+        name: b.display_name.clone(),
+        phase: b.phase.clone(),
+        tags: b.docker_tags.0.join(", "),
+        started: when(b.created_at),
+        source,
+        error: b.error.clone().unwrap_or_default(),
+        image: b.image_id.clone().unwrap_or_default(),
+        cancellable: v.can_write && !is_final(&b.phase),
+        lines: lines.iter().map(line_text).collect(),
+        next: total,
+        finished: is_final(&b.phase),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+#[derive(Template)]
+#[template(path = "log_fragment.html")]
+struct LogFragment {
+    path: String,
+    uuid: String,
+    lines: Vec<String>,
+    next: i64,
+    finished: bool,
+    phase: String,
+}
+
+async fn log_fragment(
+    s: &HttpState,
+    session: &Session,
+    ns: &str,
+    name: &str,
+    uuid: &str,
+    start: i64,
+) -> Result<Response, AppError> {
+    let v = s.app.get_build(&session.ctx, ns, name, uuid).await?;
+    let (lines, total) = s.app.build_logs(&session.ctx, ns, name, uuid, start).await?;
+    // Finished only once every line has been sent.
+    let finished = is_final(&v.build.phase) && start + lines.len() as i64 >= total;
+    let page = LogFragment {
+        path: format!("{ns}/{name}"),
+        uuid: uuid.to_owned(),
+        next: start + lines.len() as i64,
+        lines: lines.iter().map(line_text).collect(),
+        finished,
+        phase: v.build.phase.clone(),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// What a form post on a repository page does.
+#[derive(Debug, PartialEq, Eq)]
+enum Action<'a> {
+    DeleteTag(&'a str, &'a str),
+    StartBuild(&'a str),
+    CancelBuild(&'a str, &'a str),
+    AddTrigger(&'a str),
+    DeleteTrigger(&'a str, &'a str),
+}
+
+fn action(rest: &str) -> Option<Action<'_>> {
+    if let Some(repo) = rest.strip_suffix("/builds") {
+        return Some(Action::StartBuild(repo));
+    }
+    if let Some(repo) = rest.strip_suffix("/triggers") {
+        return Some(Action::AddTrigger(repo));
+    }
+    let (head, verb) = rest.rsplit_once('/')?;
+    let (repo_and_kind, id) = head.rsplit_once('/')?;
+    let (repo, kind) = repo_and_kind.rsplit_once('/')?;
+    match (kind, verb) {
+        ("tag", "delete") => Some(Action::DeleteTag(repo, id)),
+        ("build", "cancel") => Some(Action::CancelBuild(repo, id)),
+        ("trigger", "delete") => Some(Action::DeleteTrigger(repo, id)),
+        _ => None,
+    }
+}
+
+/// A form's fields: URL-encoded or multipart (the build upload).
+struct Fields {
+    text: std::collections::HashMap<String, String>,
+    file: Option<Vec<u8>>,
+}
+
+impl Fields {
+    fn get(&self, key: &str) -> &str {
+        self.text.get(key).map(String::as_str).unwrap_or("")
+    }
+}
+
+async fn fields(headers: &HeaderMap, body: axum::body::Body, limit: usize) -> Result<Fields, AppError> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut out = Fields {
+        text: std::collections::HashMap::new(),
+        file: None,
+    };
+    if content_type.starts_with("multipart/form-data") {
+        let req = axum::http::Request::builder()
+            .header(axum::http::header::CONTENT_TYPE, content_type)
+            .body(limited(body, limit))
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let mut multipart = <Multipart as axum::extract::FromRequest<()>>::from_request(req, &())
+            .await
+            .map_err(|e| AppError::Invalid(format!("unreadable form: {e}")))?;
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| AppError::Invalid(format!("unreadable form: {e}")))?
+        {
+            let name = field.name().unwrap_or("").to_owned();
+            let is_file = field.file_name().is_some();
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| AppError::Invalid(format!("unreadable upload: {e}")))?;
+            if is_file {
+                out.file = Some(bytes.to_vec());
+            } else {
+                out.text.insert(name, String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+    } else {
+        let bytes = axum::body::to_bytes(body, 64 << 10)
+            .await
+            .map_err(|_| AppError::Invalid("the form is too large".into()))?;
+        for (k, v) in url_pairs(&bytes) {
+            out.text.insert(k, v);
+        }
+    }
+    Ok(out)
+}
+
+/// The body, failing past `limit` bytes.
+fn limited(body: axum::body::Body, limit: usize) -> axum::body::Body {
+    axum::body::Body::from_stream(futures_util::stream::unfold(
+        (body.into_data_stream(), 0usize),
+        move |(mut s, seen)| async move {
+            use futures_util::StreamExt;
+            match s.next().await {
+                Some(Ok(chunk)) => {
+                    let seen = seen + chunk.len();
+                    if seen > limit {
+                        Some((Err(std::io::Error::other("the upload is too large")), (s, seen)))
+                    } else {
+                        Some((Ok(chunk), (s, seen)))
+                    }
+                }
+                Some(Err(e)) => Some((Err(std::io::Error::other(e.to_string())), (s, seen))),
+                None => None,
+            }
+        },
+    ))
+}
+
+fn url_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes(bytes).unwrap_or_default()
+}
+
+pub(super) async fn post(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Path((ns, rest)): Path<(String, String)>,
+    body: axum::body::Body,
+) -> Response {
+    let here = format!("/repository/{ns}/{rest}");
+    let session = match require(&s, &headers, ip, &here).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(action) = action(&rest) else {
+        return error_page(&session.chrome, AppError::NotFound(format!("no such page: {here}")));
+    };
+    let limit = usize::try_from(s.app.settings().builds.max_context_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 << 10);
+    let form = match fields(&headers, body, limit).await {
+        Ok(f) => f,
+        Err(e) => return error_page(&session.chrome, e),
+    };
+    if let Some(refused) = session.refused(form.get("csrf")) {
+        return refused;
+    }
+    let ctx = &session.ctx;
+    let done = |repo: &str, tab: &str, flash: &str| {
+        Redirect::to(&format!(
+            "/repository/{ns}/{repo}?tab={tab}&flash={}",
+            super::encode(flash)
+        ))
+        .into_response()
+    };
+    let outcome: Result<Response, AppError> = async {
+        Ok(match action {
+            Action::DeleteTag(repo, tag) => {
+                s.app.delete_tag(ctx, &ns, repo, tag).await?;
+                done(repo, "tags", &format!("Tag {tag} deleted."))
+            }
+            Action::StartBuild(repo) => {
+                let Some(file) = form.file.as_ref().filter(|f| !f.is_empty()) else {
+                    return Err(AppError::Invalid("choose a Dockerfile or an archive to build".into()));
+                };
+                let uuid = start_upload_build(&s, ctx, &ns, repo, file, form.get("tags")).await?;
+                Redirect::to(&format!("/repository/{ns}/{repo}/build/{uuid}")).into_response()
+            }
+            Action::CancelBuild(repo, uuid) => {
+                s.app.cancel_build(ctx, &ns, repo, uuid).await?;
+                Redirect::to(&format!("/repository/{ns}/{repo}/build/{uuid}")).into_response()
+            }
+            Action::AddTrigger(repo) => {
+                let t = s.app.create_trigger(ctx, &ns, repo, form.get("service")).await?;
+                let config = json!({
+                    "build_source": form.get("build_source").trim(),
+                    "dockerfile_path": form.get("dockerfile_path"),
+                    "context": form.get("context"),
+                    "branchtag_regex": form.get("branchtag_regex"),
+                });
+                if let Err(e) = s.app.activate_trigger(ctx, &ns, repo, &t.uuid, &config).await {
+                    // Nothing half-made stays behind.
+                    s.app.delete_trigger(ctx, &ns, repo, &t.uuid).await?;
+                    return Err(e);
+                }
+                done(
+                    repo,
+                    "settings",
+                    "Trigger added: give the service its webhook URL and secret.",
+                )
+            }
+            Action::DeleteTrigger(repo, uuid) => {
+                s.app.delete_trigger(ctx, &ns, repo, uuid).await?;
+                done(repo, "settings", "Trigger deleted.")
+            }
+        })
+    }
+    .await;
+    match outcome {
+        Ok(r) => r,
+        Err(e @ AppError::Invalid(_)) => {
+            let (repo, tab) = match &action {
+                Action::DeleteTag(r, _) => (*r, "tags"),
+                Action::StartBuild(r) | Action::CancelBuild(r, _) => (*r, "builds"),
+                Action::AddTrigger(r) | Action::DeleteTrigger(r, _) => (*r, "settings"),
+            };
+            let q = RepoQuery {
+                tab: tab.to_owned(),
+                ..RepoQuery::default()
+            };
+            repo_page(&s, &session, &ns, repo, &q, Some(e.to_string()))
+                .await
+                .unwrap_or_else(|e| error_page(&session.chrome, e))
+        }
+        Err(e) => error_page(&session.chrome, e),
+    }
+}
+
+/// Starts a build from an uploaded file through the same filedrop the API uses.
+async fn start_upload_build(
+    s: &HttpState,
+    ctx: &Ctx,
+    ns: &str,
+    repo: &str,
+    file: &[u8],
+    tags: &str,
+) -> Result<String, AppError> {
+    let (file_id, token) = s.app.request_filedrop(ctx, "application/octet-stream").await?;
+    s.app.fill_filedrop(&file_id, &token, file).await?;
+    let req = StartBuild {
+        file_id: Some(file_id),
+        docker_tags: tags.split_whitespace().map(str::to_owned).collect(),
+        ..StartBuild::default()
+    };
+    Ok(s.app.start_build(ctx, ns, repo, &req).await?.uuid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_and_actions() {
+        assert_eq!(target("web"), Target::Repo("web"));
+        assert_eq!(target("team/app/"), Target::Repo("team/app"));
+        assert_eq!(target("team/app/build/1234"), Target::Build("team/app", "1234"));
+        assert_eq!(target("web/build/1234/log"), Target::BuildLog("web", "1234"));
+        assert_eq!(action("web/builds"), Some(Action::StartBuild("web")));
+        assert_eq!(
+            action("team/app/tag/v1/delete"),
+            Some(Action::DeleteTag("team/app", "v1"))
+        );
+        assert_eq!(action("web/build/u-1/cancel"), Some(Action::CancelBuild("web", "u-1")));
+        assert_eq!(
+            action("web/trigger/t-1/delete"),
+            Some(Action::DeleteTrigger("web", "t-1"))
+        );
+        assert_eq!(action("web/triggers"), Some(Action::AddTrigger("web")));
+        assert_eq!(action("web"), None);
+        assert_eq!(action("web/tag/v1/rename"), None);
+    }
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(
+            url_pairs(b"csrf=x&tags=v1+v2&path=a%2Fb"),
+            [
+                ("csrf".to_owned(), "x".to_owned()),
+                ("tags".to_owned(), "v1 v2".to_owned()),
+                ("path".to_owned(), "a/b".to_owned())
+            ]
+        );
+    }
+}

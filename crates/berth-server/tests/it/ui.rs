@@ -1,0 +1,313 @@
+//! The web UI over HTTP, on both backends: first-run set-up, sign-in and sign-out with the
+//! session cookie's flags, CSRF refusal, the repository list with search and creation, the
+//! repository tabs (information with escaping, tags with platforms, builds with an upload and its
+//! log, security with counts and fixes, settings for admins only, triggers).
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use berth_testkit::backend_test;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::oci_conformance::Reg;
+use crate::support::{Auth, TestServer, expect};
+
+/// A browser without JavaScript: no redirects followed, the session cookie carried by hand.
+struct Browser<'a> {
+    s: &'a TestServer,
+    client: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(s: &'a TestServer) -> Browser<'a> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            s,
+            client,
+            cookie: None,
+        }
+    }
+
+    fn with_cookie(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.cookie {
+            Some(c) => r.header("cookie", c),
+            None => r,
+        }
+    }
+
+    /// GET: status, `Location` and body.
+    async fn get(&self, path: &str) -> (StatusCode, String, String) {
+        let r = self
+            .with_cookie(self.client.get(format!("{}{path}", self.s.base)))
+            .send()
+            .await
+            .unwrap();
+        let loc = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (r.status(), loc, r.text().await.unwrap())
+    }
+
+    /// POSTs a form; keeps a session cookie that is set.
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, String, String) {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        let r = self
+            .with_cookie(self.client.post(format!("{}{path}", self.s.base)))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookie(&r);
+        let loc = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (r.status(), loc, r.text().await.unwrap())
+    }
+
+    fn keep_cookie(&mut self, r: &reqwest::Response) {
+        if let Some(set) = r.headers().get("set-cookie") {
+            let set = set.to_str().unwrap();
+            let pair = set.split(';').next().unwrap().to_owned();
+            self.cookie = if pair.ends_with('=') { None } else { Some(pair) };
+        }
+    }
+
+    /// The form token of the page at `path`.
+    async fn csrf(&self, path: &str) -> String {
+        let (_, _, html) = self.get(path).await;
+        let at = html.find("name=\"csrf\" value=\"").expect("a form with a token") + 19;
+        html[at..at + html[at..].find('"').unwrap()].to_owned()
+    }
+}
+
+async fn ui_server(
+    kind: berth_testkit::DbKind,
+    configure: impl FnOnce(&mut berth_server::config::Config),
+) -> TestServer {
+    TestServer::start_with(kind, |c| {
+        c.secscan.enabled = true;
+        c.builds.enabled = true;
+        c.builds.tls_verify = false;
+        configure(c);
+    })
+    .await
+}
+
+backend_test!(async fn setup_sign_in_and_sessions(kind) {
+    let s = ui_server(kind, |_| {}).await;
+    let mut b = Browser::new(&s);
+    // First run: everything leads to set-up, which creates the administrator and signs in.
+    assert_eq!(b.get("/").await.1, "/setup");
+    assert_eq!(b.get("/signin").await.1, "/setup");
+    let (status, _, html) = b.post("/setup", &[("username", "root"), ("email", "root@example.com"), ("password", "short")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("role=\"alert\"") && html.contains("value=\"root\""), "the form is shown again with the error and the input kept");
+    let (status, loc, _) = b.post("/setup", &[("username", "root"), ("email", "root@example.com"), ("password", "rootpassword")]).await;
+    assert_eq!((status, loc.as_str()), (StatusCode::SEE_OTHER, "/"));
+    assert!(b.cookie.is_some());
+    let (status, _, html) = b.get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("You have no repositories yet") && html.contains(&format!("podman push {}/root/app:v1", s.hostname)), "{html}");
+    assert_eq!(b.get("/setup").await.1, "/signin", "set-up happens once");
+
+    // Sign-out needs the form token.
+    let (status, _, _) = b.post("/signout", &[("csrf", "forged")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let token = b.csrf("/").await;
+    let (status, loc, _) = b.post("/signout", &[("csrf", &token)]).await;
+    assert_eq!((status, loc.as_str()), (StatusCode::SEE_OTHER, "/signin"));
+    assert!(b.cookie.is_none());
+    assert_eq!(b.get("/repository/root/x").await.1, "/signin?next=/repository/root/x");
+
+    // Sign-in: a wrong password says so; the right one sets an HttpOnly, SameSite=Lax cookie and
+    // goes where it was asked, but never off-site.
+    let (status, _, html) = b.post("/signin", &[("username", "root"), ("password", "nope"), ("next", "/")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(html.contains("Invalid Username or Password"), "{html}");
+    let r = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+        .post(format!("{}/signin", s.base)).header("content-type", "application/x-www-form-urlencoded")
+        .body("username=root&password=rootpassword&next=%2F%2Fevil.example%2F").send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"), "{cookie}");
+    // The cookie does not authenticate the API.
+    let pair = cookie.split(';').next().unwrap();
+    let api = s.client.get(format!("{}/api/v1/user/", s.base)).header("cookie", pair).send().await.unwrap();
+    assert_eq!(api.status(), 401);
+    s.stop().await;
+
+    // Over https the cookie is Secure.
+    let s = ui_server(kind, |c| c.preferred_url_scheme = "https".into()).await;
+    s.init_root().await;
+    let r = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+        .post(format!("{}/signin", s.base)).header("content-type", "application/x-www-form-urlencoded")
+        .body("username=root&password=rootpassword").send().await.unwrap();
+    assert!(r.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
+    s.stop().await;
+});
+
+/// A multipart body with one file field and text fields.
+fn multipart(boundary: &str, fields: &[(&str, &str)], file: (&str, &[u8])) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in fields {
+        write!(
+            out,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        )
+        .unwrap();
+    }
+    write!(out, "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"Dockerfile\"\r\nContent-Type: application/octet-stream\r\n\r\n", file.0).unwrap();
+    out.extend_from_slice(file.1);
+    write!(out, "\r\n--{boundary}--\r\n").unwrap();
+    out
+}
+
+fn layer() -> Vec<u8> {
+    let mut t = tar::Builder::new(Vec::new());
+    for (path, content) in [
+        ("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
+        (
+            "var/lib/dpkg/status",
+            "Package: libssl3\nStatus: install ok installed\nVersion: 3.0.11-1~deb12u1\nSource: openssl\n",
+        ),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        t.append_data(&mut h, path, content.as_bytes()).unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&t.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+backend_test!(async fn repository_pages_and_their_forms(kind) {
+    let s = ui_server(kind, |_| {}).await;
+    let root = s.init_root().await;
+    s.org_with_repo(&root, "acme", "web").await;
+    let reader = s.user(&root, "reader").await;
+    expect(s.put("/api/v1/repository/acme/web/permissions/user/reader", &root, json!({"role": "read"})).await, 200);
+    expect(s.put("/api/v1/repository/acme/web", &root, json!({"description": "<script>alert(1)</script>"})).await, 200);
+    let advisory = berth_scan::Advisory::parse(json!({"id": "UI-HIGH", "modified": "2026-11-01T00:00:00Z",
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}],
+        "affected": [{"package": {"ecosystem": "Debian:12", "name": "openssl"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.0.13-1~deb12u1"}]}]}]
+    }).to_string().as_bytes()).unwrap();
+    s.app.import_advisories(&[advisory]).await.unwrap();
+    let reg = Reg { s: &s, user: "root", pass: "rootpassword" };
+    reg.push_image("acme/web", "v1", &layer()).await;
+
+    let mut b = Browser::new(&s);
+    b.post("/signin", &[("username", "root"), ("password", "rootpassword")]).await;
+    assert!(b.cookie.is_some());
+
+    // The list, with search.
+    let (_, _, html) = b.get("/").await;
+    assert!(html.contains("href=\"/repository/acme/web\""));
+    let (_, _, html) = b.get("/?q=nothing-like-this").await;
+    assert!(html.contains("No repository matches"));
+
+    // Creating a repository: the form token is required; errors keep the input.
+    let (status, _, _) = b.post("/new/repository", &[("csrf", "x"), ("namespace", "acme"), ("name", "api"), ("visibility", "private")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let token = b.csrf("/").await;
+    let (status, loc, _) = b.post("/new/repository", &[("csrf", &token), ("namespace", "acme"), ("name", "api"), ("visibility", "private")]).await;
+    assert_eq!((status, loc.as_str()), (StatusCode::SEE_OTHER, "/repository/acme/api"));
+    let (status, _, html) = b.post("/new/repository", &[("csrf", &token), ("namespace", "acme"), ("name", "api"), ("visibility", "private")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("already exists") && html.contains("value=\"api\""), "{html}");
+
+    // Information: the pull command, the description escaped.
+    let (_, _, html) = b.get("/repository/acme/web").await;
+    assert!(html.contains(&format!("podman pull {}/acme/web", s.hostname)));
+    assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;") || html.contains("&lt;script&gt;"), "escaped: {html}");
+    assert!(!html.contains("<script>alert(1)</script>"));
+    assert!(html.contains("?tab=settings"), "admins see Settings");
+
+    // Tags: size and platform.
+    let (_, _, html) = b.get("/repository/acme/web?tab=tags").await;
+    assert!(html.contains("<strong>v1</strong>") && html.contains("linux/amd64"), "{html}");
+
+    // Security: counts per severity, the package and its fix, once scanned.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let html = loop {
+        let (_, _, html) = b.get("/repository/acme/web?tab=security&tag=v1").await;
+        if html.contains(">scanned<") || Instant::now() > deadline {
+            break html;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(html.contains("High: 1") && html.contains("UI-HIGH") && html.contains("3.0.13-1~deb12u1") && html.contains("libssl3"), "{html}");
+
+    // Builds: upload a Dockerfile, land on the build page, follow the log.
+    let token = b.csrf("/repository/acme/web?tab=builds").await;
+    let body = multipart("XBOUNDARYX", &[("csrf", &token), ("tags", "ui")], ("context", b"FROM scratch\n"));
+    let r = b.with_cookie(b.client.post(format!("{}/repository/acme/web/builds", s.base)))
+        .header("content-type", "multipart/form-data; boundary=XBOUNDARYX").body(body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+    let build_page = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(build_page.starts_with("/repository/acme/web/build/"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, _, log) = b.get(&format!("{build_page}/log?start=0")).await;
+        if log.contains("— complete —") {
+            assert!(log.contains("== building =="), "{log}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the build did not complete: {log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, _, html) = b.get(&build_page).await;
+    assert!(html.contains("badge complete") && !html.contains("Cancel build"), "{html}");
+    let (_, _, html) = b.get("/repository/acme/web?tab=builds").await;
+    assert!(html.contains("upload by root"), "{html}");
+
+    // Settings: add a trigger (a bad regex is refused and nothing is left behind), then delete it.
+    let token = b.csrf("/repository/acme/web?tab=settings").await;
+    let trigger_form = |regex: &'static str| vec![("csrf", token.clone()), ("service", "github".into()), ("build_source", "https://github.com/acme/web.git".into()), ("dockerfile_path", "Dockerfile".into()), ("context", "/".into()), ("branchtag_regex", regex.to_owned())];
+    let form = trigger_form("((");
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, html) = b.post("/repository/acme/web/triggers", &pairs).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("branchtag_regex"), "{html}");
+    let form = trigger_form("heads/main");
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, loc, _) = b.post("/repository/acme/web/triggers", &pairs).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{loc}");
+    let (_, _, html) = b.get("/repository/acme/web?tab=settings").await;
+    assert!(html.contains("/webhooks/push/trigger/") && html.contains("https://github.com/acme/web.git"), "{html}");
+    let list = expect(s.get("/api/v1/repository/acme/web/trigger/", &root).await, 200);
+    assert_eq!(list["triggers"].as_array().unwrap().len(), 1);
+    let uuid = list["triggers"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _, _) = b.post(&format!("/repository/acme/web/trigger/{uuid}/delete"), &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(expect(s.get("/api/v1/repository/acme/web/trigger/", &root).await, 200)["triggers"], json!([]));
+
+    // Deleting a tag from the Tags tab.
+    let (status, _, _) = b.post("/repository/acme/web/tag/v1/delete", &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, html) = b.get("/repository/acme/web?tab=tags").await;
+    assert!(!html.contains("<strong>v1</strong>"));
+
+    // A reader: no Settings tab, and its forms are refused by the same rules as the API.
+    let mut r = Browser::new(&s);
+    let Auth::Basic(_, password) = &reader else { panic!("basic") };
+    r.post("/signin", &[("username", "reader"), ("password", password)]).await;
+    let (_, _, html) = r.get("/repository/acme/web?tab=settings").await;
+    assert!(!html.contains("?tab=settings") && !html.contains("Build triggers"), "{html}");
+    let token = r.csrf("/").await;
+    let (status, _, _) = r.post("/repository/acme/web/triggers", &[("csrf", &token), ("service", "github"), ("build_source", "x")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = r.get("/repository/acme/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    s.stop().await;
+});
