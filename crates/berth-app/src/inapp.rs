@@ -3,8 +3,8 @@
 //! notification list with per-user dismissal.
 
 use berth_core::{AccountKind, RepoRole, Scope};
-use berth_notify::MethodKind;
 use berth_notify::methods::{Checked, MethodPolicy, Target};
+use berth_notify::{EventKind, MethodKind};
 use berth_store::accounts::AccountRow;
 use berth_store::deliveries::{self, NewAttempt, status};
 use berth_store::inapp::{self, InAppRow};
@@ -208,6 +208,37 @@ impl App {
         let mut conn = self.store.conn().await?;
         let rows = inapp::active_for(&mut conn, p.id, paging.fetch(), paging.offset()).await?;
         Ok(paging.split(rows))
+    }
+
+    /// How many undismissed notifications the signed-in user has (0 for anyone else).
+    pub async fn unread_count(&self, caller: &Caller) -> Result<i64> {
+        match caller.account() {
+            Some(p) if p.kind == AccountKind::User => {
+                Ok(inapp::count_active(&mut self.store.conn().await?, p.id).await?)
+            }
+            _ => Ok(0),
+        }
+    }
+
+    /// The one-line text of a bell item.
+    pub fn bell_summary(row: &InAppRow) -> String {
+        let data = &row.metadata.0;
+        if row.kind == DISABLED_KIND {
+            let what = data["title"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .or(data["event"].as_str())
+                .unwrap_or("A notification");
+            return format!(
+                "Notification '{what}' of {} was disabled: {}",
+                data["repository"].as_str().unwrap_or_default(),
+                data["reason"].as_str().unwrap_or_default()
+            );
+        }
+        match EventKind::parse(&row.kind) {
+            Ok(kind) => kind.summary(data),
+            Err(_) => row.kind.clone(),
+        }
     }
 
     /// One of the signed-in user's notifications.

@@ -313,7 +313,8 @@ impl EventKind {
         }
     }
 
-    fn is_build(self) -> bool {
+    /// Whether this is one of the five build events.
+    pub fn is_build(self) -> bool {
         matches!(
             self,
             EventKind::BuildQueued

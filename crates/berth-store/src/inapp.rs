@@ -46,6 +46,12 @@ pub async fn active_for(ex: &mut impl Exec, target: AccountId, limit: i64, offse
     Ok(run!(ex, c => sqlx::query_as::<_, InAppRow>(sql).bind(target.0).bind(limit).bind(offset).fetch_all(c).await)?)
 }
 
+/// How many undismissed notifications a user has.
+pub async fn count_active(ex: &mut impl Exec, target: AccountId) -> Result<i64> {
+    let sql = "SELECT COUNT(*) FROM user_notification WHERE target_id = $1 AND NOT dismissed";
+    Ok(run!(ex, c => sqlx::query_scalar::<_, i64>(sql).bind(target.0).fetch_one(c).await)?)
+}
+
 /// One of a user's notifications, dismissed or not.
 pub async fn get(ex: &mut impl Exec, target: AccountId, uuid: &str) -> Result<Option<InAppRow>> {
     let sql = "SELECT uuid, kind, organization, metadata, dismissed, created_at FROM user_notification WHERE target_id = $1 AND uuid = $2";

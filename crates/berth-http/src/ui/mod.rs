@@ -7,6 +7,8 @@
 //! session's form token, checked before anything happens (CSRF). The cookie never authenticates
 //! `/api/v1` or `/v2`.
 
+mod notify;
+mod org;
 mod repo;
 
 use askama::Template;
@@ -34,6 +36,11 @@ pub fn router() -> Router<HttpState> {
         .route("/signout", post(signout))
         .route("/setup", get(setup_page).post(setup))
         .route("/new/repository", post(create_repo))
+        .route("/new/organization", post(create_org))
+        .route("/organization/{org}", get(org::get))
+        .route("/organization/{org}/{*rest}", post(org::post))
+        .route("/notifications", get(bell_page))
+        .route("/notifications/{uuid}/dismiss", post(dismiss))
         .route("/repository/{ns}/{*rest}", get(repo::get).post(repo::post))
         .route(
             "/static/berth.css",
@@ -63,6 +70,8 @@ pub struct Chrome {
     pub user: Option<String>,
     /// The session's form token.
     pub csrf: String,
+    /// Undismissed in-app notifications (the bell).
+    pub unread: i64,
 }
 
 /// A signed-in request.
@@ -110,12 +119,17 @@ pub async fn session(s: &HttpState, headers: &HeaderMap, ip: Option<String>) -> 
         return Ok(None);
     };
     let user = found.caller.account().map(|p| p.name.clone());
+    let unread = s.app.unread_count(&found.caller).await?;
     Ok(Some(Session {
         ctx: Ctx {
             caller: found.caller,
             ip,
         },
-        chrome: Chrome { user, csrf: found.csrf },
+        chrome: Chrome {
+            user,
+            csrf: found.csrf,
+            unread,
+        },
     }))
 }
 
@@ -400,6 +414,7 @@ struct ReposPage {
     error: Option<String>,
     form_namespace: String,
     form_name: String,
+    orgs: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -432,6 +447,10 @@ async fn repos_page(
             role: r.role.as_str().to_owned(),
         })
         .collect();
+    let orgs = match s.app.user_info(&session.ctx.caller).await {
+        Ok(info) => info.organizations.into_iter().map(|(o, _)| o.name).collect(),
+        Err(_) => Vec::new(),
+    };
     let form_namespace = if form.0.is_empty() {
         session.chrome.user.clone().unwrap_or_default()
     } else {
@@ -448,6 +467,7 @@ async fn repos_page(
             error,
             form_namespace,
             form_name: form.1,
+            orgs,
         },
     )
 }
@@ -510,6 +530,72 @@ async fn create_repo(
                 other => other.to_string(),
             };
             repos_page(&s, session, String::new(), Some(msg), (f.namespace, f.name)).await
+        }
+        Err(e) => error_page(&session.chrome, e),
+    }
+}
+
+async fn bell_page(State(s): State<HttpState>, headers: HeaderMap, ClientIp(ip): ClientIp) -> Response {
+    let session = match require(&s, &headers, ip, "/notifications").await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    notify::bell(&session, &s.app)
+        .await
+        .unwrap_or_else(|e| error_page(&session.chrome, e))
+}
+
+async fn dismiss(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    axum::extract::Path(uuid): axum::extract::Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let session = match require(&s, &headers, ip, "/notifications").await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Some(r) = session.refused(&f.csrf) {
+        return r;
+    }
+    match s.app.dismiss_notification(&session.ctx.caller, &uuid, true).await {
+        Ok(_) => Redirect::to("/notifications").into_response(),
+        Err(e) => error_page(&session.chrome, e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NewOrgForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+}
+
+async fn create_org(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<NewOrgForm>,
+) -> Response {
+    let session = match require(&s, &headers, ip, "/").await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Some(r) = session.refused(&f.csrf) {
+        return r;
+    }
+    match s.app.create_org(&session.ctx, f.name.trim(), None).await {
+        Ok(org) => Redirect::to(&format!("/organization/{}", org.name)).into_response(),
+        Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => {
+            repos_page(
+                &s,
+                session,
+                String::new(),
+                Some(e.to_string()),
+                (String::new(), String::new()),
+            )
+            .await
         }
         Err(e) => error_page(&session.chrome, e),
     }

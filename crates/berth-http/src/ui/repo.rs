@@ -23,9 +23,20 @@ enum Target<'a> {
     Repo(&'a str),
     Build(&'a str, &'a str),
     BuildLog(&'a str, &'a str),
+    NewNotification(&'a str),
+    Notification(&'a str, &'a str),
 }
 
 fn target(rest: &str) -> Target<'_> {
+    if let Some(repo) = rest.strip_suffix("/notification/new") {
+        return Target::NewNotification(repo);
+    }
+    if let Some((repo, uuid)) = rest.rsplit_once("/notification/")
+        && !uuid.contains('/')
+        && !uuid.is_empty()
+    {
+        return Target::Notification(repo, uuid);
+    }
     if let Some((repo, tail)) = rest.rsplit_once("/build/") {
         if let Some(uuid) = tail.strip_suffix("/log") {
             return Target::BuildLog(repo, uuid);
@@ -47,6 +58,9 @@ pub(super) struct RepoQuery {
     start: i64,
     #[serde(default)]
     flash: String,
+    /// Everything else (the Create Notification form's fields when it is shown again).
+    #[serde(flatten)]
+    extra: std::collections::HashMap<String, String>,
 }
 
 pub(super) async fn get(
@@ -65,6 +79,14 @@ pub(super) async fn get(
         Target::Repo(name) => repo_page(&s, &session, &ns, name, &q, None).await,
         Target::Build(name, uuid) => build_page(&s, &session, &ns, name, uuid).await,
         Target::BuildLog(name, uuid) => log_fragment(&s, &session, &ns, name, uuid, q.start).await,
+        Target::NewNotification(name) => {
+            let f = super::notify::NotificationForm::from_fields(|k| q.extra.get(k).cloned().unwrap_or_default());
+            super::notify::new_page(&s, &session, &ns, name, f, Default::default(), None).await
+        }
+        Target::Notification(name, uuid) => {
+            let flash = (!q.flash.is_empty()).then(|| q.flash.clone());
+            super::notify::deliveries_page(&s, &session, &ns, name, uuid, flash, None).await
+        }
     };
     result.unwrap_or_else(|e| error_page(&session.chrome, e))
 }
@@ -109,6 +131,12 @@ struct SecurityView {
     rows: Vec<VulnRow>,
 }
 
+struct PermissionItem {
+    name: String,
+    kind: &'static str,
+    role: &'static str,
+}
+
 struct TriggerItem {
     uuid: String,
     service: String,
@@ -139,6 +167,8 @@ struct RepoPage {
     selected_tag: String,
     security: Option<SecurityView>,
     triggers: Vec<TriggerItem>,
+    notifications: Vec<super::notify::NotificationItem>,
+    permissions: Vec<PermissionItem>,
 }
 
 fn human_size(bytes: i64) -> String {
@@ -203,6 +233,8 @@ async fn repo_page(
         selected_tag: String::new(),
         security: None,
         triggers: Vec::new(),
+        notifications: Vec::new(),
+        permissions: Vec::new(),
     };
     match tab.as_str() {
         "tags" => {
@@ -252,6 +284,21 @@ async fn repo_page(
             }
         }
         "settings" => {
+            page.notifications = super::notify::items(s, session, ns, name).await?;
+            for u in app.user_permissions(caller, ns, name).await? {
+                page.permissions.push(PermissionItem {
+                    name: u.name,
+                    kind: if u.is_robot { "robot" } else { "user" },
+                    role: u.role.as_str(),
+                });
+            }
+            for t in app.team_permissions(caller, ns, name).await? {
+                page.permissions.push(PermissionItem {
+                    name: t.name,
+                    kind: "team",
+                    role: t.role.as_str(),
+                });
+            }
             for t in app.list_triggers(&session.ctx, ns, name).await? {
                 page.triggers.push(TriggerItem {
                     webhook_url: format!("{}/webhooks/push/trigger/{}", app.settings().base_url(), t.uuid),
@@ -427,9 +474,39 @@ enum Action<'a> {
     CancelBuild(&'a str, &'a str),
     AddTrigger(&'a str),
     DeleteTrigger(&'a str, &'a str),
+    CreateNotification(&'a str),
+    SendVerification(&'a str),
+    Notification(&'a str, &'a str, &'a str),
+    Redeliver(&'a str, &'a str, &'a str),
+    Grant(&'a str),
+    Revoke(&'a str, &'a str, &'a str),
 }
 
 fn action(rest: &str) -> Option<Action<'_>> {
+    if let Some(repo) = rest.strip_suffix("/notifications") {
+        return Some(Action::CreateNotification(repo));
+    }
+    if let Some(repo) = rest.strip_suffix("/authorizedemail") {
+        return Some(Action::SendVerification(repo));
+    }
+    if let Some(repo) = rest.strip_suffix("/permissions") {
+        return Some(Action::Grant(repo));
+    }
+    if let Some((repo, tail)) = rest.rsplit_once("/permission/") {
+        let mut parts = tail.split('/');
+        if let (Some(kind), Some(name), Some("delete"), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        {
+            return Some(Action::Revoke(repo, kind, name));
+        }
+    }
+    if let Some((repo, tail)) = rest.rsplit_once("/notification/") {
+        let parts: Vec<&str> = tail.split('/').collect();
+        return match parts.as_slice() {
+            [uuid, "delivery", id, "redeliver"] => Some(Action::Redeliver(repo, uuid, id)),
+            [uuid, verb] => Some(Action::Notification(repo, uuid, verb)),
+            _ => None,
+        };
+    }
     if let Some(repo) = rest.strip_suffix("/builds") {
         return Some(Action::StartBuild(repo));
     }
@@ -603,6 +680,36 @@ pub(super) async fn post(
                 s.app.delete_trigger(ctx, &ns, repo, uuid).await?;
                 done(repo, "settings", "Trigger deleted.")
             }
+            Action::CreateNotification(repo) => {
+                let f = super::notify::NotificationForm::from_fields(|k| form.get(k).to_owned());
+                super::notify::create(&s, &session, &ns, repo, f).await?
+            }
+            Action::SendVerification(repo) => {
+                let f = super::notify::NotificationForm::from_fields(|k| form.get(k).to_owned());
+                super::notify::send_verification(&s, &session, &ns, repo, f).await?
+            }
+            Action::Notification(repo, uuid, verb) => {
+                super::notify::act(&s, &session, &ns, repo, uuid, verb, &form.text).await?
+            }
+            Action::Redeliver(repo, uuid, id) => super::notify::redeliver(&s, &session, &ns, repo, uuid, id).await?,
+            Action::Grant(repo) => {
+                let role = RepoRole::parse(form.get("role")).map_err(|e| AppError::Invalid(e.to_string()))?;
+                let who = form.get("name").trim();
+                if form.get("kind") == "team" {
+                    s.app.set_team_permission(ctx, &ns, repo, who, role).await?;
+                } else {
+                    s.app.set_user_permission(ctx, &ns, repo, who, role).await?;
+                }
+                done(repo, "settings", &format!("{who} now has the {} role.", role.as_str()))
+            }
+            Action::Revoke(repo, kind, who) => {
+                if kind == "team" {
+                    s.app.delete_team_permission(ctx, &ns, repo, who).await?;
+                } else {
+                    s.app.delete_user_permission(ctx, &ns, repo, who).await?;
+                }
+                done(repo, "settings", &format!("{who} no longer has a role here."))
+            }
         })
     }
     .await;
@@ -612,7 +719,14 @@ pub(super) async fn post(
             let (repo, tab) = match &action {
                 Action::DeleteTag(r, _) => (*r, "tags"),
                 Action::StartBuild(r) | Action::CancelBuild(r, _) => (*r, "builds"),
-                Action::AddTrigger(r) | Action::DeleteTrigger(r, _) => (*r, "settings"),
+                Action::AddTrigger(r)
+                | Action::DeleteTrigger(r, _)
+                | Action::CreateNotification(r)
+                | Action::SendVerification(r)
+                | Action::Notification(r, _, _)
+                | Action::Redeliver(r, _, _)
+                | Action::Grant(r)
+                | Action::Revoke(r, _, _) => (*r, "settings"),
             };
             let q = RepoQuery {
                 tab: tab.to_owned(),
@@ -666,6 +780,22 @@ mod tests {
             Some(Action::DeleteTrigger("web", "t-1"))
         );
         assert_eq!(action("web/triggers"), Some(Action::AddTrigger("web")));
+        assert_eq!(action("web/notifications"), Some(Action::CreateNotification("web")));
+        assert_eq!(
+            action("team/app/notification/n-1/test"),
+            Some(Action::Notification("team/app", "n-1", "test"))
+        );
+        assert_eq!(
+            action("web/notification/n-1/delivery/d.1/redeliver"),
+            Some(Action::Redeliver("web", "n-1", "d.1"))
+        );
+        assert_eq!(
+            action("web/permission/user/acme+ci/delete"),
+            Some(Action::Revoke("web", "user", "acme+ci"))
+        );
+        assert_eq!(action("web/permissions"), Some(Action::Grant("web")));
+        assert_eq!(target("web/notification/new"), Target::NewNotification("web"));
+        assert_eq!(target("web/notification/n-1"), Target::Notification("web", "n-1"));
         assert_eq!(action("web"), None);
         assert_eq!(action("web/tag/v1/rename"), None);
     }

@@ -7,6 +7,7 @@
 mod accounts_api;
 mod bell;
 mod binary;
+mod browser;
 mod builds;
 mod crash;
 mod delivery;

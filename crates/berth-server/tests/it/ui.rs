@@ -311,3 +311,115 @@ backend_test!(async fn repository_pages_and_their_forms(kind) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     s.stop().await;
 });
+
+backend_test!(async fn organizations_permissions_and_the_bell(kind) {
+    let s = ui_server(kind, |_| {}).await;
+    let root = s.init_root().await;
+    s.user(&root, "alice").await;
+    let mut b = Browser::new(&s);
+    b.post("/signin", &[("username", "root"), ("password", "rootpassword")]).await;
+    let token = b.csrf("/").await;
+
+    // An organization, a team with a member, a robot whose token is shown once.
+    let (status, loc, _) = b.post("/new/organization", &[("csrf", &token), ("name", "acme")]).await;
+    assert_eq!((status, loc.as_str()), (StatusCode::SEE_OTHER, "/organization/acme"));
+    let (_, _, html) = b.get("/organization/acme").await;
+    assert!(html.contains("owners") && html.contains("root"), "{html}");
+    b.post("/organization/acme/teams", &[("csrf", &token), ("name", "devs"), ("role", "member")]).await;
+    let (status, _, _) = b.post("/organization/acme/team/devs/members", &[("csrf", &token), ("member", "alice")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, html) = b.post("/organization/acme/team/devs/members", &[("csrf", &token), ("member", "nobody")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    let (status, _, html) = b.post("/organization/acme/robots", &[("csrf", &token), ("name", "ci")]).await;
+    assert_eq!(status, StatusCode::OK);
+    let needle = "id=\"robot-token\" type=\"text\" readonly value=\"";
+    let at = html.find(needle).unwrap() + needle.len();
+    let robot_token = html[at..at + html[at..].find('"').unwrap()].to_owned();
+    assert!(robot_token.len() >= 32, "{robot_token}");
+    let (_, _, html) = b.get("/organization/acme").await;
+    assert!(html.contains("acme+ci") && !html.contains(&robot_token), "the token is shown once");
+
+    // Repository roles for a user, a robot and a team, then revoked.
+    expect(s.post("/api/v1/repository", &root, json!({"namespace": "acme", "repository": "web", "visibility": "private"})).await, 201);
+    for (kind, name, role) in [("user", "alice", "write"), ("user", "acme+ci", "read"), ("team", "devs", "admin")] {
+        let (status, _, html) = b.post("/repository/acme/web/permissions", &[("csrf", &token), ("kind", kind), ("name", name), ("role", role)]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
+    }
+    let users = expect(s.get("/api/v1/repository/acme/web/permissions/user/", &root).await, 200);
+    assert_eq!(users["permissions"]["alice"]["role"], "write");
+    assert_eq!(users["permissions"]["acme+ci"]["role"], "read");
+    let (_, _, html) = b.get("/repository/acme/web?tab=settings").await;
+    assert!(html.contains("<td>acme+ci</td><td>robot</td><td>read</td>") && html.contains("<td>devs</td><td>team</td><td>admin</td>"), "{html}");
+    let (status, _, _) = b.post("/repository/acme/web/permission/user/alice/delete", &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let users = expect(s.get("/api/v1/repository/acme/web/permissions/user/", &root).await, 200);
+    assert!(users["permissions"].get("alice").is_none());
+    let (status, _, _) = b.post("/organization/acme/robot/ci/delete", &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // The bell: an in-app notification for root, counted in the header, listed, dismissed.
+    let body = json!({"event": "repo_push", "method": "quay_notification", "config": {"target": {"kind": "user", "name": "root"}}, "eventConfig": {}});
+    let n = expect(s.post("/api/v1/repository/acme/web/notification/", &root, body).await, 201);
+    expect(s.post(&format!("/api/v1/repository/acme/web/notification/{}/test", n["uuid"].as_str().unwrap()), &root, json!(null)).await, 200);
+    let mut delivered = false;
+    for _ in 0..100 {
+        s.app.deliver_due(chrono::Utc::now(), 10).await.unwrap();
+        let (_, _, html) = b.get("/notifications").await;
+        if html.contains("Repository acme/web updated") {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(delivered, "the bell item arrived");
+    let (_, _, html) = b.get("/").await;
+    assert!(html.contains("id=\"bell-count\">1<"), "{html}");
+    let (_, _, html) = b.get("/notifications").await;
+    let needle = "action=\"/notifications/";
+    let at = html.find(needle).unwrap() + needle.len();
+    let uuid = html[at..at + html[at..].find('/').unwrap()].to_owned();
+    let (status, _, _) = b.post(&format!("/notifications/{uuid}/dismiss"), &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, html) = b.get("/").await;
+    assert!(html.contains("id=\"bell-count\">0<"), "{html}");
+    s.stop().await;
+});
+
+backend_test!(async fn e_mail_notifications_need_a_verified_address(kind) {
+    let smtp = berth_testkit::smtp::SmtpReceiver::start();
+    let port = smtp.port;
+    let s = ui_server(kind, |c| {
+        c.mail.host = "127.0.0.1".into();
+        c.mail.port = port;
+        c.mail.tls = "none".into();
+    })
+    .await;
+    let root = s.init_root().await;
+    s.org_with_repo(&root, "acme", "web").await;
+    let mut b = Browser::new(&s);
+    b.post("/signin", &[("username", "root"), ("password", "rootpassword")]).await;
+    let token = b.csrf("/").await;
+    // The form shows the address's state and offers the verification mail.
+    let (_, _, html) = b.get("/repository/acme/web/notification/new?event=repo_push&method=email&email=dev%40example.com").await;
+    assert!(html.contains("not authorized yet") && html.contains("Send verification"), "{html}");
+    let form = [("csrf", token.as_str()), ("event", "repo_push"), ("method", "email"), ("email", "dev@example.com"), ("title", "mail me")];
+    let (status, _, html) = b.post("/repository/acme/web/notifications", &form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("not authorized to receive notifications") && html.contains("value=\"mail me\""), "{html}");
+    let (status, _, html) = b.post("/repository/acme/web/authorizedemail", &form).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("A verification mail was sent"), "{html}");
+    let mail = smtp.next(Duration::from_secs(20)).await.expect("the verification mail");
+    let text = mail.text.unwrap_or_default();
+    let at = text.find("/authrepoemail?code=").expect("a confirmation link");
+    let link: String = text[at..].chars().take_while(|c| !c.is_whitespace()).collect();
+    let confirmed = s.client.get(format!("{}{link}", s.base)).send().await.unwrap();
+    assert_eq!(confirmed.status(), 200);
+    let (_, _, html) = b.get("/repository/acme/web/notification/new?event=repo_push&method=email&email=dev%40example.com").await;
+    assert!(html.contains("is authorized for this repository"), "{html}");
+    let (status, loc, _) = b.post("/repository/acme/web/notifications", &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{loc}");
+    let (_, _, html) = b.get("/repository/acme/web?tab=settings").await;
+    assert!(html.contains("mail me") && html.contains("dev@example.com"), "{html}");
+    s.stop().await;
+});

@@ -1,0 +1,733 @@
+//! Settings → Notifications in the web UI: the table of a repository's notifications (with their
+//! targets summarised and secrets masked), the Create Notification form (each event's and each
+//! method's own fields, errors next to the offending field, nothing lost when shown again), a
+//! notification's deliveries with their attempts, redelivery, recovery and the signing secret, and
+//! the bell. Every action calls the same use case as the API.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use berth_app::notifications::NotificationRequest;
+use berth_app::{App, AppError};
+use berth_notify::{EventKind, MethodKind};
+use serde_json::{Value, json};
+
+use super::{Chrome, Session, render};
+use crate::HttpState;
+
+/// A notification row of the Settings table.
+pub(super) struct NotificationItem {
+    pub uuid: String,
+    pub title: String,
+    pub event: String,
+    pub method: String,
+    pub target: String,
+    pub enabled: bool,
+    pub disabled: String,
+    pub failures: i32,
+    pub last: String,
+}
+
+fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// What a method's configuration points at, with secrets masked.
+pub(super) fn target_summary(method: &str, config: &Value) -> String {
+    let url = |mask_last| {
+        config["url"]
+            .as_str()
+            .map(|u| berth_notify::send::mask_url(u, mask_last))
+            .unwrap_or_default()
+    };
+    match method {
+        "webhook" => url(false),
+        "slack" => url(true),
+        "email" => config["email"].as_str().unwrap_or_default().to_owned(),
+        "quay_notification" => format!(
+            "{} {}",
+            config["target"]["kind"].as_str().unwrap_or_default(),
+            config["target"]["name"].as_str().unwrap_or_default()
+        ),
+        "flowdock" => "Flowdock token ***".to_owned(),
+        "hipchat" => format!(
+            "HipChat room {}",
+            config["room_id"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| config["room_id"].to_string())
+        ),
+        _ => String::new(),
+    }
+}
+
+fn event_title(event: &str) -> String {
+    EventKind::parse(event)
+        .map(|e| e.title().to_owned())
+        .unwrap_or_else(|_| event.to_owned())
+}
+
+fn method_title(method: &str) -> String {
+    MethodKind::parse(method)
+        .map(|m| m.title().to_owned())
+        .unwrap_or_else(|_| method.to_owned())
+}
+
+/// The Settings table.
+pub(super) async fn items(
+    s: &HttpState,
+    session: &Session,
+    ns: &str,
+    name: &str,
+) -> Result<Vec<NotificationItem>, AppError> {
+    let caller = &session.ctx.caller;
+    let mut out = Vec::new();
+    for n in s.app.list_notifications(caller, ns, name).await? {
+        let (last, _) = s.app.list_deliveries(caller, ns, name, &n.uuid, None, 0, 1).await?;
+        out.push(NotificationItem {
+            title: n.title.clone().unwrap_or_else(|| "(untitled)".into()),
+            event: event_title(&n.event),
+            method: method_title(&n.method),
+            target: target_summary(&n.method, &n.config.0),
+            enabled: n.enabled,
+            disabled: match (&n.disabled_reason, n.disabled_at) {
+                (Some(r), Some(t)) => format!("{r} ({})", when(t)),
+                (Some(r), None) => r.clone(),
+                _ => String::new(),
+            },
+            failures: n.number_of_failures,
+            last: last
+                .first()
+                .map(|d| format!("{} · {}", d.status, when(d.updated_at)))
+                .unwrap_or_else(|| "never".into()),
+            uuid: n.uuid,
+        });
+    }
+    Ok(out)
+}
+
+/// The Create Notification form's values, as typed.
+#[derive(Debug, Default, Clone)]
+pub(super) struct NotificationForm {
+    pub event: String,
+    pub method: String,
+    pub title: String,
+    pub ref_regex: String,
+    pub level: String,
+    pub days: String,
+    pub url: String,
+    pub template: String,
+    pub email: String,
+    pub target: String,
+    pub flow_api_token: String,
+    pub room_id: String,
+    pub notification_token: String,
+}
+
+impl NotificationForm {
+    pub(super) fn from_fields(get: impl Fn(&str) -> String) -> NotificationForm {
+        let or = |v: String, d: &str| if v.is_empty() { d.to_owned() } else { v };
+        NotificationForm {
+            event: or(get("event"), "repo_push"),
+            method: or(get("method"), "webhook"),
+            title: get("title"),
+            ref_regex: get("ref_regex"),
+            level: or(get("level"), "1"),
+            days: or(get("days"), "7"),
+            url: get("url"),
+            template: get("template"),
+            email: get("email"),
+            target: get("target"),
+            flow_api_token: get("flow_api_token"),
+            room_id: get("room_id"),
+            notification_token: get("notification_token"),
+        }
+    }
+
+    fn is_build(&self) -> bool {
+        EventKind::parse(&self.event).is_ok_and(EventKind::is_build)
+    }
+
+    /// The API request this form means.
+    fn request(&self) -> NotificationRequest {
+        let mut event_config = json!({});
+        if self.is_build() && !self.ref_regex.trim().is_empty() {
+            event_config["ref-regex"] = json!(self.ref_regex.trim());
+        }
+        match self.event.as_str() {
+            "vulnerability_found" => event_config["level"] = json!(self.level.trim()),
+            "repo_image_expiry" => {
+                event_config["days"] = match self.days.trim().parse::<i64>() {
+                    Ok(n) => json!(n),
+                    Err(_) => json!(self.days.trim()),
+                }
+            }
+            _ => {}
+        }
+        let config = match self.method.as_str() {
+            "webhook" => {
+                let mut c = json!({"url": self.url.trim()});
+                if !self.template.trim().is_empty() {
+                    c["template"] = json!(self.template.trim());
+                }
+                c
+            }
+            "slack" => json!({"url": self.url.trim()}),
+            "email" => json!({"email": self.email.trim()}),
+            "quay_notification" => match self.target.split_once(':') {
+                Some((kind, name)) => json!({"target": {"kind": kind, "name": name}}),
+                None => json!({}),
+            },
+            "flowdock" => json!({"flow_api_token": self.flow_api_token.trim()}),
+            "hipchat" => json!({"room_id": self.room_id.trim(), "notification_token": self.notification_token.trim()}),
+            _ => json!({}),
+        };
+        NotificationRequest {
+            event: self.event.clone(),
+            method: self.method.clone(),
+            config,
+            event_config,
+            title: (!self.title.trim().is_empty()).then(|| self.title.trim().to_owned()),
+        }
+    }
+}
+
+/// Errors placed next to their fields.
+#[derive(Debug, Default)]
+pub(super) struct FieldErrors {
+    pub ref_regex: Option<String>,
+    pub level: Option<String>,
+    pub days: Option<String>,
+    pub url: Option<String>,
+    pub template: Option<String>,
+    pub email: Option<String>,
+    pub target: Option<String>,
+    pub flow_api_token: Option<String>,
+    pub room_id: Option<String>,
+    pub notification_token: Option<String>,
+    pub title: Option<String>,
+}
+
+/// Puts an API validation message next to the field it is about; `None` when it is about no
+/// field of the form.
+fn place(errors: &mut FieldErrors, msg: &str) -> bool {
+    let lower = msg.to_ascii_lowercase();
+    let slot = if lower.starts_with("invalid ref-regex") {
+        &mut errors.ref_regex
+    } else if lower.starts_with("invalid level") {
+        &mut errors.level
+    } else if lower.starts_with("invalid days") {
+        &mut errors.days
+    } else if lower.contains("webhook template") {
+        &mut errors.template
+    } else if lower.contains("webhook url") || lower.contains("slack callback url") {
+        &mut errors.url
+    } else if lower.contains("e-mail") {
+        &mut errors.email
+    } else if lower.contains("target")
+        || lower.contains("no user")
+        || lower.contains("no team")
+        || lower.contains("no organization")
+    {
+        &mut errors.target
+    } else if lower.contains("flowdock") {
+        &mut errors.flow_api_token
+    } else if lower.contains("room id") {
+        &mut errors.room_id
+    } else if lower.contains("notification token") {
+        &mut errors.notification_token
+    } else if lower.contains("title") {
+        &mut errors.title
+    } else {
+        return false;
+    };
+    *slot = Some(msg.to_owned());
+    true
+}
+
+#[derive(Template)]
+#[template(path = "notification_new.html")]
+struct NewPage {
+    title: String,
+    chrome: Chrome,
+    path: String,
+    f: NotificationForm,
+    errors: FieldErrors,
+    general_error: Option<String>,
+    events: Vec<(&'static str, &'static str)>,
+    methods: Vec<(&'static str, &'static str)>,
+    levels: Vec<(String, &'static str)>,
+    targets: Vec<(String, String)>,
+    is_build: bool,
+    email_state: String,
+    can_verify: bool,
+}
+
+/// The in-app targets to choose from: the namespace (an organization), its teams, and the users
+/// and robots granted the repository.
+async fn targets(s: &HttpState, session: &Session, ns: &str, name: &str) -> Vec<(String, String)> {
+    let caller = &session.ctx.caller;
+    let mut out = Vec::new();
+    if let Ok(org) = s.app.org_info(caller, ns).await {
+        out.push((format!("org:{ns}"), format!("Organization {ns} (its administrators)")));
+        for t in org.teams.unwrap_or_default() {
+            out.push((format!("team:{}", t.name), format!("Team {}", t.name)));
+        }
+    } else {
+        out.push((format!("user:{ns}"), format!("User {ns}")));
+    }
+    if let Ok(users) = s.app.user_permissions(caller, ns, name).await {
+        for u in users {
+            let v = format!("user:{}", u.name);
+            if !out.iter().any(|(k, _)| *k == v) {
+                out.push((v, format!("User {}", u.name)));
+            }
+        }
+    }
+    out
+}
+
+pub(super) async fn new_page(
+    s: &HttpState,
+    session: &Session,
+    ns: &str,
+    name: &str,
+    f: NotificationForm,
+    errors: FieldErrors,
+    general_error: Option<String>,
+) -> Result<Response, AppError> {
+    // Admins only, like the API.
+    s.app.list_notifications(&session.ctx.caller, ns, name).await?;
+    let mut email_state = String::new();
+    let mut can_verify = false;
+    if f.method == "email" && !f.email.trim().is_empty() {
+        match s
+            .app
+            .authorized_email(&session.ctx.caller, ns, name, f.email.trim())
+            .await
+        {
+            Ok(a) if a.confirmed => email_state = format!("{} is authorized for this repository.", f.email.trim()),
+            Ok(_) => {
+                email_state = "A verification mail was sent; the address works once its owner follows the link.".into();
+                can_verify = true;
+            }
+            Err(AppError::NotFound(_)) => {
+                email_state = "This address is not authorized yet: send it a verification mail first.".into();
+                can_verify = true;
+            }
+            Err(e) => email_state = e.to_string(),
+        }
+    }
+    let status = if errors_present(&errors) || general_error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = NewPage {
+        title: "Create Notification".into(),
+        chrome: session.chrome.clone(),
+        path: format!("{ns}/{name}"),
+        is_build: f.is_build(),
+        events: EventKind::all().iter().map(|e| (e.name(), e.title())).collect(),
+        methods: MethodKind::all().iter().map(|m| (m.name(), m.title())).collect(),
+        levels: berth_scan::Severity::ALL
+            .iter()
+            .map(|l| (l.index().to_string(), l.as_str()))
+            .collect(),
+        targets: targets(s, session, ns, name).await,
+        f,
+        errors,
+        general_error,
+        email_state,
+        can_verify,
+    };
+    Ok(render(status, &page))
+}
+
+fn errors_present(e: &FieldErrors) -> bool {
+    [
+        &e.ref_regex,
+        &e.level,
+        &e.days,
+        &e.url,
+        &e.template,
+        &e.email,
+        &e.target,
+        &e.flow_api_token,
+        &e.room_id,
+        &e.notification_token,
+        &e.title,
+    ]
+    .iter()
+    .any(|x| x.is_some())
+}
+
+/// Creates a notification from the form; on a validation error the form comes back with the
+/// message next to its field and every value kept.
+pub(super) async fn create(
+    s: &HttpState,
+    session: &Session,
+    ns: &str,
+    name: &str,
+    f: NotificationForm,
+) -> Result<Response, AppError> {
+    match s.app.create_notification(&session.ctx, ns, name, &f.request()).await {
+        Ok(_) => Ok(Redirect::to(&format!(
+            "/repository/{ns}/{name}?tab=settings&flash=Notification+created."
+        ))
+        .into_response()),
+        Err(AppError::Invalid(msg)) => {
+            let mut errors = FieldErrors::default();
+            let general = (!place(&mut errors, &msg)).then_some(msg);
+            new_page(s, session, ns, name, f, errors, general).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Mails a verification link to the form's address, then shows the form again.
+pub(super) async fn send_verification(
+    s: &HttpState,
+    session: &Session,
+    ns: &str,
+    name: &str,
+    f: NotificationForm,
+) -> Result<Response, AppError> {
+    match s
+        .app
+        .authorize_email(&session.ctx.caller, ns, name, f.email.trim())
+        .await
+    {
+        Ok(_) => new_page(s, session, ns, name, f, FieldErrors::default(), None).await,
+        Err(e @ (AppError::Invalid(_) | AppError::NotConfigured(_) | AppError::Upstream(_))) => {
+            let errors = FieldErrors {
+                email: Some(e.to_string()),
+                ..FieldErrors::default()
+            };
+            new_page(s, session, ns, name, f, errors, None).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+struct AttemptView {
+    number: i32,
+    outcome: String,
+    code: String,
+    duration: i64,
+    started: String,
+    request: String,
+    response: String,
+}
+
+struct DeliveryView {
+    id: String,
+    status: String,
+    event: String,
+    test: bool,
+    created: String,
+    error: String,
+    redeliverable: bool,
+    attempts: Vec<AttemptView>,
+}
+
+#[derive(Template)]
+#[template(path = "notification.html")]
+struct DeliveriesPage {
+    title: String,
+    heading: String,
+    chrome: Chrome,
+    path: String,
+    uuid: String,
+    flash: Option<String>,
+    error: Option<String>,
+    event: String,
+    method: String,
+    target: String,
+    enabled: bool,
+    disabled: String,
+    failures: i32,
+    secret: String,
+    pending: bool,
+    deliveries: Vec<DeliveryView>,
+}
+
+fn headers_text(headers: &[(String, String)]) -> String {
+    headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A notification's deliveries, newest first, each with its attempts.
+pub(super) async fn deliveries_page(
+    s: &HttpState,
+    session: &Session,
+    ns: &str,
+    name: &str,
+    uuid: &str,
+    flash: Option<String>,
+    error: Option<String>,
+) -> Result<Response, AppError> {
+    let caller = &session.ctx.caller;
+    let n = s.app.get_notification(caller, ns, name, uuid).await?;
+    let secret = s.app.notification_secret(caller, ns, name, uuid).await?;
+    let (rows, _) = s.app.list_deliveries(caller, ns, name, uuid, None, 0, 50).await?;
+    let mut deliveries = Vec::new();
+    for d in rows {
+        let (_, attempts) = s.app.get_delivery(caller, ns, name, uuid, &d.public_id).await?;
+        let attempts = attempts
+            .into_iter()
+            .rev()
+            .map(|a| AttemptView {
+                number: a.attempt,
+                outcome: a.outcome.clone(),
+                code: a.response_status.map(|c| c.to_string()).unwrap_or_default(),
+                duration: a.duration_ms,
+                started: when(a.started_at),
+                request: format!(
+                    "POST {}\n{}\n\n{}",
+                    a.request_url,
+                    headers_text(&a.request_headers.0),
+                    a.request_body
+                ),
+                response: match (a.response_status, &a.error) {
+                    (Some(code), _) => format!(
+                        "HTTP {code}\n{}\n\n{}",
+                        a.response_headers
+                            .as_ref()
+                            .map(|h| headers_text(&h.0))
+                            .unwrap_or_default(),
+                        a.response_body.clone().unwrap_or_default()
+                    ),
+                    (None, Some(e)) => format!("no response: {e}"),
+                    (None, None) => "no response".into(),
+                },
+            })
+            .collect();
+        deliveries.push(DeliveryView {
+            redeliverable: d.status != "pending" && n.enabled,
+            test: d.body.0["test"].as_bool().unwrap_or(false),
+            id: d.public_id,
+            status: d.status,
+            event: event_title(&d.event),
+            created: when(d.created_at),
+            error: d.last_error.unwrap_or_default(),
+            attempts,
+        });
+    }
+    let page = DeliveriesPage {
+        title: format!(
+            "Deliveries of {}",
+            n.title.clone().unwrap_or_else(|| event_title(&n.event))
+        ),
+        heading: n
+            .title
+            .clone()
+            .unwrap_or_else(|| format!("{} → {}", event_title(&n.event), method_title(&n.method))),
+        chrome: session.chrome.clone(),
+        path: format!("{ns}/{name}"),
+        uuid: uuid.to_owned(),
+        flash,
+        error,
+        event: event_title(&n.event),
+        method: method_title(&n.method),
+        target: target_summary(&n.method, &n.config.0),
+        enabled: n.enabled,
+        disabled: n.disabled_reason.clone().unwrap_or_default(),
+        failures: n.number_of_failures,
+        secret: secret.secret,
+        pending: deliveries.iter().any(|d| d.status == "pending"),
+        deliveries,
+    };
+    let status = if page.error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(render(status, &page))
+}
+
+/// A notification action from its row or its deliveries page.
+pub(super) async fn act(
+    s: &HttpState,
+    session: &Session,
+    ns: &str,
+    name: &str,
+    uuid: &str,
+    verb: &str,
+    fields: &HashMap<String, String>,
+) -> Result<Response, AppError> {
+    let ctx = &session.ctx;
+    let back = |flash: &str| {
+        Redirect::to(&format!(
+            "/repository/{ns}/{name}/notification/{uuid}?flash={}",
+            super::encode(flash)
+        ))
+        .into_response()
+    };
+    let outcome = match verb {
+        "test" => s
+            .app
+            .test_notification(ctx, ns, name, uuid)
+            .await
+            .map(|_| back("A test event was sent; its delivery appears below.")),
+        "reset" => s
+            .app
+            .reset_notification(ctx, ns, name, uuid)
+            .await
+            .map(|_| back("Re-enabled: failures reset.")),
+        "delete" => s.app.delete_notification(ctx, ns, name, uuid).await.map(|_| {
+            Redirect::to(&format!(
+                "/repository/{ns}/{name}?tab=settings&flash=Notification+deleted."
+            ))
+            .into_response()
+        }),
+        "rotate" => s
+            .app
+            .rotate_secret(ctx, ns, name, uuid)
+            .await
+            .map(|_| back("Secret rotated; the previous one keeps signing for a while.")),
+        "recover" => {
+            let since = fields.get("since").map(String::as_str).unwrap_or_default();
+            let parsed = chrono::NaiveDateTime::parse_from_str(since, "%Y-%m-%dT%H:%M")
+                .or_else(|_| chrono::NaiveDateTime::parse_from_str(since, "%Y-%m-%dT%H:%M:%S"))
+                .map_err(|_| AppError::Invalid(format!("invalid since: '{since}' is not a date and time")))?;
+            s.app
+                .recover(ctx, ns, name, uuid, parsed.and_utc())
+                .await
+                .map(|n| back(&format!("{n} deliveries queued again.")))
+        }
+        other => Err(AppError::NotFound(format!("no such action: {other}"))),
+    };
+    match outcome {
+        Err(AppError::Invalid(msg)) => deliveries_page(s, session, ns, name, uuid, None, Some(msg)).await,
+        other => other,
+    }
+}
+
+/// Redelivers one delivery.
+pub(super) async fn redeliver(
+    s: &HttpState,
+    session: &Session,
+    ns: &str,
+    name: &str,
+    uuid: &str,
+    delivery: &str,
+) -> Result<Response, AppError> {
+    match s.app.redeliver(&session.ctx, ns, name, uuid, delivery).await {
+        Ok(()) => Ok(Redirect::to(&format!(
+            "/repository/{ns}/{name}/notification/{uuid}?flash=Queued+again."
+        ))
+        .into_response()),
+        Err(AppError::Invalid(msg)) => deliveries_page(s, session, ns, name, uuid, None, Some(msg)).await,
+        Err(e) => Err(e),
+    }
+}
+
+struct BellItem {
+    uuid: String,
+    summary: String,
+    repo: String,
+    created: String,
+    dismissed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "bell.html")]
+struct BellPage {
+    title: &'static str,
+    chrome: Chrome,
+    items: Vec<BellItem>,
+}
+
+/// The bell's list.
+pub(super) async fn bell(session: &Session, app: &App) -> Result<Response, AppError> {
+    let (rows, _) = app.my_notifications(&session.ctx.caller, 0, 100).await?;
+    let items = rows
+        .iter()
+        .map(|r| BellItem {
+            uuid: r.uuid.clone(),
+            summary: App::bell_summary(r),
+            repo: r.metadata.0["repository"].as_str().unwrap_or_default().to_owned(),
+            created: when(r.created_at),
+            dismissed: r.dismissed,
+        })
+        .collect();
+    Ok(render(
+        StatusCode::OK,
+        &BellPage {
+            title: "Notifications",
+            chrome: session.chrome.clone(),
+            items,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_land_next_to_their_fields() {
+        let mut e = FieldErrors::default();
+        assert!(place(&mut e, "Invalid webhook URL"));
+        assert!(place(&mut e, "invalid ref-regex: unclosed group"));
+        assert!(place(
+            &mut e,
+            "The specified e-mail address is not authorized to receive notifications for this repository"
+        ));
+        assert!(!place(&mut e, "something else entirely"));
+        assert_eq!(e.url.as_deref(), Some("Invalid webhook URL"));
+        assert!(e.ref_regex.is_some() && e.email.is_some() && e.title.is_none());
+    }
+
+    #[test]
+    fn targets_are_summarised_with_secrets_masked() {
+        assert_eq!(
+            target_summary("slack", &json!({"url": "https://hooks.slack.com/services/T/B/secret"})),
+            "https://hooks.slack.com/services/T/B/***"
+        );
+        assert_eq!(
+            target_summary("webhook", &json!({"url": "https://ci.example.com/hook?token=abc"})),
+            "https://ci.example.com/hook?token=***"
+        );
+        assert_eq!(
+            target_summary(
+                "quay_notification",
+                &json!({"target": {"kind": "team", "name": "devs"}})
+            ),
+            "team devs"
+        );
+        assert_eq!(
+            target_summary("flowdock", &json!({"flow_api_token": "secret"})),
+            "Flowdock token ***"
+        );
+    }
+
+    #[test]
+    fn forms_become_api_requests() {
+        let f = NotificationForm::from_fields(|k| match k {
+            "event" => "build_success".into(),
+            "method" => "quay_notification".into(),
+            "ref_regex" => "refs/heads/main".into(),
+            "target" => "team:devs".into(),
+            _ => String::new(),
+        });
+        let r = f.request();
+        assert_eq!(r.event_config, json!({"ref-regex": "refs/heads/main"}));
+        assert_eq!(r.config, json!({"target": {"kind": "team", "name": "devs"}}));
+        assert_eq!(r.title, None);
+        let v = NotificationForm::from_fields(|k| {
+            if k == "event" {
+                "vulnerability_found".into()
+            } else {
+                String::new()
+            }
+        });
+        assert_eq!(v.request().event_config, json!({"level": "1"}));
+    }
+}
