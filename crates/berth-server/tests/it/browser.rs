@@ -276,6 +276,17 @@ backend_test!(async fn the_notification_flows_in_a_browser(kind) {
     assert!(row.contains("enabled") && !row.contains("disabled"), "{row}");
     shot(&d, kind, "7-re-enabled").await;
 
+    // Narrow screens (375 px): the pages fit; wide tables scroll inside their card.
+    d.set_window_rect(0, 0, 375, 800).await.unwrap();
+    for page in ["/", "/repository/acme/web?tab=settings", "/notifications"] {
+        d.goto(format!("{base}{page}")).await.unwrap();
+        let ret = d.execute("return [document.documentElement.scrollWidth, window.innerWidth];", Vec::new()).await.unwrap();
+        let widths: Vec<i64> = ret.convert().unwrap();
+        assert!(widths[0] <= widths[1], "{page} overflows at 375 px: {widths:?}");
+    }
+    shot(&d, kind, "10-narrow").await;
+    d.set_window_rect(0, 0, 1280, 1000).await.unwrap();
+
     // 8. An in-app notification for team devs: bob's bell counts it.
     new_notification(&d, &base, "repo_push", "quay_notification").await;
     choose(&d, "target", "team:devs").await;
@@ -293,6 +304,7 @@ backend_test!(async fn the_notification_flows_in_a_browser(kind) {
     let item = d.query(By::Css("main table tbody tr")).first().await.unwrap().text().await.unwrap();
     assert!(item.contains("acme/web"), "{item}");
     shot(&d, kind, "8-team-bell").await;
+
 
     d.quit().await.unwrap();
     s.stop().await;
