@@ -1,7 +1,8 @@
 //! Garbage collection: abandoned upload sessions past their maximum age, blobs that no manifest
 //! references any more, once they are older than the grace period (so a push in progress, whose
 //! blobs are uploaded before its manifest, never loses one), finished deliveries past the
-//! delivery log's retention, and scanner records of manifests and layers that are gone.
+//! delivery log's retention, scanner records of manifests and layers that are gone, and build
+//! contexts uploaded more than a week ago.
 //!
 //! Database records go first, in transactions that re-check the condition; files are removed after
 //! the commit. A crash in between leaves an orphan file, never a record without its file.
@@ -25,6 +26,8 @@ pub struct GcReport {
     pub deliveries: u64,
     /// Scanner records (manifest and layer indexes, findings) removed.
     pub scan_records: u64,
+    /// Uploaded build contexts older than a week removed.
+    pub filedrops: u64,
 }
 
 /// How old things must be before collection.
@@ -80,6 +83,9 @@ impl App {
             let mut tx = self.store.begin().await?;
             report.deliveries = berth_store::deliveries::delete_before(&mut tx, cutoff).await?;
             report.scan_records = berth_store::secscan::purge_orphans(&mut tx).await?;
+            // Uploaded build contexts are needed until their build runs; a week is plenty.
+            report.filedrops =
+                berth_store::builds::delete_filedrops_before(&mut tx, now - chrono::Duration::days(7)).await?;
             tx.commit().await?;
         }
         metrics::counter!("berth_gc_uploads_removed_total").increment(report.uploads as u64);

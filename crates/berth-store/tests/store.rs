@@ -404,3 +404,135 @@ backend_test!(async fn delivery_log_and_authorized_emails(kind) {
     tx.commit().await.unwrap();
     s.close().await;
 });
+
+backend_test!(async fn scanner_records(kind) {
+    use berth_store::secscan::{self, status};
+    let db = TestDb::new(kind).await;
+    let s = store(&db).await;
+    let now = chrono::Utc::now();
+    let mut tx = s.begin().await.unwrap();
+    // Layers: stored once, the first copy kept.
+    secscan::put_layer(&mut tx, "sha256:l1", &json!({"files": {}}), now).await.unwrap();
+    secscan::put_layer(&mut tx, "sha256:l1", &json!({"files": {"x": 1}}), now).await.unwrap();
+    // Manifests: replaced on re-index, paged by digest.
+    secscan::put_manifest(&mut tx, "sha256:m1", status::FAILED, Some("bad layer"), None, now).await.unwrap();
+    secscan::put_manifest(&mut tx, "sha256:m1", status::SCANNED, None, Some(&json!({"packages": []})), now).await.unwrap();
+    secscan::put_manifest(&mut tx, "sha256:m2", status::SCANNED, None, Some(&json!({"packages": []})), now).await.unwrap();
+    secscan::put_manifest(&mut tx, "sha256:m3", status::UNSUPPORTED, Some("an index"), None, now).await.unwrap();
+    // Advisories: unchanged ones are skipped; changed ones replace their package keys.
+    let keys = vec![("Debian".to_owned(), "openssl".to_owned())];
+    assert!(secscan::put_advisory(&mut tx, "A-1", "t1", &json!({"id": "A-1"}), &keys, now).await.unwrap());
+    assert!(!secscan::put_advisory(&mut tx, "A-1", "t1", &json!({"id": "A-1"}), &keys, now).await.unwrap());
+    let moved = vec![("Debian".to_owned(), "curl".to_owned())];
+    assert!(secscan::put_advisory(&mut tx, "A-1", "t2", &json!({"id": "A-1", "v": 2}), &moved, now).await.unwrap());
+    assert!(secscan::add_finding(&mut tx, "sha256:m1", "A-1", now).await.unwrap());
+    assert!(!secscan::add_finding(&mut tx, "sha256:m1", "A-1", now).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let mut c = s.conn().await.unwrap();
+    assert_eq!(secscan::layer(&mut c, "sha256:l1").await.unwrap(), Some(json!({"files": {}})));
+    assert_eq!(secscan::layer(&mut c, "sha256:none").await.unwrap(), None);
+    let m1 = secscan::manifest(&mut c, "sha256:m1").await.unwrap().unwrap();
+    assert_eq!((m1.status.as_str(), m1.reason), ("scanned", None));
+    let page: Vec<String> = secscan::scanned_after(&mut c, "", 10).await.unwrap().into_iter().map(|m| m.digest).collect();
+    assert_eq!(page, ["sha256:m1", "sha256:m2"]);
+    assert_eq!(secscan::scanned_after(&mut c, "sha256:m1", 10).await.unwrap().len(), 1);
+    assert_eq!(secscan::advisories_for(&mut c, "Debian", "openssl").await.unwrap(), Vec::<serde_json::Value>::new());
+    assert_eq!(secscan::advisories_for(&mut c, "Debian", "curl").await.unwrap(), [json!({"id": "A-1", "v": 2})]);
+    assert_eq!(secscan::advisory_count(&mut c).await.unwrap(), 1);
+    assert!(secscan::tags_of(&mut c, "sha256:m1").await.unwrap().is_empty());
+    drop(c);
+    // Nothing references these digests: collection removes them all.
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(secscan::purge_orphans(&mut tx).await.unwrap(), 5);
+    tx.commit().await.unwrap();
+});
+
+backend_test!(async fn builds_logs_filedrops_and_triggers(kind) {
+    use berth_store::builds::{self, NewBuild, phase};
+    let db = TestDb::new(kind).await;
+    let s = store(&db).await;
+    let now = chrono::Utc::now();
+    let mut tx = s.begin().await.unwrap();
+    let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
+    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "").await.unwrap();
+    let t = builds::insert_trigger(&mut tx, "t-1", repo.id, "github", "sekrit", owner.id.0).await.unwrap();
+    assert!(!t.activated);
+    builds::activate_trigger(&mut tx, t.id, &json!({"build_source": "file:///src"})).await.unwrap();
+    let meta = json!({"commit": "abc"});
+    let tags = vec!["v1".to_owned()];
+    let b = builds::insert(&mut tx, &NewBuild {
+        uuid: "b-1", repo: repo.id, display_name: "abc1234", docker_tags: &tags, source: &json!({"kind": "git"}),
+        dockerfile_path: "Dockerfile", context: "", trigger_id: Some(t.id), trigger_metadata: &meta,
+        manual_user: None, performer_id: Some(owner.id.0),
+    }).await.unwrap();
+    assert_eq!(b.phase, phase::WAITING);
+    assert!(builds::set_phase(&mut tx, b.id, phase::BUILDING, None, now).await.unwrap());
+    assert!(builds::request_cancel(&mut tx, b.id).await.unwrap());
+    builds::set_credential(&mut tx, b.id, Some("hash"), Some(now + chrono::Duration::minutes(5))).await.unwrap();
+    assert_eq!(builds::append_log(&mut tx, b.id, &[("phase", "building"), ("output", "STEP 1")], now).await.unwrap(), 2);
+    assert_eq!(builds::append_log(&mut tx, b.id, &[("output", "done")], now).await.unwrap(), 3);
+    builds::set_result(&mut tx, b.id, "sha256:c", &["sha256:m".to_owned()]).await.unwrap();
+    assert!(builds::set_phase(&mut tx, b.id, phase::COMPLETE, None, now).await.unwrap());
+    assert!(!builds::set_phase(&mut tx, b.id, phase::ERROR, Some("late"), now).await.unwrap(), "final phases stay");
+    assert!(!builds::request_cancel(&mut tx, b.id).await.unwrap());
+    builds::create_filedrop(&mut tx, "f-1", owner.id.0, "tokenhash", "text/plain").await.unwrap();
+    assert!(!builds::fill_filedrop(&mut tx, "f-1", "wrong", b"x").await.unwrap());
+    assert!(builds::fill_filedrop(&mut tx, "f-1", "tokenhash", b"FROM scratch").await.unwrap());
+    assert!(!builds::fill_filedrop(&mut tx, "f-1", "tokenhash", b"again").await.unwrap(), "filled once");
+    tx.commit().await.unwrap();
+
+    let mut c = s.conn().await.unwrap();
+    let got = builds::by_uuid(&mut c, repo.id, "b-1").await.unwrap().unwrap();
+    assert_eq!((got.phase.as_str(), got.image_id.as_deref(), got.manifest_digests.0.clone()), ("complete", Some("sha256:c"), vec!["sha256:m".to_owned()]));
+    assert!(got.started_at.is_some() && got.completed_at.is_some() && got.cancel_requested);
+    assert_eq!(builds::by_id(&mut c, b.id).await.unwrap().unwrap().uuid, "b-1");
+    assert!(builds::by_uuid_any(&mut c, "b-1").await.unwrap().is_some());
+    assert!(builds::cancel_requested(&mut c, b.id).await.unwrap());
+    assert_eq!(builds::list(&mut c, repo.id, 10).await.unwrap().len(), 1);
+    assert!(builds::by_credential(&mut c, "hash", now).await.unwrap().is_some());
+    assert!(builds::by_credential(&mut c, "hash", now + chrono::Duration::minutes(10)).await.unwrap().is_none(), "expired");
+    let (lines, total) = builds::logs(&mut c, b.id, 1, 10).await.unwrap();
+    assert_eq!((lines.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), total), (vec!["STEP 1", "done"], 3));
+    assert_eq!(builds::filedrop(&mut c, "f-1").await.unwrap(), Some((owner.id.0, Some(b"FROM scratch".to_vec()))));
+    assert_eq!(builds::trigger(&mut c, repo.id, "t-1").await.unwrap().unwrap().config.0["build_source"], "file:///src");
+    assert!(builds::trigger_any(&mut c, "t-1").await.unwrap().unwrap().activated);
+    assert_eq!(builds::trigger_by_id(&mut c, t.id).await.unwrap().unwrap().uuid, "t-1");
+    assert_eq!(builds::triggers(&mut c, repo.id).await.unwrap().len(), 1);
+    drop(c);
+    let mut tx = s.begin().await.unwrap();
+    assert!(builds::delete_trigger(&mut tx, t.id).await.unwrap());
+    assert_eq!(builds::delete_filedrops_before(&mut tx, now + chrono::Duration::hours(1)).await.unwrap(), 1);
+    builds::set_credential(&mut tx, b.id, None, None).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut c = s.conn().await.unwrap();
+    let kept = builds::by_uuid(&mut c, repo.id, "b-1").await.unwrap().unwrap();
+    assert_eq!(kept.trigger_id, None, "builds outlive their trigger");
+    assert!(builds::by_credential(&mut c, "hash", now).await.unwrap().is_none(), "revoked");
+});
+
+backend_test!(async fn sessions_and_the_bell_count(kind) {
+    use berth_store::{inapp, sessions};
+    let db = TestDb::new(kind).await;
+    let s = store(&db).await;
+    let now = chrono::Utc::now();
+    let mut tx = s.begin().await.unwrap();
+    let alice = accounts::insert(&mut tx, &user("alice")).await.unwrap();
+    sessions::insert(&mut tx, "live", alice.id.0, "csrf-1", now + chrono::Duration::hours(1)).await.unwrap();
+    sessions::insert(&mut tx, "old", alice.id.0, "csrf-2", now - chrono::Duration::hours(1)).await.unwrap();
+    inapp::insert(&mut tx, "i-1", "repo_push", alice.id, None, &json!({})).await.unwrap();
+    inapp::insert(&mut tx, "i-2", "repo_push", alice.id, None, &json!({})).await.unwrap();
+    inapp::set_dismissed(&mut tx, alice.id, "i-1", true).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut c = s.conn().await.unwrap();
+    let live = sessions::live(&mut c, "live", now).await.unwrap().unwrap();
+    assert_eq!((live.account_id, live.csrf.as_str()), (alice.id.0, "csrf-1"));
+    assert!(sessions::live(&mut c, "old", now).await.unwrap().is_none(), "expired");
+    assert_eq!(inapp::count_active(&mut c, alice.id).await.unwrap(), 1);
+    drop(c);
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(sessions::delete_expired(&mut tx, now).await.unwrap(), 1);
+    sessions::delete(&mut tx, "live").await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(sessions::live(&mut s.conn().await.unwrap(), "live", now).await.unwrap().is_none());
+});

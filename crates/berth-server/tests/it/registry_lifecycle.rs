@@ -56,7 +56,7 @@ backend_test!(async fn gc_deletes_and_quay_tag_api(kind) {
     let now = chrono::Utc::now();
     assert_eq!(s.app.collect_garbage(policy, now).await.unwrap(), GcReport::default());
     let later = now + chrono::Duration::days(2);
-    assert_eq!(s.app.collect_garbage(policy, later).await.unwrap(), GcReport { uploads: 1, blobs: 2, deliveries: 0, scan_records: 0 });
+    assert_eq!(s.app.collect_garbage(policy, later).await.unwrap(), GcReport { uploads: 1, blobs: 2, deliveries: 0, scan_records: 0, filedrops: 0 });
     assert_eq!(s.app.collect_garbage(policy, later).await.unwrap(), GcReport::default(), "idempotent");
     for gone in [&layer_b, &orphan] {
         assert_eq!(reg.send(Method::HEAD, &format!("/v2/{repo}/blobs/{gone}")).await.status(), 404);
