@@ -233,8 +233,8 @@ backend_test!(async fn repository_pages_and_their_forms(kind) {
     assert!(!html.contains("<script>alert(1)</script>"));
     assert!(html.contains("?tab=settings"), "admins see Settings");
 
-    // Tags: size and platform.
-    let (_, _, html) = b.get("/repository/acme/web?tab=tags").await;
+    // Tags: size and platform; the tag link that notifications carry opens this tab.
+    let (_, _, html) = b.get("/repository/acme/web?tag=v1&tab=tags").await;
     assert!(html.contains("<strong>v1</strong>") && html.contains("linux/amd64"), "{html}");
 
     // Security: counts per severity, the package and its fix, once scanned.
