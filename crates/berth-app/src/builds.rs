@@ -552,26 +552,6 @@ impl App {
         }
     }
 
-    /// Renews a job's lease every third of it until dropped.
-    pub(crate) fn keep_leased(&self, id: i64, state: String, lease: Duration) -> crate::delivery::AbortOnDrop {
-        let app = self.clone();
-        crate::delivery::AbortOnDrop(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(1));
-                let renewed = async {
-                    let mut tx = app.store.begin().await?;
-                    let ok = queue::heartbeat(&mut tx, id, &state, until).await?;
-                    tx.commit().await?;
-                    Ok::<bool, AppError>(ok)
-                };
-                if !matches!(renewed.await, Ok(true)) {
-                    return;
-                }
-            }
-        }))
-    }
-
     /// Runs a build. `Retry::Yes` asks for another try (infrastructure trouble with tries left).
     async fn execute(&self, uuid: &str, may_retry: bool) -> Result<Retry> {
         let Some(build) = store::by_uuid_any(&mut self.store.conn().await?, uuid).await? else {

@@ -38,6 +38,7 @@ use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::events::NOTIFICATION_QUEUE;
+use crate::jobs::AbortOnDrop;
 use crate::{App, Result};
 
 /// Delivery settings.
@@ -173,15 +174,6 @@ struct Done {
     method: &'static str,
     attempt: Attempt,
     _slot: Option<OwnedSemaphorePermit>,
-}
-
-/// Aborts a background task when dropped.
-pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// How one job ended, for the log and the queue.

@@ -20,6 +20,7 @@ pub mod events;
 pub mod failpoint;
 pub mod gc;
 pub mod inapp;
+mod jobs;
 pub mod notifications;
 pub mod paging;
 pub mod registry;

@@ -248,26 +248,7 @@ impl App {
     /// Runs one claimed job, renewing its lease meanwhile; infrastructure errors are retried
     /// with backoff, then the job is buried with the error.
     async fn run_scan_job(&self, job: Claimed) {
-        let lease = self.settings.secscan.lease;
-        let heartbeat = {
-            let app = self.clone();
-            let (id, state) = (job.id, job.state_id.clone());
-            crate::delivery::AbortOnDrop(tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(lease / 3).await;
-                    let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(2));
-                    let renewed = async {
-                        let mut tx = app.store.begin().await?;
-                        let ok = queue::heartbeat(&mut tx, id, &state, until).await?;
-                        tx.commit().await?;
-                        Ok::<bool, AppError>(ok)
-                    };
-                    if !matches!(renewed.await, Ok(true)) {
-                        return;
-                    }
-                }
-            }))
-        };
+        let heartbeat = self.keep_leased(job.id, job.state_id.clone(), self.settings.secscan.lease);
         let started = std::time::Instant::now();
         let outcome = self.scan_job(&job.body.0).await;
         drop(heartbeat);

@@ -151,6 +151,22 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// The session of a form post whose token checks out; otherwise the sign-in redirect or the
+/// refusal page.
+pub async fn form_session(
+    s: &HttpState,
+    headers: &HeaderMap,
+    ip: Option<String>,
+    path: &str,
+    csrf: &str,
+) -> Result<Session, Response> {
+    let session = require(s, headers, ip, path).await?;
+    match session.refused(csrf) {
+        Some(refused) => Err(refused),
+        None => Ok(session),
+    }
+}
+
 /// Renders a template, with the security headers every page gets.
 pub fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
@@ -503,13 +519,10 @@ async fn create_repo(
     ClientIp(ip): ClientIp,
     Form(f): Form<NewRepoForm>,
 ) -> Response {
-    let session = match require(&s, &headers, ip, "/").await {
+    let session = match form_session(&s, &headers, ip, "/", &f.csrf).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if let Some(r) = session.refused(&f.csrf) {
-        return r;
-    }
     let visibility = match f.visibility.as_str() {
         "public" => berth_core::Visibility::Public,
         _ => berth_core::Visibility::Private,
@@ -552,13 +565,10 @@ async fn dismiss(
     axum::extract::Path(uuid): axum::extract::Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let session = match require(&s, &headers, ip, "/notifications").await {
+    let session = match form_session(&s, &headers, ip, "/notifications", &f.csrf).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if let Some(r) = session.refused(&f.csrf) {
-        return r;
-    }
     match s.app.dismiss_notification(&session.ctx.caller, &uuid, true).await {
         Ok(_) => Redirect::to("/notifications").into_response(),
         Err(e) => error_page(&session.chrome, e),
@@ -578,13 +588,10 @@ async fn create_org(
     ClientIp(ip): ClientIp,
     Form(f): Form<NewOrgForm>,
 ) -> Response {
-    let session = match require(&s, &headers, ip, "/").await {
+    let session = match form_session(&s, &headers, ip, "/", &f.csrf).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if let Some(r) = session.refused(&f.csrf) {
-        return r;
-    }
     match s.app.create_org(&session.ctx, f.name.trim(), None).await {
         Ok(org) => Redirect::to(&format!("/organization/{}", org.name)).into_response(),
         Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => {

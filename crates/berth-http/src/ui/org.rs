@@ -116,14 +116,11 @@ pub(super) async fn post(
     Path((org, rest)): Path<(String, String)>,
     axum::extract::Form(form): axum::extract::Form<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let session = match require(&s, &headers, ip, &format!("/organization/{org}")).await {
+    let get = |k: &str| form.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let session = match super::form_session(&s, &headers, ip, &format!("/organization/{org}"), &get("csrf")).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let get = |k: &str| form.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
-    if let Some(refused) = session.refused(&get("csrf")) {
-        return refused;
-    }
     let ctx = &session.ctx;
     let parts: Vec<&str> = rest.split('/').collect();
     let back =

@@ -81,8 +81,9 @@ async fn shot(d: &WebDriver, kind: berth_testkit::DbKind, name: &str) {
     d.screenshot(&path).await.unwrap();
 }
 
-/// Waits until the element's text satisfies `ok`, reloading the page between looks.
-async fn wait_text(d: &WebDriver, by: By, ok: impl Fn(&str) -> bool, what: &str) -> String {
+/// Waits until the element's text satisfies `ok`; with `reload`, reloads the page between looks
+/// (for pages that do not update themselves), else only waits (a page still loading).
+async fn wait_for(d: &WebDriver, by: By, ok: impl Fn(&str) -> bool, reload: bool, what: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(el) = d.find(by.clone()).await {
@@ -92,25 +93,19 @@ async fn wait_text(d: &WebDriver, by: By, ok: impl Fn(&str) -> bool, what: &str)
             }
         }
         assert!(Instant::now() < deadline, "waited too long for {what}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        d.refresh().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if reload {
+            d.refresh().await.unwrap();
+        }
     }
 }
 
-/// Waits (without reloading) until the element's text satisfies `ok`: after a click, the next
-/// page may still be loading.
+async fn wait_text(d: &WebDriver, by: By, ok: impl Fn(&str) -> bool, what: &str) -> String {
+    wait_for(d, by, ok, true, what).await
+}
+
 async fn until_text(d: &WebDriver, by: By, ok: impl Fn(&str) -> bool, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(el) = d.find(by.clone()).await {
-            let text = el.text().await.unwrap_or_default();
-            if ok(&text) {
-                return text;
-            }
-        }
-        assert!(Instant::now() < deadline, "waited too long for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(d, by, ok, false, what).await
 }
 
 async fn fill(d: &WebDriver, id: &str, text: &str) {

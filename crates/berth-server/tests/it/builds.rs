@@ -524,7 +524,7 @@ backend_test!(async fn podman_builds_and_infrastructure_failures_are_retried(kin
     .await;
     let root = s.init_root().await;
     s.org_with_repo(&root, "acme", "web").await;
-    let url = serve_bytes(context_tar()).await;
+    let url = crate::support::serve_bytes(context_tar(), "/context.tar.gz").await;
     let b = expect(s.post("/api/v1/repository/acme/web/build/", &root, json!({"archive_url": url, "docker_tags": ["archived"]})).await, 201);
     assert_eq!(b["archive_url"], url.as_str());
     let b = finished(&s, &root, b["id"].as_str().unwrap()).await;
@@ -574,26 +574,6 @@ backend_test!(async fn podman_builds_and_infrastructure_failures_are_retried(kin
     assert!(failures[0].2["error_message"].as_str().unwrap().starts_with("internal error"));
     s.stop().await;
 });
-
-/// Serves `body` to every request on a loopback port; returns its URL.
-async fn serve_bytes(body: Vec<u8>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf).await;
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = conn.write_all(head.as_bytes()).await;
-            let _ = conn.write_all(&body).await;
-        }
-    });
-    format!("http://{addr}/context.tar.gz")
-}
 
 backend_test!(async fn a_build_credential_writes_only_its_repository_while_it_runs(kind) {
     let s = TestServer::start_with(kind, |c| c.builds.enabled = true).await;

@@ -426,26 +426,6 @@ backend_test!(async fn rpm_databases_are_read(kind) {
     s.stop().await;
 });
 
-/// Serves `body` to every request on a loopback port, for the periodic feed.
-async fn serve_once_per_request(body: Vec<u8>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf).await;
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/zip\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = conn.write_all(head.as_bytes()).await;
-            let _ = conn.write_all(&body).await;
-        }
-    });
-    format!("http://{addr}/osv/all.zip")
-}
-
 backend_test!(async fn the_feed_and_the_import_command(kind) {
     // A zip export, as OSV publishes per ecosystem.
     let mut zip = Vec::new();
@@ -458,7 +438,7 @@ backend_test!(async fn the_feed_and_the_import_command(kind) {
         }
         w.finish().unwrap();
     }
-    let url = serve_once_per_request(zip).await;
+    let url = crate::support::serve_bytes(zip, "/osv/all.zip").await;
     let (s, _root) = scanning_server(kind, |c| c.secscan.feed_url = url.clone()).await;
     let deadline = Instant::now() + WAIT;
     while s.app.advisory_count().await.unwrap() < 2 {

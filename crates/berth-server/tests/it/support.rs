@@ -171,3 +171,24 @@ pub fn expect(got: (StatusCode, Value), want: u16) -> Value {
     assert_eq!(got.0.as_u16(), want, "body: {}", got.1);
     got.1
 }
+
+/// Serves `body` to every request on a loopback port (a feed, an archive); returns the URL with
+/// `path`.
+pub async fn serve_bytes(body: Vec<u8>, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes()).await;
+            let _ = conn.write_all(&body).await;
+        }
+    });
+    format!("http://{addr}{path}")
+}
