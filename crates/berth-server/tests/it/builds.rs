@@ -77,28 +77,7 @@ async fn finished(s: &TestServer, root: &Auth, uuid: &str) -> Value {
     }
 }
 
-/// The logged deliveries of a notification once none is pending: `(delivery row id, status, event data)`.
-async fn deliveries(s: &TestServer, uuid: &str) -> Vec<(i64, String, Value)> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let mut c = s.app.store().conn().await.unwrap();
-        let n = berth_store::notifications::by_uuid_any(&mut c, uuid)
-            .await
-            .unwrap()
-            .unwrap();
-        let rows = berth_store::deliveries::list(&mut c, n.id, None, 100, 0).await.unwrap();
-        drop(c);
-        if rows.iter().all(|d| d.status != "pending") || Instant::now() > deadline {
-            let mut out: Vec<(i64, String, Value)> = rows
-                .into_iter()
-                .map(|d| (d.id, d.status, d.body.0["event_data"].clone()))
-                .collect();
-            out.sort_by_key(|d| d.0);
-            return out;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use crate::support::settled_deliveries as deliveries;
 
 fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<sha2_resumable::Sha256>::new_from_slice(secret.as_bytes()).unwrap();

@@ -101,38 +101,25 @@ async fn scans_settled(s: &TestServer) {
 }
 
 /// The deliveries of a notification once none is pending: `(vulnerability id(s), status)`,
-/// read from the delivery log (whose rows keep the event data).
+/// sorted.
 async fn settled_deliveries(s: &TestServer, _root: &Auth, uuid: &str) -> Vec<(String, String)> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let mut c = s.app.store().conn().await.unwrap();
-        let n = berth_store::notifications::by_uuid_any(&mut c, uuid)
-            .await
-            .unwrap()
-            .unwrap();
-        let items = berth_store::deliveries::list(&mut c, n.id, None, 100, 0).await.unwrap();
-        drop(c);
-        if items.iter().all(|d| d.status != "pending") || Instant::now() > deadline {
-            let mut out: Vec<(String, String)> = items
-                .iter()
-                .map(|d| {
-                    let data = &d.body.0["event_data"];
-                    let what = match data["vulnerabilities"].as_array() {
-                        Some(list) => list
-                            .iter()
-                            .map(|v| v["id"].as_str().unwrap().to_owned())
-                            .collect::<Vec<_>>()
-                            .join("+"),
-                        None => data["vulnerability"]["id"].as_str().unwrap_or("?").to_owned(),
-                    };
-                    (what, d.status.clone())
-                })
-                .collect();
-            out.sort();
-            return out;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut out: Vec<(String, String)> = crate::support::settled_deliveries(s, uuid)
+        .await
+        .into_iter()
+        .map(|(_, status, data)| {
+            let what = match data["vulnerabilities"].as_array() {
+                Some(list) => list
+                    .iter()
+                    .map(|v| v["id"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+                    .join("+"),
+                None => data["vulnerability"]["id"].as_str().unwrap_or("?").to_owned(),
+            };
+            (what, status)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 async fn tool(program: &str, args: &[&str], dir: &Path) {
