@@ -518,13 +518,44 @@ impl App {
         };
         let outcome = self.execute(&uuid, job.retries_remaining > 0).await;
         drop(heartbeat);
-        let retry = matches!(outcome, Ok(Retry::Yes(_)));
-        let result = match outcome {
-            Ok(Retry::No) => Ok(()),
-            Ok(Retry::Yes(e)) => Err(e),
-            Err(e) => Err(e.to_string()),
+        let (result, retry) = match outcome {
+            Ok(Retry::No) => (Ok(()), false),
+            Ok(Retry::Yes(e)) => (Err(e), true),
+            // The store failed while recording the build: try again while tries are left, and
+            // never leave the build looking busy when none is.
+            Err(e) => {
+                if job.retries_remaining == 0 {
+                    self.give_up(&uuid, &e.to_string()).await;
+                }
+                (Err(e.to_string()), job.retries_remaining > 0)
+            }
         };
         self.finish_job(&job, result, retry).await;
+    }
+
+    /// Marks a build `internalerror` (best effort: the store may be what failed).
+    async fn give_up(&self, uuid: &str, error: &str) {
+        let done = async {
+            let mut tx = self.store.begin().await?;
+            if let Some(b) = store::by_uuid_any(&mut tx, uuid).await?
+                && let Some(repo) = repos::by_id(&mut tx, b.repository_id).await?
+                && store::set_phase(
+                    &mut tx,
+                    b.id,
+                    phase::INTERNAL_ERROR,
+                    Some(&format!("internal error: {error}")),
+                    Utc::now(),
+                )
+                .await?
+            {
+                self.raise_build(&mut tx, &repo, b.id, EventKind::BuildFailure).await?;
+            }
+            tx.commit().await?;
+            Ok::<(), AppError>(())
+        };
+        if let Err(e) = done.await {
+            tracing::error!(build = uuid, error = %e, "could not mark a failed build");
+        }
     }
 
     /// Completes, retries or buries a job.

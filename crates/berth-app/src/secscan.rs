@@ -268,6 +268,13 @@ impl App {
                 Err(e) => {
                     tracing::error!(job = job.id, error = %e, "scan job failed for good");
                     queue::bury(&mut tx, job.id, &job.state_id, &e.to_string()).await?;
+                    // The report says so rather than staying "queued" forever.
+                    if let Some(digest) = job.body.0["digest"].as_str()
+                        && store::manifest(&mut tx, digest).await?.is_none()
+                    {
+                        let reason = format!("the scan failed on every try: {e}");
+                        store::put_manifest(&mut tx, digest, status::FAILED, Some(&reason), None, Utc::now()).await?;
+                    }
                 }
             }
             tx.commit().await?;
