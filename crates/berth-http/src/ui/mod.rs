@@ -174,6 +174,14 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
             let mut r = (status, Html(html)).into_response();
             let h = r.headers_mut();
             h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+            // Scripts and styles only from this server (inline handlers are the delete confirmations).
+            h.insert(
+                "content-security-policy",
+                HeaderValue::from_static(
+                    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; \
+                     img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+                ),
+            );
             h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
             h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
