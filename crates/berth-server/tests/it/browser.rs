@@ -108,6 +108,11 @@ async fn until_text(d: &WebDriver, by: By, ok: impl Fn(&str) -> bool, what: &str
     wait_for(d, by, ok, false, what).await
 }
 
+/// Waits until a form post has landed on the page that confirms it (its notice).
+async fn landed(d: &WebDriver, notice: &str) {
+    until_text(d, By::Css("p.notice"), |t| t.contains(notice), notice).await;
+}
+
 async fn fill(d: &WebDriver, id: &str, text: &str) {
     let el = d.find(By::Id(id)).await.unwrap();
     el.clear().await.unwrap();
@@ -153,7 +158,17 @@ async fn new_notification(d: &WebDriver, base: &str, event: &str, method: &str) 
         .click()
         .await
         .unwrap();
-    choose(d, "event", event).await;
+    until_text(d, By::Tag("h1"), |t| t == "Create Notification", "the form").await;
+    // One change at a time: each redraws the form (htmx), so the next waits for the redraw.
+    if event != "repo_push" {
+        choose(d, "event", event).await;
+        let want = format!("option[value='{event}']");
+        until_text(d, By::Css("#event option:checked"), |_| true, "the event").await;
+        d.query(By::Css(format!("#event {want}[selected]")))
+            .first()
+            .await
+            .unwrap();
+    }
     choose(d, "method", method).await;
     // The method's own field appears once the form is redrawn.
     let field = match method {
@@ -225,6 +240,7 @@ backend_test!(async fn the_notification_flows_in_a_browser(kind) {
 
     // 4. Test: the deliveries view shows the receiver's 200.
     row.find(By::XPath(".//button[normalize-space(.)='Test']")).await.unwrap().click().await.unwrap();
+    landed(&d, "A test event was sent").await;
     let attempt = wait_text(&d, By::Css(".delivery details summary"), |t| t.contains("HTTP 200"), "the test delivery's 200").await;
     assert!(attempt.contains("delivered"), "{attempt}");
     assert_eq!(rx.next(Duration::from_secs(30)).await.expect("the test send").path, "/hook");
@@ -256,6 +272,7 @@ backend_test!(async fn the_notification_flows_in_a_browser(kind) {
             shot(&d, kind, "6a-failures-growing").await;
         }
         row.find(By::XPath(".//button[normalize-space(.)='Test']")).await.unwrap().click().await.unwrap();
+    landed(&d, "A test event was sent").await;
         wait_text(&d, By::Css(".delivery .badge"), |t| t == "failed", "a failed delivery").await;
     }
     d.goto(format!("{base}/repository/acme/web?tab=settings")).await.unwrap();
@@ -266,8 +283,9 @@ backend_test!(async fn the_notification_flows_in_a_browser(kind) {
     // 7. Re-enable it.
     rx.respond_with(&[200; 10]);
     d.find(By::XPath("//tr[td[normalize-space(.)='CI hook']]//button[normalize-space(.)='Re-enable']")).await.unwrap().click().await.unwrap();
+    landed(&d, "Re-enabled").await;
     d.goto(format!("{base}/repository/acme/web?tab=settings")).await.unwrap();
-    let row = d.find(By::XPath("//tr[td[normalize-space(.)='CI hook']]")).await.unwrap().text().await.unwrap();
+    let row = d.query(By::XPath("//tr[td[normalize-space(.)='CI hook']]")).first().await.unwrap().text().await.unwrap();
     assert!(row.contains("enabled") && !row.contains("disabled"), "{row}");
     shot(&d, kind, "7-re-enabled").await;
 
@@ -289,6 +307,7 @@ backend_test!(async fn the_notification_flows_in_a_browser(kind) {
     submit(&d, "Create Notification").await;
     let row = d.query(By::XPath("//tr[td[normalize-space(.)='Team bell']]")).first().await.unwrap();
     row.find(By::XPath(".//button[normalize-space(.)='Test']")).await.unwrap().click().await.unwrap();
+    landed(&d, "A test event was sent").await;
     wait_text(&d, By::Css(".delivery .badge"), |t| t == "delivered", "the in-app delivery").await;
     submit(&d, "Sign out").await;
     let Auth::Basic(_, bob_password) = &bob else { panic!("basic") };
