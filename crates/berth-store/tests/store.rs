@@ -536,3 +536,38 @@ backend_test!(async fn sessions_and_the_bell_count(kind) {
     tx.commit().await.unwrap();
     assert!(sessions::live(&mut s.conn().await.unwrap(), "live", now).await.unwrap().is_none());
 });
+
+#[tokio::test]
+async fn rpm_databases_are_read_without_writing() {
+    use sqlx::ConnectOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rpmdb.sqlite");
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    for blob in [b"one".as_slice(), b"two".as_slice()] {
+        sqlx::query("INSERT INTO Packages (blob) VALUES ($1)")
+            .bind(blob)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    drop(c);
+    let before = std::fs::read(&path).unwrap();
+    let blobs = berth_store::secscan::rpm_headers(&path).await.unwrap();
+    assert_eq!(blobs, [b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the database is untouched");
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().count() == 1,
+        "no journal or WAL files beside it"
+    );
+    std::fs::write(&path, b"not sqlite").unwrap();
+    assert!(berth_store::secscan::rpm_headers(&path).await.is_err());
+}
