@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use berth_core::{RepoId, RepoRole, Tag};
 use berth_notify::EventKind;
 use berth_notify::events::BuildFacts;
-use berth_store::builds::{self as store, BuildRow, NewBuild, TriggerRow, phase};
+/// Quay's build phases, and which of them are final.
+pub use berth_store::builds::phase;
+use berth_store::builds::{self as store, BuildRow, NewBuild, TriggerRow};
 use berth_store::queue::{self, Claimed};
 use berth_store::repos::RepoRow;
 use berth_store::{Tx, accounts, registry as reg, repos};

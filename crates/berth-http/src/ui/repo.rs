@@ -394,10 +394,6 @@ fn line_text(l: &berth_app::model::LogLine) -> String {
     }
 }
 
-fn is_final(phase: &str) -> bool {
-    matches!(phase, "complete" | "error" | "cancelled" | "internalerror" | "expired")
-}
-
 async fn build_page(s: &HttpState, session: &Session, ns: &str, name: &str, uuid: &str) -> Result<Response, AppError> {
     let v = s.app.get_build(&session.ctx, ns, name, uuid).await?;
     let (lines, total) = s.app.build_logs(&session.ctx, ns, name, uuid, 0).await?;
@@ -424,10 +420,10 @@ async fn build_page(s: &HttpState, session: &Session, ns: &str, name: &str, uuid
         source,
         error: b.error.clone().unwrap_or_default(),
         image: b.image_id.clone().unwrap_or_default(),
-        cancellable: v.can_write && !is_final(&b.phase),
+        cancellable: v.can_write && !berth_app::builds::phase::is_final(&b.phase),
         lines: lines.iter().map(line_text).collect(),
         next: total,
-        finished: is_final(&b.phase),
+        finished: berth_app::builds::phase::is_final(&b.phase),
     };
     Ok(render(StatusCode::OK, &page))
 }
@@ -454,7 +450,7 @@ async fn log_fragment(
     let v = s.app.get_build(&session.ctx, ns, name, uuid).await?;
     let (lines, total) = s.app.build_logs(&session.ctx, ns, name, uuid, start).await?;
     // Finished only once every line has been sent.
-    let finished = is_final(&v.build.phase) && start + lines.len() as i64 >= total;
+    let finished = berth_app::builds::phase::is_final(&v.build.phase) && start + lines.len() as i64 >= total;
     let page = LogFragment {
         path: format!("{ns}/{name}"),
         uuid: uuid.to_owned(),
