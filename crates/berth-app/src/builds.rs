@@ -675,9 +675,11 @@ impl App {
         let _ = tokio::fs::remove_dir_all(dir).await;
         let src = dir.join("src");
         tokio::fs::create_dir_all(&src).await.map_err(io)?;
-        self.move_to(build, phase::PULLING, log).await?;
-        if let Err(msg) = self.fetch_source(build, &src, deadline, log).await? {
-            return Ok(End::Failed(msg));
+        if !self.move_to(build, phase::PULLING, log).await? {
+            return Ok(End::Cancelled);
+        }
+        if let Err(end) = self.fetch_source(build, &src, deadline, log).await? {
+            return Ok(end);
         }
         let context = src.join(&build.context);
         let dockerfile = src.join(&build.dockerfile_path);
@@ -727,7 +729,9 @@ impl App {
                 .map(|arg| values.iter().fold(arg.clone(), |a, (k, v)| a.replace(k, v)))
                 .collect()
         };
-        self.move_to(build, phase::BUILDING, log).await?;
+        if !self.move_to(build, phase::BUILDING, log).await? {
+            return Ok(End::Cancelled);
+        }
         {
             let mut tx = self.store.begin().await?;
             let raised = self.raise_build(&mut tx, repo, build.id, EventKind::BuildStart).await?;
@@ -744,7 +748,9 @@ impl App {
             Step::Failed(msg) => return Ok(End::Failed(msg)),
             other => return Ok(other.end(s.timeout)),
         }
-        self.move_to(build, phase::PUSHING, log).await?;
+        if !self.move_to(build, phase::PUSHING, log).await? {
+            return Ok(End::Cancelled);
+        }
         let mut digests = Vec::new();
         for tag in &build.docker_tags.0 {
             let digestfile = dir.join(format!("digest-{tag}"));
@@ -780,13 +786,17 @@ impl App {
         Ok(doc["config"]["digest"].as_str().unwrap_or_default().to_owned())
     }
 
-    async fn move_to(&self, build: &BuildRow, to: &str, log: &mut LogSink) -> Result<()> {
-        log.line("phase", to).await;
-        log.flush().await;
+    /// Moves the build to its next phase; `false` when it was finished meanwhile (cancelled
+    /// while waiting), and the executor must stop.
+    async fn move_to(&self, build: &BuildRow, to: &str, log: &mut LogSink) -> Result<bool> {
         let mut tx = self.store.begin().await?;
-        store::set_phase(&mut tx, build.id, to, None, Utc::now()).await?;
+        let moved = store::set_phase(&mut tx, build.id, to, None, Utc::now()).await?;
         tx.commit().await?;
-        Ok(())
+        if moved {
+            log.line("phase", to).await;
+            log.flush().await;
+        }
+        Ok(moved)
     }
 
     /// Puts the build context in `src`; the inner error is a build error (bad archive, unknown
@@ -797,7 +807,7 @@ impl App {
         src: &Path,
         deadline: Instant,
         log: &mut LogSink,
-    ) -> Result<std::result::Result<(), String>> {
+    ) -> Result<std::result::Result<(), End>> {
         let source = &build.source.0;
         match source["kind"].as_str() {
             Some("upload") => {
@@ -806,17 +816,17 @@ impl App {
                     .await?
                     .and_then(|(_, c)| c);
                 let Some(bytes) = content else {
-                    return Ok(Err(format!("the uploaded context {id} is gone")));
+                    return Ok(Err(End::Failed(format!("the uploaded context {id} is gone"))));
                 };
                 log.line("command", "unpacking the uploaded context").await;
-                Ok(unpack(bytes, src.to_path_buf()).await)
+                Ok(unpack(bytes, src.to_path_buf()).await.map_err(End::Failed))
             }
             Some("archive") => {
                 let url = source["url"].as_str().unwrap_or_default();
                 log.line("command", &format!("downloading {url}")).await;
                 match self.download(url).await {
-                    Ok(bytes) => Ok(unpack(bytes, src.to_path_buf()).await),
-                    Err(e) => Ok(Err(e)),
+                    Ok(bytes) => Ok(unpack(bytes, src.to_path_buf()).await.map_err(End::Failed)),
+                    Err(e) => Ok(Err(End::Failed(e))),
                 }
             }
             Some("git") => {
@@ -833,9 +843,10 @@ impl App {
                 ];
                 match self.run_command(build, &clone, src, deadline, log).await? {
                     Step::Ok => {}
-                    Step::Failed(msg) => return Ok(Err(format!("git clone of {url} failed: {msg}"))),
-                    Step::Cancelled => return Ok(Err("cancelled".into())),
-                    Step::TimedOut => return Ok(Err("the build ran out of time while cloning".into())),
+                    Step::Failed(msg) => return Ok(Err(End::Failed(format!("git clone of {url} failed: {msg}")))),
+                    other @ (Step::Cancelled | Step::TimedOut) => {
+                        return Ok(Err(other.end(self.settings.builds.timeout)));
+                    }
                 }
                 let checkout = vec![
                     "git".to_owned(),
@@ -848,12 +859,13 @@ impl App {
                 ];
                 match self.run_command(build, &checkout, src, deadline, log).await? {
                     Step::Ok => Ok(Ok(())),
-                    Step::Failed(msg) => Ok(Err(format!("commit {commit} could not be checked out: {msg}"))),
-                    Step::Cancelled => Ok(Err("cancelled".into())),
-                    Step::TimedOut => Ok(Err("the build ran out of time while checking out".into())),
+                    Step::Failed(msg) => Ok(Err(End::Failed(format!(
+                        "commit {commit} could not be checked out: {msg}"
+                    )))),
+                    other @ (Step::Cancelled | Step::TimedOut) => Ok(Err(other.end(self.settings.builds.timeout))),
                 }
             }
-            _ => Ok(Err(format!("unknown build source: {source}"))),
+            _ => Ok(Err(End::Failed(format!("unknown build source: {source}")))),
         }
     }
 
