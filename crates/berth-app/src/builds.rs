@@ -31,6 +31,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::jobs::{JobEnd, end_job};
 use crate::secret::{random_token, token_hash};
 use crate::{App, AppError, Ctx, Result};
 
@@ -207,7 +208,8 @@ fn checked_tags(tags: &[String]) -> Result<Vec<String>> {
 }
 
 impl App {
-    fn builds_enabled(&self) -> Result<()> {
+    /// 503 naming the setting when builds are off.
+    pub(crate) fn builds_enabled(&self) -> Result<()> {
         if self.settings.builds.enabled {
             Ok(())
         } else {
@@ -463,6 +465,11 @@ impl App {
         crate::events::raise(tx, repo, kind.name(), &data, None).await
     }
 
+    /// Where a trigger's service posts its pushes.
+    pub fn trigger_webhook_url(&self, trigger_uuid: &str) -> String {
+        format!("{}/webhooks/push/trigger/{trigger_uuid}", self.settings.base_url())
+    }
+
     /// Authenticates a build's push credential: the build's performer, capped to `write` on the
     /// build's repository (and what anyone may read), while the build runs.
     pub(crate) async fn authenticate_build(&self, token: &str) -> Result<crate::Principal> {
@@ -563,20 +570,16 @@ impl App {
     /// Completes, retries or buries a job.
     async fn finish_job(&self, job: &Claimed, result: std::result::Result<(), String>, retry: bool) {
         let done = async {
+            let end = match &result {
+                Ok(()) => JobEnd::Done,
+                Err(error) if retry => JobEnd::Retry {
+                    after: self.settings.builds.retry_delay * (1u32 << (job.attempt - 1).clamp(0, 8)),
+                    error,
+                },
+                Err(error) => JobEnd::Bury(error),
+            };
             let mut tx = self.store.begin().await?;
-            match &result {
-                Ok(()) => {
-                    queue::complete(&mut tx, job.id, &job.state_id).await?;
-                }
-                Err(e) if retry => {
-                    let delay = self.settings.builds.retry_delay * (1u32 << (job.attempt - 1).clamp(0, 8));
-                    let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
-                    queue::retry_at(&mut tx, job.id, &job.state_id, at, e).await?;
-                }
-                Err(e) => {
-                    queue::bury(&mut tx, job.id, &job.state_id, e).await?;
-                }
-            }
+            end_job(&mut tx, job, end).await?;
             tx.commit().await?;
             Ok::<(), AppError>(())
         };

@@ -1,13 +1,14 @@
 //! What the background workers (deliveries, scans, builds) share: tasks that stop with their
-//! owner, and renewing a claimed job's lease while it runs, so that a job outliving its lease is
-//! not taken over by another worker while this one is still on it.
+//! owner, renewing a claimed job's lease while it runs (so that a job outliving its lease is not
+//! taken over by another worker while this one is still on it), and moving a job to its end.
 
 use std::time::Duration;
 
-use berth_store::queue;
+use berth_store::Tx;
+use berth_store::queue::{self, Claimed};
 use chrono::Utc;
 
-use crate::{App, AppError};
+use crate::{App, AppError, Result};
 
 /// Aborts a background task when dropped.
 pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
@@ -39,4 +40,36 @@ impl App {
             }
         }))
     }
+}
+
+/// How a claimed job ends.
+pub(crate) enum JobEnd<'a> {
+    /// Finished: the job is removed.
+    Done,
+    /// Runs again after `after`, with the error recorded.
+    Retry {
+        /// How long to wait.
+        after: Duration,
+        /// What went wrong.
+        error: &'a str,
+    },
+    /// No try left: kept as dead, with the error.
+    Bury(&'a str),
+}
+
+/// Moves a claimed job to its end in `tx` (a claim lost meanwhile changes nothing).
+pub(crate) async fn end_job(tx: &mut Tx, job: &Claimed, end: JobEnd<'_>) -> Result<()> {
+    match end {
+        JobEnd::Done => {
+            queue::complete(tx, job.id, &job.state_id).await?;
+        }
+        JobEnd::Retry { after, error } => {
+            let at = Utc::now() + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::hours(1));
+            queue::retry_at(tx, job.id, &job.state_id, at, error).await?;
+        }
+        JobEnd::Bury(error) => {
+            queue::bury(tx, job.id, &job.state_id, error).await?;
+        }
+    }
+    Ok(())
 }

@@ -25,6 +25,7 @@ use berth_store::{registry as reg, repos};
 use chrono::Utc;
 use serde_json::{Value, json};
 
+use crate::jobs::{JobEnd, end_job};
 use crate::{App, AppError, Caller, Result};
 
 /// The queue that carries scan jobs.
@@ -256,18 +257,23 @@ impl App {
         let finish = async {
             let mut tx = self.store.begin().await?;
             match &outcome {
-                Ok(()) => {
-                    queue::complete(&mut tx, job.id, &job.state_id).await?;
-                }
+                Ok(()) => end_job(&mut tx, &job, JobEnd::Done).await?,
                 Err(e) if job.retries_remaining > 0 => {
-                    let delay = Duration::from_secs(5u64 << job.attempt.clamp(0, 10));
-                    let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
                     tracing::warn!(job = job.id, attempt = job.attempt, error = %e, "scan job failed; will retry");
-                    queue::retry_at(&mut tx, job.id, &job.state_id, at, &e.to_string()).await?;
+                    let after = Duration::from_secs(5u64 << job.attempt.clamp(0, 10));
+                    end_job(
+                        &mut tx,
+                        &job,
+                        JobEnd::Retry {
+                            after,
+                            error: &e.to_string(),
+                        },
+                    )
+                    .await?;
                 }
                 Err(e) => {
                     tracing::error!(job = job.id, error = %e, "scan job failed for good");
-                    queue::bury(&mut tx, job.id, &job.state_id, &e.to_string()).await?;
+                    end_job(&mut tx, &job, JobEnd::Bury(&e.to_string())).await?;
                     // The report says so rather than staying "queued" forever.
                     if let Some(digest) = job.body.0["digest"].as_str()
                         && store::manifest(&mut tx, digest).await?.is_none()

@@ -95,6 +95,28 @@ fn checked_config(config: &Value) -> Result<Value> {
     Ok(out)
 }
 
+/// The default branch in a `git ls-remote --symref` listing (`master` when it names none).
+fn default_branch_in(listing: &str) -> String {
+    listing
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ref: refs/heads/")
+                .and_then(|rest| rest.split('\t').next())
+        })
+        .unwrap_or("master")
+        .to_owned()
+}
+
+/// The commit of ref `r` in a `git ls-remote` listing.
+fn commit_in(listing: &str, r: &str) -> Option<String> {
+    listing
+        .lines()
+        .filter(|l| !l.starts_with("ref: "))
+        .filter_map(|l| l.split_once('\t'))
+        .find(|(_, name)| *name == r)
+        .map(|(sha, _)| sha.to_owned())
+}
+
 /// Whether the trigger's `branchtag_regex` lets a ref build (full match on `heads/x`/`tags/x`).
 fn ref_allowed(config: &Value, r: &str) -> bool {
     match config["branchtag_regex"].as_str().filter(|s| !s.is_empty()) {
@@ -222,23 +244,34 @@ impl App {
         uuid: &str,
         run: &ManualRun,
     ) -> Result<store::BuildRow> {
-        self.builds_enabled_for_triggers()?;
+        self.builds_enabled()?;
         let (repo, t) = self.trigger_of(ctx, namespace, name, uuid).await?;
         if !t.activated {
             return Err(AppError::Invalid("the trigger is not activated".into()));
         }
+        if run.branch_name.is_some() && run.tag_name.is_some() {
+            return Err(AppError::Invalid("give branch_name or tag_name, not both".into()));
+        }
         let source = t.config.0["build_source"].as_str().unwrap_or_default().to_owned();
+        // One `git ls-remote --symref` names the default branch and every ref's commit. Without a
+        // ref or a commit the listing is needed; with both it only fills `default_branch`.
+        let listing = match self.ls_remote(&source, &["--symref"]).await {
+            Ok(l) => Some(l),
+            Err(_) if run.commit_sha.is_some() && (run.branch_name.is_some() || run.tag_name.is_some()) => None,
+            Err(e) => return Err(e),
+        };
+        let default_branch = listing.as_deref().map(default_branch_in).unwrap_or_default();
         let r = match (&run.branch_name, &run.tag_name) {
-            (Some(b), None) => format!("refs/heads/{b}"),
+            (Some(b), _) => format!("refs/heads/{b}"),
             (None, Some(tag)) => format!("refs/tags/{tag}"),
-            (None, None) => format!("refs/heads/{}", self.default_branch(&source).await?),
-            (Some(_), Some(_)) => return Err(AppError::Invalid("give branch_name or tag_name, not both".into())),
+            (None, None) => format!("refs/heads/{default_branch}"),
         };
         let commit = match &run.commit_sha {
             Some(c) => c.clone(),
-            None => self.resolve_ref(&source, &r).await?,
+            None => commit_in(listing.as_deref().unwrap_or_default(), &r)
+                .ok_or_else(|| AppError::Invalid(format!("{r} does not exist in {source}")))?,
         };
-        let body = json!({"commit": commit, "ref": r, "default_branch": self.default_branch(&source).await.unwrap_or_default()});
+        let body = json!({"commit": commit, "ref": r, "default_branch": default_branch});
         let meta = match payload::custom(&body, &source).map_err(AppError::Invalid)? {
             Push::Build(m) => m,
             Push::Ignore(why) => return Err(AppError::Invalid(why)),
@@ -246,16 +279,6 @@ impl App {
         let p = ctx.caller.principal()?;
         self.queue_trigger_build(ctx, &repo, &t, meta, Some(&p.name), Some(p.id.0))
             .await
-    }
-
-    fn builds_enabled_for_triggers(&self) -> Result<()> {
-        if self.settings.builds.enabled {
-            Ok(())
-        } else {
-            Err(AppError::NotConfigured(
-                "builds are not enabled on this server (builds.enabled)".into(),
-            ))
-        }
     }
 
     /// Runs `git ls-remote` against a trigger's source.
@@ -276,28 +299,6 @@ impl App {
             )));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    async fn resolve_ref(&self, source: &str, r: &str) -> Result<String> {
-        let listing = self.ls_remote(source, &[]).await?;
-        listing
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .find(|(_, name)| *name == r)
-            .map(|(sha, _)| sha.to_owned())
-            .ok_or_else(|| AppError::Invalid(format!("{r} does not exist in {source}")))
-    }
-
-    async fn default_branch(&self, source: &str) -> Result<String> {
-        let listing = self.ls_remote(source, &["--symref"]).await?;
-        Ok(listing
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("ref: refs/heads/")
-                    .and_then(|rest| rest.split('\t').next())
-            })
-            .unwrap_or("master")
-            .to_owned())
     }
 
     /// Queues the build of a push for a trigger.
@@ -335,7 +336,7 @@ impl App {
     /// branch/tag filter and queues the build. An unknown trigger is 404; a bad signature is
     /// 403; a malformed push is 400.
     pub async fn trigger_webhook(&self, uuid: &str, req: &WebhookRequest<'_>) -> Result<WebhookOutcome> {
-        self.builds_enabled_for_triggers()?;
+        self.builds_enabled()?;
         let t = store::trigger_any(&mut self.store.conn().await?, uuid)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no trigger {uuid}")))?;
@@ -418,6 +419,15 @@ mod tests {
             let e = checked_config(&bad).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn ls_remote_listings() {
+        let listing = "ref: refs/heads/main\tHEAD\nabc123\tHEAD\nabc123\trefs/heads/main\ndef456\trefs/tags/v1\n";
+        assert_eq!(default_branch_in(listing), "main");
+        assert_eq!(default_branch_in(""), "master");
+        assert_eq!(commit_in(listing, "refs/tags/v1").as_deref(), Some("def456"));
+        assert_eq!(commit_in(listing, "refs/heads/nope"), None);
     }
 
     #[test]

@@ -343,7 +343,7 @@ pub struct TriggerOut {
 
 fn trigger_out(s: &HttpState, t: TriggerRow) -> TriggerOut {
     TriggerOut {
-        webhook_url: format!("{}/webhooks/push/trigger/{}", s.app.settings().base_url(), t.uuid),
+        webhook_url: s.app.trigger_webhook_url(&t.uuid),
         build_source: t.config.0["build_source"].as_str().map(str::to_owned),
         id: t.uuid,
         service: t.service,

@@ -301,7 +301,7 @@ async fn repo_page(
             }
             for t in app.list_triggers(&session.ctx, ns, name).await? {
                 page.triggers.push(TriggerItem {
-                    webhook_url: format!("{}/webhooks/push/trigger/{}", app.settings().base_url(), t.uuid),
+                    webhook_url: app.trigger_webhook_url(&t.uuid),
                     source: t.config.0["build_source"].as_str().unwrap_or("").to_owned(),
                     uuid: t.uuid,
                     service: t.service,
