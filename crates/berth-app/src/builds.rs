@@ -500,7 +500,8 @@ impl App {
                 let lease =
                     chrono::Duration::from_std(self.settings.builds.lease).unwrap_or(chrono::Duration::minutes(1));
                 let mut tx = self.store.begin().await?;
-                let jobs = queue::claim(&mut tx, BUILD_QUEUE, Utc::now(), lease, 1, 1, &worker).await?;
+                let now = Utc::now();
+                let jobs = queue::claim(&mut tx, BUILD_QUEUE, now, now + lease, 1, &worker, &[]).await?;
                 tx.commit().await?;
                 Ok::<Option<Claimed>, AppError>(jobs.into_iter().next())
             };

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::audit::record;
 use crate::delivery::chrono_of;
-use crate::events::{NOTIFICATION_QUEUE, requeue_delivery};
+use crate::events::{queue_name, requeue_delivery};
 use crate::notifications::new_signing_secret;
 use crate::paging::Paging;
 use crate::{App, AppError, Caller, Ctx, Result};
@@ -25,10 +25,6 @@ pub struct Secrets {
     pub previous: Option<String>,
     /// Until when the previous secret also signs.
     pub previous_until: Option<DateTime<Utc>>,
-}
-
-fn queue_name(repo: &RepoRow, n: &NotificationRow) -> String {
-    format!("{NOTIFICATION_QUEUE}/{}/{}/{}/", repo.namespace, repo.name, n.event)
 }
 
 impl App {
@@ -114,7 +110,7 @@ impl App {
                 "delivery {delivery} is still pending; it will be attempted on its schedule"
             )));
         }
-        requeue_delivery(&mut tx, &queue_name(&repo, &n), &d).await?;
+        requeue_delivery(&mut tx, &queue_name(&repo, &n.event), &n, &d).await?;
         tx.commit().await?;
         self.wake.notify_one();
         Ok(())
@@ -133,9 +129,9 @@ impl App {
         Self::require_enabled(&n)?;
         let mut tx = self.store.begin().await?;
         let unsent = deliveries::unsent_since(&mut tx, n.id, since).await?;
-        let name = queue_name(&repo, &n);
+        let name = queue_name(&repo, &n.event);
         for d in &unsent {
-            requeue_delivery(&mut tx, &name, d).await?;
+            requeue_delivery(&mut tx, &name, &n, d).await?;
         }
         tx.commit().await?;
         self.wake.notify_one();

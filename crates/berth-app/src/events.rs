@@ -1,18 +1,22 @@
 //! Raising repository events: one delivery job per enabled notification, enqueued **inside the
-//! caller's transaction**, so the change and its notifications commit together or not at all;
-//! each is logged as a pending delivery, and a disabled notification gets a skipped one instead.
-//! `App::raise_event` is the entry point for background sources (builds, scanner, expiry).
-//! Payloads are built by `berth_notify::events`, the one place that knows their shapes.
+//! caller's transaction**, so the change and its notifications commit together or not at all.
+//! An event's deliveries go in as two multi-row statements: their delivery-log rows (`pending`,
+//! or `skipped` for a disabled notification, which recovery can send after a reset), then their
+//! jobs. A job's body is a [`DeliveryTask`]; the log keeps its [`DeliveryPayload`].
+//! Sources call [`raise`] in the transaction of their change (pushes, builds, the scanner);
+//! `App::raise_event` raises one in a transaction of its own (the benchmark drives the engine
+//! through it). Payloads are built by `berth_notify::events`, the one place that knows their shapes.
 
 use berth_store::Tx;
-use berth_store::deliveries::{self, status};
+use berth_store::deliveries::{self, DeliveryRow, NewDelivery, status};
 use berth_store::notifications::{self, NotificationRow};
-use berth_store::queue;
+use berth_store::queue::{self, NewJob};
 use berth_store::repos::RepoRow;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{Principal, Result, Settings};
+use crate::{AppError, Principal, Result, Settings};
 
 /// The queue that carries notification deliveries.
 pub const NOTIFICATION_QUEUE: &str = "notification";
@@ -35,6 +39,60 @@ pub fn performer_data(performer: Option<&Principal>) -> Value {
     }
 }
 
+/// What one occurrence of an event sends: kept in the delivery log (for redelivery and to show
+/// what was sent) and carried by every job of the occurrence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryPayload {
+    /// The occurrence's id (a UUIDv7), shared by its deliveries.
+    pub event_id: String,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// The event data, as `berth_notify::events` built it.
+    pub event_data: Value,
+    /// Who caused it (Quay's `performer_data`; `{}` for background sources).
+    #[serde(default)]
+    pub performer_data: Value,
+    /// A test send (`POST …/notification/{uuid}/test`).
+    #[serde(default)]
+    pub test: bool,
+}
+
+impl DeliveryPayload {
+    /// The payload of a logged delivery.
+    pub fn of(row: &DeliveryRow) -> Result<DeliveryPayload> {
+        serde_json::from_value(row.body.0.clone())
+            .map_err(|e| AppError::Internal(format!("delivery {} has an unreadable body: {e}", row.public_id)))
+    }
+
+    /// The name of whoever caused the event, when known.
+    pub fn performer(&self) -> Option<&str> {
+        self.performer_data["entity_name"].as_str()
+    }
+}
+
+/// A notification delivery job: the body of a `notification` queue item, written by [`raise`]
+/// (and the test send, redelivery and recovery) and read by the delivery worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryTask {
+    /// The delivery-log row its attempts are recorded in (`None` only for jobs queued before the
+    /// log existed).
+    pub log_id: Option<i64>,
+    /// The public delivery id, `<event id>.<notification uuid>`: `webhook-id` on every attempt.
+    pub delivery_id: String,
+    /// The notification.
+    pub notification_uuid: String,
+    /// The event name.
+    pub event: String,
+    /// What it sends.
+    pub payload: DeliveryPayload,
+}
+
+/// Quay's queue name of a repository's event, e.g. `notification/acme/web/repo_push/`: the unit of
+/// fairness between repositories.
+pub(crate) fn queue_name(repo: &RepoRow, event: &str) -> String {
+    format!("{NOTIFICATION_QUEUE}/{}/{}/{event}/", repo.namespace, repo.name)
+}
+
 /// Enqueues one delivery job per enabled notification of `repo` for `event`, in `tx`, and logs a
 /// delivery for each; disabled notifications get a `skipped` delivery instead of a job (Quay
 /// enqueued and dropped them), which recovery can send after a reset. Returns how many were
@@ -47,96 +105,100 @@ pub(crate) async fn raise(
     performer: Option<&Principal>,
 ) -> Result<usize> {
     let targets = notifications::for_event(tx, repo.id, event).await?;
-    let event_id = uuid::Uuid::now_v7().to_string();
-    let name = format!("{NOTIFICATION_QUEUE}/{}/{}/{event}/", repo.namespace, repo.name);
-    let mut queued = 0;
-    for n in &targets {
-        let job = Job {
-            name: &name,
-            notification: n,
+    if targets.is_empty() {
+        return Ok(0);
+    }
+    let payload = DeliveryPayload {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        occurred_at: Utc::now(),
+        event_data: event_data.clone(),
+        performer_data: performer_data(performer),
+        test: false,
+    };
+    let targets: Vec<&NotificationRow> = targets.iter().collect();
+    enqueue_deliveries(tx, &queue_name(repo, event), &targets, event, &payload).await
+}
+
+/// Logs and enqueues one occurrence's deliveries to `notifications` (skipped, without a job, for
+/// the disabled ones) with two multi-row statements. Returns how many jobs were enqueued.
+pub(crate) async fn enqueue_deliveries(
+    tx: &mut Tx,
+    name: &str,
+    notifications: &[&NotificationRow],
+    event: &str,
+    payload: &DeliveryPayload,
+) -> Result<usize> {
+    let body = serde_json::to_string(payload).map_err(|e| AppError::Internal(e.to_string()))?;
+    let public_ids: Vec<String> = notifications
+        .iter()
+        .map(|n| format!("{}.{}", payload.event_id, n.uuid))
+        .collect();
+    let rows: Vec<NewDelivery<'_>> = notifications
+        .iter()
+        .zip(&public_ids)
+        .map(|(n, public_id)| NewDelivery {
+            public_id,
+            notification_id: n.id,
             event,
-            event_id: &event_id,
-            event_data,
-            performer,
-            test: false,
-        };
-        if n.enabled {
-            enqueue_delivery(tx, &job).await?;
-            queued += 1;
-        } else {
-            let body = job.body();
-            deliveries::upsert(tx, &job.delivery_id(), n.id, event, status::SKIPPED, &body, Utc::now()).await?;
-        }
-    }
-    Ok(queued)
-}
-
-/// One delivery of an event occurrence to one notification.
-pub(crate) struct Job<'a> {
-    /// Quay's queue name, e.g. `notification/acme/web/repo_push/`.
-    pub name: &'a str,
-    /// The notification.
-    pub notification: &'a NotificationRow,
-    /// The event name.
-    pub event: &'a str,
-    /// The occurrence's id.
-    pub event_id: &'a str,
-    /// The event data.
-    pub event_data: &'a Value,
-    /// Who caused it.
-    pub performer: Option<&'a Principal>,
-    /// A test send.
-    pub test: bool,
-}
-
-impl Job<'_> {
-    /// The delivery id: stable across retries, redeliveries and recoveries.
-    fn delivery_id(&self) -> String {
-        format!("{}.{}", self.event_id, self.notification.uuid)
-    }
-
-    fn body(&self) -> Value {
-        json!({
-            "notification_uuid": self.notification.uuid,
-            "delivery_id": self.delivery_id(),
-            "event": self.event,
-            "event_id": self.event_id,
-            "occurred_at": Utc::now().to_rfc3339(),
-            "event_data": self.event_data,
-            "performer_data": performer_data(self.performer),
-            "test": self.test,
+            status: if n.enabled { status::PENDING } else { status::SKIPPED },
+            body: &body,
         })
+        .collect();
+    let logged: std::collections::HashMap<String, i64> = deliveries::insert_many(tx, &rows, Utc::now())
+        .await?
+        .into_iter()
+        .map(|(id, public_id)| (public_id, id))
+        .collect();
+    let mut jobs = Vec::with_capacity(notifications.len());
+    for (n, public_id) in notifications.iter().zip(public_ids) {
+        if !n.enabled {
+            continue;
+        }
+        let task = DeliveryTask {
+            log_id: logged.get(&public_id).copied(),
+            delivery_id: public_id,
+            notification_uuid: n.uuid.clone(),
+            event: event.to_owned(),
+            payload: payload.clone(),
+        };
+        jobs.push(NewJob {
+            name: name.to_owned(),
+            body: serde_json::to_string(&task).map_err(|e| AppError::Internal(e.to_string()))?,
+        });
     }
+    queue::enqueue_many(tx, NOTIFICATION_QUEUE, &jobs).await?;
+    Ok(jobs.len())
 }
 
-/// Enqueues one delivery job and logs it as pending.
-pub(crate) async fn enqueue_delivery(tx: &mut Tx, job: &Job<'_>) -> Result<i64> {
-    let body = job.body();
-    let delivery_id = job.delivery_id();
-    deliveries::upsert(
-        tx,
-        &delivery_id,
-        job.notification.id,
-        job.event,
-        status::PENDING,
-        &body,
-        Utc::now(),
-    )
-    .await?;
-    Ok(queue::enqueue(tx, NOTIFICATION_QUEUE, job.name, &body).await?)
-}
-
-/// Puts a logged delivery back in the queue, with its original body and id (redelivery, recovery).
-pub(crate) async fn requeue_delivery(tx: &mut Tx, name: &str, d: &deliveries::DeliveryRow) -> Result<i64> {
-    deliveries::set_status(tx, &d.public_id, status::PENDING, None, Utc::now()).await?;
-    Ok(queue::enqueue(tx, NOTIFICATION_QUEUE, name, &d.body.0).await?)
+/// Puts a logged delivery back in the queue, with its original payload and id (redelivery,
+/// recovery).
+pub(crate) async fn requeue_delivery(tx: &mut Tx, name: &str, n: &NotificationRow, d: &DeliveryRow) -> Result<()> {
+    let task = DeliveryTask {
+        log_id: Some(d.id),
+        delivery_id: d.public_id.clone(),
+        notification_uuid: n.uuid.clone(),
+        event: d.event.clone(),
+        payload: DeliveryPayload::of(d)?,
+    };
+    let change = deliveries::StatusChange {
+        delivery: d.id,
+        status: status::PENDING,
+        note: None,
+        attempts: 0,
+    };
+    deliveries::set_statuses(tx, &[change], Utc::now()).await?;
+    let job = NewJob {
+        name: name.to_owned(),
+        body: serde_json::to_string(&task).map_err(|e| AppError::Internal(e.to_string()))?,
+    };
+    Ok(queue::enqueue_many(tx, NOTIFICATION_QUEUE, &[job]).await?)
 }
 
 impl crate::App {
-    /// Raises `event` on the repository `namespace/name` from a background source (build
-    /// executor, scanner, mirror, expiry scanner, benchmark) rather than a request: one delivery
-    /// per notification, committed together, and the worker woken. Returns how many deliveries
-    /// were queued. The payload must come from `berth_notify`'s builders.
+    /// Raises `event` on the repository `namespace/name` in a transaction of its own (not that of
+    /// a change: the benchmark drives the engine with it): one delivery per notification,
+    /// committed together, and the worker woken. Returns how many deliveries were queued. The
+    /// payload must come from `berth_notify`'s builders.
     pub async fn raise_event(
         &self,
         namespace: &str,

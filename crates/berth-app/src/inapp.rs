@@ -1,15 +1,14 @@
-//! The in-app bell: delivering `quay_notification` (one row per receiving account, written in the
-//! same transaction that completes the job, so a retry never duplicates), and the signed-in user's
+//! The in-app bell: who receives a `quay_notification` delivery and its rows (one per receiving
+//! account, written by the delivery recorder in the transaction that completes the job, so a retry
+//! never duplicates), telling admins that a notification was disabled, and the signed-in user's
 //! notification list with per-user dismissal.
 
 use berth_core::{AccountKind, RepoRole, Scope};
 use berth_notify::methods::{Checked, MethodPolicy, Target};
 use berth_notify::{EventKind, MethodKind};
 use berth_store::accounts::AccountRow;
-use berth_store::deliveries::{self, NewAttempt, status};
 use berth_store::inapp::{self, InAppRow};
-use berth_store::notifications::{self, NotificationRow};
-use berth_store::queue::{self, Claimed};
+use berth_store::notifications::NotificationRow;
 use berth_store::repos::RepoRow;
 use berth_store::{Exec, Tx, accounts, repos, teams};
 use chrono::Utc;
@@ -97,61 +96,35 @@ async fn recipients(ex: &mut impl Exec, n: &NotificationRow) -> Result<(Vec<bert
     })
 }
 
-impl App {
-    /// Delivers an in-app notification: the rows, the job's completion, the log entry and the
-    /// success are one transaction.
-    pub(crate) async fn deliver_in_app(
-        &self,
-        job: &Claimed,
-        n: &NotificationRow,
-        event: &str,
-        data: &Value,
-        delivery_id: &str,
-    ) -> Result<()> {
-        let started = Utc::now();
-        let mut tx = self.store.begin().await?;
-        let (targets, organization) = recipients(&mut tx, n).await?;
-        let count = targets.len();
-        for t in targets {
-            let uuid = uuid::Uuid::new_v4().to_string();
-            inapp::insert(&mut tx, &uuid, event, t, organization.as_deref(), data).await?;
-        }
-        queue::complete(&mut tx, job.id, &job.state_id).await?;
-        notifications::record_outcome(&mut tx, n.id, true, started).await?;
-        let target = &n.config.0["target"];
-        let url = format!(
-            "in-app:{}/{}",
-            target["kind"].as_str().unwrap_or_default(),
-            target["name"].as_str().unwrap_or_default()
-        );
-        let body = data.to_string();
-        let note = format!("{count} recipient(s)");
-        deliveries::add_attempt(
-            &mut tx,
-            delivery_id,
-            &NewAttempt {
-                attempt: job.attempt,
-                started_at: started,
-                duration_ms: (Utc::now() - started).num_milliseconds(),
-                request_url: &url,
-                request_headers: &[],
-                request_body: &body,
-                response_status: None,
-                response_headers: None,
-                response_body: Some(&note),
-                error: None,
-                outcome: "delivered",
-            },
-            status::DELIVERED,
-            Utc::now(),
-        )
-        .await?;
-        tx.commit().await?;
-        metrics::counter!("berth_deliveries_total", "method" => "quay_notification", "outcome" => "delivered")
-            .increment(1);
-        Ok(())
-    }
+/// The bell rows one in-app delivery writes: resolved when it is performed, written by the
+/// recorder in the transaction that completes its job (so a retry never duplicates them).
+#[derive(Debug, Clone)]
+pub(crate) struct BellRows {
+    /// Who receives it.
+    pub recipients: Vec<berth_core::AccountId>,
+    /// The organization, when they receive it as its administrators.
+    pub organization: Option<String>,
+}
 
+/// Resolves who receives an in-app notification, for [`write_bell_rows`].
+pub(crate) async fn bell_rows(ex: &mut impl Exec, n: &NotificationRow) -> Result<BellRows> {
+    let (recipients, organization) = recipients(ex, n).await?;
+    Ok(BellRows {
+        recipients,
+        organization,
+    })
+}
+
+/// Writes one in-app delivery's rows, in the recorder's transaction.
+pub(crate) async fn write_bell_rows(tx: &mut Tx, rows: &BellRows, event: &str, data: &Value) -> Result<()> {
+    for t in &rows.recipients {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        inapp::insert(tx, &uuid, event, *t, rows.organization.as_deref(), data).await?;
+    }
+    Ok(())
+}
+
+impl App {
     /// Tells the repository's admins in the bell that a notification was disabled (in the
     /// transaction that disabled it).
     pub(crate) async fn tell_admins_in_app(&self, tx: &mut Tx, n: &NotificationRow, why: &str) -> Result<()> {

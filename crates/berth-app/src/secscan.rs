@@ -241,7 +241,8 @@ impl App {
     async fn claim_scan(&self, worker: &str) -> Result<Option<Claimed>> {
         let lease = chrono::Duration::from_std(self.settings.secscan.lease).unwrap_or(chrono::Duration::minutes(2));
         let mut tx = self.store.begin().await?;
-        let jobs = queue::claim(&mut tx, SECSCAN_QUEUE, Utc::now(), lease, 1, 1, worker).await?;
+        let now = Utc::now();
+        let jobs = queue::claim(&mut tx, SECSCAN_QUEUE, now, now + lease, 1, worker, &[]).await?;
         tx.commit().await?;
         Ok(jobs.into_iter().next())
     }

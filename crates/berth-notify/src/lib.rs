@@ -12,6 +12,7 @@ pub mod jsontemplate;
 pub mod mail;
 pub mod message;
 pub mod methods;
+pub mod outbound;
 pub mod send;
 pub mod sign;
 

@@ -279,8 +279,7 @@ impl Sender {
                     .headers()
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                    .and_then(|v| retry_after(v, std::time::SystemTime::now()));
                 let status = resp.status().as_u16();
                 exchange.status = Some(status);
                 exchange.response_headers = resp
@@ -311,6 +310,18 @@ impl Sender {
         exchange.duration = started.elapsed();
         (outcome, exchange)
     }
+}
+
+/// How long a `Retry-After` value asks to wait, as of `now`: delay-seconds (`120`) or an HTTP
+/// date (`Wed, 21 Oct 2026 07:28:00 GMT`, and the two obsolete formats HTTP still requires
+/// receivers to read). A date in the past means no wait; anything else unreadable is ignored.
+pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The `User-Agent` of every delivery.
@@ -392,6 +403,32 @@ mod tests {
         );
         assert_eq!(mask_url("http://h.example/plain", false), "http://h.example/plain");
         assert_eq!(mask_url("not a url", false), "(invalid URL)");
+    }
+
+    #[test]
+    fn retry_after_as_seconds_or_a_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // Wed, 21 Oct 2015 07:28:00 GMT
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            retry_after("Wednesday, 21-Oct-15 07:29:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            retry_after("Wed Oct 21 07:28:30 2015", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after("Tue, 20 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::ZERO),
+            "past dates wait for nothing"
+        );
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-5", now), None);
     }
 
     #[test]

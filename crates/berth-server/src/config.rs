@@ -273,11 +273,12 @@ pub struct NotificationsConfig {
     /// How long a worker holds a claimed job before another may take it, in seconds (heartbeats
     /// extend it while the job runs; after a crash, this is how long its jobs wait).
     pub lease_secs: u64,
-    /// Most deliveries in flight per process.
+    /// Most deliveries in flight (sent and not yet recorded) per process, across destinations.
     pub max_in_flight: usize,
-    /// Most deliveries in flight to one destination host.
+    /// Optional hard cap of deliveries in flight to one destination (`host:port`); 0 (the
+    /// default) leaves it to each destination's adaptive limit.
     pub per_host: usize,
-    /// Most deliveries in flight for one repository's event.
+    /// Jobs one repository's event may hold in a process before claims look past it.
     pub per_repository: usize,
     /// How long a rotated-out signing secret keeps signing, in seconds.
     pub secret_grace_secs: u64,
@@ -287,25 +288,27 @@ pub struct NotificationsConfig {
 
 impl Default for NotificationsConfig {
     fn default() -> Self {
+        // The engine's defaults are written once, in `DeliverySettings`.
+        let d = berth_app::delivery::DeliverySettings::default();
         NotificationsConfig {
             blocked_hosts: vec!["localhost".into(), "127.0.0.1".into()],
             slack_extra_hosts: Vec::new(),
-            send_timeout_secs: 10,
-            connect_timeout_secs: 5,
-            failure_threshold: 0,
-            disable_after_secs: 5 * 24 * 3600,
-            retry_schedule_secs: vec![5, 300, 1800, 7200, 18_000, 36_000, 36_000],
+            send_timeout_secs: d.send_timeout.as_secs(),
+            connect_timeout_secs: d.connect_timeout.as_secs(),
+            failure_threshold: d.failure_threshold,
+            disable_after_secs: d.disable_after.as_secs(),
+            retry_schedule_secs: d.schedule.iter().map(Duration::as_secs).collect(),
             deliver: true,
-            flowdock_api_base: "https://api.flowdock.com".into(),
-            hipchat_api_base: "https://api.hipchat.com".into(),
+            flowdock_api_base: d.endpoints.flowdock_api_base,
+            hipchat_api_base: d.endpoints.hipchat_api_base,
             allowed_networks: Vec::new(),
-            max_redirects: 0,
-            lease_secs: 60,
-            max_in_flight: 32,
-            per_host: 4,
-            per_repository: 16,
-            secret_grace_secs: 24 * 3600,
-            log_retention_secs: 30 * 24 * 3600,
+            max_redirects: d.max_redirects,
+            lease_secs: d.lease.as_secs(),
+            max_in_flight: d.max_in_flight,
+            per_host: d.per_host,
+            per_repository: d.per_repository,
+            secret_grace_secs: d.secret_grace.as_secs(),
+            log_retention_secs: d.log_retention.as_secs(),
         }
     }
 }
@@ -435,11 +438,7 @@ impl Config {
             return fail("notifications.allowed_networks", e);
         }
         let n = &self.notifications;
-        for (key, value) in [
-            ("max_in_flight", n.max_in_flight),
-            ("per_host", n.per_host),
-            ("per_repository", n.per_repository),
-        ] {
+        for (key, value) in [("max_in_flight", n.max_in_flight), ("per_repository", n.per_repository)] {
             if value == 0 {
                 return fail(&format!("notifications.{key}"), "must be at least 1".into());
             }
@@ -528,9 +527,12 @@ impl Config {
             failure_threshold: n.failure_threshold,
             disable_after: secs(n.disable_after_secs),
             schedule: n.retry_schedule_secs.iter().map(|s| secs(*s)).collect(),
-            flowdock_api_base: n.flowdock_api_base.clone(),
-            hipchat_api_base: n.hipchat_api_base.clone(),
-            from_address: self.mail.from.clone(),
+            endpoints: berth_notify::outbound::Endpoints {
+                flowdock_api_base: n.flowdock_api_base.clone(),
+                hipchat_api_base: n.hipchat_api_base.clone(),
+                from_address: self.mail.from.clone(),
+            },
+            shutdown_grace: self.shutdown_grace(),
             guard: self.guard(),
             lease: secs(n.lease_secs.max(1)),
             max_redirects: n.max_redirects,
@@ -684,7 +686,7 @@ mod tests {
                 "sections use a double underscore"
             );
             assert_eq!(
-                c.notifications.per_host, 4,
+                c.notifications.max_in_flight, 256,
                 "other keys of the section keep their defaults"
             );
             assert_eq!(

@@ -161,9 +161,16 @@ impl Application {
             deliver,
         } = self;
         let gc_task = gc.map(|(every, policy)| tokio::spawn(run_gc(app.clone(), every, policy)));
+        // The delivery worker drains on the same signal as the HTTP server, side by side.
+        let (stop_delivery, delivery_stop) = tokio::sync::oneshot::channel::<()>();
         let delivery_task = deliver.then(|| {
             let app = app.clone();
-            tokio::spawn(async move { app.run_delivery_worker().await })
+            tokio::spawn(async move {
+                app.run_delivery_worker(async move {
+                    let _ = delivery_stop.await;
+                })
+                .await;
+            })
         });
         let mut background = Vec::new();
         if app.settings().secscan.enabled {
@@ -182,6 +189,7 @@ impl Application {
         let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 shutdown.await;
+                let _ = stop_delivery.send(());
                 let _ = tx.send(());
             });
         let mut server = Box::pin(server.into_future());
@@ -198,9 +206,10 @@ impl Application {
         if let Some(t) = gc_task {
             t.abort();
         }
-        // A delivery in flight is abandoned; its lease expires and another worker retries it.
+        // Deliveries in flight finish and are recorded within the grace period (the worker
+        // enforces it); what is left is released to run again after the restart.
         if let Some(t) = delivery_task {
-            t.abort();
+            let _ = t.await;
         }
         // Likewise a scan or build in progress: its job's lease expires and it runs again.
         for t in background {

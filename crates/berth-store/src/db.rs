@@ -3,7 +3,8 @@
 //!
 //! SQLite runs in WAL mode with one writer connection (all transactions) and a separate read pool,
 //! which removes `SQLITE_BUSY` storms; one SQLite file serves one process. PostgreSQL uses one pool
-//! and may be shared by several processes.
+//! and may be shared by several processes, plus a small pool for the delivery worker whose commits
+//! do not wait for the disk (`synchronous_commit = off`, see [`Store::begin_relaxed`]).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -67,8 +68,15 @@ pub fn redact_url(url: &str) -> String {
 
 #[derive(Clone)]
 enum Pools {
-    Sqlite { writer: SqlitePool, reader: SqlitePool },
-    Postgres(PgPool),
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    Postgres {
+        main: PgPool,
+        /// The worker's connections, with `synchronous_commit = off`.
+        relaxed: PgPool,
+    },
 }
 
 /// The metadata store: a handle to the database, cheap to clone.
@@ -84,6 +92,9 @@ pub struct ConnectOptions {
     pub max_connections: u32,
     /// How long to wait for a lock or a connection.
     pub busy_timeout: Duration,
+    /// Connections of the delivery worker's own pool on PostgreSQL (claims, lease renewal, and the
+    /// group commit of attempts run side by side without waiting for request handlers).
+    pub worker_connections: u32,
 }
 
 impl Default for ConnectOptions {
@@ -91,6 +102,7 @@ impl Default for ConnectOptions {
         Self {
             max_connections: 10,
             busy_timeout: Duration::from_secs(5),
+            worker_connections: 4,
         }
     }
 }
@@ -122,12 +134,17 @@ impl Store {
             Backend::Postgres => {
                 let o = PgConnectOptions::from_str(url)
                     .map_err(|e| StoreError::InvalidUrl(format!("{}: {e}", redact_url(url))))?;
-                let pool = PgPoolOptions::new()
+                let main = PgPoolOptions::new()
                     .max_connections(opts.max_connections)
                     .acquire_timeout(opts.busy_timeout * 2)
-                    .connect_with(o)
+                    .connect_with(o.clone())
                     .await?;
-                Pools::Postgres(pool)
+                // Connected lazily: API-only instances never open these.
+                let relaxed = PgPoolOptions::new()
+                    .max_connections(opts.worker_connections.max(1))
+                    .acquire_timeout(opts.busy_timeout * 2)
+                    .connect_lazy_with(o.options([("synchronous_commit", "off")]));
+                Pools::Postgres { main, relaxed }
             }
         };
         Ok(Store { pools })
@@ -137,7 +154,7 @@ impl Store {
     pub fn backend(&self) -> Backend {
         match self.pools {
             Pools::Sqlite { .. } => Backend::Sqlite,
-            Pools::Postgres(_) => Backend::Postgres,
+            Pools::Postgres { .. } => Backend::Postgres,
         }
     }
 
@@ -149,7 +166,7 @@ impl Store {
     /// On PostgreSQL, listens on the queue channel and signals `wake` on every notification (a job
     /// committed by any process). Returns when the connection is lost; on SQLite, at once.
     pub async fn listen_queue(&self, wake: &tokio::sync::Notify) -> Result<()> {
-        let Pools::Postgres(pool) = &self.pools else {
+        let Pools::Postgres { main: pool, .. } = &self.pools else {
             return Ok(());
         };
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
@@ -164,7 +181,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<()> {
         match &self.pools {
             Pools::Sqlite { writer, .. } => sqlx::migrate!("./migrations/sqlite").run(writer).await?,
-            Pools::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Pools::Postgres { main, .. } => sqlx::migrate!("./migrations/postgres").run(main).await?,
         }
         Ok(())
     }
@@ -190,7 +207,7 @@ impl Store {
     pub async fn conn(&self) -> Result<Conn> {
         Ok(match &self.pools {
             Pools::Sqlite { reader, .. } => Conn::Sqlite(reader.acquire().await?),
-            Pools::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
+            Pools::Postgres { main, .. } => Conn::Postgres(main.acquire().await?),
         })
     }
 
@@ -198,7 +215,20 @@ impl Store {
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match &self.pools {
             Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
-            Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Pools::Postgres { main, .. } => Tx::Postgres(main.begin().await?),
+        })
+    }
+
+    /// Starts a transaction whose commit need not survive a crash of the database server: on
+    /// PostgreSQL it runs on the worker's pool with `synchronous_commit = off`, so it does not wait
+    /// for the disk; on SQLite it is [`Store::begin`]. Only for work that is safe to do again: a
+    /// lost claim or lease renewal makes a job claimable again, and a lost attempt record (with its
+    /// job's move, in the same transaction) makes the delivery go out again — at least once, never
+    /// lost. What an event enqueues always commits with [`Store::begin`].
+    pub async fn begin_relaxed(&self) -> Result<Tx> {
+        Ok(match &self.pools {
+            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            Pools::Postgres { relaxed, .. } => Tx::Postgres(relaxed.begin().await?),
         })
     }
 
@@ -217,7 +247,10 @@ impl Store {
                 writer.close().await;
                 reader.close().await;
             }
-            Pools::Postgres(pool) => pool.close().await,
+            Pools::Postgres { main, relaxed } => {
+                relaxed.close().await;
+                main.close().await;
+            }
         }
     }
 }

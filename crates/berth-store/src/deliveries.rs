@@ -5,8 +5,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
+use sqlx::{QueryBuilder, Sqlite};
+
 use crate::Result;
-use crate::db::{Exec, Tx, run};
+use crate::db::{Exec, Handle, Tx, run};
 
 /// Where a delivery stands.
 pub mod status {
@@ -76,9 +78,11 @@ pub struct AttemptRow {
     pub outcome: String,
 }
 
-/// What [`add_attempt`] stores.
+/// An attempt to record: what [`record_attempts`] stores for a delivery.
 #[derive(Debug, Clone)]
 pub struct NewAttempt<'a> {
+    /// The delivery's row id.
+    pub delivery: i64,
     /// Attempt number, from 1.
     pub attempt: i32,
     /// When it started.
@@ -101,6 +105,8 @@ pub struct NewAttempt<'a> {
     pub error: Option<&'a str>,
     /// `delivered`, `retry` or `failed`.
     pub outcome: &'a str,
+    /// The delivery's status after it.
+    pub status: &'a str,
 }
 
 macro_rules! columns {
@@ -109,45 +115,207 @@ macro_rules! columns {
     };
 }
 
-/// Records a delivery. A public id seen before (a redelivery or recovery) keeps its row and
-/// goes back to `status`.
-pub async fn upsert(
-    tx: &mut Tx,
-    public_id: &str,
-    notification_id: i64,
-    event: &str,
-    status: &str,
-    body: &serde_json::Value,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let sql = "INSERT INTO delivery (public_id, notification_id, event, status, body, created_at, updated_at) \
-               VALUES ($1, $2, $3, $4, $5, $6, $6) \
-               ON CONFLICT (public_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at";
-    run!(tx, c => sqlx::query(sql).bind(public_id).bind(notification_id).bind(event).bind(status).bind(Json(body)).bind(now)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(())
+/// A delivery to log as it is enqueued.
+#[derive(Debug, Clone)]
+pub struct NewDelivery<'a> {
+    /// The public id (`<event id>.<notification uuid>`).
+    pub public_id: &'a str,
+    /// The notification.
+    pub notification_id: i64,
+    /// The event name.
+    pub event: &'a str,
+    /// Its status: `pending`, or `skipped` for a disabled notification.
+    pub status: &'a str,
+    /// What it sends, as JSON text (kept for redelivery and shown in the log).
+    pub body: &'a str,
 }
 
-/// Appends an attempt to a delivery and sets its status and last error.
-pub async fn add_attempt(
-    tx: &mut Tx,
-    public_id: &str,
-    a: &NewAttempt<'_>,
-    status: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    // One statement each for the attempt and the status; jobs queued before the log existed have
-    // no delivery row, and then both touch nothing.
-    let sql = "INSERT INTO delivery_attempt (delivery_id, attempt, started_at, duration_ms, request_url, request_headers, \
-               request_body, response_status, response_headers, response_body, error, outcome) \
-               SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM delivery WHERE public_id = $1";
-    run!(tx, c => sqlx::query(sql).bind(public_id).bind(a.attempt).bind(a.started_at).bind(a.duration_ms).bind(a.request_url)
-        .bind(Json(a.request_headers)).bind(a.request_body).bind(a.response_status).bind(a.response_headers.map(Json))
-        .bind(a.response_body).bind(a.error).bind(a.outcome)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    let upd = "UPDATE delivery SET status = $2, attempts = attempts + 1, last_error = $3, updated_at = $4 WHERE public_id = $1";
-    run!(tx, c => sqlx::query(upd).bind(public_id).bind(status).bind(a.error).bind(now)
-        .execute(c).await.map(|r| r.rows_affected()))?;
+/// Rows per multi-row statement on SQLite (its limit is 32,766 bound values).
+const SQLITE_CHUNK: usize = 1000;
+
+/// Records deliveries in one statement (per 1,000 on SQLite). A public id seen before keeps its
+/// row and goes back to the new status. Returns each one's row id with its public id, in no
+/// particular order.
+pub async fn insert_many(tx: &mut Tx, rows: &[NewDelivery<'_>], now: DateTime<Utc>) -> Result<Vec<(i64, String)>> {
+    let mut out = Vec::with_capacity(rows.len());
+    if rows.is_empty() {
+        return Ok(out);
+    }
+    match tx.handle() {
+        Handle::Sqlite(c) => {
+            for chunk in rows.chunks(SQLITE_CHUNK) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO delivery (public_id, notification_id, event, status, body, created_at, updated_at) ",
+                );
+                q.push_values(chunk, |mut b, d| {
+                    b.push_bind(d.public_id)
+                        .push_bind(d.notification_id)
+                        .push_bind(d.event)
+                        .push_bind(d.status)
+                        .push_bind(d.body)
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                q.push(
+                    " ON CONFLICT (public_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at \
+                     RETURNING id, public_id",
+                );
+                out.extend(q.build_query_as::<(i64, String)>().fetch_all(&mut *c).await?);
+            }
+        }
+        Handle::Postgres(c) => {
+            let sql = "INSERT INTO delivery (public_id, notification_id, event, status, body, created_at, updated_at) \
+                       SELECT p, n, e, s, b::jsonb, $6, $6 \
+                       FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[]) AS t(p, n, e, s, b) \
+                       ON CONFLICT (public_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at \
+                       RETURNING id, public_id";
+            out.extend(
+                sqlx::query_as::<_, (i64, String)>(sql)
+                    .bind(rows.iter().map(|d| d.public_id).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|d| d.notification_id).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|d| d.event).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|d| d.status).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|d| d.body).collect::<Vec<_>>())
+                    .bind(now)
+                    .fetch_all(&mut *c)
+                    .await?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn json_text(headers: &[(String, String)]) -> String {
+    serde_json::to_string(headers).unwrap_or_else(|_| "[]".into())
+}
+
+/// Appends attempts to their deliveries and sets each delivery's status, attempt count and last
+/// error: two statements for the whole batch (per 1,000 on SQLite).
+pub async fn record_attempts(tx: &mut Tx, attempts: &[NewAttempt<'_>], now: DateTime<Utc>) -> Result<()> {
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    let sent: Vec<String> = attempts.iter().map(|a| json_text(a.request_headers)).collect();
+    let received: Vec<Option<String>> = attempts.iter().map(|a| a.response_headers.map(json_text)).collect();
+    match tx.handle() {
+        Handle::Sqlite(c) => {
+            for (i, chunk) in attempts.chunks(SQLITE_CHUNK).enumerate() {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO delivery_attempt (delivery_id, attempt, started_at, duration_ms, request_url, request_headers, \
+                     request_body, response_status, response_headers, response_body, error, outcome) ",
+                );
+                q.push_values(chunk.iter().enumerate(), |mut b, (j, a)| {
+                    let k = i * SQLITE_CHUNK + j;
+                    b.push_bind(a.delivery)
+                        .push_bind(a.attempt)
+                        .push_bind(a.started_at)
+                        .push_bind(a.duration_ms)
+                        .push_bind(a.request_url)
+                        .push_bind(sent[k].as_str())
+                        .push_bind(a.request_body)
+                        .push_bind(a.response_status)
+                        .push_bind(received[k].as_deref())
+                        .push_bind(a.response_body)
+                        .push_bind(a.error)
+                        .push_bind(a.outcome);
+                });
+                q.build().execute(&mut *c).await?;
+            }
+        }
+        Handle::Postgres(c) => {
+            let sql = "INSERT INTO delivery_attempt (delivery_id, attempt, started_at, duration_ms, request_url, request_headers, \
+                       request_body, response_status, response_headers, response_body, error, outcome) \
+                       SELECT d, a, s, ms, u, rh::jsonb, rb, st, sh::jsonb, sb, e, o FROM UNNEST($1::bigint[], $2::int[], \
+                       $3::timestamptz[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::text[], \
+                       $11::text[], $12::text[]) AS t(d, a, s, ms, u, rh, rb, st, sh, sb, e, o)";
+            sqlx::query(sql)
+                .bind(attempts.iter().map(|a| a.delivery).collect::<Vec<_>>())
+                .bind(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>())
+                .bind(attempts.iter().map(|a| a.started_at).collect::<Vec<_>>())
+                .bind(attempts.iter().map(|a| a.duration_ms).collect::<Vec<_>>())
+                .bind(attempts.iter().map(|a| a.request_url).collect::<Vec<_>>())
+                .bind(&sent)
+                .bind(attempts.iter().map(|a| a.request_body).collect::<Vec<_>>())
+                .bind(attempts.iter().map(|a| a.response_status).collect::<Vec<_>>())
+                .bind(&received)
+                .bind(attempts.iter().map(|a| a.response_body).collect::<Vec<_>>())
+                .bind(attempts.iter().map(|a| a.error).collect::<Vec<_>>())
+                .bind(attempts.iter().map(|a| a.outcome).collect::<Vec<_>>())
+                .execute(&mut *c)
+                .await?;
+        }
+    }
+    // One change per delivery: its attempts counted, the last one's status and error kept.
+    let mut changes: Vec<StatusChange<'_>> = Vec::with_capacity(attempts.len());
+    for a in attempts {
+        match changes.iter_mut().find(|c| c.delivery == a.delivery) {
+            Some(c) => {
+                c.status = a.status;
+                c.note = a.error;
+                c.attempts += 1;
+            }
+            None => changes.push(StatusChange {
+                delivery: a.delivery,
+                status: a.status,
+                note: a.error,
+                attempts: 1,
+            }),
+        }
+    }
+    set_statuses(tx, &changes, now).await
+}
+
+/// A delivery's new status: after attempts (which count, and whose last error, or none, becomes
+/// the last error), or without one (a note, when given, becomes the last error).
+#[derive(Debug, Clone)]
+pub struct StatusChange<'a> {
+    /// The delivery's row id.
+    pub delivery: i64,
+    /// The new status.
+    pub status: &'a str,
+    /// The attempt's error, or the note.
+    pub note: Option<&'a str>,
+    /// Attempts made (0 for a change without one). One change per delivery in a call.
+    pub attempts: i32,
+}
+
+/// Sets deliveries' statuses in one statement (per 1,000 on SQLite).
+pub async fn set_statuses(tx: &mut Tx, changes: &[StatusChange<'_>], now: DateTime<Utc>) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    match tx.handle() {
+        Handle::Sqlite(c) => {
+            for chunk in changes.chunks(SQLITE_CHUNK) {
+                let mut q = QueryBuilder::<Sqlite>::new("UPDATE delivery SET updated_at = ");
+                q.push_bind(now).push(
+                    ", status = v.column2, attempts = attempts + v.column4, \
+                     last_error = CASE WHEN v.column4 > 0 THEN v.column3 ELSE COALESCE(v.column3, last_error) END FROM (",
+                );
+                q.push_values(chunk, |mut b, s| {
+                    b.push_bind(s.delivery)
+                        .push_bind(s.status)
+                        .push_bind(s.note)
+                        .push_bind(s.attempts);
+                });
+                q.push(") AS v WHERE delivery.id = v.column1");
+                q.build().execute(&mut *c).await?;
+            }
+        }
+        Handle::Postgres(c) => {
+            let sql = "UPDATE delivery d SET updated_at = $5, status = t.s, attempts = d.attempts + t.a, \
+                       last_error = CASE WHEN t.a > 0 THEN t.n ELSE COALESCE(t.n, d.last_error) END \
+                       FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::int[]) AS t(id, s, n, a) WHERE d.id = t.id";
+            sqlx::query(sql)
+                .bind(changes.iter().map(|s| s.delivery).collect::<Vec<_>>())
+                .bind(changes.iter().map(|s| s.status).collect::<Vec<_>>())
+                .bind(changes.iter().map(|s| s.note).collect::<Vec<_>>())
+                .bind(changes.iter().map(|s| s.attempts).collect::<Vec<_>>())
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
 use crate::Result;
-use crate::db::{Exec, Tx, run};
+use crate::db::{Exec, Handle, Tx, run};
 
 /// One row of `repository_notification`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -120,6 +120,15 @@ pub async fn set_enabled(tx: &mut Tx, id: i64, enabled: bool, reason: Option<&st
     Ok(())
 }
 
+/// Disables a notification that is enabled, with the reason and time. Returns whether it was
+/// enabled (so that whoever disables it tells the admins once).
+pub async fn disable(tx: &mut Tx, id: i64, reason: &str, at: DateTime<Utc>) -> Result<bool> {
+    let sql = "UPDATE repository_notification SET enabled = FALSE, disabled_reason = $2, disabled_at = $3 \
+               WHERE id = $1 AND enabled";
+    let n = run!(tx, c => sqlx::query(sql).bind(id).bind(reason).bind(at).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
 /// The notifications of `repo`, oldest first.
 pub async fn of_repo(ex: &mut impl Exec, repo: RepoId) -> Result<Vec<NotificationRow>> {
     let sql = concat!(
@@ -155,32 +164,86 @@ pub async fn reset(tx: &mut Tx, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// A notification by uuid, in any repository (for the delivery worker).
+/// A notification by uuid, in any repository.
 pub async fn by_uuid_any(ex: &mut impl Exec, uuid: &str) -> Result<Option<NotificationRow>> {
     let sql = concat!("SELECT ", columns!(), " FROM repository_notification WHERE uuid = $1");
     Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(uuid).fetch_optional(c).await)?)
 }
 
-/// Records an attempt's outcome. A success clears the failure count and `failing_since`; a
-/// failure increments the count, sets `failing_since` if unset, and returns the updated row so the
-/// caller can decide whether to disable it.
-pub async fn record_outcome(
+/// The notifications with these uuids, in any repository, in one query (for the delivery
+/// worker's batches). Uuids that match nothing are left out.
+pub async fn by_uuids(ex: &mut impl Exec, uuids: &[String]) -> Result<Vec<NotificationRow>> {
+    if uuids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(match ex.handle() {
+        Handle::Sqlite(c) => {
+            let sql = concat!(
+                "SELECT ",
+                columns!(),
+                " FROM repository_notification WHERE uuid IN (SELECT value FROM json_each($1))"
+            );
+            let list = serde_json::to_string(uuids).unwrap_or_else(|_| "[]".into());
+            sqlx::query_as::<_, NotificationRow>(sql)
+                .bind(list)
+                .fetch_all(c)
+                .await?
+        }
+        Handle::Postgres(c) => {
+            let sql = concat!(
+                "SELECT ",
+                columns!(),
+                " FROM repository_notification WHERE uuid = ANY($1)"
+            );
+            sqlx::query_as::<_, NotificationRow>(sql)
+                .bind(uuids)
+                .fetch_all(c)
+                .await?
+        }
+    })
+}
+
+/// Clears the failure count and `failing_since` of these notifications after successes, in one
+/// statement that writes only the rows that had failures.
+pub async fn clear_failures(tx: &mut Tx, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    match tx.handle() {
+        Handle::Sqlite(c) => {
+            let sql = "UPDATE repository_notification SET number_of_failures = 0, failing_since = NULL \
+                       WHERE id IN (SELECT value FROM json_each($1)) AND (number_of_failures <> 0 OR failing_since IS NOT NULL)";
+            let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+            sqlx::query(sql).bind(list).execute(c).await?;
+        }
+        Handle::Postgres(c) => {
+            let sql = "UPDATE repository_notification SET number_of_failures = 0, failing_since = NULL \
+                       WHERE id = ANY($1) AND (number_of_failures <> 0 OR failing_since IS NOT NULL)";
+            sqlx::query(sql).bind(ids).execute(c).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Counts `failures` consecutive failed attempts, the first at `first_at`: added to the count,
+/// or, when a success came just before them (`after_success`), as the whole count. Sets
+/// `failing_since` if unset (or, after a success, to `first_at`). Returns the updated row so the
+/// caller can decide whether to disable it; `None` if it no longer exists.
+pub async fn add_failures(
     tx: &mut Tx,
     id: i64,
-    success: bool,
-    now: DateTime<Utc>,
+    failures: i32,
+    first_at: DateTime<Utc>,
+    after_success: bool,
 ) -> Result<Option<NotificationRow>> {
-    if success {
-        let sql = "UPDATE repository_notification SET number_of_failures = 0, failing_since = NULL WHERE id = $1";
-        run!(tx, c => sqlx::query(sql).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
-        return Ok(None);
-    }
     let sql = concat!(
-        "UPDATE repository_notification SET number_of_failures = number_of_failures + 1, \
-         failing_since = COALESCE(failing_since, $2) WHERE id = $1 RETURNING ",
+        "UPDATE repository_notification SET \
+         number_of_failures = CASE WHEN $4 THEN $2 ELSE number_of_failures + $2 END, \
+         failing_since = CASE WHEN $4 THEN $3 ELSE COALESCE(failing_since, $3) END WHERE id = $1 RETURNING ",
         columns!()
     );
-    Ok(run!(tx, c => sqlx::query_as::<_, NotificationRow>(sql).bind(id).bind(now).fetch_optional(c).await)?)
+    Ok(run!(tx, c => sqlx::query_as::<_, NotificationRow>(sql)
+        .bind(id).bind(failures).bind(first_at).bind(after_success).fetch_optional(c).await)?)
 }
 
 /// Replaces the signing secret; the previous one keeps signing until `previous_until`.

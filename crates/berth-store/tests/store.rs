@@ -236,7 +236,7 @@ async fn bad_urls_are_rejected_without_leaking_passwords() {
 }
 
 backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
-    use berth_store::queue;
+    use berth_store::queue::{self, NewJob, PutBack, PutBackKind};
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
     let lease = chrono::Duration::seconds(30);
@@ -245,67 +245,103 @@ backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
         for i in 0..10 {
             queue::enqueue(&mut tx, "q", &format!("job{i}"), &json!({"i": i})).await.unwrap();
         }
+        let batch: Vec<NewJob> =
+            (10..14).map(|i| NewJob { name: format!("job{i}"), body: json!({"i": i}).to_string() }).collect();
+        queue::enqueue_many(&mut tx, "q", &batch).await.unwrap();
+        queue::enqueue_many(&mut tx, "q", &[]).await.unwrap();
         queue::enqueue(&mut tx, "other", "x", &json!({})).await.unwrap();
         tx.commit().await.unwrap();
     }
+    let mut c = s.conn().await.unwrap();
+    let listed = queue::list(&mut c, "q").await.unwrap();
+    assert_eq!(listed.len(), 14);
+    assert_eq!((listed[12].name.as_str(), &listed[12].body.0), ("job12", &json!({"i": 12})), "a batch keeps its bodies");
+    drop(c);
     let now = chrono::Utc::now();
     // Two workers claiming at once take disjoint jobs (SKIP LOCKED on PostgreSQL, the single
-    // writer on SQLite); together they take each job once.
-    let (a, b) = tokio::join!(
-        async {
-            let mut tx = s.begin().await.unwrap();
-            let c = queue::claim(&mut tx, "q", now, lease, 6, 100, "a").await.unwrap();
-            tx.commit().await.unwrap();
-            c
-        },
-        async {
-            let mut tx = s.begin().await.unwrap();
-            let c = queue::claim(&mut tx, "q", now, lease, 6, 100, "b").await.unwrap();
+    // writer on SQLite); together with a third claim they take each job once.
+    let claim = |worker: &'static str, at: chrono::DateTime<chrono::Utc>, limit: i64, skip: Vec<String>| {
+        let s = s.clone();
+        async move {
+            let mut tx = s.begin_relaxed().await.unwrap();
+            let c = queue::claim(&mut tx, "q", at, at + lease, limit, worker, &skip).await.unwrap();
             tx.commit().await.unwrap();
             c
         }
-    );
-    // A claimer may come back short while the other holds its window (PostgreSQL locks it with
-    // SKIP LOCKED); what the two took is disjoint, and a third claim takes the rest.
-    let rest = {
-        let mut tx = s.begin().await.unwrap();
-        let c = queue::claim(&mut tx, "q", now, lease, 10, 100, "c").await.unwrap();
-        tx.commit().await.unwrap();
-        c
     };
+    let (a, b) = tokio::join!(claim("a", now, 6, vec![]), claim("b", now, 6, vec![]));
+    let rest = claim("c", now, 10, vec![]).await;
     let claimed: Vec<_> = a.iter().chain(b.iter()).chain(rest.iter()).cloned().collect();
     let mut ids: Vec<i64> = claimed.iter().map(|j| j.id).collect();
     ids.sort_unstable();
     let before = ids.len();
     ids.dedup();
-    assert_eq!((before, ids.len()), (10, 10), "every job claimed once");
-    assert!(claimed.iter().all(|j| j.attempt == 1));
+    assert_eq!((before, ids.len()), (14, 14), "every job claimed once");
+    assert!(claimed.iter().all(|j| j.attempt == 1 && j.retries_remaining == queue::DEFAULT_RETRIES - 1));
+    assert!(a.iter().all(|j| j.state_id.starts_with("a-")), "the token names its worker");
 
-    // Leased: nothing more to claim until the lease ends; a heartbeat extends it.
-    let mut tx = s.begin().await.unwrap();
-    assert!(queue::claim(&mut tx, "q", now, lease, 10, 100, "c").await.unwrap().is_empty());
-    let j = &claimed[0];
-    assert!(queue::heartbeat(&mut tx, j.id, &j.state_id, now + chrono::Duration::minutes(5)).await.unwrap());
-    assert!(!queue::heartbeat(&mut tx, j.id, "stale-token", now).await.unwrap(), "a lost claim cannot beat");
+    // Leased: nothing more to claim until the lease ends; a renewal extends the leases it still
+    // holds, and says which.
+    assert!(claim("c", now, 10, vec![]).await.is_empty());
+    let (j0, j1) = (&claimed[0], &claimed[1]);
+    let mut tx = s.begin_relaxed().await.unwrap();
+    let kept = queue::renew(&mut tx, &[j0.key(), (j1.id, "stale-token".into())], now + chrono::Duration::minutes(5)).await.unwrap();
+    assert_eq!(kept, [j0.id], "a lost claim is not renewed");
+    assert!(queue::renew(&mut tx, &[], now).await.unwrap().is_empty());
+    assert!(queue::heartbeat(&mut tx, j0.id, &j0.state_id, now + chrono::Duration::minutes(5)).await.unwrap());
+    assert!(!queue::heartbeat(&mut tx, j1.id, "stale-token", now).await.unwrap());
     tx.commit().await.unwrap();
     let later = now + chrono::Duration::minutes(1);
-    let mut tx = s.begin().await.unwrap();
-    let again = queue::claim(&mut tx, "q", later, lease, 20, 100, "c").await.unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(again.len(), 9, "expired leases come back; the heartbeat kept one");
-    assert!(again.iter().all(|j| j.attempt == 2 && j.id != claimed[0].id));
+    let again = claim("c", later, 20, vec![]).await;
+    assert_eq!(again.len(), 13, "expired leases come back; the renewal kept one");
+    assert!(again.iter().all(|j| j.attempt == 2 && j.id != j0.id));
 
-    // A superseded claim cannot complete the job; the current one can.
-    let mut tx = s.begin().await.unwrap();
-    assert!(!queue::complete(&mut tx, again[0].id, "stale-token").await.unwrap());
-    assert!(queue::complete(&mut tx, again[0].id, &again[0].state_id).await.unwrap());
+    // Moves check the token and say which jobs were still held.
+    let (k0, k1, k2, k3, k4) = (again[0].key(), again[1].key(), again[2].key(), again[3].key(), again[4].key());
+    let mut tx = s.begin_relaxed().await.unwrap();
+    assert!(!queue::complete(&mut tx, k0.0, "stale-token").await.unwrap());
+    assert_eq!(queue::complete_many(&mut tx, &[k0.clone(), (k1.0, "stale".into())]).await.unwrap(), [k0.0]);
+    let back = |k: &(i64, String), at| PutBack { id: k.0, state_id: k.1.clone(), at, note: "busy".into() };
+    let t = later + chrono::Duration::minutes(10);
+    assert_eq!(queue::put_back_many(&mut tx, &[back(&k1, t)], PutBackKind::Retry).await.unwrap(), [k1.0]);
+    assert_eq!(queue::put_back_many(&mut tx, &[back(&k2, t)], PutBackKind::Release).await.unwrap(), [k2.0]);
+    assert_eq!(queue::bury_many(&mut tx, &[(k3.0, k3.1.clone(), "dead".into())]).await.unwrap(), [k3.0]);
+    assert!(queue::defer(&mut tx, k4.0, &k4.1, t, "later").await.unwrap());
+    assert!(!queue::retry_at(&mut tx, k4.0, &k4.1, t, "x").await.unwrap(), "deferred: the claim is over");
+    assert!(!queue::complete(&mut tx, k3.0, &k3.1).await.unwrap(), "buried: the claim is over");
+    assert!(!queue::bury(&mut tx, k4.0, &k4.1, "x").await.unwrap());
+    assert!(queue::put_back_many(&mut tx, &[], PutBackKind::Retry).await.unwrap().is_empty());
+    assert!(queue::bury_many(&mut tx, &[]).await.unwrap().is_empty());
+    assert!(queue::complete_many(&mut tx, &[]).await.unwrap().is_empty());
     tx.commit().await.unwrap();
     let mut c = s.conn().await.unwrap();
     let stats = queue::stats(&mut c, later).await.unwrap();
     let q: Vec<(&str, i64)> = stats.iter().map(|s| (s.queue.as_str(), s.depth)).collect();
-    assert_eq!(q, [("other", 1), ("q", 9)]);
-    assert!(stats[0].oldest_due.is_some() && stats[1].oldest_due.is_none(), "q's jobs are all leased");
+    assert_eq!(q, [("other", 1), ("q", 12)], "of 14, one completed and one dead");
+    assert!(stats[0].oldest_due.is_some() && stats[1].oldest_due.is_none(), "q's live jobs are leased or later");
     drop(c);
+    // The retried job counts its attempt, the released and deferred ones give it back; the dead
+    // one never comes back.
+    let due = claim("c", t, 20, vec![]).await;
+    let attempt_of = |id: i64| due.iter().find(|j| j.id == id).map(|j| j.attempt);
+    assert_eq!(
+        (attempt_of(k1.0), attempt_of(k2.0), attempt_of(k4.0), attempt_of(k3.0)),
+        (Some(3), Some(2), Some(2), None)
+    );
+
+    // Claims can look past busy names.
+    {
+        let mut tx = s.begin().await.unwrap();
+        let jobs: Vec<NewJob> = ["flood", "flood", "flood", "quiet"]
+            .iter()
+            .map(|n| NewJob { name: (*n).into(), body: "{}".into() })
+            .collect();
+        queue::enqueue_many(&mut tx, "q", &jobs).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let fair = claim("d", t, 10, vec!["flood".into()]).await;
+    assert_eq!(fair.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(), ["quiet"]);
+    assert_eq!(claim("d", t, 10, vec![]).await.len(), 3, "then the flood, in order");
 
     // On PostgreSQL, a committed job is announced to listeners.
     if kind == DbKind::Postgres {
@@ -327,7 +363,7 @@ backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
 });
 
 backend_test!(async fn delivery_log_and_authorized_emails(kind) {
-    use berth_store::deliveries::{self, NewAttempt, status};
+    use berth_store::deliveries::{self, NewAttempt, NewDelivery, StatusChange, status};
     use berth_store::{authorized_email, notifications};
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
@@ -336,18 +372,23 @@ backend_test!(async fn delivery_log_and_authorized_emails(kind) {
     let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
     let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "").await.unwrap();
     let empty = json!({});
-    let n = notifications::insert(
-        &mut tx,
-        &notifications::NewNotification { uuid: "n1", repo: repo.id, event: "repo_push", method: "webhook", title: None, config: &empty, event_config: &empty, secret: "whsec_AAAA" },
-    )
-    .await
-    .unwrap();
+    let new = |uuid| notifications::NewNotification { uuid, repo: repo.id, event: "repo_push", method: "webhook", title: None, config: &empty, event_config: &empty, secret: "whsec_AAAA" };
+    let n = notifications::insert(&mut tx, &new("n1")).await.unwrap();
+    let n2 = notifications::insert(&mut tx, &new("n2")).await.unwrap();
     assert_eq!(n.signing_secrets(now), ["whsec_AAAA"]);
     notifications::set_secret(&mut tx, n.id, "whsec_BBBB", Some("whsec_AAAA"), Some(now + chrono::Duration::hours(1))).await.unwrap();
-    deliveries::upsert(&mut tx, "e1.n1", n.id, "repo_push", status::PENDING, &json!({"test": true}), now).await.unwrap();
-    deliveries::upsert(&mut tx, "e2.n1", n.id, "repo_push", status::SKIPPED, &json!({}), now).await.unwrap();
+    let row = |public_id, status, body| NewDelivery { public_id, notification_id: n.id, event: "repo_push", status, body };
+    let ids = deliveries::insert_many(&mut tx, &[row("e1.n1", status::PENDING, r#"{"test":true}"#), row("e2.n1", status::SKIPPED, "{}")], now)
+        .await
+        .unwrap();
+    let id_of = |p: &str| ids.iter().find(|(_, x)| x == p).unwrap().0;
+    let (e1, e2) = (id_of("e1.n1"), id_of("e2.n1"));
+    let again = deliveries::insert_many(&mut tx, &[row("e2.n1", status::SKIPPED, "{}")], now).await.unwrap();
+    assert_eq!(again, [(e2, "e2.n1".to_owned())], "a public id seen before keeps its row");
+    assert!(deliveries::insert_many(&mut tx, &[], now).await.unwrap().is_empty());
     let headers = vec![("webhook-id".to_owned(), "e1.n1".to_owned())];
-    let attempt = |i: i32, outcome: &'static str| NewAttempt {
+    let attempt = |i: i32, outcome: &'static str, status| NewAttempt {
+        delivery: e1,
         attempt: i,
         started_at: now,
         duration_ms: 3,
@@ -359,14 +400,30 @@ backend_test!(async fn delivery_log_and_authorized_emails(kind) {
         response_body: Some("busy"),
         error: Some("503 response for webhook"),
         outcome,
+        status,
     };
-    deliveries::add_attempt(&mut tx, "e1.n1", &attempt(1, "retry"), status::PENDING, now).await.unwrap();
-    deliveries::add_attempt(&mut tx, "e1.n1", &attempt(2, "failed"), status::FAILED, now).await.unwrap();
-    deliveries::add_attempt(&mut tx, "unknown", &attempt(1, "failed"), status::FAILED, now).await.unwrap();
-    let failed = notifications::record_outcome(&mut tx, n.id, false, now).await.unwrap().unwrap();
-    assert_eq!((failed.number_of_failures, failed.failing_since.is_some()), (1, true));
-    assert!(notifications::record_outcome(&mut tx, n.id, true, now).await.unwrap().is_none());
-    notifications::set_enabled(&mut tx, n.id, false, Some("gone")).await.unwrap();
+    deliveries::record_attempts(&mut tx, &[attempt(1, "retry", status::PENDING), attempt(2, "failed", status::FAILED)], now).await.unwrap();
+    deliveries::record_attempts(&mut tx, &[], now).await.unwrap();
+    let note = StatusChange { delivery: e2, status: status::SKIPPED, note: Some("the notification was disabled"), attempts: 0 };
+    deliveries::set_statuses(&mut tx, &[note], now).await.unwrap();
+    deliveries::set_statuses(&mut tx, &[], now).await.unwrap();
+
+    // Failure counting: added, or counted afresh after a success; cleared only where set.
+    let failed = notifications::add_failures(&mut tx, n.id, 2, now, false).await.unwrap().unwrap();
+    assert_eq!((failed.number_of_failures, failed.failing_since.is_some()), (2, true));
+    let failed = notifications::add_failures(&mut tx, n.id, 1, now, false).await.unwrap().unwrap();
+    assert_eq!(failed.number_of_failures, 3);
+    let later = now + chrono::Duration::minutes(1);
+    let after = notifications::add_failures(&mut tx, n.id, 1, later, true).await.unwrap().unwrap();
+    let micros = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_micros());
+    assert_eq!((after.number_of_failures, micros(after.failing_since)), (1, micros(Some(later))), "a success came first");
+    notifications::add_failures(&mut tx, n2.id, 4, now, false).await.unwrap();
+    assert!(notifications::add_failures(&mut tx, 999_999, 1, now, false).await.unwrap().is_none());
+    notifications::clear_failures(&mut tx, &[n2.id]).await.unwrap();
+    notifications::clear_failures(&mut tx, &[]).await.unwrap();
+    assert!(notifications::disable(&mut tx, n.id, "gone", now).await.unwrap());
+    assert!(!notifications::disable(&mut tx, n.id, "gone again", now).await.unwrap(), "once");
+    notifications::set_enabled(&mut tx, n2.id, true, None).await.unwrap();
 
     let row = authorized_email::request(&mut tx, repo.id, "a@example.com", "hash1", now + chrono::Duration::days(7)).await.unwrap();
     assert!(!row.confirmed);
@@ -380,17 +437,24 @@ backend_test!(async fn delivery_log_and_authorized_emails(kind) {
 
     let mut c = s.conn().await.unwrap();
     let n = notifications::by_uuid_any(&mut c, "n1").await.unwrap().unwrap();
-    assert_eq!((n.enabled, n.disabled_at.is_some(), n.number_of_failures), (false, true, 0));
+    assert_eq!((n.enabled, n.disabled_reason.as_deref(), n.disabled_at.is_some(), n.number_of_failures), (false, Some("gone"), true, 1));
     assert_eq!(n.signing_secrets(now), ["whsec_BBBB", "whsec_AAAA"], "both sign during the grace period");
     assert_eq!(n.signing_secrets(now + chrono::Duration::hours(2)), ["whsec_BBBB"]);
+    let mut both = notifications::by_uuids(&mut c, &["n2".into(), "n1".into(), "none".into()]).await.unwrap();
+    both.sort_by_key(|r| r.id);
+    assert_eq!(both.iter().map(|r| (r.uuid.as_str(), r.number_of_failures)).collect::<Vec<_>>(), [("n1", 1), ("n2", 0)]);
+    assert!(notifications::by_uuids(&mut c, &[]).await.unwrap().is_empty());
     assert_eq!(notifications::count_disabled(&mut c).await.unwrap(), 1);
     let all = deliveries::list(&mut c, n.id, None, 10, 0).await.unwrap();
     assert_eq!(all.iter().map(|d| d.public_id.as_str()).collect::<Vec<_>>(), ["e2.n1", "e1.n1"], "newest first");
+    assert_eq!((all[0].status.as_str(), all[0].attempts, all[0].last_error.as_deref()), ("skipped", 0, Some("the notification was disabled")));
     let failed = deliveries::list(&mut c, n.id, Some(status::FAILED), 10, 0).await.unwrap();
     assert_eq!((failed.len(), failed[0].attempts, failed[0].last_error.as_deref()), (1, 2, Some("503 response for webhook")));
+    assert_eq!(failed[0].body.0, json!({"test": true}));
     let attempts = deliveries::attempts(&mut c, failed[0].id).await.unwrap();
     assert_eq!(attempts.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>(), ["retry", "failed"]);
     assert_eq!(attempts[0].response_headers.as_ref().unwrap().0, headers);
+    assert_eq!(attempts[0].request_headers.0, headers);
     let unsent = deliveries::unsent_since(&mut c, n.id, now - chrono::Duration::seconds(1)).await.unwrap();
     assert_eq!(unsent.len(), 2);
     assert!(deliveries::get(&mut c, n.id, "e1.n1").await.unwrap().is_some());
@@ -571,3 +635,54 @@ async fn rpm_databases_are_read_without_writing() {
     std::fs::write(&path, b"not sqlite").unwrap();
     assert!(berth_store::secscan::rpm_headers(&path).await.is_err());
 }
+
+backend_test!(async fn queued_notification_jobs_of_the_old_shape_are_upgraded(kind) {
+    use berth_store::{notifications, queue};
+    let db = TestDb::new(kind).await;
+    let s = store(&db).await;
+    let mut tx = s.begin().await.unwrap();
+    let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
+    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "").await.unwrap();
+    let empty = json!({});
+    let n = notifications::NewNotification { uuid: "n1", repo: repo.id, event: "repo_push", method: "webhook", title: None, config: &empty, event_config: &empty, secret: "whsec_AAAA" };
+    let n = notifications::insert(&mut tx, &n).await.unwrap();
+    // A job and its log row as versions before 0011 wrote them.
+    let old = json!({"notification_uuid": "n1", "delivery_id": "e1.n1", "event": "repo_push", "event_id": "e1",
+        "occurred_at": "2026-11-01T10:00:00+00:00", "event_data": {"updated_tags": ["v1"]},
+        "performer_data": {"entity_name": "alice"}, "test": true});
+    let log = berth_store::deliveries::insert_many(&mut tx, &[berth_store::deliveries::NewDelivery {
+        public_id: "e1.n1", notification_id: n.id, event: "repo_push", status: "pending", body: &old.to_string() }], chrono::Utc::now()).await.unwrap();
+    queue::enqueue(&mut tx, "notification", "notification/owner/web/repo_push/", &old).await.unwrap();
+    queue::enqueue(&mut tx, "notification", "notification/owner/web/repo_push/", &json!({"notification_uuid": "n1",
+        "delivery_id": "e0.n1", "event": "repo_push", "event_id": "e0", "occurred_at": "2026-11-01T10:00:00+00:00",
+        "event_data": {}, "performer_data": {}, "test": false})).await.unwrap();
+    tx.commit().await.unwrap();
+    // Run the upgrade statement of migration 0011 again, on them.
+    let dir = if kind == DbKind::Sqlite { "sqlite" } else { "postgres" };
+    let file = std::fs::read_to_string(format!("{}/migrations/{dir}/0011_dispatch.sql", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let upgrade = &file[file.find("UPDATE queue_item").unwrap()..];
+    match kind {
+        DbKind::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(upgrade)).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        DbKind::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(upgrade)).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+    let mut c = s.conn().await.unwrap();
+    let jobs = queue::list(&mut c, "notification").await.unwrap();
+    assert_eq!(
+        jobs[0].body.0,
+        json!({"log_id": log[0].0, "delivery_id": "e1.n1", "notification_uuid": "n1", "event": "repo_push",
+            "payload": {"event_id": "e1", "occurred_at": "2026-11-01T10:00:00+00:00", "event_data": {"updated_tags": ["v1"]},
+                "performer_data": {"entity_name": "alice"}, "test": true}})
+    );
+    assert_eq!(jobs[1].body.0["log_id"], json!(null), "a job without a log row keeps none");
+    assert_eq!(jobs[1].body.0["payload"]["test"], json!(false));
+    drop(c);
+    s.close().await;
+});

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use berth_app::AppError;
+use berth_app::events::DeliveryPayload;
 use berth_app::model::{AttemptRow, DeliveryRow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -50,13 +51,14 @@ pub struct DeliveryOut {
 
 impl From<DeliveryRow> for DeliveryOut {
     fn from(d: DeliveryRow) -> Self {
+        let test = DeliveryPayload::of(&d).is_ok_and(|p| p.test);
         DeliveryOut {
             id: d.public_id,
             event: d.event,
             status: d.status,
             attempts: d.attempts,
             last_error: d.last_error,
-            test: d.body.0["test"].as_bool().unwrap_or(false),
+            test,
             created: d.created_at.to_rfc3339(),
             updated: d.updated_at.to_rfc3339(),
         }
@@ -217,7 +219,7 @@ async fn get_delivery(
     Path((ns, name, uuid, id)): DeliveryPath,
 ) -> ApiResult<Json<DeliveryDetail>> {
     let (d, attempts) = s.app.get_delivery(&ctx.caller, &ns, &name, &uuid, &id).await?;
-    let event_data = d.body.0["event_data"].clone();
+    let event_data = DeliveryPayload::of(&d)?.event_data;
     Ok(Json(DeliveryDetail {
         delivery: d.into(),
         event_data,

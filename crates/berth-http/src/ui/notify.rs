@@ -4,6 +4,7 @@
 //! notification's deliveries with their attempts, redelivery, recovery and the signing secret, and
 //! the bell. Every action calls the same use case as the API.
 
+use berth_app::events::DeliveryPayload;
 use std::collections::HashMap;
 
 use askama::Template;
@@ -510,7 +511,7 @@ pub(super) async fn deliveries_page(
             .collect();
         deliveries.push(DeliveryView {
             redeliverable: d.status != "pending" && n.enabled,
-            test: d.body.0["test"].as_bool().unwrap_or(false),
+            test: DeliveryPayload::of(&d).is_ok_and(|p| p.test),
             id: d.public_id,
             status: d.status,
             event: event_title(&d.event),

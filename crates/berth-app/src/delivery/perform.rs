@@ -1,0 +1,368 @@
+//! Performing deliveries: turning a claimed batch into work (one notification lookup for the
+//! batch; deleted, disabled and filtered-out deliveries are settled without an attempt), and
+//! performing one delivery for any method: the request `berth_notify::outbound` builds, signed
+//! and sent through the SSRF-guarded sender (notifications with their own CA or client
+//! certificate get their own client, built once); a mail to a still-authorized address; or the
+//! bell's recipients, whose rows the recorder writes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_notify::methods::TlsOptions;
+use berth_notify::outbound::{self, Destination, Request};
+use berth_notify::send::{DeliveryMeta, Exchange, Outcome, Sender};
+use berth_notify::{EventKind, MethodKind};
+use berth_store::deliveries::status;
+use berth_store::notifications::{self, NotificationRow};
+use berth_store::queue::Claimed;
+use chrono::{DateTime, Utc};
+
+use super::record::{Entry, JobRef};
+use super::scheduler::Signal;
+use crate::events::DeliveryTask;
+use crate::inapp::{BellRows, bell_rows};
+use crate::{App, Result};
+
+/// A claimed delivery, ready to perform.
+#[derive(Debug, Clone)]
+pub(crate) struct Ready {
+    /// The job.
+    pub job: JobRef,
+    /// What to deliver.
+    pub task: DeliveryTask,
+    /// To whom, as of the claim.
+    pub notification: Arc<NotificationRow>,
+    /// The event.
+    pub event: EventKind,
+    /// The method.
+    pub method: MethodKind,
+}
+
+/// What a claimed job turned out to be.
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// A delivery to perform, and where it goes.
+    Ready(Box<Ready>, Destination),
+    /// Nothing to send: settle it at once.
+    Settle(Entry),
+}
+
+/// Turns claimed jobs into work: the notifications of the batch are read with one query; a job
+/// whose notification was deleted, is disabled or filters the event out is settled without an
+/// attempt, and one that cannot be read is buried.
+pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> {
+    let mut tasks = Vec::with_capacity(jobs.len());
+    let mut out = Vec::with_capacity(jobs.len());
+    for c in jobs {
+        let job = JobRef::of(&c);
+        match serde_json::from_value::<DeliveryTask>(c.body.0) {
+            Ok(task) => tasks.push((job, task)),
+            Err(e) => out.push(Work::Settle(Entry::Bury {
+                job,
+                error: format!("unreadable delivery job: {e}"),
+            })),
+        }
+    }
+    let mut uuids: Vec<String> = tasks.iter().map(|(_, t)| t.notification_uuid.clone()).collect();
+    uuids.sort();
+    uuids.dedup();
+    let found: HashMap<String, Arc<NotificationRow>> = {
+        let mut conn = app.store.conn().await?;
+        notifications::by_uuids(&mut conn, &uuids)
+            .await?
+            .into_iter()
+            .map(|n| (n.uuid.clone(), Arc::new(n)))
+            .collect()
+    };
+    let endpoints = &app.settings.delivery.endpoints;
+    for (job, task) in tasks {
+        let settle = |status: &'static str, note: Option<&str>| {
+            Work::Settle(Entry::Settle {
+                job: job.clone(),
+                log_id: task.log_id,
+                status,
+                note: note.map(str::to_owned),
+            })
+        };
+        let Some(n) = found.get(&task.notification_uuid) else {
+            // Deleted since: its log went with it.
+            out.push(settle(status::SKIPPED, None));
+            continue;
+        };
+        if !n.enabled {
+            out.push(settle(status::SKIPPED, Some("the notification was disabled")));
+            continue;
+        }
+        let (Ok(event), Ok(method)) = (EventKind::parse(&n.event), MethodKind::parse(&n.method)) else {
+            out.push(Work::Settle(Entry::Bury {
+                job,
+                error: format!("unknown event or method ({} by {})", n.event, n.method),
+            }));
+            continue;
+        };
+        if !event.should_perform(&task.payload.event_data, &n.event_config.0) {
+            out.push(settle(
+                status::FILTERED,
+                Some("filtered out by the event configuration"),
+            ));
+            continue;
+        }
+        let dest = outbound::destination(method, &n.config.0, endpoints);
+        out.push(Work::Ready(
+            Box::new(Ready {
+                job,
+                task,
+                notification: n.clone(),
+                event,
+                method,
+            }),
+            dest,
+        ));
+    }
+    Ok(out)
+}
+
+/// How one attempt went, for the log and the queue.
+#[derive(Debug, Clone)]
+pub(crate) struct Attempt {
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What was sent and received.
+    pub exchange: Exchange,
+    /// For the bell: the rows to write with the job's completion.
+    pub bell: Option<BellRows>,
+}
+
+impl Attempt {
+    fn failed(started: DateTime<Utc>, reason: String) -> Attempt {
+        Attempt {
+            started,
+            exchange: Exchange {
+                error: Some(reason.clone()),
+                ..Exchange::default()
+            },
+            outcome: Outcome::Permanent { reason, gone: false },
+            bell: None,
+        }
+    }
+
+    /// What the attempt says about its destination, for the adaptive limit.
+    pub(crate) fn signal(&self) -> Signal {
+        match (&self.outcome, self.exchange.status) {
+            (Outcome::Delivered { .. }, _) | (Outcome::Permanent { .. }, Some(_)) => {
+                Signal::Answer(self.exchange.duration)
+            }
+            (Outcome::Retryable { .. }, _) => Signal::Congestion,
+            (Outcome::Permanent { .. }, None) => Signal::Neutral,
+        }
+    }
+
+    /// The receiver's `Retry-After`, when it answered 429 or 503 with one.
+    pub(crate) fn pause(&self) -> Option<Duration> {
+        match (&self.outcome, self.exchange.status) {
+            (Outcome::Retryable { retry_after, .. }, Some(429 | 503)) => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// What performing a delivery gave.
+#[derive(Debug)]
+pub(crate) enum Performed {
+    /// An attempt, to record.
+    Attempt(Attempt),
+    /// Nothing could be tried (e-mail is not configured): the job waits until `at`.
+    Defer {
+        /// When to try again.
+        at: DateTime<Utc>,
+        /// Why.
+        note: String,
+    },
+}
+
+/// Performs deliveries: the application, its HTTP sender, and the clients of notifications with
+/// their own TLS settings.
+pub(crate) struct Performer {
+    app: App,
+    sender: Sender,
+    tls: Mutex<HashMap<String, (TlsOptions, Sender)>>,
+}
+
+impl Performer {
+    pub(crate) fn new(app: App) -> Result<Performer> {
+        let sender = app.sender()?;
+        Ok(Performer {
+            app,
+            sender,
+            tls: Mutex::default(),
+        })
+    }
+
+    /// The sender for a notification: the shared one, or (built once) one with its TLS settings.
+    fn sender_for(&self, uuid: &str, tls: &Option<TlsOptions>) -> std::result::Result<Sender, String> {
+        let Some(tls) = tls else {
+            return Ok(self.sender.clone());
+        };
+        let mut cache = self.tls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((options, sender)) = cache.get(uuid)
+            && options == tls
+        {
+            return Ok(sender.clone());
+        }
+        let sender = self.sender.with_tls(tls)?;
+        cache.insert(uuid.to_owned(), (tls.clone(), sender.clone()));
+        Ok(sender)
+    }
+
+    /// Performs one delivery as of `now`.
+    pub(crate) async fn perform(&self, r: &Ready, now: DateTime<Utc>) -> Result<Performed> {
+        let (n, task) = (&r.notification, &r.task);
+        let data = &task.payload.event_data;
+        let performer = task.payload.performer();
+        if r.job.attempt == 1 {
+            let lag = (now - task.payload.occurred_at).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::histogram!("berth_delivery_first_attempt_latency_seconds", "method" => r.method.name())
+                .record(lag);
+        }
+        let endpoints = &self.app.settings.delivery.endpoints;
+        let request = match outbound::request(r.method, &n.config.0, r.event, data, performer, endpoints) {
+            Ok(req) => req,
+            Err(e) => return Ok(Performed::Attempt(Attempt::failed(now, e))),
+        };
+        let secrets = n.signing_secrets(now);
+        let attempt = match request {
+            Request::Http(req) => {
+                let meta = DeliveryMeta {
+                    event: r.event.name(),
+                    delivery_id: &task.delivery_id,
+                    timestamp: now.timestamp(),
+                    secrets: &secrets,
+                    custom_headers: &req.headers,
+                };
+                let sender = match self.sender_for(&n.uuid, &req.tls) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        return Ok(Performed::Attempt(Attempt::failed(
+                            now,
+                            format!("webhook TLS settings: {e}"),
+                        )));
+                    }
+                };
+                let (outcome, exchange) = sender
+                    .post_json(&req.url, &req.log_url, &req.body, &meta, req.what)
+                    .await;
+                Attempt {
+                    started: now,
+                    outcome,
+                    exchange,
+                    bell: None,
+                }
+            }
+            Request::Mail { to } => {
+                let Ok(mailer) = self.app.mailer() else {
+                    // Configuration, not the receiver, is at fault: keep the job until mail is set up.
+                    return Ok(Performed::Defer {
+                        at: now + chrono::Duration::hours(1),
+                        note: "e-mail is not configured on this server (mail.host); the job waits".into(),
+                    });
+                };
+                let meta = DeliveryMeta {
+                    event: r.event.name(),
+                    delivery_id: &task.delivery_id,
+                    timestamp: now.timestamp(),
+                    secrets: &secrets,
+                    custom_headers: &[],
+                };
+                let (outcome, exchange) = self
+                    .app
+                    .send_email(mailer, n, &to, r.event, data, performer, &meta)
+                    .await?;
+                Attempt {
+                    started: now,
+                    outcome,
+                    exchange,
+                    bell: None,
+                }
+            }
+            Request::InApp => {
+                let began = std::time::Instant::now();
+                let rows = {
+                    let mut conn = self.app.store.conn().await?;
+                    bell_rows(&mut conn, n).await?
+                };
+                let target = &n.config.0["target"];
+                let exchange = Exchange {
+                    url: format!(
+                        "in-app:{}/{}",
+                        target["kind"].as_str().unwrap_or_default(),
+                        target["name"].as_str().unwrap_or_default()
+                    ),
+                    request_body: data.to_string(),
+                    response_body: Some(format!("{} recipient(s)", rows.recipients.len())),
+                    duration: began.elapsed(),
+                    ..Exchange::default()
+                };
+                Attempt {
+                    started: now,
+                    outcome: Outcome::Delivered { status: 200 },
+                    exchange,
+                    bell: Some(rows),
+                }
+            }
+        };
+        metrics::histogram!("berth_delivery_request_duration_seconds", "method" => r.method.name())
+            .record(attempt.exchange.duration.as_secs_f64());
+        Ok(Performed::Attempt(attempt))
+    }
+}
+
+impl App {
+    /// Mails one occurrence to the notification's address, which must still be authorized.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_email(
+        &self,
+        mailer: &berth_notify::mail::Mailer,
+        n: &NotificationRow,
+        to: &str,
+        event: EventKind,
+        data: &serde_json::Value,
+        performer: Option<&str>,
+        meta: &DeliveryMeta<'_>,
+    ) -> Result<(Outcome, Exchange)> {
+        let mut exchange = Exchange {
+            url: format!("mailto:{to}"),
+            ..Exchange::default()
+        };
+        let authorized = {
+            let mut conn = self.store.conn().await?;
+            self.email_is_authorized(&mut conn, n.repository_id, to).await?
+        };
+        if !authorized {
+            let reason = "the e-mail address is no longer authorized for this repository".to_owned();
+            exchange.error = Some(reason.clone());
+            return Ok((Outcome::Permanent { reason, gone: false }, exchange));
+        }
+        let repository = data["repository"].as_str().unwrap_or_default();
+        let manage = format!("{}/repository/{repository}?tab=settings", self.settings.base_url());
+        let mail = berth_notify::mail::notification_mail(event, data, performer, repository, &manage);
+        exchange.request_headers = vec![
+            ("subject".into(), mail.subject.clone()),
+            ("x-berth-event".into(), meta.event.to_owned()),
+            ("x-berth-delivery".into(), meta.delivery_id.to_owned()),
+        ];
+        exchange.request_body = mail.text.clone();
+        let began = std::time::Instant::now();
+        let outcome = mailer.send(to, &mail, Some(meta)).await;
+        exchange.duration = began.elapsed();
+        match &outcome {
+            Outcome::Delivered { status } => exchange.status = Some(*status),
+            Outcome::Retryable { reason, .. } | Outcome::Permanent { reason, .. } => {
+                exchange.error = Some(reason.clone());
+            }
+        }
+        Ok((outcome, exchange))
+    }
+}
