@@ -1,14 +1,16 @@
 //! An HTTP receiver for delivery tests: a real server on 127.0.0.1 that records every request
-//! (method, path, headers, body) and answers with scripted statuses (200 once the script runs out).
+//! (method, path, headers, body, arrival time) and answers as scripted: statuses with optional
+//! headers (200 once the script runs out), redirects, a delay before answering, a gate that holds
+//! answers until released, or never answering at all.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -21,6 +23,8 @@ pub struct Received {
     pub headers: HashMap<String, String>,
     /// The body.
     pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -33,12 +37,26 @@ impl Received {
     }
 }
 
+/// A scripted answer.
+#[derive(Debug, Clone)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct Behaviour {
+    script: VecDeque<Reply>,
+    redirects: VecDeque<String>,
+    hang: bool,
+    delay: Duration,
+}
+
 #[derive(Clone)]
 struct Shared {
     tx: mpsc::UnboundedSender<Received>,
-    script: Arc<Mutex<VecDeque<u16>>>,
-    hang: Arc<std::sync::atomic::AtomicBool>,
-    redirects: Arc<Mutex<VecDeque<String>>>,
+    behaviour: Arc<Mutex<Behaviour>>,
+    gate: watch::Receiver<bool>,
 }
 
 /// A running receiver.
@@ -46,9 +64,8 @@ pub struct Receiver {
     /// Its base URL, `http://127.0.0.1:PORT`.
     pub url: String,
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Received>>,
-    script: Arc<Mutex<VecDeque<u16>>>,
-    hang: Arc<std::sync::atomic::AtomicBool>,
-    redirects: Arc<Mutex<VecDeque<String>>>,
+    behaviour: Arc<Mutex<Behaviour>>,
+    gate: watch::Sender<bool>,
 }
 
 async fn record(
@@ -59,6 +76,7 @@ async fn record(
     body: Bytes,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let at = Instant::now();
     let headers = headers
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
@@ -68,16 +86,45 @@ async fn record(
         path: uri.to_string(),
         headers,
         body: body.to_vec(),
+        at,
     });
-    if s.hang.load(std::sync::atomic::Ordering::SeqCst) {
+    let (hang, delay) = {
+        let b = s.behaviour.lock().unwrap_or_else(|e| e.into_inner());
+        (b.hang, b.delay)
+    };
+    if hang {
         // A dead endpoint that accepts connections and never answers.
         std::future::pending::<()>().await;
     }
-    if let Some(location) = s.redirects.lock().ok().and_then(|mut q| q.pop_front()) {
+    let mut gate = s.gate.clone();
+    let _ = gate.wait_for(|open| *open).await;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let (redirect, reply) = {
+        let mut b = s.behaviour.lock().unwrap_or_else(|e| e.into_inner());
+        match b.redirects.pop_front() {
+            Some(location) => (Some(location), None),
+            None => (None, b.script.pop_front()),
+        }
+    };
+    if let Some(location) = redirect {
         return (StatusCode::TEMPORARY_REDIRECT, [("location", location)]).into_response();
     }
-    let status = s.script.lock().ok().and_then(|mut q| q.pop_front()).unwrap_or(200);
-    StatusCode::from_u16(status).unwrap_or(StatusCode::OK).into_response()
+    let Reply { status, headers } = reply.unwrap_or(Reply {
+        status: 200,
+        headers: Vec::new(),
+    });
+    let mut resp = StatusCode::from_u16(status).unwrap_or(StatusCode::OK).into_response();
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(k.as_bytes()),
+            axum::http::HeaderValue::from_str(&v),
+        ) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    resp
 }
 
 impl Receiver {
@@ -87,14 +134,12 @@ impl Receiver {
     /// When no port can be bound.
     pub async fn start() -> Receiver {
         let (tx, rx) = mpsc::unbounded_channel();
-        let script = Arc::new(Mutex::new(VecDeque::new()));
-        let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let redirects = Arc::new(Mutex::new(VecDeque::new()));
+        let behaviour = Arc::new(Mutex::new(Behaviour::default()));
+        let (gate, gate_rx) = watch::channel(true);
         let app = axum::Router::new().fallback(record).with_state(Shared {
             tx,
-            script: script.clone(),
-            hang: hang.clone(),
-            redirects: redirects.clone(),
+            behaviour: behaviour.clone(),
+            gate: gate_rx,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -106,29 +151,61 @@ impl Receiver {
         Receiver {
             url,
             rx: tokio::sync::Mutex::new(rx),
-            script,
-            hang,
-            redirects,
+            behaviour,
+            gate,
         }
+    }
+
+    fn change(&self, f: impl FnOnce(&mut Behaviour)) {
+        f(&mut self.behaviour.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// Answers the next request with `307 Temporary Redirect` to `location`.
     pub fn redirect_to(&self, location: &str) {
-        if let Ok(mut q) = self.redirects.lock() {
-            q.push_back(location.to_owned());
-        }
+        self.change(|b| b.redirects.push_back(location.to_owned()));
     }
 
     /// From now on, records requests and never answers them (a hanging endpoint).
     pub fn hang(&self) {
-        self.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.change(|b| b.hang = true);
+    }
+
+    /// From now on, answers each request after `delay` (zero: at once).
+    pub fn delay(&self, delay: Duration) {
+        self.change(|b| b.delay = delay);
+    }
+
+    /// Holds every answer (requests are still recorded as they arrive) until [`Receiver::release`].
+    pub fn hold(&self) {
+        self.gate.send_replace(false);
+    }
+
+    /// Lets held and later requests be answered.
+    pub fn release(&self) {
+        self.gate.send_replace(true);
     }
 
     /// Answers the next requests with these statuses, in order.
     pub fn respond_with(&self, statuses: &[u16]) {
-        if let Ok(mut q) = self.script.lock() {
-            q.extend(statuses.iter().copied());
-        }
+        self.change(|b| {
+            b.script.extend(statuses.iter().map(|s| Reply {
+                status: *s,
+                headers: Vec::new(),
+            }));
+        });
+    }
+
+    /// Answers the next request with this status and these headers (e.g. `Retry-After`).
+    pub fn respond_with_headers(&self, status: u16, headers: &[(&str, &str)]) {
+        self.change(|b| {
+            b.script.push_back(Reply {
+                status,
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            });
+        });
     }
 
     /// The next request, waiting at most `within`.

@@ -4,10 +4,11 @@
 //! - **Start modestly** at `initial` slots, then **slow start**: every fast, successful answer
 //!   adds a slot (the limit doubles per round trip) until the first sign of congestion; after
 //!   it, growth is additive (one slot per round trip).
-//! - **Congestion** (a timeout, a connection error, 5xx, 429) halves the limit; a **slow** answer
-//!   (longer than twice the destination's no-load round trip, plus a little) takes a tenth off.
-//!   Either cuts at most once per round trip: an answer to a request that started before the last
-//!   cut says nothing new.
+//! - **Congestion** (a timeout, a connection error, 5xx, 429) halves the limit, and growth after it
+//!   is additive. A **slow** answer (longer than twice the destination's no-load round trip, plus
+//!   20 ms) takes a tenth off but keeps slow start, so a destination that speeds up again gets its
+//!   slots back within a few round trips. Either cuts at most once per round trip: an answer to a
+//!   request that started before the last cut says nothing new.
 //! - The no-load round trip is the smallest seen in the current 10 s window, or the previous
 //!   window's when smaller; a destination that became slow for good is judged against its new
 //!   speed from the next window on.
@@ -21,8 +22,9 @@ use std::time::{Duration, Instant};
 
 /// How much slower than the no-load round trip an answer may be before it counts as slow.
 const TOLERANCE: f64 = 2.0;
-/// Absolute slack added to that, so that scheduling noise on fast links is not taken for queueing.
-const SLACK: Duration = Duration::from_millis(5);
+/// Absolute slack added to that, so that scheduling noise on fast links (and this process's own
+/// queueing when it is busy) is not taken for the destination slowing down.
+const SLACK: Duration = Duration::from_millis(20);
 /// How long a no-load round-trip window lasts.
 const WINDOW: Duration = Duration::from_secs(10);
 
@@ -84,9 +86,12 @@ impl Limiter {
         self.last_cut.is_none_or(|cut| started >= cut)
     }
 
-    fn cut(&mut self, factor: f64, now: Instant) {
+    /// Cuts the limit by `factor`; after congestion (not mere slowness), growth turns additive.
+    fn cut(&mut self, factor: f64, congestion: bool, now: Instant) {
         self.limit = (self.limit * factor).max(1.0);
-        self.threshold = self.limit;
+        if congestion {
+            self.threshold = self.limit;
+        }
         self.last_cut = Some(now);
     }
 
@@ -99,7 +104,7 @@ impl Limiter {
         let slow = baseline.is_some_and(|b| rtt > b.mul_f64(TOLERANCE) + SLACK);
         if slow {
             if self.may_cut(started) {
-                self.cut(0.9, now);
+                self.cut(0.9, false, now);
             }
             return;
         }
@@ -117,7 +122,7 @@ impl Limiter {
     /// A timeout, a connection error, a 5xx or a 429 for a request started at `started`.
     pub(crate) fn on_congestion(&mut self, started: Instant, now: Instant) {
         if self.may_cut(started) {
-            self.cut(0.5, now);
+            self.cut(0.5, true, now);
         }
     }
 }
@@ -173,10 +178,9 @@ mod tests {
         rounds(&mut l, &mut clock, 20, Duration::from_millis(300));
         let slow = l.limit();
         assert!(slow < fast / 4, "slowed: {fast} -> {slow}");
-        // It recovers: fast answers grow the limit again, about a slot per round trip.
-        rounds(&mut l, &mut clock, 200, MS);
-        let recovered = l.limit();
-        assert!(recovered >= slow + 190, "recovered: {slow} -> {recovered}");
+        // It recovers: fast answers double the limit per round trip again, back to the budget.
+        rounds(&mut l, &mut clock, 5, MS);
+        assert_eq!(l.limit(), 256, "recovered from {slow}");
     }
 
     #[test]

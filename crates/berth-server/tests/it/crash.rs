@@ -1,6 +1,8 @@
 //! Crash safety and sharing, with the real `berth` binary as child processes:
 //! - 1,000 queued deliveries, `kill -9` mid-flight, restart: every delivery id arrives at least
 //!   once, and duplicates stay within what can be in flight (`max_in_flight`);
+//! - SIGTERM while deliveries are in flight: they finish and are recorded before the process
+//!   exits, the rest are handed back, and after a restart every id arrives exactly once;
 //! - two processes on one PostgreSQL database drain a shared queue: every id exactly once, and
 //!   both processes deliver.
 
@@ -129,6 +131,56 @@ backend_test!(async fn kill_nine_mid_flight_loses_nothing(kind) {
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
     assert_eq!(seen.len(), COUNT, "every delivery id arrived");
     assert!(duplicates <= IN_FLIGHT, "{duplicates} duplicates; at most {IN_FLIGHT} can be in flight at a kill");
+});
+
+backend_test!(async fn sigterm_lets_deliveries_in_flight_finish(kind) {
+    const COUNT: usize = 40;
+    let rx = Receiver::start().await;
+    let db = queue_deliveries(kind, &rx, COUNT).await;
+    // Every answer takes two seconds: requests are in flight when the signal comes.
+    rx.delay(Duration::from_secs(2));
+    let (mut first, _) = serve(&db);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    collect(&rx, &mut seen, 4, Duration::from_secs(60)).await;
+    let pid = first.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = first.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "berth serve did not stop after SIGTERM");
+        // Requests that had started by now still arrive (and are answered) while it drains.
+        if let Some(got) = rx.next(Duration::from_millis(100)).await {
+            *seen.entry(got.headers["webhook-id"].clone()).or_default() += 1;
+        }
+    };
+    assert!(status.success(), "a clean exit: {status:?}");
+    while let Some(got) = rx.next(Duration::from_millis(300)).await {
+        *seen.entry(got.headers["webhook-id"].clone()).or_default() += 1;
+    }
+    let sent: Vec<String> = seen.keys().cloned().collect();
+    assert!(sent.len() < COUNT, "everything was sent before the signal; nothing was tested");
+    // What was in flight was recorded as delivered; everything else went back untouched.
+    {
+        let store = berth_store::Store::connect(&db.url, &berth_store::db::ConnectOptions::default()).await.unwrap();
+        let mut c = store.conn().await.unwrap();
+        let jobs = berth_store::queue::list(&mut c, "notification").await.unwrap();
+        assert_eq!(jobs.len(), COUNT - sent.len(), "delivered jobs are done, the others are queued");
+        assert!(jobs.iter().all(|j| j.attempt == 0), "released jobs keep their attempts: {jobs:?}");
+        drop(c);
+        store.close().await;
+    }
+    // After a restart, the rest arrive; nothing arrives twice.
+    rx.delay(Duration::ZERO);
+    let (second, _) = serve(&db);
+    collect(&rx, &mut seen, COUNT, Duration::from_secs(120)).await;
+    while let Some(got) = rx.next(Duration::from_millis(500)).await {
+        *seen.entry(got.headers["webhook-id"].clone()).or_default() += 1;
+    }
+    drop(second);
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
 });
 
 #[tokio::test]

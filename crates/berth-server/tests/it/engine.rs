@@ -42,6 +42,31 @@ async fn hook(s: &TestServer, root: &Auth, url: &str) -> String {
         .to_owned()
 }
 
+/// A delivery worker run by the test (on a server started without one), stopped gracefully.
+struct Worker {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    fn start(s: &TestServer) -> Worker {
+        let app = s.app.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run_delivery_worker(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Worker { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
 async fn test_send(s: &TestServer, root: &Auth, uuid: &str) {
     expect(s.post(&format!("{N}{uuid}/test"), root, json!(null)).await, 200);
 }
@@ -273,6 +298,8 @@ backend_test!(async fn a_hanging_endpoint_does_not_hold_up_healthy_ones(kind) {
     let (s, root) = server(kind, true, |c| {
         c.notifications.per_host = 2;
         c.notifications.send_timeout_secs = 60;
+        // The two requests to the dead endpoint never end: stopping waits this long for them.
+        c.shutdown_grace_secs = 1;
     })
     .await;
     let to_dead = hook(&s, &root, &format!("{}/dead", dead.url)).await;
@@ -491,7 +518,11 @@ backend_test!(async fn per_notification_ca_and_client_certificate(kind) {
 
 backend_test!(async fn a_flood_for_one_repository_leaves_room_for_others(kind) {
     let rx = Receiver::start().await;
-    let (s, root) = server(kind, false, |c| c.notifications.per_repository = 2).await;
+    let (s, root) = server(kind, false, |c| {
+        c.notifications.per_repository = 2;
+        c.notifications.max_in_flight = 2;
+    })
+    .await;
     s.org_with_repo(&root, "other", "api").await;
     let flood = hook(&s, &root, &format!("{}/flood", rx.url)).await;
     let body = json!({"event": "repo_push", "method": "webhook", "config": {"url": format!("{}/quiet", rx.url)}, "eventConfig": {}});
@@ -500,16 +531,168 @@ backend_test!(async fn a_flood_for_one_repository_leaves_room_for_others(kind) {
         test_send(&s, &root, &flood).await;
     }
     expect(s.post(&format!("/api/v1/repository/other/api/notification/{quiet}/test"), &root, json!(null)).await, 200);
-    // FIFO would deliver the quiet repository's event 31st; with a share of 2 per repository the
-    // fair part of the first claim takes two of the flood and the quiet one, and the free slots
-    // go back to the flood (work-conserving).
-    assert_eq!(s.app.deliver_due(Utc::now(), 10).await.unwrap(), 10);
+    // FIFO would deliver the quiet repository's event 31st. The worker holds at most twice
+    // max_in_flight (4): once the flood holds its share (2), the next claim looks past it and
+    // finds the quiet one; in memory, the two take turns at their shared destination.
+    let worker = Worker::start(&s);
     let mut paths = Vec::new();
-    while let Some(got) = rx.next(Duration::from_millis(300)).await {
-        paths.push(got.path);
+    while paths.len() < 31 {
+        paths.push(rx.next(WAIT).await.expect("every delivery arrives").path);
     }
-    assert_eq!(paths.len(), 10, "{paths:?}");
+    worker.stop().await;
     let quiet_at = paths.iter().position(|p| p == "/quiet");
-    assert!(quiet_at.is_some_and(|i| i < 3), "the other repository goes among the first three: {paths:?}");
+    assert!(quiet_at.is_some_and(|i| i < 8), "the other repository goes among the first: {paths:?}");
+    s.stop().await;
+});
+
+/// What /metrics says of destination `dest` (`host:port`) for `metric`.
+async fn destination_metric(s: &TestServer, metric: &str, dest: &str) -> Option<f64> {
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{metric}{{destination=\"{dest}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+}
+
+/// Raises `n` pushes on acme/web at the application layer.
+async fn raise_pushes(s: &TestServer, n: usize) {
+    let ctx = berth_notify::RepoContext {
+        hostname: &s.hostname,
+        scheme: "http",
+        namespace: "acme",
+        name: "web",
+    };
+    for i in 0..n {
+        let data = berth_notify::events::repo_push(&ctx, &[&format!("t{i}")], &[]);
+        s.app
+            .raise_event("acme", "web", berth_notify::EventKind::RepoPush, &data)
+            .await
+            .unwrap();
+    }
+}
+
+/// Waits for `n` arrivals.
+async fn arrivals(rx: &Receiver, n: usize) -> Vec<Received> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        got.push(
+            rx.next(WAIT)
+                .await
+                .unwrap_or_else(|| panic!("only {} of {n} deliveries arrived", got.len())),
+        );
+    }
+    got
+}
+
+/// The destination's limit once the worker has published it (every 250 ms).
+async fn limit_of(s: &TestServer, dest: &str) -> f64 {
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    destination_metric(s, "berth_delivery_destination_limit", dest)
+        .await
+        .expect("the destination's limit is published")
+}
+
+backend_test!(async fn a_destination_that_slows_down_gets_fewer_slots_and_then_gets_them_back(kind) {
+    let rx = Receiver::start().await;
+    let (s, root) = server(kind, false, |_| {}).await;
+    hook(&s, &root, &format!("{}/adaptive", rx.url)).await;
+    let dest = rx.url.trim_start_matches("http://").to_owned();
+    // A backlog to a fast destination: the limit grows from its modest start.
+    raise_pushes(&s, 300).await;
+    let worker = Worker::start(&s);
+    arrivals(&rx, 300).await;
+    let fast = limit_of(&s, &dest).await;
+    assert!(fast > 8.0, "a fast destination grows past the initial 8 slots: {fast}");
+    // It slows down: fewer slots.
+    rx.delay(Duration::from_millis(300));
+    raise_pushes(&s, 100).await;
+    arrivals(&rx, 100).await;
+    let slow = limit_of(&s, &dest).await;
+    assert!(slow < fast, "slowed down: {fast} -> {slow}");
+    // A backlog builds up while it is slow; then it recovers, and the slots come back.
+    raise_pushes(&s, 300).await;
+    rx.delay(Duration::ZERO);
+    arrivals(&rx, 300).await;
+    let recovered = limit_of(&s, &dest).await;
+    assert!(recovered > slow, "recovered: {slow} -> {recovered}");
+    worker.stop().await;
+    s.stop().await;
+});
+
+backend_test!(async fn retry_after_pauses_the_destination_not_only_the_job(kind) {
+    // One request at a time to the destination, so that the others wait behind the first.
+    let configure = |c: &mut berth_server::config::Config| {
+        c.notifications.per_host = 1;
+        c.notifications.retry_schedule_secs = vec![1];
+    };
+    for form in ["seconds", "date"] {
+        let rx = Receiver::start().await;
+        let (s, root) = server(kind, false, configure).await;
+        hook(&s, &root, &format!("{}/{form}", rx.url)).await;
+        let (value, pause) = if form == "seconds" {
+            ("2".to_owned(), Duration::from_millis(1900))
+        } else {
+            // An HTTP date has whole seconds: three seconds ahead pauses for more than two.
+            let at = std::time::SystemTime::now() + Duration::from_secs(3);
+            (httpdate::fmt_http_date(at), Duration::from_millis(1900))
+        };
+        rx.respond_with_headers(503, &[("retry-after", &value)]);
+        raise_pushes(&s, 3).await;
+        let worker = Worker::start(&s);
+        let got = arrivals(&rx, 4).await;
+        worker.stop().await;
+        let first = got[0].at;
+        for later in &got[1..] {
+            assert!(
+                later.at.duration_since(first) >= pause,
+                "{form}: a request reached the paused destination {:?} after the 503",
+                later.at.duration_since(first)
+            );
+        }
+        let ids: std::collections::HashSet<&str> = got.iter().map(|r| r.headers["webhook-id"].as_str()).collect();
+        assert_eq!(ids.len(), 3, "{form}: the three deliveries, the first twice");
+        s.stop().await;
+    }
+});
+
+backend_test!(async fn a_lost_claim_records_nothing(kind) {
+    use berth_store::queue;
+    let rx = Receiver::start().await;
+    let (s, root) = server(kind, false, |_| {}).await;
+    let uuid = hook(&s, &root, &format!("{}/held", rx.url)).await;
+    rx.hold();
+    rx.respond_with(&[500]);
+    test_send(&s, &root, &uuid).await;
+    let worker = Worker::start(&s);
+    rx.next(WAIT).await.expect("the attempt is in flight");
+    // Seen from two minutes on, its lease has run out: another worker takes the job over.
+    let stolen = {
+        let later = Utc::now() + chrono::Duration::minutes(2);
+        let mut tx = s.app.store().begin().await.unwrap();
+        let c = queue::claim(&mut tx, "notification", later, later + chrono::Duration::minutes(1), 10, "thief", &[]).await.unwrap();
+        tx.commit().await.unwrap();
+        c
+    };
+    assert_eq!(stolen.len(), 1);
+    // The first worker's answer (a 500) comes now: it must neither log the attempt nor count the
+    // failure, nor move the job.
+    rx.release();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    worker.stop().await;
+    let n = view(&s, &root, &uuid).await;
+    assert_eq!(n["number_of_failures"], 0, "{n}");
+    let log = expect(s.get(&format!("{N}{uuid}/deliveries"), &root).await, 200);
+    assert_eq!(log["deliveries"][0]["attempts"], 0, "{log}");
+    assert_eq!(log["deliveries"][0]["status"], "pending", "{log}");
+    let mut c = s.app.store().conn().await.unwrap();
+    let jobs = queue::list(&mut c, "notification").await.unwrap();
+    assert_eq!((jobs.len(), jobs[0].attempt), (1, 2), "the job is the other worker's");
+    drop(c);
     s.stop().await;
 });

@@ -56,11 +56,12 @@ backend_test!(async fn create_list_get_delete_reset_and_test(kind) {
     assert_eq!(jobs.len(), 2);
     assert_eq!(jobs[0].name, format!("notification/acme/{uuid}/repo_push/"));
     let b = &jobs[0].body.0;
-    assert_eq!((b["notification_uuid"].as_str(), b["test"].as_bool()), (Some(uuid.as_str()), Some(true)));
-    assert_eq!(b["event_data"]["updated_tags"], json!(["latest", "foo"]));
-    assert_eq!(b["event_data"]["repository"], "acme/web");
-    assert_eq!(b["performer_data"]["entity_name"], "root");
-    assert_eq!(jobs[1].body.0["event_data"]["homepage"], format!("http://{}/repository/acme/web/build/fake-build-id", s.hostname));
+    assert_eq!((b["notification_uuid"].as_str(), b["payload"]["test"].as_bool()), (Some(uuid.as_str()), Some(true)));
+    assert!(b["log_id"].is_i64(), "the job names its delivery-log row: {b}");
+    assert_eq!(b["payload"]["event_data"]["updated_tags"], json!(["latest", "foo"]));
+    assert_eq!(b["payload"]["event_data"]["repository"], "acme/web");
+    assert_eq!(b["payload"]["performer_data"]["entity_name"], "root");
+    assert_eq!(jobs[1].body.0["payload"]["event_data"]["homepage"], format!("http://{}/repository/acme/web/build/fake-build-id", s.hostname));
 
     // Reset, delete, and the audit trail.
     expect(s.post(&format!("{BASE}{uuid}"), &root, json!(null)).await, 204);

@@ -81,15 +81,15 @@ backend_test!(async fn tag_pushes_enqueue_one_delivery_per_notification_atomical
     for j in &queued {
         assert_eq!(j["name"], "notification/acme/web/repo_push/");
         assert_eq!(j["body"]["event"], "repo_push");
-        assert_eq!(j["body"]["performer_data"]["entity_name"], "root");
-        assert_eq!(j["body"]["event_data"], json!({
+        assert_eq!(j["body"]["payload"]["performer_data"]["entity_name"], "root");
+        assert_eq!(j["body"]["payload"]["event_data"], json!({
             "repository": "acme/web", "namespace": "acme", "name": "web",
             "docker_url": format!("{host}/acme/web"),
             "homepage": format!("http://{host}/repository/acme/web"),
             "updated_tags": ["v1"], "manifest_digests": [md],
         }));
     }
-    assert_eq!(queued[0]["body"]["event_id"], queued[1]["body"]["event_id"], "one event, one id");
+    assert_eq!(queued[0]["body"]["payload"]["event_id"], queued[1]["body"]["payload"]["event_id"], "one event, one id");
 
     // By digest: nothing. A multi-arch index under one tag: one event per notification.
     assert_eq!(put(&s, &format!("/v2/acme/web/manifests/{md}"), OCI_MANIFEST, manifest.clone().into_bytes()).await, 201);
@@ -98,7 +98,7 @@ backend_test!(async fn tag_pushes_enqueue_one_delivery_per_notification_atomical
     assert_eq!(put(&s, "/v2/acme/web/manifests/multi", OCI_INDEX, index.into_bytes()).await, 201);
     let queued = jobs(&s).await;
     assert_eq!(queued.len(), 4);
-    assert_eq!(queued[3]["body"]["event_data"]["updated_tags"], json!(["multi"]));
+    assert_eq!(queued[3]["body"]["payload"]["event_data"]["updated_tags"], json!(["multi"]));
 
     // A rejected push raises nothing.
     let bad = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"mediaType": "x", "digest": digest(b"missing"), "size": 1}, "layers": []}).to_string();
