@@ -2,7 +2,9 @@
 //! query once per backend.
 //!
 //! SQLite runs in WAL mode with one writer connection (all transactions) and a separate read pool,
-//! which removes `SQLITE_BUSY` storms; one SQLite file serves one process. PostgreSQL uses one pool
+//! which removes `SQLITE_BUSY` storms; one SQLite file serves one process. A connection of its own
+//! copies the write-ahead log into the database twice a second (checkpoints), so that commits
+//! never wait for the disk. PostgreSQL uses one pool
 //! and may be shared by several processes, plus a small pool for the delivery worker whose commits
 //! do not wait for the disk (`synchronous_commit = off`, see [`Store::begin_relaxed`]).
 
@@ -66,11 +68,18 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// How often SQLite's write-ahead log is checkpointed in the background.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// Past this many pages in the write-ahead log (64 MiB), the writer checkpoints by itself: the
+/// backstop for a background checkpointer that falls behind.
+const WAL_BACKSTOP_PAGES: &str = "16384";
+
 #[derive(Clone)]
 enum Pools {
     Sqlite {
         writer: SqlitePool,
         reader: SqlitePool,
+        checkpointer: SqlitePool,
     },
     Postgres {
         main: PgPool,
@@ -122,14 +131,24 @@ impl Store {
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(opts.busy_timeout * 2)
+                    .connect_with(base.clone().pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES))
+                    .await?;
+                let checkpointer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(opts.busy_timeout * 2)
                     .connect_with(base.clone())
                     .await?;
+                spawn_checkpointer(checkpointer.clone());
                 let reader = SqlitePoolOptions::new()
                     .max_connections(opts.max_connections)
                     .acquire_timeout(opts.busy_timeout * 2)
                     .connect_with(base.read_only(true))
                     .await?;
-                Pools::Sqlite { writer, reader }
+                Pools::Sqlite {
+                    writer,
+                    reader,
+                    checkpointer,
+                }
             }
             Backend::Postgres => {
                 let o = PgConnectOptions::from_str(url)
@@ -243,7 +262,12 @@ impl Store {
     /// first.
     pub async fn close(&self) {
         match &self.pools {
-            Pools::Sqlite { writer, reader } => {
+            Pools::Sqlite {
+                writer,
+                reader,
+                checkpointer,
+            } => {
+                checkpointer.close().await;
                 writer.close().await;
                 reader.close().await;
             }
@@ -253,6 +277,28 @@ impl Store {
             }
         }
     }
+}
+
+/// Checkpoints SQLite's write-ahead log every [`CHECKPOINT_EVERY`] on its own connection
+/// (`PASSIVE`: it copies what it can without waiting for the writer or readers), until the pool
+/// is closed.
+fn spawn_checkpointer(pool: SqlitePool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::debug!(error = %e, "background checkpoint failed; the writer checkpoints past the backstop");
+            }
+        }
+    });
 }
 
 /// A pooled connection, for reads.
