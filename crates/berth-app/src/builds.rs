@@ -521,7 +521,8 @@ impl App {
     /// Runs one claimed build job to its end, keeping its lease alive.
     async fn run_build_job(&self, job: Claimed) {
         let heartbeat = self.keep_leased(job.id, job.state_id.clone(), self.settings.builds.lease);
-        let Some(uuid) = job.body.0["build"].as_str().map(str::to_owned) else {
+        let body: serde_json::Value = job.decode().unwrap_or_default();
+        let Some(uuid) = body["build"].as_str().map(str::to_owned) else {
             drop(heartbeat);
             self.finish_job(&job, Err("malformed build job".into()), false).await;
             return;

@@ -14,6 +14,7 @@ use berth_store::queue::{self, NewJob};
 use berth_store::repos::RepoRow;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::{AppError, Principal, Result, Settings};
@@ -47,8 +48,9 @@ pub struct DeliveryPayload {
     pub event_id: String,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,
-    /// The event data, as `berth_notify::events` built it.
-    pub event_data: Value,
+    /// The event data, as `berth_notify::events` built it, kept as JSON text: a plain webhook
+    /// sends it as is, and only the methods that render it parse it.
+    pub event_data: Box<RawValue>,
     /// Who caused it (Quay's `performer_data`; `{}` for background sources).
     #[serde(default)]
     pub performer_data: Value,
@@ -58,6 +60,23 @@ pub struct DeliveryPayload {
 }
 
 impl DeliveryPayload {
+    /// A payload of `event_data`, now.
+    pub fn new(event_data: &Value, performer: Option<&Principal>, test: bool) -> Result<DeliveryPayload> {
+        Ok(DeliveryPayload {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            occurred_at: Utc::now(),
+            event_data: serde_json::value::to_raw_value(event_data).map_err(|e| AppError::Internal(e.to_string()))?,
+            performer_data: performer_data(performer),
+            test,
+        })
+    }
+
+    /// The event data, parsed.
+    pub fn data(&self) -> Result<Value> {
+        serde_json::from_str(self.event_data.get())
+            .map_err(|e| AppError::Internal(format!("unreadable event data: {e}")))
+    }
+
     /// The payload of a logged delivery.
     pub fn of(row: &DeliveryRow) -> Result<DeliveryPayload> {
         serde_json::from_value(row.body.0.clone())
@@ -108,13 +127,7 @@ pub(crate) async fn raise(
     if targets.is_empty() {
         return Ok(0);
     }
-    let payload = DeliveryPayload {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        occurred_at: Utc::now(),
-        event_data: event_data.clone(),
-        performer_data: performer_data(performer),
-        test: false,
-    };
+    let payload = DeliveryPayload::new(event_data, performer, false)?;
     let targets: Vec<&NotificationRow> = targets.iter().collect();
     enqueue_deliveries(tx, &queue_name(repo, event), &targets, event, &payload).await
 }

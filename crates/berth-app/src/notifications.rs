@@ -13,7 +13,7 @@ use berth_store::{Exec, teams};
 use serde_json::{Value, json};
 
 use crate::audit::record;
-use crate::events::{DeliveryPayload, NOTIFICATION_QUEUE, enqueue_deliveries, performer_data, repo_context};
+use crate::events::{DeliveryPayload, NOTIFICATION_QUEUE, enqueue_deliveries, repo_context};
 use crate::{App, AppError, Caller, Ctx, Result};
 
 /// What a client asks to create (Quay's request schema).
@@ -197,13 +197,7 @@ impl App {
         let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
         let sample = event.sample(&repo_context(&self.settings, &repo), &row.event_config.0, now);
         let queue_name = format!("{NOTIFICATION_QUEUE}/{}/{}/{}/", repo.namespace, row.uuid, row.event);
-        let payload = DeliveryPayload {
-            event_id: uuid::Uuid::now_v7().to_string(),
-            occurred_at: chrono::Utc::now(),
-            event_data: sample,
-            performer_data: performer_data(ctx.caller.account()),
-            test: true,
-        };
+        let payload = DeliveryPayload::new(&sample, ctx.caller.account(), true)?;
         enqueue_deliveries(&mut tx, &queue_name, &[&row], &row.event, &payload).await?;
         tx.commit().await?;
         self.wake.notify_one();

@@ -252,7 +252,8 @@ impl App {
     async fn run_scan_job(&self, job: Claimed) {
         let heartbeat = self.keep_leased(job.id, job.state_id.clone(), self.settings.secscan.lease);
         let started = std::time::Instant::now();
-        let outcome = self.scan_job(&job.body.0).await;
+        let body: serde_json::Value = job.decode().unwrap_or_default();
+        let outcome = self.scan_job(&body).await;
         drop(heartbeat);
         metrics::histogram!("berth_secscan_job_seconds").record(started.elapsed().as_secs_f64());
         let finish = async {
@@ -276,7 +277,7 @@ impl App {
                     tracing::error!(job = job.id, error = %e, "scan job failed for good");
                     end_job(&mut tx, &job, JobEnd::Bury(&e.to_string())).await?;
                     // The report says so rather than staying "queued" forever.
-                    if let Some(digest) = job.body.0["digest"].as_str()
+                    if let Some(digest) = body["digest"].as_str()
                         && store::manifest(&mut tx, digest).await?.is_none()
                     {
                         let reason = format!("the scan failed on every try: {e}");

@@ -9,6 +9,7 @@
 //! 3. push → webhook latency; 4. dispatch throughput and event-to-arrival latency (Berth, SQLite
 //! and PostgreSQL); 5. durability across `kill -9`; 6. memory.
 
+mod dispatch;
 mod image;
 mod peers;
 mod receiver;
@@ -19,6 +20,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
@@ -58,8 +62,10 @@ pub struct Plan {
     pub wrk_secs: u32,
     /// Pushes measured for push → webhook latency.
     pub latency_pushes: usize,
-    /// Events in the dispatch backlog (each goes to 10 notifications).
-    pub backlog_events: usize,
+    /// Deliveries drained per dispatch repetition.
+    pub drain_deliveries: usize,
+    /// Deliveries queued before the `kill -9` of a draining server.
+    pub crash_deliveries: usize,
     /// Seconds of paced raising per rate.
     pub paced_secs: u64,
     /// Events queued before the `kill -9`.
@@ -75,7 +81,8 @@ impl Plan {
                 repeats: 1,
                 wrk_secs: 3,
                 latency_pushes: 20,
-                backlog_events: 300,
+                drain_deliveries: 4_000,
+                crash_deliveries: 10_000,
                 paced_secs: 2,
                 durable_events: 200,
                 pending: 20_000,
@@ -85,7 +92,8 @@ impl Plan {
                 repeats: 5,
                 wrk_secs: 10,
                 latency_pushes: 200,
-                backlog_events: 3_000,
+                drain_deliveries: 20_000,
+                crash_deliveries: 100_000,
                 paced_secs: 5,
                 durable_events: 1_000,
                 pending: 1_000_000,
@@ -189,7 +197,7 @@ async fn main() -> anyhow::Result<()> {
         figures.extend(scenarios::push_to_webhook(&ctx).await?);
     }
     if wanted(4) {
-        let (f, n) = scenarios::dispatch(&ctx).await?;
+        let (f, n) = dispatch::dispatch(&ctx).await?;
         figures.extend(f);
         notes.extend(n);
     }

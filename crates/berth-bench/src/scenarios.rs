@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use reqwest::Method;
 use serde_json::json;
 
+use crate::dispatch::{Database, InProcess, hooks_setup};
 use crate::image::Image;
 use crate::peers::{self, Berth, Client, Running, memory_mib};
 use crate::receiver::EventReceiver;
@@ -25,7 +26,7 @@ pub struct Ctx {
     pub plan: Plan,
 }
 
-fn figure(scenario: &str, name: &str, unit: &str, higher_is_better: bool, target: &str) -> Figure {
+pub(crate) fn figure(scenario: &str, name: &str, unit: &str, higher_is_better: bool, target: &str) -> Figure {
     Figure {
         scenario: scenario.into(),
         name: name.into(),
@@ -416,258 +417,6 @@ pub async fn push_to_webhook(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
     Ok(vec![lat, p99, max, from_start])
 }
 
-/// A database for an in-process Berth: a SQLite file, or a fresh PostgreSQL database (dropped by
-/// the returned guard).
-struct Database {
-    url: String,
-    drop_pg: Option<(String, String)>,
-}
-
-impl Database {
-    fn sqlite(dir: &Path) -> Database {
-        Database {
-            url: format!("sqlite://{}", dir.join("berth.db").display()),
-            drop_pg: None,
-        }
-    }
-
-    fn postgres(server: &str) -> anyhow::Result<Database> {
-        let name = format!("berth_bench_{}", std::process::id());
-        let ok = Command::new("psql")
-            .args(["-q", "-d", server, "-c", &format!("DROP DATABASE IF EXISTS {name}")])
-            .status()?
-            .success()
-            && Command::new("psql")
-                .args(["-q", "-d", server, "-c", &format!("CREATE DATABASE {name}")])
-                .status()?
-                .success();
-        anyhow::ensure!(ok, "cannot create a database on {server}");
-        let base = server.rsplit_once('/').map_or(server, |(b, _)| b);
-        Ok(Database {
-            url: format!("{base}/{name}"),
-            drop_pg: Some((server.to_owned(), name)),
-        })
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Some((server, name)) = &self.drop_pg {
-            let _ = Command::new("psql")
-                .args([
-                    "-q",
-                    "-d",
-                    server,
-                    "-c",
-                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                ])
-                .status();
-        }
-    }
-}
-
-/// An in-process Berth (the application layer, as builds and scanners raise events) on `db`.
-struct InProcess {
-    app: berth_app::App,
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl InProcess {
-    async fn start(dir: &Path, db: &Database, deliver: bool) -> anyhow::Result<InProcess> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let mut config = berth_server::config::Config {
-            listen: addr,
-            server_hostname: Some(addr.to_string()),
-            data_dir: dir.to_path_buf(),
-            database_url: Some(db.url.clone()),
-            gc_interval_secs: 0,
-            log_level: "error".into(),
-            ..Default::default()
-        };
-        config.notifications.deliver = deliver;
-        config.notifications.allowed_networks = vec!["127.0.0.0/8".into()];
-        config.notifications.max_in_flight = 64;
-        config.notifications.per_host = 64;
-        let application = berth_server::startup::Application::build_on(&config, listener).await?;
-        let app = application.app().clone();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(application.run_until(async move {
-            let _ = rx.await;
-        }));
-        Ok(InProcess {
-            app,
-            base: addr.to_string(),
-            stop: Some(tx),
-            task,
-        })
-    }
-
-    async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        self.task.await??;
-        Ok(())
-    }
-}
-
-/// Sets up user `bench`, repository `bench/fan` and `fanout` webhooks to `rx`; returns the token.
-async fn fanout_setup(p: &InProcess, rx: &EventReceiver, fanout: usize) -> anyhow::Result<()> {
-    let c = Client::new(&p.base, None);
-    let init =
-        json!({"username": "bench", "password": "bench-password", "email": "bench@example.com", "access_token": true});
-    let token = c.api(Method::POST, "/api/v1/user/initialize", "", init).await?["access_token"]
-        .as_str()
-        .context("token")?
-        .to_owned();
-    c.api(
-        Method::POST,
-        "/api/v1/repository",
-        &token,
-        json!({"namespace": "bench", "repository": "fan", "visibility": "private"}),
-    )
-    .await?;
-    for k in 0..fanout {
-        let hook = json!({"event": "repo_push", "method": "webhook", "config": {"url": format!("{}/n{k}", rx.url)}, "eventConfig": {}});
-        c.api(Method::POST, "/api/v1/repository/bench/fan/notification/", &token, hook)
-            .await?;
-    }
-    Ok(())
-}
-
-fn push_event(host: &str, tag: &str) -> serde_json::Value {
-    let ctx = berth_notify::RepoContext {
-        hostname: host,
-        scheme: "http",
-        namespace: "bench",
-        name: "fan",
-    };
-    berth_notify::events::repo_push(&ctx, &[tag], &[])
-}
-
-const FANOUT: usize = 10;
-
-/// Raises a push of `tag` on `bench/fan` at the application layer.
-async fn raise(p: &InProcess, tag: &str) -> anyhow::Result<()> {
-    let event = push_event(&p.base, tag);
-    p.app
-        .raise_event("bench", "fan", berth_notify::EventKind::RepoPush, &event)
-        .await?;
-    Ok(())
-}
-
-/// Scenario 4: dispatch throughput (a backlog drained) and event-to-arrival latency at paced rates,
-/// on SQLite and PostgreSQL, 10 notifications per event.
-pub async fn dispatch(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
-    let mut figures = Vec::new();
-    let mut notes = Vec::new();
-    for backend in ["SQLite", "PostgreSQL"] {
-        let dir = tempfile::tempdir()?;
-        let db = if backend == "SQLite" {
-            Database::sqlite(dir.path())
-        } else {
-            Database::postgres(&ctx.postgres)?
-        };
-        let rx = EventReceiver::start().await?;
-        // The backlog: raised with delivery off, then drained by a fresh process.
-        let p = InProcess::start(dir.path(), &db, false).await?;
-        fanout_setup(&p, &rx, FANOUT).await?;
-        let events = ctx.plan.backlog_events;
-        let t = Instant::now();
-        for i in 0..events {
-            raise(&p, &format!("q{i}")).await?;
-        }
-        let raise_rate = events as f64 / t.elapsed().as_secs_f64();
-        p.stop().await?;
-        let p = InProcess::start(dir.path(), &db, true).await?;
-        let t = Instant::now();
-        let want = events * FANOUT;
-        let deadline = t + Duration::from_secs(600);
-        while rx.total("q") < want && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let got = rx.total("q");
-        let mut f = figure(
-            "4. dispatch",
-            &format!("backlog drain, {backend}"),
-            "deliveries/s",
-            true,
-            "≥ 10,000 (Svix 4,770)",
-        );
-        f.berth.push(got as f64 / t.elapsed().as_secs_f64());
-        figures.push(f);
-        let mut r = figure(
-            "4. dispatch",
-            &format!("events raised (10 deliveries each), {backend}"),
-            "events/s",
-            true,
-            "—",
-        );
-        r.berth.push(raise_rate);
-        figures.push(r);
-        progress(&format!("4. dispatch {backend}: drained {got} of {want}"));
-
-        // Paced: raise at a fixed rate, measure each delivery's arrival from its raise.
-        for rate in [100u64, 1000] {
-            let total = (rate * ctx.plan.paced_secs) as usize;
-            let prefix = format!("r{rate}-");
-            let mut raised = Vec::with_capacity(total);
-            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let t = Instant::now();
-            for i in 0..total {
-                tick.tick().await;
-                let tag = format!("{prefix}{i}");
-                raised.push((tag.clone(), Instant::now()));
-                raise(&p, &tag).await?;
-            }
-            let achieved = total as f64 / t.elapsed().as_secs_f64();
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while rx.total(&prefix) < total * FANOUT && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let mut lat = Vec::new();
-            for (tag, at) in &raised {
-                lat.extend(
-                    rx.arrivals(tag)
-                        .iter()
-                        .map(|a| a.saturating_duration_since(*at).as_secs_f64() * 1000.0),
-                );
-            }
-            let target = if rate == 100 {
-                "p50 ≤ 2, p99 ≤ 5 (Svix 2.2 / 7.3)"
-            } else {
-                "p99 ≤ 25"
-            };
-            for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
-                let mut f = figure(
-                    "4. dispatch",
-                    &format!("event → arrival {name}, {rate} events/s asked, {backend}"),
-                    "ms",
-                    false,
-                    target,
-                );
-                f.berth.extend(quantile(&lat, q));
-                figures.push(f);
-            }
-            notes.push(format!(
-                "Dispatch {backend} at {rate} events/s: raised at {achieved:.0} events/s; {} of {} deliveries arrived.",
-                lat.len(),
-                total * FANOUT
-            ));
-            progress(&format!(
-                "4. dispatch {backend} at {rate} events/s: {} deliveries measured",
-                lat.len()
-            ));
-        }
-        p.stop().await?;
-    }
-    Ok((figures, notes))
-}
-
 /// Scenario 5: the receiver fails, events queue up, each registry is killed with SIGKILL and
 /// restarted, the receiver heals; how many events arrive?
 pub async fn durability(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
@@ -740,29 +489,38 @@ pub async fn durability(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)>
     ))
 }
 
-/// Scenario 6, last figure: Berth's RSS with a large queue of pending deliveries.
+/// Scenario 6, last figures: Berth's RSS with a large queue of pending deliveries, and its CPU
+/// when it has nothing to do.
 pub async fn pending_memory(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
     let dir = tempfile::tempdir()?;
     let db = Database::sqlite(dir.path());
     let rx = EventReceiver::start().await?;
     let p = InProcess::start(dir.path(), &db, false).await?;
-    fanout_setup(&p, &rx, FANOUT).await?;
-    let events = ctx.plan.pending / FANOUT;
-    for i in 0..events {
-        raise(&p, &format!("m{i}")).await?;
-        if i % 10_000 == 0 && i > 0 {
-            progress(&format!("6. memory: {} pending deliveries queued", i * FANOUT));
-        }
-    }
+    let token = p.init().await?;
+    hooks_setup(&p, &token, 1, 10, &[&rx]).await?;
+    p.raise_backlog(1, ctx.plan.pending / 10, "m").await?;
+    progress(&format!("6. memory: {} pending deliveries queued", ctx.plan.pending));
     p.stop().await?;
-    // The receiver fails every delivery, so they stay pending while the server works on them.
-    rx.set_status(503);
     let b = Berth {
         bin: ctx.berth_bin.clone(),
         dir: dir.path().to_path_buf(),
         database_url: db.url.clone(),
         token: String::new(),
     };
+    // Idle CPU first, on an empty database of its own: polling must cost next to nothing.
+    let idle_dir = tempfile::tempdir()?;
+    let idle_server = Berth {
+        bin: ctx.berth_bin.clone(),
+        dir: idle_dir.path().to_path_buf(),
+        database_url: format!("sqlite://{}", idle_dir.path().join("berth.db").display()),
+        token: String::new(),
+    }
+    .serve(&[])?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cpu = cpu_share(idle_server.child.id(), Duration::from_secs(10)).await;
+    drop(idle_server);
+    // The receiver fails every delivery, so they stay pending while the server works on them.
+    rx.set_status(503);
     let server = b.serve(&[])?;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (rss, hwm) = memory_mib(server.child.id());
@@ -774,5 +532,22 @@ pub async fn pending_memory(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
         "≤ 200 MB",
     );
     f.berth.push(rss.max(hwm));
-    Ok(vec![f])
+    let mut idle = figure("6. memory", "CPU while idle (10 s)", "% of a core", false, "near 0");
+    idle.berth.push(cpu);
+    Ok(vec![f, idle])
+}
+
+/// The share of one core a process used over `span`, from `/proc/<pid>/stat`.
+async fn cpu_share(pid: u32, span: Duration) -> f64 {
+    let ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command name (which may hold spaces): utime is the 14th, stime the 15th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+        f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)
+    };
+    let before = ticks();
+    tokio::time::sleep(span).await;
+    // Clock ticks are 100 per second on Linux.
+    100.0 * (ticks() - before) / 100.0 / span.as_secs_f64()
 }

@@ -416,6 +416,13 @@ impl EventKind {
         Ok(())
     }
 
+    /// Whether [`EventKind::should_perform`] needs the event data with this configuration (so
+    /// that deliveries that filter nothing need not parse it).
+    pub fn filters_on_data(self, config: &Value) -> bool {
+        let set = |key: &str| config.get(key).is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
+        (self.is_build() && set("ref-regex")) || (self == EventKind::VulnerabilityFound && set("level"))
+    }
+
     /// Whether an occurrence passes the notification's filter (evaluated at delivery).
     pub fn should_perform(self, data: &Value, config: &Value) -> bool {
         if self.is_build() {
@@ -611,6 +618,35 @@ mod tests {
             "ref-regex"
         );
         assert!(e.validate_config(&json!({"ref-regex": "refs/heads/.+"})).is_ok());
+    }
+
+    #[test]
+    fn filters_that_need_no_data_let_every_occurrence_through() {
+        let configs = [
+            json!({}),
+            json!({"ref-regex": ""}),
+            json!({"ref-regex": null}),
+            json!({"level": null}),
+            json!({"ref-regex": "refs/heads/x"}),
+            json!({"level": 1}),
+            json!({"days": 3}),
+        ];
+        let datas = [
+            json!({}),
+            json!({"trigger_metadata": {"ref": "refs/tags/v1"}}),
+            json!({"vulnerability": {"priority": "Low"}}),
+        ];
+        for e in EventKind::all() {
+            for cfg in &configs {
+                if !e.filters_on_data(cfg) {
+                    for d in &datas {
+                        assert!(e.should_perform(d, cfg), "{} with {cfg} and {d}", e.name());
+                    }
+                }
+            }
+        }
+        assert!(EventKind::BuildSuccess.filters_on_data(&json!({"ref-regex": "refs/heads/x"})));
+        assert!(EventKind::VulnerabilityFound.filters_on_data(&json!({"level": 1})));
     }
 
     #[test]

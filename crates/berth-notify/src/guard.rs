@@ -87,13 +87,22 @@ impl Guard {
 
     /// Whether a URL names an IP literal the guard refuses (literals skip the resolver).
     pub fn literal_refused(&self, url: &str) -> bool {
-        literal_of(url).is_some_and(|ip| !self.permits(ip))
+        url::Url::parse(url).is_ok_and(|u| self.url_refused(&u))
+    }
+
+    /// Whether a parsed URL names an IP literal the guard refuses.
+    pub fn url_refused(&self, url: &url::Url) -> bool {
+        literal_host(url).is_some_and(|ip| !self.permits(ip))
     }
 }
 
 /// The IP address a URL names literally, if it does.
 pub fn literal_of(url: &str) -> Option<IpAddr> {
-    match url::Url::parse(url).ok()?.host()? {
+    literal_host(&url::Url::parse(url).ok()?)
+}
+
+fn literal_host(url: &url::Url) -> Option<IpAddr> {
+    match url.host()? {
         url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
         url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
         url::Host::Domain(_) => None,

@@ -1,9 +1,11 @@
-//! What one delivery sends, per method: the destination it counts against (the delivery engine
-//! limits concurrency and pauses per destination), and the request itself (URL, body, extra
-//! headers, TLS settings) built from the notification's configuration and the event. This is the
-//! one place that reads a method's configuration keys at delivery time.
+//! What deliveries send, per method: the destination a notification's deliveries count against
+//! (the delivery engine limits concurrency and pauses per destination), its target (for HTTP
+//! methods, the route: URL, masked URL, extra headers, TLS settings), and each delivery's body,
+//! built from the event. This is the one place that reads a method's configuration keys at
+//! delivery time.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::events::EventKind;
 use crate::jsontemplate::JsonTemplate;
@@ -72,15 +74,14 @@ pub fn destination(method: MethodKind, config: &Value, endpoints: &Endpoints) ->
     }
 }
 
-/// An HTTP POST of a JSON body.
+/// Where and how a notification's HTTP deliveries go: the same for all of its deliveries, so it is
+/// worked out once per notification and batch, not per delivery.
 #[derive(Debug, Clone)]
-pub struct HttpRequest {
+pub struct Route {
     /// Where it goes (may carry a token).
-    pub url: String,
+    pub url: url::Url,
     /// The URL as the delivery log may show it (tokens masked).
     pub log_url: String,
-    /// The body.
-    pub body: Value,
     /// The method's label for messages (never the URL).
     pub what: &'static str,
     /// The notification's own headers (webhooks only).
@@ -89,78 +90,124 @@ pub struct HttpRequest {
     pub tls: Option<TlsOptions>,
 }
 
-/// What a delivery does.
+/// What a notification's deliveries do.
 #[derive(Debug, Clone)]
-pub enum Request {
-    /// POSTs JSON (webhook, Slack, HipChat, Flowdock).
-    Http(HttpRequest),
-    /// Mails the address (which the application checks is still authorized).
+pub enum Target {
+    /// POST a JSON body along a route (webhook, Slack, HipChat, Flowdock).
+    Http(Route),
+    /// Mail the address (which the application checks is still authorized).
     Mail {
         /// The address.
         to: String,
     },
-    /// Writes bell rows for the target (resolved by the application).
+    /// Write bell rows for the target (resolved by the application).
     InApp,
 }
 
-/// Builds the request of one delivery of `event` (with `data`) to a notification of `method`
-/// configured with `config`. An error is permanent: the configuration or the template cannot
-/// produce a request.
-pub fn request(
-    method: MethodKind,
-    config: &Value,
-    event: EventKind,
-    data: &Value,
-    performer: Option<&str>,
-    endpoints: &Endpoints,
-) -> Result<Request, String> {
-    let url = || config["url"].as_str().unwrap_or_default().to_owned();
-    let http = |url: String, body: Value, what: &'static str, mask_last_segment: bool| HttpRequest {
-        log_url: mask_url(&url, mask_last_segment),
-        url,
-        body,
-        what,
-        headers: Vec::new(),
-        tls: None,
+/// Works out a notification's target from its method and configuration. An error is permanent:
+/// no request can be built from this configuration.
+pub fn target(method: MethodKind, config: &Value, endpoints: &Endpoints) -> Result<Target, String> {
+    let route = |url: String, what: &'static str, mask_last_segment: bool| -> Result<Route, String> {
+        let parsed = url::Url::parse(&url).map_err(|e| format!("invalid {what} URL: {e}"))?;
+        Ok(Route {
+            log_url: mask_url(&url, mask_last_segment),
+            url: parsed,
+            what,
+            headers: Vec::new(),
+            tls: None,
+        })
     };
+    let url = || config["url"].as_str().unwrap_or_default().to_owned();
     Ok(match method {
         MethodKind::Webhook => {
-            let mut r = http(url(), webhook_body(config, data)?, "webhook", false);
+            let mut r = route(url(), "webhook", false)?;
             r.headers = custom_headers(config)?;
             r.tls = tls_options(config)?;
-            Request::Http(r)
+            Target::Http(r)
         }
-        MethodKind::Slack => Request::Http(http(url(), send::slack_body(event, data, performer), "Slack", true)),
+        MethodKind::Slack => Target::Http(route(url(), "Slack", true)?),
         MethodKind::Hipchat => {
             let room = match &config["room_id"] {
                 Value::String(r) => r.clone(),
                 other => other.to_string(),
             };
             let token = config["notification_token"].as_str().unwrap_or_default();
-            let url = send::hipchat_url(&endpoints.hipchat_api_base, &room, token)?;
-            Request::Http(http(url, send::hipchat_body(event, data, performer), "hipchat", false))
+            Target::Http(route(
+                send::hipchat_url(&endpoints.hipchat_api_base, &room, token)?,
+                "hipchat",
+                false,
+            )?)
         }
         MethodKind::Flowdock => {
             let token = config["flow_api_token"].as_str().unwrap_or_default();
-            let url = send::flowdock_url(&endpoints.flowdock_api_base, token)?;
-            let body = send::flowdock_body(event, data, performer, &endpoints.from_address);
-            Request::Http(http(url, body, "flowdock", true))
+            Target::Http(route(
+                send::flowdock_url(&endpoints.flowdock_api_base, token)?,
+                "flowdock",
+                true,
+            )?)
         }
-        MethodKind::Email => Request::Mail {
+        MethodKind::Email => Target::Mail {
             to: config["email"].as_str().unwrap_or_default().to_owned(),
         },
-        MethodKind::QuayNotification => Request::InApp,
+        MethodKind::QuayNotification => Target::InApp,
     })
 }
 
-/// The webhook body: the event data, or the notification's template rendered against it.
-pub fn webhook_body(config: &Value, data: &Value) -> Result<Value, String> {
-    match config["template"].as_str().filter(|t| !t.trim().is_empty()) {
-        None => Ok(data.clone()),
-        Some(t) => JsonTemplate::parse(t)
-            .and_then(|tpl| tpl.render(data))
-            .map_err(|e| format!("webhook template: {e}")),
+/// The event data of one delivery: as stored (JSON text), parsed only when something needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct EventData<'a> {
+    raw: &'a RawValue,
+}
+
+impl<'a> EventData<'a> {
+    /// The data, as stored.
+    pub fn new(raw: &'a RawValue) -> Self {
+        EventData { raw }
     }
+
+    /// The JSON text.
+    pub fn text(&self) -> &'a str {
+        self.raw.get()
+    }
+
+    /// The data, parsed.
+    pub fn parse(&self) -> Result<Value, String> {
+        serde_json::from_str(self.raw.get()).map_err(|e| format!("unreadable event data: {e}"))
+    }
+}
+
+/// The JSON body one delivery POSTs along its route, serialized. A plain webhook sends the event
+/// data as stored, without parsing it; the other methods render it. An error is permanent: the
+/// template cannot render this event.
+pub fn http_body(
+    method: MethodKind,
+    config: &Value,
+    event: EventKind,
+    data: EventData<'_>,
+    performer: Option<&str>,
+    endpoints: &Endpoints,
+) -> Result<String, String> {
+    let template = config["template"].as_str().filter(|t| !t.trim().is_empty());
+    Ok(match method {
+        MethodKind::Webhook => match template {
+            None => data.text().to_owned(),
+            Some(t) => {
+                let data = data.parse()?;
+                JsonTemplate::parse(t)
+                    .and_then(|tpl| tpl.render(&data))
+                    .map_err(|e| format!("webhook template: {e}"))?
+                    .to_string()
+            }
+        },
+        MethodKind::Slack => send::slack_body(event, &data.parse()?, performer).to_string(),
+        MethodKind::Hipchat => send::hipchat_body(event, &data.parse()?, performer).to_string(),
+        MethodKind::Flowdock => {
+            send::flowdock_body(event, &data.parse()?, performer, &endpoints.from_address).to_string()
+        }
+        MethodKind::Email | MethodKind::QuayNotification => {
+            return Err(format!("{} is not sent over HTTP", method.name()));
+        }
+    })
 }
 
 #[cfg(test)]
@@ -191,8 +238,12 @@ mod tests {
         assert_eq!(d(MethodKind::QuayNotification, json!({})), "in-app");
     }
 
+    fn raw(v: &Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(v).unwrap()
+    }
+
     #[test]
-    fn requests_per_method() {
+    fn targets_and_bodies_per_method() {
         let e = Endpoints {
             hipchat_api_base: "http://127.0.0.1:9/h".into(),
             flowdock_api_base: "http://127.0.0.1:9/f".into(),
@@ -201,44 +252,55 @@ mod tests {
         let data = json!({"repository": "acme/web", "namespace": "acme", "name": "web", "updated_tags": ["v1"],
             "homepage": "http://x/repository/acme/web", "docker_url": "x/acme/web", "pushed_image_count": 1,
             "prune_image_count": 0});
-        let req = |m, c: Value| request(m, &c, EventKind::RepoPush, &data, None, &e).unwrap();
-        let Request::Http(h) = req(
-            MethodKind::Webhook,
-            json!({"url": "http://r.example/h?k=s", "headers": {"Authorization": "Bearer t"}}),
-        ) else {
-            panic!("webhooks are HTTP")
+        let stored = raw(&data);
+        let route = |m, c: Value| match target(m, &c, &e).unwrap() {
+            Target::Http(r) => r,
+            other => panic!("{m:?} is HTTP: {other:?}"),
         };
+        let body = |m, c: Value| http_body(m, &c, EventKind::RepoPush, EventData::new(&stored), None, &e).unwrap();
+        let hook = json!({"url": "http://r.example/h?k=s", "headers": {"Authorization": "Bearer t"}});
+        let r = route(MethodKind::Webhook, hook.clone());
         assert_eq!(
-            (h.url.as_str(), h.log_url.as_str()),
+            (r.url.as_str(), r.log_url.as_str()),
             ("http://r.example/h?k=s", "http://r.example/h?k=***")
         );
-        assert_eq!(h.body, data);
-        assert_eq!(h.headers, [("authorization".to_owned(), "Bearer t".to_owned())]);
-        let Request::Http(h) = req(MethodKind::Hipchat, json!({"room_id": 42, "notification_token": "tok"})) else {
-            panic!("hipchat is HTTP")
-        };
-        assert_eq!(h.url, "http://127.0.0.1:9/h/v2/room/42/notification?auth_token=tok");
-        assert_eq!(h.log_url, "http://127.0.0.1:9/h/v2/room/42/notification?auth_token=***");
-        let Request::Http(h) = req(MethodKind::Flowdock, json!({"flow_api_token": "secret"})) else {
-            panic!("flowdock is HTTP")
-        };
-        assert_eq!(h.url, "http://127.0.0.1:9/f/v1/messages/team_inbox/secret");
-        assert_eq!(h.log_url, "http://127.0.0.1:9/f/v1/messages/team_inbox/***");
-        assert_eq!(h.body["from_address"], "b@example.com");
-        let Request::Http(h) = req(
+        assert_eq!(r.headers, [("authorization".to_owned(), "Bearer t".to_owned())]);
+        assert_eq!(
+            body(MethodKind::Webhook, hook),
+            stored.get(),
+            "a plain webhook sends the data as stored"
+        );
+        let r = route(MethodKind::Hipchat, json!({"room_id": 42, "notification_token": "tok"}));
+        assert_eq!(
+            r.url.as_str(),
+            "http://127.0.0.1:9/h/v2/room/42/notification?auth_token=tok"
+        );
+        assert_eq!(r.log_url, "http://127.0.0.1:9/h/v2/room/42/notification?auth_token=***");
+        let r = route(MethodKind::Flowdock, json!({"flow_api_token": "secret"}));
+        assert_eq!(r.url.as_str(), "http://127.0.0.1:9/f/v1/messages/team_inbox/secret");
+        assert_eq!(r.log_url, "http://127.0.0.1:9/f/v1/messages/team_inbox/***");
+        let flowdock: Value = serde_json::from_str(&body(MethodKind::Flowdock, json!({}))).unwrap();
+        assert_eq!(flowdock["from_address"], "b@example.com");
+        let r = route(
             MethodKind::Slack,
             json!({"url": "https://hooks.slack.com/services/A/B/sekrit"}),
-        ) else {
-            panic!("slack is HTTP")
-        };
-        assert_eq!(h.log_url, "https://hooks.slack.com/services/A/B/***");
-        assert!(matches!(req(MethodKind::Email, json!({"email": "a@b.c"})), Request::Mail { to } if to == "a@b.c"));
-        assert!(matches!(req(MethodKind::QuayNotification, json!({})), Request::InApp));
-        let bad = request(
+        );
+        assert_eq!(r.log_url, "https://hooks.slack.com/services/A/B/***");
+        let slack: Value = serde_json::from_str(&body(MethodKind::Slack, json!({}))).unwrap();
+        assert_eq!(slack["text"], "Repository acme/web updated");
+        assert!(
+            matches!(target(MethodKind::Email, &json!({"email": "a@b.c"}), &e), Ok(Target::Mail { to }) if to == "a@b.c")
+        );
+        assert!(matches!(
+            target(MethodKind::QuayNotification, &json!({}), &e),
+            Ok(Target::InApp)
+        ));
+        assert!(target(MethodKind::Webhook, &json!({"url": "not a url"}), &e).is_err());
+        let bad = http_body(
             MethodKind::Webhook,
             &json!({"url": "http://r.example/", "template": "{\"a\": ${nope"}),
             EventKind::RepoPush,
-            &data,
+            EventData::new(&stored),
             None,
             &e,
         );
@@ -246,12 +308,21 @@ mod tests {
     }
 
     #[test]
-    fn webhook_bodies() {
-        let data = json!({"repository": "acme/web", "updated_tags": ["v1"]});
-        assert_eq!(webhook_body(&json!({"url": "x"}), &data).unwrap(), data);
+    fn webhook_templates_render_the_parsed_data() {
+        let data = raw(&json!({"repository": "acme/web", "updated_tags": ["v1"]}));
         let t = json!({"template": "{\"text\": \"pushed ${updated_tags[*]} to ${repository}\"}"});
+        let e = Endpoints::default();
+        let got = http_body(
+            MethodKind::Webhook,
+            &t,
+            EventKind::RepoPush,
+            EventData::new(&data),
+            None,
+            &e,
+        )
+        .unwrap();
         assert_eq!(
-            webhook_body(&t, &data).unwrap(),
+            serde_json::from_str::<Value>(&got).unwrap(),
             json!({"text": "pushed v1 to acme/web"})
         );
     }

@@ -206,19 +206,24 @@ impl Sender {
         builder.build().map_err(|e| format!("building the HTTP client: {e}"))
     }
 
-    /// POSTs a JSON body, signed when the meta carries secrets. `what` names the method in
-    /// messages (never the URL: it may hold a token); `log_url` is the URL as the log may show it.
+    /// POSTs a JSON body (already serialized), signed when the meta carries secrets. `what` names
+    /// the method in messages (never the URL: it may hold a token); `log_url` is the URL as the
+    /// log may show it.
     pub async fn post_json(
         &self,
-        url: &str,
+        url: &url::Url,
         log_url: &str,
-        body: &Value,
+        body: String,
         meta: &DeliveryMeta<'_>,
         what: &str,
     ) -> (Outcome, Exchange) {
+        use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT as UA};
         let started = std::time::Instant::now();
-        let bytes = body.to_string();
-        let mut headers = vec![
+        let mut exchange = Exchange {
+            url: log_url.to_owned(),
+            ..Exchange::default()
+        };
+        let mut logged = vec![
             ("content-type".to_owned(), "application/json".to_owned()),
             ("user-agent".to_owned(), USER_AGENT.to_owned()),
             ("x-berth-event".to_owned(), meta.event.to_owned()),
@@ -226,38 +231,50 @@ impl Sender {
             ("webhook-id".to_owned(), meta.delivery_id.to_owned()),
             ("webhook-timestamp".to_owned(), meta.timestamp.to_string()),
         ];
-        let mut exchange = Exchange {
-            url: log_url.to_owned(),
-            request_body: bytes.clone(),
-            ..Exchange::default()
-        };
         if !meta.secrets.is_empty() {
-            match crate::sign::signature_header(meta.secrets, meta.delivery_id, meta.timestamp, bytes.as_bytes()) {
-                Ok(sig) => headers.push(("webhook-signature".to_owned(), sig)),
+            match crate::sign::signature_header(meta.secrets, meta.delivery_id, meta.timestamp, body.as_bytes()) {
+                Ok(sig) => logged.push(("webhook-signature".to_owned(), sig)),
                 Err(e) => {
-                    exchange.request_headers = headers;
+                    exchange.request_headers = logged;
+                    exchange.request_body = body;
                     exchange.error = Some(e.clone());
                     return (Outcome::Permanent { reason: e, gone: false }, exchange);
                 }
             }
         }
-        let mut logged = headers.clone();
-        for (k, v) in meta.custom_headers {
-            headers.push((k.clone(), v.clone()));
-            logged.push((k.clone(), "***".to_owned()));
+        // What goes on the wire: the same headers, the notification's own ones unmasked.
+        let mut headers = HeaderMap::with_capacity(logged.len() + meta.custom_headers.len());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(UA, HeaderValue::from_static(USER_AGENT));
+        let dynamic = logged[2..].iter().chain(meta.custom_headers);
+        let mut invalid = None;
+        for (k, v) in dynamic {
+            match (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                (Ok(k), Ok(v)) => {
+                    headers.insert(k, v);
+                }
+                _ => invalid = Some(k.clone()),
+            }
         }
+        logged.extend(meta.custom_headers.iter().map(|(k, _)| (k.clone(), "***".to_owned())));
         exchange.request_headers = logged;
-        if exchange.request_body.len() > REQUEST_BODY_CAP {
+        if body.len() > REQUEST_BODY_CAP {
             let reason = format!(
                 "{what} body of {} bytes exceeds the {REQUEST_BODY_CAP}-byte cap",
-                exchange.request_body.len()
+                body.len()
             );
             exchange.error = Some(reason.clone());
             let mut cut = RESPONSE_BODY_CAP;
-            while !exchange.request_body.is_char_boundary(cut) {
+            while !body.is_char_boundary(cut) {
                 cut -= 1;
             }
-            exchange.request_body.truncate(cut);
+            exchange.request_body = body[..cut].to_owned();
+            return (Outcome::Permanent { reason, gone: false }, exchange);
+        }
+        exchange.request_body = body.clone();
+        if let Some(name) = invalid {
+            let reason = format!("{what} header '{name}' cannot be sent");
+            exchange.error = Some(reason.clone());
             return (Outcome::Permanent { reason, gone: false }, exchange);
         }
         let refused = |exchange: &mut Exchange| {
@@ -265,15 +282,12 @@ impl Sender {
             exchange.error = Some(reason.clone());
             Outcome::Permanent { reason, gone: false }
         };
-        if self.guard.literal_refused(url) {
+        if self.guard.url_refused(url) {
             let outcome = refused(&mut exchange);
             return (outcome, exchange);
         }
-        let mut req = self.client.post(url);
-        for (k, v) in &headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let outcome = match req.body(bytes).send().await {
+        let req = self.client.post(url.clone()).headers(headers);
+        let outcome = match req.body(body).send().await {
             Ok(mut resp) => {
                 let retry_after = resp
                     .headers()

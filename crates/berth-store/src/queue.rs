@@ -150,8 +150,8 @@ pub struct Claimed {
     pub id: i64,
     /// Quay-style name.
     pub name: String,
-    /// The job.
-    pub body: Json<serde_json::Value>,
+    /// The job, as JSON text (see [`Claimed::decode`]).
+    pub body: String,
     /// This attempt's number, from 1.
     pub attempt: i32,
     /// Attempts left after this one.
@@ -162,6 +162,11 @@ pub struct Claimed {
 }
 
 impl Claimed {
+    /// The job, read as `T` (straight from its text: no intermediate JSON tree).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_str(&self.body)
+    }
+
     /// The job and its claim token, as the batch moves take them.
     pub fn key(&self) -> (i64, String) {
         (self.id, self.state_id.clone())
@@ -179,7 +184,7 @@ macro_rules! claim_sql {
             $skip,
             " ORDER BY available_after, id LIMIT $3",
             $lock,
-            ") RETURNING id, name, body, attempt, retries_remaining, state_id"
+            ") RETURNING id, name, CAST(body AS TEXT) AS body, attempt, retries_remaining, state_id"
         )
     };
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_notify::methods::TlsOptions;
-use berth_notify::outbound::{self, Destination, Request};
+use berth_notify::outbound::{self, Destination, EventData, Target};
 use berth_notify::send::{DeliveryMeta, Exchange, Outcome, Sender};
 use berth_notify::{EventKind, MethodKind};
 use berth_store::deliveries::status;
@@ -37,6 +37,9 @@ pub(crate) struct Ready {
     pub event: EventKind,
     /// The method.
     pub method: MethodKind,
+    /// What the notification's deliveries do (shared by its deliveries in the batch), or why no
+    /// request can be built from its configuration.
+    pub target: Arc<std::result::Result<Target, String>>,
 }
 
 /// What a claimed job turned out to be.
@@ -56,7 +59,7 @@ pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> 
     let mut out = Vec::with_capacity(jobs.len());
     for c in jobs {
         let job = JobRef::of(&c);
-        match serde_json::from_value::<DeliveryTask>(c.body.0) {
+        match c.decode::<DeliveryTask>() {
             Ok(task) => tasks.push((job, task)),
             Err(e) => out.push(Work::Settle(Entry::Bury {
                 job,
@@ -76,6 +79,8 @@ pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> 
             .collect()
     };
     let endpoints = &app.settings.delivery.endpoints;
+    // Per notification, once per batch: where its deliveries go and how.
+    let mut targets: HashMap<i64, (Destination, Arc<std::result::Result<Target, String>>)> = HashMap::new();
     for (job, task) in tasks {
         let settle = |status: &'static str, note: Option<&str>| {
             Work::Settle(Entry::Settle {
@@ -95,20 +100,32 @@ pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> 
             continue;
         }
         let (Ok(event), Ok(method)) = (EventKind::parse(&n.event), MethodKind::parse(&n.method)) else {
-            out.push(Work::Settle(Entry::Bury {
-                job,
-                error: format!("unknown event or method ({} by {})", n.event, n.method),
-            }));
+            let note = format!("unknown event or method ({} by {})", n.event, n.method);
+            out.push(settle(status::FAILED, Some(&note)));
             continue;
         };
-        if !event.should_perform(&task.payload.event_data, &n.event_config.0) {
-            out.push(settle(
-                status::FILTERED,
-                Some("filtered out by the event configuration"),
-            ));
-            continue;
+        let config = &n.event_config.0;
+        if event.filters_on_data(config) {
+            let passes = EventData::new(&task.payload.event_data)
+                .parse()
+                .is_ok_and(|data| event.should_perform(&data, config));
+            if !passes {
+                out.push(settle(
+                    status::FILTERED,
+                    Some("filtered out by the event configuration"),
+                ));
+                continue;
+            }
         }
-        let dest = outbound::destination(method, &n.config.0, endpoints);
+        let (dest, target) = targets
+            .entry(n.id)
+            .or_insert_with(|| {
+                (
+                    outbound::destination(method, &n.config.0, endpoints),
+                    Arc::new(outbound::target(method, &n.config.0, endpoints)),
+                )
+            })
+            .clone();
         out.push(Work::Ready(
             Box::new(Ready {
                 job,
@@ -116,6 +133,7 @@ pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> 
                 notification: n.clone(),
                 event,
                 method,
+                target,
             }),
             dest,
         ));
@@ -220,29 +238,33 @@ impl Performer {
     /// Performs one delivery as of `now`.
     pub(crate) async fn perform(&self, r: &Ready, now: DateTime<Utc>) -> Result<Performed> {
         let (n, task) = (&r.notification, &r.task);
-        let data = &task.payload.event_data;
+        let data = EventData::new(&task.payload.event_data);
         let performer = task.payload.performer();
         if r.job.attempt == 1 {
             let lag = (now - task.payload.occurred_at).num_milliseconds().max(0) as f64 / 1000.0;
             metrics::histogram!("berth_delivery_first_attempt_latency_seconds", "method" => r.method.name())
                 .record(lag);
         }
-        let endpoints = &self.app.settings.delivery.endpoints;
-        let request = match outbound::request(r.method, &n.config.0, r.event, data, performer, endpoints) {
-            Ok(req) => req,
-            Err(e) => return Ok(Performed::Attempt(Attempt::failed(now, e))),
+        let target = match r.target.as_ref() {
+            Ok(t) => t,
+            Err(e) => return Ok(Performed::Attempt(Attempt::failed(now, e.clone()))),
         };
         let secrets = n.signing_secrets(now);
-        let attempt = match request {
-            Request::Http(req) => {
+        let attempt = match target {
+            Target::Http(route) => {
+                let endpoints = &self.app.settings.delivery.endpoints;
+                let body = match outbound::http_body(r.method, &n.config.0, r.event, data, performer, endpoints) {
+                    Ok(b) => b,
+                    Err(e) => return Ok(Performed::Attempt(Attempt::failed(now, e))),
+                };
                 let meta = DeliveryMeta {
                     event: r.event.name(),
                     delivery_id: &task.delivery_id,
                     timestamp: now.timestamp(),
                     secrets: &secrets,
-                    custom_headers: &req.headers,
+                    custom_headers: &route.headers,
                 };
-                let sender = match self.sender_for(&n.uuid, &req.tls) {
+                let sender = match self.sender_for(&n.uuid, &route.tls) {
                     Ok(s) => s,
                     Err(e) => {
                         return Ok(Performed::Attempt(Attempt::failed(
@@ -252,7 +274,7 @@ impl Performer {
                     }
                 };
                 let (outcome, exchange) = sender
-                    .post_json(&req.url, &req.log_url, &req.body, &meta, req.what)
+                    .post_json(&route.url, &route.log_url, body, &meta, route.what)
                     .await;
                 Attempt {
                     started: now,
@@ -261,7 +283,7 @@ impl Performer {
                     bell: None,
                 }
             }
-            Request::Mail { to } => {
+            Target::Mail { to } => {
                 let Ok(mailer) = self.app.mailer() else {
                     // Configuration, not the receiver, is at fault: keep the job until mail is set up.
                     return Ok(Performed::Defer {
@@ -276,9 +298,13 @@ impl Performer {
                     secrets: &secrets,
                     custom_headers: &[],
                 };
+                let data = match data.parse() {
+                    Ok(d) => d,
+                    Err(e) => return Ok(Performed::Attempt(Attempt::failed(now, e))),
+                };
                 let (outcome, exchange) = self
                     .app
-                    .send_email(mailer, n, &to, r.event, data, performer, &meta)
+                    .send_email(mailer, n, to, r.event, &data, performer, &meta)
                     .await?;
                 Attempt {
                     started: now,
@@ -287,7 +313,7 @@ impl Performer {
                     bell: None,
                 }
             }
-            Request::InApp => {
+            Target::InApp => {
                 let began = std::time::Instant::now();
                 let rows = {
                     let mut conn = self.app.store.conn().await?;
@@ -300,7 +326,7 @@ impl Performer {
                         target["kind"].as_str().unwrap_or_default(),
                         target["name"].as_str().unwrap_or_default()
                     ),
-                    request_body: data.to_string(),
+                    request_body: data.text().to_owned(),
                     response_body: Some(format!("{} recipient(s)", rows.recipients.len())),
                     duration: began.elapsed(),
                     ..Exchange::default()

@@ -207,7 +207,8 @@ impl App {
             match (e, v) {
                 (Entry::Attempt(r, a), Some(v)) => {
                     if let Some(bell) = &a.bell {
-                        crate::inapp::write_bell_rows(tx, bell, r.event.name(), &r.task.payload.event_data).await?;
+                        let data = r.task.payload.data()?;
+                        crate::inapp::write_bell_rows(tx, bell, r.event.name(), &data).await?;
                     }
                     if let Some(delivery) = r.task.log_id {
                         attempts.push(log_row(delivery, r, a, v));

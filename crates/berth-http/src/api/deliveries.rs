@@ -219,7 +219,7 @@ async fn get_delivery(
     Path((ns, name, uuid, id)): DeliveryPath,
 ) -> ApiResult<Json<DeliveryDetail>> {
     let (d, attempts) = s.app.get_delivery(&ctx.caller, &ns, &name, &uuid, &id).await?;
-    let event_data = DeliveryPayload::of(&d)?.event_data;
+    let event_data = DeliveryPayload::of(&d)?.data()?;
     Ok(Json(DeliveryDetail {
         delivery: d.into(),
         event_data,
