@@ -336,14 +336,15 @@ impl App {
         .await?;
         let facts = facts(&build, trigger);
         let data = berth_notify::events::build_queued(&crate::events::repo_context(&self.settings, repo), &facts);
-        let raised = crate::events::raise(
-            &mut tx,
-            repo,
-            EventKind::BuildQueued.name(),
-            &data,
-            ctx.caller.account(),
-        )
-        .await?;
+        let raised = self
+            .raise(
+                &mut tx,
+                repo,
+                EventKind::BuildQueued.name(),
+                &data,
+                ctx.caller.account(),
+            )
+            .await?;
         let meta = json!({"repo": repo.name, "namespace": repo.namespace, "build_uuid": build.uuid});
         crate::audit::record(
             &mut tx,
@@ -462,7 +463,7 @@ impl App {
             &crate::events::repo_context(&self.settings, repo),
             &facts(&build, trigger.as_ref()),
         );
-        crate::events::raise(tx, repo, kind.name(), &data, None).await
+        self.raise(tx, repo, kind.name(), &data, None).await
     }
 
     /// Where a trigger's service posts its pushes.
@@ -1026,8 +1027,9 @@ impl App {
                     .map(|a| crate::auth::principal(a, None)),
                 None => None,
             };
-            raised +=
-                crate::events::raise(&mut tx, repo, EventKind::RepoPush.name(), &data, performer.as_ref()).await?;
+            raised += self
+                .raise(&mut tx, repo, EventKind::RepoPush.name(), &data, performer.as_ref())
+                .await?;
         }
         tx.commit().await?;
         if raised > 0 {

@@ -2,10 +2,13 @@
 //! caller's transaction**, so the change and its notifications commit together or not at all.
 //! An event's deliveries go in as two multi-row statements: their delivery-log rows (`pending`,
 //! or `skipped` for a disabled notification, which recovery can send after a reset), then their
-//! jobs. A job's body is a [`DeliveryTask`]; the log keeps its [`DeliveryPayload`].
-//! Sources call [`raise`] in the transaction of their change (pushes, builds, the scanner);
+//! jobs. A job's body is a small [`DeliveryTask`]; the log row keeps its [`DeliveryPayload`].
+//! Sources call `App::raise` in the transaction of their change (pushes, builds, the scanner);
 //! `App::raise_event` raises one in a transaction of its own (the benchmark drives the engine
 //! through it). Payloads are built by `berth_notify::events`, the one place that knows their shapes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use berth_store::Tx;
 use berth_store::deliveries::{self, DeliveryRow, NewDelivery, status};
@@ -17,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use crate::delivery::perform::{Targets, Work, work};
+use crate::delivery::record::JobRef;
 use crate::{AppError, Principal, Result, Settings};
 
 /// The queue that carries notification deliveries.
@@ -79,7 +84,7 @@ impl DeliveryPayload {
 
     /// The payload of a logged delivery.
     pub fn of(row: &DeliveryRow) -> Result<DeliveryPayload> {
-        serde_json::from_value(row.body.0.clone())
+        serde_json::from_str(&row.body)
             .map_err(|e| AppError::Internal(format!("delivery {} has an unreadable body: {e}", row.public_id)))
     }
 
@@ -89,12 +94,14 @@ impl DeliveryPayload {
     }
 }
 
-/// A notification delivery job: the body of a `notification` queue item, written by [`raise`]
-/// (and the test send, redelivery and recovery) and read by the delivery worker.
+/// A notification delivery job: the body of a `notification` queue item, written by `App::raise`
+/// (and the test send, redelivery and recovery) and read by the delivery worker. It is small: what
+/// the delivery sends is its log row's [`DeliveryPayload`], read when the job is claimed, so a
+/// claim rewrites a few bytes per job and the payload is stored once.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeliveryTask {
-    /// The delivery-log row its attempts are recorded in (`None` only for jobs queued before the
-    /// log existed).
+    /// The delivery-log row its attempts are recorded in, which holds its payload (`None` only
+    /// for jobs queued before the log existed).
     pub log_id: Option<i64>,
     /// The public delivery id, `<event id>.<notification uuid>`: `webhook-id` on every attempt.
     pub delivery_id: String,
@@ -102,8 +109,10 @@ pub struct DeliveryTask {
     pub notification_uuid: String,
     /// The event name.
     pub event: String,
-    /// What it sends.
-    pub payload: DeliveryPayload,
+    /// The payload, in the job itself only when it has no log row to read it from (jobs queued
+    /// before version 0011 carry theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<DeliveryPayload>,
 }
 
 /// Quay's queue name of a repository's event, e.g. `notification/acme/web/repo_push/`: the unit of
@@ -112,75 +121,99 @@ pub(crate) fn queue_name(repo: &RepoRow, event: &str) -> String {
     format!("{NOTIFICATION_QUEUE}/{}/{}/{event}/", repo.namespace, repo.name)
 }
 
-/// Enqueues one delivery job per enabled notification of `repo` for `event`, in `tx`, and logs a
-/// delivery for each; disabled notifications get a `skipped` delivery instead of a job (Quay
-/// enqueued and dropped them), which recovery can send after a reset. Returns how many were
-/// enqueued.
-pub(crate) async fn raise(
-    tx: &mut Tx,
-    repo: &RepoRow,
-    event: &str,
-    event_data: &Value,
-    performer: Option<&Principal>,
-) -> Result<usize> {
-    let targets = notifications::for_event(tx, repo.id, event).await?;
-    if targets.is_empty() {
-        return Ok(0);
-    }
-    let payload = DeliveryPayload::new(event_data, performer, false)?;
-    let targets: Vec<&NotificationRow> = targets.iter().collect();
-    enqueue_deliveries(tx, &queue_name(repo, event), &targets, event, &payload).await
-}
-
-/// Logs and enqueues one occurrence's deliveries to `notifications` (skipped, without a job, for
-/// the disabled ones) with two multi-row statements. Returns how many jobs were enqueued.
-pub(crate) async fn enqueue_deliveries(
-    tx: &mut Tx,
-    name: &str,
-    notifications: &[&NotificationRow],
-    event: &str,
-    payload: &DeliveryPayload,
-) -> Result<usize> {
-    let body = serde_json::to_string(payload).map_err(|e| AppError::Internal(e.to_string()))?;
-    let public_ids: Vec<String> = notifications
-        .iter()
-        .map(|n| format!("{}.{}", payload.event_id, n.uuid))
-        .collect();
-    let rows: Vec<NewDelivery<'_>> = notifications
-        .iter()
-        .zip(&public_ids)
-        .map(|(n, public_id)| NewDelivery {
-            public_id,
-            notification_id: n.id,
-            event,
-            status: if n.enabled { status::PENDING } else { status::SKIPPED },
-            body: &body,
-        })
-        .collect();
-    let logged: std::collections::HashMap<String, i64> = deliveries::insert_many(tx, &rows, Utc::now())
-        .await?
-        .into_iter()
-        .map(|(id, public_id)| (public_id, id))
-        .collect();
-    let mut jobs = Vec::with_capacity(notifications.len());
-    for (n, public_id) in notifications.iter().zip(public_ids) {
-        if !n.enabled {
-            continue;
+impl crate::App {
+    /// Enqueues one delivery job per enabled notification of `repo` for `event`, in `tx`, and
+    /// logs a delivery for each; disabled notifications get a `skipped` delivery instead of a job
+    /// (Quay enqueued and dropped them), which recovery can send after a reset. Returns how many
+    /// were enqueued.
+    pub(crate) async fn raise(
+        &self,
+        tx: &mut Tx,
+        repo: &RepoRow,
+        event: &str,
+        event_data: &Value,
+        performer: Option<&Principal>,
+    ) -> Result<usize> {
+        let targets = notifications::for_event(tx, repo.id, event).await?;
+        if targets.is_empty() {
+            return Ok(0);
         }
-        let task = DeliveryTask {
-            log_id: logged.get(&public_id).copied(),
-            delivery_id: public_id,
-            notification_uuid: n.uuid.clone(),
-            event: event.to_owned(),
-            payload: payload.clone(),
-        };
-        jobs.push(NewJob {
-            name: name.to_owned(),
-            body: serde_json::to_string(&task).map_err(|e| AppError::Internal(e.to_string()))?,
-        });
+        let payload = DeliveryPayload::new(event_data, performer, false)?;
+        let targets: Vec<Arc<NotificationRow>> = targets.into_iter().map(Arc::new).collect();
+        self.enqueue_deliveries(tx, &queue_name(repo, event), &targets, event, &payload)
+            .await
     }
-    queue::enqueue_many(tx, NOTIFICATION_QUEUE, &jobs).await?;
-    Ok(jobs.len())
+
+    /// Logs and enqueues one occurrence's deliveries to `notifications` (skipped, without a job,
+    /// for the disabled ones) with two multi-row statements. When this process runs a delivery
+    /// worker with room, the jobs are enqueued already claimed for it and handed to it as `tx`
+    /// commits (no claim, no read: they start at once); otherwise any worker claims them. Returns
+    /// how many jobs were enqueued.
+    pub(crate) async fn enqueue_deliveries(
+        &self,
+        tx: &mut Tx,
+        name: &str,
+        notifications: &[Arc<NotificationRow>],
+        event: &str,
+        payload: &DeliveryPayload,
+    ) -> Result<usize> {
+        let body = serde_json::to_string(payload).map_err(|e| AppError::Internal(e.to_string()))?;
+        let public_ids: Vec<String> = notifications
+            .iter()
+            .map(|n| format!("{}.{}", payload.event_id, n.uuid))
+            .collect();
+        let rows: Vec<NewDelivery<'_>> = notifications
+            .iter()
+            .zip(&public_ids)
+            .map(|(n, public_id)| NewDelivery {
+                public_id,
+                notification_id: n.id,
+                event,
+                status: if n.enabled { status::PENDING } else { status::SKIPPED },
+                body: &body,
+            })
+            .collect();
+        let logged: HashMap<String, i64> = deliveries::insert_many(tx, &rows, Utc::now())
+            .await?
+            .into_iter()
+            .map(|(id, public_id)| (public_id, id))
+            .collect();
+        let mut tasks = Vec::with_capacity(notifications.len());
+        let mut jobs = Vec::with_capacity(notifications.len());
+        for (n, public_id) in notifications.iter().zip(public_ids) {
+            if !n.enabled {
+                continue;
+            }
+            let log_id = logged.get(&public_id).copied();
+            let task = DeliveryTask {
+                log_id,
+                delivery_id: public_id,
+                notification_uuid: n.uuid.clone(),
+                event: event.to_owned(),
+                payload: log_id.is_none().then(|| payload.clone()),
+            };
+            jobs.push(NewJob {
+                name: name.to_owned(),
+                body: serde_json::to_string(&task).map_err(|e| AppError::Internal(e.to_string()))?,
+            });
+            tasks.push((n.clone(), task));
+        }
+        let offer = self.handoff().and_then(|h| h.offer(jobs.len()).map(|o| (h, o)));
+        let Some((handoff, (token, until))) = offer else {
+            queue::enqueue_many(tx, NOTIFICATION_QUEUE, &jobs).await?;
+            return Ok(jobs.len());
+        };
+        let claimed = queue::enqueue_claimed(tx, NOTIFICATION_QUEUE, &jobs, &token, until).await?;
+        let endpoints = &self.settings.delivery.endpoints;
+        let mut targets = Targets::default();
+        let work: Vec<Work> = claimed
+            .iter()
+            .zip(tasks)
+            .map(|(c, (n, task))| work(JobRef::of(c), task, payload.clone(), &n, &mut targets, endpoints))
+            .collect();
+        tx.after_commit(move || handoff.hand_over(work));
+        Ok(claimed.len())
+    }
 }
 
 /// Puts a logged delivery back in the queue, with its original payload and id (redelivery,
@@ -191,7 +224,7 @@ pub(crate) async fn requeue_delivery(tx: &mut Tx, name: &str, n: &NotificationRo
         delivery_id: d.public_id.clone(),
         notification_uuid: n.uuid.clone(),
         event: d.event.clone(),
-        payload: DeliveryPayload::of(d)?,
+        payload: None,
     };
     let change = deliveries::StatusChange {
         delivery: d.id,
@@ -223,7 +256,7 @@ impl crate::App {
         let repo = berth_store::repos::by_path(&mut tx, namespace, name)
             .await?
             .ok_or_else(crate::AppError::not_found)?;
-        let n = raise(&mut tx, &repo, event.name(), event_data, None).await?;
+        let n = self.raise(&mut tx, &repo, event.name(), event_data, None).await?;
         tx.commit().await?;
         if n > 0 {
             self.wake.notify_one();

@@ -94,6 +94,8 @@ pub struct App {
     scan_wake: std::sync::Arc<tokio::sync::Notify>,
     build_wake: std::sync::Arc<tokio::sync::Notify>,
     mailer: Option<berth_notify::mail::Mailer>,
+    /// The delivery worker of this process, while it runs (events raised here go straight to it).
+    handoff: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<delivery::dispatch::Handoff>>>>,
 }
 
 impl App {
@@ -119,6 +121,7 @@ impl App {
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             scan_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             build_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+            handoff: std::sync::Arc::default(),
         })
     }
 
@@ -140,5 +143,14 @@ impl App {
     /// The settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The local delivery worker's handoff, while it runs.
+    pub(crate) fn handoff(&self) -> Option<std::sync::Arc<delivery::dispatch::Handoff>> {
+        self.handoff.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set_handoff(&self, h: Option<std::sync::Arc<delivery::dispatch::Handoff>>) {
+        *self.handoff.write().unwrap_or_else(|e| e.into_inner()) = h;
     }
 }

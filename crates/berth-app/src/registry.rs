@@ -573,7 +573,9 @@ impl App {
             // A build's own pushes are announced by the build, after build_success.
             let from_build = ctx.caller.account().is_some_and(|p| p.build_repo.is_some());
             if !from_build {
-                raised = crate::events::raise(&mut tx, repo, "repo_push", &data, ctx.caller.account()).await?;
+                raised = self
+                    .raise(&mut tx, repo, "repo_push", &data, ctx.caller.account())
+                    .await?;
             }
             if before.as_deref() != Some(digest.as_str()) {
                 let meta = json!({"repo": repo.name, "namespace": repo.namespace, "tag": tag.as_str(), "manifest_digest": digest.as_str()});

@@ -524,7 +524,7 @@ impl App {
             let ctx = crate::events::repo_context(&self.settings, &repo);
             let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
             for data in event_payloads(&ctx, &tags, &new, self.settings.secscan.max_events_per_scan) {
-                queued += crate::events::raise(&mut tx, &repo, "vulnerability_found", &data, None).await?;
+                queued += self.raise(&mut tx, &repo, "vulnerability_found", &data, None).await?;
             }
         }
         tx.commit().await?;

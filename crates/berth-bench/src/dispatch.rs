@@ -379,8 +379,13 @@ async fn drain(ctx: &Ctx, b: &Backlog) -> anyhow::Result<f64> {
         database_url: db.url.clone(),
         token: String::new(),
     }
-    .serve(&[])?;
-    let perf = std::env::var("PERF_OUT").ok().map(|out| {
+    .serve(
+        &std::env::var("MIF")
+            .ok()
+            .map(|v| vec![("BERTH_NOTIFICATIONS__MAX_IN_FLIGHT", v)])
+            .unwrap_or_default(),
+    )?;
+    let perf = std::env::var("PERF_OUT").ok().filter(|o| o != "none").map(|out| {
         Command::new("perf")
             .args([
                 "record",
@@ -443,6 +448,13 @@ pub async fn dispatch(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
     let mut notes = Vec::new();
     let repeats = ctx.plan.repeats.min(3);
     for (backend, postgres) in [("SQLite", false), ("PostgreSQL", true)] {
+        if std::env::var("PACED").is_ok() {
+            let (f, _) = paced(ctx, postgres, backend).await?;
+            for f in f {
+                progress(&format!("{} {:?}", f.name, f.berth));
+            }
+            continue;
+        }
         if std::env::var("PERF_OUT").is_ok() {
             let rates = drains(ctx, postgres, &SHAPES[1], Extra::None, 1).await?;
             progress(&format!("perf drain {backend}: {rates:?}"));

@@ -233,8 +233,8 @@ impl Store {
     /// Starts a transaction; every write goes through one.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match &self.pools {
-            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
-            Pools::Postgres { main, .. } => Tx::Postgres(main.begin().await?),
+            Pools::Sqlite { writer, .. } => Tx::new(TxInner::Sqlite(writer.begin().await?)),
+            Pools::Postgres { main, .. } => Tx::new(TxInner::Postgres(main.begin().await?)),
         })
     }
 
@@ -246,8 +246,8 @@ impl Store {
     /// lost. What an event enqueues always commits with [`Store::begin`].
     pub async fn begin_relaxed(&self) -> Result<Tx> {
         Ok(match &self.pools {
-            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
-            Pools::Postgres { relaxed, .. } => Tx::Postgres(relaxed.begin().await?),
+            Pools::Sqlite { writer, .. } => Tx::new(TxInner::Sqlite(writer.begin().await?)),
+            Pools::Postgres { relaxed, .. } => Tx::new(TxInner::Postgres(relaxed.begin().await?)),
         })
     }
 
@@ -310,21 +310,40 @@ pub enum Conn {
 }
 
 /// An open transaction. Dropped without [`Tx::commit`], it rolls back.
-pub enum Tx {
-    /// On SQLite.
+pub struct Tx {
+    inner: TxInner,
+    after_commit: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
-    /// On PostgreSQL.
     Postgres(Transaction<'static, Postgres>),
 }
 
 impl Tx {
-    /// Commits the transaction.
+    fn new(inner: TxInner) -> Tx {
+        Tx {
+            inner,
+            after_commit: Vec::new(),
+        }
+    }
+
+    /// Commits the transaction, then runs what [`Tx::after_commit`] registered.
     pub async fn commit(self) -> Result<()> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
+        for f in self.after_commit {
+            f();
         }
         Ok(())
+    }
+
+    /// Runs `f` right after the transaction commits, and never if it does not (e.g. to hand what
+    /// it wrote to a worker of this process).
+    pub fn after_commit(&mut self, f: impl FnOnce() + Send + 'static) {
+        self.after_commit.push(Box::new(f));
     }
 }
 
@@ -353,9 +372,9 @@ impl Exec for Conn {
 
 impl Exec for Tx {
     fn handle(&mut self) -> Handle<'_> {
-        match self {
-            Tx::Sqlite(t) => Handle::Sqlite(t),
-            Tx::Postgres(t) => Handle::Postgres(t),
+        match &mut self.inner {
+            TxInner::Sqlite(t) => Handle::Sqlite(t),
+            TxInner::Postgres(t) => Handle::Postgres(t),
         }
     }
 }

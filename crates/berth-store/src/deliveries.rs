@@ -39,8 +39,9 @@ pub struct DeliveryRow {
     pub event: String,
     /// `pending`, `delivered`, `failed`, `skipped` or `filtered`.
     pub status: String,
-    /// The job body (event data, performer, ids).
-    pub body: Json<serde_json::Value>,
+    /// What it sends (event data, performer, ids), as JSON text, byte for byte as written: every
+    /// attempt sends the same bytes.
+    pub body: String,
     /// Attempts made.
     pub attempts: i32,
     /// The last error.
@@ -165,7 +166,7 @@ pub async fn insert_many(tx: &mut Tx, rows: &[NewDelivery<'_>], now: DateTime<Ut
         }
         Handle::Postgres(c) => {
             let sql = "INSERT INTO delivery (public_id, notification_id, event, status, body, created_at, updated_at) \
-                       SELECT p, n, e, s, b::jsonb, $6, $6 \
+                       SELECT p, n, e, s, b, $6, $6 \
                        FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[]) AS t(p, n, e, s, b) \
                        ON CONFLICT (public_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at \
                        RETURNING id, public_id";
@@ -351,6 +352,25 @@ pub async fn list(
         run!(ex, c => sqlx::query_as::<_, DeliveryRow>(sql).bind(notification_id).bind(status).bind(limit).bind(offset)
         .fetch_all(c).await)?,
     )
+}
+
+/// The bodies of these deliveries, as JSON text (for the delivery worker's batches); rows that
+/// no longer exist are left out.
+pub async fn bodies(ex: &mut impl Exec, ids: &[i64]) -> Result<Vec<(i64, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(match ex.handle() {
+        Handle::Sqlite(c) => {
+            let sql = "SELECT id, body FROM delivery WHERE id IN (SELECT value FROM json_each($1))";
+            let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+            sqlx::query_as::<_, (i64, String)>(sql).bind(list).fetch_all(c).await?
+        }
+        Handle::Postgres(c) => {
+            let sql = "SELECT id, body FROM delivery WHERE id = ANY($1)";
+            sqlx::query_as::<_, (i64, String)>(sql).bind(ids).fetch_all(c).await?
+        }
+    })
 }
 
 /// One delivery of a notification.

@@ -85,41 +85,107 @@ pub async fn enqueue_many(tx: &mut Tx, queue: &str, jobs: &[NewJob]) -> Result<(
     if jobs.is_empty() {
         return Ok(());
     }
+    insert_many(tx, queue, jobs, None).await?;
+    announce(tx, queue).await
+}
+
+/// Adds jobs already claimed by a worker of this process, which performs them as soon as the
+/// transaction commits: leased until `until`, their first attempt counted, each with the claim
+/// token `<token>-<n>`. Nobody is told (no other worker may take them until the lease ends).
+/// Returns them as claimed, in the order given.
+pub async fn enqueue_claimed(
+    tx: &mut Tx,
+    queue: &str,
+    jobs: &[NewJob],
+    token: &str,
+    until: DateTime<Utc>,
+) -> Result<Vec<Claimed>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = insert_many(tx, queue, jobs, Some((token, until))).await?;
+    let mut by_state: std::collections::HashMap<String, i64> = ids.into_iter().map(|(id, state)| (state, id)).collect();
+    jobs.iter()
+        .enumerate()
+        .map(|(n, j)| {
+            let state_id = format!("{token}-{n}");
+            let id = by_state
+                .remove(&state_id)
+                .ok_or_else(|| crate::StoreError::Corrupt(format!("the claimed job {state_id} was not inserted")))?;
+            Ok(Claimed {
+                id,
+                name: j.name.clone(),
+                body: j.body.clone(),
+                attempt: 1,
+                retries_remaining: DEFAULT_RETRIES - 1,
+                state_id,
+            })
+        })
+        .collect()
+}
+
+/// Inserts jobs, free (`claim` `None`: due now, state `new`) or claimed (leased until the given
+/// time, state `<token>-<n>`, one attempt counted). Returns each one's id and state.
+async fn insert_many(
+    tx: &mut Tx,
+    queue: &str,
+    jobs: &[NewJob],
+    claim: Option<(&str, DateTime<Utc>)>,
+) -> Result<Vec<(i64, String)>> {
     let now = Utc::now();
+    let (due, leased, attempt, retries) = match claim {
+        None => (now, None, 0, DEFAULT_RETRIES),
+        Some((_, until)) => (until, Some(until), 1, DEFAULT_RETRIES - 1),
+    };
+    let state = |n: usize| claim.map_or_else(|| "new".to_owned(), |(token, _)| format!("{token}-{n}"));
+    let mut out = Vec::with_capacity(jobs.len());
     match tx.handle() {
         Handle::Sqlite(c) => {
-            for chunk in jobs.chunks(SQLITE_CHUNK) {
+            for (i, chunk) in jobs.chunks(SQLITE_CHUNK).enumerate() {
                 let mut q = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO queue_item (queue, name, body, available_after, retries_remaining, state_id, created_at) ",
+                    "INSERT INTO queue_item (queue, name, body, available_after, processing_expires, retries_remaining, \
+                     attempt, state_id, created_at) ",
                 );
-                q.push_values(chunk, |mut b, j| {
+                q.push_values(chunk.iter().enumerate(), |mut b, (j, job)| {
                     b.push_bind(queue)
-                        .push_bind(&j.name)
-                        .push_bind(&j.body)
-                        .push_bind(now)
-                        .push_bind(DEFAULT_RETRIES)
-                        .push_bind("new")
+                        .push_bind(&job.name)
+                        .push_bind(&job.body)
+                        .push_bind(due)
+                        .push_bind(leased)
+                        .push_bind(retries)
+                        .push_bind(attempt)
+                        .push_bind(state(i * SQLITE_CHUNK + j))
                         .push_bind(now);
                 });
-                q.build().execute(&mut *c).await?;
+                q.push(" RETURNING id, state_id");
+                out.extend(q.build_query_as::<(i64, String)>().fetch_all(&mut *c).await?);
             }
         }
         Handle::Postgres(c) => {
-            let sql = "INSERT INTO queue_item (queue, name, body, available_after, retries_remaining, state_id, created_at) \
-                       SELECT $1, n, b::jsonb, $4, $5, 'new', $4 FROM UNNEST($2::text[], $3::text[]) AS t(n, b)";
+            let sql = "INSERT INTO queue_item (queue, name, body, available_after, processing_expires, retries_remaining, \
+                       attempt, state_id, created_at) \
+                       SELECT $1, n, b::jsonb, $4, $5, $6, $7, s, $8 FROM UNNEST($2::text[], $3::text[], $9::text[]) AS t(n, b, s) \
+                       RETURNING id, state_id";
             let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
             let bodies: Vec<&str> = jobs.iter().map(|j| j.body.as_str()).collect();
-            sqlx::query(sql)
-                .bind(queue)
-                .bind(names)
-                .bind(bodies)
-                .bind(now)
-                .bind(DEFAULT_RETRIES)
-                .execute(&mut *c)
-                .await?;
+            let states: Vec<String> = (0..jobs.len()).map(state).collect();
+            out.extend(
+                sqlx::query_as::<_, (i64, String)>(sql)
+                    .bind(queue)
+                    .bind(names)
+                    .bind(bodies)
+                    .bind(due)
+                    .bind(leased)
+                    .bind(retries)
+                    .bind(attempt)
+                    .bind(now)
+                    .bind(states)
+                    .fetch_all(&mut *c)
+                    .await?,
+            );
         }
     }
-    announce(tx, queue).await
+    Ok(out)
 }
 
 /// On PostgreSQL, tells listening workers of every process that `queue` has work; delivered when

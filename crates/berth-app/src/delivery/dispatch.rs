@@ -22,6 +22,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_notify::outbound::Destination;
@@ -74,6 +75,42 @@ enum Event {
     },
     /// A lease renewal: the jobs asked about, and those still held (`Err`: unknown).
     Renewed { asked: Vec<i64>, kept: Result<Vec<i64>> },
+    /// Deliveries raised in this process, claimed for this worker as they were enqueued, whose
+    /// transaction has committed.
+    Local(Vec<Work>),
+}
+
+/// The fast path from events raised in this process to its delivery worker: while the worker
+/// has room, `events::raise` enqueues its jobs already claimed for it, and hands them over when
+/// the transaction commits; so they start without a claim or a read.
+pub(crate) struct Handoff {
+    worker: String,
+    lease: Duration,
+    events: UnboundedSender<Event>,
+    /// What the worker holds (it stores the count on every turn; offers add to it meanwhile).
+    held: Arc<AtomicUsize>,
+    /// Most it should hold: twice `max_in_flight`.
+    target: usize,
+    tokens: AtomicUsize,
+}
+
+impl Handoff {
+    /// A claim token and lease end for `n` jobs, when the worker has room for them.
+    pub(crate) fn offer(&self, n: usize) -> Option<(String, chrono::DateTime<Utc>)> {
+        let held = self.held.fetch_add(n, Ordering::Relaxed);
+        if held + n > self.target {
+            self.held.fetch_sub(n, Ordering::Relaxed);
+            return None;
+        }
+        let token = format!("{}-L{}", self.worker, self.tokens.fetch_add(1, Ordering::Relaxed));
+        Some((token, Utc::now() + chrono_of(self.lease)))
+    }
+
+    /// Hands over committed work (claimed with a token from [`Handoff::offer`]). If the worker
+    /// has stopped meanwhile, the jobs wait for their lease to end and are claimed again.
+    pub(crate) fn hand_over(&self, work: Vec<Work>) {
+        let _ = self.events.send(Event::Local(work));
+    }
 }
 
 struct Dispatcher {
@@ -88,6 +125,8 @@ struct Dispatcher {
     events: UnboundedSender<Event>,
     recorder: UnboundedSender<Entry>,
     sends: JoinSet<()>,
+    /// What it holds, for the handoff's offers.
+    held_count: Arc<AtomicUsize>,
     claiming: bool,
     renewing: bool,
     want_claim: bool,
@@ -112,13 +151,23 @@ impl App {
         let (recorder, to_record) = unbounded_channel();
         let recorder_task = tokio::spawn(record_loop(self.clone(), to_record, events.clone()));
         let now = Instant::now();
+        let worker = format!(
+            "w{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let held_count = Arc::new(AtomicUsize::new(0));
+        self.set_handoff(Some(Arc::new(Handoff {
+            worker: worker.clone(),
+            lease: d.lease,
+            events: events.clone(),
+            held: held_count.clone(),
+            target: 2 * d.max_in_flight.max(1),
+            tokens: AtomicUsize::new(0),
+        })));
         let dispatcher = Dispatcher {
             app: self.clone(),
-            worker: format!(
-                "w{}-{}",
-                std::process::id(),
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ),
+            worker,
             performer,
             sched: Scheduler::new(SchedulerSettings {
                 max_in_flight: d.max_in_flight.max(1),
@@ -133,6 +182,7 @@ impl App {
             events,
             recorder,
             sends: JoinSet::new(),
+            held_count,
             claiming: false,
             renewing: false,
             want_claim: true,
@@ -141,6 +191,7 @@ impl App {
         };
         let _listener = self.spawn_queue_listener();
         dispatcher.run(from_helpers, shutdown).await;
+        self.set_handoff(None);
         // The dispatcher dropped its sender: the recorder writes what is left and stops.
         let _ = recorder_task.await;
     }
@@ -241,6 +292,7 @@ impl Dispatcher {
         loop {
             let now = Instant::now();
             self.start_ready(now);
+            self.held_count.store(self.held.len(), Ordering::Relaxed);
             if grace.is_none() {
                 self.maybe_claim(now);
             } else if self.held.is_empty() {
@@ -248,11 +300,13 @@ impl Dispatcher {
             }
             tokio::select! {
                 biased;
-                Some(ev) = events.recv() => self.on_event(ev),
+                Some(ev) = events.recv() => self.on_event(ev, grace),
                 () = &mut shutdown, if grace.is_none() => {
                     tracing::info!(in_flight = self.sched.in_flight(), waiting = self.sched.waiting(),
                         grace_secs = settings.shutdown_grace.as_secs(), "delivery worker draining");
                     grace = Some(tokio::time::Instant::now() + settings.shutdown_grace);
+                    // Events raised from now on are claimed by whichever worker comes next.
+                    self.app.set_handoff(None);
                     self.release_waiting("released at shutdown");
                 }
                 () = wake.notified(), if grace.is_none() => self.want_claim = true,
@@ -372,7 +426,31 @@ impl Dispatcher {
         self.app.settings.delivery.max_in_flight.max(1)
     }
 
-    fn on_event(&mut self, ev: Event) {
+    /// Takes claimed work: deliveries wait for a slot, the rest is recorded at once.
+    fn take(&mut self, work: Vec<Work>, now: Instant) {
+        for w in work {
+            match w {
+                Work::Ready(ready, dest) => {
+                    self.held.insert(ready.job.id, ready.job.state_id.clone());
+                    let job = Job {
+                        id: ready.job.id,
+                        name: ready.job.name.clone(),
+                        dest,
+                        item: ready,
+                    };
+                    self.sched.push(job, now);
+                }
+                Work::Settle(entry) => {
+                    let job = entry.job();
+                    self.held.insert(job.id, job.state_id.clone());
+                    let _ = self.recorder.send(entry);
+                }
+            }
+        }
+        self.park(now);
+    }
+
+    fn on_event(&mut self, ev: Event, grace: Option<tokio::time::Instant>) {
         let now = Instant::now();
         match ev {
             Event::Claimed {
@@ -388,32 +466,19 @@ impl Dispatcher {
                         }
                         self.want_claim |= work.len() >= asked;
                         metrics::histogram!("berth_delivery_claim_batch_size").record(work.len() as f64);
-                        for w in work {
-                            match w {
-                                Work::Ready(ready, dest) => {
-                                    self.held.insert(ready.job.id, ready.job.state_id.clone());
-                                    let job = Job {
-                                        id: ready.job.id,
-                                        name: ready.job.name.clone(),
-                                        dest,
-                                        item: ready,
-                                    };
-                                    self.sched.push(job, now);
-                                }
-                                Work::Settle(entry) => {
-                                    let job = entry.job();
-                                    self.held.insert(job.id, job.state_id.clone());
-                                    let _ = self.recorder.send(entry);
-                                }
-                            }
-                        }
-                        self.park(now);
+                        self.take(work, now);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "claiming deliveries failed; retrying shortly");
                         self.want_claim = true;
                         self.claim_not_before = now + self.app.settings.delivery.poll_interval;
                     }
+                }
+            }
+            Event::Local(work) => {
+                self.take(work, now);
+                if grace.is_some() {
+                    self.release_waiting("released at shutdown");
                 }
             }
             Event::Answered {

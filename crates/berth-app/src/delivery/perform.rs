@@ -13,14 +13,14 @@ use berth_notify::methods::TlsOptions;
 use berth_notify::outbound::{self, Destination, EventData, Target};
 use berth_notify::send::{DeliveryMeta, Exchange, Outcome, Sender};
 use berth_notify::{EventKind, MethodKind};
-use berth_store::deliveries::status;
+use berth_store::deliveries::{self, status};
 use berth_store::notifications::{self, NotificationRow};
 use berth_store::queue::Claimed;
 use chrono::{DateTime, Utc};
 
 use super::record::{Entry, JobRef};
 use super::scheduler::Signal;
-use crate::events::DeliveryTask;
+use crate::events::{DeliveryPayload, DeliveryTask};
 use crate::inapp::{BellRows, bell_rows};
 use crate::{App, Result};
 
@@ -29,8 +29,10 @@ use crate::{App, Result};
 pub(crate) struct Ready {
     /// The job.
     pub job: JobRef,
-    /// What to deliver.
+    /// The job's body.
     pub task: DeliveryTask,
+    /// What it sends (from its log row).
+    pub payload: DeliveryPayload,
     /// To whom, as of the claim.
     pub notification: Arc<NotificationRow>,
     /// The event.
@@ -70,18 +72,34 @@ pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> 
     let mut uuids: Vec<String> = tasks.iter().map(|(_, t)| t.notification_uuid.clone()).collect();
     uuids.sort();
     uuids.dedup();
-    let found: HashMap<String, Arc<NotificationRow>> = {
+    let logged: Vec<i64> = tasks
+        .iter()
+        .filter(|(_, t)| t.payload.is_none())
+        .filter_map(|(_, t)| t.log_id)
+        .collect();
+    let (found, mut payloads) = {
         let mut conn = app.store.conn().await?;
-        notifications::by_uuids(&mut conn, &uuids)
+        let found: HashMap<String, Arc<NotificationRow>> = notifications::by_uuids(&mut conn, &uuids)
             .await?
             .into_iter()
             .map(|n| (n.uuid.clone(), Arc::new(n)))
-            .collect()
+            .collect();
+        let payloads: HashMap<i64, String> = deliveries::bodies(&mut conn, &logged).await?.into_iter().collect();
+        (found, payloads)
     };
     let endpoints = &app.settings.delivery.endpoints;
-    // Per notification, once per batch: where its deliveries go and how.
-    let mut targets: HashMap<i64, (Destination, Arc<std::result::Result<Target, String>>)> = HashMap::new();
-    for (job, task) in tasks {
+    let mut targets = Targets::default();
+    for (job, mut task) in tasks {
+        let payload = match task.payload.take() {
+            Some(p) => Ok(p),
+            None => task
+                .log_id
+                .and_then(|id| payloads.remove(&id))
+                .ok_or_else(|| "its delivery record is gone".to_owned())
+                .and_then(|text| {
+                    serde_json::from_str::<DeliveryPayload>(&text).map_err(|e| format!("unreadable payload: {e}"))
+                }),
+        };
         let settle = |status: &'static str, note: Option<&str>| {
             Work::Settle(Entry::Settle {
                 job: job.clone(),
@@ -99,46 +117,70 @@ pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> 
             out.push(settle(status::SKIPPED, Some("the notification was disabled")));
             continue;
         }
-        let (Ok(event), Ok(method)) = (EventKind::parse(&n.event), MethodKind::parse(&n.method)) else {
-            let note = format!("unknown event or method ({} by {})", n.event, n.method);
-            out.push(settle(status::FAILED, Some(&note)));
-            continue;
-        };
-        let config = &n.event_config.0;
-        if event.filters_on_data(config) {
-            let passes = EventData::new(&task.payload.event_data)
-                .parse()
-                .is_ok_and(|data| event.should_perform(&data, config));
-            if !passes {
-                out.push(settle(
-                    status::FILTERED,
-                    Some("filtered out by the event configuration"),
-                ));
-                continue;
-            }
+        match payload {
+            Ok(payload) => out.push(work(job, task, payload, n, &mut targets, endpoints)),
+            Err(error) => out.push(Work::Settle(Entry::Bury { job, error })),
         }
-        let (dest, target) = targets
-            .entry(n.id)
-            .or_insert_with(|| {
-                (
-                    outbound::destination(method, &n.config.0, endpoints),
-                    Arc::new(outbound::target(method, &n.config.0, endpoints)),
-                )
-            })
-            .clone();
-        out.push(Work::Ready(
-            Box::new(Ready {
-                job,
-                task,
-                notification: n.clone(),
-                event,
-                method,
-                target,
-            }),
-            dest,
-        ));
     }
     Ok(out)
+}
+
+/// Where each notification's deliveries go and how, worked out once per batch.
+pub(crate) type Targets = HashMap<i64, (Destination, Arc<std::result::Result<Target, String>>)>;
+
+/// What a claimed job of an enabled notification is: a delivery to perform (with its
+/// notification's target, from `targets` or added to it), or, when its event or method is unknown
+/// or its filter drops the event, one to settle at once.
+pub(crate) fn work(
+    job: JobRef,
+    task: DeliveryTask,
+    payload: DeliveryPayload,
+    n: &Arc<NotificationRow>,
+    targets: &mut Targets,
+    endpoints: &outbound::Endpoints,
+) -> Work {
+    let settle = |job: JobRef, status: &'static str, note: String| {
+        Work::Settle(Entry::Settle {
+            job,
+            log_id: task.log_id,
+            status,
+            note: Some(note),
+        })
+    };
+    let (Ok(event), Ok(method)) = (EventKind::parse(&n.event), MethodKind::parse(&n.method)) else {
+        let note = format!("unknown event or method ({} by {})", n.event, n.method);
+        return settle(job, status::FAILED, note);
+    };
+    let config = &n.event_config.0;
+    if event.filters_on_data(config) {
+        let passes = EventData::new(&payload.event_data)
+            .parse()
+            .is_ok_and(|data| event.should_perform(&data, config));
+        if !passes {
+            return settle(job, status::FILTERED, "filtered out by the event configuration".into());
+        }
+    }
+    let (dest, target) = targets
+        .entry(n.id)
+        .or_insert_with(|| {
+            (
+                outbound::destination(method, &n.config.0, endpoints),
+                Arc::new(outbound::target(method, &n.config.0, endpoints)),
+            )
+        })
+        .clone();
+    Work::Ready(
+        Box::new(Ready {
+            job,
+            task,
+            payload,
+            notification: n.clone(),
+            event,
+            method,
+            target,
+        }),
+        dest,
+    )
 }
 
 /// How one attempt went, for the log and the queue.
@@ -238,10 +280,10 @@ impl Performer {
     /// Performs one delivery as of `now`.
     pub(crate) async fn perform(&self, r: &Ready, now: DateTime<Utc>) -> Result<Performed> {
         let (n, task) = (&r.notification, &r.task);
-        let data = EventData::new(&task.payload.event_data);
-        let performer = task.payload.performer();
+        let data = EventData::new(&r.payload.event_data);
+        let performer = r.payload.performer();
         if r.job.attempt == 1 {
-            let lag = (now - task.payload.occurred_at).num_milliseconds().max(0) as f64 / 1000.0;
+            let lag = (now - r.payload.occurred_at).num_milliseconds().max(0) as f64 / 1000.0;
             metrics::histogram!("berth_delivery_first_attempt_latency_seconds", "method" => r.method.name())
                 .record(lag);
         }

@@ -207,7 +207,7 @@ impl App {
             match (e, v) {
                 (Entry::Attempt(r, a), Some(v)) => {
                     if let Some(bell) = &a.bell {
-                        let data = r.task.payload.data()?;
+                        let data = r.payload.data()?;
                         crate::inapp::write_bell_rows(tx, bell, r.event.name(), &data).await?;
                     }
                     if let Some(delivery) = r.task.log_id {

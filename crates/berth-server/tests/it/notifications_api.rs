@@ -49,19 +49,26 @@ backend_test!(async fn create_list_get_delete_reset_and_test(kind) {
     let filter = expect(s.post(BASE, &root, json!({"event": "build_success", "method": "webhook", "config": {"url": "https://h.example.com"}, "eventConfig": {"ref-regex": "refs/heads/.+"}})).await, 201);
     expect(s.post(&format!("{BASE}{uuid}/test"), &root, json!(null)).await, 200);
     expect(s.post(&format!("{BASE}{}/test", filter["uuid"].as_str().unwrap()), &root, json!(null)).await, 200);
-    let jobs = {
+    let (jobs, payloads) = {
         let mut c = s.app.store().conn().await.unwrap();
-        queue::list(&mut c, "notification").await.unwrap()
+        let jobs = queue::list(&mut c, "notification").await.unwrap();
+        let mut payloads = Vec::new();
+        for j in &jobs {
+            let log = j.body.0["log_id"].as_i64().expect("the job names its delivery-log row");
+            let body = berth_store::deliveries::bodies(&mut c, &[log]).await.unwrap().remove(0).1;
+            payloads.push(serde_json::from_str::<Value>(&body).unwrap());
+        }
+        (jobs, payloads)
     };
     assert_eq!(jobs.len(), 2);
     assert_eq!(jobs[0].name, format!("notification/acme/{uuid}/repo_push/"));
-    let b = &jobs[0].body.0;
-    assert_eq!((b["notification_uuid"].as_str(), b["payload"]["test"].as_bool()), (Some(uuid.as_str()), Some(true)));
-    assert!(b["log_id"].is_i64(), "the job names its delivery-log row: {b}");
-    assert_eq!(b["payload"]["event_data"]["updated_tags"], json!(["latest", "foo"]));
-    assert_eq!(b["payload"]["event_data"]["repository"], "acme/web");
-    assert_eq!(b["payload"]["performer_data"]["entity_name"], "root");
-    assert_eq!(jobs[1].body.0["payload"]["event_data"]["homepage"], format!("http://{}/repository/acme/web/build/fake-build-id", s.hostname));
+    let (b, p) = (&jobs[0].body.0, &payloads[0]);
+    assert_eq!((b["notification_uuid"].as_str(), p["test"].as_bool()), (Some(uuid.as_str()), Some(true)));
+    assert!(b.get("payload").is_none(), "the payload is stored once, in the log: {b}");
+    assert_eq!(p["event_data"]["updated_tags"], json!(["latest", "foo"]));
+    assert_eq!(p["event_data"]["repository"], "acme/web");
+    assert_eq!(p["performer_data"]["entity_name"], "root");
+    assert_eq!(payloads[1]["event_data"]["homepage"], format!("http://{}/repository/acme/web/build/fake-build-id", s.hostname));
 
     // Reset, delete, and the audit trail.
     expect(s.post(&format!("{BASE}{uuid}"), &root, json!(null)).await, 204);

@@ -12,13 +12,18 @@ use serde_json::{Value, json};
 use crate::oci_conformance::{OCI_INDEX, OCI_MANIFEST, Reg, digest};
 use crate::support::{TestServer, expect};
 
+/// The queued notification jobs, each with the payload its delivery-log row holds.
 async fn jobs(s: &TestServer) -> Vec<Value> {
     let mut c = s.app.store().conn().await.unwrap();
     let items = queue::list(&mut c, "notification").await.unwrap();
-    items
-        .into_iter()
-        .map(|i| json!({"name": i.name, "body": i.body.0}))
-        .collect()
+    let mut out = Vec::new();
+    for i in items {
+        let log = i.body.0["log_id"].as_i64().expect("every job names its log row");
+        let bodies = berth_store::deliveries::bodies(&mut c, &[log]).await.unwrap();
+        let payload: Value = serde_json::from_str(&bodies[0].1).unwrap();
+        out.push(json!({"name": i.name, "body": i.body.0, "payload": payload}));
+    }
+    out
 }
 
 async fn put(s: &TestServer, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::StatusCode {
@@ -81,15 +86,15 @@ backend_test!(async fn tag_pushes_enqueue_one_delivery_per_notification_atomical
     for j in &queued {
         assert_eq!(j["name"], "notification/acme/web/repo_push/");
         assert_eq!(j["body"]["event"], "repo_push");
-        assert_eq!(j["body"]["payload"]["performer_data"]["entity_name"], "root");
-        assert_eq!(j["body"]["payload"]["event_data"], json!({
+        assert_eq!(j["payload"]["performer_data"]["entity_name"], "root");
+        assert_eq!(j["payload"]["event_data"], json!({
             "repository": "acme/web", "namespace": "acme", "name": "web",
             "docker_url": format!("{host}/acme/web"),
             "homepage": format!("http://{host}/repository/acme/web"),
             "updated_tags": ["v1"], "manifest_digests": [md],
         }));
     }
-    assert_eq!(queued[0]["body"]["payload"]["event_id"], queued[1]["body"]["payload"]["event_id"], "one event, one id");
+    assert_eq!(queued[0]["payload"]["event_id"], queued[1]["payload"]["event_id"], "one event, one id");
 
     // By digest: nothing. A multi-arch index under one tag: one event per notification.
     assert_eq!(put(&s, &format!("/v2/acme/web/manifests/{md}"), OCI_MANIFEST, manifest.clone().into_bytes()).await, 201);
@@ -98,7 +103,7 @@ backend_test!(async fn tag_pushes_enqueue_one_delivery_per_notification_atomical
     assert_eq!(put(&s, "/v2/acme/web/manifests/multi", OCI_INDEX, index.into_bytes()).await, 201);
     let queued = jobs(&s).await;
     assert_eq!(queued.len(), 4);
-    assert_eq!(queued[3]["body"]["payload"]["event_data"]["updated_tags"], json!(["multi"]));
+    assert_eq!(queued[3]["payload"]["event_data"]["updated_tags"], json!(["multi"]));
 
     // A rejected push raises nothing.
     let bad = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"mediaType": "x", "digest": digest(b"missing"), "size": 1}, "layers": []}).to_string();

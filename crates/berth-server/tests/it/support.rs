@@ -207,7 +207,10 @@ pub async fn settled_deliveries(s: &TestServer, uuid: &str) -> Vec<(i64, String,
         if rows.iter().all(|d| d.status != "pending") || std::time::Instant::now() > deadline {
             let mut out: Vec<(i64, String, serde_json::Value)> = rows
                 .into_iter()
-                .map(|d| (d.id, d.status, d.body.0["event_data"].clone()))
+                .map(|d| {
+                    let body: serde_json::Value = serde_json::from_str(&d.body).expect("a JSON payload");
+                    (d.id, d.status, body["event_data"].clone())
+                })
                 .collect();
             out.sort_by_key(|d| d.0);
             return out;

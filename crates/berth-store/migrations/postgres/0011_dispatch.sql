@@ -8,6 +8,10 @@ DROP INDEX queue_item_leased;
 DROP INDEX queue_item_ready;
 CREATE INDEX queue_item_due ON queue_item (queue, available_after, id) INCLUDE (name) WHERE retries_remaining > 0;
 
+-- A delivery's payload is kept as the text that was written, as SQLite keeps it: JSONB would
+-- reorder its keys, and a retry would send other bytes than the first attempt.
+ALTER TABLE delivery ALTER COLUMN body TYPE TEXT USING body::text;
+
 -- Notification jobs queued before this version carry the old job body; give them the shape of
 -- the engine's DeliveryTask, with the id of their delivery-log row.
 UPDATE queue_item q SET body = jsonb_build_object(

@@ -8,6 +8,8 @@ DROP INDEX queue_item_leased;
 DROP INDEX queue_item_ready;
 CREATE INDEX queue_item_due ON queue_item (queue, available_after, id, name) WHERE retries_remaining > 0;
 
+-- (PostgreSQL turns delivery.body from JSONB into TEXT here; SQLite keeps the written text already.)
+
 -- Notification jobs queued before this version carry the old job body; give them the shape of
 -- the engine's DeliveryTask, with the id of their delivery-log row.
 UPDATE queue_item SET body = json_object(
