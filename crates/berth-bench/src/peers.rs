@@ -144,11 +144,7 @@ impl Berth {
             .env("BERTH_GC_INTERVAL_SECS", "0")
             .env("BERTH_NOTIFICATIONS__ALLOWED_NETWORKS", "[\"127.0.0.0/8\"]")
             .stdout(Stdio::null())
-            .stderr(if std::env::var("TIMING_DEBUG").is_ok() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
+            .stderr(Stdio::null());
         for (k, v) in env {
             c.env(k, v);
         }

@@ -401,19 +401,8 @@ impl Dispatcher {
         self.claiming = true;
         self.want_claim = false;
         let (app, worker, events) = (self.app.clone(), self.worker.clone(), self.events.clone());
-        let held = self.held.len();
-        let inflight = self.sched.in_flight();
-        let waiting = self.sched.waiting();
         tokio::spawn(async move {
-            let t0 = std::time::Instant::now();
             let (fair_short, result) = claim(&app, &worker, limit, &skip).await;
-            if std::env::var("TIMING_DEBUG").is_ok() {
-                eprintln!(
-                    "claim {limit} got {:?} in {:?} (held {held} inflight {inflight} waiting {waiting})",
-                    result.as_ref().map(|v| v.len()),
-                    t0.elapsed()
-                );
-            }
             let _ = events.send(Event::Claimed {
                 asked: limit,
                 fair_short,
@@ -663,7 +652,6 @@ async fn record_loop(app: App, mut from: UnboundedReceiver<Entry>, events: Unbou
             batch.push(more);
         }
         let now = Utc::now();
-        let t0 = std::time::Instant::now();
         let written = async {
             let mut tx = app.store.begin_relaxed().await?;
             let recorded = app.record_batch(&mut tx, &batch, now).await?;
@@ -680,9 +668,6 @@ async fn record_loop(app: App, mut from: UnboundedReceiver<Entry>, events: Unbou
             } else {
                 others.push(job.id);
             }
-        }
-        if std::env::var("TIMING_DEBUG").is_ok() {
-            eprintln!("record {} in {:?}", batch.len(), t0.elapsed());
         }
         let _ = events.send(Event::Recorded { attempts, others });
         match written {
