@@ -8,6 +8,7 @@
 //! through it). Payloads are built by `berth_notify::events`, the one place that knows their shapes.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use berth_store::Tx;
@@ -139,38 +140,45 @@ impl crate::App {
             return Ok(0);
         }
         let payload = DeliveryPayload::new(event_data, performer, false)?;
-        let targets: Vec<Arc<NotificationRow>> = targets.into_iter().map(Arc::new).collect();
-        self.enqueue_deliveries(tx, &queue_name(repo, event), &targets, event, &payload)
-            .await
+        let occurrence = Occurrence {
+            name: queue_name(repo, event),
+            notifications: targets.into_iter().map(Arc::new).collect(),
+            event: event.to_owned(),
+            payload,
+        };
+        Ok(self.enqueue_deliveries(tx, std::slice::from_ref(&occurrence)).await?[0])
     }
 
-    /// Logs and enqueues one occurrence's deliveries to `notifications` (skipped, without a job,
-    /// for the disabled ones) with two multi-row statements. When this process runs a delivery
-    /// worker with room, the jobs are enqueued already claimed for it and handed to it as `tx`
-    /// commits (no claim, no read: they start at once); otherwise any worker claims them. Returns
-    /// how many jobs were enqueued.
-    pub(crate) async fn enqueue_deliveries(
-        &self,
-        tx: &mut Tx,
-        name: &str,
-        notifications: &[Arc<NotificationRow>],
-        event: &str,
-        payload: &DeliveryPayload,
-    ) -> Result<usize> {
-        let body = serde_json::to_string(payload).map_err(|e| AppError::Internal(e.to_string()))?;
-        let public_ids: Vec<String> = notifications
-            .iter()
-            .map(|n| format!("{}.{}", payload.event_id, n.uuid))
-            .collect();
-        let rows: Vec<NewDelivery<'_>> = notifications
-            .iter()
+    /// Logs and enqueues occurrences' deliveries (skipped, without a job, for disabled
+    /// notifications) with two multi-row statements for all of them. When this process runs a
+    /// delivery worker with room, the jobs are enqueued already claimed for it and handed to it
+    /// as `tx` commits (no claim, no read: they start at once); otherwise any worker claims them.
+    /// Returns how many jobs each occurrence enqueued.
+    pub(crate) async fn enqueue_deliveries(&self, tx: &mut Tx, occurrences: &[Occurrence]) -> Result<Vec<usize>> {
+        let mut bodies = Vec::with_capacity(occurrences.len());
+        let mut public_ids = Vec::new();
+        for o in occurrences {
+            bodies.push(serde_json::to_string(&o.payload).map_err(|e| AppError::Internal(e.to_string()))?);
+            public_ids.extend(
+                o.notifications
+                    .iter()
+                    .map(|n| format!("{}.{}", o.payload.event_id, n.uuid)),
+            );
+        }
+        let each = || {
+            occurrences
+                .iter()
+                .enumerate()
+                .flat_map(|(i, o)| o.notifications.iter().map(move |n| (i, o, n)))
+        };
+        let rows: Vec<NewDelivery<'_>> = each()
             .zip(&public_ids)
-            .map(|(n, public_id)| NewDelivery {
+            .map(|((i, o, n), public_id)| NewDelivery {
                 public_id,
                 notification_id: n.id,
-                event,
+                event: &o.event,
                 status: if n.enabled { status::PENDING } else { status::SKIPPED },
-                body: &body,
+                body: &bodies[i],
             })
             .collect();
         let logged: HashMap<String, i64> = deliveries::insert_many(tx, &rows, Utc::now())
@@ -178,9 +186,10 @@ impl crate::App {
             .into_iter()
             .map(|(id, public_id)| (public_id, id))
             .collect();
-        let mut tasks = Vec::with_capacity(notifications.len());
-        let mut jobs = Vec::with_capacity(notifications.len());
-        for (n, public_id) in notifications.iter().zip(public_ids) {
+        let mut counts = vec![0; occurrences.len()];
+        let mut tasks = Vec::with_capacity(rows.len());
+        let mut jobs = Vec::with_capacity(rows.len());
+        for ((i, o, n), public_id) in each().zip(public_ids) {
             if !n.enabled {
                 continue;
             }
@@ -189,19 +198,20 @@ impl crate::App {
                 log_id,
                 delivery_id: public_id,
                 notification_uuid: n.uuid.clone(),
-                event: event.to_owned(),
-                payload: log_id.is_none().then(|| payload.clone()),
+                event: o.event.clone(),
+                payload: log_id.is_none().then(|| o.payload.clone()),
             };
             jobs.push(NewJob {
-                name: name.to_owned(),
+                name: o.name.clone(),
                 body: serde_json::to_string(&task).map_err(|e| AppError::Internal(e.to_string()))?,
             });
-            tasks.push((n.clone(), task));
+            tasks.push((i, n.clone(), task));
+            counts[i] += 1;
         }
         let offer = self.handoff().and_then(|h| h.offer(jobs.len()).map(|o| (h, o)));
         let Some((handoff, (token, until))) = offer else {
             queue::enqueue_many(tx, NOTIFICATION_QUEUE, &jobs).await?;
-            return Ok(jobs.len());
+            return Ok(counts);
         };
         let claimed = queue::enqueue_claimed(tx, NOTIFICATION_QUEUE, &jobs, &token, until).await?;
         let endpoints = &self.settings.delivery.endpoints;
@@ -209,11 +219,27 @@ impl crate::App {
         let work: Vec<Work> = claimed
             .iter()
             .zip(tasks)
-            .map(|(c, (n, task))| work(JobRef::of(c), task, payload.clone(), &n, &mut targets, endpoints))
+            .map(|(c, (i, n, task))| {
+                let payload = occurrences[i].payload.clone();
+                work(JobRef::of(c), task, payload, &n, &mut targets, endpoints)
+            })
             .collect();
         tx.after_commit(move || handoff.hand_over(work));
-        Ok(claimed.len())
+        Ok(counts)
     }
+}
+
+/// One occurrence of an event, to enqueue to its notifications.
+#[derive(Debug)]
+pub(crate) struct Occurrence {
+    /// Quay's queue name (see [`queue_name`]).
+    pub name: String,
+    /// The notifications of the repository for the event, enabled or not.
+    pub notifications: Vec<Arc<NotificationRow>>,
+    /// The event name.
+    pub event: String,
+    /// What it sends.
+    pub payload: DeliveryPayload,
 }
 
 /// Puts a logged delivery back in the queue, with its original payload and id (redelivery,
@@ -240,11 +266,25 @@ pub(crate) async fn requeue_delivery(tx: &mut Tx, name: &str, n: &NotificationRo
     Ok(queue::enqueue_many(tx, NOTIFICATION_QUEUE, &[job]).await?)
 }
 
+/// A request to `App::raise_event`'s group committer.
+pub(crate) struct RaiseRequest {
+    namespace: String,
+    name: String,
+    event: berth_notify::EventKind,
+    data: Value,
+    reply: tokio::sync::oneshot::Sender<Result<usize>>,
+}
+
+/// Most events one group commit of `App::raise_event` writes.
+const RAISE_BATCH: usize = 256;
+
 impl crate::App {
-    /// Raises `event` on the repository `namespace/name` in a transaction of its own (not that of
-    /// a change: the benchmark drives the engine with it): one delivery per notification,
-    /// committed together, and the worker woken. Returns how many deliveries were queued. The
-    /// payload must come from `berth_notify`'s builders.
+    /// Raises `event` on the repository `namespace/name` outside of any change of its own (the
+    /// benchmark drives the engine with it): one delivery per notification, committed together,
+    /// and the worker woken. Events raised at the same moment share one transaction (group
+    /// commit), each still all-or-nothing, and each call returns once its event is committed.
+    /// Returns how many deliveries were queued. The payload must come from `berth_notify`'s
+    /// builders.
     pub async fn raise_event(
         &self,
         namespace: &str,
@@ -252,15 +292,101 @@ impl crate::App {
         event: berth_notify::EventKind,
         event_data: &Value,
     ) -> Result<usize> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = RaiseRequest {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            event,
+            data: event_data.clone(),
+            reply,
+        };
+        let raiser = self.raiser.get_or_init(|| {
+            let (to, from) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(self.clone().raise_loop(from));
+            to
+        });
+        raiser
+            .send(request)
+            .map_err(|_| AppError::Internal("the event committer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| AppError::Internal("the event committer stopped".into()))?
+    }
+
+    /// The group committer of `raise_event`: every request that arrived while the previous batch
+    /// was written goes into the next transaction. If a batch fails, its events are tried one by
+    /// one, so one bad event cannot fail the others.
+    async fn raise_loop(self, mut from: tokio::sync::mpsc::UnboundedReceiver<RaiseRequest>) {
+        while let Some(first) = from.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < RAISE_BATCH
+                && let Ok(more) = from.try_recv()
+            {
+                batch.push(more);
+            }
+            match self.raise_batch(&batch).await {
+                Ok(results) => {
+                    for (r, result) in batch.into_iter().zip(results) {
+                        let _ = r.reply.send(result);
+                    }
+                }
+                Err(e) if batch.len() == 1 => {
+                    if let Some(r) = batch.pop() {
+                        let _ = r.reply.send(Err(e));
+                    }
+                }
+                Err(_) => {
+                    for r in batch {
+                        let result = match self.raise_batch(std::slice::from_ref(&r)).await {
+                            Ok(mut results) => results.pop().unwrap_or(Ok(0)),
+                            Err(e) => Err(e),
+                        };
+                        let _ = r.reply.send(result);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Raises a batch of events in one transaction; per event, how many deliveries it queued or
+    /// why it could not be raised.
+    async fn raise_batch(&self, batch: &[RaiseRequest]) -> Result<Vec<Result<usize>>> {
         let mut tx = self.store.begin().await?;
-        let repo = berth_store::repos::by_path(&mut tx, namespace, name)
-            .await?
-            .ok_or_else(crate::AppError::not_found)?;
-        let n = self.raise(&mut tx, &repo, event.name(), event_data, None).await?;
+        let mut repos: HashMap<(&str, &str), Option<RepoRow>> = HashMap::new();
+        let mut targets: HashMap<(i64, &str), Vec<Arc<NotificationRow>>> = HashMap::new();
+        let mut occurrences = Vec::with_capacity(batch.len());
+        let mut slots = Vec::with_capacity(batch.len());
+        for r in batch {
+            let key = (r.namespace.as_str(), r.name.as_str());
+            if let Entry::Vacant(v) = repos.entry(key) {
+                v.insert(berth_store::repos::by_path(&mut tx, &r.namespace, &r.name).await?);
+            }
+            let Some(repo) = repos.get(&key).and_then(Option::as_ref) else {
+                slots.push(None);
+                continue;
+            };
+            let event = r.event.name();
+            if let Entry::Vacant(v) = targets.entry((repo.id.0, event)) {
+                let rows = notifications::for_event(&mut tx, repo.id, event).await?;
+                v.insert(rows.into_iter().map(Arc::new).collect());
+            }
+            let notifications = targets.get(&(repo.id.0, event)).cloned().unwrap_or_default();
+            slots.push(Some(occurrences.len()));
+            occurrences.push(Occurrence {
+                name: queue_name(repo, event),
+                notifications,
+                event: event.to_owned(),
+                payload: DeliveryPayload::new(&r.data, None, false)?,
+            });
+        }
+        let counts = self.enqueue_deliveries(&mut tx, &occurrences).await?;
         tx.commit().await?;
-        if n > 0 {
+        if counts.iter().any(|n| *n > 0) {
             self.wake.notify_one();
         }
-        Ok(n)
+        Ok(slots
+            .into_iter()
+            .map(|slot| slot.map(|i| counts[i]).ok_or_else(AppError::not_found))
+            .collect())
     }
 }

@@ -94,6 +94,8 @@ pub struct App {
     scan_wake: std::sync::Arc<tokio::sync::Notify>,
     build_wake: std::sync::Arc<tokio::sync::Notify>,
     mailer: Option<berth_notify::mail::Mailer>,
+    /// The group committer of `raise_event`, started by its first call.
+    raiser: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<events::RaiseRequest>>>,
     /// The delivery worker of this process, while it runs (events raised here go straight to it).
     handoff: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<delivery::dispatch::Handoff>>>>,
 }
@@ -122,6 +124,7 @@ impl App {
             scan_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             build_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             handoff: std::sync::Arc::default(),
+            raiser: std::sync::Arc::default(),
         })
     }
 

@@ -13,7 +13,7 @@ use berth_store::{Exec, teams};
 use serde_json::{Value, json};
 
 use crate::audit::record;
-use crate::events::{DeliveryPayload, NOTIFICATION_QUEUE, repo_context};
+use crate::events::{DeliveryPayload, NOTIFICATION_QUEUE, Occurrence, repo_context};
 use crate::{App, AppError, Caller, Ctx, Result};
 
 /// What a client asks to create (Quay's request schema).
@@ -198,8 +198,13 @@ impl App {
         let sample = event.sample(&repo_context(&self.settings, &repo), &row.event_config.0, now);
         let queue_name = format!("{NOTIFICATION_QUEUE}/{}/{}/{}/", repo.namespace, row.uuid, row.event);
         let payload = DeliveryPayload::new(&sample, ctx.caller.account(), true)?;
-        let row = std::sync::Arc::new(row);
-        self.enqueue_deliveries(&mut tx, &queue_name, std::slice::from_ref(&row), &row.event, &payload)
+        let occurrence = Occurrence {
+            name: queue_name,
+            event: row.event.clone(),
+            notifications: vec![std::sync::Arc::new(row)],
+            payload,
+        };
+        self.enqueue_deliveries(&mut tx, std::slice::from_ref(&occurrence))
             .await?;
         tx.commit().await?;
         self.wake.notify_one();

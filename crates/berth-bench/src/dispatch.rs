@@ -367,9 +367,25 @@ async fn hooks_setup_one(p: &InProcess, token: &str, repo: &str, url: &str) -> a
     Ok(())
 }
 
-/// Drains a copy of `b` with `berth serve` at its default settings; returns the healthy hosts'
-/// rate in deliveries per second (arrivals ÷ (last − first)).
-async fn drain(ctx: &Ctx, b: &Backlog) -> anyhow::Result<f64> {
+/// CPU time a process has used, in seconds, from `/proc/<pid>/stat` (user + system).
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces): utime is the 14th, stime the
+    // 15th of the line, 12th and 13th after the name; clock ticks are 100 per second.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
+}
+
+/// One drain's figures: the healthy hosts' rate (arrivals ÷ (last − first), deliveries per
+/// second) and the server's CPU per delivery (µs).
+struct Drained {
+    rate: f64,
+    cpu_us: f64,
+}
+
+/// Drains a copy of `b` with `berth serve` at its default settings.
+async fn drain(ctx: &Ctx, b: &Backlog) -> anyhow::Result<Drained> {
     let dir = tempfile::tempdir()?;
     let db = b.db.copy(dir.path())?;
     b.healthy.reset();
@@ -379,67 +395,21 @@ async fn drain(ctx: &Ctx, b: &Backlog) -> anyhow::Result<f64> {
         database_url: db.url.clone(),
         token: String::new(),
     }
-    .serve(
-        &std::env::var("MIF")
-            .ok()
-            .map(|v| vec![("BERTH_NOTIFICATIONS__MAX_IN_FLIGHT", v)])
-            .unwrap_or_default(),
-    )?;
-    let perf = std::env::var("PERF_OUT").ok().filter(|o| o != "none").map(|out| {
-        Command::new("perf")
-            .args([
-                "record",
-                "-F",
-                "2000",
-                "-e",
-                "cpu-clock",
-                "-g",
-                "-p",
-                &server.child.id().to_string(),
-                "-o",
-                &out,
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    });
-    let cpu = |pid: u32| {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
-        (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
-    };
-    let (b0, h0, t0) = (cpu(server.child.id()), cpu(std::process::id()), Instant::now());
+    .serve(&[])?;
+    let cpu_before = cpu_seconds(server.child.id());
     let deadline = Instant::now() + Duration::from_secs(600);
     while b.healthy.count() < b.deliveries && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let el = t0.elapsed().as_secs_f64();
-    progress(&format!(
-        "cpu: berth {:.2} cores, bench {:.2} cores over {el:.2}s",
-        (cpu(server.child.id()) - b0) / el,
-        (cpu(std::process::id()) - h0) / el
-    ));
-    if let Some(p) = perf {
-        let _ = Command::new("kill").args(["-INT", &p.id().to_string()]).status();
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    let cpu = cpu_seconds(server.child.id()) - cpu_before;
     drop(server);
     let got = b.healthy.count();
     anyhow::ensure!(got >= b.deliveries, "only {got} of {} deliveries arrived", b.deliveries);
     let (first, last) = b.healthy.span().context("no arrival")?;
-    Ok(got as f64 / last.duration_since(first).as_secs_f64().max(1e-6))
-}
-
-/// Drains `repeats` copies of one backlog.
-async fn drains(ctx: &Ctx, postgres: bool, shape: &Shape, extra: Extra, repeats: usize) -> anyhow::Result<Vec<f64>> {
-    let b = backlog(ctx, postgres, shape, extra).await?;
-    let mut rates = Vec::with_capacity(repeats);
-    for _ in 0..repeats {
-        rates.push(drain(ctx, &b).await?);
-    }
-    Ok(rates)
+    Ok(Drained {
+        rate: got as f64 / last.duration_since(first).as_secs_f64().max(1e-6),
+        cpu_us: cpu * 1e6 / got as f64,
+    })
 }
 
 /// Scenario 4 (see the module header).
@@ -448,28 +418,17 @@ pub async fn dispatch(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
     let mut notes = Vec::new();
     let repeats = ctx.plan.repeats.min(3);
     for (backend, postgres) in [("SQLite", false), ("PostgreSQL", true)] {
-        if std::env::var("PACED").is_ok() {
-            let (f, _) = paced(ctx, postgres, backend).await?;
-            for f in f {
-                progress(&format!("{} {:?}", f.name, f.berth));
-            }
-            continue;
-        }
-        if std::env::var("PERF_OUT").is_ok() {
-            let rates = drains(ctx, postgres, &SHAPES[1], Extra::None, 1).await?;
-            progress(&format!("perf drain {backend}: {rates:?}"));
-            return Ok((figures, notes));
-        }
-        let mut ten_hosts = Vec::new();
         for shape in &SHAPES {
-            let rates = drains(ctx, postgres, shape, Extra::None, repeats).await?;
+            let b = backlog(ctx, postgres, shape, Extra::None).await?;
+            let mut runs = Vec::with_capacity(repeats);
+            for _ in 0..repeats {
+                runs.push(drain(ctx, &b).await?);
+            }
+            let rates: Vec<f64> = runs.iter().map(|r| r.rate).collect();
             progress(&format!(
                 "4. dispatch {backend}, {}: {rates:.0?} deliveries/s",
                 shape.name
             ));
-            if shape.hosts == 10 && shape.repos == 10 {
-                ten_hosts = rates.clone();
-            }
             let target = if shape.hosts == 1 {
                 "≥ 5,000"
             } else {
@@ -484,23 +443,17 @@ pub async fn dispatch(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
             );
             f.berth = rates;
             figures.push(f);
-        }
-        let base = quantile(&ten_hosts, 0.5).unwrap_or(0.0);
-        for (extra, what) in [(Extra::Hanging, "never answers"), (Extra::Failing, "answers 503")] {
-            let rates = drains(ctx, postgres, &SHAPES[1], extra, repeats).await?;
-            progress(&format!(
-                "4. dispatch {backend}, beside one that {what}: {rates:.0?} deliveries/s"
-            ));
-            let mut f = figure(
+            let mut c = figure(
                 "4. dispatch",
-                &format!("10 healthy hosts beside one that {what}, share of their rate alone, {backend}"),
-                "%",
-                true,
-                "≥ 90 %",
+                &format!("server CPU per delivery, drain, {}, {backend}", shape.name),
+                "µs",
+                false,
+                "—",
             );
-            f.berth = rates.iter().map(|r| 100.0 * r / base.max(1.0)).collect();
-            figures.push(f);
+            c.berth = runs.iter().map(|r| r.cpu_us).collect();
+            figures.push(c);
         }
+        figures.extend(isolation(ctx, postgres, backend, repeats).await?);
         let (f, n) = paced(ctx, postgres, backend).await?;
         figures.extend(f);
         notes.extend(n);
@@ -509,10 +462,43 @@ pub async fn dispatch(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
     figures.extend(f);
     notes.extend(n);
     notes.push(format!(
-        "Dispatch: every figure at the default settings (the receivers' network allowed); drains of {} deliveries per repetition, by the release `berth serve`; receivers are the harness's own (axum, keep-alive), on the same two cores.",
+        "Dispatch: every figure at the default settings (the receivers' network allowed); drains of {} deliveries per repetition, by the release `berth serve`; receivers are the harness's own (axum, keep-alive), on the same two cores. Isolation: the ten-host shape alone, beside a hanging endpoint and beside a 503 endpoint, drained in turn in each repetition; each share compares drains of one repetition.",
         ctx.plan.drain_deliveries
     ));
     Ok((figures, notes))
+}
+
+/// The ten healthy hosts' rate beside a bad endpoint, as a share of their rate alone; the three
+/// drains of each repetition run back to back, so that they see the same machine.
+async fn isolation(ctx: &Ctx, postgres: bool, backend: &str, repeats: usize) -> anyhow::Result<Vec<Figure>> {
+    let alone = backlog(ctx, postgres, &SHAPES[1], Extra::None).await?;
+    let hanging = backlog(ctx, postgres, &SHAPES[1], Extra::Hanging).await?;
+    let failing = backlog(ctx, postgres, &SHAPES[1], Extra::Failing).await?;
+    let mut hang_share = figure(
+        "4. dispatch",
+        &format!("10 healthy hosts beside one that never answers, share of their rate alone, {backend}"),
+        "%",
+        true,
+        "≥ 90 %",
+    );
+    let mut fail_share = figure(
+        "4. dispatch",
+        &format!("10 healthy hosts beside one that answers 503, share of their rate alone, {backend}"),
+        "%",
+        true,
+        "≥ 90 %",
+    );
+    for _ in 0..repeats {
+        let base = drain(ctx, &alone).await?.rate;
+        let h = drain(ctx, &hanging).await?.rate;
+        let f = drain(ctx, &failing).await?.rate;
+        progress(&format!(
+            "4. dispatch {backend} isolation: alone {base:.0}, beside a hanging endpoint {h:.0}, beside a 503 endpoint {f:.0} deliveries/s"
+        ));
+        hang_share.berth.push(100.0 * h / base.max(1.0));
+        fail_share.berth.push(100.0 * f / base.max(1.0));
+    }
+    Ok(vec![hang_share, fail_share])
 }
 
 /// Events raised at fixed rates in the delivering process: event → arrival latency.
@@ -536,6 +522,7 @@ async fn paced(ctx: &Ctx, postgres: bool, backend: &str) -> anyhow::Result<(Vec<
         let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut raised = tokio::task::JoinSet::new();
+        let cpu_before = cpu_seconds(std::process::id());
         let t = Instant::now();
         for i in 0..total {
             tick.tick().await;
@@ -551,6 +538,7 @@ async fn paced(ctx: &Ctx, postgres: bool, backend: &str) -> anyhow::Result<(Vec<
             stamps.push(r??);
         }
         let asked_for = t.elapsed();
+        let cores = (cpu_seconds(std::process::id()) - cpu_before) / asked_for.as_secs_f64();
         let last_raise = stamps.iter().map(|(_, at)| *at).max().unwrap_or(t);
         let deadline = Instant::now() + Duration::from_secs(120);
         while fleet.total(&prefix) < total * 10 && Instant::now() < deadline {
@@ -592,7 +580,7 @@ async fn paced(ctx: &Ctx, postgres: bool, backend: &str) -> anyhow::Result<(Vec<
             .push(last_arrival.duration_since(last_raise).as_secs_f64() * 1000.0);
         figures.push(behind);
         notes.push(format!(
-            "Dispatch {backend} at {rate} events/s: raised at {:.0} events/s; {} of {} deliveries arrived.",
+            "Dispatch {backend} at {rate} events/s: raised at {:.0} events/s; {} of {} deliveries arrived; the harness process (Berth, its raisers and the receivers) used {cores:.2} cores while raising.",
             total as f64 / asked_for.as_secs_f64(),
             lat.len(),
             total * 10

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::dispatch::{Database, InProcess, hooks_setup};
+use crate::dispatch::{Database, InProcess, cpu_seconds, hooks_setup};
 use crate::image::Image;
 use crate::peers::{self, Berth, Client, Running, memory_mib};
 use crate::receiver::EventReceiver;
@@ -537,17 +537,9 @@ pub async fn pending_memory(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
     Ok(vec![f, idle])
 }
 
-/// The share of one core a process used over `span`, from `/proc/<pid>/stat`.
+/// The share of one core a process used over `span`.
 async fn cpu_share(pid: u32, span: Duration) -> f64 {
-    let ticks = || {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Fields after the command name (which may hold spaces): utime is the 14th, stime the 15th.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
-        f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)
-    };
-    let before = ticks();
+    let before = cpu_seconds(pid);
     tokio::time::sleep(span).await;
-    // Clock ticks are 100 per second on Linux.
-    100.0 * (ticks() - before) / 100.0 / span.as_secs_f64()
+    100.0 * (cpu_seconds(pid) - before) / span.as_secs_f64()
 }

@@ -4,8 +4,8 @@
 //!   due (an in-process or `NOTIFY` wake-up, a full previous batch, the poll) and the process
 //!   holds fewer than twice `max_in_flight` jobs: so it only claims what it can start soon, and a
 //!   crash strands little. While a repository's event holds its share (`per_repository`), a claim
-//!   first looks past it (at most every 100 ms when that finds nothing), then fills what is left
-//!   in due order (work-conserving).
+//!   first looks past it (when that keeps finding nothing, at most every 100 ms, backing off to
+//!   1.6 s), then fills what is left in due order (work-conserving).
 //! - **Sends** start as soon as the global budget and the job's destination have a slot. Each
 //!   tells the dispatcher how its destination answered (the adaptive limit, pauses) and hands its
 //!   attempt to the recorder.
@@ -43,8 +43,11 @@ use crate::{App, Result};
 
 /// Most entries one group commit writes.
 const MAX_BATCH: usize = 512;
-/// How long a claim that looks past busy repositories and finds nothing waits before trying again.
+/// After a claim that looked past busy repositories found nothing, how long until the next one
+/// looks again: it doubles while they keep finding nothing (each look scans the due jobs of the
+/// busy ones), up to the maximum, and starts over when one finds something.
 const FAIR_PROBE_PAUSE: Duration = Duration::from_millis(100);
+const FAIR_PROBE_PAUSE_MAX: Duration = Duration::from_millis(1600);
 /// How often parking is considered and the per-destination metrics are published.
 const TICK: Duration = Duration::from_millis(250);
 /// How often queue statistics are read (they scan the queue).
@@ -54,11 +57,11 @@ const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// What the dispatcher's helpers tell it.
 enum Event {
-    /// A claim finished: what it found, how many were asked for, and whether looking past busy
-    /// repositories found fewer.
+    /// A claim finished: what it found, how many were asked for, and (when it looked past busy
+    /// repositories first) how many that found.
     Claimed {
         asked: usize,
-        fair_short: bool,
+        fair_found: Option<usize>,
         result: Result<Vec<Work>>,
     },
     /// An attempt ended; its destination slot is free.
@@ -132,6 +135,7 @@ struct Dispatcher {
     want_claim: bool,
     claim_not_before: Instant,
     fair_probe_at: Instant,
+    fair_pause: Duration,
 }
 
 impl App {
@@ -188,6 +192,7 @@ impl App {
             want_claim: true,
             claim_not_before: now,
             fair_probe_at: now,
+            fair_pause: FAIR_PROBE_PAUSE,
         };
         let _listener = self.spawn_queue_listener();
         dispatcher.run(from_helpers, shutdown).await;
@@ -402,10 +407,10 @@ impl Dispatcher {
         self.want_claim = false;
         let (app, worker, events) = (self.app.clone(), self.worker.clone(), self.events.clone());
         tokio::spawn(async move {
-            let (fair_short, result) = claim(&app, &worker, limit, &skip).await;
+            let (fair_found, result) = claim(&app, &worker, limit, &skip).await;
             let _ = events.send(Event::Claimed {
                 asked: limit,
-                fair_short,
+                fair_found,
                 result,
             });
         });
@@ -444,14 +449,19 @@ impl Dispatcher {
         match ev {
             Event::Claimed {
                 asked,
-                fair_short,
+                fair_found,
                 result,
             } => {
                 self.claiming = false;
                 match result {
                     Ok(work) => {
-                        if fair_short {
-                            self.fair_probe_at = now + FAIR_PROBE_PAUSE;
+                        match fair_found {
+                            Some(0) => {
+                                self.fair_probe_at = now + self.fair_pause;
+                                self.fair_pause = (self.fair_pause * 2).min(FAIR_PROBE_PAUSE_MAX);
+                            }
+                            Some(_) => self.fair_pause = FAIR_PROBE_PAUSE,
+                            None => {}
                         }
                         self.want_claim |= work.len() >= asked;
                         metrics::histogram!("berth_delivery_claim_batch_size").record(work.len() as f64);
@@ -610,10 +620,10 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 /// One claim: past the repositories in `skip` first (when any), then in due order for the rest;
-/// both in one transaction. Returns whether looking past them found fewer than `limit`, and the
-/// work found.
-async fn claim(app: &App, worker: &str, limit: usize, skip: &[String]) -> (bool, Result<Vec<Work>>) {
-    let mut fair_short = false;
+/// both in one transaction. Returns how many looking past them found (when it did), and the work
+/// found.
+async fn claim(app: &App, worker: &str, limit: usize, skip: &[String]) -> (Option<usize>, Result<Vec<Work>>) {
+    let mut fair_found = None;
     let claimed = async {
         let now = Utc::now();
         let until = now + chrono_of(app.settings.delivery.lease);
@@ -622,7 +632,7 @@ async fn claim(app: &App, worker: &str, limit: usize, skip: &[String]) -> (bool,
         let mut jobs: Vec<Claimed> = Vec::new();
         if !skip.is_empty() {
             jobs = queue::claim(&mut tx, NOTIFICATION_QUEUE, now, until, limit, worker, skip).await?;
-            fair_short = (jobs.len() as i64) < limit;
+            fair_found = Some(jobs.len());
         }
         let got = i64::try_from(jobs.len()).unwrap_or(limit);
         if got < limit {
@@ -637,7 +647,7 @@ async fn claim(app: &App, worker: &str, limit: usize, skip: &[String]) -> (bool,
         Ok(jobs) => prepare(app, jobs).await,
         Err(e) => Err(e),
     };
-    (fair_short, result)
+    (fair_found, result)
 }
 
 /// The recorder: group-commits every entry that arrived while the previous batch was written, and

@@ -233,7 +233,7 @@ impl Attempt {
 #[derive(Debug)]
 pub(crate) enum Performed {
     /// An attempt, to record.
-    Attempt(Attempt),
+    Attempt(Box<Attempt>),
     /// Nothing could be tried (e-mail is not configured): the job waits until `at`.
     Defer {
         /// When to try again.
@@ -289,7 +289,7 @@ impl Performer {
         }
         let target = match r.target.as_ref() {
             Ok(t) => t,
-            Err(e) => return Ok(Performed::Attempt(Attempt::failed(now, e.clone()))),
+            Err(e) => return Ok(Performed::Attempt(Box::new(Attempt::failed(now, e.clone())))),
         };
         let secrets = n.signing_secrets(now);
         let attempt = match target {
@@ -297,7 +297,7 @@ impl Performer {
                 let endpoints = &self.app.settings.delivery.endpoints;
                 let body = match outbound::http_body(r.method, &n.config.0, r.event, data, performer, endpoints) {
                     Ok(b) => b,
-                    Err(e) => return Ok(Performed::Attempt(Attempt::failed(now, e))),
+                    Err(e) => return Ok(Performed::Attempt(Box::new(Attempt::failed(now, e)))),
                 };
                 let meta = DeliveryMeta {
                     event: r.event.name(),
@@ -309,10 +309,8 @@ impl Performer {
                 let sender = match self.sender_for(&n.uuid, &route.tls) {
                     Ok(s) => s,
                     Err(e) => {
-                        return Ok(Performed::Attempt(Attempt::failed(
-                            now,
-                            format!("webhook TLS settings: {e}"),
-                        )));
+                        let reason = format!("webhook TLS settings: {e}");
+                        return Ok(Performed::Attempt(Box::new(Attempt::failed(now, reason))));
                     }
                 };
                 let (outcome, exchange) = sender
@@ -342,7 +340,7 @@ impl Performer {
                 };
                 let data = match data.parse() {
                     Ok(d) => d,
-                    Err(e) => return Ok(Performed::Attempt(Attempt::failed(now, e))),
+                    Err(e) => return Ok(Performed::Attempt(Box::new(Attempt::failed(now, e)))),
                 };
                 let (outcome, exchange) = self
                     .app
@@ -383,7 +381,7 @@ impl Performer {
         };
         metrics::histogram!("berth_delivery_request_duration_seconds", "method" => r.method.name())
             .record(attempt.exchange.duration.as_secs_f64());
-        Ok(Performed::Attempt(attempt))
+        Ok(Performed::Attempt(Box::new(attempt)))
     }
 }
 

@@ -61,7 +61,7 @@ impl JobRef {
 #[derive(Debug)]
 pub(crate) enum Entry {
     /// A delivery was attempted.
-    Attempt(Box<Ready>, Attempt),
+    Attempt(Box<Ready>, Box<Attempt>),
     /// Nothing was sent (the notification is gone, disabled, or filters the event out): the job
     /// is done and its delivery gets `status`, with the note as its last error.
     Settle {
