@@ -568,13 +568,19 @@ async fn raise_pushes(s: &TestServer, n: usize) {
         namespace: "acme",
         name: "web",
     };
+    // All at once, as concurrent pushes would: they commit in a few group commits, so a running
+    // worker finds a backlog rather than one event at a time.
+    let mut raising = tokio::task::JoinSet::new();
     for i in 0..n {
         let data = berth_notify::events::repo_push(&ctx, &[&format!("t{i}")], &[]);
-        s.app
-            .raise_event("acme", "web", berth_notify::EventKind::RepoPush, &data)
-            .await
-            .unwrap();
+        let app = s.app.clone();
+        raising.spawn(async move {
+            app.raise_event("acme", "web", berth_notify::EventKind::RepoPush, &data)
+                .await
+                .unwrap();
+        });
     }
+    raising.join_all().await;
 }
 
 /// Waits for `n` arrivals.
@@ -600,7 +606,9 @@ async fn limit_of(s: &TestServer, dest: &str) -> f64 {
 
 backend_test!(async fn a_destination_that_slows_down_gets_fewer_slots_and_then_gets_them_back(kind) {
     let rx = Receiver::start().await;
-    let (s, root) = server(kind, false, |_| {}).await;
+    // A global budget of 24: the limit can reach it quickly, and this one test process (server,
+    // receiver and raisers, unoptimized) never queues so much that fast answers look slow.
+    let (s, root) = server(kind, false, |c| c.notifications.max_in_flight = 24).await;
     hook(&s, &root, &format!("{}/adaptive", rx.url)).await;
     let dest = rx.url.trim_start_matches("http://").to_owned();
     // A backlog to a fast destination: the limit grows from its modest start.
@@ -615,10 +623,11 @@ backend_test!(async fn a_destination_that_slows_down_gets_fewer_slots_and_then_g
     arrivals(&rx, 100).await;
     let slow = limit_of(&s, &dest).await;
     assert!(slow < fast, "slowed down: {fast} -> {slow}");
-    // A backlog builds up while it is slow; then it recovers, and the slots come back.
-    raise_pushes(&s, 300).await;
+    // It recovers: a new backlog, answered fast again, gets the slots back. (Raised after the
+    // recovery, so that no request still in flight at the old pace counts against it.)
     rx.delay(Duration::ZERO);
-    arrivals(&rx, 300).await;
+    raise_pushes(&s, 600).await;
+    arrivals(&rx, 600).await;
     let recovered = limit_of(&s, &dest).await;
     assert!(recovered > slow, "recovered: {slow} -> {recovered}");
     worker.stop().await;
