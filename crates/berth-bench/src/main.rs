@@ -10,6 +10,7 @@
 //! and PostgreSQL); 5. durability across `kill -9`; 6. memory.
 
 mod dispatch;
+mod hostile;
 mod image;
 mod peers;
 mod receiver;
@@ -41,7 +42,7 @@ pub struct Args {
     /// The `berth` binary to measure (default: `berth` next to this program).
     #[arg(long)]
     pub berth: Option<PathBuf>,
-    /// Run only these scenarios (1–6), e.g. `--only 1,3`.
+    /// Run only these scenarios (1–7), e.g. `--only 1,3`.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<u32>,
     /// PostgreSQL server for the PostgreSQL runs (a database is created and dropped).
@@ -208,6 +209,11 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted(6) {
         figures.extend(scenarios::pending_memory(&ctx).await?);
+    }
+    if wanted(7) {
+        let (f, n) = hostile::password_flood(&ctx).await?;
+        figures.extend(f);
+        notes.extend(n);
     }
     let mode = if args.quick { "quick" } else { "full" };
     let mut md = format!(
