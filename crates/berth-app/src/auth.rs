@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::secret::{random_token, same_secret, token_hash, verify_password};
+use crate::passwords::Checked;
+use crate::secret::{random_token, same_secret, token_hash};
 use crate::{App, AppError, Caller, Principal, Result};
 
 /// The username that says "the password is an access token" (Quay's convention).
@@ -151,8 +152,14 @@ pub(crate) fn principal(account: berth_store::accounts::AccountRow, scopes: Opti
 
 impl App {
     /// Authenticates HTTP Basic credentials: a user's password, a robot's token, or an access token
-    /// with the username `$oauthtoken`.
-    pub async fn authenticate_basic(&self, username: &str, password: &str) -> Result<Principal> {
+    /// with the username `$oauthtoken`. `client` is the caller's address, which failed checks are
+    /// counted against (with the user name); password checks are bounded and may answer 429.
+    pub async fn authenticate_basic(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Principal> {
         let bad = || AppError::BadCredentials("Invalid Username or Password".into());
         if username == OAUTH_TOKEN_USERNAME {
             return self.authenticate_token(password).await;
@@ -161,20 +168,33 @@ impl App {
             return self.authenticate_build(password).await;
         }
         let mut conn = self.store.conn().await?;
-        let account = accounts::by_name(&mut conn, username).await?.ok_or_else(bad)?;
+        let account = accounts::by_name(&mut conn, username).await?;
         drop(conn);
-        let ok = match account.kind {
-            AccountKind::User => match account.password_hash.clone() {
-                Some(phc) => verify_password(password.to_owned(), phc).await?,
-                None => false,
-            },
-            AccountKind::Robot => account.robot_token.as_deref().is_some_and(|t| same_secret(t, password)),
-            AccountKind::Organization => false,
+        let ok = match account.as_ref().map(|a| a.kind) {
+            Some(AccountKind::Robot) => {
+                let ok = account
+                    .as_ref()
+                    .and_then(|a| a.robot_token.as_deref())
+                    .is_some_and(|t| same_secret(t, password));
+                if !ok {
+                    self.passwords.count_cheap_failure(username, client)?;
+                }
+                ok
+            }
+            kind => {
+                // Unknown users, organizations and users without a password are checked against
+                // a dummy hash, so that they cost what a real user costs.
+                let stored = account
+                    .as_ref()
+                    .filter(|_| kind == Some(AccountKind::User))
+                    .and_then(|a| a.password_hash.as_deref());
+                self.passwords.check(username, password, stored, client).await? == Checked::Match
+            }
         };
-        if !ok {
-            return Err(bad());
+        match account {
+            Some(account) if ok => Ok(principal(account, None)),
+            _ => Err(bad()),
         }
-        Ok(principal(account, None))
     }
 
     /// Authenticates an access token (`Authorization: Bearer`).

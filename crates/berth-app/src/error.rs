@@ -43,6 +43,17 @@ pub enum AppError {
         /// What went wrong.
         message: String,
     },
+    /// The request body is larger than the route accepts; the message names the limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// Too many requests of this kind; retry after `retry_after_secs` (429 with `Retry-After`).
+    #[error("{message}")]
+    TooManyRequests {
+        /// What was limited.
+        message: String,
+        /// When to retry, in seconds.
+        retry_after_secs: u64,
+    },
     /// A bug or an unexpected failure; details go to the log, not to the caller (500).
     #[error("internal error: {0}")]
     Internal(String),

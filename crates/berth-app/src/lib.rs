@@ -23,6 +23,7 @@ pub mod inapp;
 mod jobs;
 pub mod notifications;
 pub mod paging;
+mod passwords;
 pub mod registry;
 pub mod repos;
 pub mod secret;
@@ -98,6 +99,8 @@ pub struct App {
     raiser: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<events::RaiseRequest>>>,
     /// The delivery worker of this process, while it runs (events raised here go straight to it).
     handoff: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<delivery::dispatch::Handoff>>>>,
+    /// Bounded, rate-limited and cached password checks.
+    passwords: std::sync::Arc<passwords::PasswordGate>,
 }
 
 impl App {
@@ -125,6 +128,7 @@ impl App {
             build_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             handoff: std::sync::Arc::default(),
             raiser: std::sync::Arc::default(),
+            passwords: std::sync::Arc::default(),
         })
     }
 

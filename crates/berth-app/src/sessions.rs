@@ -32,8 +32,13 @@ pub struct SessionCaller {
 
 impl App {
     /// Signs a user in with a password.
-    pub async fn sign_in(&self, username: &str, password: &str) -> Result<NewSession> {
-        let p = self.authenticate_basic(username, password).await?;
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<NewSession> {
+        let p = self.authenticate_basic(username, password, client).await?;
         if p.kind != AccountKind::User {
             return Err(AppError::BadCredentials(
                 "Robot accounts cannot sign in to the web interface".into(),

@@ -2,7 +2,7 @@
 //! `{"detail","error_message","error_type","title","type","status"}`.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_app::AppError;
 use serde::Serialize;
@@ -13,6 +13,8 @@ pub struct ApiError {
     pub(crate) status: StatusCode,
     error_type: &'static str,
     pub(crate) detail: String,
+    /// Seconds for a `Retry-After` header (429s).
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -22,6 +24,7 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             error_type: "invalid_request",
             detail: detail.into(),
+            retry_after: None,
         }
     }
 
@@ -31,6 +34,7 @@ impl ApiError {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
             error_type: "invalid_request",
             detail: detail.into(),
+            retry_after: None,
         }
     }
 
@@ -70,7 +74,13 @@ impl From<AppError> for ApiError {
             AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             AppError::NotConfigured(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_configured"),
             AppError::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream_failed"),
+            AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            AppError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        };
+        let retry_after = match &e {
+            AppError::TooManyRequests { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
         };
         let detail = match &e {
             AppError::Internal(msg) => {
@@ -87,6 +97,7 @@ impl From<AppError> for ApiError {
             status,
             error_type,
             detail,
+            retry_after,
         }
     }
 }
@@ -101,7 +112,11 @@ impl IntoResponse for ApiError {
             type_uri: format!("/api/v1/error/{}", self.error_type),
             status: self.status.as_u16(),
         };
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
     }
 }
 

@@ -1,7 +1,7 @@
 //! Request extractors: the caller (from HTTP Basic or an access token) and JSON bodies whose errors
 //! use Quay's error body and name the offending field.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -47,10 +47,10 @@ pub fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>, AppError>
 
 /// Authenticates API credentials: Basic (password, robot token, `$oauthtoken`) or a Bearer access
 /// token. No credentials means anonymous; wrong ones are a 401.
-pub async fn api_caller(app: &App, headers: &HeaderMap) -> Result<Caller, AppError> {
+pub async fn api_caller(app: &App, headers: &HeaderMap, client: Option<IpAddr>) -> Result<Caller, AppError> {
     Ok(match credentials(headers)? {
         None => Caller::Anonymous,
-        Some(Credentials::Basic(u, p)) => Caller::Account(app.authenticate_basic(&u, &p).await?),
+        Some(Credentials::Basic(u, p)) => Caller::Account(app.authenticate_basic(&u, &p, client).await?),
         Some(Credentials::Bearer(t)) => Caller::Account(app.authenticate_token(&t).await?),
     })
 }
@@ -58,10 +58,23 @@ pub async fn api_caller(app: &App, headers: &HeaderMap) -> Result<Caller, AppErr
 /// The client's address: the TCP peer (a reverse proxy's `X-Forwarded-For` is not trusted by
 /// default).
 pub fn client_ip(parts: &Parts) -> Option<String> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+    client_addr(parts).map(|ip| ip.to_string())
+}
+
+/// The client's address as an IP (see [`client_ip`]).
+pub fn client_addr(parts: &Parts) -> Option<IpAddr> {
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// The client's address, when the server records it; failed password checks count against it.
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(client_addr(parts)))
+    }
 }
 
 /// The request context of an API call: the authenticated caller and its address.
@@ -71,7 +84,7 @@ impl FromRequestParts<HttpState> for ApiCtx {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, Self::Rejection> {
-        let caller = api_caller(&state.app, &parts.headers).await?;
+        let caller = api_caller(&state.app, &parts.headers, client_addr(parts)).await?;
         Ok(ApiCtx(Ctx {
             caller,
             ip: client_ip(parts),

@@ -104,15 +104,20 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn registry_auth(state: &HttpState, headers: &HeaderMap) -> Result<RegistryAuth, AppError> {
+async fn registry_auth(
+    state: &HttpState,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+) -> Result<RegistryAuth, AppError> {
     Ok(match credentials(headers)? {
         None => RegistryAuth::Anonymous,
         Some(Credentials::Bearer(t)) => RegistryAuth::Token(state.app.verify_registry_token(&t)?),
-        Some(Credentials::Basic(u, p)) => RegistryAuth::Caller(state.app.authenticate_basic(&u, &p).await?),
+        Some(Credentials::Basic(u, p)) => RegistryAuth::Caller(state.app.authenticate_basic(&u, &p, client).await?),
     })
 }
 
-fn body_reader(body: Body) -> impl tokio::io::AsyncRead + Send + Unpin {
+/// A request body as a byte reader.
+pub(crate) fn body_reader(body: Body) -> impl tokio::io::AsyncRead + Send + Unpin {
     StreamReader::new(body.into_data_stream().map_err(std::io::Error::other))
 }
 
@@ -204,7 +209,7 @@ pub async fn dispatch(
         };
         format!("repository:{p}:{actions}")
     });
-    let auth = match registry_auth(&state, &headers).await {
+    let auth = match registry_auth(&state, &headers, Some(peer.ip())).await {
         Ok(a) => a,
         Err(e) => return err(&state, e, scope),
     };

@@ -12,7 +12,7 @@ use serde::Serialize;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::HttpState;
-use crate::extract::{Credentials, credentials};
+use crate::extract::{ClientAddr, Credentials, credentials};
 
 /// The `/v2` routes of this crate.
 pub fn router() -> Router<HttpState> {
@@ -34,6 +34,7 @@ pub struct OciError {
     code: &'static str,
     message: String,
     challenge: Option<String>,
+    retry_after: Option<u64>,
 }
 
 impl OciError {
@@ -44,6 +45,7 @@ impl OciError {
             code,
             message: message.into(),
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -94,6 +96,14 @@ impl OciError {
                 OciError::new(status, code.as_str(), message)
             }
             AppError::Invalid(m) => OciError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", m),
+            AppError::TooLarge(m) => OciError::new(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID", m),
+            AppError::TooManyRequests {
+                message,
+                retry_after_secs,
+            } => OciError {
+                retry_after: Some(retry_after_secs),
+                ..OciError::new(StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS", message)
+            },
             AppError::Conflict(m) => OciError::new(StatusCode::CONFLICT, "DENIED", m),
             AppError::Forbidden(m) => OciError::new(StatusCode::FORBIDDEN, "DENIED", m),
             AppError::NotFound(m) => OciError::not_found("NAME_UNKNOWN", m),
@@ -116,15 +126,26 @@ impl IntoResponse for OciError {
         if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
         }
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }
 
 /// `GET /v2/`: 200 for a valid registry token or Basic credentials, else a 401 challenge.
-async fn base(State(s): State<HttpState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, OciError> {
+async fn base(
+    State(s): State<HttpState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, OciError> {
     let ok = match credentials(&headers) {
         Ok(Some(Credentials::Bearer(t))) => s.app.verify_registry_token(&t).is_ok(),
-        Ok(Some(Credentials::Basic(u, p))) => s.app.authenticate_basic(&u, &p).await.is_ok(),
+        Ok(Some(Credentials::Basic(u, p))) => match s.app.authenticate_basic(&u, &p, client).await {
+            Ok(_) => true,
+            Err(e @ AppError::TooManyRequests { .. }) => return Err(OciError::from_app(&s, e)),
+            Err(_) => false,
+        },
         Ok(None) | Err(_) => false,
     };
     if ok {
@@ -145,6 +166,7 @@ struct TokenOut {
 /// `GET /v2/auth?service=…&scope=…`: a short-lived token granting what the caller may do.
 async fn auth(
     State(s): State<HttpState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<TokenOut>, OciError> {
@@ -159,7 +181,7 @@ async fn auth(
         None => Caller::Anonymous,
         Some(Credentials::Basic(u, p)) => Caller::Account(
             s.app
-                .authenticate_basic(&u, &p)
+                .authenticate_basic(&u, &p, client)
                 .await
                 .map_err(|e| OciError::from_app(&s, e))?,
         ),

@@ -21,6 +21,7 @@ use berth_app::{AppError, Ctx};
 use serde::Deserialize;
 
 use crate::HttpState;
+use crate::extract::ClientAddr;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "berth_session";
@@ -224,7 +225,11 @@ pub fn error_page(chrome: &Chrome, e: AppError) -> Response {
         StatusCode::BAD_REQUEST => "That did not work",
         _ => "Something went wrong",
     };
-    message(api.status, chrome, title, &api.detail)
+    let mut resp = message(api.status, chrome, title, &api.detail);
+    if let Some(secs) = api.retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// The client address, for audit entries.
@@ -302,8 +307,8 @@ struct SignInForm {
     next: String,
 }
 
-async fn signin(State(s): State<HttpState>, Form(f): Form<SignInForm>) -> Response {
-    match s.app.sign_in(f.username.trim(), &f.password).await {
+async fn signin(State(s): State<HttpState>, ClientAddr(client): ClientAddr, Form(f): Form<SignInForm>) -> Response {
+    match s.app.sign_in(f.username.trim(), &f.password, client).await {
         Ok(new) => {
             let mut r = Redirect::to(&safe_next(&f.next)).into_response();
             if let Ok(v) = HeaderValue::from_str(&session_cookie(&s, &new.token, false)) {
@@ -384,10 +389,10 @@ struct SetupForm {
     password: String,
 }
 
-async fn setup(State(s): State<HttpState>, ClientIp(ip): ClientIp, Form(f): Form<SetupForm>) -> Response {
+async fn setup(State(s): State<HttpState>, ClientAddr(client): ClientAddr, Form(f): Form<SetupForm>) -> Response {
     let ctx = Ctx {
         caller: berth_app::Caller::Anonymous,
-        ip,
+        ip: client.map(|ip| ip.to_string()),
     };
     let new = berth_app::accounts::NewUser {
         username: f.username.trim().to_owned(),
@@ -396,7 +401,7 @@ async fn setup(State(s): State<HttpState>, ClientIp(ip): ClientIp, Form(f): Form
         superuser: true,
     };
     match s.app.initialize(&ctx, new, false).await {
-        Ok(_) => match s.app.sign_in(f.username.trim(), &f.password).await {
+        Ok(_) => match s.app.sign_in(f.username.trim(), &f.password, client).await {
             Ok(session) => {
                 let mut r = Redirect::to("/").into_response();
                 if let Ok(v) = HeaderValue::from_str(&session_cookie(&s, &session.token, false)) {
