@@ -38,6 +38,17 @@ pub struct WebhookRequest<'a> {
     pub body: &'a [u8],
 }
 
+/// A trigger named by a webhook, found and (for GitLab and custom triggers) authenticated before
+/// the webhook's body is read.
+#[derive(Debug)]
+pub struct WebhookTarget {
+    trigger: TriggerRow,
+}
+
+fn webhook_denied() -> AppError {
+    AppError::Forbidden("the webhook's signature or token does not match the trigger's secret".into())
+}
+
 /// How a manual run names what to build.
 #[derive(Debug, Clone, Default)]
 pub struct ManualRun {
@@ -332,38 +343,41 @@ impl App {
         self.queue_build(ctx, repo, &new, Some(t)).await
     }
 
-    /// Handles a trigger's webhook: checks the service's signature, maps the push, applies the
-    /// branch/tag filter and queues the build. An unknown trigger is 404; a bad signature is
-    /// 403; a malformed push is 400.
-    pub async fn trigger_webhook(&self, uuid: &str, req: &WebhookRequest<'_>) -> Result<WebhookOutcome> {
+    /// Finds the trigger a webhook names and, for GitLab and custom triggers, checks its token,
+    /// all before the body is read. Builds off is 503; an unknown trigger 404; a wrong token 403.
+    pub async fn webhook_target(&self, uuid: &str, req: &WebhookRequest<'_>) -> Result<WebhookTarget> {
         self.builds_enabled()?;
         let t = store::trigger_any(&mut self.store.conn().await?, uuid)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no trigger {uuid}")))?;
-        let denied =
-            || AppError::Forbidden("the webhook's signature or token does not match the trigger's secret".into());
+        let secret_ok = match t.service.as_str() {
+            // GitHub signs the body: checked once it is read.
+            "github" => true,
+            "gitlab" => payload::secret_ok(&t.secret, req.gitlab_token),
+            _ => payload::secret_ok(&t.secret, req.custom_secret),
+        };
+        if !secret_ok {
+            return Err(webhook_denied());
+        }
+        Ok(WebhookTarget { trigger: t })
+    }
+
+    /// Handles a webhook's body for a trigger found by [`App::webhook_target`]: checks GitHub's
+    /// signature, maps the push (malformed is 400), applies the branch/tag filter and queues the
+    /// build.
+    pub async fn trigger_webhook(&self, target: WebhookTarget, req: &WebhookRequest<'_>) -> Result<WebhookOutcome> {
+        let t = target.trigger;
+        let uuid = t.uuid.clone();
+        if t.service == "github" && !payload::github_signature_ok(&t.secret, req.body, req.github_signature) {
+            return Err(webhook_denied());
+        }
         let body: Value =
             serde_json::from_slice(req.body).map_err(|e| AppError::Invalid(format!("the body is not JSON: {e}")))?;
         let source = t.config.0["build_source"].as_str().unwrap_or_default().to_owned();
         let push = match t.service.as_str() {
-            "github" => {
-                if !payload::github_signature_ok(&t.secret, req.body, req.github_signature) {
-                    return Err(denied());
-                }
-                payload::github(req.github_event.unwrap_or("push"), &body)
-            }
-            "gitlab" => {
-                if !payload::secret_ok(&t.secret, req.gitlab_token) {
-                    return Err(denied());
-                }
-                payload::gitlab(req.gitlab_event.unwrap_or("Push Hook"), &body)
-            }
-            _ => {
-                if !payload::secret_ok(&t.secret, req.custom_secret) {
-                    return Err(denied());
-                }
-                payload::custom(&body, &source)
-            }
+            "github" => payload::github(req.github_event.unwrap_or("push"), &body),
+            "gitlab" => payload::gitlab(req.gitlab_event.unwrap_or("Push Hook"), &body),
+            _ => payload::custom(&body, &source),
         }
         .map_err(AppError::Invalid)?;
         if !t.activated {

@@ -37,12 +37,17 @@ pub struct HttpState {
     pub metrics: MetricsRender,
 }
 
+/// The largest JSON body `/api/v1` reads (a notification with its templates is far below it).
+/// The other routes set their own limits: `/v2` manifests `max_manifest_bytes`, blobs stream to
+/// storage, filedrops `builds.max_context_bytes`, trigger webhooks 25 MiB, UI forms 64 KiB.
+pub const API_BODY_LIMIT: usize = 1 << 20;
+
 /// The whole HTTP application.
 pub fn router(state: HttpState) -> Router {
     let (api, openapi) = api::router().split_for_parts();
     let openapi = Arc::new(openapi);
     let router = Router::new()
-        .merge(api)
+        .merge(api.layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT)))
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {

@@ -6,7 +6,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use berth_app::AppError;
@@ -34,27 +34,46 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| AppError::Invalid(format!("the body is larger than {limit} bytes")).into())
+/// The `Content-Length` a client declared, if any.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
+/// Reads a body of at most `limit` bytes; a larger one is a 413 (refused before reading when its
+/// `Content-Length` says so).
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    let too_large = || ApiError::from(AppError::TooLarge(format!("the body is larger than {limit} bytes")));
+    if declared_length(headers).is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|_| too_large())
+}
+
+/// `PUT /filedrop/{id}?token=…`: the id, the token and whether builds are on are checked before
+/// the body is read; then it is stored piece by piece as it arrives.
 async fn upload(
     State(s): State<HttpState>,
     Path(id): Path<String>,
     Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let token = q
         .token
         .ok_or_else(|| AppError::Invalid("the upload URL needs its token parameter".into()))?;
-    let limit = usize::try_from(s.app.settings().builds.max_context_bytes).unwrap_or(usize::MAX);
-    let bytes = read_body(body, limit.saturating_add(1)).await?;
-    s.app.fill_filedrop(&id, &token, &bytes).await?;
-    Ok((StatusCode::OK, axum::Json(json!({"file_id": id, "size": bytes.len()}))).into_response())
+    let mut reader = crate::oci::body_reader(body);
+    let size = s
+        .app
+        .fill_filedrop(&id, &token, declared_length(&headers), &mut reader)
+        .await?;
+    Ok((StatusCode::OK, axum::Json(json!({"file_id": id, "size": size}))).into_response())
 }
 
+/// `POST /webhooks/push/trigger/{uuid}`: the trigger, whether builds are on and (where the
+/// service sends one) the token are checked before the body is read.
 async fn trigger_webhook(
     State(s): State<HttpState>,
     Path(uuid): Path<String>,
@@ -62,21 +81,23 @@ async fn trigger_webhook(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(body, MAX_WEBHOOK_BODY).await?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let basic = match credentials(&headers) {
         Ok(Some(Credentials::Basic(_, password))) => Some(password),
         _ => None,
     };
-    let req = WebhookRequest {
+    let mut req = WebhookRequest {
         github_event: header("x-github-event"),
         github_signature: header("x-hub-signature-256"),
         gitlab_event: header("x-gitlab-event"),
         gitlab_token: header("x-gitlab-token"),
         custom_secret: basic.as_deref().or(q.token.as_deref()),
-        body: &bytes,
+        body: &[],
     };
-    let outcome = s.app.trigger_webhook(&uuid, &req).await?;
+    let target = s.app.webhook_target(&uuid, &req).await?;
+    let bytes = read_body(&headers, body, MAX_WEBHOOK_BODY).await?;
+    req.body = &bytes;
+    let outcome = s.app.trigger_webhook(target, &req).await?;
     let (status, body) = match outcome {
         WebhookOutcome::Queued(build) => (StatusCode::CREATED, json!({"build_id": build})),
         WebhookOutcome::Ignored(why) => (StatusCode::OK, json!({"skipped": why})),

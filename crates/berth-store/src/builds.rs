@@ -252,21 +252,95 @@ pub async fn create_filedrop(tx: &mut Tx, id: &str, owner: i64, token_hash: &str
     Ok(())
 }
 
-/// Fills an empty filedrop whose token hashes to `token_hash`. Returns whether it did.
-pub async fn fill_filedrop(tx: &mut Tx, id: &str, token_hash: &str, content: &[u8]) -> Result<bool> {
-    let sql = "UPDATE filedrop SET content = $3 WHERE id = $1 AND token_hash = $2 AND content IS NULL";
-    let n = run!(tx, c => sqlx::query(sql).bind(id).bind(token_hash).bind(content).execute(c).await.map(|r| r.rows_affected()))?;
+/// Starts the upload of filedrop `id` if `token_hash` is its token, it is not filled, and no
+/// other upload is arriving (one that started before `stale_before` is taken over, its pieces
+/// dropped). Returns whether it did; nothing is read from the caller before this.
+pub async fn begin_filedrop_upload(
+    ex: &mut impl Exec,
+    id: &str,
+    token_hash: &str,
+    now: DateTime<Utc>,
+    stale_before: DateTime<Utc>,
+) -> Result<bool> {
+    let sql = "UPDATE filedrop SET receiving_at = $3 WHERE id = $1 AND token_hash = $2 AND size IS NULL \
+               AND content IS NULL AND (receiving_at IS NULL OR receiving_at < $4)";
+    let n = run!(ex, c => sqlx::query(sql).bind(id).bind(token_hash).bind(now).bind(stale_before).execute(c).await.map(|r| r.rows_affected()))?;
+    if n == 1 {
+        let drop = "DELETE FROM filedrop_chunk WHERE filedrop_id = $1";
+        run!(ex, c => sqlx::query(drop).bind(id).execute(c).await.map(|_| ()))?;
+    }
     Ok(n == 1)
 }
 
-/// A filedrop's owner and content (`None` while empty).
-pub async fn filedrop(ex: &mut impl Exec, id: &str) -> Result<Option<(i64, Option<Vec<u8>>)>> {
-    let sql = "SELECT owner_id, content FROM filedrop WHERE id = $1";
-    Ok(run!(ex, c => sqlx::query_as::<_, (i64, Option<Vec<u8>>)>(sql).bind(id).fetch_optional(c).await)?)
+/// Stores piece `seq` of an arriving upload.
+pub async fn add_filedrop_chunk(ex: &mut impl Exec, id: &str, seq: i64, data: &[u8]) -> Result<()> {
+    let sql = "INSERT INTO filedrop_chunk (filedrop_id, seq, data) VALUES ($1, $2, $3)";
+    run!(ex, c => sqlx::query(sql).bind(id).bind(seq).bind(data).execute(c).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// Marks an arrived upload filled, with its size and digest. Returns whether it did (`false`: it
+/// was taken over as stale meanwhile).
+pub async fn finish_filedrop_upload(
+    ex: &mut impl Exec,
+    id: &str,
+    started: DateTime<Utc>,
+    size: i64,
+    digest: &str,
+) -> Result<bool> {
+    let sql = "UPDATE filedrop SET size = $3, digest = $4, receiving_at = NULL \
+               WHERE id = $1 AND receiving_at = $2 AND size IS NULL";
+    let n = run!(ex, c => sqlx::query(sql).bind(id).bind(started).bind(size).bind(digest).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Gives up an upload that failed: its pieces go, and the filedrop can be uploaded again.
+pub async fn abort_filedrop_upload(ex: &mut impl Exec, id: &str, started: DateTime<Utc>) -> Result<()> {
+    let sql = "UPDATE filedrop SET receiving_at = NULL WHERE id = $1 AND receiving_at = $2 AND size IS NULL";
+    let n = run!(ex, c => sqlx::query(sql).bind(id).bind(started).execute(c).await.map(|r| r.rows_affected()))?;
+    if n == 1 {
+        let drop = "DELETE FROM filedrop_chunk WHERE filedrop_id = $1";
+        run!(ex, c => sqlx::query(drop).bind(id).execute(c).await.map(|_| ()))?;
+    }
+    Ok(())
+}
+
+/// A filedrop as builds see it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FiledropRow {
+    /// Who asked for it.
+    pub owner_id: i64,
+    /// Its size once filled.
+    pub size: Option<i64>,
+    /// The digest of its content, once filled (`None` also for contents stored before digests).
+    pub digest: Option<String>,
+}
+
+/// A filedrop's owner and, once filled, size and digest.
+pub async fn filedrop(ex: &mut impl Exec, id: &str) -> Result<Option<FiledropRow>> {
+    let sql = "SELECT owner_id, size, digest FROM filedrop WHERE id = $1";
+    Ok(run!(ex, c => sqlx::query_as::<_, FiledropRow>(sql).bind(id).fetch_optional(c).await)?)
+}
+
+/// A filled filedrop's content, its pieces joined in order (`None` while not filled).
+pub async fn filedrop_content(ex: &mut impl Exec, id: &str) -> Result<Option<Vec<u8>>> {
+    let Some(row) = filedrop(ex, id).await? else {
+        return Ok(None);
+    };
+    let Some(size) = row.size else { return Ok(None) };
+    let sql = "SELECT data FROM filedrop_chunk WHERE filedrop_id = $1 ORDER BY seq";
+    let pieces = run!(ex, c => sqlx::query_scalar::<_, Vec<u8>>(sql).bind(id).fetch_all(c).await)?;
+    let mut content = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    for p in pieces {
+        content.extend_from_slice(&p);
+    }
+    Ok(Some(content))
 }
 
 /// Removes filedrops created before `before` that no unfinished build still needs.
 pub async fn delete_filedrops_before(tx: &mut Tx, before: DateTime<Utc>) -> Result<u64> {
+    let chunks = "DELETE FROM filedrop_chunk WHERE filedrop_id IN (SELECT id FROM filedrop WHERE created_at < $1)";
+    run!(tx, c => sqlx::query(chunks).bind(before).execute(c).await.map(|_| ()))?;
     let sql = "DELETE FROM filedrop WHERE created_at < $1";
     Ok(run!(tx, c => sqlx::query(sql).bind(before).execute(c).await.map(|r| r.rows_affected()))?)
 }

@@ -541,9 +541,20 @@ backend_test!(async fn builds_logs_filedrops_and_triggers(kind) {
     assert!(!builds::set_phase(&mut tx, b.id, phase::ERROR, Some("late"), now).await.unwrap(), "final phases stay");
     assert!(!builds::request_cancel(&mut tx, b.id).await.unwrap());
     builds::create_filedrop(&mut tx, "f-1", owner.id.0, "tokenhash", "text/plain").await.unwrap();
-    assert!(!builds::fill_filedrop(&mut tx, "f-1", "wrong", b"x").await.unwrap());
-    assert!(builds::fill_filedrop(&mut tx, "f-1", "tokenhash", b"FROM scratch").await.unwrap());
-    assert!(!builds::fill_filedrop(&mut tx, "f-1", "tokenhash", b"again").await.unwrap(), "filled once");
+    let (t0, stale) = (now, now - chrono::Duration::minutes(10));
+    assert!(!builds::begin_filedrop_upload(&mut tx, "f-1", "wrong", t0, stale).await.unwrap());
+    assert!(builds::begin_filedrop_upload(&mut tx, "f-1", "tokenhash", t0, stale).await.unwrap());
+    assert!(!builds::begin_filedrop_upload(&mut tx, "f-1", "tokenhash", t0, stale).await.unwrap(), "one upload at a time");
+    builds::add_filedrop_chunk(&mut tx, "f-1", 0, b"half").await.unwrap();
+    builds::abort_filedrop_upload(&mut tx, "f-1", t0).await.unwrap();
+    let t1 = t0 + chrono::Duration::seconds(1);
+    assert!(builds::begin_filedrop_upload(&mut tx, "f-1", "tokenhash", t1, stale).await.unwrap(), "again after a failure");
+    builds::add_filedrop_chunk(&mut tx, "f-1", 0, b"FROM ").await.unwrap();
+    builds::add_filedrop_chunk(&mut tx, "f-1", 1, b"scratch").await.unwrap();
+    assert!(!builds::finish_filedrop_upload(&mut tx, "f-1", t0, 12, "sha256:x").await.unwrap(), "not the aborted upload's");
+    assert!(builds::finish_filedrop_upload(&mut tx, "f-1", t1, 12, "sha256:x").await.unwrap());
+    let later = t1 + chrono::Duration::hours(1);
+    assert!(!builds::begin_filedrop_upload(&mut tx, "f-1", "tokenhash", later, later).await.unwrap(), "filled once");
     tx.commit().await.unwrap();
 
     let mut c = s.conn().await.unwrap();
@@ -558,7 +569,9 @@ backend_test!(async fn builds_logs_filedrops_and_triggers(kind) {
     assert!(builds::by_credential(&mut c, "hash", now + chrono::Duration::minutes(10)).await.unwrap().is_none(), "expired");
     let (lines, total) = builds::logs(&mut c, b.id, 1, 10).await.unwrap();
     assert_eq!((lines.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), total), (vec!["STEP 1", "done"], 3));
-    assert_eq!(builds::filedrop(&mut c, "f-1").await.unwrap(), Some((owner.id.0, Some(b"FROM scratch".to_vec()))));
+    let filled = builds::filedrop(&mut c, "f-1").await.unwrap().unwrap();
+    assert_eq!((filled.owner_id, filled.size, filled.digest.as_deref()), (owner.id.0, Some(12), Some("sha256:x")));
+    assert_eq!(builds::filedrop_content(&mut c, "f-1").await.unwrap(), Some(b"FROM scratch".to_vec()));
     assert_eq!(builds::trigger(&mut c, repo.id, "t-1").await.unwrap().unwrap().config.0["build_source"], "file:///src");
     assert!(builds::trigger_any(&mut c, "t-1").await.unwrap().unwrap().activated);
     assert_eq!(builds::trigger_by_id(&mut c, t.id).await.unwrap().unwrap().uuid, "t-1");

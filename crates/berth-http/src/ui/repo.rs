@@ -746,7 +746,10 @@ async fn start_upload_build(
     tags: &str,
 ) -> Result<String, AppError> {
     let (file_id, token) = s.app.request_filedrop(ctx, "application/octet-stream").await?;
-    s.app.fill_filedrop(&file_id, &token, file).await?;
+    let mut reader = file;
+    s.app
+        .fill_filedrop(&file_id, &token, Some(file.len() as u64), &mut reader)
+        .await?;
     let req = StartBuild {
         file_id: Some(file_id),
         docker_tags: tags.split_whitespace().map(str::to_owned).collect(),

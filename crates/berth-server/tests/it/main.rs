@@ -13,6 +13,7 @@ mod crash;
 mod delivery;
 mod email;
 mod engine;
+mod hardening;
 mod notifications_api;
 mod observability;
 mod oci_conformance;
