@@ -41,6 +41,12 @@ pub struct Config {
     pub registry_token_ttl_secs: u64,
     /// How long shutdown waits for in-flight requests, in seconds.
     pub shutdown_grace_secs: u64,
+    /// How long a request's headers may take to arrive, and a keep-alive connection may idle
+    /// between requests, in seconds.
+    pub header_read_timeout_secs: u64,
+    /// Most HTTP connections open at once; 0 takes the open-file limit less a reserve. At the
+    /// limit the oldest connection with no request in progress is closed to make room.
+    pub max_connections: usize,
     /// How often garbage collection runs, in seconds (0 turns it off).
     pub gc_interval_secs: u64,
     /// Upload sessions untouched for this long are removed, in seconds.
@@ -327,6 +333,8 @@ impl Default for Config {
             log_level: "info".into(),
             registry_token_ttl_secs: 3600,
             shutdown_grace_secs: 30,
+            header_read_timeout_secs: 30,
+            max_connections: 0,
             gc_interval_secs: 3600,
             upload_max_age_secs: 86_400,
             blob_gc_grace_secs: 3600,
@@ -383,6 +391,8 @@ impl Config {
             "log_level",
             "registry_token_ttl_secs",
             "shutdown_grace_secs",
+            "header_read_timeout_secs",
+            "max_connections",
             "gc_interval_secs",
             "upload_max_age_secs",
             "blob_gc_grace_secs",
@@ -424,6 +434,9 @@ impl Config {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
             return fail("log_level", format!("'{}' is not a valid filter: {e}", self.log_level));
+        }
+        if self.header_read_timeout_secs == 0 {
+            return fail("header_read_timeout_secs", "must be at least 1".into());
         }
         if self.database_max_connections == 0 {
             return fail("database_max_connections", "must be at least 1".into());
@@ -555,6 +568,17 @@ impl Config {
     /// How long shutdown waits for in-flight requests.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// The HTTP listener's limits.
+    pub fn listen_limits(&self) -> crate::listen::Limits {
+        crate::listen::Limits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            max_connections: match self.max_connections {
+                0 => crate::listen::Limits::automatic_max_connections(),
+                n => n,
+            },
+        }
     }
 }
 

@@ -4,5 +4,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod listen;
 pub mod startup;
 pub mod telemetry;

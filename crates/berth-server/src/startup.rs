@@ -98,6 +98,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     app: App,
+    limits: crate::listen::Limits,
     grace: std::time::Duration,
     gc: Option<(std::time::Duration, berth_app::gc::GcPolicy)>,
     deliver: bool,
@@ -134,6 +135,7 @@ impl Application {
             router,
             app,
             grace: config.shutdown_grace(),
+            limits: config.listen_limits(),
             gc,
             deliver: config.notifications.deliver,
         })
@@ -157,6 +159,7 @@ impl Application {
             router,
             app,
             grace,
+            limits,
             gc,
             deliver,
         } = self;
@@ -186,13 +189,12 @@ impl Application {
             background.push(tokio::spawn(async move { fetcher.run_feed_fetcher().await }));
         }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_delivery.send(());
-                let _ = tx.send(());
-            });
-        let mut server = Box::pin(server.into_future());
+        let server = crate::listen::serve(listener, router, limits, async move {
+            shutdown.await;
+            let _ = stop_delivery.send(());
+            let _ = tx.send(());
+        });
+        let mut server = Box::pin(server);
         tokio::select! {
             res = &mut server => res?,
             _ = async { let _ = rx.await; } => {

@@ -213,3 +213,38 @@ backend_test!(async fn a_password_flood_is_bounded_and_limited_and_spares_tokens
     expect(s.get("/api/v1/user/", &root).await, 200);
     s.stop().await;
 });
+
+backend_test!(async fn stalled_clients_are_cut_off_and_cannot_keep_others_out(kind) {
+    let s = TestServer::start_with(kind, |c| {
+        c.header_read_timeout_secs = 2;
+        c.max_connections = 16;
+    })
+    .await;
+    // 40 connections send half a request head and stall (slowloris), more than the limit.
+    let mut stalled = Vec::new();
+    for _ in 0..40 {
+        let mut c = tokio::net::TcpStream::connect(&s.hostname).await.unwrap();
+        c.write_all(b"GET /health/instance HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        stalled.push(c);
+    }
+    // Health checks still answer: each new connection takes the place of the oldest stalled one.
+    for _ in 0..5 {
+        expect(s.get("/health/instance", &Auth::None).await, 200);
+    }
+    // Every stalled connection is closed: the oldest to make room, the rest when their headers
+    // have not arrived within header_read_timeout_secs.
+    for (i, mut c) in stalled.into_iter().enumerate() {
+        let mut buf = [0u8; 512];
+        let closed = tokio::time::timeout(ANSWER_WITHIN, async {
+            loop {
+                match c.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "stalled connection {i} is still open");
+    }
+    s.stop().await;
+});
