@@ -274,13 +274,53 @@ struct NextQuery {
     next: String,
 }
 
-/// Only local paths are followed after sign-in (no open redirect).
+/// Only local paths are followed after sign-in (no open redirect); anything else goes to `/`.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    if is_local_path(next) {
         next.to_owned()
     } else {
         "/".to_owned()
     }
+}
+
+/// Whether `next` is a path on this site: no whitespace as sent; one leading `/` not followed by
+/// `/` or `\` (which browsers read as another host), no backslash or control character anywhere
+/// (browsers drop tabs and newlines, so `/<TAB>/host` is `//host`), checked again after each round
+/// of percent-decoding (`/%2F`, `/%09/`, `%252F`); and it resolves to this origin.
+fn is_local_path(next: &str) -> bool {
+    if next.chars().any(char::is_whitespace) {
+        return false;
+    }
+    let mut text = next.to_owned();
+    for _ in 0..4 {
+        let local = text.starts_with('/')
+            && !text[1..].starts_with(['/', '\\'])
+            && !text.chars().any(|c| c == '\\' || c.is_control());
+        if !local {
+            return false;
+        }
+        let decoded = percent_encoding::percent_decode_str(&text)
+            .decode_utf8_lossy()
+            .into_owned();
+        if decoded == text {
+            break;
+        }
+        text = decoded;
+    }
+    let Ok(base) = url::Url::parse("http://berth.invalid/") else {
+        return false;
+    };
+    base.join(next)
+        .is_ok_and(|u| u.scheme() == "http" && u.host_str() == Some("berth.invalid"))
+}
+
+/// Whether `next` carries a control character, as sent or percent-encoded: a malformed form.
+fn has_control(next: &str) -> bool {
+    next.chars().any(char::is_control)
+        || percent_encoding::percent_decode_str(next)
+            .decode_utf8_lossy()
+            .chars()
+            .any(char::is_control)
 }
 
 async fn signin_page(State(s): State<HttpState>, Query(q): Query<NextQuery>) -> Response {
@@ -308,6 +348,14 @@ struct SignInForm {
 }
 
 async fn signin(State(s): State<HttpState>, ClientAddr(client): ClientAddr, Form(f): Form<SignInForm>) -> Response {
+    if has_control(&f.next) {
+        return message(
+            StatusCode::BAD_REQUEST,
+            &Chrome::default(),
+            "That did not work",
+            "The address to return to after signing in is not valid.",
+        );
+    }
     match s.app.sign_in(f.username.trim(), &f.password, client).await {
         Ok(new) => {
             let mut r = Redirect::to(&safe_next(&f.next)).into_response();
@@ -618,5 +666,53 @@ async fn create_org(
             .await
         }
         Err(e) => error_page(&session.chrome, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_same_origin_paths_are_returned_to() {
+        for ok in [
+            "/",
+            "/repository/acme/web",
+            "/repository/acme/web?tab=builds",
+            "/a%20b",
+            "/ü",
+        ] {
+            assert!(is_local_path(ok), "{ok}");
+            assert_eq!(safe_next(ok), ok);
+        }
+        for bad in [
+            "",
+            "repository",
+            "//evil.example/",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/%09/evil.example",
+            "/%0a/evil.example",
+            "%2F%2Fevil.example",
+            "/%2F/evil.example",
+            "/%2f/evil.example",
+            "/%5Cevil.example",
+            "/%252F/evil.example",
+            "/%25252F/evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "/ /evil.example",
+        ] {
+            assert!(!is_local_path(bad), "{bad:?}");
+            assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_found_raw_and_encoded() {
+        assert!(has_control("/\tx") && has_control("/%0Dx") && has_control("/%00"));
+        assert!(!has_control("/repository/acme/web") && !has_control("/%2F"));
     }
 }

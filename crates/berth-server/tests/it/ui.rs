@@ -138,6 +138,24 @@ backend_test!(async fn setup_sign_in_and_sessions(kind) {
         .post(format!("{}/signin", s.base)).header("content-type", "application/x-www-form-urlencoded")
         .body("username=root&password=rootpassword&next=%2F%2Fevil.example%2F").send().await.unwrap();
     assert_eq!(r.headers()["location"], "/");
+    // Paths that browsers read as another host, raw or encoded, go to `/` as well; a control
+    // character is a malformed form (400, no session).
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let sign_in_with = |next: &str| {
+        let body = format!("username=root&password=rootpassword&next={next}");
+        no_redirects.post(format!("{}/signin", s.base)).header("content-type", "application/x-www-form-urlencoded").body(body).send()
+    };
+    for next in ["%2F%2Fevil.example", "%2F%255C%255Cevil.example", "%2F%252F%252Fevil.example", "%2F%5Cevil.example"] {
+        let r = sign_in_with(next).await.unwrap();
+        assert_eq!((r.status(), r.headers()["location"].to_str().unwrap()), (StatusCode::SEE_OTHER, "/"), "{next}");
+    }
+    for next in ["%2F%09%2Fevil.example", "%2F%0A%2Fevil.example", "%2F%2509%2Fevil.example", "%2F%2500"] {
+        let r = sign_in_with(next).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{next}");
+        assert!(r.headers().get("set-cookie").is_none(), "{next}");
+    }
+    let r = sign_in_with("%2Frepository%2Froot%2Fx").await.unwrap();
+    assert_eq!(r.headers()["location"], "/repository/root/x");
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"), "{cookie}");
     // The cookie does not authenticate the API.
