@@ -150,6 +150,9 @@ pub(crate) fn principal(account: berth_store::accounts::AccountRow, scopes: Opti
     }
 }
 
+/// How long after its expiry (or before its start) a registry token is still accepted.
+const TOKEN_LEEWAY_SECS: u64 = 5;
+
 impl App {
     /// Authenticates HTTP Basic credentials: a user's password, a robot's token, or an access token
     /// with the username `$oauthtoken`. `client` is the caller's address, which failed checks are
@@ -285,6 +288,8 @@ impl App {
     /// Verifies a registry token issued by any instance sharing this database.
     pub fn verify_registry_token(&self, token: &str) -> Result<RegistryGrant> {
         let mut v = Validation::new(Algorithm::HS256);
+        // A few seconds for clocks that differ between instances, not the library's minute.
+        v.leeway = TOKEN_LEEWAY_SECS;
         v.set_issuer(&[ISSUER]);
         v.set_audience(&[self.settings.server_hostname.as_str()]);
         let data = jsonwebtoken::decode::<Claims>(token, &self.registry_key.decoding, &v)

@@ -90,3 +90,16 @@ backend_test!(async fn challenge_and_bad_credentials(kind) {
     assert!(e["errors"][0]["message"].as_str().unwrap().contains("invalid scope"), "{e}");
     s.stop().await;
 });
+
+backend_test!(async fn an_expired_registry_token_is_refused_within_seconds(kind) {
+    let s = TestServer::start_with(kind, |c| c.registry_token_ttl_secs = 1).await;
+    let root = s.init_root().await;
+    let body = expect(s.get(&format!("/v2/auth?service={}", s.hostname), &root).await, 200);
+    let token = Auth::Bearer(body["token"].as_str().unwrap().to_owned());
+    expect(s.get("/v2/", &token).await, 200);
+    // One second of life and a few of leeway for clocks; the library's default was a minute.
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    let (status, body) = s.get("/v2/", &token).await;
+    assert_eq!(status, 401, "{body}");
+    s.stop().await;
+});
