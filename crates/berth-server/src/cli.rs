@@ -106,10 +106,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::CheckConfig => {
-            let shown = Config {
+            // Secrets are masked: the database password and the SMTP password (however given).
+            let mut shown = Config {
                 database_url: config.database_url.as_deref().map(berth_store::db::redact_url),
                 ..config
             };
+            if !shown.mail.password.is_empty() {
+                shown.mail.password = "***".into();
+            }
             let text = toml::to_string_pretty(&shown).context("rendering configuration")?;
             println!("# configuration is valid; effective values:\n{text}");
             Ok(())
