@@ -6,7 +6,10 @@
 //! Not public: unspecified, loopback, private (10/8, 172.16/12, 192.168/16), carrier-grade NAT
 //! (100.64/10), link-local (169.254/16, including cloud metadata), multicast, broadcast,
 //! documentation and benchmarking ranges, IPv6 unique-local (fc00::/7) and link-local (fe80::/10),
-//! and IPv4-mapped IPv6 forms of all of these.
+//! the discard prefix (100::/64), local-use NAT64 (64:ff9b:1::/48) and Teredo (2001::/32, whose
+//! IPv4 address is hidden). An IPv4 address inside an IPv6 one is judged as that IPv4 address:
+//! mapped (`::ffff:a.b.c.d`), compatible (`::a.b.c.d`), translated (`::ffff:0:a.b.c.d`), NAT64
+//! (64:ff9b::/96) and 6to4 (2002::/16).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -31,22 +34,42 @@ fn v4_public(ip: Ipv4Addr) -> bool {
         || o[0] >= 240)
 }
 
+/// The IPv4 address an IPv6 address carries, in the forms that reach it: mapped, compatible,
+/// translated, NAT64 and 6to4.
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = v6.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        [0, 0, 0, 0, 0, 0, hi, lo] | [0, 0, 0, 0, 0xffff, 0, hi, lo] | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => {
+            Some(v4(hi, lo))
+        }
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        _ => None,
+    }
+}
+
 /// Whether `ip` is a public address.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4_public(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if v6.is_unspecified() || v6.is_loopback() {
+                return false;
+            }
+            if let Some(v4) = embedded_v4(v6) {
                 return v4_public(v4);
             }
-            let first = v6.segments()[0];
-            !(v6.is_unspecified()
-                || v6.is_loopback()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || v6 == Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0)
-                || (first == 0x2001 && v6.segments()[1] == 0x0db8))
+            let s = v6.segments();
+            !(v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || (s[0] == 0x2001 && s[1] == 0)
+                || (s[0] == 0x100 && s[1..4] == [0, 0, 0])
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1))
         }
     }
 }
@@ -79,8 +102,8 @@ impl Guard {
     /// Whether a delivery may connect to `ip`.
     pub fn permits(&self, ip: IpAddr) -> bool {
         let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
+            IpAddr::V6(v6) if !v6.is_loopback() && !v6.is_unspecified() => embedded_v4(v6).map_or(ip, IpAddr::V4),
+            other => other,
         };
         is_public(ip) || self.allowed.iter().any(|n| n.contains(&ip))
     }
@@ -152,10 +175,31 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "2001:db8::1",
+            // IPv4 inside IPv6: compatible, translated, NAT64, 6to4; discard, local NAT64, Teredo.
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "100::1",
+            "64:ff9b:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(!is_public(bad.parse().unwrap()), "{bad}");
         }
-        for good in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111"] {
+        for good in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "64:ff9b::101:101",
+            "2002:101:101::1",
+            "::ffff:0:101:101",
+        ] {
             assert!(is_public(good.parse().unwrap()), "{good}");
         }
         let g = Guard::default();
@@ -163,6 +207,11 @@ mod tests {
         assert!(g.literal_refused("http://[::1]/x"));
         assert!(g.literal_refused("http://169.254.169.254/latest/meta-data"));
         assert!(g.literal_refused("http://10.0.0.1/x"));
+        assert!(g.literal_refused("http://[::127.0.0.1]/x"));
+        assert!(g.literal_refused("http://[::ffff:0:7f00:1]:8080/x"));
+        assert!(g.literal_refused("http://[64:ff9b::a9fe:a9fe]/latest/meta-data"));
+        assert!(g.literal_refused("http://[2002:7f00:1::]/x"));
+        assert!(g.literal_refused("http://[100::1]/x"));
         assert!(!g.literal_refused("https://hooks.example.com/x"));
         assert!(!g.literal_refused("https://1.1.1.1/x"));
     }
