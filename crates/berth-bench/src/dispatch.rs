@@ -27,7 +27,7 @@ use serde_json::json;
 use crate::peers::{Berth, Client, Running};
 use crate::progress;
 use crate::receiver::{EventReceiver, Fleet};
-use crate::scenarios::{Ctx, figure};
+use crate::scenarios::{Ctx, add_webhook, berth_repo_with_hook, create_repo, figure};
 use crate::stats::{Figure, quantile};
 
 /// A database for a run: a SQLite file, or a fresh PostgreSQL database (dropped with the guard).
@@ -229,23 +229,10 @@ pub(crate) async fn hooks_setup(
     let mut k = 0;
     for r in 0..repos {
         let repo = format!("r{r}");
-        c.api(
-            Method::POST,
-            "/api/v1/repository",
-            token,
-            json!({"namespace": "bench", "repository": repo, "visibility": "private"}),
-        )
-        .await?;
+        create_repo(&c, token, &repo).await?;
         for _ in 0..hooks {
             let rx = receivers[k % receivers.len()];
-            let hook = json!({"event": "repo_push", "method": "webhook", "config": {"url": format!("{}/n{k}", rx.url)}, "eventConfig": {}});
-            c.api(
-                Method::POST,
-                &format!("/api/v1/repository/bench/{repo}/notification/"),
-                token,
-                hook,
-            )
-            .await?;
+            add_webhook(&c, token, &repo, &format!("{}/n{k}", rx.url)).await?;
             k += 1;
         }
     }
@@ -327,7 +314,8 @@ async fn backlog(ctx: &Ctx, postgres: bool, shape: &Shape, extra: Extra) -> anyh
             } else {
                 bad.set_status(503);
             }
-            hooks_setup_one(&p, &token, &format!("r{}", shape.repos), &format!("{}/bad", bad.url)).await?;
+            let c = Client::new(&p.base, None);
+            berth_repo_with_hook(&c, &token, &format!("r{}", shape.repos), &format!("{}/bad", bad.url)).await?;
             Some(bad)
         }
     };
@@ -344,27 +332,6 @@ async fn backlog(ctx: &Ctx, postgres: bool, shape: &Shape, extra: Extra) -> anyh
         _bad: bad,
         deliveries: healthy_events * shape.hooks,
     })
-}
-
-/// Creates repository `bench/<repo>` with one webhook to `url`.
-async fn hooks_setup_one(p: &InProcess, token: &str, repo: &str, url: &str) -> anyhow::Result<()> {
-    let c = Client::new(&p.base, None);
-    c.api(
-        Method::POST,
-        "/api/v1/repository",
-        token,
-        json!({"namespace": "bench", "repository": repo, "visibility": "private"}),
-    )
-    .await?;
-    let hook = json!({"event": "repo_push", "method": "webhook", "config": {"url": url}, "eventConfig": {}});
-    c.api(
-        Method::POST,
-        &format!("/api/v1/repository/bench/{repo}/notification/"),
-        token,
-        hook,
-    )
-    .await?;
-    Ok(())
 }
 
 /// CPU time a process has used, in seconds, from `/proc/<pid>/stat` (user + system).

@@ -302,22 +302,23 @@ async fn prepare_tiny(c: &Client, repo: &str, img: &Image) -> anyhow::Result<()>
 }
 
 /// Creates `bench/<name>` on Berth with one webhook notification to `url`.
-async fn berth_repo_with_hook(c: &Client, token: &str, name: &str, url: &str) -> anyhow::Result<()> {
-    c.api(
-        Method::POST,
-        "/api/v1/repository",
-        token,
-        json!({"namespace": "bench", "repository": name, "visibility": "private"}),
-    )
-    .await?;
+pub(crate) async fn berth_repo_with_hook(c: &Client, token: &str, name: &str, url: &str) -> anyhow::Result<()> {
+    create_repo(c, token, name).await?;
+    add_webhook(c, token, name, url).await
+}
+
+/// Creates the private repository `bench/<name>` on Berth.
+pub(crate) async fn create_repo(c: &Client, token: &str, name: &str) -> anyhow::Result<()> {
+    let body = json!({"namespace": "bench", "repository": name, "visibility": "private"});
+    c.api(Method::POST, "/api/v1/repository", token, body).await?;
+    Ok(())
+}
+
+/// Adds a `repo_push` webhook notification to `url` on `bench/<name>`.
+pub(crate) async fn add_webhook(c: &Client, token: &str, name: &str, url: &str) -> anyhow::Result<()> {
     let hook = json!({"event": "repo_push", "method": "webhook", "config": {"url": url}, "eventConfig": {}});
-    c.api(
-        Method::POST,
-        &format!("/api/v1/repository/bench/{name}/notification/"),
-        token,
-        hook,
-    )
-    .await?;
+    let path = format!("/api/v1/repository/bench/{name}/notification/");
+    c.api(Method::POST, &path, token, hook).await?;
     Ok(())
 }
 

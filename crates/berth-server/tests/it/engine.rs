@@ -547,17 +547,7 @@ backend_test!(async fn a_flood_for_one_repository_leaves_room_for_others(kind) {
 
 /// What /metrics says of destination `dest` (`host:port`) for `metric`.
 async fn destination_metric(s: &TestServer, metric: &str, dest: &str) -> Option<f64> {
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let prefix = format!("{metric}{{destination=\"{dest}\"}} ");
-    text.lines().find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+    s.metric(&format!("{metric}{{destination=\"{dest}\"}}")).await
 }
 
 /// Raises `n` pushes on acme/web at the application layer.

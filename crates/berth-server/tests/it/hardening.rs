@@ -88,24 +88,6 @@ async fn chunked(s: &TestServer, path: &str, total: usize) -> u16 {
     read_answer(&mut conn, &format!("PUT {path} (chunked)")).await.0
 }
 
-/// The value of a Prometheus counter line starting with `prefix`, or 0.
-async fn counter(s: &TestServer, prefix: &str) -> f64 {
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 backend_test!(async fn unauthenticated_bodies_are_read_only_after_the_checks(kind) {
     // Builds off: 503 before a byte of the body is read.
     let s = TestServer::start(kind).await;
@@ -167,9 +149,10 @@ backend_test!(async fn a_password_flood_is_bounded_and_limited_and_spares_tokens
     let bearer = Auth::Bearer(token.clone());
 
     // Unknown user names cost a hash like real ones (the dummy hash runs; timing shows nothing).
-    let before = counter(&s, "berth_password_checks_total{result=\"mismatch\"}").await;
+    let mismatches = "berth_password_checks_total{result=\"mismatch\"}";
+    let before = s.metric(mismatches).await.unwrap_or(0.0);
     expect(s.get("/api/v1/user/", &Auth::Basic("nobody-here".into(), "whatever".into())).await, 401);
-    let after = counter(&s, "berth_password_checks_total{result=\"mismatch\"}").await;
+    let after = s.metric(mismatches).await.unwrap_or(0.0);
     assert_eq!(after - before, 1.0, "an unknown user is checked against the dummy hash");
 
     // 40 wrong passwords at once: each is a 401 or a 429 with Retry-After, never anything else.

@@ -111,6 +111,15 @@ impl TestServer {
         self.call(Method::DELETE, path, auth, None).await
     }
 
+    /// The value of the first `/metrics` line that starts with `prefix` (a metric name with its
+    /// labels, e.g. `berth_x_total{result="ok"}`).
+    pub async fn metric(&self, prefix: &str) -> Option<f64> {
+        let url = format!("{}/metrics", self.base);
+        let text = self.client.get(url).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     /// Initializes the instance with a superuser `root` and returns its Basic auth.
     pub async fn init_root(&self) -> Auth {
         let (status, body) = self
