@@ -5,6 +5,7 @@
 
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
+use tower::Layer;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_app::builds::StartBuild;
@@ -546,7 +547,11 @@ async fn fields(headers: &HeaderMap, body: axum::body::Body, limit: usize) -> Re
             .header(axum::http::header::CONTENT_TYPE, content_type)
             .body(limited(body, limit))
             .map_err(|e| AppError::Invalid(e.to_string()))?;
-        let mut multipart = <Multipart as axum::extract::FromRequest<()>>::from_request(req, &())
+        // The form's own limit (the build context's), not the extractor's default of 2 MB.
+        let extract = tower::service_fn(|req: axum::extract::Request| async move {
+            <Multipart as axum::extract::FromRequest<()>>::from_request(req, &()).await
+        });
+        let mut multipart = tower::ServiceExt::oneshot(axum::extract::DefaultBodyLimit::max(limit).layer(extract), req)
             .await
             .map_err(|e| AppError::Invalid(format!("unreadable form: {e}")))?;
         while let Some(field) = multipart

@@ -266,9 +266,14 @@ backend_test!(async fn repository_pages_and_their_forms(kind) {
     };
     assert!(html.contains("High: 1") && html.contains("UI-HIGH") && html.contains("3.0.13-1~deb12u1") && html.contains("libssl3"), "{html}");
 
-    // Builds: upload a Dockerfile, land on the build page, follow the log.
+    // Builds: upload a Dockerfile, land on the build page, follow the log. It is over 2 MiB (a
+    // long comment), past the form extractor's own default limit: builds.max_context_bytes rules.
     let token = b.csrf("/repository/acme/web?tab=builds").await;
-    let body = multipart("XBOUNDARYX", &[("csrf", &token), ("tags", "ui")], ("context", b"FROM scratch\n"));
+    let mut dockerfile = b"FROM scratch\n".to_vec();
+    while dockerfile.len() < 3 << 20 {
+        dockerfile.extend_from_slice(b"# a long Dockerfile comment, to make the upload larger than two mebibytes\n");
+    }
+    let body = multipart("XBOUNDARYX", &[("csrf", &token), ("tags", "ui")], ("context", &dockerfile));
     let r = b.with_cookie(b.client.post(format!("{}/repository/acme/web/builds", s.base)))
         .header("content-type", "multipart/form-data; boundary=XBOUNDARYX").body(body).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
