@@ -74,6 +74,8 @@ pub struct Settings {
     pub secscan: secscan::ScanSettings,
     /// How Dockerfile builds run.
     pub builds: builds::BuildSettings,
+    /// Most notifications one repository may have.
+    pub max_notifications_per_repository: usize,
 }
 
 impl Settings {

@@ -33,6 +33,8 @@ pub struct NotificationRequest {
 
 /// The longest title accepted.
 pub const MAX_TITLE: usize = 255;
+/// The largest `config` plus `eventConfig` of a notification, as JSON.
+pub const MAX_CONFIG_BYTES: usize = 64 << 10;
 
 impl App {
     pub(crate) async fn admin_repo(&self, caller: &Caller, namespace: &str, name: &str) -> Result<RepoRow> {
@@ -82,6 +84,12 @@ impl App {
         req: &NotificationRequest,
     ) -> Result<NotificationRow> {
         let repo = self.admin_repo(&ctx.caller, namespace, name).await?;
+        let size = req.config.to_string().len() + req.event_config.to_string().len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(AppError::Invalid(format!(
+                "invalid config: {size} bytes of config and eventConfig, over the limit of {MAX_CONFIG_BYTES}"
+            )));
+        }
         let event = EventKind::parse(&req.event).map_err(AppError::Invalid)?;
         let method = MethodKind::parse(&req.method).map_err(AppError::Invalid)?;
         let checked = method
@@ -98,6 +106,12 @@ impl App {
             )));
         }
         let mut tx = self.store.begin().await?;
+        let max = self.settings.max_notifications_per_repository;
+        if usize::try_from(notifications::count_for_repo(&mut tx, repo.id).await?).unwrap_or(usize::MAX) >= max {
+            return Err(AppError::Invalid(format!(
+                "this repository already has {max} notifications, the most allowed (notifications.max_per_repository)"
+            )));
+        }
         match checked {
             Checked::Done => {}
             Checked::Target(target) => check_target(&mut tx, &repo, &target).await?,

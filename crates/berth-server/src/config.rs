@@ -262,6 +262,8 @@ pub struct NotificationsConfig {
     /// Consecutive failed attempts after which a notification is disabled (0: no threshold; 3 is
     /// Quay's behaviour).
     pub failure_threshold: u32,
+    /// Most notifications one repository may have.
+    pub max_per_repository: usize,
     /// A notification failing continuously for this long is disabled, in seconds.
     pub disable_after_secs: u64,
     /// Delay before each retry of a failed delivery, in seconds (±20 % jitter; the last repeats).
@@ -302,6 +304,7 @@ impl Default for NotificationsConfig {
             send_timeout_secs: d.send_timeout.as_secs(),
             connect_timeout_secs: d.connect_timeout.as_secs(),
             failure_threshold: d.failure_threshold,
+            max_per_repository: 100,
             disable_after_secs: d.disable_after.as_secs(),
             retry_schedule_secs: d.schedule.iter().map(Duration::as_secs).collect(),
             deliver: true,
@@ -451,7 +454,11 @@ impl Config {
             return fail("notifications.allowed_networks", e);
         }
         let n = &self.notifications;
-        for (key, value) in [("max_in_flight", n.max_in_flight), ("per_repository", n.per_repository)] {
+        for (key, value) in [
+            ("max_in_flight", n.max_in_flight),
+            ("per_repository", n.per_repository),
+            ("max_per_repository", n.max_per_repository),
+        ] {
             if value == 0 {
                 return fail(&format!("notifications.{key}"), "must be at least 1".into());
             }

@@ -53,6 +53,7 @@ pub async fn build_app(config: &Config, store: Store) -> anyhow::Result<App> {
         email_code_ttl: std::time::Duration::from_secs(config.mail.authorization_ttl_secs),
         secscan: config.secscan.settings(),
         builds: config.builds.settings(&config.data_dir),
+        max_notifications_per_repository: config.notifications.max_per_repository,
     };
     if config.builds.enabled {
         check_builder(&config.builds.build_command)?;

@@ -260,6 +260,12 @@ pub async fn set_secret(
     Ok(())
 }
 
+/// How many notifications repository `repo` has.
+pub async fn count_for_repo(ex: &mut impl Exec, repo: RepoId) -> Result<i64> {
+    let sql = "SELECT COUNT(*) FROM repository_notification WHERE repository_id = $1";
+    Ok(run!(ex, c => sqlx::query_scalar::<_, i64>(sql).bind(repo.0).fetch_one(c).await)?)
+}
+
 /// How many notifications are disabled (a metric).
 pub async fn count_disabled(ex: &mut impl Exec) -> Result<i64> {
     let sql = "SELECT COUNT(*) FROM repository_notification WHERE NOT enabled";

@@ -5,7 +5,6 @@
 
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
-use tower::Layer;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_app::builds::StartBuild;
@@ -14,6 +13,7 @@ use berth_app::{AppError, Ctx};
 use berth_core::RepoRole;
 use serde::Deserialize;
 use serde_json::json;
+use tower::Layer;
 
 use super::{Chrome, ClientIp, Session, error_page, render, require};
 use crate::HttpState;

@@ -194,3 +194,27 @@ backend_test!(async fn admin_only(kind) {
     assert_eq!(expect(s.get(&format!("{BASE}{uuid}"), &root).await, 200)["uuid"], uuid);
     s.stop().await;
 });
+
+backend_test!(async fn notifications_are_limited_per_repository_and_in_size(kind) {
+    let s = TestServer::start_with(kind, |c| c.notifications.max_per_repository = 3).await;
+    let root = s.init_root().await;
+    expect(s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await, 201);
+    for r in ["web", "other"] {
+        expect(s.post("/api/v1/repository", &root, json!({"namespace": "acme", "repository": r, "visibility": "private"})).await, 201);
+    }
+    // A config over 64 KiB is refused with the limit named, and nothing is stored.
+    let mut big = hook("repo_push");
+    big["config"]["headers"] = json!({"X-Padding": "x".repeat(70 << 10)});
+    let e = expect(s.post(BASE, &root, big).await, 400);
+    assert!(e["detail"].as_str().unwrap().contains("over the limit of 65536"), "{e}");
+    // Three fit; the fourth names the setting; another repository has its own allowance.
+    for _ in 0..3 {
+        expect(s.post(BASE, &root, hook("repo_push")).await, 201);
+    }
+    let e = expect(s.post(BASE, &root, hook("repo_push")).await, 400);
+    assert!(e["detail"].as_str().unwrap().contains("notifications.max_per_repository"), "{e}");
+    expect(s.post("/api/v1/repository/acme/other/notification/", &root, hook("repo_push")).await, 201);
+    let listed = expect(s.get(BASE, &root).await, 200);
+    assert_eq!(listed["notifications"].as_array().unwrap().len(), 3);
+    s.stop().await;
+});
