@@ -2,7 +2,8 @@
 //!
 //! - `/health/instance`: this process is up and reaches its database (200, else 503);
 //! - `/health/endtoend`: additionally, the schema is fully migrated;
-//! - `/metrics`: the Prometheus exposition of every counter and histogram.
+//! - `/metrics`: the Prometheus exposition of every counter and histogram; with `metrics_token`
+//!   configured, only for `Authorization: Bearer <metrics_token>` (else 401).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -71,6 +72,16 @@ async fn endtoend(State(s): State<HttpState>) -> impl IntoResponse {
     answer(json!({"database": db, "migrations": migrated}), notes)
 }
 
-async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], (s.metrics)())
+async fn metrics(State(s): State<HttpState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    if let Some(want) = &s.metrics_token {
+        let given = match crate::extract::credentials(&headers) {
+            Ok(Some(crate::extract::Credentials::Bearer(t))) => Some(t),
+            _ => None,
+        };
+        if !given.is_some_and(|t| berth_app::secret::same_secret(&t, want)) {
+            let body = "metrics need Authorization: Bearer <metrics_token>\n";
+            return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], (s.metrics)()).into_response()
 }

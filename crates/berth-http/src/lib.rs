@@ -35,6 +35,8 @@ pub struct HttpState {
     pub app: App,
     /// The metrics renderer.
     pub metrics: MetricsRender,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this>`.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 /// The largest JSON body `/api/v1` reads (a notification with its templates is far below it).

@@ -114,6 +114,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if !shown.mail.password.is_empty() {
                 shown.mail.password = "***".into();
             }
+            if shown.metrics_token.is_some() {
+                shown.metrics_token = Some("***".into());
+            }
             let text = toml::to_string_pretty(&shown).context("rendering configuration")?;
             println!("# configuration is valid; effective values:\n{text}");
             Ok(())

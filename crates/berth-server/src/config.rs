@@ -44,6 +44,9 @@ pub struct Config {
     /// How long a request's headers may take to arrive, and a keep-alive connection may idle
     /// between requests, in seconds.
     pub header_read_timeout_secs: u64,
+    /// When set, `/metrics` answers only `Authorization: Bearer <metrics_token>` (prefer
+    /// `BERTH_METRICS_TOKEN_FILE`).
+    pub metrics_token: Option<String>,
     /// Most HTTP connections open at once; 0 takes the open-file limit less a reserve. At the
     /// limit the oldest connection with no request in progress is closed to make room.
     pub max_connections: usize,
@@ -338,6 +341,7 @@ impl Default for Config {
             shutdown_grace_secs: 30,
             header_read_timeout_secs: 30,
             max_connections: 0,
+            metrics_token: None,
             gc_interval_secs: 3600,
             upload_max_age_secs: 86_400,
             blob_gc_grace_secs: 3600,
@@ -396,6 +400,7 @@ impl Config {
             "shutdown_grace_secs",
             "header_read_timeout_secs",
             "max_connections",
+            "metrics_token",
             "gc_interval_secs",
             "upload_max_age_secs",
             "blob_gc_grace_secs",

@@ -123,6 +123,7 @@ impl Application {
         let state = HttpState {
             app: app.clone(),
             metrics: Arc::new(move || handle.render()),
+            metrics_token: config.metrics_token.as_deref().filter(|t| !t.is_empty()).map(Arc::from),
         };
         let router = berth_http::router(state);
         let gc = (config.gc_interval_secs > 0).then(|| {

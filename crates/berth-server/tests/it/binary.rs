@@ -150,18 +150,19 @@ fn bad_configuration_names_the_key_and_its_source() {
         out.status.success() && shown.contains("postgres://u:***@127.0.0.1/db") && !shown.contains("hunter2"),
         "{shown}"
     );
-    // So is the SMTP password, given directly or read from a file.
+    // So are the SMTP password, given directly or read from a file, and the metrics token.
     let secret = dir.path().join("smtp-password");
     std::fs::write(&secret, "smtp-hunter3\n").unwrap();
     for (key, value) in [
         ("BERTH_MAIL__PASSWORD", "smtp-hunter3".to_owned()),
         ("BERTH_MAIL__PASSWORD_FILE", secret.to_str().unwrap().to_owned()),
+        ("BERTH_METRICS_TOKEN", "smtp-hunter3".to_owned()),
     ] {
         let out = berth().args(["check-config"]).env(key, &value).output().unwrap();
         let shown = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{key}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(
-            shown.contains("password = \"***\"") && !shown.contains("hunter3"),
+            shown.contains(" = \"***\"") && !shown.contains("hunter3"),
             "{key}: {shown}"
         );
     }

@@ -33,3 +33,18 @@ backend_test!(async fn health_metrics_and_request_ids(kind) {
     assert!(text.contains("berth_http_request_duration_seconds"));
     s.stop().await;
 });
+
+backend_test!(async fn metrics_can_require_a_token(kind) {
+    let s = TestServer::start_with(kind, |c| c.metrics_token = Some("m-secret-token".into())).await;
+    let url = format!("{}/metrics", s.base);
+    let r = s.client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    assert_eq!(s.client.get(&url).bearer_auth("wrong").send().await.unwrap().status(), 401);
+    let r = s.client.get(&url).bearer_auth("m-secret-token").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("berth_http_requests_total"));
+    // Health checks stay open.
+    assert_eq!(s.client.get(format!("{}/health/instance", s.base)).send().await.unwrap().status(), 200);
+    s.stop().await;
+});
