@@ -6,8 +6,10 @@
 //! - retryable: 5xx, 408, 429, timeouts, connection and TLS errors (with `Retry-After` if given);
 //! - permanent: any other status; 410 Gone also says the endpoint is gone for good.
 //!
-//! Redirects are not followed unless configuration allows a number of hops, and then every hop is
-//! checked by the SSRF guard again. Request bodies are capped at [`REQUEST_BODY_CAP`]; response
+//! Redirects are not followed unless configuration allows a number of hops; then only 307 and 308
+//! (which keep the method and body) are followed, every hop is checked by the SSRF guard again,
+//! and a hop to another origin (scheme, host or port) drops the notification's own headers and
+//! the signature. A 301, 302 or 303 to a POST is a failed delivery, never one logged as delivered. Request bodies are capped at [`REQUEST_BODY_CAP`]; response
 //! bodies are read up to [`RESPONSE_BODY_CAP`].
 
 use std::time::Duration;
@@ -143,7 +145,7 @@ impl Sender {
         guard: crate::guard::Guard,
         max_redirects: usize,
     ) -> Result<Sender, String> {
-        let client = Self::client(timeout, connect_timeout, &guard, max_redirects, None)?;
+        let client = Self::client(timeout, connect_timeout, &guard, None)?;
         Ok(Sender {
             client,
             guard,
@@ -155,13 +157,7 @@ impl Sender {
 
     /// The same sender, trusting the notification's CA and presenting its client certificate.
     pub fn with_tls(&self, tls: &crate::methods::TlsOptions) -> Result<Sender, String> {
-        let client = Self::client(
-            self.timeout,
-            self.connect_timeout,
-            &self.guard,
-            self.max_redirects,
-            Some(tls),
-        )?;
+        let client = Self::client(self.timeout, self.connect_timeout, &self.guard, Some(tls))?;
         Ok(Sender { client, ..self.clone() })
     }
 
@@ -169,28 +165,14 @@ impl Sender {
         timeout: Duration,
         connect_timeout: Duration,
         guard: &crate::guard::Guard,
-        max_redirects: usize,
         tls: Option<&crate::methods::TlsOptions>,
     ) -> Result<reqwest::Client, String> {
-        let policy = if max_redirects == 0 {
-            reqwest::redirect::Policy::none()
-        } else {
-            let hop_guard = guard.clone();
-            reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() > max_redirects {
-                    attempt.error("too many redirects")
-                } else if hop_guard.literal_refused(attempt.url().as_str()) {
-                    attempt.error(crate::guard::REFUSED)
-                } else {
-                    attempt.follow()
-                }
-            })
-        };
+        // Redirects are followed by `post_json` itself, hop by hop (see the module header).
         let mut builder = reqwest::Client::builder()
             .dns_resolver(std::sync::Arc::new(guard.clone()))
             .timeout(timeout)
             .connect_timeout(connect_timeout)
-            .redirect(policy);
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(tls) = tls {
             if let Some(ca) = &tls.ca_pem {
                 for cert in reqwest::Certificate::from_pem_bundle(ca.as_bytes()).map_err(|e| format!("ca_pem: {e}"))? {
@@ -282,44 +264,71 @@ impl Sender {
             exchange.error = Some(reason.clone());
             Outcome::Permanent { reason, gone: false }
         };
-        if self.guard.url_refused(url) {
-            let outcome = refused(&mut exchange);
-            return (outcome, exchange);
-        }
-        let req = self.client.post(url.clone()).headers(headers);
-        let outcome = match req.body(body).send().await {
-            Ok(mut resp) => {
-                let retry_after = resp
+        let body = bytes::Bytes::from(body);
+        let mut target = url.clone();
+        let mut hops = 0;
+        let outcome = loop {
+            if self.guard.url_refused(&target) {
+                break refused(&mut exchange);
+            }
+            let req = self.client.post(target.clone()).headers(headers.clone());
+            let resp = req.body(body.clone()).send().await;
+            if let Ok(r) = &resp
+                && matches!(r.status().as_u16(), 307 | 308)
+                && hops < self.max_redirects
+                && let Some(next) = r
                     .headers()
-                    .get("retry-after")
+                    .get(reqwest::header::LOCATION)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| retry_after(v, std::time::SystemTime::now()));
-                let status = resp.status().as_u16();
-                exchange.status = Some(status);
-                exchange.response_headers = resp
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                    .collect();
-                exchange.response_body = Some(read_capped(&mut resp).await);
-                classify(status, retry_after, what)
-            }
-            Err(e) if without_url(&e).contains(crate::guard::REFUSED) => refused(&mut exchange),
-            Err(e) => {
-                let kind = if e.is_timeout() {
-                    "timed out"
-                } else if e.is_connect() {
-                    "could not connect"
-                } else {
-                    "failed"
-                };
-                let reason = format!("{what} {kind}: {}", without_url(&e));
-                exchange.error = Some(reason.clone());
-                Outcome::Retryable {
-                    reason,
-                    retry_after: None,
+                    .and_then(|l| target.join(l).ok())
+                    .filter(|n| matches!(n.scheme(), "http" | "https"))
+            {
+                if next.origin() != target.origin() {
+                    // Another origin gets the delivery, not the receiver's credentials or our
+                    // signature for it.
+                    for (name, _) in meta.custom_headers {
+                        headers.remove(name.as_str());
+                    }
+                    headers.remove("webhook-signature");
                 }
+                hops += 1;
+                target = next;
+                continue;
             }
+            break match resp {
+                Ok(mut resp) => {
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| retry_after(v, std::time::SystemTime::now()));
+                    let status = resp.status().as_u16();
+                    exchange.status = Some(status);
+                    exchange.response_headers = resp
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                        .collect();
+                    exchange.response_body = Some(read_capped(&mut resp).await);
+                    classify(status, retry_after, what)
+                }
+                Err(e) if without_url(&e).contains(crate::guard::REFUSED) => refused(&mut exchange),
+                Err(e) => {
+                    let kind = if e.is_timeout() {
+                        "timed out"
+                    } else if e.is_connect() {
+                        "could not connect"
+                    } else {
+                        "failed"
+                    };
+                    let reason = format!("{what} {kind}: {}", without_url(&e));
+                    exchange.error = Some(reason.clone());
+                    Outcome::Retryable {
+                        reason,
+                        retry_after: None,
+                    }
+                }
+            };
         };
         exchange.duration = started.elapsed();
         (outcome, exchange)

@@ -47,7 +47,7 @@ struct Reply {
 #[derive(Default)]
 struct Behaviour {
     script: VecDeque<Reply>,
-    redirects: VecDeque<String>,
+    redirects: VecDeque<(u16, String)>,
     hang: bool,
     delay: Duration,
 }
@@ -108,8 +108,9 @@ async fn record(
             None => (None, b.script.pop_front()),
         }
     };
-    if let Some(location) = redirect {
-        return (StatusCode::TEMPORARY_REDIRECT, [("location", location)]).into_response();
+    if let Some((status, location)) = redirect {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+        return (status, [("location", location)]).into_response();
     }
     let Reply { status, headers } = reply.unwrap_or(Reply {
         status: 200,
@@ -162,7 +163,12 @@ impl Receiver {
 
     /// Answers the next request with `307 Temporary Redirect` to `location`.
     pub fn redirect_to(&self, location: &str) {
-        self.change(|b| b.redirects.push_back(location.to_owned()));
+        self.redirect_with(307, location);
+    }
+
+    /// Answers the next request with redirect `status` (301, 302, 303, 307, 308) to `location`.
+    pub fn redirect_with(&self, status: u16, location: &str) {
+        self.change(|b| b.redirects.push_back((status, location.to_owned())));
     }
 
     /// From now on, records requests and never answers them (a hanging endpoint).

@@ -352,11 +352,46 @@ backend_test!(async fn custom_headers_redirects_and_caps(kind) {
 
     // When allowed, each hop is followed only where the guard permits.
     let (s, root) = server(kind, true, |c| c.notifications.max_redirects = 2).await;
-    let uuid = hook(&s, &root, &format!("{}/h", rx.url)).await;
+    let body = json!({"event": "repo_push", "method": "webhook", "eventConfig": {},
+        "config": {"url": format!("{}/h", rx.url), "headers": {"Authorization": "Bearer s3cret"}}});
+    let uuid = expect(s.post(N, &root, body).await, 201)["uuid"].as_str().unwrap().to_owned();
     rx.redirect_to(&format!("{}/moved", rx.url));
     test_send(&s, &root, &uuid).await;
     assert_eq!(rx.next(WAIT).await.unwrap().path, "/h");
-    assert_eq!(rx.next(WAIT).await.unwrap().path, "/moved", "followed");
+    let moved = rx.next(WAIT).await.unwrap();
+    assert_eq!(moved.path, "/moved", "followed");
+    // The same origin keeps the notification's headers and the signature.
+    assert_eq!(moved.headers["authorization"], "Bearer s3cret");
+    assert!(moved.headers.contains_key("webhook-signature"));
+    // Another origin (another port) gets the delivery without them.
+    let other = Receiver::start().await;
+    rx.redirect_to(&format!("{}/elsewhere", other.url));
+    test_send(&s, &root, &uuid).await;
+    assert_eq!(rx.next(WAIT).await.unwrap().path, "/h");
+    let hop = other.next(WAIT).await.expect("followed to the other origin");
+    assert_eq!(hop.path, "/elsewhere");
+    assert!(!hop.headers.contains_key("authorization") && !hop.headers.contains_key("webhook-signature"), "{:?}", hop.headers);
+    assert!(hop.headers.contains_key("webhook-id"));
+    // 301, 302 and 303 would turn the POST into a GET: not followed, and a failed attempt.
+    for status in [301, 302, 303] {
+        rx.redirect_with(status, &format!("{}/moved", rx.url));
+        test_send(&s, &root, &uuid).await;
+        let first = rx.next(WAIT).await.unwrap();
+        assert_eq!(first.path, "/h");
+        let id = &first.headers["webhook-id"];
+        let deadline = std::time::Instant::now() + WAIT;
+        let one = loop {
+            let one = expect(s.get(&format!("{N}{uuid}/deliveries/{id}"), &root).await, 200);
+            if one["attempts"].as_i64().unwrap_or(0) >= 1 {
+                break one;
+            }
+            assert!(std::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_ne!(one["status"], "delivered", "{status}: {one}");
+        assert_eq!(one["attempts_log"][0]["response_status"], status, "{one}");
+        assert!(rx.next(Duration::from_millis(300)).await.filter(|r| r.path == "/moved").is_none(), "{status} not followed");
+    }
     // 0.0.0.0 is not public and not allowed: refused before connecting.
     let port = rx.url.rsplit(':').next().unwrap().to_owned();
     rx.redirect_to(&format!("http://0.0.0.0:{port}/internal"));
