@@ -40,7 +40,7 @@ pub struct HttpState {
 }
 
 /// The largest JSON body `/api/v1` reads (a notification with its templates is far below it).
-/// The other routes set their own limits: `/v2` manifests `max_manifest_bytes`, blobs stream to
+/// The other routes set their own limits: `/v2` manifests `MAX_MANIFEST_BYTES`, blobs stream to
 /// storage, filedrops `builds.max_context_bytes`, trigger webhooks 25 MiB, UI forms 64 KiB.
 pub const API_BODY_LIMIT: usize = 1 << 20;
 
