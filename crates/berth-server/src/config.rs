@@ -831,6 +831,7 @@ mod tests {
         let all = toml::Value::try_from(Config {
             server_hostname: Some("h".into()),
             database_url: Some("sqlite:x".into()),
+            metrics_token: Some("t".into()),
             ..Config::default()
         })
         .unwrap();
