@@ -28,6 +28,7 @@ pub const COOKIE: &str = "berth_session";
 
 const CSS: &str = include_str!("../../assets/berth.css");
 const HTMX: &str = include_str!("../../assets/htmx-2.0.11.min.js");
+const SCRIPT: &str = include_str!("../../assets/berth.js");
 
 /// The UI's routes.
 pub fn router() -> Router<HttpState> {
@@ -50,6 +51,10 @@ pub fn router() -> Router<HttpState> {
         .route(
             "/static/htmx.min.js",
             get(|| async { asset("text/javascript; charset=utf-8", HTMX) }),
+        )
+        .route(
+            "/static/berth.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
         )
 }
 
@@ -175,11 +180,12 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
             let mut r = (status, Html(html)).into_response();
             let h = r.headers_mut();
             h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-            // Scripts and styles only from this server (inline handlers are the delete confirmations).
+            // Scripts only from this server, never inline; styles from this server (htmx adds an
+            // inline style for its indicators).
             h.insert(
                 "content-security-policy",
                 HeaderValue::from_static(
-                    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; \
+                    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                      img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
                 ),
             );

@@ -349,7 +349,7 @@ async fn security_view(
                     package: p.package.name.clone(),
                     version: p.package.version.clone(),
                     id: v.advisory.id.clone(),
-                    link: v.advisory.link(),
+                    link: web_link(&v.advisory.link()),
                     severity: v.severity.as_str().to_owned(),
                     fixed_by: fix.clone().unwrap_or_default(),
                 });
@@ -518,6 +518,15 @@ fn action(rest: &str) -> Option<Action<'_>> {
         ("build", "cancel") => Some(Action::CancelBuild(repo, id)),
         ("trigger", "delete") => Some(Action::DeleteTrigger(repo, id)),
         _ => None,
+    }
+}
+
+/// `link` if it is an http(s) URL (an advisory feed could name `javascript:` or `data:`), else
+/// empty: only the advisory's id is shown.
+fn web_link(link: &str) -> String {
+    match url::Url::parse(link) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => link.to_owned(),
+        _ => String::new(),
     }
 }
 
@@ -802,6 +811,23 @@ mod tests {
         assert_eq!(target("web/notification/n-1"), Target::Notification("web", "n-1"));
         assert_eq!(action("web"), None);
         assert_eq!(action("web/tag/v1/rename"), None);
+    }
+
+    #[test]
+    fn advisory_links_are_web_links_only() {
+        assert_eq!(
+            web_link("https://osv.dev/vulnerability/X"),
+            "https://osv.dev/vulnerability/X"
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "JAVASCRIPT:alert(1)",
+            "//evil.example",
+            "",
+        ] {
+            assert_eq!(web_link(bad), "", "{bad}");
+        }
     }
 
     #[test]

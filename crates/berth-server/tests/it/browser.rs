@@ -300,6 +300,21 @@ backend_test!(async fn the_notification_flows_in_a_browser(kind) {
     shot(&d, kind, "10-narrow").await;
     d.set_window_rect(0, 0, 1280, 1000).await.unwrap();
 
+    // Deleting asks first (Berth's own script; the page allows no inline script): dismissed, the
+    // notification stays; accepted, it goes.
+    d.goto(format!("{base}/repository/acme/web?tab=settings")).await.unwrap();
+    let delete_ci_hook = async || {
+        let row = d.query(By::XPath("//tr[td[normalize-space(.)='CI hook']]")).first().await.unwrap();
+        row.find(By::XPath(".//button[normalize-space(.)='Delete']")).await.unwrap().click().await.unwrap();
+    };
+    delete_ci_hook().await;
+    assert_eq!(d.get_alert_text().await.unwrap(), "Delete this notification?");
+    d.dismiss_alert().await.unwrap();
+    d.query(By::XPath("//tr[td[normalize-space(.)='CI hook']]")).first().await.unwrap();
+    delete_ci_hook().await;
+    d.accept_alert().await.unwrap();
+    wait_for(&d, By::Tag("main"), |t| !t.contains("CI hook"), true, "the deleted notification gone").await;
+
     // 8. An in-app notification for team devs: bob's bell counts it.
     new_notification(&d, &base, "repo_push", "quay_notification").await;
     choose(&d, "target", "team:devs").await;

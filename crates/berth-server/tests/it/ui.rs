@@ -315,7 +315,17 @@ backend_test!(async fn repository_pages_and_their_forms(kind) {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(expect(s.get("/api/v1/repository/acme/web/trigger/", &root).await, 200)["triggers"], json!([]));
 
-    // Deleting a tag from the Tags tab.
+    // Deleting a tag from the Tags tab. The confirmation comes from Berth's own script (a
+    // data-confirm attribute), so the Content-Security-Policy allows no inline script at all.
+    let (_, _, html) = b.get("/repository/acme/web?tab=tags").await;
+    assert!(html.contains("data-confirm=\"Delete tag v1?\"") && !html.contains("onsubmit="), "{html}");
+    assert!(html.contains("<script src=\"/static/berth.js\""));
+    let page = b.with_cookie(b.client.get(format!("{}/repository/acme/web?tab=tags", s.base))).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self';") && !csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+    let script = s.client.get(format!("{}/static/berth.js", s.base)).send().await.unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(script.text().await.unwrap().contains("data-confirm"));
     let (status, _, _) = b.post("/repository/acme/web/tag/v1/delete", &[("csrf", &token)]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, _, html) = b.get("/repository/acme/web?tab=tags").await;
