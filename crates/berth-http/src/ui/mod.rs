@@ -106,14 +106,49 @@ impl Session {
 }
 
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    cookie_named(headers, COOKIE)
+}
+
+/// The value of cookie `name`, if the request carries it.
+fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
+}
+
+/// The cookie that carries the sign-in form's token (double submit: the form must post the value
+/// its cookie holds, which another site can neither read nor set), so nobody can sign a visitor
+/// in to an account of theirs (login CSRF).
+const SIGNIN_COOKIE: &str = "berth_signin";
+
+/// The sign-in form token of this visitor: the one its cookie holds, or a new one.
+fn signin_token(headers: &HeaderMap) -> String {
+    cookie_named(headers, SIGNIN_COOKIE)
+        .filter(|t| t.len() == 32 && t.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| berth_app::secret::random_token(32))
+}
+
+/// Renders the sign-in page with the form token, setting its cookie.
+fn signin_form(s: &HttpState, status: StatusCode, page: &SignInPage) -> Response {
+    let mut r = render(status, page);
+    let secure = if s.app.settings().preferred_url_scheme == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SIGNIN_COOKIE}={}; Path=/signin; HttpOnly; SameSite=Strict; Max-Age=3600{secure}",
+        page.form_token
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
 }
 
 /// The signed-in session, if the cookie names a live one.
@@ -272,6 +307,7 @@ struct SignInPage {
     error: Option<String>,
     username: String,
     next: String,
+    form_token: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -329,11 +365,12 @@ fn has_control(next: &str) -> bool {
             .any(char::is_control)
 }
 
-async fn signin_page(State(s): State<HttpState>, Query(q): Query<NextQuery>) -> Response {
+async fn signin_page(State(s): State<HttpState>, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
     if s.app.needs_setup().await.unwrap_or(false) {
         return Redirect::to("/setup").into_response();
     }
-    render(
+    signin_form(
+        &s,
         StatusCode::OK,
         &SignInPage {
             title: "Sign in",
@@ -341,6 +378,7 @@ async fn signin_page(State(s): State<HttpState>, Query(q): Query<NextQuery>) -> 
             error: None,
             username: String::new(),
             next: safe_next(&q.next),
+            form_token: signin_token(&headers),
         },
     )
 }
@@ -351,9 +389,25 @@ struct SignInForm {
     password: String,
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    form_token: String,
 }
 
-async fn signin(State(s): State<HttpState>, ClientAddr(client): ClientAddr, Form(f): Form<SignInForm>) -> Response {
+async fn signin(
+    State(s): State<HttpState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    Form(f): Form<SignInForm>,
+) -> Response {
+    let expected = cookie_named(&headers, SIGNIN_COOKIE);
+    if !expected.is_some_and(|t| !t.is_empty() && berth_app::secret::same_secret(&t, &f.form_token)) {
+        return message(
+            StatusCode::FORBIDDEN,
+            &Chrome::default(),
+            "Not allowed",
+            "The sign-in form has expired or did not come from this site. Reload the page and sign in again.",
+        );
+    }
     if has_control(&f.next) {
         return message(
             StatusCode::BAD_REQUEST,
@@ -370,7 +424,8 @@ async fn signin(State(s): State<HttpState>, ClientAddr(client): ClientAddr, Form
             }
             r
         }
-        Err(AppError::BadCredentials(msg)) => render(
+        Err(AppError::BadCredentials(msg)) => signin_form(
+            &s,
             StatusCode::UNAUTHORIZED,
             &SignInPage {
                 title: "Sign in",
@@ -378,6 +433,7 @@ async fn signin(State(s): State<HttpState>, ClientAddr(client): ClientAddr, Form
                 error: Some(msg),
                 username: f.username,
                 next: safe_next(&f.next),
+                form_token: f.form_token,
             },
         ),
         Err(e) => error_page(&Chrome::default(), e),

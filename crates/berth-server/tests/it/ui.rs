@@ -55,16 +55,30 @@ impl<'a> Browser<'a> {
         (r.status(), loc, r.text().await.unwrap())
     }
 
-    /// POSTs a form; keeps a session cookie that is set.
+    /// POSTs a form; keeps a session cookie that is set. The sign-in form is opened first, as a
+    /// browser does, for its token and cookie.
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, String, String) {
-        let body = serde_urlencoded::to_string(form).unwrap();
-        let r = self
-            .with_cookie(self.client.post(format!("{}{path}", self.s.base)))
+        let mut form = form.to_vec();
+        let mut cookies: Vec<String> = self.cookie.iter().cloned().collect();
+        let signin = if path == "/signin" {
+            Some(signin_form(self.s).await)
+        } else {
+            None
+        };
+        if let Some((cookie, token)) = &signin {
+            form.push(("form_token", token));
+            cookies.push(cookie.clone());
+        }
+        let body = serde_urlencoded::to_string(&form).unwrap();
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.s.base))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+            .body(body);
+        if !cookies.is_empty() {
+            req = req.header("cookie", cookies.join("; "));
+        }
+        let r = req.send().await.unwrap();
         self.keep_cookie(&r);
         let loc = r
             .headers()
@@ -134,27 +148,42 @@ backend_test!(async fn setup_sign_in_and_sessions(kind) {
     let (status, _, html) = b.post("/signin", &[("username", "root"), ("password", "nope"), ("next", "/")]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(html.contains("Invalid Username or Password"), "{html}");
-    let r = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-        .post(format!("{}/signin", s.base)).header("content-type", "application/x-www-form-urlencoded")
-        .body("username=root&password=rootpassword&next=%2F%2Fevil.example%2F").send().await.unwrap();
+    let r = raw_signin(&s, "username=root&password=rootpassword&next=%2F%2Fevil.example%2F").await;
     assert_eq!(r.headers()["location"], "/");
     // Paths that browsers read as another host, raw or encoded, go to `/` as well; a control
     // character is a malformed form (400, no session).
-    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let sign_in_with = |next: &str| {
-        let body = format!("username=root&password=rootpassword&next={next}");
-        no_redirects.post(format!("{}/signin", s.base)).header("content-type", "application/x-www-form-urlencoded").body(body).send()
-    };
+    let sign_in_with = async |next: &str| raw_signin(&s, &format!("username=root&password=rootpassword&next={next}")).await;
     for next in ["%2F%2Fevil.example", "%2F%255C%255Cevil.example", "%2F%252F%252Fevil.example", "%2F%5Cevil.example"] {
-        let r = sign_in_with(next).await.unwrap();
+        let r = sign_in_with(next).await;
         assert_eq!((r.status(), r.headers()["location"].to_str().unwrap()), (StatusCode::SEE_OTHER, "/"), "{next}");
     }
     for next in ["%2F%09%2Fevil.example", "%2F%0A%2Fevil.example", "%2F%2509%2Fevil.example", "%2F%2500"] {
-        let r = sign_in_with(next).await.unwrap();
+        let r = sign_in_with(next).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{next}");
         assert!(r.headers().get("set-cookie").is_none(), "{next}");
     }
-    let r = sign_in_with("%2Frepository%2Froot%2Fx").await.unwrap();
+    // Login CSRF: a sign-in posted without the form's token, without its cookie, or with another
+    // visitor's token is refused, and signs nobody in.
+    let (cookie, token) = signin_form(&s).await;
+    let (other_cookie, _) = signin_form(&s).await;
+    let post = |cookie: Option<&str>, token: Option<&str>| {
+        let mut body = "username=root&password=rootpassword".to_owned();
+        if let Some(t) = token {
+            body.push_str(&format!("&form_token={t}"));
+        }
+        let mut r = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+            .post(format!("{}/signin", s.base)).header("content-type", "application/x-www-form-urlencoded").body(body);
+        if let Some(c) = cookie {
+            r = r.header("cookie", c.to_owned());
+        }
+        r.send()
+    };
+    for (c, t) in [(None, None), (Some(cookie.as_str()), None), (None, Some(token.as_str())), (Some(other_cookie.as_str()), Some(token.as_str()))] {
+        let r = post(c, t).await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{c:?} {t:?}");
+        assert!(r.headers().get("set-cookie").is_none());
+    }
+    let r = sign_in_with("%2Frepository%2Froot%2Fx").await;
     assert_eq!(r.headers()["location"], "/repository/root/x");
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"), "{cookie}");
@@ -167,12 +196,48 @@ backend_test!(async fn setup_sign_in_and_sessions(kind) {
     // Over https the cookie is Secure.
     let s = ui_server(kind, |c| c.preferred_url_scheme = "https".into()).await;
     s.init_root().await;
-    let r = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-        .post(format!("{}/signin", s.base)).header("content-type", "application/x-www-form-urlencoded")
-        .body("username=root&password=rootpassword").send().await.unwrap();
+    let r = raw_signin(&s, "username=root&password=rootpassword").await;
     assert!(r.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
     s.stop().await;
 });
+
+/// Opens the sign-in form: its cookie (`name=value`) and the form token that must match it.
+async fn signin_form(s: &TestServer) -> (String, String) {
+    let r = s.client.get(format!("{}/signin", s.base)).send().await.unwrap();
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("berth_signin="))
+        .expect("the sign-in form sets its cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let html = r.text().await.unwrap();
+    let at = html.find("name=\"form_token\" value=\"").expect("a form token") + 25;
+    let token = html[at..at + html[at..].find('"').unwrap()].to_owned();
+    (cookie, token)
+}
+
+/// POSTs `body` (URL-encoded) to `/signin` as a browser that opened the form, following no
+/// redirect.
+async fn raw_signin(s: &TestServer, body: &str) -> reqwest::Response {
+    let (cookie, token) = signin_form(s).await;
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/signin", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(format!("{body}&form_token={token}"))
+        .send()
+        .await
+        .unwrap()
+}
 
 /// A multipart body with one file field and text fields.
 fn multipart(boundary: &str, fields: &[(&str, &str)], file: (&str, &[u8])) -> Vec<u8> {
