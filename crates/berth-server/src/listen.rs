@@ -80,7 +80,6 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let open: Arc<Mutex<BTreeMap<u64, Open>>> = Arc::default();
     let mut next_id = 0u64;

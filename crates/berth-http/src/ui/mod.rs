@@ -12,8 +12,10 @@ mod org;
 mod repo;
 
 use askama::Template;
+use std::net::IpAddr;
+
 use axum::Router;
-use axum::extract::{Form, FromRequestParts, Query, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -152,7 +154,7 @@ fn signin_form(s: &HttpState, status: StatusCode, page: &SignInPage) -> Response
 }
 
 /// The signed-in session, if the cookie names a live one.
-pub async fn session(s: &HttpState, headers: &HeaderMap, ip: Option<String>) -> Result<Option<Session>, AppError> {
+pub async fn session(s: &HttpState, headers: &HeaderMap, ip: Option<IpAddr>) -> Result<Option<Session>, AppError> {
     let Some(token) = cookie_token(headers) else {
         return Ok(None);
     };
@@ -164,7 +166,7 @@ pub async fn session(s: &HttpState, headers: &HeaderMap, ip: Option<String>) -> 
     Ok(Some(Session {
         ctx: Ctx {
             caller: found.caller,
-            ip,
+            ip: ip.map(|ip| ip.to_string()),
         },
         chrome: Chrome {
             user,
@@ -175,7 +177,7 @@ pub async fn session(s: &HttpState, headers: &HeaderMap, ip: Option<String>) -> 
 }
 
 /// The session, or a redirect to the sign-in page that comes back to `path`.
-pub async fn require(s: &HttpState, headers: &HeaderMap, ip: Option<String>, path: &str) -> Result<Session, Response> {
+pub async fn require(s: &HttpState, headers: &HeaderMap, ip: Option<IpAddr>, path: &str) -> Result<Session, Response> {
     match session(s, headers, ip).await {
         Ok(Some(session)) => Ok(session),
         Ok(None) => Err(Redirect::to(&format!("/signin?next={}", encode(path))).into_response()),
@@ -197,7 +199,7 @@ fn encode(s: &str) -> String {
 pub async fn form_session(
     s: &HttpState,
     headers: &HeaderMap,
-    ip: Option<String>,
+    ip: Option<IpAddr>,
     path: &str,
     csrf: &str,
 ) -> Result<Session, Response> {
@@ -271,17 +273,6 @@ pub fn error_page(chrome: &Chrome, e: AppError) -> Response {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
-}
-
-/// The client address, for audit entries.
-pub struct ClientIp(pub Option<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(crate::extract::client_ip(parts)))
-    }
 }
 
 /// The `Set-Cookie` value of a session token (empty and expired to clear it).
@@ -614,7 +605,7 @@ async fn repos_page(
 async fn home(
     State(s): State<HttpState>,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    ClientAddr(ip): ClientAddr,
     Query(q): Query<HomeQuery>,
 ) -> Response {
     if s.app.needs_setup().await.unwrap_or(false) {
@@ -639,7 +630,7 @@ struct NewRepoForm {
 async fn create_repo(
     State(s): State<HttpState>,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    ClientAddr(ip): ClientAddr,
     Form(f): Form<NewRepoForm>,
 ) -> Response {
     let session = match form_session(&s, &headers, ip, "/", &f.csrf).await {
@@ -671,7 +662,7 @@ async fn create_repo(
     }
 }
 
-async fn bell_page(State(s): State<HttpState>, headers: HeaderMap, ClientIp(ip): ClientIp) -> Response {
+async fn bell_page(State(s): State<HttpState>, headers: HeaderMap, ClientAddr(ip): ClientAddr) -> Response {
     let session = match require(&s, &headers, ip, "/notifications").await {
         Ok(x) => x,
         Err(r) => return r,
@@ -684,7 +675,7 @@ async fn bell_page(State(s): State<HttpState>, headers: HeaderMap, ClientIp(ip):
 async fn dismiss(
     State(s): State<HttpState>,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    ClientAddr(ip): ClientAddr,
     axum::extract::Path(uuid): axum::extract::Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
@@ -708,7 +699,7 @@ struct NewOrgForm {
 async fn create_org(
     State(s): State<HttpState>,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    ClientAddr(ip): ClientAddr,
     Form(f): Form<NewOrgForm>,
 ) -> Response {
     let session = match form_session(&s, &headers, ip, "/", &f.csrf).await {

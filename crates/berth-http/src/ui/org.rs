@@ -10,8 +10,9 @@ use berth_app::AppError;
 use berth_app::accounts::RobotOwner;
 use berth_core::TeamRole;
 
-use super::{Chrome, ClientIp, Session, error_page, render, require};
+use super::{Chrome, Session, error_page, render, require};
 use crate::HttpState;
+use crate::extract::ClientAddr;
 
 struct TeamItem {
     name: String,
@@ -97,7 +98,7 @@ async fn page(
 pub(super) async fn get(
     State(s): State<HttpState>,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    ClientAddr(ip): ClientAddr,
     Path(org): Path<String>,
 ) -> Response {
     let session = match require(&s, &headers, ip, &format!("/organization/{org}")).await {
@@ -112,7 +113,7 @@ pub(super) async fn get(
 pub(super) async fn post(
     State(s): State<HttpState>,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    ClientAddr(ip): ClientAddr,
     Path((org, rest)): Path<(String, String)>,
     axum::extract::Form(form): axum::extract::Form<std::collections::HashMap<String, String>>,
 ) -> Response {

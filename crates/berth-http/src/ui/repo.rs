@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tower::Layer;
 
-use super::{Chrome, ClientIp, Session, error_page, render, require};
+use super::{Chrome, Session, error_page, render, require};
 use crate::HttpState;
+use crate::extract::ClientAddr;
 
 /// What the tail of `/repository/{ns}/…` names.
 #[derive(Debug, PartialEq, Eq)]
@@ -67,7 +68,7 @@ pub(super) struct RepoQuery {
 pub(super) async fn get(
     State(s): State<HttpState>,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    ClientAddr(ip): ClientAddr,
     Path((ns, rest)): Path<(String, String)>,
     Query(q): Query<RepoQuery>,
 ) -> Response {
@@ -620,7 +621,7 @@ fn url_pairs(bytes: &[u8]) -> Vec<(String, String)> {
 pub(super) async fn post(
     State(s): State<HttpState>,
     headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    ClientAddr(ip): ClientAddr,
     Path((ns, rest)): Path<(String, String)>,
     body: axum::body::Body,
 ) -> Response {
