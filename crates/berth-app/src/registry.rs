@@ -9,7 +9,7 @@
 use berth_blob::{BlobError, BlobReader, UploadHasher};
 use berth_core::{AccountKind, Digest, DigestAlgorithm, Reference, RepoPath, RepoRole, Visibility};
 use berth_store::accounts;
-use berth_store::registry::{self as reg, ManifestMeta, ManifestRow, NewManifest};
+use berth_store::registry::{self as reg, ManifestRow, NewManifest};
 use berth_store::repos::{self, RepoRow};
 use serde_json::json;
 use tokio::io::AsyncRead;
@@ -646,18 +646,32 @@ impl App {
         Ok(Page::of(items, limit as usize))
     }
 
-    /// Manifests whose subject is `digest`, optionally of one artifact type.
+    /// Manifests whose subject is `digest`, optionally of one artifact type, as the descriptors of
+    /// the referrers index.
     pub async fn referrers(
         &self,
         repo: &RepoRow,
         digest: &Digest,
         artifact_type: Option<&str>,
-    ) -> Result<Vec<ManifestMeta>> {
+    ) -> Result<Vec<Referrer>> {
         let mut conn = self.store.conn().await?;
         let all = reg::referrers(&mut conn, repo.id, digest.as_str()).await?;
         Ok(all
             .into_iter()
             .filter(|m| artifact_type.is_none_or(|t| m.artifact_type.as_deref() == Some(t)))
+            .map(|m| {
+                // Stored manifests parsed when they were pushed, so a failure here means none.
+                let annotations = serde_json::from_slice::<serde_json::Value>(&m.content)
+                    .ok()
+                    .and_then(|v| v.get("annotations").filter(|a| a.is_object()).cloned());
+                Referrer {
+                    digest: m.digest,
+                    media_type: m.media_type,
+                    artifact_type: m.artifact_type,
+                    size: m.size,
+                    annotations,
+                }
+            })
             .collect())
     }
 
@@ -786,6 +800,21 @@ impl ParsedManifest {
             children,
         })
     }
+}
+
+/// One entry of a referrers index: a manifest whose subject was asked for.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    /// Its digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its artifact type.
+    pub artifact_type: Option<String>,
+    /// Its size in bytes.
+    pub size: i64,
+    /// Its `annotations` object, if it has one.
+    pub annotations: Option<serde_json::Value>,
 }
 
 /// One tag as Quay's tag API shows it.

@@ -409,7 +409,10 @@ async fn handle(
             Ok(respond(StatusCode::NO_CONTENT, &[], Body::empty()))
         }
         (m @ (Method::GET | Method::HEAD), Route::Manifest(_, r)) => {
-            let reference = parse_reference(&r)?;
+            // A reference that is neither a tag nor a digest names nothing that could exist: the
+            // spec's conformance suite and Distribution answer 404, not 400 (a PUT stays 400).
+            let reference = Reference::parse(&r)
+                .map_err(|e| invalid(OciCode::ManifestUnknown, format!("manifest unknown: {e}")))?;
             let m_row = app.get_manifest(&repo, &reference).await?;
             if !accepts(headers, &m_row.media_type) {
                 return Err(invalid(
@@ -482,6 +485,9 @@ async fn handle(
                     let mut v = serde_json::json!({"mediaType": m.media_type, "digest": m.digest, "size": m.size});
                     if let Some(t) = m.artifact_type {
                         v["artifactType"] = t.into();
+                    }
+                    if let Some(a) = m.annotations {
+                        v["annotations"] = a;
                     }
                     v
                 })

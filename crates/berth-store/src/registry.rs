@@ -87,21 +87,6 @@ pub async fn delete_upload(tx: &mut Tx, id: &str) -> Result<bool> {
     Ok(n == 1)
 }
 
-/// A manifest without its content.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ManifestMeta {
-    /// Its row id.
-    pub id: i64,
-    /// Its digest.
-    pub digest: String,
-    /// Its media type.
-    pub media_type: String,
-    /// Its artifact type, for referrers.
-    pub artifact_type: Option<String>,
-    /// Its size in bytes.
-    pub size: i64,
-}
-
 /// A manifest with its bytes.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ManifestRow {
@@ -179,11 +164,27 @@ pub async fn delete_manifest(tx: &mut Tx, repo: RepoId, digest: &str) -> Result<
     Ok(n == 1)
 }
 
-/// The manifests of `repo` whose subject is `digest` (OCI referrers).
-pub async fn referrers(ex: &mut impl Exec, repo: RepoId, digest: &str) -> Result<Vec<ManifestMeta>> {
-    let sql = "SELECT id, digest, media_type, artifact_type, size FROM manifest \
+/// A manifest that names a subject, with the bytes its annotations are read from.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReferrerRow {
+    /// Its digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its artifact type (`artifactType`, else its config's media type).
+    pub artifact_type: Option<String>,
+    /// Its size in bytes.
+    pub size: i64,
+    /// Its bytes.
+    pub content: Vec<u8>,
+}
+
+/// The manifests of `repo` whose subject is `digest` (OCI referrers). The subject itself need not
+/// exist: a referrer may be pushed first.
+pub async fn referrers(ex: &mut impl Exec, repo: RepoId, digest: &str) -> Result<Vec<ReferrerRow>> {
+    let sql = "SELECT digest, media_type, artifact_type, size, content FROM manifest \
                WHERE repository_id = $1 AND subject_digest = $2 ORDER BY digest";
-    Ok(run!(ex, c => sqlx::query_as::<_, ManifestMeta>(sql).bind(repo.0).bind(digest).fetch_all(c).await)?)
+    Ok(run!(ex, c => sqlx::query_as::<_, ReferrerRow>(sql).bind(repo.0).bind(digest).fetch_all(c).await)?)
 }
 
 /// Points a tag at a manifest, creating or moving it. Returns the digest it pointed at before.

@@ -357,3 +357,83 @@ backend_test!(async fn token_flow_push_and_pull(kind) {
     assert_eq!(r.status(), 404);
     s.stop().await;
 });
+
+backend_test!(async fn referrers_pushed_before_their_subject_are_listed(kind) {
+    let s = TestServer::start(kind).await;
+    setup(&s).await;
+    let reg = Reg { s: &s, user: "root", pass: "rootpassword" };
+    let repo = "acme/signed";
+    // The subject's bytes are known (its digest is what the artifacts point at), but it is pushed last.
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let cd = reg.push_blob(repo, config).await;
+    let ld = reg.push_blob(repo, b"subject layer").await;
+    let subject = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": 13}]
+    }))
+    .unwrap();
+    let sd = digest(&subject);
+    let empty = reg.push_blob(repo, b"{}").await;
+    let subject_desc = json!({"mediaType": OCI_MANIFEST, "digest": sd, "size": subject.len()});
+    // A signature (artifactType in the manifest, with annotations), an SBOM whose type comes from its
+    // config, and an index-shaped artifact: all accepted while the subject does not exist.
+    let sig = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sig",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2}],
+        "subject": subject_desc, "annotations": {"org.example.signer": "ci"}}).to_string();
+    let sbom = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.example.sbom", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2}],
+        "subject": subject_desc}).to_string();
+    let bundle = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "artifactType": "application/vnd.example.bundle",
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": digest(sbom.as_bytes()), "size": sbom.len()}],
+        "subject": subject_desc}).to_string();
+    for (body, ct) in [(&sig, OCI_MANIFEST), (&sbom, OCI_MANIFEST), (&bundle, OCI_INDEX)] {
+        let r = reg.push_manifest(repo, &digest(body.as_bytes()), ct, body.as_bytes()).await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        assert_eq!(r.headers()["oci-subject"], sd.as_str());
+    }
+    let listed = |v: &serde_json::Value| {
+        let mut d: Vec<String> = v["manifests"].as_array().unwrap().iter().map(|m| m["digest"].as_str().unwrap().to_owned()).collect();
+        d.sort();
+        d
+    };
+    let mut all = vec![digest(sig.as_bytes()), digest(sbom.as_bytes()), digest(bundle.as_bytes())];
+    all.sort();
+    // Asked before the subject exists: the list, never a 404.
+    let r = reg.send(Method::GET, &format!("/v2/{repo}/referrers/{sd}")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(listed(&r.json().await.unwrap()), all);
+
+    // The subject arrives; every referrer is listed, with its artifactType and annotations.
+    assert_eq!(reg.push_manifest(repo, "v1", OCI_MANIFEST, &subject).await.status(), 201);
+    let r = reg.send(Method::GET, &format!("/v2/{repo}/referrers/{sd}")).await;
+    assert_eq!(r.headers()["content-type"], OCI_INDEX);
+    assert!(r.headers().get("oci-filters-applied").is_none());
+    let index: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(listed(&index), all);
+    let entry = |d: &str| index["manifests"].as_array().unwrap().iter().find(|m| m["digest"] == d).unwrap().clone();
+    let s_entry = entry(&digest(sig.as_bytes()));
+    assert_eq!(s_entry["artifactType"], "application/vnd.example.sig");
+    assert_eq!(s_entry["annotations"], json!({"org.example.signer": "ci"}));
+    assert_eq!(s_entry["size"], sig.len());
+    assert_eq!(entry(&digest(sbom.as_bytes()))["artifactType"], "application/vnd.example.sbom");
+    let b_entry = entry(&digest(bundle.as_bytes()));
+    assert_eq!((b_entry["mediaType"].as_str(), b_entry["artifactType"].as_str()), (Some(OCI_INDEX), Some("application/vnd.example.bundle")));
+
+    // The artifactType filter, and the header saying it was applied.
+    let r = reg.send(Method::GET, &format!("/v2/{repo}/referrers/{sd}?artifactType=application/vnd.example.sbom")).await;
+    assert_eq!(r.headers()["oci-filters-applied"], "artifactType");
+    assert_eq!(listed(&r.json().await.unwrap()), vec![digest(sbom.as_bytes())]);
+
+    // A reference that is neither a tag nor a digest: 404 MANIFEST_UNKNOWN to GET and HEAD, 400 to PUT.
+    let r = reg.send(Method::GET, &format!("/v2/{repo}/manifests/.INVALID_MANIFEST_NAME")).await;
+    assert_eq!(error_code(r).await, (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN".into()));
+    assert_eq!(reg.send(Method::HEAD, &format!("/v2/{repo}/manifests/.INVALID_MANIFEST_NAME")).await.status(), 404);
+    let r = reg.push_manifest(repo, ".INVALID_MANIFEST_NAME", OCI_MANIFEST, &subject).await;
+    assert_eq!(r.status(), 400);
+    // A malformed digest in the referrers route is the caller's mistake: 400.
+    assert_eq!(reg.send(Method::GET, &format!("/v2/{repo}/referrers/sha256:nothex")).await.status(), 400);
+    s.stop().await;
+});
