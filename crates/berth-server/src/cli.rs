@@ -138,7 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(cmd) => {
             init_logs(&config);
             let store = connect_store(&config).await?;
-            let app = build_app(&config, store).await?;
+            let app = build_app(&config, store, config.listen).await?;
             match cmd {
                 AdminCommand::CreateUser(args) => {
                     let password = read_password()?;
@@ -172,7 +172,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Secscan(SecscanCommand::Import { path }) => {
             init_logs(&config);
             let store = connect_store(&config).await?;
-            let app = build_app(&config, store).await?;
+            let app = build_app(&config, store, config.listen).await?;
             let result = import(&app, path).await;
             app.store().close().await;
             result

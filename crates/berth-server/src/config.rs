@@ -3,7 +3,7 @@
 //! secrets). Every failure names the key and the source it came from.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -82,11 +82,14 @@ pub struct BuildsConfig {
     pub workdir: String,
     /// Largest uploaded or downloaded build context, in bytes.
     pub max_context_bytes: u64,
-    /// `host[:port]` builds push to and pull this registry's images from; empty means
-    /// `server_hostname`.
+    /// `host[:port]` builds push to and pull this registry's images from; empty means this
+    /// instance's own listen address (on loopback when it listens on every address).
     pub registry_host: String,
-    /// Whether the builder verifies TLS when it talks to this registry.
-    pub tls_verify: bool,
+    /// Whether the builder verifies TLS when it talks to this registry. Unset, it follows how
+    /// `registry_host` is served: off for the listen address (Berth itself speaks plain HTTP),
+    /// and for a named host on when `preferred_url_scheme` is `https`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_verify: Option<bool>,
     /// Tries per build when infrastructure fails (a build error is never retried).
     pub tries: i32,
     /// Wait before the second try, in seconds; doubled for each later one.
@@ -104,7 +107,7 @@ impl Default for BuildsConfig {
             workdir: String::new(),
             max_context_bytes: d.max_context_bytes,
             registry_host: String::new(),
-            tls_verify: d.tls_verify,
+            tls_verify: None,
             tries: d.tries,
             retry_delay_secs: d.retry_delay.as_secs(),
         }
@@ -112,8 +115,35 @@ impl Default for BuildsConfig {
 }
 
 impl BuildsConfig {
-    /// The build settings, with directories resolved against `data_dir`.
-    pub fn settings(&self, data_dir: &std::path::Path) -> berth_app::builds::BuildSettings {
+    /// Where builds push to: `registry_host`, or this instance's own listen address (`listen`,
+    /// as bound), reached on loopback when it listens on every address.
+    pub fn push_host(&self, listen: SocketAddr) -> String {
+        if !self.registry_host.is_empty() {
+            return self.registry_host.clone();
+        }
+        let ip = match listen.ip() {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        SocketAddr::new(ip, listen.port()).to_string()
+    }
+
+    /// Whether the builder verifies TLS: as configured; unset, off for the listen address (served
+    /// over plain HTTP), and for a named host only when `preferred_url_scheme` is `https`.
+    pub fn verifies_tls(&self, preferred_url_scheme: &str) -> bool {
+        self.tls_verify
+            .unwrap_or_else(|| !self.registry_host.is_empty() && preferred_url_scheme == "https")
+    }
+
+    /// The build settings, with directories resolved against `data_dir` and the push host and TLS
+    /// verification resolved against how this instance serves (`listen` as bound).
+    pub fn settings(
+        &self,
+        data_dir: &std::path::Path,
+        listen: SocketAddr,
+        preferred_url_scheme: &str,
+    ) -> berth_app::builds::BuildSettings {
         berth_app::builds::BuildSettings {
             enabled: self.enabled,
             build_command: self.build_command.clone(),
@@ -125,8 +155,8 @@ impl BuildsConfig {
                 PathBuf::from(&self.workdir)
             },
             max_context_bytes: self.max_context_bytes,
-            registry_host: (!self.registry_host.is_empty()).then(|| self.registry_host.clone()),
-            tls_verify: self.tls_verify,
+            registry_host: Some(self.push_host(listen)),
+            tls_verify: self.verifies_tls(preferred_url_scheme),
             tries: self.tries.max(1),
             retry_delay: Duration::from_secs(self.retry_delay_secs),
             ..berth_app::builds::BuildSettings::default()
@@ -256,7 +286,8 @@ impl MailConfig {
 pub struct NotificationsConfig {
     /// Hostnames webhooks may not target (checked at creation).
     pub blocked_hosts: Vec<String>,
-    /// Hosts Slack-format webhooks may target besides hooks.slack.com (Mattermost, Rocket.Chat).
+    /// Deprecated and ignored: Slack notifications take any URL the delivery guard accepts.
+    /// Still parsed so that existing files load; a non-empty list logs a warning.
     pub slack_extra_hosts: Vec<String>,
     /// Timeout of one delivery request, in seconds.
     pub send_timeout_secs: u64,
@@ -813,6 +844,33 @@ mod tests {
     }
 
     #[test]
+    fn builds_push_to_the_listen_address_without_tls_unless_told_otherwise() {
+        let b = BuildsConfig::default();
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(b.push_host(any), "127.0.0.1:8080");
+        assert_eq!(b.push_host("[::]:5000".parse().unwrap()), "[::1]:5000");
+        assert_eq!(b.push_host("10.1.2.3:80".parse().unwrap()), "10.1.2.3:80");
+        // Berth serves plain HTTP itself, whatever the scheme of the URLs it generates.
+        assert!(!b.verifies_tls("http") && !b.verifies_tls("https"));
+        let named = BuildsConfig {
+            registry_host: "registry.example.com".into(),
+            ..BuildsConfig::default()
+        };
+        assert_eq!(named.push_host(any), "registry.example.com");
+        assert!(named.verifies_tls("https") && !named.verifies_tls("http"));
+        let forced = BuildsConfig {
+            tls_verify: Some(true),
+            ..BuildsConfig::default()
+        };
+        assert!(forced.verifies_tls("http"));
+        let s = forced.settings(Path::new("/d"), any, "http");
+        assert_eq!(
+            (s.registry_host.as_deref(), s.tls_verify),
+            (Some("127.0.0.1:8080"), true)
+        );
+    }
+
+    #[test]
     fn example_file_documents_every_key_with_its_default() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.example.toml");
         let text = std::fs::read_to_string(&path).unwrap();
@@ -832,6 +890,10 @@ mod tests {
             server_hostname: Some("h".into()),
             database_url: Some("sqlite:x".into()),
             metrics_token: Some("t".into()),
+            builds: BuildsConfig {
+                tls_verify: Some(true),
+                ..BuildsConfig::default()
+            },
             ..Config::default()
         })
         .unwrap();

@@ -32,8 +32,9 @@ pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| format!("connecting to {}", berth_store::db::redact_url(&url)))
 }
 
-/// Builds the application on a connected store (migrating first if configured).
-pub async fn build_app(config: &Config, store: Store) -> anyhow::Result<App> {
+/// Builds the application on a connected store (migrating first if configured); `listen` is the
+/// address the server is bound to (builds push there unless `builds.registry_host` is set).
+pub async fn build_app(config: &Config, store: Store, listen: std::net::SocketAddr) -> anyhow::Result<App> {
     if config.migrate_on_start {
         store.migrate().await.context("applying migrations")?;
     } else if !store.is_migrated().await? {
@@ -45,16 +46,23 @@ pub async fn build_app(config: &Config, store: Store) -> anyhow::Result<App> {
         registry_token_ttl: std::time::Duration::from_secs(config.registry_token_ttl_secs),
         method_policy: berth_notify::methods::MethodPolicy {
             blocked_hosts: config.notifications.blocked_hosts.clone(),
-            extra_slack_hosts: config.notifications.slack_extra_hosts.clone(),
             guard: config.guard(),
         },
         delivery: config.delivery(),
         mail: config.mail.settings(),
         email_code_ttl: std::time::Duration::from_secs(config.mail.authorization_ttl_secs),
         secscan: config.secscan.settings(),
-        builds: config.builds.settings(&config.data_dir),
+        builds: config
+            .builds
+            .settings(&config.data_dir, listen, &config.preferred_url_scheme),
         max_notifications_per_repository: config.notifications.max_per_repository,
     };
+    if !config.notifications.slack_extra_hosts.is_empty() {
+        tracing::warn!(
+            "notifications.slack_extra_hosts is deprecated and ignored: Slack notifications accept any URL \
+             that the delivery guard accepts (notifications.allowed_networks); remove the setting"
+        );
+    }
     if config.builds.enabled {
         check_builder(&config.builds.build_command)?;
     }
@@ -118,7 +126,8 @@ impl Application {
     /// that `server_hostname` can name the real port).
     pub async fn build_on(config: &Config, listener: TcpListener) -> anyhow::Result<Application> {
         let store = connect_store(config).await?;
-        let app = build_app(config, store).await?;
+        let bound = listener.local_addr().context("reading the bound address")?;
+        let app = build_app(config, store, bound).await?;
         let handle = metrics_handle();
         let state = HttpState {
             app: app.clone(),

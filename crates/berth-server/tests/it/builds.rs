@@ -22,7 +22,6 @@ const WAIT: Duration = Duration::from_secs(240);
 async fn build_server(kind: berth_testkit::DbKind) -> (TestServer, Auth) {
     let s = TestServer::start_with(kind, |c| {
         c.builds.enabled = true;
-        c.builds.tls_verify = false;
         c.notifications.blocked_hosts = Vec::new();
         c.notifications.deliver = true;
         c.notifications.retry_schedule_secs = vec![0];
@@ -475,7 +474,6 @@ backend_test!(async fn podman_builds_and_infrastructure_failures_are_retried(kin
     // The builder is configurable: podman instead of buildah.
     let s = TestServer::start_with(kind, |c| {
         c.builds.enabled = true;
-        c.builds.tls_verify = false;
         for list in [&mut c.builds.build_command, &mut c.builds.push_command] {
             list[0] = "podman".into();
         }
@@ -497,7 +495,6 @@ backend_test!(async fn podman_builds_and_infrastructure_failures_are_retried(kin
     // The same context from an archive URL (on loopback, which this server allows).
     let s = TestServer::start_with(kind, |c| {
         c.builds.enabled = true;
-        c.builds.tls_verify = false;
         c.notifications.allowed_networks = vec!["127.0.0.0/8".into()];
     })
     .await;
@@ -529,7 +526,6 @@ backend_test!(async fn podman_builds_and_infrastructure_failures_are_retried(kin
     let rx = Receiver::start().await;
     let s = TestServer::start_with(kind, |c| {
         c.builds.enabled = true;
-        c.builds.tls_verify = false;
         c.builds.tries = 2;
         c.builds.retry_delay_secs = 0;
         c.builds.push_command = vec!["sh".into(), "-c".into(), "echo registry unavailable >&2; exit 3".into()];

@@ -111,7 +111,6 @@ async fn ui_server(
     TestServer::start_with(kind, |c| {
         c.secscan.enabled = true;
         c.builds.enabled = true;
-        c.builds.tls_verify = false;
         configure(c);
     })
     .await
@@ -500,6 +499,11 @@ backend_test!(async fn e_mail_notifications_need_a_verified_address(kind) {
     // The form shows the address's state and offers the verification mail.
     let (_, _, html) = b.get("/repository/acme/web/notification/new?event=repo_push&method=email&email=dev%40example.com").await;
     assert!(html.contains("not authorized yet") && html.contains("Send verification"), "{html}");
+    // Events nothing raises yet say so in the event list; the others do not.
+    for title in ["Repository Mirror Started", "Repository Mirror Success", "Repository Mirror Unsuccessful", "Image expiry trigger"] {
+        assert!(html.contains(&format!("{title} (test sends only)</option>")), "{title}: {html}");
+    }
+    assert!(html.contains("Push to Repository</option>") && html.contains("Package Vulnerability Found</option>"), "{html}");
     let form = [("csrf", token.as_str()), ("event", "repo_push"), ("method", "email"), ("email", "dev@example.com"), ("title", "mail me")];
     let (status, _, html) = b.post("/repository/acme/web/notifications", &form).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
