@@ -313,6 +313,15 @@ impl EventKind {
         }
     }
 
+    /// Whether something in Berth raises this event. Repository mirroring and tag expiry are not
+    /// built yet, so their events come only from test sends, and the UI says so.
+    pub fn has_source(self) -> bool {
+        !matches!(
+            self,
+            EventKind::MirrorStarted | EventKind::MirrorSuccess | EventKind::MirrorFailed | EventKind::ImageExpiry
+        )
+    }
+
     /// Whether this is one of the five build events.
     pub fn is_build(self) -> bool {
         matches!(

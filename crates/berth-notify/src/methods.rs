@@ -52,8 +52,6 @@ pub struct MethodPolicy {
     /// Hostnames webhooks may not target (Quay: `localhost`, `127.0.0.1` and
     /// `WEBHOOK_HOSTNAME_BLACKLIST`). Addresses are checked again, resolved, at send time.
     pub blocked_hosts: Vec<String>,
-    /// Hosts Slack-format webhooks may target besides `hooks.slack.com` (Mattermost, Rocket.Chat).
-    pub extra_slack_hosts: Vec<String>,
     /// The delivery guard: URLs naming an address it refuses are refused at creation, and blocked
     /// host names that resolve into its allowed networks (`localhost` with `127.0.0.0/8`) pass.
     pub guard: crate::guard::Guard,
@@ -63,7 +61,6 @@ impl Default for MethodPolicy {
     fn default() -> Self {
         MethodPolicy {
             blocked_hosts: vec!["localhost".into(), "127.0.0.1".into()],
-            extra_slack_hosts: Vec::new(),
             guard: crate::guard::Guard::default(),
         }
     }
@@ -133,18 +130,7 @@ impl MethodKind {
         match self {
             MethodKind::Webhook => {
                 let url = text(config, "url").ok_or("Missing webhook URL")?;
-                let parsed = check_http_url(url).map_err(|_| "Invalid webhook URL".to_owned())?;
-                let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
-                if policy.blocked_hosts.iter().any(|b| b.eq_ignore_ascii_case(&host)) && !lifted(&host, &policy.guard) {
-                    return Err("Invalid webhook URL".into());
-                }
-                if let Some(ip) = crate::guard::literal_of(parsed.as_str())
-                    && !policy.guard.permits(ip)
-                {
-                    return Err(format!(
-                        "Invalid webhook URL: {ip} is not a public address (see notifications.allowed_networks)"
-                    ));
-                }
+                check_destination(url, policy, "Invalid webhook URL")?;
                 match config.get("template") {
                     None | Some(Value::Null) => {}
                     Some(Value::String(t)) if t.trim().is_empty() => {}
@@ -161,13 +147,10 @@ impl MethodKind {
                 Ok(Checked::Done)
             }
             MethodKind::Slack => {
+                // Any URL the delivery guard accepts, as Quay: Mattermost and Rocket.Chat speak
+                // Slack's format from their own hosts.
                 let url = text(config, "url").ok_or("Missing Slack Callback URL")?;
-                let parsed = check_http_url(url).map_err(|_| "Invalid Slack Callback URL".to_owned())?;
-                let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
-                let slack = parsed.scheme() == "https" && host == "hooks.slack.com";
-                if !slack && !policy.extra_slack_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
-                    return Err("Invalid Slack Callback URL: it must start with https://hooks.slack.com/".into());
-                }
+                check_destination(url, policy, "Invalid Slack Callback URL")?;
                 Ok(Checked::Done)
             }
             MethodKind::Email => Ok(Checked::Email(
@@ -218,6 +201,25 @@ fn check_http_url(url: &str) -> Result<url::Url, ()> {
         return Err(());
     }
     Ok(parsed)
+}
+
+/// Checks a URL that deliveries will POST to: http(s) with a host, not a blocked host name, and
+/// not an address literal the delivery guard refuses (names are judged again, resolved, at send
+/// time). `invalid` starts every refusal, as Quay words it.
+fn check_destination(url: &str, policy: &MethodPolicy, invalid: &str) -> Result<(), String> {
+    let parsed = check_http_url(url).map_err(|_| invalid.to_owned())?;
+    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    if policy.blocked_hosts.iter().any(|b| b.eq_ignore_ascii_case(&host)) && !lifted(&host, &policy.guard) {
+        return Err(invalid.to_owned());
+    }
+    if let Some(ip) = crate::guard::literal_of(parsed.as_str())
+        && !policy.guard.permits(ip)
+    {
+        return Err(format!(
+            "{invalid}: {ip} is not a public address (see notifications.allowed_networks)"
+        ));
+    }
+    Ok(())
 }
 
 /// The longest webhook template accepted, in bytes (rendering is linear in its size).
@@ -421,17 +423,25 @@ mod tests {
             )
             .is_ok()
         );
-        let e = check(MethodKind::Slack, json!({"url": "https://chat.example.com/hooks/x"})).unwrap_err();
-        assert!(e.starts_with("Invalid Slack Callback URL"), "{e}");
-        let policy = MethodPolicy {
-            extra_slack_hosts: vec!["chat.example.com".into()],
-            ..MethodPolicy::default()
-        };
-        assert!(
-            MethodKind::Slack
-                .validate(&json!({"url": "https://chat.example.com/hooks/x"}), &policy)
-                .is_ok()
-        );
+        // Any URL the guard accepts, as Quay (whose own tests use http://example.com): Mattermost
+        // and Rocket.Chat speak Slack's format from their own hosts.
+        for url in ["http://example.com", "https://chat.example.com/hooks/x"] {
+            assert_eq!(
+                check(MethodKind::Slack, json!({"url": url})),
+                Ok(Checked::Done),
+                "{url}"
+            );
+        }
+        for (url, e) in [
+            ("ftp://example.com/x", "Invalid Slack Callback URL"),
+            ("http://localhost/x", "Invalid Slack Callback URL"),
+            (
+                "http://10.0.0.1/x",
+                "Invalid Slack Callback URL: 10.0.0.1 is not a public address (see notifications.allowed_networks)",
+            ),
+        ] {
+            assert_eq!(check(MethodKind::Slack, json!({"url": url})).unwrap_err(), e, "{url}");
+        }
         assert_eq!(
             check(
                 MethodKind::QuayNotification,

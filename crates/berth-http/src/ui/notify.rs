@@ -257,7 +257,7 @@ struct NewPage {
     f: NotificationForm,
     errors: FieldErrors,
     general_error: Option<String>,
-    events: Vec<(&'static str, &'static str)>,
+    events: Vec<(&'static str, String)>,
     methods: Vec<(&'static str, &'static str)>,
     levels: Vec<(String, &'static str)>,
     targets: Vec<(String, String)>,
@@ -331,7 +331,17 @@ pub(super) async fn new_page(
         chrome: session.chrome.clone(),
         path: format!("{ns}/{name}"),
         is_build: f.is_build(),
-        events: EventKind::all().iter().map(|e| (e.name(), e.title())).collect(),
+        events: EventKind::all()
+            .iter()
+            .map(|e| {
+                let title = if e.has_source() {
+                    e.title().to_owned()
+                } else {
+                    format!("{} (test sends only)", e.title())
+                };
+                (e.name(), title)
+            })
+            .collect(),
         methods: MethodKind::all().iter().map(|m| (m.name(), m.title())).collect(),
         levels: berth_scan::Severity::ALL
             .iter()

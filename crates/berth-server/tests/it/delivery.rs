@@ -20,7 +20,6 @@ async fn server(kind: berth_testkit::DbKind, rx: &Receiver) -> (TestServer, Auth
         c.notifications.flowdock_api_base = format!("{base}/flowdock");
         c.notifications.hipchat_api_base = format!("{base}/hipchat");
         c.notifications.blocked_hosts = Vec::new();
-        c.notifications.slack_extra_hosts = vec!["127.0.0.1".into()];
         c.notifications.retry_schedule_secs = vec![0];
         c.notifications.failure_threshold = 3;
         c.notifications.deliver = true;

@@ -110,7 +110,8 @@ backend_test!(async fn every_validation_message(kind) {
         (with("repo_push", "webhook", json!({"url": "https://x.example", "template": "{\"a\": \"${first[}\"}"}), json!({})), "For expression `first[`"),
         (with("repo_push", "webhook", json!({"url": "https://x.example", "template": 7}), json!({})), "Invalid webhook template"),
         (with("repo_push", "slack", json!({}), json!({})), "Missing Slack Callback URL"),
-        (with("repo_push", "slack", json!({"url": "https://evil.example/services/x"}), json!({})), "Invalid Slack Callback URL"),
+        (with("repo_push", "slack", json!({"url": "mailto:ops@example.com"}), json!({})), "Invalid Slack Callback URL"),
+        (with("repo_push", "slack", json!({"url": "http://10.0.0.1/hooks/x"}), json!({})), "Invalid Slack Callback URL: 10.0.0.1 is not a public address"),
         (with("repo_push", "email", json!({}), json!({})), "Missing e-mail address"),
         (with("repo_push", "email", json!({"email": "a@example.com"}), json!({})), "The specified e-mail address is not authorized to receive notifications for this repository"),
         (with("repo_push", "flowdock", json!({}), json!({})), "Missing Flowdock API Token"),
@@ -149,6 +150,8 @@ backend_test!(async fn every_validation_message(kind) {
         with("repo_push", "quay_notification", target("org", "acme"), json!({})),
         with("repo_push", "quay_notification", target("team", "devs"), json!({})),
         with("repo_push", "slack", json!({"url": "https://hooks.slack.com/services/T0/B0/abc"}), json!({})),
+        // Quay's own tests create Slack notifications on any URL (Mattermost, Rocket.Chat).
+        with("repo_push", "slack", json!({"url": "http://example.com"}), json!({})),
         with("repo_push", "flowdock", json!({"flow_api_token": "tok"}), json!({})),
         with("repo_push", "hipchat", json!({"notification_token": "tok", "room_id": 42}), json!({})),
         with("build_failure", "webhook", json!({"url": "https://x.example", "template": "{\"build\": \"${build_id}\"}"}), json!({"ref-regex": "refs/heads/main"})),
@@ -157,7 +160,7 @@ backend_test!(async fn every_validation_message(kind) {
     ] {
         expect(s.post(BASE, &root, body).await, 201);
     }
-    assert_eq!(expect(s.get(BASE, &root).await, 200)["notifications"].as_array().unwrap().len(), 9);
+    assert_eq!(expect(s.get(BASE, &root).await, 200)["notifications"].as_array().unwrap().len(), 10);
     s.stop().await;
 });
 
