@@ -3,9 +3,11 @@
 
 pub mod build;
 pub mod deliveries;
+pub mod entities;
 pub mod notification;
 pub mod org;
 pub mod repo;
+pub mod repo_path;
 pub mod repoemail;
 pub mod security;
 pub mod user;
@@ -29,6 +31,7 @@ pub fn router() -> OpenApiRouter<HttpState> {
         .merge(repoemail::router())
         .merge(security::router())
         .merge(build::router())
+        .merge(entities::router())
 }
 
 /// Quay's avatar object. Berth renders no images; `hash` and `color` are derived from the name so
@@ -73,7 +76,21 @@ pub fn avatar_kind(kind: AccountKind) -> &'static str {
     }
 }
 
-/// Quay's date format (RFC 2822).
+/// Quay's date format: RFC 2822 exactly as Python's `email.utils.formatdate` writes it, with a
+/// two-digit day and `-0000` for UTC (`Sun, 01 Nov 2026 09:05:00 -0000`).
 pub fn quay_date(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc2822()
+    t.format("%a, %d %b %Y %H:%M:%S -0000").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    #[test]
+    fn dates_are_written_as_pythons_formatdate_writes_them() {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 11, 1, 9, 5, 0).unwrap();
+        assert_eq!(super::quay_date(t), "Sun, 01 Nov 2026 09:05:00 -0000");
+        let t = chrono::Utc.with_ymd_and_hms(2027, 2, 28, 23, 59, 59).unwrap();
+        assert_eq!(super::quay_date(t), "Sun, 28 Feb 2027 23:59:59 -0000");
+    }
 }

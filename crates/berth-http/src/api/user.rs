@@ -284,13 +284,16 @@ impl From<berth_app::model::InAppRow> for InAppOut {
     }
 }
 
+/// Quay's default page of `GET /api/v1/user/notifications`.
+const IN_APP_PAGE: u32 = 5;
+
 /// Query of `GET /api/v1/user/notifications`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct InAppQuery {
     /// Page number, from 0.
     #[serde(default)]
     pub page: u32,
-    /// Page size, 1 to 100 (default 20).
+    /// Page size, 1 to 100 (default 5, as Quay).
     pub limit: Option<u32>,
 }
 
@@ -314,7 +317,7 @@ async fn list_my_notifications(
 ) -> ApiResult<Json<InAppList>> {
     let (rows, additional) = s
         .app
-        .my_notifications(&ctx.caller, q.page, q.limit.unwrap_or(20))
+        .my_notifications(&ctx.caller, q.page, q.limit.unwrap_or(IN_APP_PAGE))
         .await?;
     Ok(Json(InAppList {
         notifications: rows.into_iter().map(Into::into).collect(),

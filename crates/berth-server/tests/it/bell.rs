@@ -93,5 +93,11 @@ backend_test!(async fn bell_targets_dismissal_and_every_event(kind) {
     let last = expect(s.get("/api/v1/user/notifications?limit=4&page=2", &carol).await, 200);
     assert_eq!((first["notifications"].as_array().unwrap().len(), first["additional"].as_bool()), (4, Some(true)));
     assert_eq!((last["notifications"].as_array().unwrap().len(), last["additional"].as_bool()), (3, Some(false)), "11 = 4 + 4 + 3, none skipped");
+    // Quay's default page is 5, and `created` is written as Python's formatdate writes it.
+    let page = expect(s.get("/api/v1/user/notifications", &carol).await, 200);
+    assert_eq!((page["notifications"].as_array().unwrap().len(), page["additional"].as_bool()), (5, Some(true)));
+    let created = page["notifications"][0]["created"].as_str().unwrap().to_owned();
+    let two_digit_day = created.as_bytes()[5..7].iter().all(u8::is_ascii_digit);
+    assert!(chrono::DateTime::parse_from_rfc2822(&created).is_ok() && two_digit_day && created.ends_with(" -0000"), "{created}");
     s.stop().await;
 });
