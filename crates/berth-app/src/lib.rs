@@ -15,6 +15,7 @@ pub mod builds;
 pub mod caller;
 pub mod delivery;
 pub mod delivery_log;
+pub mod entities;
 pub mod error;
 pub mod events;
 pub mod failpoint;

@@ -47,26 +47,39 @@ pub const API_BODY_LIMIT: usize = 1 << 20;
 /// The whole HTTP application.
 pub fn router(state: HttpState) -> Router {
     let (api, openapi) = api::router().split_for_parts();
-    let openapi = Arc::new(openapi);
+    let repo_paths = api::repo_path::RepoSuffixes::from_openapi(&openapi);
+    // The OpenAPI document, rendered once; also at Quay's discovery route, where Quay's clients
+    // look for it.
+    let document = axum::body::Bytes::from(openapi.to_json().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the OpenAPI document does not render");
+        String::from("{}")
+    }));
+    let serve_document = move || {
+        let document = document.clone();
+        async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], document) }
+    };
     let router = Router::new()
         .merge(api.layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT)))
-        .route(
-            "/api/v1/openapi.json",
-            axum::routing::get(move || {
-                let doc = openapi.clone();
-                async move { axum::Json(doc.as_ref().clone()) }
-            }),
-        )
+        .route("/api/v1/openapi.json", axum::routing::get(serve_document.clone()))
+        .route("/api/v1/discovery", axum::routing::get(serve_document))
         .merge(registry::router())
         .merge(health::router())
         .merge(pages::router())
         .merge(webhooks::router())
         .merge(ui::router())
         .with_state(state);
-    middleware::apply(router)
+    // Raw slashes in nested repository names are re-encoded before routing (a layer on the router
+    // itself would run after it), so an outer router hands every request to the inner one.
+    let rewrite = move |req: axum::extract::Request| {
+        let repo_paths = repo_paths.clone();
+        async move { repo_paths.rewrite(req) }
+    };
+    Router::new()
+        .fallback_service(middleware::apply(router))
+        .layer(axum::middleware::map_request(rewrite))
 }
 
-/// The OpenAPI document of `/api/v1`, as served at `/api/v1/openapi.json`.
+/// The OpenAPI document of `/api/v1`, as served at `/api/v1/openapi.json` and `/api/v1/discovery`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api::router().split_for_parts().1
 }

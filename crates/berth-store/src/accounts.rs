@@ -117,6 +117,45 @@ pub async fn robots_of(ex: &mut impl Exec, owner: AccountId) -> Result<Vec<Accou
     Ok(run!(ex, c => sqlx::query_as::<_, AccountRow>(sql).bind(owner.0).fetch_all(c).await)?)
 }
 
+/// Escapes `%`, `_` and the backslash so that `text` matches itself in a `LIKE … ESCAPE` pattern.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Users whose name starts with `prefix` and, when `robots_of` names a namespace, its robots whose
+/// short name does: by name, at most `limit` (Quay's entity search).
+pub async fn matching(
+    ex: &mut impl Exec,
+    prefix: &str,
+    robots_of: Option<(AccountId, &str)>,
+    limit: i64,
+) -> Result<Vec<AccountRow>> {
+    let sql = concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM account WHERE (kind = 'user' AND name LIKE $1 ESCAPE '\\') \
+         OR (kind = 'robot' AND robot_owner_id = $2 AND name LIKE $3 ESCAPE '\\') ORDER BY name LIMIT $4"
+    );
+    let users = format!("{}%", like_literal(prefix));
+    let (owner, robots) = match robots_of {
+        Some((id, namespace)) => (
+            Some(id.0),
+            format!("{}+{}%", like_literal(namespace), like_literal(prefix)),
+        ),
+        None => (None, String::new()),
+    };
+    Ok(
+        run!(ex, c => sqlx::query_as::<_, AccountRow>(sql).bind(&users).bind(owner).bind(&robots).bind(limit).fetch_all(c).await)?,
+    )
+}
+
 /// Deletes an account and, through cascades, everything it owns. Returns whether it existed.
 pub async fn delete(tx: &mut Tx, id: AccountId) -> Result<bool> {
     let sql = "DELETE FROM account WHERE id = $1";

@@ -19,6 +19,7 @@ mod observability;
 mod oci_conformance;
 mod openapi;
 mod permission_matrix;
+mod quay_clients;
 mod real_clients;
 mod registry_auth;
 mod registry_lifecycle;

@@ -1,0 +1,174 @@
+//! Nested repository names with raw slashes in `/api/v1/repository/...` paths.
+//!
+//! Quay's clients send `/api/v1/repository/acme/team/app/notification/` for the repository
+//! `team/app`, where Berth's routes expect one path segment (`team%2Fapp`). Before routing, a path
+//! under `/api/v1/repository/{namespace}/` is split as `/v2` splits its names: by the known suffixes,
+//! which are read from the OpenAPI document so that they cannot drift from the routes. The shortest
+//! repository name whose remainder is a known suffix wins (`acme/app/logs` is the logs of `app`),
+//! and its slashes are re-encoded, so every handler sees the same `{repository}` either way.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::Uri;
+
+/// Where repository routes start.
+const PREFIX: &str = "/api/v1/repository/";
+/// The two parameters every repository route starts with, as the OpenAPI document spells them.
+const TEMPLATE: &str = "/api/v1/repository/{namespace}/{repository}";
+
+/// One segment of a route's suffix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    /// A fixed word (`notification`), or `""` for a trailing slash.
+    Literal(String),
+    /// A parameter (`{uuid}`): any one non-empty segment.
+    Param,
+}
+
+/// The suffixes that follow `{namespace}/{repository}` in the repository routes.
+#[derive(Debug, Clone, Default)]
+pub struct RepoSuffixes(Arc<Vec<Vec<Segment>>>);
+
+impl RepoSuffixes {
+    /// The suffixes of every documented route under `/api/v1/repository/{namespace}/{repository}`.
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> RepoSuffixes {
+        let mut all: Vec<Vec<Segment>> = doc
+            .paths
+            .paths
+            .keys()
+            .filter_map(|p| p.strip_prefix(TEMPLATE))
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+            .map(|rest| {
+                rest.split('/')
+                    .skip(1)
+                    .map(|s| {
+                        if s.starts_with('{') && s.ends_with('}') {
+                            Segment::Param
+                        } else {
+                            Segment::Literal(s.to_owned())
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        all.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        all.dedup();
+        RepoSuffixes(Arc::new(all))
+    }
+
+    fn matches(&self, rest: &[&str]) -> bool {
+        self.0.iter().any(|pattern| {
+            pattern.len() == rest.len()
+                && pattern.iter().zip(rest).all(|(p, s)| match p {
+                    Segment::Literal(l) => l == s,
+                    Segment::Param => !s.is_empty(),
+                })
+        })
+    }
+
+    /// The path with the repository name's slashes encoded, when it has raw ones and a known
+    /// suffix follows; `None` when the path needs no change.
+    pub fn canonical(&self, path: &str) -> Option<String> {
+        let after = path.strip_prefix(PREFIX)?;
+        let (namespace, tail) = after.split_once('/')?;
+        let segments: Vec<&str> = tail.split('/').collect();
+        // The name takes at least one segment; a single segment needs no change.
+        let split = (1..=segments.len())
+            .find(|&i| segments[..i].iter().all(|s| !s.is_empty()) && self.matches(&segments[i..]))?;
+        if split == 1 {
+            return None;
+        }
+        let name = segments[..split].join("%2F");
+        let mut out = format!("{PREFIX}{namespace}/{name}");
+        for s in &segments[split..] {
+            out.push('/');
+            out.push_str(s);
+        }
+        Some(out)
+    }
+
+    /// Rewrites a request's URI to its canonical form (the query is kept).
+    pub fn rewrite(&self, mut req: Request) -> Request {
+        let Some(path) = self.canonical(req.uri().path()) else {
+            return req;
+        };
+        let with_query = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = with_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+        req
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suffixes() -> RepoSuffixes {
+        RepoSuffixes::from_openapi(&crate::openapi())
+    }
+
+    #[test]
+    fn raw_slashes_are_encoded_by_the_known_suffixes() {
+        let s = suffixes();
+        let cases = [
+            (
+                "/api/v1/repository/acme/team/app",
+                Some("/api/v1/repository/acme/team%2Fapp"),
+            ),
+            (
+                "/api/v1/repository/acme/team/app/notification/",
+                Some("/api/v1/repository/acme/team%2Fapp/notification/"),
+            ),
+            (
+                "/api/v1/repository/acme/a/b/c/notification/1234/test",
+                Some("/api/v1/repository/acme/a%2Fb%2Fc/notification/1234/test"),
+            ),
+            (
+                "/api/v1/repository/acme/team/app/manifest/sha256:ab/security",
+                Some("/api/v1/repository/acme/team%2Fapp/manifest/sha256:ab/security"),
+            ),
+            // Already one segment, encoded or plain: unchanged.
+            ("/api/v1/repository/acme/team%2Fapp/notification/", None),
+            ("/api/v1/repository/acme/app/notification/", None),
+            ("/api/v1/repository/acme/app", None),
+            // The shortest name with a known suffix: the logs of `app`.
+            ("/api/v1/repository/acme/app/logs", None),
+            (
+                "/api/v1/repository/acme/team/app/logs",
+                Some("/api/v1/repository/acme/team%2Fapp/logs"),
+            ),
+            // Nothing known follows, or empty segments: left for the router to refuse.
+            (
+                "/api/v1/repository/acme/team/app/bogus/x",
+                Some("/api/v1/repository/acme/team%2Fapp%2Fbogus%2Fx"),
+            ),
+            ("/api/v1/repository/acme//app/logs", None),
+            ("/api/v1/repository", None),
+            ("/api/v1/repository/acme", None),
+            ("/api/v1/organization/acme/team/x", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(s.canonical(path).as_deref(), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_query_is_kept() {
+        let req = Request::builder()
+            .uri("/api/v1/repository/acme/team/app/tag/?limit=5&page=2")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let req = suffixes().rewrite(req);
+        assert_eq!(req.uri().path(), "/api/v1/repository/acme/team%2Fapp/tag/");
+        assert_eq!(req.uri().query(), Some("limit=5&page=2"));
+    }
+}
