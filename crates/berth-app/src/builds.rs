@@ -812,7 +812,12 @@ impl App {
             &base64::engine::general_purpose::STANDARD,
             format!("{BUILD_USERNAME}:{token}"),
         );
-        tokio::fs::write(&authfile, json!({"auths": {host.clone(): {"auth": auth}}}).to_string())
+        // The push host is often the listen address; base images named by this registry's public
+        // name (`FROM <server_hostname>/ns/base`) are pulled with the same credential.
+        let mut auths = serde_json::Map::new();
+        auths.insert(host.clone(), json!({"auth": auth}));
+        auths.insert(self.settings.server_hostname.clone(), json!({"auth": auth}));
+        tokio::fs::write(&authfile, json!({"auths": auths}).to_string())
             .await
             .map_err(io)?;
         let image = format!("localhost/berth-build-{}", build.uuid);
