@@ -8,6 +8,7 @@ use berth_store::{Exec, Tx, secrets};
 use serde_json::json;
 
 use crate::audit::record;
+use crate::sealing::Purpose;
 use crate::secret::{check_password, hash_password, random_token};
 use crate::{App, AppError, Caller, Ctx, Result};
 
@@ -44,6 +45,15 @@ pub struct OrgInfo {
     pub is_member: bool,
     /// Its teams, shown to members and admins only.
     pub teams: Option<Vec<TeamRow>>,
+}
+
+/// A robot account and its token (Quay returns robot tokens, so they are sealed, not hashed).
+#[derive(Debug, Clone)]
+pub struct Robot {
+    /// The account.
+    pub account: AccountRow,
+    /// Its token, the password it signs in with.
+    pub token: String,
 }
 
 /// Where a robot lives: an organization (by name) or the calling user's own namespace.
@@ -390,7 +400,7 @@ impl App {
         owner: RobotOwner<'_>,
         short: &str,
         description: &str,
-    ) -> Result<AccountRow> {
+    ) -> Result<Robot> {
         let short = RobotShortName::parse(short)?;
         let mut tx = self.store.begin().await?;
         let ns = self.robot_namespace(&mut tx, &ctx.caller, owner).await?;
@@ -399,6 +409,7 @@ impl App {
             return Err(AppError::Conflict(format!("Existing robot with name: {name}")));
         }
         let token = random_token(64).to_ascii_uppercase();
+        let sealed = self.keyring.seal(Purpose::RobotToken, &token)?;
         let row = accounts::insert(
             &mut tx,
             &NewAccount {
@@ -408,7 +419,7 @@ impl App {
                 password_hash: None,
                 superuser: false,
                 robot_owner: Some(ns.id),
-                robot_token: Some(&token),
+                robot_token: Some(&sealed),
                 description,
             },
         )
@@ -423,21 +434,32 @@ impl App {
         )
         .await?;
         tx.commit().await?;
-        Ok(row)
+        Ok(Robot { account: row, token })
     }
 
     /// A robot with its token.
-    pub async fn get_robot(&self, caller: &Caller, owner: RobotOwner<'_>, short: &str) -> Result<AccountRow> {
+    pub async fn get_robot(&self, caller: &Caller, owner: RobotOwner<'_>, short: &str) -> Result<Robot> {
         let mut conn = self.store.conn().await?;
         let ns = self.robot_namespace(&mut conn, caller, owner).await?;
-        robot_by_short(&mut conn, &ns, short).await
+        let row = robot_by_short(&mut conn, &ns, short).await?;
+        self.robot_of(row)
     }
 
-    /// The robots of a namespace.
-    pub async fn list_robots(&self, caller: &Caller, owner: RobotOwner<'_>) -> Result<Vec<AccountRow>> {
+    /// The robots of a namespace, with their tokens.
+    pub async fn list_robots(&self, caller: &Caller, owner: RobotOwner<'_>) -> Result<Vec<Robot>> {
         let mut conn = self.store.conn().await?;
         let ns = self.robot_namespace(&mut conn, caller, owner).await?;
-        Ok(accounts::robots_of(&mut conn, ns.id).await?)
+        let rows = accounts::robots_of(&mut conn, ns.id).await?;
+        rows.into_iter().map(|r| self.robot_of(r)).collect()
+    }
+
+    /// A robot's row with its token opened.
+    fn robot_of(&self, account: AccountRow) -> Result<Robot> {
+        let token = match &account.robot_token {
+            Some(sealed) => self.keyring.open(Purpose::RobotToken, sealed)?,
+            None => String::new(),
+        };
+        Ok(Robot { account, token })
     }
 
     /// Deletes a robot, its grants and its team memberships.

@@ -20,7 +20,6 @@ use crate::{App, AppError, Caller, Principal, Result};
 /// The username that says "the password is an access token" (Quay's convention).
 pub const OAUTH_TOKEN_USERNAME: &str = "$oauthtoken";
 const ISSUER: &str = "berth";
-const KEY_NAME: &str = "registry_token_hs256";
 
 /// The key that signs registry tokens.
 pub struct RegistryKey {
@@ -29,12 +28,17 @@ pub struct RegistryKey {
 }
 
 impl RegistryKey {
-    /// Loads the instance key, creating it on first use.
-    pub async fn load(store: &Store) -> Result<RegistryKey> {
+    /// Loads the instance key, creating it (sealed) on first use.
+    pub async fn load(store: &Store, keyring: &crate::sealing::Keyring) -> Result<RegistryKey> {
+        let purpose = crate::sealing::Purpose::InstanceSecret;
         let mut tx = store.begin().await?;
-        let candidate = base64::engine::general_purpose::STANDARD.encode(random_token(64));
-        let stored = secrets::get_or_insert(&mut tx, KEY_NAME, &candidate).await?;
+        let candidate = keyring.seal(
+            purpose,
+            &base64::engine::general_purpose::STANDARD.encode(random_token(64)),
+        )?;
+        let stored = secrets::get_or_insert(&mut tx, secrets::REGISTRY_TOKEN_KEY, candidate.as_stored()).await?;
         tx.commit().await?;
+        let stored = keyring.open(purpose, &secrets::Sealed::from_stored(stored))?;
         let raw = base64::engine::general_purpose::STANDARD
             .decode(stored)
             .map_err(|e| AppError::Internal(format!("stored registry key: {e}")))?;
@@ -175,10 +179,11 @@ impl App {
         drop(conn);
         let ok = match account.as_ref().map(|a| a.kind) {
             Some(AccountKind::Robot) => {
-                let ok = account
-                    .as_ref()
-                    .and_then(|a| a.robot_token.as_deref())
-                    .is_some_and(|t| same_secret(t, password));
+                let token = match account.as_ref().and_then(|a| a.robot_token.as_ref()) {
+                    Some(sealed) => Some(self.keyring.open(crate::sealing::Purpose::RobotToken, sealed)?),
+                    None => None,
+                };
+                let ok = token.is_some_and(|t| same_secret(&t, password));
                 if !ok {
                     self.passwords.count_cheap_failure(username, client)?;
                 }

@@ -6,6 +6,7 @@
 use berth_store::deliveries::{self, AttemptRow, DeliveryRow, status};
 use berth_store::notifications::{self, NotificationRow};
 use berth_store::repos::RepoRow;
+use berth_store::secrets::Sealed;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -14,6 +15,7 @@ use crate::delivery::chrono_of;
 use crate::events::{queue_name, requeue_delivery};
 use crate::notifications::new_signing_secret;
 use crate::paging::Paging;
+use crate::sealing::Purpose;
 use crate::{App, AppError, Caller, Ctx, Result};
 
 /// A notification's current signing secret, and the previous one while it still signs.
@@ -147,17 +149,23 @@ impl App {
         uuid: &str,
     ) -> Result<Secrets> {
         let (_, n) = self.admin_notification(caller, namespace, name, uuid).await?;
-        if let Some(secret) = n.secret.clone() {
+        let open = |s: &Sealed| self.keyring.open(Purpose::NotificationSecret, s);
+        if let Some(secret) = &n.secret {
             let live = n.previous_secret_until.filter(|t| *t > Utc::now());
+            let previous = match (live, &n.previous_secret) {
+                (Some(_), Some(p)) => Some(open(p)?),
+                _ => None,
+            };
             return Ok(Secrets {
-                secret,
-                previous: live.and(n.previous_secret.clone()),
+                secret: open(secret)?,
+                previous,
                 previous_until: live,
             });
         }
         let secret = new_signing_secret();
+        let sealed = self.keyring.seal(Purpose::NotificationSecret, &secret)?;
         let mut tx = self.store.begin().await?;
-        notifications::set_secret(&mut tx, n.id, &secret, None, None).await?;
+        notifications::set_secret(&mut tx, n.id, &sealed, None, None).await?;
         tx.commit().await?;
         Ok(Secrets {
             secret,
@@ -171,13 +179,16 @@ impl App {
         let (repo, n) = self.admin_notification(&ctx.caller, namespace, name, uuid).await?;
         let secret = new_signing_secret();
         let until = Utc::now() + chrono_of(self.settings.delivery.secret_grace);
-        let previous = n.secret.clone();
+        let previous = match &n.secret {
+            Some(p) => Some(self.keyring.open(Purpose::NotificationSecret, p)?),
+            None => None,
+        };
         let mut tx = self.store.begin().await?;
         notifications::set_secret(
             &mut tx,
             n.id,
-            &secret,
-            previous.as_deref(),
+            &self.keyring.seal(Purpose::NotificationSecret, &secret)?,
+            n.secret.as_ref(),
             previous.as_ref().map(|_| until),
         )
         .await?;

@@ -27,6 +27,7 @@ pub mod paging;
 mod passwords;
 pub mod registry;
 pub mod repos;
+pub mod sealing;
 pub mod secret;
 pub mod secscan;
 pub mod sessions;
@@ -93,6 +94,8 @@ pub struct App {
     blobs: std::sync::Arc<dyn berth_blob::BlobStore>,
     settings: Settings,
     registry_key: std::sync::Arc<auth::RegistryKey>,
+    /// Seals secrets before they are stored and opens them after they are read.
+    keyring: sealing::Keyring,
     failpoints: failpoint::Failpoints,
     wake: std::sync::Arc<tokio::sync::Notify>,
     scan_wake: std::sync::Arc<tokio::sync::Notify>,
@@ -107,14 +110,24 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the application on a migrated store and a blob store, loading (or creating) the
-    /// instance secrets.
+    /// Builds the application on a migrated store and a blob store, sealing stored secrets that
+    /// are plain or sealed with an older key, and loading (or creating) the instance secrets.
+    /// Fails when stored secrets are sealed with a key `keyring` lacks.
     pub async fn new(
         store: Store,
         blobs: std::sync::Arc<dyn berth_blob::BlobStore>,
         settings: Settings,
+        keyring: sealing::Keyring,
     ) -> Result<App> {
-        let registry_key = std::sync::Arc::new(auth::RegistryKey::load(&store).await?);
+        let resealed = sealing::reseal_all(&store, &keyring).await?;
+        if resealed.changed > 0 {
+            tracing::info!(
+                changed = resealed.changed,
+                key = keyring.current_id(),
+                "sealed stored secrets with the current secret key"
+            );
+        }
+        let registry_key = std::sync::Arc::new(auth::RegistryKey::load(&store, &keyring).await?);
         let mailer = match &settings.mail {
             Some(mail) => Some(berth_notify::mail::Mailer::new(mail).map_err(AppError::Invalid)?),
             None => None,
@@ -125,6 +138,7 @@ impl App {
             blobs,
             settings,
             registry_key,
+            keyring,
             failpoints: failpoint::Failpoints::default(),
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             scan_wake: std::sync::Arc::new(tokio::sync::Notify::new()),

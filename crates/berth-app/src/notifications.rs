@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::audit::record;
 use crate::events::{DeliveryPayload, NOTIFICATION_QUEUE, Occurrence, repo_context};
+use crate::sealing::Purpose;
 use crate::{App, AppError, Caller, Ctx, Result};
 
 /// What a client asks to create (Quay's request schema).
@@ -128,7 +129,7 @@ impl App {
             }
         }
         let uuid = uuid::Uuid::new_v4().to_string();
-        let secret = new_signing_secret();
+        let secret = self.keyring.seal(Purpose::NotificationSecret, &new_signing_secret())?;
         let row = notifications::insert(
             &mut tx,
             &NewNotification {
@@ -223,6 +224,27 @@ impl App {
         tx.commit().await?;
         self.wake.notify_one();
         Ok(())
+    }
+}
+
+impl App {
+    /// The secrets that sign a notification's deliveries at `now`: the current one, and the
+    /// previous one during the grace period after a rotation.
+    pub(crate) fn signing_secrets(
+        &self,
+        n: &NotificationRow,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(s) = &n.secret {
+            out.push(self.keyring.open(Purpose::NotificationSecret, s)?);
+        }
+        if let (Some(prev), Some(until)) = (&n.previous_secret, n.previous_secret_until)
+            && until > now
+        {
+            out.push(self.keyring.open(Purpose::NotificationSecret, prev)?);
+        }
+        Ok(out)
     }
 }
 

@@ -9,6 +9,7 @@ use regex::Regex;
 use serde_json::{Value, json};
 
 use crate::builds::layout;
+use crate::sealing::Purpose;
 use crate::trigger_payload::{self as payload, Push};
 use crate::{App, AppError, Ctx, Result};
 
@@ -163,15 +164,10 @@ impl App {
         let p = ctx.caller.principal()?;
         let mut tx = self.store.begin().await?;
         let uuid = uuid::Uuid::new_v4().to_string();
-        let t = store::insert_trigger(
-            &mut tx,
-            &uuid,
-            repo.id,
-            service,
-            &crate::secret::random_token(40),
-            p.id.0,
-        )
-        .await?;
+        let secret = self
+            .keyring
+            .seal(Purpose::TriggerSecret, &crate::secret::random_token(40))?;
+        let t = store::insert_trigger(&mut tx, &uuid, repo.id, service, &secret, p.id.0).await?;
         let meta = json!({"repo": repo.name, "namespace": repo.namespace, "trigger_id": uuid, "service": service});
         crate::audit::record(
             &mut tx,
@@ -343,6 +339,11 @@ impl App {
         self.queue_build(ctx, repo, &new, Some(t)).await
     }
 
+    /// A trigger's webhook secret, opened (trigger views show it to the repository's admins).
+    pub fn trigger_secret(&self, t: &TriggerRow) -> Result<String> {
+        self.keyring.open(Purpose::TriggerSecret, &t.secret)
+    }
+
     /// Finds the trigger a webhook names and, for GitLab and custom triggers, checks its token,
     /// all before the body is read. Builds off is 503; an unknown trigger 404; a wrong token 403.
     pub async fn webhook_target(&self, uuid: &str, req: &WebhookRequest<'_>) -> Result<WebhookTarget> {
@@ -350,11 +351,12 @@ impl App {
         let t = store::trigger_any(&mut self.store.conn().await?, uuid)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no trigger {uuid}")))?;
+        let secret = self.trigger_secret(&t)?;
         let secret_ok = match t.service.as_str() {
             // GitHub signs the body: checked once it is read.
             "github" => true,
-            "gitlab" => payload::secret_ok(&t.secret, req.gitlab_token),
-            _ => payload::secret_ok(&t.secret, req.custom_secret),
+            "gitlab" => payload::secret_ok(&secret, req.gitlab_token),
+            _ => payload::secret_ok(&secret, req.custom_secret),
         };
         if !secret_ok {
             return Err(webhook_denied());
@@ -368,7 +370,9 @@ impl App {
     pub async fn trigger_webhook(&self, target: WebhookTarget, req: &WebhookRequest<'_>) -> Result<WebhookOutcome> {
         let t = target.trigger;
         let uuid = t.uuid.clone();
-        if t.service == "github" && !payload::github_signature_ok(&t.secret, req.body, req.github_signature) {
+        if t.service == "github"
+            && !payload::github_signature_ok(&self.trigger_secret(&t)?, req.body, req.github_signature)
+        {
             return Err(webhook_denied());
         }
         let body: Value =

@@ -65,6 +65,20 @@ pub enum AdminCommand {
     CreateUser(CreateUser),
     /// Create an access token for a user and print it (it is stored only as a hash).
     CreateToken(CreateToken),
+    /// Re-seal every secret stored in the database with a new secret key, in one transaction.
+    /// Without secret_key in the configuration, Berth generates the key and replaces
+    /// <data_dir>/secret.key (the old one stays as secret.key.previous). Restart running servers
+    /// afterwards.
+    RotateSecretKey(RotateSecretKey),
+}
+
+/// Arguments of `admin rotate-secret-key`.
+#[derive(Debug, Args)]
+pub struct RotateSecretKey {
+    /// The new key (the base64 of 32 random bytes) in a file; required when secret_key is set in
+    /// the configuration, which must name it afterwards.
+    #[arg(long, value_name = "PATH")]
+    pub new_key_file: Option<PathBuf>,
 }
 
 /// Arguments of `admin create-user`.
@@ -117,6 +131,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if shown.metrics_token.is_some() {
                 shown.metrics_token = Some("***".into());
             }
+            if shown.secret_key.is_some() {
+                shown.secret_key = Some("***".into());
+            }
+            for k in &mut shown.previous_secret_keys {
+                *k = "***".into();
+            }
             let text = toml::to_string_pretty(&shown).context("rendering configuration")?;
             println!("# configuration is valid; effective values:\n{text}");
             Ok(())
@@ -138,36 +158,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(cmd) => {
             init_logs(&config);
             let store = connect_store(&config).await?;
+            let args = match cmd {
+                AdminCommand::RotateSecretKey(args) => return rotate_secret_key(&config, store, &args).await,
+                AdminCommand::CreateUser(_) | AdminCommand::CreateToken(_) => cmd,
+            };
             let app = build_app(&config, store, config.listen).await?;
-            match cmd {
-                AdminCommand::CreateUser(args) => {
-                    let password = read_password()?;
-                    let new = NewUser {
-                        username: args.name,
-                        email: Some(args.email),
-                        password,
-                        superuser: args.superuser,
-                    };
-                    let row = app.create_user(&Ctx::system(), &new).await?;
-                    println!(
-                        "created user {}{}",
-                        row.name,
-                        if row.superuser { " (superuser)" } else { "" }
-                    );
-                }
-                AdminCommand::CreateToken(args) => {
-                    let scopes = ScopeSet::parse(&args.scopes.join(" "))?;
-                    let expires = args
-                        .expires_in_days
-                        .map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
-                    let token = app
-                        .create_access_token(&args.name, scopes, &args.description, expires)
-                        .await?;
-                    println!("{token}");
-                }
-            }
+            let result = admin(&app, args).await;
             app.store().close().await;
-            Ok(())
+            result
         }
         Command::Secscan(SecscanCommand::Import { path }) => {
             init_logs(&config);
@@ -178,6 +176,61 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
     }
+}
+
+/// `berth admin create-user` and `create-token`, on the application.
+async fn admin(app: &berth_app::App, cmd: AdminCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminCommand::CreateUser(args) => {
+            let password = read_password()?;
+            let new = NewUser {
+                username: args.name,
+                email: Some(args.email),
+                password,
+                superuser: args.superuser,
+            };
+            let row = app.create_user(&Ctx::system(), &new).await?;
+            println!(
+                "created user {}{}",
+                row.name,
+                if row.superuser { " (superuser)" } else { "" }
+            );
+        }
+        AdminCommand::CreateToken(args) => {
+            let scopes = ScopeSet::parse(&args.scopes.join(" "))?;
+            let expires = args
+                .expires_in_days
+                .map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)));
+            let token = app
+                .create_access_token(&args.name, scopes, &args.description, expires)
+                .await?;
+            println!("{token}");
+        }
+        AdminCommand::RotateSecretKey(_) => {
+            anyhow::bail!("rotate-secret-key works on the database alone, not on a running application")
+        }
+    }
+    Ok(())
+}
+
+/// `berth admin rotate-secret-key`: on the store alone (no application, so nothing is opened
+/// with the old key meanwhile).
+async fn rotate_secret_key(config: &Config, store: berth_store::Store, args: &RotateSecretKey) -> anyhow::Result<()> {
+    if !store.is_migrated().await? {
+        anyhow::bail!("the database schema is not up to date: run `berth migrate`");
+    }
+    let done = crate::keys::rotate(config, &store, args.new_key_file.as_deref()).await;
+    store.close().await;
+    let done = done?;
+    println!("re-sealed {} stored secrets with key {}", done.resealed, done.key_id);
+    match done.key_file {
+        Some(path) => println!("the new key is in {}; restart running servers", path.display()),
+        None => println!(
+            "now set secret_key to the new key on every instance and restart them \
+             (keep the old key in previous_secret_keys until they all run with the new one)"
+        ),
+    }
+    Ok(())
 }
 
 /// Reads advisories on a blocking thread and stores them in batches, printing progress.

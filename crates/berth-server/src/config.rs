@@ -47,6 +47,14 @@ pub struct Config {
     /// When set, `/metrics` answers only `Authorization: Bearer <metrics_token>` (prefer
     /// `BERTH_METRICS_TOKEN_FILE`).
     pub metrics_token: Option<String>,
+    /// The key that seals secrets stored in the database: the base64 of 32 random bytes (prefer
+    /// `BERTH_SECRET_KEY_FILE`). Unset, `<data_dir>/secret.key` is used, generated on first start.
+    /// Every instance sharing a database needs the same key.
+    pub secret_key: Option<String>,
+    /// Older keys that still open secrets sealed before a rotation (`berth admin
+    /// rotate-secret-key` re-seals everything; keep the old key here until every instance runs
+    /// with the new one).
+    pub previous_secret_keys: Vec<String>,
     /// Most HTTP connections open at once; 0 takes the open-file limit less a reserve. At the
     /// limit the oldest connection with no request in progress is closed to make room.
     pub max_connections: usize,
@@ -373,6 +381,8 @@ impl Default for Config {
             header_read_timeout_secs: 30,
             max_connections: 0,
             metrics_token: None,
+            secret_key: None,
+            previous_secret_keys: Vec::new(),
             gc_interval_secs: 3600,
             upload_max_age_secs: 86_400,
             blob_gc_grace_secs: 3600,
@@ -432,6 +442,8 @@ impl Config {
             "header_read_timeout_secs",
             "max_connections",
             "metrics_token",
+            "secret_key",
+            "previous_secret_keys",
             "gc_interval_secs",
             "upload_max_age_secs",
             "blob_gc_grace_secs",
@@ -467,6 +479,16 @@ impl Config {
             && let Err(e) = berth_store::Backend::of_url(url)
         {
             return fail("database_url", e.to_string());
+        }
+        for (key, text) in self
+            .secret_key
+            .iter()
+            .map(|k| ("secret_key", k))
+            .chain(self.previous_secret_keys.iter().map(|k| ("previous_secret_keys", k)))
+        {
+            if let Err(e) = berth_app::sealing::SecretKey::parse(text) {
+                return fail(key, e.to_string());
+            }
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return fail("log_format", format!("'{}' must be text or json", self.log_format));
@@ -890,6 +912,7 @@ mod tests {
             server_hostname: Some("h".into()),
             database_url: Some("sqlite:x".into()),
             metrics_token: Some("t".into()),
+            secret_key: Some("k".into()),
             builds: BuildsConfig {
                 tls_verify: Some(true),
                 ..BuildsConfig::default()

@@ -67,7 +67,8 @@ pub async fn build_app(config: &Config, store: Store, listen: std::net::SocketAd
         check_builder(&config.builds.build_command)?;
     }
     let blobs = std::sync::Arc::new(berth_blob::LocalBlobStore::new(config.data_dir.clone()));
-    Ok(App::new(store, blobs, settings).await?)
+    let keyring = crate::keys::keyring(config)?;
+    Ok(App::new(store, blobs, settings, keyring).await?)
 }
 
 /// Refuses to start when builds are enabled but the builder is not installed, and says how to fix

@@ -25,8 +25,8 @@ pub struct AccountRow {
     pub superuser: bool,
     /// For robots, the namespace that owns them.
     pub robot_owner_id: Option<i64>,
-    /// For robots, their token.
-    pub robot_token: Option<String>,
+    /// For robots, their token, sealed.
+    pub robot_token: Option<crate::secrets::Sealed>,
     /// Free text.
     pub description: String,
     /// When it was created.
@@ -49,7 +49,7 @@ pub struct NewAccount<'a> {
     /// See [`AccountRow::robot_owner_id`].
     pub robot_owner: Option<AccountId>,
     /// See [`AccountRow::robot_token`].
-    pub robot_token: Option<&'a str>,
+    pub robot_token: Option<&'a crate::secrets::Sealed>,
     /// See [`AccountRow::description`].
     pub description: &'a str,
 }

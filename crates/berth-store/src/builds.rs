@@ -360,8 +360,8 @@ pub struct TriggerRow {
     /// Its configuration (`build_source`, `dockerfile_path`, `context`, `branchtag_regex`,
     /// `default_tag_from_ref`, `latest_for_default_branch`, `tag_templates`).
     pub config: Json<Value>,
-    /// The webhook secret.
-    pub secret: String,
+    /// The webhook secret, sealed.
+    pub secret: crate::secrets::Sealed,
     /// Whether its webhook starts builds.
     pub activated: bool,
     /// The user builds act for.
@@ -376,7 +376,7 @@ pub async fn insert_trigger(
     uuid: &str,
     repo: RepoId,
     service: &str,
-    secret: &str,
+    secret: &crate::secrets::Sealed,
     user: i64,
 ) -> Result<TriggerRow> {
     let sql = "INSERT INTO build_trigger (uuid, repository_id, service, config, secret, activated, connected_user_id, created_at) \

@@ -6,6 +6,7 @@ use sqlx::types::Json;
 
 use crate::Result;
 use crate::db::{Exec, Handle, Tx, run};
+use crate::secrets::Sealed;
 
 /// One row of `repository_notification`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -35,30 +36,16 @@ pub struct NotificationRow {
     pub disabled_reason: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// The signing secret (`whsec_…`); `None` only for rows from before signing existed.
-    pub secret: Option<String>,
-    /// The secret before the last rotation, still signing until `previous_secret_until`.
-    pub previous_secret: Option<String>,
+    /// The signing secret (`whsec_…`), sealed; `None` only for rows from before signing existed.
+    pub secret: Option<Sealed>,
+    /// The secret before the last rotation, sealed, still signing until `previous_secret_until`.
+    pub previous_secret: Option<Sealed>,
     /// End of the rotation grace period.
     pub previous_secret_until: Option<DateTime<Utc>>,
     /// When it was disabled.
     pub disabled_at: Option<DateTime<Utc>>,
     /// Since when every attempt failed (cleared by a success).
     pub failing_since: Option<DateTime<Utc>>,
-}
-
-impl NotificationRow {
-    /// The secrets that sign deliveries at `now`: the current one, and the previous one during
-    /// its grace period.
-    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<String> {
-        let mut out: Vec<String> = self.secret.iter().cloned().collect();
-        if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_until)
-            && until > now
-        {
-            out.push(prev.clone());
-        }
-        out
-    }
 }
 
 /// What [`insert`] stores.
@@ -78,8 +65,8 @@ pub struct NewNotification<'a> {
     pub config: &'a serde_json::Value,
     /// Event configuration.
     pub event_config: &'a serde_json::Value,
-    /// The signing secret.
-    pub secret: &'a str,
+    /// The signing secret, sealed.
+    pub secret: &'a Sealed,
 }
 
 macro_rules! columns {
@@ -250,8 +237,8 @@ pub async fn add_failures(
 pub async fn set_secret(
     tx: &mut Tx,
     id: i64,
-    secret: &str,
-    previous: Option<&str>,
+    secret: &Sealed,
+    previous: Option<&Sealed>,
     previous_until: Option<DateTime<Utc>>,
 ) -> Result<()> {
     let sql = "UPDATE repository_notification SET secret = $2, previous_secret = $3, previous_secret_until = $4 WHERE id = $1";

@@ -1,8 +1,106 @@
-//! Instance-wide secrets kept in the database, so that every process sharing the database agrees on
-//! them (for example the key that signs registry tokens).
+//! Secrets in the database: instance-wide ones that every process sharing the database agrees on
+//! (the key that signs registry tokens), the [`Sealed`] form every stored secret takes, and the
+//! list of columns that hold sealed values, for re-encryption.
 
 use crate::Result;
 use crate::db::{Exec, Tx, run};
+
+/// A secret as stored: encrypted by the application (`berth-app`'s sealing), or, for rows written
+/// before encryption existed, the plain value. The store never looks inside.
+#[derive(Clone, PartialEq, Eq, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct Sealed(String);
+
+impl Sealed {
+    /// Wraps a stored value.
+    pub fn from_stored(value: String) -> Sealed {
+        Sealed(value)
+    }
+
+    /// The stored text.
+    pub fn as_stored(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealed(…)")
+    }
+}
+
+/// The name of the key that signs registry tokens.
+pub const REGISTRY_TOKEN_KEY: &str = "registry_token_hs256";
+
+/// The instance secrets that are sealed (the other names are markers, not secrets); the select of
+/// [`SealedColumn::InstanceSecret`] names them.
+pub const INSTANCE_SECRETS: [&str; 1] = [REGISTRY_TOKEN_KEY];
+
+/// A column holding sealed values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedColumn {
+    /// `account.robot_token`.
+    RobotToken,
+    /// `repository_notification.secret`.
+    NotificationSecret,
+    /// `repository_notification.previous_secret`.
+    PreviousNotificationSecret,
+    /// `build_trigger.secret`.
+    TriggerSecret,
+    /// `instance_secret.value` of the secrets named in [`INSTANCE_SECRETS`] (not of markers).
+    InstanceSecret,
+}
+
+impl SealedColumn {
+    /// Every column that holds sealed values.
+    pub const ALL: [SealedColumn; 5] = [
+        SealedColumn::RobotToken,
+        SealedColumn::NotificationSecret,
+        SealedColumn::PreviousNotificationSecret,
+        SealedColumn::TriggerSecret,
+        SealedColumn::InstanceSecret,
+    ];
+
+    /// (select of `key, value` for the non-null values, update by key). The instance secrets'
+    /// select names [`INSTANCE_SECRETS`].
+    fn sql(self) -> (&'static str, &'static str) {
+        match self {
+            SealedColumn::RobotToken => (
+                "SELECT CAST(id AS TEXT), robot_token FROM account WHERE robot_token IS NOT NULL",
+                "UPDATE account SET robot_token = $2 WHERE CAST(id AS TEXT) = $1",
+            ),
+            SealedColumn::NotificationSecret => (
+                "SELECT CAST(id AS TEXT), secret FROM repository_notification WHERE secret IS NOT NULL",
+                "UPDATE repository_notification SET secret = $2 WHERE CAST(id AS TEXT) = $1",
+            ),
+            SealedColumn::PreviousNotificationSecret => (
+                "SELECT CAST(id AS TEXT), previous_secret FROM repository_notification WHERE previous_secret IS NOT NULL",
+                "UPDATE repository_notification SET previous_secret = $2 WHERE CAST(id AS TEXT) = $1",
+            ),
+            SealedColumn::TriggerSecret => (
+                "SELECT CAST(id AS TEXT), secret FROM build_trigger",
+                "UPDATE build_trigger SET secret = $2 WHERE CAST(id AS TEXT) = $1",
+            ),
+            SealedColumn::InstanceSecret => (
+                "SELECT name, value FROM instance_secret WHERE name IN ('registry_token_hs256')",
+                "UPDATE instance_secret SET value = $2 WHERE name = $1",
+            ),
+        }
+    }
+}
+
+/// Every value of `column`, with the key of its row.
+pub async fn sealed_values(ex: &mut impl Exec, column: SealedColumn) -> Result<Vec<(String, Sealed)>> {
+    let (select, _) = column.sql();
+    Ok(run!(ex, c => sqlx::query_as::<_, (String, Sealed)>(select).fetch_all(c).await)?)
+}
+
+/// Replaces one value of `column`.
+pub async fn replace_sealed(tx: &mut Tx, column: SealedColumn, key: &str, value: &Sealed) -> Result<()> {
+    let (_, update) = column.sql();
+    run!(tx, c => sqlx::query(update).bind(key).bind(value).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
 
 /// Returns the secret called `name`, storing `candidate` first if there is none yet. When several
 /// processes race, the first insert wins and all of them return its value.

@@ -5,6 +5,7 @@
 use berth_core::{AccountKind, RepoRole, TeamRole, Visibility};
 use berth_store::accounts::{self, NewAccount};
 use berth_store::db::{ConnectOptions, redact_url};
+use berth_store::secrets::{Sealed, SealedColumn};
 use berth_store::{Backend, Store, StoreError, audit, repos, secrets, teams, tokens};
 use berth_testkit::{DbKind, TestDb, backend_test};
 use serde_json::json;
@@ -47,7 +48,7 @@ backend_test!(async fn accounts_round_trip_and_conflict(kind) {
         kind: AccountKind::Robot,
         password_hash: None,
         robot_owner: Some(org.id),
-        robot_token: Some("T0KEN"),
+        robot_token: Some(&Sealed::from_stored("T0KEN".into())),
         description: "ci",
         ..user("acme+ci")
     }).await.unwrap();
@@ -61,7 +62,7 @@ backend_test!(async fn accounts_round_trip_and_conflict(kind) {
     assert!(accounts::by_name(&mut c, "nobody").await.unwrap().is_none());
     assert_eq!(accounts::count_users(&mut c).await.unwrap(), 1, "orgs and robots are not users");
     let robots = accounts::robots_of(&mut c, org.id).await.unwrap();
-    assert_eq!((robots.len(), robots[0].robot_token.as_deref(), robots[0].description.as_str()), (1, Some("T0KEN"), "ci"));
+    assert_eq!((robots.len(), robots[0].robot_token.as_ref().map(Sealed::as_stored), robots[0].description.as_str()), (1, Some("T0KEN"), "ci"));
     drop(c);
 
     // Names and e-mails are unique; a failed transaction leaves nothing behind.
@@ -210,6 +211,29 @@ backend_test!(async fn tokens_audit_and_secrets(kind) {
     let mut c = s.conn().await.unwrap();
     assert_eq!(secrets::get(&mut c, "m").await.unwrap().as_deref(), Some("1"));
     assert!(secrets::get(&mut c, "absent").await.unwrap().is_none());
+    drop(c);
+
+    // Sealed columns: every stored secret is listed by the key of its row and can be replaced;
+    // markers and unset values are not secrets.
+    let mut tx = s.begin().await.unwrap();
+    secrets::get_or_insert(&mut tx, secrets::REGISTRY_TOKEN_KEY, "plain-key").await.unwrap();
+    let bot = accounts::insert(&mut tx, &NewAccount { name: "alice+bot", kind: AccountKind::Robot, email: None, password_hash: None, superuser: false, robot_owner: Some(alice.id), robot_token: Some(&Sealed::from_stored("tok".into())), description: "" }).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut c = s.conn().await.unwrap();
+    let robots = secrets::sealed_values(&mut c, SealedColumn::RobotToken).await.unwrap();
+    assert_eq!(robots, [(bot.id.0.to_string(), Sealed::from_stored("tok".into()))]);
+    let instance = secrets::sealed_values(&mut c, SealedColumn::InstanceSecret).await.unwrap();
+    assert_eq!(instance, [(secrets::REGISTRY_TOKEN_KEY.to_owned(), Sealed::from_stored("plain-key".into()))]);
+    assert!(secrets::sealed_values(&mut c, SealedColumn::TriggerSecret).await.unwrap().is_empty());
+    drop(c);
+    let mut tx = s.begin().await.unwrap();
+    secrets::replace_sealed(&mut tx, SealedColumn::RobotToken, &bot.id.0.to_string(), &Sealed::from_stored("sealed:v1:x".into())).await.unwrap();
+    secrets::replace_sealed(&mut tx, SealedColumn::InstanceSecret, secrets::REGISTRY_TOKEN_KEY, &Sealed::from_stored("sealed:v1:y".into())).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut c = s.conn().await.unwrap();
+    let bot = accounts::by_id(&mut c, bot.id).await.unwrap().unwrap();
+    assert_eq!(bot.robot_token.as_ref().map(Sealed::as_stored), Some("sealed:v1:x"));
+    assert_eq!(secrets::get(&mut c, secrets::REGISTRY_TOKEN_KEY).await.unwrap().as_deref(), Some("sealed:v1:y"));
     drop(c);
     s.close().await;
 });
@@ -372,11 +396,14 @@ backend_test!(async fn delivery_log_and_authorized_emails(kind) {
     let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
     let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "").await.unwrap();
     let empty = json!({});
-    let new = |uuid| notifications::NewNotification { uuid, repo: repo.id, event: "repo_push", method: "webhook", title: None, config: &empty, event_config: &empty, secret: "whsec_AAAA" };
+    let sealed = |v: &str| Sealed::from_stored(v.to_owned());
+    let whsec = sealed("whsec_AAAA");
+    let new = |uuid| notifications::NewNotification { uuid, repo: repo.id, event: "repo_push", method: "webhook", title: None, config: &empty, event_config: &empty, secret: &whsec };
     let n = notifications::insert(&mut tx, &new("n1")).await.unwrap();
     let n2 = notifications::insert(&mut tx, &new("n2")).await.unwrap();
-    assert_eq!(n.signing_secrets(now), ["whsec_AAAA"]);
-    notifications::set_secret(&mut tx, n.id, "whsec_BBBB", Some("whsec_AAAA"), Some(now + chrono::Duration::hours(1))).await.unwrap();
+    assert_eq!((n.secret.as_ref(), n.previous_secret.as_ref()), (Some(&whsec), None));
+    let until = now + chrono::Duration::hours(1);
+    notifications::set_secret(&mut tx, n.id, &sealed("whsec_BBBB"), Some(&whsec), Some(until)).await.unwrap();
     let row = |public_id, status, body| NewDelivery { public_id, notification_id: n.id, event: "repo_push", status, body };
     let ids = deliveries::insert_many(&mut tx, &[row("e1.n1", status::PENDING, r#"{"test":true}"#), row("e2.n1", status::SKIPPED, "{}")], now)
         .await
@@ -438,8 +465,8 @@ backend_test!(async fn delivery_log_and_authorized_emails(kind) {
     let mut c = s.conn().await.unwrap();
     let n = notifications::by_uuid_any(&mut c, "n1").await.unwrap().unwrap();
     assert_eq!((n.enabled, n.disabled_reason.as_deref(), n.disabled_at.is_some(), n.number_of_failures), (false, Some("gone"), true, 1));
-    assert_eq!(n.signing_secrets(now), ["whsec_BBBB", "whsec_AAAA"], "both sign during the grace period");
-    assert_eq!(n.signing_secrets(now + chrono::Duration::hours(2)), ["whsec_BBBB"]);
+    assert_eq!((n.secret, n.previous_secret), (Some(sealed("whsec_BBBB")), Some(whsec.clone())));
+    assert_eq!(n.previous_secret_until.map(|t| t.timestamp()), Some(until.timestamp()));
     let mut both = notifications::by_uuids(&mut c, &["n2".into(), "n1".into(), "none".into()]).await.unwrap();
     both.sort_by_key(|r| r.id);
     assert_eq!(both.iter().map(|r| (r.uuid.as_str(), r.number_of_failures)).collect::<Vec<_>>(), [("n1", 1), ("n2", 0)]);
@@ -520,7 +547,7 @@ backend_test!(async fn builds_logs_filedrops_and_triggers(kind) {
     let mut tx = s.begin().await.unwrap();
     let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
     let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "").await.unwrap();
-    let t = builds::insert_trigger(&mut tx, "t-1", repo.id, "github", "sekrit", owner.id.0).await.unwrap();
+    let t = builds::insert_trigger(&mut tx, "t-1", repo.id, "github", &Sealed::from_stored("sekrit".into()), owner.id.0).await.unwrap();
     assert!(!t.activated);
     builds::activate_trigger(&mut tx, t.id, &json!({"build_source": "file:///src"})).await.unwrap();
     let meta = json!({"commit": "abc"});
@@ -657,7 +684,8 @@ backend_test!(async fn queued_notification_jobs_of_the_old_shape_are_upgraded(ki
     let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
     let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "").await.unwrap();
     let empty = json!({});
-    let n = notifications::NewNotification { uuid: "n1", repo: repo.id, event: "repo_push", method: "webhook", title: None, config: &empty, event_config: &empty, secret: "whsec_AAAA" };
+    let whsec = Sealed::from_stored("whsec_AAAA".into());
+    let n = notifications::NewNotification { uuid: "n1", repo: repo.id, event: "repo_push", method: "webhook", title: None, config: &empty, event_config: &empty, secret: &whsec };
     let n = notifications::insert(&mut tx, &n).await.unwrap();
     // A job and its log row as versions before 0011 wrote them.
     let old = json!({"notification_uuid": "n1", "delivery_id": "e1.n1", "event": "repo_push", "event_id": "e1",

@@ -291,7 +291,10 @@ impl Performer {
             Ok(t) => t,
             Err(e) => return Ok(Performed::Attempt(Box::new(Attempt::failed(now, e.clone())))),
         };
-        let secrets = n.signing_secrets(now);
+        let secrets = match self.app.signing_secrets(n, now) {
+            Ok(s) => s,
+            Err(e) => return Ok(Performed::Attempt(Box::new(Attempt::failed(now, e.to_string())))),
+        };
         let attempt = match target {
             Target::Http(route) => {
                 let endpoints = &self.app.settings.delivery.endpoints;

@@ -341,8 +341,9 @@ pub struct TriggerOut {
     pub secret: String,
 }
 
-fn trigger_out(s: &HttpState, t: TriggerRow) -> TriggerOut {
-    TriggerOut {
+fn trigger_out(s: &HttpState, t: TriggerRow) -> Result<TriggerOut, berth_app::AppError> {
+    Ok(TriggerOut {
+        secret: s.app.trigger_secret(&t)?,
         webhook_url: s.app.trigger_webhook_url(&t.uuid),
         build_source: t.config.0["build_source"].as_str().map(str::to_owned),
         id: t.uuid,
@@ -351,8 +352,7 @@ fn trigger_out(s: &HttpState, t: TriggerRow) -> TriggerOut {
         config: t.config.0,
         can_invoke: t.activated,
         enabled: true,
-        secret: t.secret,
-    }
+    })
 }
 
 /// Answer of the trigger list route.
@@ -400,7 +400,7 @@ async fn list_triggers(
 ) -> ApiResult<Json<TriggerList>> {
     let rows = s.app.list_triggers(&ctx, &ns, &name).await?;
     Ok(Json(TriggerList {
-        triggers: rows.into_iter().map(|t| trigger_out(&s, t)).collect(),
+        triggers: rows.into_iter().map(|t| trigger_out(&s, t)).collect::<Result<_, _>>()?,
     }))
 }
 
@@ -416,7 +416,7 @@ async fn create_trigger(
     ApiJson(body): ApiJson<TriggerIn>,
 ) -> ApiResult<(StatusCode, Json<TriggerOut>)> {
     let t = s.app.create_trigger(&ctx, &ns, &name, &body.service).await?;
-    Ok((StatusCode::CREATED, Json(trigger_out(&s, t))))
+    Ok((StatusCode::CREATED, Json(trigger_out(&s, t)?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/repository/{namespace}/{repository}/trigger/{trigger_uuid}", tag = "build", operation_id = "getBuildTrigger",
@@ -427,7 +427,10 @@ async fn get_trigger(
     ApiCtx(ctx): ApiCtx,
     Path((ns, name, uuid)): Path<(String, String, String)>,
 ) -> ApiResult<Json<TriggerOut>> {
-    Ok(Json(trigger_out(&s, s.app.get_trigger(&ctx, &ns, &name, &uuid).await?)))
+    Ok(Json(trigger_out(
+        &s,
+        s.app.get_trigger(&ctx, &ns, &name, &uuid).await?,
+    )?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/repository/{namespace}/{repository}/trigger/{trigger_uuid}", tag = "build", operation_id = "deleteBuildTrigger",
@@ -456,7 +459,7 @@ async fn activate_trigger(
     Ok(Json(trigger_out(
         &s,
         s.app.activate_trigger(&ctx, &ns, &name, &uuid, &body.config).await?,
-    )))
+    )?))
 }
 
 /// Starts a trigger's build by hand (`admin`): a branch or tag at its head, or a commit.

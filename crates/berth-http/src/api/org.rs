@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use berth_app::accounts::RobotOwner;
+use berth_app::accounts::{Robot, RobotOwner};
 use berth_app::model::{AccountRow, TeamRow};
 use berth_core::TeamRole;
 use serde::{Deserialize, Serialize};
@@ -280,11 +280,11 @@ pub struct RobotOut {
     pub unstructured_metadata: serde_json::Value,
 }
 
-impl From<AccountRow> for RobotOut {
-    fn from(a: AccountRow) -> Self {
+impl From<Robot> for RobotOut {
+    fn from(Robot { account: a, token }: Robot) -> Self {
         RobotOut {
             name: a.name,
-            token: a.robot_token.unwrap_or_default(),
+            token,
             description: a.description,
             created: quay_date(a.created_at),
             last_accessed: None,

@@ -66,8 +66,13 @@ async fn page(
             .await?
             .into_iter()
             .map(|r| {
-                let short = r.name.split_once('+').map(|(_, s)| s.to_owned()).unwrap_or_default();
-                (r.name, short)
+                let short = r
+                    .account
+                    .name
+                    .split_once('+')
+                    .map(|(_, s)| s.to_owned())
+                    .unwrap_or_default();
+                (r.account.name, short)
             })
             .collect()
     } else {
@@ -149,8 +154,7 @@ pub(super) async fn post(
             }
             ["robots"] => {
                 let robot = s.app.create_robot(ctx, RobotOwner::Org(&org), &get("name"), "").await?;
-                let token = robot.robot_token.clone().unwrap_or_default();
-                page(&s, &session, &org, Some((robot.name, token)), None, None).await
+                page(&s, &session, &org, Some((robot.account.name, robot.token)), None, None).await
             }
             ["robot", short, "delete"] => {
                 s.app.delete_robot(ctx, RobotOwner::Org(&org), short).await?;

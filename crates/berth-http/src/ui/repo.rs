@@ -303,11 +303,11 @@ async fn repo_page(
             }
             for t in app.list_triggers(&session.ctx, ns, name).await? {
                 page.triggers.push(TriggerItem {
+                    secret: app.trigger_secret(&t)?,
                     webhook_url: app.trigger_webhook_url(&t.uuid),
                     source: t.config.0["build_source"].as_str().unwrap_or("").to_owned(),
                     uuid: t.uuid,
                     service: t.service,
-                    secret: t.secret,
                     active: t.activated,
                 });
             }

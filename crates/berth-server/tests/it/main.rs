@@ -24,6 +24,7 @@ mod real_clients;
 mod registry_auth;
 mod registry_lifecycle;
 mod repo_push_events;
+mod secrets_at_rest;
 mod secscan;
 mod support;
 mod ui;

@@ -38,7 +38,11 @@ impl TestServer {
 
     /// Starts a server whose configuration `configure` may change first.
     pub async fn start_with(kind: DbKind, configure: impl FnOnce(&mut Config)) -> TestServer {
-        let db = TestDb::new(kind).await;
+        Self::start_on(TestDb::new(kind).await, configure).await
+    }
+
+    /// Starts a server on an existing database and data directory (a restart).
+    pub async fn start_on(db: TestDb, configure: impl FnOnce(&mut Config)) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut config = Config {
