@@ -7,6 +7,7 @@
 //! session's form token, checked before anything happens (CSRF). The cookie never authenticates
 //! `/api/v1` or `/v2`.
 
+mod flash;
 mod notify;
 mod org;
 mod repo;

@@ -15,6 +15,7 @@ use berth_app::{App, AppError};
 use berth_notify::{EventKind, MethodKind};
 use serde_json::{Value, json};
 
+use super::flash::Flash;
 use super::{Chrome, Session, render};
 use crate::HttpState;
 
@@ -385,10 +386,10 @@ pub(super) async fn create(
     f: NotificationForm,
 ) -> Result<Response, AppError> {
     match s.app.create_notification(&session.ctx, ns, name, &f.request()).await {
-        Ok(_) => Ok(Redirect::to(&format!(
-            "/repository/{ns}/{name}?tab=settings&flash=Notification+created."
-        ))
-        .into_response()),
+        Ok(_) => Ok(
+            Redirect::to(&Flash::NotificationCreated.after(&format!("/repository/{ns}/{name}?tab=settings")))
+                .into_response(),
+        ),
         Err(AppError::Invalid(msg)) => {
             let mut errors = FieldErrors::default();
             let general = (!place(&mut errors, &msg)).then_some(msg);
@@ -573,35 +574,29 @@ pub(super) async fn act(
     fields: &HashMap<String, String>,
 ) -> Result<Response, AppError> {
     let ctx = &session.ctx;
-    let back = |flash: &str| {
-        Redirect::to(&format!(
-            "/repository/{ns}/{name}/notification/{uuid}?flash={}",
-            super::encode(flash)
-        ))
-        .into_response()
+    let back = |flash: Flash| {
+        Redirect::to(&flash.after(&format!("/repository/{ns}/{name}/notification/{uuid}"))).into_response()
     };
     let outcome = match verb {
         "test" => s
             .app
             .test_notification(ctx, ns, name, uuid)
             .await
-            .map(|_| back("A test event was sent; its delivery appears below.")),
+            .map(|_| back(Flash::TestSent)),
         "reset" => s
             .app
             .reset_notification(ctx, ns, name, uuid)
             .await
-            .map(|_| back("Re-enabled: failures reset.")),
+            .map(|_| back(Flash::Reenabled)),
         "delete" => s.app.delete_notification(ctx, ns, name, uuid).await.map(|_| {
-            Redirect::to(&format!(
-                "/repository/{ns}/{name}?tab=settings&flash=Notification+deleted."
-            ))
-            .into_response()
+            Redirect::to(&Flash::NotificationDeleted.after(&format!("/repository/{ns}/{name}?tab=settings")))
+                .into_response()
         }),
         "rotate" => s
             .app
             .rotate_secret(ctx, ns, name, uuid)
             .await
-            .map(|_| back("Secret rotated; the previous one keeps signing for a while.")),
+            .map(|_| back(Flash::SecretRotated)),
         "recover" => {
             let since = fields.get("since").map(String::as_str).unwrap_or_default();
             let parsed = chrono::NaiveDateTime::parse_from_str(since, "%Y-%m-%dT%H:%M")
@@ -610,7 +605,7 @@ pub(super) async fn act(
             s.app
                 .recover(ctx, ns, name, uuid, parsed.and_utc())
                 .await
-                .map(|n| back(&format!("{n} deliveries queued again.")))
+                .map(|_| back(Flash::Recovered))
         }
         other => Err(AppError::NotFound(format!("no such action: {other}"))),
     };
@@ -630,10 +625,10 @@ pub(super) async fn redeliver(
     delivery: &str,
 ) -> Result<Response, AppError> {
     match s.app.redeliver(&session.ctx, ns, name, uuid, delivery).await {
-        Ok(()) => Ok(Redirect::to(&format!(
-            "/repository/{ns}/{name}/notification/{uuid}?flash=Queued+again."
-        ))
-        .into_response()),
+        Ok(()) => Ok(
+            Redirect::to(&Flash::Redelivered.after(&format!("/repository/{ns}/{name}/notification/{uuid}")))
+                .into_response(),
+        ),
         Err(AppError::Invalid(msg)) => deliveries_page(s, session, ns, name, uuid, None, Some(msg)).await,
         Err(e) => Err(e),
     }

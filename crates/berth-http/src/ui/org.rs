@@ -10,6 +10,7 @@ use berth_app::AppError;
 use berth_app::accounts::RobotOwner;
 use berth_core::TeamRole;
 
+use super::flash::Flash;
 use super::{Chrome, Session, error_page, render, require};
 use crate::HttpState;
 use crate::extract::ClientAddr;
@@ -100,17 +101,25 @@ async fn page(
     ))
 }
 
+/// The organization page's query: the message a redirect asks it to show.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct FlashQuery {
+    #[serde(default)]
+    flash: String,
+}
+
 pub(super) async fn get(
     State(s): State<HttpState>,
     headers: HeaderMap,
     ClientAddr(ip): ClientAddr,
     Path(org): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<FlashQuery>,
 ) -> Response {
     let session = match require(&s, &headers, ip, &format!("/organization/{org}")).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    page(&s, &session, &org, None, None, None)
+    page(&s, &session, &org, None, Flash::text_of(&q.flash), None)
         .await
         .unwrap_or_else(|e| error_page(&session.chrome, e))
 }
@@ -129,28 +138,27 @@ pub(super) async fn post(
     };
     let ctx = &session.ctx;
     let parts: Vec<&str> = rest.split('/').collect();
-    let back =
-        |flash: &str| Redirect::to(&format!("/organization/{org}?flash={}", super::encode(flash))).into_response();
+    let back = |flash: Flash| Redirect::to(&flash.after(&format!("/organization/{org}"))).into_response();
     let outcome: Result<Response, AppError> = async {
         match parts.as_slice() {
             ["teams"] => {
                 let role = TeamRole::parse(&get("role")).map_err(|e| AppError::Invalid(e.to_string()))?;
                 let name = get("name");
                 s.app.put_team(ctx, &org, &name, role, None).await?;
-                Ok(back(&format!("Team {name} created.")))
+                Ok(back(Flash::TeamCreated))
             }
             ["team", team, "delete"] => {
                 s.app.delete_team(ctx, &org, team).await?;
-                Ok(back(&format!("Team {team} deleted.")))
+                Ok(back(Flash::TeamDeleted))
             }
             ["team", team, "members"] => {
                 let member = get("member");
                 s.app.add_team_member(ctx, &org, team, &member).await?;
-                Ok(back(&format!("{member} joined {team}.")))
+                Ok(back(Flash::MemberAdded))
             }
             ["team", team, "member", member, "delete"] => {
                 s.app.remove_team_member(ctx, &org, team, member).await?;
-                Ok(back(&format!("{member} left {team}.")))
+                Ok(back(Flash::MemberRemoved))
             }
             ["robots"] => {
                 let robot = s.app.create_robot(ctx, RobotOwner::Org(&org), &get("name"), "").await?;
@@ -158,7 +166,7 @@ pub(super) async fn post(
             }
             ["robot", short, "delete"] => {
                 s.app.delete_robot(ctx, RobotOwner::Org(&org), short).await?;
-                Ok(back(&format!("Robot {org}+{short} deleted.")))
+                Ok(back(Flash::RobotDeleted))
             }
             _ => Err(AppError::NotFound(format!("no such page: /organization/{org}/{rest}"))),
         }

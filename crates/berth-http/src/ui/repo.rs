@@ -11,6 +11,8 @@ use berth_app::builds::StartBuild;
 use berth_app::secscan::ScanState;
 use berth_app::{AppError, Ctx};
 use berth_core::RepoRole;
+
+use super::flash::Flash;
 use serde::Deserialize;
 use serde_json::json;
 use tower::Layer;
@@ -86,7 +88,7 @@ pub(super) async fn get(
             super::notify::new_page(&s, &session, &ns, name, f, Default::default(), None).await
         }
         Target::Notification(name, uuid) => {
-            let flash = (!q.flash.is_empty()).then(|| q.flash.clone());
+            let flash = Flash::text_of(&q.flash);
             super::notify::deliveries_page(&s, &session, &ns, name, uuid, flash, None).await
         }
     };
@@ -220,7 +222,7 @@ async fn repo_page(
         path: format!("{ns}/{name}"),
         tab: tab.clone(),
         tabs,
-        flash: (!q.flash.is_empty()).then(|| q.flash.clone()),
+        flash: Flash::text_of(&q.flash),
         error,
         host: app.settings().server_hostname.clone(),
         description: repo.description.clone(),
@@ -644,18 +646,14 @@ pub(super) async fn post(
         return refused;
     }
     let ctx = &session.ctx;
-    let done = |repo: &str, tab: &str, flash: &str| {
-        Redirect::to(&format!(
-            "/repository/{ns}/{repo}?tab={tab}&flash={}",
-            super::encode(flash)
-        ))
-        .into_response()
+    let done = |repo: &str, tab: &str, flash: Flash| {
+        Redirect::to(&flash.after(&format!("/repository/{ns}/{repo}?tab={tab}"))).into_response()
     };
     let outcome: Result<Response, AppError> = async {
         Ok(match action {
             Action::DeleteTag(repo, tag) => {
                 s.app.delete_tag(ctx, &ns, repo, tag).await?;
-                done(repo, "tags", &format!("Tag {tag} deleted."))
+                done(repo, "tags", Flash::TagDeleted)
             }
             Action::StartBuild(repo) => {
                 let Some(file) = form.file.as_ref().filter(|f| !f.is_empty()) else {
@@ -681,15 +679,11 @@ pub(super) async fn post(
                     s.app.delete_trigger(ctx, &ns, repo, &t.uuid).await?;
                     return Err(e);
                 }
-                done(
-                    repo,
-                    "settings",
-                    "Trigger added: give the service its webhook URL and secret.",
-                )
+                done(repo, "settings", Flash::TriggerAdded)
             }
             Action::DeleteTrigger(repo, uuid) => {
                 s.app.delete_trigger(ctx, &ns, repo, uuid).await?;
-                done(repo, "settings", "Trigger deleted.")
+                done(repo, "settings", Flash::TriggerDeleted)
             }
             Action::CreateNotification(repo) => {
                 let f = super::notify::NotificationForm::from_fields(|k| form.get(k).to_owned());
@@ -711,7 +705,7 @@ pub(super) async fn post(
                 } else {
                     s.app.set_user_permission(ctx, &ns, repo, who, role).await?;
                 }
-                done(repo, "settings", &format!("{who} now has the {} role.", role.as_str()))
+                done(repo, "settings", Flash::PermissionSaved)
             }
             Action::Revoke(repo, kind, who) => {
                 if kind == "team" {
@@ -719,7 +713,7 @@ pub(super) async fn post(
                 } else {
                     s.app.delete_user_permission(ctx, &ns, repo, who).await?;
                 }
-                done(repo, "settings", &format!("{who} no longer has a role here."))
+                done(repo, "settings", Flash::PermissionRemoved)
             }
         })
     }

@@ -423,8 +423,18 @@ backend_test!(async fn organizations_permissions_and_the_bell(kind) {
     let (_, _, html) = b.get("/organization/acme").await;
     assert!(html.contains("owners") && html.contains("root"), "{html}");
     b.post("/organization/acme/teams", &[("csrf", &token), ("name", "devs"), ("role", "member")]).await;
-    let (status, _, _) = b.post("/organization/acme/team/devs/members", &[("csrf", &token), ("member", "alice")]).await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, loc, _) = b.post("/organization/acme/team/devs/members", &[("csrf", &token), ("member", "alice")]).await;
+    assert_eq!((status, loc.as_str()), (StatusCode::SEE_OTHER, "/organization/acme?flash=member_added"));
+    // The redirect names a message by key; the page writes its text. A link cannot make the page
+    // say anything else.
+    let (_, _, html) = b.get(&loc).await;
+    assert!(html.contains("<p class=\"notice\" role=\"status\">Member added.</p>"), "{html}");
+    for forged in ["Your+session+expired%3A+call+%2B1+555+0100", "member_added%00", "Member+added."] {
+        let (_, _, html) = b.get(&format!("/organization/acme?flash={forged}")).await;
+        assert!(!html.contains("class=\"notice\"") && !html.contains("555"), "{forged}: {html}");
+        let (_, _, html) = b.get(&format!("/repository/root/none?flash={forged}")).await;
+        assert!(!html.contains("555"), "{forged}: {html}");
+    }
     let (status, _, html) = b.post("/organization/acme/team/devs/members", &[("csrf", &token), ("member", "nobody")]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
     let (status, _, html) = b.post("/organization/acme/robots", &[("csrf", &token), ("name", "ci")]).await;
