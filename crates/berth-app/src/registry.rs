@@ -698,6 +698,12 @@ impl App {
     }
 }
 
+/// Checks a manifest as a push checks it before looking at the blobs it names: JSON, a supported
+/// media type, well-formed descriptors. The fuzz target `manifest` drives it.
+pub fn check_manifest(content_type: Option<&str>, body: &[u8]) -> Result<()> {
+    ParsedManifest::parse(content_type, body).map(|_| ())
+}
+
 /// What Berth reads out of a manifest.
 struct ParsedManifest {
     media_type: String,

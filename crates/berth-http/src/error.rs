@@ -42,6 +42,60 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// An error axum answered itself (a query or path it could not read, a route or method that
+    /// does not exist), in Quay's body.
+    fn of_status(status: StatusCode, detail: String) -> Self {
+        let error_type = match status {
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNAUTHORIZED => "invalid_token",
+            StatusCode::FORBIDDEN => "insufficient_scope",
+            s if s.is_server_error() => "internal_error",
+            _ => "invalid_request",
+        };
+        ApiError {
+            status,
+            error_type,
+            detail,
+            retry_after: None,
+        }
+    }
+}
+
+/// Middleware: under `/api/v1`, an error answer that is not JSON (axum's own rejection of a query
+/// or a path, an unknown route, a method the route does not take) is rewritten into Quay's body
+/// with the same status, so that every `/api/v1` error has the documented shape.
+pub async fn envelope(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path();
+    let api = path == "/api/v1" || path.starts_with("/api/v1/");
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    // axum's rejections are one line of text; anything longer is cut.
+    let body = axum::body::to_bytes(resp.into_body(), 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    let detail = if text.is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_owned()
+    } else {
+        text
+    };
+    let mut out = ApiError::of_status(status, detail).into_response();
+    if let Some(allow) = allow {
+        out.headers_mut().insert(header::ALLOW, allow);
+    }
+    out
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

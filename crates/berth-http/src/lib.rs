@@ -46,7 +46,7 @@ pub const API_BODY_LIMIT: usize = 1 << 20;
 
 /// The whole HTTP application.
 pub fn router(state: HttpState) -> Router {
-    let (api, openapi) = api::router().split_for_parts();
+    let (api, openapi) = api::split();
     let repo_paths = api::repo_path::RepoSuffixes::from_openapi(&openapi);
     // The OpenAPI document, rendered once; also at Quay's discovery route, where Quay's clients
     // look for it.
@@ -76,12 +76,13 @@ pub fn router(state: HttpState) -> Router {
     };
     Router::new()
         .fallback_service(middleware::apply(router))
+        .layer(axum::middleware::from_fn(error::envelope))
         .layer(axum::middleware::map_request(rewrite))
 }
 
 /// The OpenAPI document of `/api/v1`, as served at `/api/v1/openapi.json` and `/api/v1/discovery`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api::router().split_for_parts().1
+    api::split().1
 }
 
 /// The document's top-level information.

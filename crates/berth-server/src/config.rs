@@ -400,6 +400,15 @@ impl Default for Config {
 pub struct ConfigError(pub String);
 
 impl Config {
+    /// The configuration a TOML text gives over the defaults, validated, without the environment
+    /// (the fuzz target `config` drives it).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let fig = Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text));
+        let config: Config = fig.extract().map_err(|e| ConfigError(describe(&e)))?;
+        config.validate(&fig)?;
+        Ok(config)
+    }
+
     /// Loads the layered configuration from `file` (if any) and the process environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
@@ -863,6 +872,21 @@ mod tests {
             assert!(e.contains("BERTH_LOG_LEVEL_FILE") && e.contains("nowhere"), "{e}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn toml_text_alone_gives_a_validated_configuration() {
+        let c = Config::from_toml("listen = \"127.0.0.1:9\"\n[notifications]\nmax_per_repository = 7\n").unwrap();
+        assert_eq!((c.listen.port(), c.notifications.max_per_repository), (9, 7));
+        for (text, key) in [
+            ("listen = \"nowhere\"", "listen"),
+            ("log_format = \"xml\"", "log_format"),
+            ("secret_key = \"short\"", "secret_key"),
+            ("[bogus]\nx = 1", "bogus"),
+        ] {
+            let e = Config::from_toml(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -34,6 +34,58 @@ pub fn router() -> OpenApiRouter<HttpState> {
         .merge(entities::router())
 }
 
+/// The `/api/v1` routes and their OpenAPI document, with the errors every operation can answer
+/// added to it: 400 where there is a parameter or a body to get wrong, 415 where a JSON body is
+/// expected.
+pub fn split() -> (axum::Router<HttpState>, utoipa::openapi::OpenApi) {
+    let (routes, mut doc) = router().split_for_parts();
+    standard_errors(&mut doc);
+    (routes, doc)
+}
+
+fn standard_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        let shared = item.parameters.as_ref().is_some_and(|p| !p.is_empty());
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+        ];
+        for op in ops.into_iter().flatten() {
+            let has_body = op.request_body.is_some();
+            let has_params = shared || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let responses = &mut op.responses.responses;
+            if has_body || has_params {
+                responses
+                    .entry("400".into())
+                    .or_insert_with(|| error("A parameter or the body is not valid"));
+            }
+            if has_body {
+                responses
+                    .entry("415".into())
+                    .or_insert_with(|| error("The body is not JSON (Content-Type: application/json)"));
+            }
+        }
+    }
+}
+
 /// Quay's avatar object. Berth renders no images; `hash` and `color` are derived from the name so
 /// that clients can draw a stable placeholder.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -42,7 +42,7 @@ pub struct CreateOrgIn {
 /// Creates an organization; the caller joins its `owners` admin team.
 #[utoipa::path(post, path = "/api/v1/organization/", tag = "organization", operation_id = "createOrganization",
     request_body = CreateOrgIn,
-    responses((status = 201, body = String, description = "\"Created\""), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 201, body = String, content_type = "application/json", description = "\"Created\""), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn create_org(
     State(s): State<HttpState>,
     ApiCtx(ctx): ApiCtx,

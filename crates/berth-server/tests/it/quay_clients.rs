@@ -170,3 +170,33 @@ backend_test!(async fn discovery_serves_the_openapi_document(kind) {
     assert!(discovery["paths"]["/api/v1/entities/{prefix}"]["get"].is_object(), "{discovery}");
     s.stop().await;
 });
+
+backend_test!(async fn every_api_error_is_quays_body(kind) {
+    let s = TestServer::start(kind).await;
+    let root = s.init_root().await;
+    // What axum answers itself (an unknown route, a query it cannot read, a wrong method, a body
+    // that is not JSON) comes in Quay's error body too, with the same status.
+    let no_route = s.client.get(format!("{}/api/v1/no/such/route", s.base)).send().await.unwrap();
+    let bad_query = s.get("/api/v1/user/notifications?page=-1", &root).await;
+    let wrong_method = s.client.patch(format!("{}/api/v1/user/", s.base)).send().await.unwrap();
+    let allow = wrong_method.headers().get("allow").cloned();
+    let not_json = s.client.post(format!("{}/api/v1/organization/", s.base)).body("name=acme").send().await.unwrap();
+    let cases = [
+        (no_route.status().as_u16(), no_route.json::<Value>().await.unwrap()),
+        (bad_query.0.as_u16(), bad_query.1),
+        (wrong_method.status().as_u16(), wrong_method.json::<Value>().await.unwrap()),
+        (not_json.status().as_u16(), not_json.json::<Value>().await.unwrap()),
+    ];
+    let want = [(404, "not_found"), (400, "invalid_request"), (405, "method_not_allowed"), (415, "invalid_request")];
+    for ((status, body), (want_status, want_type)) in cases.iter().zip(want) {
+        assert_eq!((*status, body["error_type"].as_str()), (want_status, Some(want_type)), "{body}");
+        assert_eq!(body["status"], *status);
+        assert!(!body["detail"].as_str().unwrap().is_empty(), "{body}");
+    }
+    assert!(cases[1].1["detail"].as_str().unwrap().contains("page"), "the message names the parameter: {}", cases[1].1);
+    assert!(allow.is_some_and(|a| a.to_str().unwrap().contains("GET")), "405 keeps its Allow header");
+    // Outside /api/v1 nothing changes: the OCI routes keep their own envelope.
+    let v2 = s.client.get(format!("{}/v2/acme/none/tags/list", s.base)).send().await.unwrap();
+    assert!(v2.json::<Value>().await.unwrap()["errors"].is_array());
+    s.stop().await;
+});
