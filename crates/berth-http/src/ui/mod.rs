@@ -218,12 +218,12 @@ pub fn render(status: StatusCode, page: &impl Template) -> Response {
             let mut r = (status, Html(html)).into_response();
             let h = r.headers_mut();
             h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-            // Scripts only from this server, never inline; styles from this server (htmx adds an
-            // inline style for its indicators).
+            // Scripts and styles only from this server, never inline (htmx's own indicator style
+            // is turned off in base.html; berth.css has it).
             h.insert(
                 "content-security-policy",
                 HeaderValue::from_static(
-                    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                    "default-src 'self'; script-src 'self'; style-src 'self'; \
                      img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
                 ),
             );

@@ -386,7 +386,7 @@ backend_test!(async fn repository_pages_and_their_forms(kind) {
     assert!(html.contains("<script src=\"/static/berth.js\""));
     let page = b.with_cookie(b.client.get(format!("{}/repository/acme/web?tab=tags", s.base))).send().await.unwrap();
     let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("script-src 'self';") && !csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+    assert!(csp.contains("script-src 'self';") && csp.contains("style-src 'self';") && !csp.contains("unsafe-inline"), "{csp}");
     let script = s.client.get(format!("{}/static/berth.js", s.base)).send().await.unwrap();
     assert_eq!(script.status(), StatusCode::OK);
     assert!(script.text().await.unwrap().contains("data-confirm"));
