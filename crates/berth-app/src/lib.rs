@@ -1,5 +1,5 @@
-//! Berth's use cases. This is the only crate that combines the domain model with storage (and, later,
-//! blobs, notifications and scanning); HTTP handlers and the CLI call into it and nothing else.
+//! Berth's use cases. This is the only crate that combines the domain model with storage, blobs,
+//! notifications and scanning; HTTP handlers and the CLI call into it and nothing else.
 //!
 //! Rules of this crate:
 //! - every permission decision is made here, through [`App::repo_access`] and friends, never in a
