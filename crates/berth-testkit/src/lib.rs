@@ -9,6 +9,7 @@
 //! - [`backend_test!`] turns one async test body into two tests, `…::sqlite` and `…::postgres`.
 //!   The PostgreSQL variant fails, never skips, when the server is unreachable.
 //! - [`receiver::Receiver`] is a real HTTP server on loopback that records deliveries.
+//! - [`eventually`] waits for something a server does in the background, within a bound.
 
 pub mod receiver;
 pub mod smtp;
@@ -24,6 +25,24 @@ pub enum DbKind {
     Sqlite,
     /// A PostgreSQL database.
     Postgres,
+}
+
+/// Polls `probe` every 50 ms until it answers `Ok`, and returns that value. Past `timeout`, the
+/// test fails with the last `Err`, which says what was expected and what was seen. Use it for every
+/// wait on background work: it cannot loop forever, and its failure says what was awaited.
+pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(why) if std::time::Instant::now() >= deadline => panic!("not within {timeout:?}: {why}"),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// The PostgreSQL server tests use.

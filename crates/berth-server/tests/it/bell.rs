@@ -1,10 +1,10 @@
 //! The in-app bell on both backends: `quay_notification` to a user, an organization's admins and a
 //! team's members; per-user dismissal; paging; every event kind, `repo_image_expiry` included.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_notify::EventKind;
-use berth_testkit::backend_test;
+use berth_testkit::{backend_test, eventually};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -12,21 +12,18 @@ use crate::support::{Auth, TestServer, expect};
 
 /// Waits until `who` has `n` undismissed notifications, and returns them.
 async fn wait_for(s: &TestServer, who: &Auth, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let items = eventually(Duration::from_secs(20), || async {
         let list = expect(s.get("/api/v1/user/notifications?limit=100", who).await, 200);
         let items = list["notifications"].as_array().unwrap().clone();
         if items.len() >= n {
-            assert_eq!(items.len(), n, "{list}");
-            return items;
+            Ok(items)
+        } else {
+            Err(format!("expected {n} notifications, have {}", items.len()))
         }
-        assert!(
-            Instant::now() < deadline,
-            "expected {n} notifications, have {}",
-            items.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    assert_eq!(items.len(), n, "no more than {n}: {items:?}");
+    items
 }
 
 backend_test!(async fn bell_targets_dismissal_and_every_event(kind) {

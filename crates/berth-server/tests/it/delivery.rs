@@ -5,14 +5,23 @@
 use std::time::Duration;
 
 use berth_notify::EventKind;
-use berth_testkit::backend_test;
 use berth_testkit::receiver::Receiver;
+use berth_testkit::{backend_test, eventually};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{Auth, TestServer, expect};
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// Polls the notification at `path` until `done` holds, and returns it.
+async fn until(s: &TestServer, root: &Auth, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    eventually(WAIT, || async {
+        let n = expect(s.get(path, root).await, 200);
+        if done(&n) { Ok(n) } else { Err(format!("{what}: {n}")) }
+    })
+    .await
+}
 
 async fn server(kind: berth_testkit::DbKind, rx: &Receiver) -> (TestServer, Auth) {
     let base = rx.url.clone();
@@ -148,31 +157,15 @@ backend_test!(async fn retries_keep_the_id_and_failures_disable(kind) {
     assert_eq!(first.headers["x-berth-delivery"], second.headers["x-berth-delivery"]);
     assert_eq!(first.body, second.body);
     // The success resets the count once it is recorded (just after the answer arrives).
-    let deadline = std::time::Instant::now() + WAIT;
-    let n = loop {
-        let n = expect(s.get(&path, &root).await, 200);
-        if n["number_of_failures"] == 0 || std::time::Instant::now() > deadline {
-            break n;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
-    assert_eq!((n["number_of_failures"].as_i64(), n["enabled"].as_bool()), (Some(0), Some(true)));
+    let n = until(&s, &root, &path, "the success reset the count", |n| n["number_of_failures"] == 0).await;
+    assert_eq!(n["enabled"], true);
 
     // Three permanent failures in a row disable it, and it says why.
     for i in 1..=3 {
         rx.respond_with(&[400]);
         test_send(&s, &root, &uuid).await;
         rx.next(WAIT).await.unwrap();
-        // Wait until the outcome is recorded.
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let n = expect(s.get(&path, &root).await, 200);
-            if n["number_of_failures"].as_i64() == Some(i) {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "failure {i} not recorded: {n}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until(&s, &root, &path, &format!("failure {i} recorded"), |n| n["number_of_failures"].as_i64() == Some(i)).await;
     }
     let n = expect(s.get(&path, &root).await, 200);
     assert_eq!(n["enabled"], false);
@@ -188,16 +181,8 @@ backend_test!(async fn retries_keep_the_id_and_failures_disable(kind) {
     rx.respond_with(&[410]);
     test_send(&s, &root, &uuid).await;
     rx.next(WAIT).await.unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let n = expect(s.get(&path, &root).await, 200);
-        if n["enabled"] == false {
-            assert_eq!(n["disabled_reason"], "disabled: 410 response for webhook: the endpoint is gone");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "410 did not disable: {n}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let n = until(&s, &root, &path, "410 disabled it", |n| n["enabled"] == false).await;
+    assert_eq!(n["disabled_reason"], "disabled: 410 response for webhook: the endpoint is gone");
     s.stop().await;
 });
 
@@ -230,15 +215,7 @@ backend_test!(async fn the_ssrf_guard_refuses_internal_destinations(kind) {
     let uuid = create(&s, &root, "repo_push", "webhook", json!({"url": format!("http://localhost:{port}/by-name")}), json!({})).await;
     test_send(&s, &root, &uuid).await;
     let path = format!("/api/v1/repository/acme/web/notification/{uuid}");
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let n = expect(s.get(&path, &root).await, 200);
-        if n["number_of_failures"].as_i64() == Some(1) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the refusal was not recorded: {n}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(&s, &root, &path, "the refusal recorded", |n| n["number_of_failures"].as_i64() == Some(1)).await;
     assert!(rx.next(Duration::from_millis(500)).await.is_none(), "nothing reached the internal receiver");
     let mut c = s.app.store().conn().await.unwrap();
     let dead = berth_store::queue::list(&mut c, "notification").await.unwrap();

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use berth_notify::EventKind;
-use berth_testkit::backend_test;
 use berth_testkit::smtp::SmtpReceiver;
+use berth_testkit::{backend_test, eventually};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -108,15 +108,11 @@ backend_test!(async fn authorization_flow(kind) {
     expect(s.delete(&format!("{AUTH}/{addr}"), &root).await, 404);
     let uuid = n["uuid"].as_str().unwrap();
     expect(s.post(&format!("{NOTIFY}{uuid}/test"), &root, json!(null)).await, 200);
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
+    eventually(WAIT, || async {
         let n = expect(s.get(&format!("{NOTIFY}{uuid}"), &root).await, 200);
-        if n["number_of_failures"] == 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the failure is not recorded: {n}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if n["number_of_failures"] == 1 { Ok(()) } else { Err(format!("the failure is recorded: {n}")) }
+    })
+    .await;
     assert!(smtp.next(Duration::from_millis(300)).await.is_none(), "nothing is mailed to a revoked address");
 
     // Only repository admins: anonymous 401, a reader 403.
