@@ -6,10 +6,10 @@
 //! broken Dockerfile fails with its error; a running build is cancelled and its builder killed.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use berth_testkit::backend_test;
 use berth_testkit::receiver::Receiver;
+use berth_testkit::{backend_test, eventually};
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -60,8 +60,7 @@ async fn notify(s: &TestServer, root: &Auth, event: &str, url: String, event_con
 
 /// Polls a build until it reaches a final phase.
 async fn finished(s: &TestServer, root: &Auth, uuid: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually(WAIT, || async {
         let b = expect(
             s.get(&format!("/api/v1/repository/acme/web/build/{uuid}/status"), root)
                 .await,
@@ -69,11 +68,12 @@ async fn finished(s: &TestServer, root: &Auth, uuid: &str) -> Value {
         );
         let phase = b["phase"].as_str().unwrap().to_owned();
         if ["complete", "error", "cancelled", "internalerror", "expired"].contains(&phase.as_str()) {
-            return b;
+            Ok(b)
+        } else {
+            Err(format!("build {uuid} still {phase}"))
         }
-        assert!(Instant::now() < deadline, "build {uuid} still {phase}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 use crate::support::settled_deliveries as deliveries;
@@ -333,15 +333,12 @@ backend_test!(async fn uploads_run_steps_failures_and_cancels(kind) {
     // A sleep no other test runs (tests run side by side), so pgrep finds only ours.
     let nap = format!("sleep {}", 100_000 + std::process::id());
     let id = upload_build(&s, &root, &format!("FROM {host}/base/busybox:1\nRUN {nap}\n"), json!(["slow"])).await;
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually(WAIT, || async {
         let logs = expect(s.get(&format!("/api/v1/repository/acme/web/build/{id}/logs"), &root).await, 200);
-        if logs["logs"].as_array().unwrap().iter().any(|l| l["message"].as_str().unwrap_or("").contains(&nap)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the RUN step never started");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let started = logs["logs"].as_array().unwrap().iter().any(|l| l["message"].as_str().unwrap_or("").contains(&nap));
+        if started { Ok(()) } else { Err("the RUN step started".to_owned()) }
+    })
+    .await;
     let c = expect(s.delete(&format!("/api/v1/repository/acme/web/build/{id}"), &root).await, 201);
     assert!(["building", "cancelled"].contains(&c["phase"].as_str().unwrap()), "{c}");
     let b = finished(&s, &root, &id).await;

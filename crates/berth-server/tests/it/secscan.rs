@@ -7,11 +7,11 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_scan::Advisory;
-use berth_testkit::backend_test;
 use berth_testkit::receiver::Receiver;
+use berth_testkit::{backend_test, eventually};
 use serde_json::{Value, json};
 
 use crate::oci_conformance::{OCI_INDEX, OCI_MANIFEST, Reg, digest};
@@ -68,8 +68,7 @@ async fn webhook(s: &TestServer, root: &Auth, url: String, event_config: Value) 
 
 /// Polls the Security API until the manifest is no longer queued.
 async fn report(s: &TestServer, root: &Auth, repo: &str, digest: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually(WAIT, || async {
         let r = expect(
             s.get(
                 &format!("/api/v1/repository/{repo}/manifest/{digest}/security?vulnerabilities=true"),
@@ -78,26 +77,28 @@ async fn report(s: &TestServer, root: &Auth, repo: &str, digest: &str) -> Value 
             .await,
             200,
         );
-        if r["status"] != "queued" || Instant::now() > deadline {
-            return r;
+        if r["status"] != "queued" {
+            Ok(r)
+        } else {
+            Err(format!("{digest} is scanned: {r}"))
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 /// Waits until the scan queue is empty (every job done).
 async fn scans_settled(s: &TestServer) {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually(WAIT, || async {
         let left = berth_store::queue::list(&mut s.app.store().conn().await.unwrap(), "secscan")
             .await
             .unwrap();
         if left.is_empty() {
-            return;
+            Ok(())
+        } else {
+            Err(format!("scan jobs left: {left:?}"))
         }
-        assert!(Instant::now() < deadline, "scan jobs left: {left:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 /// The deliveries of a notification once none is pending: `(vulnerability id(s), status)`,
@@ -427,11 +428,11 @@ backend_test!(async fn the_feed_and_the_import_command(kind) {
     }
     let url = crate::support::serve_bytes(zip, "/osv/all.zip").await;
     let (s, _root) = scanning_server(kind, |c| c.secscan.feed_url = url.clone()).await;
-    let deadline = Instant::now() + WAIT;
-    while s.app.advisory_count().await.unwrap() < 2 {
-        assert!(Instant::now() < deadline, "the feed was not imported");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(WAIT, || async {
+        let n = s.app.advisory_count().await.unwrap();
+        if n >= 2 { Ok(()) } else { Err(format!("the feed is imported: {n} advisories")) }
+    })
+    .await;
     let again = s.app.fetch_feed().await.unwrap();
     assert_eq!((again.stored, again.unchanged), (0, 2));
     let db = s.stop_keeping_db().await;

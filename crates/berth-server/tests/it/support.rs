@@ -208,26 +208,28 @@ pub async fn serve_bytes(body: Vec<u8>, path: &str) -> String {
 
 /// The logged deliveries of a notification once none is pending: `(delivery row id, status, event data)`.
 pub async fn settled_deliveries(s: &TestServer, uuid: &str) -> Vec<(i64, String, serde_json::Value)> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
-    loop {
+    let rows = berth_testkit::eventually(std::time::Duration::from_secs(240), || async {
         let mut c = s.app.store().conn().await.unwrap();
         let n = berth_store::notifications::by_uuid_any(&mut c, uuid)
             .await
             .unwrap()
             .unwrap();
         let rows = berth_store::deliveries::list(&mut c, n.id, None, 100, 0).await.unwrap();
-        drop(c);
-        if rows.iter().all(|d| d.status != "pending") || std::time::Instant::now() > deadline {
-            let mut out: Vec<(i64, String, serde_json::Value)> = rows
-                .into_iter()
-                .map(|d| {
-                    let body: serde_json::Value = serde_json::from_str(&d.body).expect("a JSON payload");
-                    (d.id, d.status, body["event_data"].clone())
-                })
-                .collect();
-            out.sort_by_key(|d| d.0);
-            return out;
+        let pending = rows.iter().filter(|d| d.status == "pending").count();
+        if pending == 0 {
+            Ok(rows)
+        } else {
+            Err(format!("{pending} deliveries of {uuid} still pending"))
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    let mut out: Vec<(i64, String, serde_json::Value)> = rows
+        .into_iter()
+        .map(|d| {
+            let body: serde_json::Value = serde_json::from_str(&d.body).expect("a JSON payload");
+            (d.id, d.status, body["event_data"].clone())
+        })
+        .collect();
+    out.sort_by_key(|d| d.0);
+    out
 }
