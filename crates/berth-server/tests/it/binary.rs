@@ -2,6 +2,8 @@
 //! commands on both backends, and configuration errors that name the key and its source.
 
 use std::io::Write;
+
+use base64::Engine;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -166,6 +168,18 @@ fn bad_configuration_names_the_key_and_its_source() {
             "{key}: {shown}"
         );
     }
+    // And the secret key that seals stored secrets.
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let out = berth()
+        .args(["check-config"])
+        .env("BERTH_SECRET_KEY", &key)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && shown.contains("secret_key = \"***\"") && !shown.contains(&key),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -177,5 +191,5 @@ fn help_lists_every_command() {
     }
     let out = berth().args(["admin", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("create-user") && help.contains("create-token"), "{help}");
+    assert!(help.contains("create-user") && help.contains("create-token") && help.contains("rotate-secret-key"), "{help}");
 }
