@@ -191,5 +191,8 @@ fn help_lists_every_command() {
     }
     let out = berth().args(["admin", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("create-user") && help.contains("create-token") && help.contains("rotate-secret-key"), "{help}");
+    assert!(
+        help.contains("create-user") && help.contains("create-token") && help.contains("rotate-secret-key"),
+        "{help}"
+    );
 }

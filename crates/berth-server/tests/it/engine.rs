@@ -6,8 +6,8 @@
 use std::io::Write;
 use std::time::Duration;
 
-use berth_testkit::backend_test;
 use berth_testkit::receiver::{Received, Receiver};
+use berth_testkit::{backend_test, eventually};
 use chrono::Utc;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -150,11 +150,11 @@ backend_test!(async fn signed_deliveries_rotation_and_the_log(kind) {
     expect(s.call(Method::POST, &format!("{N}{uuid}/deliveries/{id}/redeliver"), &root, None).await, 202);
     let again = rx.next(WAIT).await.expect("the redelivery");
     assert_eq!(again.headers["webhook-id"], id);
-    let deadline = std::time::Instant::now() + WAIT;
-    while expect(s.get(&format!("{N}{uuid}/deliveries/{id}"), &root).await, 200)["attempts"] != 2 {
-        assert!(std::time::Instant::now() < deadline, "the redelivery is not logged");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(WAIT, || async {
+        let one = expect(s.get(&format!("{N}{uuid}/deliveries/{id}"), &root).await, 200);
+        if one["attempts"] == 2 { Ok(()) } else { Err(format!("the redelivery is logged: {one}")) }
+    })
+    .await;
 
     // Errors name the problem; other repositories' and non-admins' requests find nothing.
     let e = expect(s.get(&format!("{N}{uuid}/deliveries?status=lost"), &root).await, 400);
@@ -169,22 +169,18 @@ backend_test!(async fn signed_deliveries_rotation_and_the_log(kind) {
 
     // Prometheus: attempts by method and outcome, latency histograms, and (once the worker is
     // idle) queue depth, age of the oldest due job and the disabled notifications.
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
+    eventually(WAIT, || async {
         let text = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
         let has = |series: &str| text.lines().any(|l| l.starts_with(series));
-        if has("berth_deliveries_total{method=\"webhook\",outcome=\"delivered\"}")
+        let all = has("berth_deliveries_total{method=\"webhook\",outcome=\"delivered\"}")
             && has("berth_delivery_request_duration_seconds")
             && has("berth_delivery_first_attempt_latency_seconds")
             && has("berth_queue_depth{queue=\"notification\"}")
             && has("berth_queue_oldest_due_age_seconds{queue=\"notification\"}")
-            && has("berth_notifications_disabled")
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "delivery metrics missing:\n{text}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            && has("berth_notifications_disabled");
+        if all { Ok(()) } else { Err(format!("the delivery metrics are all there:\n{text}")) }
+    })
+    .await;
     s.stop().await;
 });
 
@@ -257,11 +253,11 @@ backend_test!(async fn gone_disables_tells_admins_and_recover_sends_what_was_ski
     let reg = Reg { s: &s, user: "root", pass: "rootpassword" };
     reg.push_image("acme/web", "v1", b"layer one").await;
     rx.next(WAIT).await.expect("the first push is attempted");
-    let deadline = std::time::Instant::now() + WAIT;
-    while view(&s, &root, &uuid).await["enabled"] != false {
-        assert!(std::time::Instant::now() < deadline, "410 did not disable");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(WAIT, || async {
+        let n = view(&s, &root, &uuid).await;
+        if n["enabled"] == false { Ok(()) } else { Err(format!("410 disabled it: {n}")) }
+    })
+    .await;
     let mail = smtp.next(WAIT).await.expect("the admin is mailed");
     assert_eq!(mail.header("to"), Some("root@example.com"));
     assert_eq!(mail.header("subject"), Some("[Berth] A notification of acme/web was disabled"));
@@ -331,15 +327,11 @@ backend_test!(async fn custom_headers_redirects_and_caps(kind) {
     let got = rx.next(WAIT).await.expect("a delivery");
     assert_eq!(got.headers["authorization"], "Bearer s3cret");
     let id = got.headers["webhook-id"].clone();
-    let deadline = std::time::Instant::now() + WAIT;
-    let attempt = loop {
+    let attempt = eventually(WAIT, || async {
         let one = expect(s.get(&format!("{N}{uuid}/deliveries/{id}"), &root).await, 200);
-        if one["attempts"] == 1 {
-            break one["attempts_log"][0].clone();
-        }
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        if one["attempts"] == 1 { Ok(one["attempts_log"][0].clone()) } else { Err(format!("the attempt is logged: {one}")) }
+    })
+    .await;
     assert!(attempt["request_headers"].as_array().unwrap().contains(&json!(["authorization", "***"])), "masked in the log: {attempt}");
     assert!(!attempt.to_string().contains("s3cret"));
 
@@ -379,15 +371,11 @@ backend_test!(async fn custom_headers_redirects_and_caps(kind) {
         let first = rx.next(WAIT).await.unwrap();
         assert_eq!(first.path, "/h");
         let id = &first.headers["webhook-id"];
-        let deadline = std::time::Instant::now() + WAIT;
-        let one = loop {
+        let one = eventually(WAIT, || async {
             let one = expect(s.get(&format!("{N}{uuid}/deliveries/{id}"), &root).await, 200);
-            if one["attempts"].as_i64().unwrap_or(0) >= 1 {
-                break one;
-            }
-            assert!(std::time::Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+            if one["attempts"].as_i64().unwrap_or(0) >= 1 { Ok(one) } else { Err(format!("the attempt is logged: {one}")) }
+        })
+        .await;
         assert_ne!(one["status"], "delivered", "{status}: {one}");
         assert_eq!(one["attempts_log"][0]["response_status"], status, "{one}");
         assert!(rx.next(Duration::from_millis(300)).await.filter(|r| r.path == "/moved").is_none(), "{status} not followed");
