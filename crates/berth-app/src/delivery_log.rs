@@ -3,7 +3,8 @@
 //! reveal or rotate the notification's signing secret. Repository admin only; everything is
 //! scoped to the notification in the path, itself scoped to the repository.
 
-use berth_store::deliveries::{self, AttemptRow, DeliveryRow, status};
+use berth_core::DeliveryStatus;
+use berth_store::deliveries::{self, AttemptRow, DeliveryRow};
 use berth_store::notifications::{self, NotificationRow};
 use berth_store::repos::RepoRow;
 use berth_store::secrets::Sealed;
@@ -56,14 +57,10 @@ impl App {
         page: u32,
         limit: u32,
     ) -> Result<(Vec<DeliveryRow>, bool)> {
-        if let Some(s) = status_filter
-            && !status::ALL.contains(&s)
-        {
-            return Err(AppError::Invalid(format!(
-                "invalid status: '{s}' is not one of: {}",
-                status::ALL.join(", ")
-            )));
-        }
+        let status_filter = status_filter
+            .map(DeliveryStatus::parse)
+            .transpose()
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
         let paging = Paging::new(page, limit)?;
         let (_, n) = self.admin_notification(caller, namespace, name, uuid).await?;
         let mut conn = self.store.conn().await?;
@@ -107,7 +104,7 @@ impl App {
         let d = deliveries::get(&mut tx, n.id, delivery)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("No delivery {delivery} for notification {uuid}")))?;
-        if d.status == status::PENDING {
+        if d.status == DeliveryStatus::Pending {
             return Err(AppError::Invalid(format!(
                 "delivery {delivery} is still pending; it will be attempted on its schedule"
             )));

@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
+use berth_core::DeliveryStatus;
 use berth_store::Tx;
-use berth_store::deliveries::{self, DeliveryRow, NewDelivery, status};
+use berth_store::deliveries::{self, DeliveryRow, NewDelivery};
 use berth_store::notifications::{self, NotificationRow};
 use berth_store::queue::{self, NewJob};
 use berth_store::repos::RepoRow;
@@ -177,7 +178,11 @@ impl crate::App {
                 public_id,
                 notification_id: n.id,
                 event: &o.event,
-                status: if n.enabled { status::PENDING } else { status::SKIPPED },
+                status: if n.enabled {
+                    DeliveryStatus::Pending
+                } else {
+                    DeliveryStatus::Skipped
+                },
                 body: &bodies[i],
             })
             .collect();
@@ -254,7 +259,7 @@ pub(crate) async fn requeue_delivery(tx: &mut Tx, name: &str, n: &NotificationRo
     };
     let change = deliveries::StatusChange {
         delivery: d.id,
-        status: status::PENDING,
+        status: DeliveryStatus::Pending,
         note: None,
         attempts: 0,
     };

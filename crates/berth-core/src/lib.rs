@@ -4,6 +4,9 @@
 //! configuration. Everything here is a pure value or a pure function, so it is cheap to test
 //! exhaustively. Values are built only through parse constructors, so holding one means it is valid.
 
+#[macro_use]
+mod macros;
+
 pub mod error;
 pub mod ids;
 pub mod names;
@@ -11,6 +14,7 @@ pub mod oci;
 pub mod perms;
 pub mod roles;
 pub mod scopes;
+pub mod status;
 
 pub use error::CoreError;
 pub use ids::{AccountId, RepoId, TeamId, TokenId};
@@ -19,3 +23,4 @@ pub use oci::{Digest, DigestAlgorithm, Reference, Tag};
 pub use perms::{Access, RepoAccessFacts, effective_repo_role};
 pub use roles::{AccountKind, RepoRole, TeamRole, Visibility};
 pub use scopes::{Scope, ScopeSet};
+pub use status::DeliveryStatus;

@@ -2,29 +2,13 @@
 //! one `delivery_attempt` row per attempt with what was sent and received. Rows are written in the
 //! same transactions as the queue changes they describe, so the log never disagrees with the queue.
 
+use berth_core::DeliveryStatus;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::Result;
 use crate::db::{Exec, Handle, Tx, run};
-
-/// Where a delivery stands.
-pub mod status {
-    /// Queued or being retried.
-    pub const PENDING: &str = "pending";
-    /// A receiver accepted it.
-    pub const DELIVERED: &str = "delivered";
-    /// Every attempt failed, or one failed for good.
-    pub const FAILED: &str = "failed";
-    /// The notification was disabled when the event happened; recover can send it later.
-    pub const SKIPPED: &str = "skipped";
-    /// The notification's event configuration (e.g. `ref-regex`) did not match.
-    pub const FILTERED: &str = "filtered";
-    /// Every status, for validating filters.
-    pub const ALL: [&str; 5] = [PENDING, DELIVERED, FAILED, SKIPPED, FILTERED];
-}
 
 /// One row of `delivery`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -37,8 +21,9 @@ pub struct DeliveryRow {
     pub notification_id: i64,
     /// The event name.
     pub event: String,
-    /// `pending`, `delivered`, `failed`, `skipped` or `filtered`.
-    pub status: String,
+    /// Where it stands.
+    #[sqlx(try_from = "String")]
+    pub status: DeliveryStatus,
     /// What it sends (event data, performer, ids), as JSON text, byte for byte as written: every
     /// attempt sends the same bytes.
     pub body: String,
@@ -107,7 +92,7 @@ pub struct NewAttempt<'a> {
     /// `delivered`, `retry` or `failed`.
     pub outcome: &'a str,
     /// The delivery's status after it.
-    pub status: &'a str,
+    pub status: DeliveryStatus,
 }
 
 macro_rules! columns {
@@ -125,8 +110,8 @@ pub struct NewDelivery<'a> {
     pub notification_id: i64,
     /// The event name.
     pub event: &'a str,
-    /// Its status: `pending`, or `skipped` for a disabled notification.
-    pub status: &'a str,
+    /// Its status: `Pending`, or `Skipped` for a disabled notification.
+    pub status: DeliveryStatus,
     /// What it sends, as JSON text (kept for redelivery and shown in the log).
     pub body: &'a str,
 }
@@ -152,7 +137,7 @@ pub async fn insert_many(tx: &mut Tx, rows: &[NewDelivery<'_>], now: DateTime<Ut
                     b.push_bind(d.public_id)
                         .push_bind(d.notification_id)
                         .push_bind(d.event)
-                        .push_bind(d.status)
+                        .push_bind(d.status.as_str())
                         .push_bind(d.body)
                         .push_bind(now)
                         .push_bind(now);
@@ -175,7 +160,7 @@ pub async fn insert_many(tx: &mut Tx, rows: &[NewDelivery<'_>], now: DateTime<Ut
                     .bind(rows.iter().map(|d| d.public_id).collect::<Vec<_>>())
                     .bind(rows.iter().map(|d| d.notification_id).collect::<Vec<_>>())
                     .bind(rows.iter().map(|d| d.event).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|d| d.status).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|d| d.status.as_str()).collect::<Vec<_>>())
                     .bind(rows.iter().map(|d| d.body).collect::<Vec<_>>())
                     .bind(now)
                     .fetch_all(&mut *c)
@@ -273,7 +258,7 @@ pub struct StatusChange<'a> {
     /// The delivery's row id.
     pub delivery: i64,
     /// The new status.
-    pub status: &'a str,
+    pub status: DeliveryStatus,
     /// The attempt's error, or the note.
     pub note: Option<&'a str>,
     /// Attempts made (0 for a change without one). One change per delivery in a call.
@@ -295,7 +280,7 @@ pub async fn set_statuses(tx: &mut Tx, changes: &[StatusChange<'_>], now: DateTi
                 );
                 q.push_values(chunk, |mut b, s| {
                     b.push_bind(s.delivery)
-                        .push_bind(s.status)
+                        .push_bind(s.status.as_str())
                         .push_bind(s.note)
                         .push_bind(s.attempts);
                 });
@@ -309,7 +294,7 @@ pub async fn set_statuses(tx: &mut Tx, changes: &[StatusChange<'_>], now: DateTi
                        FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::int[]) AS t(id, s, n, a) WHERE d.id = t.id";
             sqlx::query(sql)
                 .bind(changes.iter().map(|s| s.delivery).collect::<Vec<_>>())
-                .bind(changes.iter().map(|s| s.status).collect::<Vec<_>>())
+                .bind(changes.iter().map(|s| s.status.as_str()).collect::<Vec<_>>())
                 .bind(changes.iter().map(|s| s.note).collect::<Vec<_>>())
                 .bind(changes.iter().map(|s| s.attempts).collect::<Vec<_>>())
                 .bind(now)
@@ -324,13 +309,13 @@ pub async fn set_statuses(tx: &mut Tx, changes: &[StatusChange<'_>], now: DateTi
 pub async fn set_status(
     tx: &mut Tx,
     public_id: &str,
-    status: &str,
+    status: DeliveryStatus,
     note: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let sql =
         "UPDATE delivery SET status = $2, last_error = COALESCE($3, last_error), updated_at = $4 WHERE public_id = $1";
-    run!(tx, c => sqlx::query(sql).bind(public_id).bind(status).bind(note).bind(now)
+    run!(tx, c => sqlx::query(sql).bind(public_id).bind(status.as_str()).bind(note).bind(now)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -339,7 +324,7 @@ pub async fn set_status(
 pub async fn list(
     ex: &mut impl Exec,
     notification_id: i64,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<DeliveryRow>> {
@@ -349,7 +334,7 @@ pub async fn list(
         " FROM delivery WHERE notification_id = $1 AND ($2 IS NULL OR status = $2) ORDER BY id DESC LIMIT $3 OFFSET $4"
     );
     Ok(
-        run!(ex, c => sqlx::query_as::<_, DeliveryRow>(sql).bind(notification_id).bind(status).bind(limit).bind(offset)
+        run!(ex, c => sqlx::query_as::<_, DeliveryRow>(sql).bind(notification_id).bind(status.map(DeliveryStatus::as_str)).bind(limit).bind(offset)
         .fetch_all(c).await)?,
     )
 }

@@ -387,7 +387,8 @@ backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
 });
 
 backend_test!(async fn delivery_log_and_authorized_emails(kind) {
-    use berth_store::deliveries::{self, NewAttempt, NewDelivery, StatusChange, status};
+    use berth_core::DeliveryStatus;
+    use berth_store::deliveries::{self, NewAttempt, NewDelivery, StatusChange};
     use berth_store::{authorized_email, notifications};
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
@@ -405,12 +406,12 @@ backend_test!(async fn delivery_log_and_authorized_emails(kind) {
     let until = now + chrono::Duration::hours(1);
     notifications::set_secret(&mut tx, n.id, &sealed("whsec_BBBB"), Some(&whsec), Some(until)).await.unwrap();
     let row = |public_id, status, body| NewDelivery { public_id, notification_id: n.id, event: "repo_push", status, body };
-    let ids = deliveries::insert_many(&mut tx, &[row("e1.n1", status::PENDING, r#"{"test":true}"#), row("e2.n1", status::SKIPPED, "{}")], now)
+    let ids = deliveries::insert_many(&mut tx, &[row("e1.n1", DeliveryStatus::Pending, r#"{"test":true}"#), row("e2.n1", DeliveryStatus::Skipped, "{}")], now)
         .await
         .unwrap();
     let id_of = |p: &str| ids.iter().find(|(_, x)| x == p).unwrap().0;
     let (e1, e2) = (id_of("e1.n1"), id_of("e2.n1"));
-    let again = deliveries::insert_many(&mut tx, &[row("e2.n1", status::SKIPPED, "{}")], now).await.unwrap();
+    let again = deliveries::insert_many(&mut tx, &[row("e2.n1", DeliveryStatus::Skipped, "{}")], now).await.unwrap();
     assert_eq!(again, [(e2, "e2.n1".to_owned())], "a public id seen before keeps its row");
     assert!(deliveries::insert_many(&mut tx, &[], now).await.unwrap().is_empty());
     let headers = vec![("webhook-id".to_owned(), "e1.n1".to_owned())];
@@ -429,9 +430,9 @@ backend_test!(async fn delivery_log_and_authorized_emails(kind) {
         outcome,
         status,
     };
-    deliveries::record_attempts(&mut tx, &[attempt(1, "retry", status::PENDING), attempt(2, "failed", status::FAILED)], now).await.unwrap();
+    deliveries::record_attempts(&mut tx, &[attempt(1, "retry", DeliveryStatus::Pending), attempt(2, "failed", DeliveryStatus::Failed)], now).await.unwrap();
     deliveries::record_attempts(&mut tx, &[], now).await.unwrap();
-    let note = StatusChange { delivery: e2, status: status::SKIPPED, note: Some("the notification was disabled"), attempts: 0 };
+    let note = StatusChange { delivery: e2, status: DeliveryStatus::Skipped, note: Some("the notification was disabled"), attempts: 0 };
     deliveries::set_statuses(&mut tx, &[note], now).await.unwrap();
     deliveries::set_statuses(&mut tx, &[], now).await.unwrap();
 
@@ -475,7 +476,7 @@ backend_test!(async fn delivery_log_and_authorized_emails(kind) {
     let all = deliveries::list(&mut c, n.id, None, 10, 0).await.unwrap();
     assert_eq!(all.iter().map(|d| d.public_id.as_str()).collect::<Vec<_>>(), ["e2.n1", "e1.n1"], "newest first");
     assert_eq!((all[0].status.as_str(), all[0].attempts, all[0].last_error.as_deref()), ("skipped", 0, Some("the notification was disabled")));
-    let failed = deliveries::list(&mut c, n.id, Some(status::FAILED), 10, 0).await.unwrap();
+    let failed = deliveries::list(&mut c, n.id, Some(DeliveryStatus::Failed), 10, 0).await.unwrap();
     assert_eq!((failed.len(), failed[0].attempts, failed[0].last_error.as_deref()), (1, 2, Some("503 response for webhook")));
     assert_eq!(failed[0].body, r#"{"test":true}"#, "the payload is kept byte for byte");
     let attempts = deliveries::attempts(&mut c, failed[0].id).await.unwrap();
@@ -692,7 +693,7 @@ backend_test!(async fn queued_notification_jobs_of_the_old_shape_are_upgraded(ki
         "occurred_at": "2026-11-01T10:00:00+00:00", "event_data": {"updated_tags": ["v1"]},
         "performer_data": {"entity_name": "alice"}, "test": true});
     let log = berth_store::deliveries::insert_many(&mut tx, &[berth_store::deliveries::NewDelivery {
-        public_id: "e1.n1", notification_id: n.id, event: "repo_push", status: "pending", body: &old.to_string() }], chrono::Utc::now()).await.unwrap();
+        public_id: "e1.n1", notification_id: n.id, event: "repo_push", status: berth_core::DeliveryStatus::Pending, body: &old.to_string() }], chrono::Utc::now()).await.unwrap();
     queue::enqueue(&mut tx, "notification", "notification/owner/web/repo_push/", &old).await.unwrap();
     queue::enqueue(&mut tx, "notification", "notification/owner/web/repo_push/", &json!({"notification_uuid": "n1",
         "delivery_id": "e0.n1", "event": "repo_push", "event_id": "e0", "occurred_at": "2026-11-01T10:00:00+00:00",

@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use berth_core::DeliveryStatus;
 use berth_notify::methods::TlsOptions;
 use berth_notify::outbound::{self, Destination, EventData, Target};
 use berth_notify::send::{DeliveryMeta, Exchange, Outcome, Sender};
 use berth_notify::{EventKind, MethodKind};
-use berth_store::deliveries::{self, status};
+use berth_store::deliveries;
 use berth_store::notifications::{self, NotificationRow};
 use berth_store::queue::Claimed;
 use chrono::{DateTime, Utc};
@@ -100,7 +101,7 @@ pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> 
                     serde_json::from_str::<DeliveryPayload>(&text).map_err(|e| format!("unreadable payload: {e}"))
                 }),
         };
-        let settle = |status: &'static str, note: Option<&str>| {
+        let settle = |status: DeliveryStatus, note: Option<&str>| {
             Work::Settle(Entry::Settle {
                 job: job.clone(),
                 log_id: task.log_id,
@@ -110,11 +111,11 @@ pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> 
         };
         let Some(n) = found.get(&task.notification_uuid) else {
             // Deleted since: its log went with it.
-            out.push(settle(status::SKIPPED, None));
+            out.push(settle(DeliveryStatus::Skipped, None));
             continue;
         };
         if !n.enabled {
-            out.push(settle(status::SKIPPED, Some("the notification was disabled")));
+            out.push(settle(DeliveryStatus::Skipped, Some("the notification was disabled")));
             continue;
         }
         match payload {
@@ -139,7 +140,7 @@ pub(crate) fn work(
     targets: &mut Targets,
     endpoints: &outbound::Endpoints,
 ) -> Work {
-    let settle = |job: JobRef, status: &'static str, note: String| {
+    let settle = |job: JobRef, status: DeliveryStatus, note: String| {
         Work::Settle(Entry::Settle {
             job,
             log_id: task.log_id,
@@ -149,7 +150,7 @@ pub(crate) fn work(
     };
     let (Ok(event), Ok(method)) = (EventKind::parse(&n.event), MethodKind::parse(&n.method)) else {
         let note = format!("unknown event or method ({} by {})", n.event, n.method);
-        return settle(job, status::FAILED, note);
+        return settle(job, DeliveryStatus::Failed, note);
     };
     let config = &n.event_config.0;
     if event.filters_on_data(config) {
@@ -157,7 +158,11 @@ pub(crate) fn work(
             .parse()
             .is_ok_and(|data| event.should_perform(&data, config));
         if !passes {
-            return settle(job, status::FILTERED, "filtered out by the event configuration".into());
+            return settle(
+                job,
+                DeliveryStatus::Filtered,
+                "filtered out by the event configuration".into(),
+            );
         }
     }
     let (dest, target) = targets

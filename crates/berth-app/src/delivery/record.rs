@@ -17,9 +17,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use berth_core::DeliveryStatus;
 use berth_notify::send::Outcome;
 use berth_store::Tx;
-use berth_store::deliveries::{self, NewAttempt, StatusChange, status};
+use berth_store::deliveries::{self, NewAttempt, StatusChange};
 use berth_store::notifications::{self, NotificationRow};
 use berth_store::queue::{self, Claimed, PutBack, PutBackKind};
 use chrono::{DateTime, Utc};
@@ -70,7 +71,7 @@ pub(crate) enum Entry {
         /// Its delivery-log row.
         log_id: Option<i64>,
         /// The delivery's new status.
-        status: &'static str,
+        status: DeliveryStatus,
         /// Why.
         note: Option<String>,
     },
@@ -124,7 +125,7 @@ pub(crate) struct Verdict {
     /// The log's label: `delivered`, `retry` or `failed`.
     pub label: &'static str,
     /// The delivery's new status.
-    pub status: &'static str,
+    pub status: DeliveryStatus,
     /// What happens to the job.
     pub end: End,
     /// The failure to count, if it failed.
@@ -146,7 +147,7 @@ impl App {
         match outcome {
             Outcome::Delivered { .. } => Verdict {
                 label: "delivered",
-                status: status::DELIVERED,
+                status: DeliveryStatus::Delivered,
                 end: End::Complete,
                 failure: None,
             },
@@ -156,7 +157,7 @@ impl App {
                 let delay = retry_delay(&self.settings.delivery.schedule, attempt, *retry_after, jitter);
                 Verdict {
                     label: "retry",
-                    status: status::PENDING,
+                    status: DeliveryStatus::Pending,
                     end: End::Retry(now + chrono_of(delay)),
                     failure: Some(Failure {
                         reason: reason.clone(),
@@ -166,7 +167,7 @@ impl App {
             }
             Outcome::Retryable { reason, .. } => Verdict {
                 label: "failed",
-                status: status::FAILED,
+                status: DeliveryStatus::Failed,
                 end: End::Bury,
                 failure: Some(Failure {
                     reason: format!("{reason} (retries exhausted)"),
@@ -175,7 +176,7 @@ impl App {
             },
             Outcome::Permanent { reason, gone } => Verdict {
                 label: "failed",
-                status: status::FAILED,
+                status: DeliveryStatus::Failed,
                 end: End::Bury,
                 failure: Some(Failure {
                     reason: reason.clone(),
@@ -228,7 +229,7 @@ impl App {
                     _,
                 ) => changes.push(StatusChange {
                     delivery: *delivery,
-                    status,
+                    status: *status,
                     note: note.as_deref(),
                     attempts: 0,
                 }),

@@ -55,7 +55,7 @@ impl From<DeliveryRow> for DeliveryOut {
         DeliveryOut {
             id: d.public_id,
             event: d.event,
-            status: d.status,
+            status: d.status.to_string(),
             attempts: d.attempts,
             last_error: d.last_error,
             test,

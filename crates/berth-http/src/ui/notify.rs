@@ -521,10 +521,10 @@ pub(super) async fn deliveries_page(
             })
             .collect();
         deliveries.push(DeliveryView {
-            redeliverable: d.status != "pending" && n.enabled,
+            redeliverable: d.status != berth_core::DeliveryStatus::Pending && n.enabled,
             test: DeliveryPayload::of(&d).is_ok_and(|p| p.test),
             id: d.public_id,
-            status: d.status,
+            status: d.status.to_string(),
             event: event_title(&d.event),
             created: when(d.created_at),
             error: d.last_error.unwrap_or_default(),

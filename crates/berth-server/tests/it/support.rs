@@ -215,7 +215,10 @@ pub async fn settled_deliveries(s: &TestServer, uuid: &str) -> Vec<(i64, String,
             .unwrap()
             .unwrap();
         let rows = berth_store::deliveries::list(&mut c, n.id, None, 100, 0).await.unwrap();
-        let pending = rows.iter().filter(|d| d.status == "pending").count();
+        let pending = rows
+            .iter()
+            .filter(|d| d.status == berth_core::DeliveryStatus::Pending)
+            .count();
         if pending == 0 {
             Ok(rows)
         } else {
@@ -227,7 +230,7 @@ pub async fn settled_deliveries(s: &TestServer, uuid: &str) -> Vec<(i64, String,
         .into_iter()
         .map(|d| {
             let body: serde_json::Value = serde_json::from_str(&d.body).expect("a JSON payload");
-            (d.id, d.status, body["event_data"].clone())
+            (d.id, d.status.to_string(), body["event_data"].clone())
         })
         .collect();
     out.sort_by_key(|d| d.0);
