@@ -18,11 +18,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth_core::{RepoId, RepoRole, Tag};
+use berth_core::{BuildPhase, RepoId, RepoRole, Tag};
 use berth_notify::EventKind;
 use berth_notify::events::BuildFacts;
-/// Quay's build phases, and which of them are final.
-pub use berth_store::builds::phase;
 use berth_store::builds::{self as store, BuildRow, NewBuild, TriggerRow};
 use berth_store::queue::{self, Claimed};
 use berth_store::repos::RepoRow;
@@ -516,14 +514,14 @@ impl App {
         let build = store::by_uuid(&mut tx, repo.id, uuid)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no build {uuid} in {namespace}/{name}")))?;
-        if phase::is_final(&build.phase) {
+        if build.phase.is_final() {
             return Err(AppError::Invalid(format!(
                 "the build is {} and cannot be cancelled",
                 build.phase
             )));
         }
-        let raised = if build.phase == phase::WAITING {
-            store::set_phase(&mut tx, build.id, phase::CANCELLED, None, Utc::now()).await?;
+        let raised = if build.phase == BuildPhase::Waiting {
+            store::set_phase(&mut tx, build.id, BuildPhase::Cancelled, None, Utc::now()).await?;
             self.raise_build(&mut tx, &repo, build.id, EventKind::BuildCancelled)
                 .await?
         } else {
@@ -653,7 +651,7 @@ impl App {
                 && store::set_phase(
                     &mut tx,
                     b.id,
-                    phase::INTERNAL_ERROR,
+                    BuildPhase::InternalError,
                     Some(&format!("internal error: {error}")),
                     Utc::now(),
                 )
@@ -695,7 +693,7 @@ impl App {
         let Some(build) = store::by_uuid_any(&mut self.store.conn().await?, uuid).await? else {
             return Ok(Retry::No);
         };
-        if phase::is_final(&build.phase) {
+        if build.phase.is_final() {
             return Ok(Retry::No);
         }
         let Some(repo) = repos::by_id(&mut self.store.conn().await?, build.repository_id).await? else {
@@ -717,7 +715,7 @@ impl App {
                 log.line("phase", "complete").await;
                 log.flush().await;
                 self.complete_build(&repo, &build, &image_id, &digests).await?;
-                metrics::counter!("berth_builds_total", "phase" => phase::COMPLETE).increment(1);
+                metrics::counter!("berth_builds_total", "phase" => BuildPhase::Complete.as_str()).increment(1);
                 tracing::info!(
                     build = uuid,
                     seconds = started.elapsed().as_secs_f64(),
@@ -725,12 +723,12 @@ impl App {
                 );
                 return Ok(Retry::No);
             }
-            Ok(End::Failed(msg)) => (phase::ERROR, EventKind::BuildFailure, Some(msg), None),
-            Ok(End::Expired(msg)) => (phase::EXPIRED, EventKind::BuildFailure, Some(msg), None),
-            Ok(End::Cancelled) => (phase::CANCELLED, EventKind::BuildCancelled, None, None),
-            Err(e) if may_retry => (phase::WAITING, EventKind::BuildFailure, None, Some(e.to_string())),
+            Ok(End::Failed(msg)) => (BuildPhase::Error, EventKind::BuildFailure, Some(msg), None),
+            Ok(End::Expired(msg)) => (BuildPhase::Expired, EventKind::BuildFailure, Some(msg), None),
+            Ok(End::Cancelled) => (BuildPhase::Cancelled, EventKind::BuildCancelled, None, None),
+            Err(e) if may_retry => (BuildPhase::Waiting, EventKind::BuildFailure, None, Some(e.to_string())),
             Err(e) => (
-                phase::INTERNAL_ERROR,
+                BuildPhase::InternalError,
                 EventKind::BuildFailure,
                 Some(format!("internal error: {e}")),
                 None,
@@ -740,7 +738,7 @@ impl App {
             log.line("error", &format!("internal error, the build will be retried: {e}"))
                 .await;
         } else {
-            log.line("phase", to).await;
+            log.line("phase", to.as_str()).await;
         }
         if let Some(msg) = &error {
             log.line("error", msg).await;
@@ -749,7 +747,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         store::set_credential(&mut tx, build.id, None, None).await?;
         let raised = if retry.is_some() {
-            store::set_phase(&mut tx, build.id, phase::WAITING, None, Utc::now()).await?;
+            store::set_phase(&mut tx, build.id, BuildPhase::Waiting, None, Utc::now()).await?;
             0
         } else if store::set_phase(&mut tx, build.id, to, error.as_deref(), Utc::now()).await? {
             self.raise_build(&mut tx, &repo, build.id, kind).await?
@@ -760,10 +758,10 @@ impl App {
         if raised > 0 {
             self.wake.notify_one();
         }
-        metrics::counter!("berth_builds_total", "phase" => to).increment(1);
+        metrics::counter!("berth_builds_total", "phase" => to.as_str()).increment(1);
         tracing::info!(
             build = uuid,
-            phase = to,
+            phase = to.as_str(),
             error = error.as_deref().unwrap_or(""),
             "build ended"
         );
@@ -780,7 +778,7 @@ impl App {
         let _ = tokio::fs::remove_dir_all(dir).await;
         let src = dir.join("src");
         tokio::fs::create_dir_all(&src).await.map_err(io)?;
-        if !self.move_to(build, phase::PULLING, log).await? {
+        if !self.move_to(build, BuildPhase::Pulling, log).await? {
             return Ok(End::Cancelled);
         }
         if let Err(end) = self.fetch_source(build, &src, deadline, log).await? {
@@ -839,7 +837,7 @@ impl App {
                 .map(|arg| values.iter().fold(arg.clone(), |a, (k, v)| a.replace(k, v)))
                 .collect()
         };
-        if !self.move_to(build, phase::BUILDING, log).await? {
+        if !self.move_to(build, BuildPhase::Building, log).await? {
             return Ok(End::Cancelled);
         }
         {
@@ -858,7 +856,7 @@ impl App {
             Step::Failed(msg) => return Ok(End::Failed(msg)),
             other => return Ok(other.end(s.timeout)),
         }
-        if !self.move_to(build, phase::PUSHING, log).await? {
+        if !self.move_to(build, BuildPhase::Pushing, log).await? {
             return Ok(End::Cancelled);
         }
         let mut digests = Vec::new();
@@ -898,12 +896,12 @@ impl App {
 
     /// Moves the build to its next phase; `false` when it was finished meanwhile (cancelled
     /// while waiting), and the executor must stop.
-    async fn move_to(&self, build: &BuildRow, to: &str, log: &mut LogSink) -> Result<bool> {
+    async fn move_to(&self, build: &BuildRow, to: BuildPhase, log: &mut LogSink) -> Result<bool> {
         let mut tx = self.store.begin().await?;
         let moved = store::set_phase(&mut tx, build.id, to, None, Utc::now()).await?;
         tx.commit().await?;
         if moved {
-            log.line("phase", to).await;
+            log.line("phase", to.as_str()).await;
             log.flush().await;
         }
         Ok(moved)
@@ -1115,7 +1113,7 @@ impl App {
         store::set_result(&mut tx, build.id, image_id, digests).await?;
         store::set_credential(&mut tx, build.id, None, None).await?;
         let mut raised = 0;
-        if store::set_phase(&mut tx, build.id, phase::COMPLETE, None, Utc::now()).await? {
+        if store::set_phase(&mut tx, build.id, BuildPhase::Complete, None, Utc::now()).await? {
             raised += self
                 .raise_build(&mut tx, repo, build.id, EventKind::BuildSuccess)
                 .await?;

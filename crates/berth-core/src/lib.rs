@@ -23,4 +23,4 @@ pub use oci::{Digest, DigestAlgorithm, Reference, Tag};
 pub use perms::{Access, RepoAccessFacts, effective_repo_role};
 pub use roles::{AccountKind, RepoRole, TeamRole, Visibility};
 pub use scopes::{Scope, ScopeSet};
-pub use status::DeliveryStatus;
+pub use status::{BuildPhase, DeliveryStatus};

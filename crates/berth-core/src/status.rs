@@ -1,5 +1,5 @@
-//! Where a notification's delivery stands, with the spelling stored in the delivery log and shown
-//! by the API and the UI.
+//! Where deliveries and builds stand, each value with the one spelling that is stored and shown
+//! (Quay's, for build phases), and the rules that depend only on it.
 
 use crate::CoreError;
 
@@ -13,6 +13,35 @@ string_enum!(
         Filtered => "filtered",
     }
 );
+
+string_enum!(
+    /// A build's phase, as Quay names it.
+    BuildPhase, "phase", {
+        Waiting => "waiting",
+        Pulling => "pulling",
+        Building => "building",
+        Pushing => "pushing",
+        Complete => "complete",
+        Error => "error",
+        Cancelled => "cancelled",
+        InternalError => "internalerror",
+        Expired => "expired",
+    }
+);
+
+impl BuildPhase {
+    /// Whether a build in this phase is finished: it moves no more.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            BuildPhase::Complete
+                | BuildPhase::Error
+                | BuildPhase::Cancelled
+                | BuildPhase::InternalError
+                | BuildPhase::Expired
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -28,5 +57,16 @@ mod tests {
             e,
             "invalid status: 'lost' is not one of: pending, delivered, failed, skipped, filtered"
         );
+    }
+
+    #[test]
+    fn finished_builds_are_those_that_move_no_more() {
+        let finished: Vec<&str> = BuildPhase::ALL
+            .iter()
+            .filter(|p| p.is_final())
+            .map(|p| p.as_str())
+            .collect();
+        assert_eq!(finished, ["complete", "error", "cancelled", "internalerror", "expired"]);
+        assert_eq!(BuildPhase::parse("internalerror").unwrap(), BuildPhase::InternalError);
     }
 }

@@ -1,40 +1,13 @@
 //! Dockerfile builds: the build rows with their phase and results, their log lines, uploaded build
 //! contexts (filedrop) and build triggers.
 
-use berth_core::RepoId;
+use berth_core::{BuildPhase, RepoId};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
 use crate::Result;
 use crate::db::{Exec, Tx, run};
-
-/// Build phases, as Quay names them.
-pub mod phase {
-    /// Queued.
-    pub const WAITING: &str = "waiting";
-    /// Fetching the build context.
-    pub const PULLING: &str = "pulling";
-    /// The builder runs.
-    pub const BUILDING: &str = "building";
-    /// Pushing the result.
-    pub const PUSHING: &str = "pushing";
-    /// Done, pushed.
-    pub const COMPLETE: &str = "complete";
-    /// The build failed (a build error, not retried).
-    pub const ERROR: &str = "error";
-    /// Cancelled on request.
-    pub const CANCELLED: &str = "cancelled";
-    /// Infrastructure failed on every try.
-    pub const INTERNAL_ERROR: &str = "internalerror";
-    /// It ran out of time.
-    pub const EXPIRED: &str = "expired";
-
-    /// Whether a build in `phase` is finished.
-    pub fn is_final(phase: &str) -> bool {
-        matches!(phase, COMPLETE | ERROR | CANCELLED | INTERNAL_ERROR | EXPIRED)
-    }
-}
 
 macro_rules! build_select {
     ($rest:literal) => {
@@ -57,8 +30,9 @@ pub struct BuildRow {
     /// The repository it builds for.
     #[sqlx(try_from = "i64")]
     pub repository_id: RepoId,
-    /// See [`phase`].
-    pub phase: String,
+    /// Where it stands.
+    #[sqlx(try_from = "String")]
+    pub phase: BuildPhase,
     /// Short commit SHA, or a short hash of the uploaded context.
     pub display_name: String,
     /// Tags to push.
@@ -171,12 +145,12 @@ pub async fn list(ex: &mut impl Exec, repo: RepoId, limit: i64) -> Result<Vec<Bu
 
 /// Moves a build to `phase`, unless it already finished; records the start when it starts
 /// building and the end when it finishes. Returns whether it moved.
-pub async fn set_phase(tx: &mut Tx, id: i64, to: &str, error: Option<&str>, now: DateTime<Utc>) -> Result<bool> {
+pub async fn set_phase(tx: &mut Tx, id: i64, to: BuildPhase, error: Option<&str>, now: DateTime<Utc>) -> Result<bool> {
     let sql = "UPDATE build SET phase = $2, error = COALESCE($3, error), \
                started_at = CASE WHEN $2 = 'building' AND started_at IS NULL THEN $4 ELSE started_at END, \
                completed_at = CASE WHEN $2 IN ('complete', 'error', 'cancelled', 'internalerror', 'expired') THEN $4 ELSE completed_at END \
                WHERE id = $1 AND phase NOT IN ('complete', 'error', 'cancelled', 'internalerror', 'expired')";
-    let n = run!(tx, c => sqlx::query(sql).bind(id).bind(to).bind(error).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+    let n = run!(tx, c => sqlx::query(sql).bind(id).bind(to.as_str()).bind(error).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 

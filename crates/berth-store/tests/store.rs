@@ -541,7 +541,8 @@ backend_test!(async fn scanner_records(kind) {
 });
 
 backend_test!(async fn builds_logs_filedrops_and_triggers(kind) {
-    use berth_store::builds::{self, NewBuild, phase};
+    use berth_core::BuildPhase;
+    use berth_store::builds::{self, NewBuild};
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
     let now = chrono::Utc::now();
@@ -558,15 +559,15 @@ backend_test!(async fn builds_logs_filedrops_and_triggers(kind) {
         dockerfile_path: "Dockerfile", context: "", trigger_id: Some(t.id), trigger_metadata: &meta,
         manual_user: None, performer_id: Some(owner.id.0),
     }).await.unwrap();
-    assert_eq!(b.phase, phase::WAITING);
-    assert!(builds::set_phase(&mut tx, b.id, phase::BUILDING, None, now).await.unwrap());
+    assert_eq!(b.phase, BuildPhase::Waiting);
+    assert!(builds::set_phase(&mut tx, b.id, BuildPhase::Building, None, now).await.unwrap());
     assert!(builds::request_cancel(&mut tx, b.id).await.unwrap());
     builds::set_credential(&mut tx, b.id, Some("hash"), Some(now + chrono::Duration::minutes(5))).await.unwrap();
     assert_eq!(builds::append_log(&mut tx, b.id, &[("phase", "building"), ("output", "STEP 1")], now).await.unwrap(), 2);
     assert_eq!(builds::append_log(&mut tx, b.id, &[("output", "done")], now).await.unwrap(), 3);
     builds::set_result(&mut tx, b.id, "sha256:c", &["sha256:m".to_owned()]).await.unwrap();
-    assert!(builds::set_phase(&mut tx, b.id, phase::COMPLETE, None, now).await.unwrap());
-    assert!(!builds::set_phase(&mut tx, b.id, phase::ERROR, Some("late"), now).await.unwrap(), "final phases stay");
+    assert!(builds::set_phase(&mut tx, b.id, BuildPhase::Complete, None, now).await.unwrap());
+    assert!(!builds::set_phase(&mut tx, b.id, BuildPhase::Error, Some("late"), now).await.unwrap(), "final phases stay");
     assert!(!builds::request_cancel(&mut tx, b.id).await.unwrap());
     builds::create_filedrop(&mut tx, "f-1", owner.id.0, "tokenhash", "text/plain").await.unwrap();
     let (t0, stale) = (now, now - chrono::Duration::minutes(10));

@@ -93,11 +93,11 @@ impl From<BuildView> for BuildOut {
         let source = &b.source.0;
         BuildOut {
             id: b.uuid,
-            phase: b.phase.clone(),
+            phase: b.phase.to_string(),
             started: quay_date(b.created_at),
             completed: b.completed_at.map(quay_date),
             display_name: b.display_name,
-            status: json!({"phase": b.phase}),
+            status: json!({"phase": b.phase.as_str()}),
             subdirectory: b.context.clone(),
             dockerfile_path: b.dockerfile_path,
             context: b.context,

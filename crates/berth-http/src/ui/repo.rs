@@ -264,7 +264,7 @@ async fn repo_page(
                 page.builds.push(BuildItem {
                     uuid: b.uuid.clone(),
                     name: b.display_name.clone(),
-                    phase: b.phase.clone(),
+                    phase: b.phase.to_string(),
                     tags: b.docker_tags.0.join(", "),
                     trigger: v.trigger.as_ref().map(|t| t.service.clone()).unwrap_or_else(|| {
                         b.manual_user
@@ -418,16 +418,16 @@ async fn build_page(s: &HttpState, session: &Session, ns: &str, name: &str, uuid
         path: format!("{ns}/{name}"),
         uuid: b.uuid.clone(),
         name: b.display_name.clone(),
-        phase: b.phase.clone(),
+        phase: b.phase.to_string(),
         tags: b.docker_tags.0.join(", "),
         started: when(b.created_at),
         source,
         error: b.error.clone().unwrap_or_default(),
         image: b.image_id.clone().unwrap_or_default(),
-        cancellable: v.can_write && !berth_app::builds::phase::is_final(&b.phase),
+        cancellable: v.can_write && !b.phase.is_final(),
         lines: lines.iter().map(line_text).collect(),
         next: total,
-        finished: berth_app::builds::phase::is_final(&b.phase),
+        finished: b.phase.is_final(),
     };
     Ok(render(StatusCode::OK, &page))
 }
@@ -454,14 +454,14 @@ async fn log_fragment(
     let v = s.app.get_build(&session.ctx, ns, name, uuid).await?;
     let (lines, total) = s.app.build_logs(&session.ctx, ns, name, uuid, start).await?;
     // Finished only once every line has been sent.
-    let finished = berth_app::builds::phase::is_final(&v.build.phase) && start + lines.len() as i64 >= total;
+    let finished = v.build.phase.is_final() && start + lines.len() as i64 >= total;
     let page = LogFragment {
         path: format!("{ns}/{name}"),
         uuid: uuid.to_owned(),
         next: start + lines.len() as i64,
         lines: lines.iter().map(line_text).collect(),
         finished,
-        phase: v.build.phase.clone(),
+        phase: v.build.phase.to_string(),
     };
     Ok(render(StatusCode::OK, &page))
 }
