@@ -1,4 +1,4 @@
-//! Every public function of the store, on SQLite and on PostgreSQL (`backend_test!`).
+//! Every public function of the store, on SQLite and on PostgreSQL (`#[backend_test]`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -38,31 +38,72 @@ fn user(name: &str) -> NewAccount<'_> {
     }
 }
 
-backend_test!(async fn accounts_round_trip_and_conflict(kind) {
+#[backend_test]
+async fn accounts_round_trip_and_conflict(kind: berth_testkit::DbKind) {
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
     let mut tx = s.begin().await.unwrap();
-    let alice = accounts::insert(&mut tx, &NewAccount { email: Some("a@x.io"), superuser: true, ..user("alice") }).await.unwrap();
-    let org = accounts::insert(&mut tx, &NewAccount { kind: AccountKind::Organization, password_hash: None, ..user("acme") }).await.unwrap();
-    let robot = accounts::insert(&mut tx, &NewAccount {
-        kind: AccountKind::Robot,
-        password_hash: None,
-        robot_owner: Some(org.id),
-        robot_token: Some(&Sealed::from_stored("T0KEN".into())),
-        description: "ci",
-        ..user("acme+ci")
-    }).await.unwrap();
+    let alice = accounts::insert(
+        &mut tx,
+        &NewAccount {
+            email: Some("a@x.io"),
+            superuser: true,
+            ..user("alice")
+        },
+    )
+    .await
+    .unwrap();
+    let org = accounts::insert(
+        &mut tx,
+        &NewAccount {
+            kind: AccountKind::Organization,
+            password_hash: None,
+            ..user("acme")
+        },
+    )
+    .await
+    .unwrap();
+    let robot = accounts::insert(
+        &mut tx,
+        &NewAccount {
+            kind: AccountKind::Robot,
+            password_hash: None,
+            robot_owner: Some(org.id),
+            robot_token: Some(&Sealed::from_stored("T0KEN".into())),
+            description: "ci",
+            ..user("acme+ci")
+        },
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
     let mut c = s.conn().await.unwrap();
     let found = accounts::by_name(&mut c, "alice").await.unwrap().unwrap();
-    assert_eq!((found.id, found.kind, found.superuser, found.email.as_deref()), (alice.id, AccountKind::User, true, Some("a@x.io")));
+    assert_eq!(
+        (found.id, found.kind, found.superuser, found.email.as_deref()),
+        (alice.id, AccountKind::User, true, Some("a@x.io"))
+    );
     assert_eq!(accounts::by_id(&mut c, org.id).await.unwrap().unwrap().name, "acme");
-    assert_eq!(accounts::by_email(&mut c, "a@x.io").await.unwrap().unwrap().id, alice.id);
+    assert_eq!(
+        accounts::by_email(&mut c, "a@x.io").await.unwrap().unwrap().id,
+        alice.id
+    );
     assert!(accounts::by_name(&mut c, "nobody").await.unwrap().is_none());
-    assert_eq!(accounts::count_users(&mut c).await.unwrap(), 1, "orgs and robots are not users");
+    assert_eq!(
+        accounts::count_users(&mut c).await.unwrap(),
+        1,
+        "orgs and robots are not users"
+    );
     let robots = accounts::robots_of(&mut c, org.id).await.unwrap();
-    assert_eq!((robots.len(), robots[0].robot_token.as_ref().map(Sealed::as_stored), robots[0].description.as_str()), (1, Some("T0KEN"), "ci"));
+    assert_eq!(
+        (
+            robots.len(),
+            robots[0].robot_token.as_ref().map(Sealed::as_stored),
+            robots[0].description.as_str()
+        ),
+        (1, Some("T0KEN"), "ci")
+    );
     drop(c);
 
     // Names and e-mails are unique; a failed transaction leaves nothing behind.
@@ -71,7 +112,14 @@ backend_test!(async fn accounts_round_trip_and_conflict(kind) {
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     drop(tx);
     let mut tx = s.begin().await.unwrap();
-    let dup = accounts::insert(&mut tx, &NewAccount { email: Some("a@x.io"), ..user("alice2") }).await;
+    let dup = accounts::insert(
+        &mut tx,
+        &NewAccount {
+            email: Some("a@x.io"),
+            ..user("alice2")
+        },
+    )
+    .await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     drop(tx);
 
@@ -84,25 +132,44 @@ backend_test!(async fn accounts_round_trip_and_conflict(kind) {
     assert!(accounts::by_id(&mut c, robot.id).await.unwrap().is_none());
     drop(c); // close() waits for every connection to come back
     s.close().await;
-});
+}
 
-backend_test!(async fn teams_members_and_grants(kind) {
+#[backend_test]
+async fn teams_members_and_grants(kind: berth_testkit::DbKind) {
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
     let mut tx = s.begin().await.unwrap();
     let alice = accounts::insert(&mut tx, &user("alice")).await.unwrap();
     let bob = accounts::insert(&mut tx, &user("bob")).await.unwrap();
-    let org = accounts::insert(&mut tx, &NewAccount { kind: AccountKind::Organization, password_hash: None, ..user("acme") }).await.unwrap();
-    let (devs, created) = teams::upsert(&mut tx, org.id, "devs", TeamRole::Member, "d").await.unwrap();
+    let org = accounts::insert(
+        &mut tx,
+        &NewAccount {
+            kind: AccountKind::Organization,
+            password_hash: None,
+            ..user("acme")
+        },
+    )
+    .await
+    .unwrap();
+    let (devs, created) = teams::upsert(&mut tx, org.id, "devs", TeamRole::Member, "d")
+        .await
+        .unwrap();
     assert!(created);
-    let (again, created) = teams::upsert(&mut tx, org.id, "devs", TeamRole::Creator, "devs!").await.unwrap();
+    let (again, created) = teams::upsert(&mut tx, org.id, "devs", TeamRole::Creator, "devs!")
+        .await
+        .unwrap();
     assert!(!created && again.id == devs.id && again.role == TeamRole::Creator && again.description == "devs!");
     teams::add_member(&mut tx, devs.id, alice.id).await.unwrap();
     teams::add_member(&mut tx, devs.id, alice.id).await.unwrap(); // idempotent
     teams::add_member(&mut tx, devs.id, bob.id).await.unwrap();
 
-    let repo = repos::insert(&mut tx, org.id, "team/app", Visibility::Private, "desc").await.unwrap();
-    assert_eq!((repo.namespace.as_str(), repo.namespace_kind, repo.name.as_str()), ("acme", AccountKind::Organization, "team/app"));
+    let repo = repos::insert(&mut tx, org.id, "team/app", Visibility::Private, "desc")
+        .await
+        .unwrap();
+    assert_eq!(
+        (repo.namespace.as_str(), repo.namespace_kind, repo.name.as_str()),
+        ("acme", AccountKind::Organization, "team/app")
+    );
     tx.commit().await.unwrap();
     // After a failed statement the transaction is over (PostgreSQL aborts it): use a fresh one.
     let mut tx = s.begin().await.unwrap();
@@ -111,11 +178,19 @@ backend_test!(async fn teams_members_and_grants(kind) {
     drop(tx);
 
     let mut tx = s.begin().await.unwrap();
-    repos::set_user_role(&mut tx, repo.id, alice.id, RepoRole::Read).await.unwrap();
-    repos::set_user_role(&mut tx, repo.id, alice.id, RepoRole::Admin).await.unwrap(); // replaces
-    repos::set_team_role(&mut tx, repo.id, devs.id, RepoRole::Write).await.unwrap();
+    repos::set_user_role(&mut tx, repo.id, alice.id, RepoRole::Read)
+        .await
+        .unwrap();
+    repos::set_user_role(&mut tx, repo.id, alice.id, RepoRole::Admin)
+        .await
+        .unwrap(); // replaces
+    repos::set_team_role(&mut tx, repo.id, devs.id, RepoRole::Write)
+        .await
+        .unwrap();
     repos::set_description(&mut tx, repo.id, "new").await.unwrap();
-    repos::set_visibility(&mut tx, repo.id, Visibility::Public).await.unwrap();
+    repos::set_visibility(&mut tx, repo.id, Visibility::Public)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
     let mut c = s.conn().await.unwrap();
@@ -124,14 +199,25 @@ backend_test!(async fn teams_members_and_grants(kind) {
     assert_eq!(teams::of_org(&mut c, org.id).await.unwrap().len(), 1);
     assert_eq!(teams::of_member(&mut c, bob.id).await.unwrap()[0].name, "devs");
     assert_eq!(teams::of_member_in_org(&mut c, bob.id, org.id).await.unwrap().len(), 1);
-    let names: Vec<String> = teams::members(&mut c, devs.id).await.unwrap().into_iter().map(|a| a.name).collect();
+    let names: Vec<String> = teams::members(&mut c, devs.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
     assert_eq!(names, ["alice", "bob"]);
     let mut roles = repos::explicit_roles(&mut c, repo.id, alice.id).await.unwrap();
     roles.sort();
     assert_eq!(roles, [RepoRole::Write, RepoRole::Admin], "direct grant and team grant");
-    assert_eq!(repos::explicit_roles(&mut c, repo.id, bob.id).await.unwrap(), [RepoRole::Write]);
+    assert_eq!(
+        repos::explicit_roles(&mut c, repo.id, bob.id).await.unwrap(),
+        [RepoRole::Write]
+    );
     let ug = repos::user_grants(&mut c, repo.id).await.unwrap();
-    assert_eq!((ug.len(), ug[0].name.as_str(), ug[0].role), (1, "alice", RepoRole::Admin));
+    assert_eq!(
+        (ug.len(), ug[0].name.as_str(), ug[0].role),
+        (1, "alice", RepoRole::Admin)
+    );
     let tg = repos::team_grants(&mut c, repo.id).await.unwrap();
     assert_eq!((tg[0].name.as_str(), tg[0].role), ("devs", RepoRole::Write));
     let r = repos::by_path(&mut c, "acme", "team/app").await.unwrap().unwrap();
@@ -148,36 +234,52 @@ backend_test!(async fn teams_members_and_grants(kind) {
     assert!(!repos::delete_user_role(&mut tx, repo.id, alice.id).await.unwrap());
     assert!(repos::delete_team_role(&mut tx, repo.id, devs.id).await.unwrap());
     assert!(!repos::delete_team_role(&mut tx, repo.id, devs.id).await.unwrap());
-    repos::set_team_role(&mut tx, repo.id, devs.id, RepoRole::Read).await.unwrap();
+    repos::set_team_role(&mut tx, repo.id, devs.id, RepoRole::Read)
+        .await
+        .unwrap();
     assert!(teams::delete(&mut tx, devs.id).await.unwrap());
-    assert!(repos::team_grants(&mut tx, repo.id).await.unwrap().is_empty(), "grants go with the team");
+    assert!(
+        repos::team_grants(&mut tx, repo.id).await.unwrap().is_empty(),
+        "grants go with the team"
+    );
     assert!(repos::delete(&mut tx, repo.id).await.unwrap());
     assert!(!repos::delete(&mut tx, repo.id).await.unwrap());
     tx.commit().await.unwrap();
     s.close().await;
-});
+}
 
-backend_test!(async fn tokens_audit_and_secrets(kind) {
+#[backend_test]
+async fn tokens_audit_and_secrets(kind: berth_testkit::DbKind) {
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
     let mut tx = s.begin().await.unwrap();
     let alice = accounts::insert(&mut tx, &user("alice")).await.unwrap();
     let expires = chrono::Utc::now() + chrono::Duration::hours(1);
-    let t = tokens::insert(&mut tx, alice.id, "hash1", "repo:read", "ci", Some(expires)).await.unwrap();
+    let t = tokens::insert(&mut tx, alice.id, "hash1", "repo:read", "ci", Some(expires))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let mut tx = s.begin().await.unwrap();
-    assert!(matches!(tokens::insert(&mut tx, alice.id, "hash1", "repo:read", "", None).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        tokens::insert(&mut tx, alice.id, "hash1", "repo:read", "", None).await,
+        Err(StoreError::Conflict(_))
+    ));
     drop(tx);
     let mut c = s.conn().await.unwrap();
     let found = tokens::by_hash(&mut c, "hash1").await.unwrap().unwrap();
-    assert_eq!((found.id, found.account_id, found.scopes.as_str()), (t.id, alice.id, "repo:read"));
+    assert_eq!(
+        (found.id, found.account_id, found.scopes.as_str()),
+        (t.id, alice.id, "repo:read")
+    );
     assert_eq!(found.expires_at.map(|e| e.timestamp()), Some(expires.timestamp()));
     assert!(tokens::by_hash(&mut c, "nope").await.unwrap().is_none());
     drop(c);
 
     // Audit: per repository, newest first, paged by id, kept after the repository is gone.
     let mut tx = s.begin().await.unwrap();
-    let repo = repos::insert(&mut tx, alice.id, "app", Visibility::Private, "").await.unwrap();
+    let repo = repos::insert(&mut tx, alice.id, "app", Visibility::Private, "")
+        .await
+        .unwrap();
     for i in 0..5 {
         let e = audit::NewEntry {
             kind: "change_repo_permission",
@@ -195,8 +297,13 @@ backend_test!(async fn tokens_audit_and_secrets(kind) {
     let page = audit::of_repository(&mut c, repo.id, None, 3).await.unwrap();
     let is: Vec<i64> = page.iter().map(|e| e.metadata.0["i"].as_i64().unwrap()).collect();
     assert_eq!(is, [4, 3, 2]);
-    assert_eq!((page[0].performer_name.as_deref(), page[0].performer_kind.as_deref()), (Some("alice"), Some("user")));
-    let rest = audit::of_repository(&mut c, repo.id, Some(page[2].id), 10).await.unwrap();
+    assert_eq!(
+        (page[0].performer_name.as_deref(), page[0].performer_kind.as_deref()),
+        (Some("alice"), Some("user"))
+    );
+    let rest = audit::of_repository(&mut c, repo.id, Some(page[2].id), 10)
+        .await
+        .unwrap();
     assert_eq!(rest.len(), 2);
     assert_eq!(audit::of_namespace(&mut c, alice.id, None, 100).await.unwrap().len(), 5);
     drop(c);
@@ -216,29 +323,79 @@ backend_test!(async fn tokens_audit_and_secrets(kind) {
     // Sealed columns: every stored secret is listed by the key of its row and can be replaced;
     // markers and unset values are not secrets.
     let mut tx = s.begin().await.unwrap();
-    secrets::get_or_insert(&mut tx, secrets::REGISTRY_TOKEN_KEY, "plain-key").await.unwrap();
-    let bot = accounts::insert(&mut tx, &NewAccount { name: "alice+bot", kind: AccountKind::Robot, email: None, password_hash: None, superuser: false, robot_owner: Some(alice.id), robot_token: Some(&Sealed::from_stored("tok".into())), description: "" }).await.unwrap();
+    secrets::get_or_insert(&mut tx, secrets::REGISTRY_TOKEN_KEY, "plain-key")
+        .await
+        .unwrap();
+    let bot = accounts::insert(
+        &mut tx,
+        &NewAccount {
+            name: "alice+bot",
+            kind: AccountKind::Robot,
+            email: None,
+            password_hash: None,
+            superuser: false,
+            robot_owner: Some(alice.id),
+            robot_token: Some(&Sealed::from_stored("tok".into())),
+            description: "",
+        },
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let mut c = s.conn().await.unwrap();
     let robots = secrets::sealed_values(&mut c, SealedColumn::RobotToken).await.unwrap();
     assert_eq!(robots, [(bot.id.0.to_string(), Sealed::from_stored("tok".into()))]);
-    let instance = secrets::sealed_values(&mut c, SealedColumn::InstanceSecret).await.unwrap();
-    assert_eq!(instance, [(secrets::REGISTRY_TOKEN_KEY.to_owned(), Sealed::from_stored("plain-key".into()))]);
-    assert!(secrets::sealed_values(&mut c, SealedColumn::TriggerSecret).await.unwrap().is_empty());
+    let instance = secrets::sealed_values(&mut c, SealedColumn::InstanceSecret)
+        .await
+        .unwrap();
+    assert_eq!(
+        instance,
+        [(
+            secrets::REGISTRY_TOKEN_KEY.to_owned(),
+            Sealed::from_stored("plain-key".into())
+        )]
+    );
+    assert!(
+        secrets::sealed_values(&mut c, SealedColumn::TriggerSecret)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     drop(c);
     let mut tx = s.begin().await.unwrap();
-    secrets::replace_sealed(&mut tx, SealedColumn::RobotToken, &bot.id.0.to_string(), &Sealed::from_stored("sealed:v1:x".into())).await.unwrap();
-    secrets::replace_sealed(&mut tx, SealedColumn::InstanceSecret, secrets::REGISTRY_TOKEN_KEY, &Sealed::from_stored("sealed:v1:y".into())).await.unwrap();
+    secrets::replace_sealed(
+        &mut tx,
+        SealedColumn::RobotToken,
+        &bot.id.0.to_string(),
+        &Sealed::from_stored("sealed:v1:x".into()),
+    )
+    .await
+    .unwrap();
+    secrets::replace_sealed(
+        &mut tx,
+        SealedColumn::InstanceSecret,
+        secrets::REGISTRY_TOKEN_KEY,
+        &Sealed::from_stored("sealed:v1:y".into()),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let mut c = s.conn().await.unwrap();
     let bot = accounts::by_id(&mut c, bot.id).await.unwrap().unwrap();
     assert_eq!(bot.robot_token.as_ref().map(Sealed::as_stored), Some("sealed:v1:x"));
-    assert_eq!(secrets::get(&mut c, secrets::REGISTRY_TOKEN_KEY).await.unwrap().as_deref(), Some("sealed:v1:y"));
+    assert_eq!(
+        secrets::get(&mut c, secrets::REGISTRY_TOKEN_KEY)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("sealed:v1:y")
+    );
     drop(c);
     s.close().await;
-});
+}
 
-backend_test!(async fn dropped_transaction_rolls_back(kind) {
+#[backend_test]
+async fn dropped_transaction_rolls_back(kind: berth_testkit::DbKind) {
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
     {
@@ -247,7 +404,7 @@ backend_test!(async fn dropped_transaction_rolls_back(kind) {
     }
     let mut c = s.conn().await.unwrap();
     assert!(accounts::by_name(&mut c, "ghost").await.unwrap().is_none());
-});
+}
 
 #[tokio::test]
 async fn bad_urls_are_rejected_without_leaking_passwords() {
@@ -259,7 +416,8 @@ async fn bad_urls_are_rejected_without_leaking_passwords() {
     assert!(e.contains("sqlite: or postgres://") && !e.contains("hunter2"), "{e}");
 }
 
-backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
+#[backend_test]
+async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbKind) {
     use berth_store::queue::{self, NewJob, PutBack, PutBackKind};
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
@@ -267,10 +425,16 @@ backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
     {
         let mut tx = s.begin().await.unwrap();
         for i in 0..10 {
-            queue::enqueue(&mut tx, "q", &format!("job{i}"), &json!({"i": i})).await.unwrap();
+            queue::enqueue(&mut tx, "q", &format!("job{i}"), &json!({"i": i}))
+                .await
+                .unwrap();
         }
-        let batch: Vec<NewJob> =
-            (10..14).map(|i| NewJob { name: format!("job{i}"), body: json!({"i": i}).to_string() }).collect();
+        let batch: Vec<NewJob> = (10..14)
+            .map(|i| NewJob {
+                name: format!("job{i}"),
+                body: json!({"i": i}).to_string(),
+            })
+            .collect();
         queue::enqueue_many(&mut tx, "q", &batch).await.unwrap();
         queue::enqueue_many(&mut tx, "q", &[]).await.unwrap();
         queue::enqueue(&mut tx, "other", "x", &json!({})).await.unwrap();
@@ -279,7 +443,11 @@ backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
     let mut c = s.conn().await.unwrap();
     let listed = queue::list(&mut c, "q").await.unwrap();
     assert_eq!(listed.len(), 14);
-    assert_eq!((listed[12].name.as_str(), &listed[12].body.0), ("job12", &json!({"i": 12})), "a batch keeps its bodies");
+    assert_eq!(
+        (listed[12].name.as_str(), &listed[12].body.0),
+        ("job12", &json!({"i": 12})),
+        "a batch keeps its bodies"
+    );
     drop(c);
     let now = chrono::Utc::now();
     // Two workers claiming at once take disjoint jobs (SKIP LOCKED on PostgreSQL, the single
@@ -288,7 +456,9 @@ backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
         let s = s.clone();
         async move {
             let mut tx = s.begin_relaxed().await.unwrap();
-            let c = queue::claim(&mut tx, "q", at, at + lease, limit, worker, &skip).await.unwrap();
+            let c = queue::claim(&mut tx, "q", at, at + lease, limit, worker, &skip)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
             c
         }
@@ -301,18 +471,35 @@ backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
     let before = ids.len();
     ids.dedup();
     assert_eq!((before, ids.len()), (14, 14), "every job claimed once");
-    assert!(claimed.iter().all(|j| j.attempt == 1 && j.retries_remaining == queue::DEFAULT_RETRIES - 1));
-    assert!(a.iter().all(|j| j.state_id.starts_with("a-")), "the token names its worker");
+    assert!(
+        claimed
+            .iter()
+            .all(|j| j.attempt == 1 && j.retries_remaining == queue::DEFAULT_RETRIES - 1)
+    );
+    assert!(
+        a.iter().all(|j| j.state_id.starts_with("a-")),
+        "the token names its worker"
+    );
 
     // Leased: nothing more to claim until the lease ends; a renewal extends the leases it still
     // holds, and says which.
     assert!(claim("c", now, 10, vec![]).await.is_empty());
     let (j0, j1) = (&claimed[0], &claimed[1]);
     let mut tx = s.begin_relaxed().await.unwrap();
-    let kept = queue::renew(&mut tx, &[j0.key(), (j1.id, "stale-token".into())], now + chrono::Duration::minutes(5)).await.unwrap();
+    let kept = queue::renew(
+        &mut tx,
+        &[j0.key(), (j1.id, "stale-token".into())],
+        now + chrono::Duration::minutes(5),
+    )
+    .await
+    .unwrap();
     assert_eq!(kept, [j0.id], "a lost claim is not renewed");
     assert!(queue::renew(&mut tx, &[], now).await.unwrap().is_empty());
-    assert!(queue::heartbeat(&mut tx, j0.id, &j0.state_id, now + chrono::Duration::minutes(5)).await.unwrap());
+    assert!(
+        queue::heartbeat(&mut tx, j0.id, &j0.state_id, now + chrono::Duration::minutes(5))
+            .await
+            .unwrap()
+    );
     assert!(!queue::heartbeat(&mut tx, j1.id, "stale-token", now).await.unwrap());
     tx.commit().await.unwrap();
     let later = now + chrono::Duration::minutes(1);
@@ -321,20 +508,62 @@ backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
     assert!(again.iter().all(|j| j.attempt == 2 && j.id != j0.id));
 
     // Moves check the token and say which jobs were still held.
-    let (k0, k1, k2, k3, k4) = (again[0].key(), again[1].key(), again[2].key(), again[3].key(), again[4].key());
+    let (k0, k1, k2, k3, k4) = (
+        again[0].key(),
+        again[1].key(),
+        again[2].key(),
+        again[3].key(),
+        again[4].key(),
+    );
     let mut tx = s.begin_relaxed().await.unwrap();
     assert!(!queue::complete(&mut tx, k0.0, "stale-token").await.unwrap());
-    assert_eq!(queue::complete_many(&mut tx, &[k0.clone(), (k1.0, "stale".into())]).await.unwrap(), [k0.0]);
-    let back = |k: &(i64, String), at| PutBack { id: k.0, state_id: k.1.clone(), at, note: "busy".into() };
+    assert_eq!(
+        queue::complete_many(&mut tx, &[k0.clone(), (k1.0, "stale".into())])
+            .await
+            .unwrap(),
+        [k0.0]
+    );
+    let back = |k: &(i64, String), at| PutBack {
+        id: k.0,
+        state_id: k.1.clone(),
+        at,
+        note: "busy".into(),
+    };
     let t = later + chrono::Duration::minutes(10);
-    assert_eq!(queue::put_back_many(&mut tx, &[back(&k1, t)], PutBackKind::Retry).await.unwrap(), [k1.0]);
-    assert_eq!(queue::put_back_many(&mut tx, &[back(&k2, t)], PutBackKind::Release).await.unwrap(), [k2.0]);
-    assert_eq!(queue::bury_many(&mut tx, &[(k3.0, k3.1.clone(), "dead".into())]).await.unwrap(), [k3.0]);
+    assert_eq!(
+        queue::put_back_many(&mut tx, &[back(&k1, t)], PutBackKind::Retry)
+            .await
+            .unwrap(),
+        [k1.0]
+    );
+    assert_eq!(
+        queue::put_back_many(&mut tx, &[back(&k2, t)], PutBackKind::Release)
+            .await
+            .unwrap(),
+        [k2.0]
+    );
+    assert_eq!(
+        queue::bury_many(&mut tx, &[(k3.0, k3.1.clone(), "dead".into())])
+            .await
+            .unwrap(),
+        [k3.0]
+    );
     assert!(queue::defer(&mut tx, k4.0, &k4.1, t, "later").await.unwrap());
-    assert!(!queue::retry_at(&mut tx, k4.0, &k4.1, t, "x").await.unwrap(), "deferred: the claim is over");
-    assert!(!queue::complete(&mut tx, k3.0, &k3.1).await.unwrap(), "buried: the claim is over");
+    assert!(
+        !queue::retry_at(&mut tx, k4.0, &k4.1, t, "x").await.unwrap(),
+        "deferred: the claim is over"
+    );
+    assert!(
+        !queue::complete(&mut tx, k3.0, &k3.1).await.unwrap(),
+        "buried: the claim is over"
+    );
     assert!(!queue::bury(&mut tx, k4.0, &k4.1, "x").await.unwrap());
-    assert!(queue::put_back_many(&mut tx, &[], PutBackKind::Retry).await.unwrap().is_empty());
+    assert!(
+        queue::put_back_many(&mut tx, &[], PutBackKind::Retry)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(queue::bury_many(&mut tx, &[]).await.unwrap().is_empty());
     assert!(queue::complete_many(&mut tx, &[]).await.unwrap().is_empty());
     tx.commit().await.unwrap();
@@ -342,7 +571,10 @@ backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
     let stats = queue::stats(&mut c, later).await.unwrap();
     let q: Vec<(&str, i64)> = stats.iter().map(|s| (s.queue.as_str(), s.depth)).collect();
     assert_eq!(q, [("other", 1), ("q", 12)], "of 14, one completed and one dead");
-    assert!(stats[0].oldest_due.is_some() && stats[1].oldest_due.is_none(), "q's live jobs are leased or later");
+    assert!(
+        stats[0].oldest_due.is_some() && stats[1].oldest_due.is_none(),
+        "q's live jobs are leased or later"
+    );
     drop(c);
     // The retried job counts its attempt, the released and deferred ones give it back; the dead
     // one never comes back.
@@ -358,7 +590,10 @@ backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
         let mut tx = s.begin().await.unwrap();
         let jobs: Vec<NewJob> = ["flood", "flood", "flood", "quiet"]
             .iter()
-            .map(|n| NewJob { name: (*n).into(), body: "{}".into() })
+            .map(|n| NewJob {
+                name: (*n).into(),
+                body: "{}".into(),
+            })
             .collect();
         queue::enqueue_many(&mut tx, "q", &jobs).await.unwrap();
         tx.commit().await.unwrap();
@@ -384,9 +619,10 @@ backend_test!(async fn queue_claims_are_disjoint_leased_and_announced(kind) {
         listener.abort();
     }
     s.close().await;
-});
+}
 
-backend_test!(async fn delivery_log_and_authorized_emails(kind) {
+#[backend_test]
+async fn delivery_log_and_authorized_emails(kind: berth_testkit::DbKind) {
     use berth_core::DeliveryStatus;
     use berth_store::deliveries::{self, NewAttempt, NewDelivery, StatusChange};
     use berth_store::{authorized_email, notifications};
@@ -395,24 +631,56 @@ backend_test!(async fn delivery_log_and_authorized_emails(kind) {
     let now = chrono::Utc::now();
     let mut tx = s.begin().await.unwrap();
     let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
-    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "").await.unwrap();
+    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "")
+        .await
+        .unwrap();
     let empty = json!({});
     let sealed = |v: &str| Sealed::from_stored(v.to_owned());
     let whsec = sealed("whsec_AAAA");
-    let new = |uuid| notifications::NewNotification { uuid, repo: repo.id, event: "repo_push", method: "webhook", title: None, config: &empty, event_config: &empty, secret: &whsec };
+    let new = |uuid| notifications::NewNotification {
+        uuid,
+        repo: repo.id,
+        event: "repo_push",
+        method: "webhook",
+        title: None,
+        config: &empty,
+        event_config: &empty,
+        secret: &whsec,
+    };
     let n = notifications::insert(&mut tx, &new("n1")).await.unwrap();
     let n2 = notifications::insert(&mut tx, &new("n2")).await.unwrap();
     assert_eq!((n.secret.as_ref(), n.previous_secret.as_ref()), (Some(&whsec), None));
     let until = now + chrono::Duration::hours(1);
-    notifications::set_secret(&mut tx, n.id, &sealed("whsec_BBBB"), Some(&whsec), Some(until)).await.unwrap();
-    let row = |public_id, status, body| NewDelivery { public_id, notification_id: n.id, event: "repo_push", status, body };
-    let ids = deliveries::insert_many(&mut tx, &[row("e1.n1", DeliveryStatus::Pending, r#"{"test":true}"#), row("e2.n1", DeliveryStatus::Skipped, "{}")], now)
+    notifications::set_secret(&mut tx, n.id, &sealed("whsec_BBBB"), Some(&whsec), Some(until))
         .await
         .unwrap();
+    let row = |public_id, status, body| NewDelivery {
+        public_id,
+        notification_id: n.id,
+        event: "repo_push",
+        status,
+        body,
+    };
+    let ids = deliveries::insert_many(
+        &mut tx,
+        &[
+            row("e1.n1", DeliveryStatus::Pending, r#"{"test":true}"#),
+            row("e2.n1", DeliveryStatus::Skipped, "{}"),
+        ],
+        now,
+    )
+    .await
+    .unwrap();
     let id_of = |p: &str| ids.iter().find(|(_, x)| x == p).unwrap().0;
     let (e1, e2) = (id_of("e1.n1"), id_of("e2.n1"));
-    let again = deliveries::insert_many(&mut tx, &[row("e2.n1", DeliveryStatus::Skipped, "{}")], now).await.unwrap();
-    assert_eq!(again, [(e2, "e2.n1".to_owned())], "a public id seen before keeps its row");
+    let again = deliveries::insert_many(&mut tx, &[row("e2.n1", DeliveryStatus::Skipped, "{}")], now)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        [(e2, "e2.n1".to_owned())],
+        "a public id seen before keeps its row"
+    );
     assert!(deliveries::insert_many(&mut tx, &[], now).await.unwrap().is_empty());
     let headers = vec![("webhook-id".to_owned(), "e1.n1".to_owned())];
     let attempt = |i: i32, outcome: &'static str, status| NewAttempt {
@@ -430,107 +698,275 @@ backend_test!(async fn delivery_log_and_authorized_emails(kind) {
         outcome,
         status,
     };
-    deliveries::record_attempts(&mut tx, &[attempt(1, "retry", DeliveryStatus::Pending), attempt(2, "failed", DeliveryStatus::Failed)], now).await.unwrap();
+    deliveries::record_attempts(
+        &mut tx,
+        &[
+            attempt(1, "retry", DeliveryStatus::Pending),
+            attempt(2, "failed", DeliveryStatus::Failed),
+        ],
+        now,
+    )
+    .await
+    .unwrap();
     deliveries::record_attempts(&mut tx, &[], now).await.unwrap();
-    let note = StatusChange { delivery: e2, status: DeliveryStatus::Skipped, note: Some("the notification was disabled"), attempts: 0 };
+    let note = StatusChange {
+        delivery: e2,
+        status: DeliveryStatus::Skipped,
+        note: Some("the notification was disabled"),
+        attempts: 0,
+    };
     deliveries::set_statuses(&mut tx, &[note], now).await.unwrap();
     deliveries::set_statuses(&mut tx, &[], now).await.unwrap();
 
     // Failure counting: added, or counted afresh after a success; cleared only where set.
-    let failed = notifications::add_failures(&mut tx, n.id, 2, now, false).await.unwrap().unwrap();
+    let failed = notifications::add_failures(&mut tx, n.id, 2, now, false)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((failed.number_of_failures, failed.failing_since.is_some()), (2, true));
-    let failed = notifications::add_failures(&mut tx, n.id, 1, now, false).await.unwrap().unwrap();
+    let failed = notifications::add_failures(&mut tx, n.id, 1, now, false)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(failed.number_of_failures, 3);
     let later = now + chrono::Duration::minutes(1);
-    let after = notifications::add_failures(&mut tx, n.id, 1, later, true).await.unwrap().unwrap();
+    let after = notifications::add_failures(&mut tx, n.id, 1, later, true)
+        .await
+        .unwrap()
+        .unwrap();
     let micros = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_micros());
-    assert_eq!((after.number_of_failures, micros(after.failing_since)), (1, micros(Some(later))), "a success came first");
-    notifications::add_failures(&mut tx, n2.id, 4, now, false).await.unwrap();
-    assert!(notifications::add_failures(&mut tx, 999_999, 1, now, false).await.unwrap().is_none());
+    assert_eq!(
+        (after.number_of_failures, micros(after.failing_since)),
+        (1, micros(Some(later))),
+        "a success came first"
+    );
+    notifications::add_failures(&mut tx, n2.id, 4, now, false)
+        .await
+        .unwrap();
+    assert!(
+        notifications::add_failures(&mut tx, 999_999, 1, now, false)
+            .await
+            .unwrap()
+            .is_none()
+    );
     notifications::clear_failures(&mut tx, &[n2.id]).await.unwrap();
     notifications::clear_failures(&mut tx, &[]).await.unwrap();
     assert!(notifications::disable(&mut tx, n.id, "gone", now).await.unwrap());
-    assert!(!notifications::disable(&mut tx, n.id, "gone again", now).await.unwrap(), "once");
+    assert!(
+        !notifications::disable(&mut tx, n.id, "gone again", now).await.unwrap(),
+        "once"
+    );
     notifications::set_enabled(&mut tx, n2.id, true, None).await.unwrap();
 
-    let row = authorized_email::request(&mut tx, repo.id, "a@example.com", "hash1", now + chrono::Duration::days(7)).await.unwrap();
+    let row = authorized_email::request(
+        &mut tx,
+        repo.id,
+        "a@example.com",
+        "hash1",
+        now + chrono::Duration::days(7),
+    )
+    .await
+    .unwrap();
     assert!(!row.confirmed);
-    let again = authorized_email::request(&mut tx, repo.id, "a@example.com", "hash2", now + chrono::Duration::days(7)).await.unwrap();
+    let again = authorized_email::request(
+        &mut tx,
+        repo.id,
+        "a@example.com",
+        "hash2",
+        now + chrono::Duration::days(7),
+    )
+    .await
+    .unwrap();
     assert_eq!(again.id, row.id, "a new code for the same pending address");
-    assert!(authorized_email::by_code(&mut tx, "hash1").await.unwrap().is_none(), "the old code is replaced");
+    assert!(
+        authorized_email::by_code(&mut tx, "hash1").await.unwrap().is_none(),
+        "the old code is replaced"
+    );
     authorized_email::confirm(&mut tx, row.id, now).await.unwrap();
-    authorized_email::request(&mut tx, repo.id, "a@example.com", "hash3", now).await.unwrap();
-    assert!(authorized_email::by_code(&mut tx, "hash2").await.unwrap().is_some(), "a confirmed address keeps its record");
+    authorized_email::request(&mut tx, repo.id, "a@example.com", "hash3", now)
+        .await
+        .unwrap();
+    assert!(
+        authorized_email::by_code(&mut tx, "hash2").await.unwrap().is_some(),
+        "a confirmed address keeps its record"
+    );
     tx.commit().await.unwrap();
 
     let mut c = s.conn().await.unwrap();
     let n = notifications::by_uuid_any(&mut c, "n1").await.unwrap().unwrap();
-    assert_eq!((n.enabled, n.disabled_reason.as_deref(), n.disabled_at.is_some(), n.number_of_failures), (false, Some("gone"), true, 1));
-    assert_eq!((n.secret, n.previous_secret), (Some(sealed("whsec_BBBB")), Some(whsec.clone())));
+    assert_eq!(
+        (
+            n.enabled,
+            n.disabled_reason.as_deref(),
+            n.disabled_at.is_some(),
+            n.number_of_failures
+        ),
+        (false, Some("gone"), true, 1)
+    );
+    assert_eq!(
+        (n.secret, n.previous_secret),
+        (Some(sealed("whsec_BBBB")), Some(whsec.clone()))
+    );
     assert_eq!(n.previous_secret_until.map(|t| t.timestamp()), Some(until.timestamp()));
-    let mut both = notifications::by_uuids(&mut c, &["n2".into(), "n1".into(), "none".into()]).await.unwrap();
+    let mut both = notifications::by_uuids(&mut c, &["n2".into(), "n1".into(), "none".into()])
+        .await
+        .unwrap();
     both.sort_by_key(|r| r.id);
-    assert_eq!(both.iter().map(|r| (r.uuid.as_str(), r.number_of_failures)).collect::<Vec<_>>(), [("n1", 1), ("n2", 0)]);
+    assert_eq!(
+        both.iter()
+            .map(|r| (r.uuid.as_str(), r.number_of_failures))
+            .collect::<Vec<_>>(),
+        [("n1", 1), ("n2", 0)]
+    );
     assert!(notifications::by_uuids(&mut c, &[]).await.unwrap().is_empty());
     assert_eq!(notifications::count_disabled(&mut c).await.unwrap(), 1);
     let all = deliveries::list(&mut c, n.id, None, 10, 0).await.unwrap();
-    assert_eq!(all.iter().map(|d| d.public_id.as_str()).collect::<Vec<_>>(), ["e2.n1", "e1.n1"], "newest first");
-    assert_eq!((all[0].status.as_str(), all[0].attempts, all[0].last_error.as_deref()), ("skipped", 0, Some("the notification was disabled")));
-    let failed = deliveries::list(&mut c, n.id, Some(DeliveryStatus::Failed), 10, 0).await.unwrap();
-    assert_eq!((failed.len(), failed[0].attempts, failed[0].last_error.as_deref()), (1, 2, Some("503 response for webhook")));
+    assert_eq!(
+        all.iter().map(|d| d.public_id.as_str()).collect::<Vec<_>>(),
+        ["e2.n1", "e1.n1"],
+        "newest first"
+    );
+    assert_eq!(
+        (all[0].status.as_str(), all[0].attempts, all[0].last_error.as_deref()),
+        ("skipped", 0, Some("the notification was disabled"))
+    );
+    let failed = deliveries::list(&mut c, n.id, Some(DeliveryStatus::Failed), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (failed.len(), failed[0].attempts, failed[0].last_error.as_deref()),
+        (1, 2, Some("503 response for webhook"))
+    );
     assert_eq!(failed[0].body, r#"{"test":true}"#, "the payload is kept byte for byte");
     let attempts = deliveries::attempts(&mut c, failed[0].id).await.unwrap();
-    assert_eq!(attempts.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>(), ["retry", "failed"]);
+    assert_eq!(
+        attempts.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>(),
+        ["retry", "failed"]
+    );
     assert_eq!(attempts[0].response_headers.as_ref().unwrap().0, headers);
     assert_eq!(attempts[0].request_headers.0, headers);
-    let unsent = deliveries::unsent_since(&mut c, n.id, now - chrono::Duration::seconds(1)).await.unwrap();
+    let unsent = deliveries::unsent_since(&mut c, n.id, now - chrono::Duration::seconds(1))
+        .await
+        .unwrap();
     assert_eq!(unsent.len(), 2);
     assert!(deliveries::get(&mut c, n.id, "e1.n1").await.unwrap().is_some());
-    assert!(authorized_email::get(&mut c, repo.id, "a@example.com").await.unwrap().unwrap().confirmed);
+    assert!(
+        authorized_email::get(&mut c, repo.id, "a@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .confirmed
+    );
     drop(c);
 
     let mut tx = s.begin().await.unwrap();
-    assert_eq!(deliveries::delete_before(&mut tx, now + chrono::Duration::seconds(1)).await.unwrap(), 2);
-    assert!(authorized_email::delete(&mut tx, repo.id, "a@example.com").await.unwrap());
-    assert!(!authorized_email::delete(&mut tx, repo.id, "a@example.com").await.unwrap());
+    assert_eq!(
+        deliveries::delete_before(&mut tx, now + chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        authorized_email::delete(&mut tx, repo.id, "a@example.com")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !authorized_email::delete(&mut tx, repo.id, "a@example.com")
+            .await
+            .unwrap()
+    );
     tx.commit().await.unwrap();
     s.close().await;
-});
+}
 
-backend_test!(async fn scanner_records(kind) {
+#[backend_test]
+async fn scanner_records(kind: berth_testkit::DbKind) {
     use berth_store::secscan::{self, status};
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
     let now = chrono::Utc::now();
     let mut tx = s.begin().await.unwrap();
     // Layers: stored once, the first copy kept.
-    secscan::put_layer(&mut tx, "sha256:l1", &json!({"files": {}}), now).await.unwrap();
-    secscan::put_layer(&mut tx, "sha256:l1", &json!({"files": {"x": 1}}), now).await.unwrap();
+    secscan::put_layer(&mut tx, "sha256:l1", &json!({"files": {}}), now)
+        .await
+        .unwrap();
+    secscan::put_layer(&mut tx, "sha256:l1", &json!({"files": {"x": 1}}), now)
+        .await
+        .unwrap();
     // Manifests: replaced on re-index, paged by digest.
-    secscan::put_manifest(&mut tx, "sha256:m1", status::FAILED, Some("bad layer"), None, now).await.unwrap();
-    secscan::put_manifest(&mut tx, "sha256:m1", status::SCANNED, None, Some(&json!({"packages": []})), now).await.unwrap();
-    secscan::put_manifest(&mut tx, "sha256:m2", status::SCANNED, None, Some(&json!({"packages": []})), now).await.unwrap();
-    secscan::put_manifest(&mut tx, "sha256:m3", status::UNSUPPORTED, Some("an index"), None, now).await.unwrap();
+    secscan::put_manifest(&mut tx, "sha256:m1", status::FAILED, Some("bad layer"), None, now)
+        .await
+        .unwrap();
+    secscan::put_manifest(
+        &mut tx,
+        "sha256:m1",
+        status::SCANNED,
+        None,
+        Some(&json!({"packages": []})),
+        now,
+    )
+    .await
+    .unwrap();
+    secscan::put_manifest(
+        &mut tx,
+        "sha256:m2",
+        status::SCANNED,
+        None,
+        Some(&json!({"packages": []})),
+        now,
+    )
+    .await
+    .unwrap();
+    secscan::put_manifest(&mut tx, "sha256:m3", status::UNSUPPORTED, Some("an index"), None, now)
+        .await
+        .unwrap();
     // Advisories: unchanged ones are skipped; changed ones replace their package keys.
     let keys = vec![("Debian".to_owned(), "openssl".to_owned())];
-    assert!(secscan::put_advisory(&mut tx, "A-1", "t1", &json!({"id": "A-1"}), &keys, now).await.unwrap());
-    assert!(!secscan::put_advisory(&mut tx, "A-1", "t1", &json!({"id": "A-1"}), &keys, now).await.unwrap());
+    assert!(
+        secscan::put_advisory(&mut tx, "A-1", "t1", &json!({"id": "A-1"}), &keys, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !secscan::put_advisory(&mut tx, "A-1", "t1", &json!({"id": "A-1"}), &keys, now)
+            .await
+            .unwrap()
+    );
     let moved = vec![("Debian".to_owned(), "curl".to_owned())];
-    assert!(secscan::put_advisory(&mut tx, "A-1", "t2", &json!({"id": "A-1", "v": 2}), &moved, now).await.unwrap());
+    assert!(
+        secscan::put_advisory(&mut tx, "A-1", "t2", &json!({"id": "A-1", "v": 2}), &moved, now)
+            .await
+            .unwrap()
+    );
     assert!(secscan::add_finding(&mut tx, "sha256:m1", "A-1", now).await.unwrap());
     assert!(!secscan::add_finding(&mut tx, "sha256:m1", "A-1", now).await.unwrap());
     tx.commit().await.unwrap();
 
     let mut c = s.conn().await.unwrap();
-    assert_eq!(secscan::layer(&mut c, "sha256:l1").await.unwrap(), Some(json!({"files": {}})));
+    assert_eq!(
+        secscan::layer(&mut c, "sha256:l1").await.unwrap(),
+        Some(json!({"files": {}}))
+    );
     assert_eq!(secscan::layer(&mut c, "sha256:none").await.unwrap(), None);
     let m1 = secscan::manifest(&mut c, "sha256:m1").await.unwrap().unwrap();
     assert_eq!((m1.status.as_str(), m1.reason), ("scanned", None));
-    let page: Vec<String> = secscan::scanned_after(&mut c, "", 10).await.unwrap().into_iter().map(|m| m.digest).collect();
+    let page: Vec<String> = secscan::scanned_after(&mut c, "", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.digest)
+        .collect();
     assert_eq!(page, ["sha256:m1", "sha256:m2"]);
     assert_eq!(secscan::scanned_after(&mut c, "sha256:m1", 10).await.unwrap().len(), 1);
-    assert_eq!(secscan::advisories_for(&mut c, "Debian", "openssl").await.unwrap(), Vec::<serde_json::Value>::new());
-    assert_eq!(secscan::advisories_for(&mut c, "Debian", "curl").await.unwrap(), [json!({"id": "A-1", "v": 2})]);
+    assert_eq!(
+        secscan::advisories_for(&mut c, "Debian", "openssl").await.unwrap(),
+        Vec::<serde_json::Value>::new()
+    );
+    assert_eq!(
+        secscan::advisories_for(&mut c, "Debian", "curl").await.unwrap(),
+        [json!({"id": "A-1", "v": 2})]
+    );
     assert_eq!(secscan::advisory_count(&mut c).await.unwrap(), 1);
     assert!(secscan::tags_of(&mut c, "sha256:m1").await.unwrap().is_empty());
     drop(c);
@@ -538,9 +974,10 @@ backend_test!(async fn scanner_records(kind) {
     let mut tx = s.begin().await.unwrap();
     assert_eq!(secscan::purge_orphans(&mut tx).await.unwrap(), 5);
     tx.commit().await.unwrap();
-});
+}
 
-backend_test!(async fn builds_logs_filedrops_and_triggers(kind) {
+#[backend_test]
+async fn builds_logs_filedrops_and_triggers(kind: berth_testkit::DbKind) {
     use berth_core::BuildPhase;
     use berth_store::builds::{self, NewBuild};
     let db = TestDb::new(kind).await;
@@ -548,86 +985,215 @@ backend_test!(async fn builds_logs_filedrops_and_triggers(kind) {
     let now = chrono::Utc::now();
     let mut tx = s.begin().await.unwrap();
     let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
-    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "").await.unwrap();
-    let t = builds::insert_trigger(&mut tx, "t-1", repo.id, "github", &Sealed::from_stored("sekrit".into()), owner.id.0).await.unwrap();
+    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "")
+        .await
+        .unwrap();
+    let t = builds::insert_trigger(
+        &mut tx,
+        "t-1",
+        repo.id,
+        "github",
+        &Sealed::from_stored("sekrit".into()),
+        owner.id.0,
+    )
+    .await
+    .unwrap();
     assert!(!t.activated);
-    builds::activate_trigger(&mut tx, t.id, &json!({"build_source": "file:///src"})).await.unwrap();
+    builds::activate_trigger(&mut tx, t.id, &json!({"build_source": "file:///src"}))
+        .await
+        .unwrap();
     let meta = json!({"commit": "abc"});
     let tags = vec!["v1".to_owned()];
-    let b = builds::insert(&mut tx, &NewBuild {
-        uuid: "b-1", repo: repo.id, display_name: "abc1234", docker_tags: &tags, source: &json!({"kind": "git"}),
-        dockerfile_path: "Dockerfile", context: "", trigger_id: Some(t.id), trigger_metadata: &meta,
-        manual_user: None, performer_id: Some(owner.id.0),
-    }).await.unwrap();
+    let b = builds::insert(
+        &mut tx,
+        &NewBuild {
+            uuid: "b-1",
+            repo: repo.id,
+            display_name: "abc1234",
+            docker_tags: &tags,
+            source: &json!({"kind": "git"}),
+            dockerfile_path: "Dockerfile",
+            context: "",
+            trigger_id: Some(t.id),
+            trigger_metadata: &meta,
+            manual_user: None,
+            performer_id: Some(owner.id.0),
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(b.phase, BuildPhase::Waiting);
-    assert!(builds::set_phase(&mut tx, b.id, BuildPhase::Building, None, now).await.unwrap());
+    assert!(
+        builds::set_phase(&mut tx, b.id, BuildPhase::Building, None, now)
+            .await
+            .unwrap()
+    );
     assert!(builds::request_cancel(&mut tx, b.id).await.unwrap());
-    builds::set_credential(&mut tx, b.id, Some("hash"), Some(now + chrono::Duration::minutes(5))).await.unwrap();
-    assert_eq!(builds::append_log(&mut tx, b.id, &[("phase", "building"), ("output", "STEP 1")], now).await.unwrap(), 2);
-    assert_eq!(builds::append_log(&mut tx, b.id, &[("output", "done")], now).await.unwrap(), 3);
-    builds::set_result(&mut tx, b.id, "sha256:c", &["sha256:m".to_owned()]).await.unwrap();
-    assert!(builds::set_phase(&mut tx, b.id, BuildPhase::Complete, None, now).await.unwrap());
-    assert!(!builds::set_phase(&mut tx, b.id, BuildPhase::Error, Some("late"), now).await.unwrap(), "final phases stay");
+    builds::set_credential(&mut tx, b.id, Some("hash"), Some(now + chrono::Duration::minutes(5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        builds::append_log(&mut tx, b.id, &[("phase", "building"), ("output", "STEP 1")], now)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        builds::append_log(&mut tx, b.id, &[("output", "done")], now)
+            .await
+            .unwrap(),
+        3
+    );
+    builds::set_result(&mut tx, b.id, "sha256:c", &["sha256:m".to_owned()])
+        .await
+        .unwrap();
+    assert!(
+        builds::set_phase(&mut tx, b.id, BuildPhase::Complete, None, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !builds::set_phase(&mut tx, b.id, BuildPhase::Error, Some("late"), now)
+            .await
+            .unwrap(),
+        "final phases stay"
+    );
     assert!(!builds::request_cancel(&mut tx, b.id).await.unwrap());
-    builds::create_filedrop(&mut tx, "f-1", owner.id.0, "tokenhash", "text/plain").await.unwrap();
+    builds::create_filedrop(&mut tx, "f-1", owner.id.0, "tokenhash", "text/plain")
+        .await
+        .unwrap();
     let (t0, stale) = (now, now - chrono::Duration::minutes(10));
-    assert!(!builds::begin_filedrop_upload(&mut tx, "f-1", "wrong", t0, stale).await.unwrap());
-    assert!(builds::begin_filedrop_upload(&mut tx, "f-1", "tokenhash", t0, stale).await.unwrap());
-    assert!(!builds::begin_filedrop_upload(&mut tx, "f-1", "tokenhash", t0, stale).await.unwrap(), "one upload at a time");
+    assert!(
+        !builds::begin_filedrop_upload(&mut tx, "f-1", "wrong", t0, stale)
+            .await
+            .unwrap()
+    );
+    assert!(
+        builds::begin_filedrop_upload(&mut tx, "f-1", "tokenhash", t0, stale)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !builds::begin_filedrop_upload(&mut tx, "f-1", "tokenhash", t0, stale)
+            .await
+            .unwrap(),
+        "one upload at a time"
+    );
     builds::add_filedrop_chunk(&mut tx, "f-1", 0, b"half").await.unwrap();
     builds::abort_filedrop_upload(&mut tx, "f-1", t0).await.unwrap();
     let t1 = t0 + chrono::Duration::seconds(1);
-    assert!(builds::begin_filedrop_upload(&mut tx, "f-1", "tokenhash", t1, stale).await.unwrap(), "again after a failure");
+    assert!(
+        builds::begin_filedrop_upload(&mut tx, "f-1", "tokenhash", t1, stale)
+            .await
+            .unwrap(),
+        "again after a failure"
+    );
     builds::add_filedrop_chunk(&mut tx, "f-1", 0, b"FROM ").await.unwrap();
     builds::add_filedrop_chunk(&mut tx, "f-1", 1, b"scratch").await.unwrap();
-    assert!(!builds::finish_filedrop_upload(&mut tx, "f-1", t0, 12, "sha256:x").await.unwrap(), "not the aborted upload's");
-    assert!(builds::finish_filedrop_upload(&mut tx, "f-1", t1, 12, "sha256:x").await.unwrap());
+    assert!(
+        !builds::finish_filedrop_upload(&mut tx, "f-1", t0, 12, "sha256:x")
+            .await
+            .unwrap(),
+        "not the aborted upload's"
+    );
+    assert!(
+        builds::finish_filedrop_upload(&mut tx, "f-1", t1, 12, "sha256:x")
+            .await
+            .unwrap()
+    );
     let later = t1 + chrono::Duration::hours(1);
-    assert!(!builds::begin_filedrop_upload(&mut tx, "f-1", "tokenhash", later, later).await.unwrap(), "filled once");
+    assert!(
+        !builds::begin_filedrop_upload(&mut tx, "f-1", "tokenhash", later, later)
+            .await
+            .unwrap(),
+        "filled once"
+    );
     tx.commit().await.unwrap();
 
     let mut c = s.conn().await.unwrap();
     let got = builds::by_uuid(&mut c, repo.id, "b-1").await.unwrap().unwrap();
-    assert_eq!((got.phase.as_str(), got.image_id.as_deref(), got.manifest_digests.0.clone()), ("complete", Some("sha256:c"), vec!["sha256:m".to_owned()]));
+    assert_eq!(
+        (
+            got.phase.as_str(),
+            got.image_id.as_deref(),
+            got.manifest_digests.0.clone()
+        ),
+        ("complete", Some("sha256:c"), vec!["sha256:m".to_owned()])
+    );
     assert!(got.started_at.is_some() && got.completed_at.is_some() && got.cancel_requested);
     assert_eq!(builds::by_id(&mut c, b.id).await.unwrap().unwrap().uuid, "b-1");
     assert!(builds::by_uuid_any(&mut c, "b-1").await.unwrap().is_some());
     assert!(builds::cancel_requested(&mut c, b.id).await.unwrap());
     assert_eq!(builds::list(&mut c, repo.id, 10).await.unwrap().len(), 1);
     assert!(builds::by_credential(&mut c, "hash", now).await.unwrap().is_some());
-    assert!(builds::by_credential(&mut c, "hash", now + chrono::Duration::minutes(10)).await.unwrap().is_none(), "expired");
+    assert!(
+        builds::by_credential(&mut c, "hash", now + chrono::Duration::minutes(10))
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
     let (lines, total) = builds::logs(&mut c, b.id, 1, 10).await.unwrap();
-    assert_eq!((lines.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), total), (vec!["STEP 1", "done"], 3));
+    assert_eq!(
+        (lines.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), total),
+        (vec!["STEP 1", "done"], 3)
+    );
     let filled = builds::filedrop(&mut c, "f-1").await.unwrap().unwrap();
-    assert_eq!((filled.owner_id, filled.size, filled.digest.as_deref()), (owner.id.0, Some(12), Some("sha256:x")));
-    assert_eq!(builds::filedrop_content(&mut c, "f-1").await.unwrap(), Some(b"FROM scratch".to_vec()));
-    assert_eq!(builds::trigger(&mut c, repo.id, "t-1").await.unwrap().unwrap().config.0["build_source"], "file:///src");
+    assert_eq!(
+        (filled.owner_id, filled.size, filled.digest.as_deref()),
+        (owner.id.0, Some(12), Some("sha256:x"))
+    );
+    assert_eq!(
+        builds::filedrop_content(&mut c, "f-1").await.unwrap(),
+        Some(b"FROM scratch".to_vec())
+    );
+    assert_eq!(
+        builds::trigger(&mut c, repo.id, "t-1").await.unwrap().unwrap().config.0["build_source"],
+        "file:///src"
+    );
     assert!(builds::trigger_any(&mut c, "t-1").await.unwrap().unwrap().activated);
     assert_eq!(builds::trigger_by_id(&mut c, t.id).await.unwrap().unwrap().uuid, "t-1");
     assert_eq!(builds::triggers(&mut c, repo.id).await.unwrap().len(), 1);
     drop(c);
     let mut tx = s.begin().await.unwrap();
     assert!(builds::delete_trigger(&mut tx, t.id).await.unwrap());
-    assert_eq!(builds::delete_filedrops_before(&mut tx, now + chrono::Duration::hours(1)).await.unwrap(), 1);
+    assert_eq!(
+        builds::delete_filedrops_before(&mut tx, now + chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        1
+    );
     builds::set_credential(&mut tx, b.id, None, None).await.unwrap();
     tx.commit().await.unwrap();
     let mut c = s.conn().await.unwrap();
     let kept = builds::by_uuid(&mut c, repo.id, "b-1").await.unwrap().unwrap();
     assert_eq!(kept.trigger_id, None, "builds outlive their trigger");
-    assert!(builds::by_credential(&mut c, "hash", now).await.unwrap().is_none(), "revoked");
-});
+    assert!(
+        builds::by_credential(&mut c, "hash", now).await.unwrap().is_none(),
+        "revoked"
+    );
+}
 
-backend_test!(async fn sessions_and_the_bell_count(kind) {
+#[backend_test]
+async fn sessions_and_the_bell_count(kind: berth_testkit::DbKind) {
     use berth_store::{inapp, sessions};
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
     let now = chrono::Utc::now();
     let mut tx = s.begin().await.unwrap();
     let alice = accounts::insert(&mut tx, &user("alice")).await.unwrap();
-    sessions::insert(&mut tx, "live", alice.id.0, "csrf-1", now + chrono::Duration::hours(1)).await.unwrap();
-    sessions::insert(&mut tx, "old", alice.id.0, "csrf-2", now - chrono::Duration::hours(1)).await.unwrap();
-    inapp::insert(&mut tx, "i-1", "repo_push", alice.id, None, &json!({})).await.unwrap();
-    inapp::insert(&mut tx, "i-2", "repo_push", alice.id, None, &json!({})).await.unwrap();
+    sessions::insert(&mut tx, "live", alice.id.0, "csrf-1", now + chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    sessions::insert(&mut tx, "old", alice.id.0, "csrf-2", now - chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    inapp::insert(&mut tx, "i-1", "repo_push", alice.id, None, &json!({}))
+        .await
+        .unwrap();
+    inapp::insert(&mut tx, "i-2", "repo_push", alice.id, None, &json!({}))
+        .await
+        .unwrap();
     inapp::set_dismissed(&mut tx, alice.id, "i-1", true).await.unwrap();
     tx.commit().await.unwrap();
     let mut c = s.conn().await.unwrap();
@@ -640,8 +1206,13 @@ backend_test!(async fn sessions_and_the_bell_count(kind) {
     assert_eq!(sessions::delete_expired(&mut tx, now).await.unwrap(), 1);
     sessions::delete(&mut tx, "live").await.unwrap();
     tx.commit().await.unwrap();
-    assert!(sessions::live(&mut s.conn().await.unwrap(), "live", now).await.unwrap().is_none());
-});
+    assert!(
+        sessions::live(&mut s.conn().await.unwrap(), "live", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
 
 #[tokio::test]
 async fn rpm_databases_are_read_without_writing() {
@@ -678,41 +1249,83 @@ async fn rpm_databases_are_read_without_writing() {
     assert!(berth_store::secscan::rpm_headers(&path).await.is_err());
 }
 
-backend_test!(async fn queued_notification_jobs_of_the_old_shape_are_upgraded(kind) {
+#[backend_test]
+async fn queued_notification_jobs_of_the_old_shape_are_upgraded(kind: berth_testkit::DbKind) {
     use berth_store::{notifications, queue};
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
     let mut tx = s.begin().await.unwrap();
     let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
-    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "").await.unwrap();
+    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "")
+        .await
+        .unwrap();
     let empty = json!({});
     let whsec = Sealed::from_stored("whsec_AAAA".into());
-    let n = notifications::NewNotification { uuid: "n1", repo: repo.id, event: "repo_push", method: "webhook", title: None, config: &empty, event_config: &empty, secret: &whsec };
+    let n = notifications::NewNotification {
+        uuid: "n1",
+        repo: repo.id,
+        event: "repo_push",
+        method: "webhook",
+        title: None,
+        config: &empty,
+        event_config: &empty,
+        secret: &whsec,
+    };
     let n = notifications::insert(&mut tx, &n).await.unwrap();
     // A job and its log row as versions before 0011 wrote them.
     let old = json!({"notification_uuid": "n1", "delivery_id": "e1.n1", "event": "repo_push", "event_id": "e1",
         "occurred_at": "2026-11-01T10:00:00+00:00", "event_data": {"updated_tags": ["v1"]},
         "performer_data": {"entity_name": "alice"}, "test": true});
-    let log = berth_store::deliveries::insert_many(&mut tx, &[berth_store::deliveries::NewDelivery {
-        public_id: "e1.n1", notification_id: n.id, event: "repo_push", status: berth_core::DeliveryStatus::Pending, body: &old.to_string() }], chrono::Utc::now()).await.unwrap();
-    queue::enqueue(&mut tx, "notification", "notification/owner/web/repo_push/", &old).await.unwrap();
-    queue::enqueue(&mut tx, "notification", "notification/owner/web/repo_push/", &json!({"notification_uuid": "n1",
+    let log = berth_store::deliveries::insert_many(
+        &mut tx,
+        &[berth_store::deliveries::NewDelivery {
+            public_id: "e1.n1",
+            notification_id: n.id,
+            event: "repo_push",
+            status: berth_core::DeliveryStatus::Pending,
+            body: &old.to_string(),
+        }],
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    queue::enqueue(&mut tx, "notification", "notification/owner/web/repo_push/", &old)
+        .await
+        .unwrap();
+    queue::enqueue(
+        &mut tx,
+        "notification",
+        "notification/owner/web/repo_push/",
+        &json!({"notification_uuid": "n1",
         "delivery_id": "e0.n1", "event": "repo_push", "event_id": "e0", "occurred_at": "2026-11-01T10:00:00+00:00",
-        "event_data": {}, "performer_data": {}, "test": false})).await.unwrap();
+        "event_data": {}, "performer_data": {}, "test": false}),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     // Run the upgrade statement of migration 0011 again, on them.
     let dir = if kind == DbKind::Sqlite { "sqlite" } else { "postgres" };
-    let file = std::fs::read_to_string(format!("{}/migrations/{dir}/0011_dispatch.sql", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let file = std::fs::read_to_string(format!(
+        "{}/migrations/{dir}/0011_dispatch.sql",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     let upgrade = &file[file.find("UPDATE queue_item").unwrap()..];
     match kind {
         DbKind::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(upgrade)).execute(&pool).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(upgrade))
+                .execute(&pool)
+                .await
+                .unwrap();
             pool.close().await;
         }
         DbKind::Postgres => {
             let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(upgrade)).execute(&pool).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(upgrade))
+                .execute(&pool)
+                .await
+                .unwrap();
             pool.close().await;
         }
     }
@@ -724,8 +1337,12 @@ backend_test!(async fn queued_notification_jobs_of_the_old_shape_are_upgraded(ki
             "payload": {"event_id": "e1", "occurred_at": "2026-11-01T10:00:00+00:00", "event_data": {"updated_tags": ["v1"]},
                 "performer_data": {"entity_name": "alice"}, "test": true}})
     );
-    assert_eq!(jobs[1].body.0["log_id"], json!(null), "a job without a log row keeps none");
+    assert_eq!(
+        jobs[1].body.0["log_id"],
+        json!(null),
+        "a job without a log row keeps none"
+    );
     assert_eq!(jobs[1].body.0["payload"]["test"], json!(false));
     drop(c);
     s.close().await;
-});
+}

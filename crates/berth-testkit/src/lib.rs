@@ -1,12 +1,13 @@
 //! Test support only (a dev-dependency): fresh databases for the SQLite/PostgreSQL matrix.
 //!
-//! Architecture invariant: this crate depends on no Berth crate, so any Berth crate can use it in its
-//! tests without a dependency cycle.
+//! Architecture invariant: this crate depends on no Berth crate but its own macros, so any Berth
+//! crate can use it in its tests without a dependency cycle.
 //!
 //! - [`TestDb::new`] makes an empty database: a SQLite file in a temporary directory, or a new
 //!   PostgreSQL database on the server named by `TEST_DATABASE_URL` (default
 //!   `postgres://postgres@127.0.0.1:5432/postgres`), dropped again when the value is dropped.
-//! - [`backend_test!`] turns one async test body into two tests, `…::sqlite` and `…::postgres`.
+//! - [`backend_test`] (`#[backend_test] async fn name(kind: DbKind)`) turns one async test into
+//!   two, `…::sqlite` and `…::postgres`.
 //!   The PostgreSQL variant fails, never skips, when the server is unreachable.
 //! - [`receiver::Receiver`] is a real HTTP server on loopback that records deliveries.
 //! - [`eventually`] waits for something a server does in the background, within a bound.
@@ -137,34 +138,5 @@ impl Drop for TestDb {
     }
 }
 
-/// Declares one async test that runs twice, once per backend:
-///
-/// ```ignore
-/// berth_testkit::backend_test!(async fn creates_things(kind) {
-///     let db = TestDb::new(kind).await;
-///     // …
-/// });
-/// ```
-#[macro_export]
-macro_rules! backend_test {
-    ($(#[$meta:meta])* async fn $name:ident($kind:ident) $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn body($kind: $crate::DbKind) $body
-
-            $(#[$meta])*
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                body($crate::DbKind::Sqlite).await
-            }
-
-            $(#[$meta])*
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                body($crate::DbKind::Postgres).await
-            }
-        }
-    };
-}
+/// `#[backend_test]`: one async test, run once per backend (see `berth-testkit-macros`).
+pub use berth_testkit_macros::backend_test;

@@ -80,7 +80,8 @@ fn serve_with_no_configuration_then_sigterm_exits_zero() {
     assert!(stderr.contains("shutdown signal received"), "{stderr}");
 }
 
-backend_test!(async fn admin_commands_create_users_and_tokens(kind) {
+#[backend_test]
+async fn admin_commands_create_users_and_tokens(kind: berth_testkit::DbKind) {
     let db = TestDb::new(kind).await;
     let run = |args: &[&str], stdin: &str| {
         let mut child = berth()
@@ -94,15 +95,50 @@ backend_test!(async fn admin_commands_create_users_and_tokens(kind) {
             .unwrap();
         child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
         let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, out, err) = run(&["migrate"], "");
     assert!(ok, "{out}{err}");
-    let (ok, out, err) = run(&["admin", "create-user", "root", "--email", "root@example.com", "--superuser", "--password-stdin"], "longpassword\n");
+    let (ok, out, err) = run(
+        &[
+            "admin",
+            "create-user",
+            "root",
+            "--email",
+            "root@example.com",
+            "--superuser",
+            "--password-stdin",
+        ],
+        "longpassword\n",
+    );
     assert!(ok && out.contains("created user root (superuser)"), "{out}{err}");
-    let (ok, _, err) = run(&["admin", "create-user", "root", "--email", "x@example.com", "--password-stdin"], "longpassword\n");
+    let (ok, _, err) = run(
+        &[
+            "admin",
+            "create-user",
+            "root",
+            "--email",
+            "x@example.com",
+            "--password-stdin",
+        ],
+        "longpassword\n",
+    );
     assert!(!ok && err.contains("already exists"), "{err}");
-    let (ok, _, err) = run(&["admin", "create-user", "short", "--email", "s@example.com", "--password-stdin"], "2short\n");
+    let (ok, _, err) = run(
+        &[
+            "admin",
+            "create-user",
+            "short",
+            "--email",
+            "s@example.com",
+            "--password-stdin",
+        ],
+        "2short\n",
+    );
     assert!(!ok && err.contains("invalid password"), "{err}");
     let (ok, token, err) = run(&["admin", "create-token", "root", "--scope", "repo:read,user:read"], "");
     assert!(ok && token.trim().len() == 40, "{token}{err}");
@@ -110,7 +146,7 @@ backend_test!(async fn admin_commands_create_users_and_tokens(kind) {
     assert!(!ok && err.contains("invalid scope: 'repo:everything'"), "{err}");
     let (ok, _, err) = run(&["admin", "create-user", "nopass", "--email", "n@example.com"], "");
     assert!(!ok && err.contains("--password-stdin"), "{err}");
-});
+}
 
 #[test]
 fn bad_configuration_names_the_key_and_its_source() {

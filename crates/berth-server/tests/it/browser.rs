@@ -180,7 +180,8 @@ async fn new_notification(d: &WebDriver, base: &str, event: &str, method: &str) 
     d.query(By::Id(field)).first().await.unwrap();
 }
 
-backend_test!(async fn the_notification_flows_in_a_browser(kind) {
+#[backend_test]
+async fn the_notification_flows_in_a_browser(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let s = TestServer::start_with(kind, |c| {
         c.notifications.blocked_hosts = Vec::new();
@@ -191,10 +192,21 @@ backend_test!(async fn the_notification_flows_in_a_browser(kind) {
     })
     .await;
     let root = s.init_root().await;
-    expect(s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await, 201);
+    expect(
+        s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await,
+        201,
+    );
     let bob = s.user(&root, "bob").await;
-    expect(s.put("/api/v1/organization/acme/team/devs", &root, json!({"role": "member"})).await, 200);
-    expect(s.put("/api/v1/organization/acme/team/devs/members/bob", &root, json!({})).await, 200);
+    expect(
+        s.put("/api/v1/organization/acme/team/devs", &root, json!({"role": "member"}))
+            .await,
+        200,
+    );
+    expect(
+        s.put("/api/v1/organization/acme/team/devs/members/bob", &root, json!({}))
+            .await,
+        200,
+    );
     let cd = chromedriver().await;
     let profile = tempfile::tempdir().unwrap();
     let d = browser(&cd, profile.path()).await;
@@ -205,7 +217,10 @@ backend_test!(async fn the_notification_flows_in_a_browser(kind) {
     shot(&d, kind, "1-signed-in").await;
     // The page works under a CSP without inline styles: htmx adds no <style> of its own, and its
     // request indicator is hidden by berth.css instead.
-    let styles = d.execute("return document.querySelectorAll('style').length;", Vec::new()).await.unwrap();
+    let styles = d
+        .execute("return document.querySelectorAll('style').length;", Vec::new())
+        .await
+        .unwrap();
     assert_eq!(styles.json(), &json!(0), "no inline <style> element");
 
     // 2. Create a repository.
@@ -220,17 +235,39 @@ backend_test!(async fn the_notification_flows_in_a_browser(kind) {
     fill(&d, "url", "not a url").await;
     fill(&d, "title", "kept title").await;
     submit(&d, "Create Notification").await;
-    let err = d.query(By::XPath("//input[@id='url']/following-sibling::p[@class='field-error']")).first().await.unwrap();
+    let err = d
+        .query(By::XPath(
+            "//input[@id='url']/following-sibling::p[@class='field-error']",
+        ))
+        .first()
+        .await
+        .unwrap();
     assert_eq!(err.text().await.unwrap(), "Invalid webhook URL");
-    assert_eq!(d.find(By::Id("title")).await.unwrap().value().await.unwrap().as_deref(), Some("kept title"));
+    assert_eq!(
+        d.find(By::Id("title")).await.unwrap().value().await.unwrap().as_deref(),
+        Some("kept title")
+    );
     choose(&d, "event", "build_success").await;
     d.query(By::Id("ref_regex")).first().await.unwrap();
     fill(&d, "ref_regex", "((").await;
     fill(&d, "url", &format!("{}/hook", rx.url)).await;
     submit(&d, "Create Notification").await;
-    let err = d.query(By::XPath("//input[@id='ref_regex']/following-sibling::p[@class='field-error']")).first().await.unwrap();
-    assert!(err.text().await.unwrap().starts_with("invalid ref-regex"), "{}", err.text().await.unwrap());
-    assert_eq!(d.find(By::Id("url")).await.unwrap().value().await.unwrap(), Some(format!("{}/hook", rx.url)));
+    let err = d
+        .query(By::XPath(
+            "//input[@id='ref_regex']/following-sibling::p[@class='field-error']",
+        ))
+        .first()
+        .await
+        .unwrap();
+    assert!(
+        err.text().await.unwrap().starts_with("invalid ref-regex"),
+        "{}",
+        err.text().await.unwrap()
+    );
+    assert_eq!(
+        d.find(By::Id("url")).await.unwrap().value().await.unwrap(),
+        Some(format!("{}/hook", rx.url))
+    );
     shot(&d, kind, "9-validation-errors").await;
 
     // 3. A webhook notification for "Push to Repository", pointing at the local receiver.
@@ -238,58 +275,133 @@ backend_test!(async fn the_notification_flows_in_a_browser(kind) {
     fill(&d, "url", &format!("{}/hook", rx.url)).await;
     fill(&d, "title", "CI hook").await;
     submit(&d, "Create Notification").await;
-    let row = d.query(By::XPath("//tr[td[normalize-space(.)='CI hook']]")).first().await.unwrap();
+    let row = d
+        .query(By::XPath("//tr[td[normalize-space(.)='CI hook']]"))
+        .first()
+        .await
+        .unwrap();
     assert!(row.text().await.unwrap().contains("Push to Repository"));
     shot(&d, kind, "3-settings-notifications").await;
 
     // 4. Test: the deliveries view shows the receiver's 200.
-    row.find(By::XPath(".//button[normalize-space(.)='Test']")).await.unwrap().click().await.unwrap();
+    row.find(By::XPath(".//button[normalize-space(.)='Test']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     landed(&d, "A test event was sent").await;
-    let attempt = wait_text(&d, By::Css(".delivery details summary"), |t| t.contains("HTTP 200"), "the test delivery's 200").await;
+    let attempt = wait_text(
+        &d,
+        By::Css(".delivery details summary"),
+        |t| t.contains("HTTP 200"),
+        "the test delivery's 200",
+    )
+    .await;
     assert!(attempt.contains("delivered"), "{attempt}");
-    assert_eq!(rx.next(Duration::from_secs(30)).await.expect("the test send").path, "/hook");
+    assert_eq!(
+        rx.next(Duration::from_secs(30)).await.expect("the test send").path,
+        "/hook"
+    );
     shot(&d, kind, "4-test-delivered").await;
 
     // 5. A real push with skopeo appears in the deliveries.
     let dir = tempfile::tempdir().unwrap();
     for args in [vec!["init", "--layout", "L"], vec!["new", "--image", "L:v1"]] {
-        assert!(Command::new("umoci").args(&args).current_dir(dir.path()).status().unwrap().success());
+        assert!(
+            Command::new("umoci")
+                .args(&args)
+                .current_dir(dir.path())
+                .status()
+                .unwrap()
+                .success()
+        );
     }
     let img = format!("docker://{}/acme/web:v1", s.hostname);
     let pushed = Command::new("skopeo")
-        .args(["copy", "--dest-tls-verify=false", "--dest-creds", "root:rootpassword", "oci:L:v1", &img])
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "root:rootpassword",
+            "oci:L:v1",
+            &img,
+        ])
         .current_dir(dir.path())
         .status()
         .unwrap();
     assert!(pushed.success());
-    let pushes = |t: &str| t.lines().filter(|l| l.contains("Push to Repository") && l.contains("delivered")).count();
+    let pushes = |t: &str| {
+        t.lines()
+            .filter(|l| l.contains("Push to Repository") && l.contains("delivered"))
+            .count()
+    };
     let text = wait_text(&d, By::Id("deliveries"), |t| pushes(t) >= 2, "the push's delivery").await;
-    assert!(text.lines().any(|l| l.contains("Push to Repository") && !l.contains("(test)")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("Push to Repository") && !l.contains("(test)")),
+        "{text}"
+    );
     shot(&d, kind, "5-push-delivered").await;
 
     // 6. Break the receiver: failures grow until the notification is disabled (threshold 3).
     rx.respond_with(&[400; 10]);
     for i in 0..3 {
-        d.goto(format!("{base}/repository/acme/web?tab=settings")).await.unwrap();
-        let row = d.query(By::XPath("//tr[td[normalize-space(.)='CI hook']]")).first().await.unwrap();
+        d.goto(format!("{base}/repository/acme/web?tab=settings"))
+            .await
+            .unwrap();
+        let row = d
+            .query(By::XPath("//tr[td[normalize-space(.)='CI hook']]"))
+            .first()
+            .await
+            .unwrap();
         if i == 2 {
             shot(&d, kind, "6a-failures-growing").await;
         }
-        row.find(By::XPath(".//button[normalize-space(.)='Test']")).await.unwrap().click().await.unwrap();
-    landed(&d, "A test event was sent").await;
+        row.find(By::XPath(".//button[normalize-space(.)='Test']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        landed(&d, "A test event was sent").await;
         wait_text(&d, By::Css(".delivery .badge"), |t| t == "failed", "a failed delivery").await;
     }
-    d.goto(format!("{base}/repository/acme/web?tab=settings")).await.unwrap();
-    let row = wait_text(&d, By::XPath("//tr[td[normalize-space(.)='CI hook']]"), |t| t.contains("disabled"), "the notification disabled").await;
+    d.goto(format!("{base}/repository/acme/web?tab=settings"))
+        .await
+        .unwrap();
+    let row = wait_text(
+        &d,
+        By::XPath("//tr[td[normalize-space(.)='CI hook']]"),
+        |t| t.contains("disabled"),
+        "the notification disabled",
+    )
+    .await;
     assert!(row.contains("disabled") && row.contains('3'), "{row}");
     shot(&d, kind, "6-disabled").await;
 
     // 7. Re-enable it.
     rx.respond_with(&[200; 10]);
-    d.find(By::XPath("//tr[td[normalize-space(.)='CI hook']]//button[normalize-space(.)='Re-enable']")).await.unwrap().click().await.unwrap();
+    d.find(By::XPath(
+        "//tr[td[normalize-space(.)='CI hook']]//button[normalize-space(.)='Re-enable']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
     landed(&d, "Re-enabled").await;
-    d.goto(format!("{base}/repository/acme/web?tab=settings")).await.unwrap();
-    let row = d.query(By::XPath("//tr[td[normalize-space(.)='CI hook']]")).first().await.unwrap().text().await.unwrap();
+    d.goto(format!("{base}/repository/acme/web?tab=settings"))
+        .await
+        .unwrap();
+    let row = d
+        .query(By::XPath("//tr[td[normalize-space(.)='CI hook']]"))
+        .first()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(row.contains("enabled") && !row.contains("disabled"), "{row}");
     shot(&d, kind, "7-re-enabled").await;
 
@@ -297,7 +409,13 @@ backend_test!(async fn the_notification_flows_in_a_browser(kind) {
     d.set_window_rect(0, 0, 375, 800).await.unwrap();
     for page in ["/", "/repository/acme/web?tab=settings", "/notifications"] {
         d.goto(format!("{base}{page}")).await.unwrap();
-        let ret = d.execute("return [document.documentElement.scrollWidth, window.innerWidth];", Vec::new()).await.unwrap();
+        let ret = d
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                Vec::new(),
+            )
+            .await
+            .unwrap();
         let widths: Vec<i64> = ret.convert().unwrap();
         assert!(widths[0] <= widths[1], "{page} overflows at 375 px: {widths:?}");
     }
@@ -306,39 +424,88 @@ backend_test!(async fn the_notification_flows_in_a_browser(kind) {
 
     // Deleting asks first (Berth's own script; the page allows no inline script): dismissed, the
     // notification stays; accepted, it goes.
-    d.goto(format!("{base}/repository/acme/web?tab=settings")).await.unwrap();
+    d.goto(format!("{base}/repository/acme/web?tab=settings"))
+        .await
+        .unwrap();
     let delete_ci_hook = async || {
-        let row = d.query(By::XPath("//tr[td[normalize-space(.)='CI hook']]")).first().await.unwrap();
-        row.find(By::XPath(".//button[normalize-space(.)='Delete']")).await.unwrap().click().await.unwrap();
+        let row = d
+            .query(By::XPath("//tr[td[normalize-space(.)='CI hook']]"))
+            .first()
+            .await
+            .unwrap();
+        row.find(By::XPath(".//button[normalize-space(.)='Delete']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
     };
     delete_ci_hook().await;
     assert_eq!(d.get_alert_text().await.unwrap(), "Delete this notification?");
     d.dismiss_alert().await.unwrap();
-    d.query(By::XPath("//tr[td[normalize-space(.)='CI hook']]")).first().await.unwrap();
+    d.query(By::XPath("//tr[td[normalize-space(.)='CI hook']]"))
+        .first()
+        .await
+        .unwrap();
     delete_ci_hook().await;
     d.accept_alert().await.unwrap();
-    wait_for(&d, By::Tag("main"), |t| !t.contains("CI hook"), true, "the deleted notification gone").await;
+    wait_for(
+        &d,
+        By::Tag("main"),
+        |t| !t.contains("CI hook"),
+        true,
+        "the deleted notification gone",
+    )
+    .await;
 
     // 8. An in-app notification for team devs: bob's bell counts it.
     new_notification(&d, &base, "repo_push", "quay_notification").await;
     choose(&d, "target", "team:devs").await;
     fill(&d, "title", "Team bell").await;
     submit(&d, "Create Notification").await;
-    let row = d.query(By::XPath("//tr[td[normalize-space(.)='Team bell']]")).first().await.unwrap();
-    row.find(By::XPath(".//button[normalize-space(.)='Test']")).await.unwrap().click().await.unwrap();
+    let row = d
+        .query(By::XPath("//tr[td[normalize-space(.)='Team bell']]"))
+        .first()
+        .await
+        .unwrap();
+    row.find(By::XPath(".//button[normalize-space(.)='Test']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     landed(&d, "A test event was sent").await;
-    wait_text(&d, By::Css(".delivery .badge"), |t| t == "delivered", "the in-app delivery").await;
+    wait_text(
+        &d,
+        By::Css(".delivery .badge"),
+        |t| t == "delivered",
+        "the in-app delivery",
+    )
+    .await;
     submit(&d, "Sign out").await;
-    let Auth::Basic(_, bob_password) = &bob else { panic!("basic") };
+    let Auth::Basic(_, bob_password) = &bob else {
+        panic!("basic")
+    };
     sign_in(&d, &base, "bob", bob_password).await;
     let count = wait_text(&d, By::Id("bell-count"), |t| t == "1", "bob's bell count").await;
     assert_eq!(count, "1");
-    d.find(By::Css("a[href='/notifications']")).await.unwrap().click().await.unwrap();
-    let item = d.query(By::Css("main table tbody tr")).first().await.unwrap().text().await.unwrap();
+    d.find(By::Css("a[href='/notifications']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let item = d
+        .query(By::Css("main table tbody tr"))
+        .first()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(item.contains("acme/web"), "{item}");
     shot(&d, kind, "8-team-bell").await;
 
-
     d.quit().await.unwrap();
     s.stop().await;
-});
+}

@@ -113,7 +113,8 @@ async fn collect(rx: &Receiver, seen: &mut HashMap<String, usize>, count: usize,
     }
 }
 
-backend_test!(async fn kill_nine_mid_flight_loses_nothing(kind) {
+#[backend_test]
+async fn kill_nine_mid_flight_loses_nothing(kind: berth_testkit::DbKind) {
     const COUNT: usize = 1000;
     let rx = Receiver::start().await;
     let db = queue_deliveries(kind, &rx, COUNT).await;
@@ -123,17 +124,24 @@ backend_test!(async fn kill_nine_mid_flight_loses_nothing(kind) {
     first.0.kill().unwrap(); // SIGKILL: no shutdown, leases left behind
     first.0.wait().unwrap();
     let at_kill = seen.len();
-    assert!(at_kill < COUNT, "the kill came after everything was delivered; nothing was tested");
+    assert!(
+        at_kill < COUNT,
+        "the kill came after everything was delivered; nothing was tested"
+    );
 
     let (second, _) = serve(&db);
     collect(&rx, &mut seen, COUNT, Duration::from_secs(300)).await;
     drop(second);
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
     assert_eq!(seen.len(), COUNT, "every delivery id arrived");
-    assert!(duplicates <= IN_FLIGHT, "{duplicates} duplicates; at most {IN_FLIGHT} can be in flight at a kill");
-});
+    assert!(
+        duplicates <= IN_FLIGHT,
+        "{duplicates} duplicates; at most {IN_FLIGHT} can be in flight at a kill"
+    );
+}
 
-backend_test!(async fn sigterm_lets_deliveries_in_flight_finish(kind) {
+#[backend_test]
+async fn sigterm_lets_deliveries_in_flight_finish(kind: berth_testkit::DbKind) {
     const COUNT: usize = 40;
     let rx = Receiver::start().await;
     let db = queue_deliveries(kind, &rx, COUNT).await;
@@ -143,7 +151,13 @@ backend_test!(async fn sigterm_lets_deliveries_in_flight_finish(kind) {
     let mut seen: HashMap<String, usize> = HashMap::new();
     collect(&rx, &mut seen, 4, Duration::from_secs(60)).await;
     let pid = first.0.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = first.0.try_wait().unwrap() {
@@ -160,14 +174,26 @@ backend_test!(async fn sigterm_lets_deliveries_in_flight_finish(kind) {
         *seen.entry(got.headers["webhook-id"].clone()).or_default() += 1;
     }
     let sent: Vec<String> = seen.keys().cloned().collect();
-    assert!(sent.len() < COUNT, "everything was sent before the signal; nothing was tested");
+    assert!(
+        sent.len() < COUNT,
+        "everything was sent before the signal; nothing was tested"
+    );
     // What was in flight was recorded as delivered; everything else went back untouched.
     {
-        let store = berth_store::Store::connect(&db.url, &berth_store::db::ConnectOptions::default()).await.unwrap();
+        let store = berth_store::Store::connect(&db.url, &berth_store::db::ConnectOptions::default())
+            .await
+            .unwrap();
         let mut c = store.conn().await.unwrap();
         let jobs = berth_store::queue::list(&mut c, "notification").await.unwrap();
-        assert_eq!(jobs.len(), COUNT - sent.len(), "delivered jobs are done, the others are queued");
-        assert!(jobs.iter().all(|j| j.attempt == 0), "released jobs keep their attempts: {jobs:?}");
+        assert_eq!(
+            jobs.len(),
+            COUNT - sent.len(),
+            "delivered jobs are done, the others are queued"
+        );
+        assert!(
+            jobs.iter().all(|j| j.attempt == 0),
+            "released jobs keep their attempts: {jobs:?}"
+        );
         drop(c);
         store.close().await;
     }
@@ -181,7 +207,7 @@ backend_test!(async fn sigterm_lets_deliveries_in_flight_finish(kind) {
     drop(second);
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
-});
+}
 
 #[tokio::test]
 async fn two_processes_share_one_postgres_queue() {

@@ -61,21 +61,45 @@ async fn test_send(s: &TestServer, root: &Auth, uuid: &str) {
     );
 }
 
-backend_test!(async fn skopeo_push_reaches_the_webhook(kind) {
+#[backend_test]
+async fn skopeo_push_reaches_the_webhook(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = server(kind, &rx).await;
-    create(&s, &root, "repo_push", "webhook", json!({"url": format!("{}/hook", rx.url)}), json!({})).await;
+    create(
+        &s,
+        &root,
+        "repo_push",
+        "webhook",
+        json!({"url": format!("{}/hook", rx.url)}),
+        json!({}),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(args[0]).args(&args[1..]).current_dir(d).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     run(&["umoci", "init", "--layout", "L"]);
     run(&["umoci", "new", "--image", "L:v1"]);
     let dest = format!("docker://{}/acme/web:v1", s.hostname);
     let push = tokio::process::Command::new("skopeo")
-        .args(["copy", "--dest-tls-verify=false", "--dest-creds", "root:rootpassword", "oci:L:v1", &dest])
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "root:rootpassword",
+            "oci:L:v1",
+            &dest,
+        ])
         .current_dir(d)
         .output()
         .await
@@ -92,18 +116,47 @@ backend_test!(async fn skopeo_push_reaches_the_webhook(kind) {
     assert_eq!(body["homepage"], format!("http://{host}/repository/acme/web"));
     assert_eq!(body["updated_tags"], json!(["v1"]));
     assert!(body["manifest_digests"][0].as_str().unwrap().starts_with("sha256:"));
-    assert!(rx.next(Duration::from_millis(500)).await.is_none(), "exactly one delivery");
+    assert!(
+        rx.next(Duration::from_millis(500)).await.is_none(),
+        "exactly one delivery"
+    );
     s.stop().await;
-});
+}
 
-backend_test!(async fn every_event_to_webhook_and_slack(kind) {
+#[backend_test]
+async fn every_event_to_webhook_and_slack(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = server(kind, &rx).await;
-    let ctx = berth_notify::RepoContext { hostname: &s.hostname, scheme: "http", namespace: "acme", name: "web" };
+    let ctx = berth_notify::RepoContext {
+        hostname: &s.hostname,
+        scheme: "http",
+        namespace: "acme",
+        name: "web",
+    };
     for event in EventKind::all() {
-        let ev_cfg = if *event == EventKind::ImageExpiry { json!({"days": 3}) } else { json!({}) };
-        let hook = create(&s, &root, event.name(), "webhook", json!({"url": format!("{}/w", rx.url)}), ev_cfg.clone()).await;
-        let slack = create(&s, &root, event.name(), "slack", json!({"url": format!("{}/s", rx.url)}), ev_cfg.clone()).await;
+        let ev_cfg = if *event == EventKind::ImageExpiry {
+            json!({"days": 3})
+        } else {
+            json!({})
+        };
+        let hook = create(
+            &s,
+            &root,
+            event.name(),
+            "webhook",
+            json!({"url": format!("{}/w", rx.url)}),
+            ev_cfg.clone(),
+        )
+        .await;
+        let slack = create(
+            &s,
+            &root,
+            event.name(),
+            "slack",
+            json!({"url": format!("{}/s", rx.url)}),
+            ev_cfg.clone(),
+        )
+        .await;
         test_send(&s, &root, &hook).await;
         let got = rx.next(WAIT).await.expect("webhook delivery");
         assert_eq!(got.path, "/w");
@@ -123,30 +176,73 @@ backend_test!(async fn every_event_to_webhook_and_slack(kind) {
         assert_eq!(body["text"], event.summary(&expected), "{}", event.name());
         assert_eq!(body["username"], "Berth");
         assert_eq!(body["attachments"][0]["mrkdwn_in"], json!(["text"]));
-        assert_eq!(body["attachments"][0]["color"], berth_notify::send::slack_color(event.level(&expected)));
-        assert_eq!(body["attachments"][0]["text"], berth_notify::send::slack_text(*event, &expected, Some("root")), "{}", event.name());
+        assert_eq!(
+            body["attachments"][0]["color"],
+            berth_notify::send::slack_color(event.level(&expected))
+        );
+        assert_eq!(
+            body["attachments"][0]["text"],
+            berth_notify::send::slack_text(*event, &expected, Some("root")),
+            "{}",
+            event.name()
+        );
 
         // The discontinued chat services, at their configured bases; the token stays in the URL.
-        let flowdock = create(&s, &root, event.name(), "flowdock", json!({"flow_api_token": "tok"}), ev_cfg.clone()).await;
+        let flowdock = create(
+            &s,
+            &root,
+            event.name(),
+            "flowdock",
+            json!({"flow_api_token": "tok"}),
+            ev_cfg.clone(),
+        )
+        .await;
         test_send(&s, &root, &flowdock).await;
         let got = rx.next(WAIT).await.expect("flowdock delivery");
         assert_eq!(got.path, "/flowdock/v1/messages/team_inbox/tok");
-        assert_eq!(got.json(), berth_notify::send::flowdock_body(*event, &expected, Some("root"), "berth@localhost"), "{}", event.name());
-        let hipchat = create(&s, &root, event.name(), "hipchat", json!({"notification_token": "tok", "room_id": 42}), ev_cfg.clone()).await;
+        assert_eq!(
+            got.json(),
+            berth_notify::send::flowdock_body(*event, &expected, Some("root"), "berth@localhost"),
+            "{}",
+            event.name()
+        );
+        let hipchat = create(
+            &s,
+            &root,
+            event.name(),
+            "hipchat",
+            json!({"notification_token": "tok", "room_id": 42}),
+            ev_cfg.clone(),
+        )
+        .await;
         test_send(&s, &root, &hipchat).await;
         let got = rx.next(WAIT).await.expect("hipchat delivery");
         assert_eq!(got.path, "/hipchat/v2/room/42/notification?auth_token=tok");
         let body = got.json();
-        assert_eq!(body, berth_notify::send::hipchat_body(*event, &expected, Some("root")), "{}", event.name());
+        assert_eq!(
+            body,
+            berth_notify::send::hipchat_body(*event, &expected, Some("root")),
+            "{}",
+            event.name()
+        );
         assert_eq!(body["message_format"], "html");
     }
     s.stop().await;
-});
+}
 
-backend_test!(async fn retries_keep_the_id_and_failures_disable(kind) {
+#[backend_test]
+async fn retries_keep_the_id_and_failures_disable(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = server(kind, &rx).await;
-    let uuid = create(&s, &root, "repo_push", "webhook", json!({"url": format!("{}/h", rx.url)}), json!({})).await;
+    let uuid = create(
+        &s,
+        &root,
+        "repo_push",
+        "webhook",
+        json!({"url": format!("{}/h", rx.url)}),
+        json!({}),
+    )
+    .await;
     let path = format!("/api/v1/repository/acme/web/notification/{uuid}");
 
     // 503 then 200: retried, with the same delivery id.
@@ -157,7 +253,10 @@ backend_test!(async fn retries_keep_the_id_and_failures_disable(kind) {
     assert_eq!(first.headers["x-berth-delivery"], second.headers["x-berth-delivery"]);
     assert_eq!(first.body, second.body);
     // The success resets the count once it is recorded (just after the answer arrives).
-    let n = until(&s, &root, &path, "the success reset the count", |n| n["number_of_failures"] == 0).await;
+    let n = until(&s, &root, &path, "the success reset the count", |n| {
+        n["number_of_failures"] == 0
+    })
+    .await;
     assert_eq!(n["enabled"], true);
 
     // Three permanent failures in a row disable it, and it says why.
@@ -165,11 +264,17 @@ backend_test!(async fn retries_keep_the_id_and_failures_disable(kind) {
         rx.respond_with(&[400]);
         test_send(&s, &root, &uuid).await;
         rx.next(WAIT).await.unwrap();
-        until(&s, &root, &path, &format!("failure {i} recorded"), |n| n["number_of_failures"].as_i64() == Some(i)).await;
+        until(&s, &root, &path, &format!("failure {i} recorded"), |n| {
+            n["number_of_failures"].as_i64() == Some(i)
+        })
+        .await;
     }
     let n = expect(s.get(&path, &root).await, 200);
     assert_eq!(n["enabled"], false);
-    assert_eq!(n["disabled_reason"], "disabled after 3 consecutive failed deliveries; last error: 400 response for webhook");
+    assert_eq!(
+        n["disabled_reason"],
+        "disabled after 3 consecutive failed deliveries; last error: 400 response for webhook"
+    );
     // Disabled: a test send is dropped, nothing arrives.
     test_send(&s, &root, &uuid).await;
     assert!(rx.next(Duration::from_millis(1500)).await.is_none());
@@ -177,16 +282,27 @@ backend_test!(async fn retries_keep_the_id_and_failures_disable(kind) {
     // Re-enabled: deliveries flow again. 410 Gone disables at once.
     expect(s.call(Method::POST, &path, &root, None).await, 204);
     let n = expect(s.get(&path, &root).await, 200);
-    assert_eq!((n["number_of_failures"].as_i64(), n["enabled"].as_bool(), n["disabled_reason"].is_null()), (Some(0), Some(true), true));
+    assert_eq!(
+        (
+            n["number_of_failures"].as_i64(),
+            n["enabled"].as_bool(),
+            n["disabled_reason"].is_null()
+        ),
+        (Some(0), Some(true), true)
+    );
     rx.respond_with(&[410]);
     test_send(&s, &root, &uuid).await;
     rx.next(WAIT).await.unwrap();
     let n = until(&s, &root, &path, "410 disabled it", |n| n["enabled"] == false).await;
-    assert_eq!(n["disabled_reason"], "disabled: 410 response for webhook: the endpoint is gone");
+    assert_eq!(
+        n["disabled_reason"],
+        "disabled: 410 response for webhook: the endpoint is gone"
+    );
     s.stop().await;
-});
+}
 
-backend_test!(async fn the_ssrf_guard_refuses_internal_destinations(kind) {
+#[backend_test]
+async fn the_ssrf_guard_refuses_internal_destinations(kind: berth_testkit::DbKind) {
     // Quay's literal host list is off here, so only the guard stands in the way.
     let s = TestServer::start_with(kind, |c| {
         c.notifications.blocked_hosts = Vec::new();
@@ -207,20 +323,43 @@ backend_test!(async fn the_ssrf_guard_refuses_internal_destinations(kind) {
         ("http://10.0.0.1/x".to_owned(), "10.0.0.1"),
     ] {
         let body = json!({"event": "repo_push", "method": "webhook", "config": {"url": url}, "eventConfig": {}});
-        let e = expect(s.post("/api/v1/repository/acme/web/notification/", &root, body).await, 400);
-        assert_eq!(e["detail"], format!("Invalid webhook URL: {ip} is not a public address (see notifications.allowed_networks)"));
+        let e = expect(
+            s.post("/api/v1/repository/acme/web/notification/", &root, body).await,
+            400,
+        );
+        assert_eq!(
+            e["detail"],
+            format!("Invalid webhook URL: {ip} is not a public address (see notifications.allowed_networks)")
+        );
     }
 
     // A name resolving to loopback passes creation, and is refused at connect time.
-    let uuid = create(&s, &root, "repo_push", "webhook", json!({"url": format!("http://localhost:{port}/by-name")}), json!({})).await;
+    let uuid = create(
+        &s,
+        &root,
+        "repo_push",
+        "webhook",
+        json!({"url": format!("http://localhost:{port}/by-name")}),
+        json!({}),
+    )
+    .await;
     test_send(&s, &root, &uuid).await;
     let path = format!("/api/v1/repository/acme/web/notification/{uuid}");
-    until(&s, &root, &path, "the refusal recorded", |n| n["number_of_failures"].as_i64() == Some(1)).await;
-    assert!(rx.next(Duration::from_millis(500)).await.is_none(), "nothing reached the internal receiver");
+    until(&s, &root, &path, "the refusal recorded", |n| {
+        n["number_of_failures"].as_i64() == Some(1)
+    })
+    .await;
+    assert!(
+        rx.next(Duration::from_millis(500)).await.is_none(),
+        "nothing reached the internal receiver"
+    );
     let mut c = s.app.store().conn().await.unwrap();
     let dead = berth_store::queue::list(&mut c, "notification").await.unwrap();
     assert_eq!(dead.len(), 1);
-    assert!(dead.iter().all(|j| j.retries_remaining == 0 && j.attempt == 1), "refused at once, never retried: {dead:?}");
+    assert!(
+        dead.iter().all(|j| j.retries_remaining == 0 && j.attempt == 1),
+        "refused at once, never retried: {dead:?}"
+    );
     drop(c); // stop() closes the pool, which waits for every connection
     s.stop().await;
 
@@ -232,12 +371,20 @@ backend_test!(async fn the_ssrf_guard_refuses_internal_destinations(kind) {
     .await;
     let root = s.init_root().await;
     s.org_with_repo(&root, "acme", "web").await;
-    for url in [format!("http://127.0.0.1:{port}/literal"), format!("http://localhost:{port}/by-name")] {
+    for url in [
+        format!("http://127.0.0.1:{port}/literal"),
+        format!("http://localhost:{port}/by-name"),
+    ] {
         let uuid = create(&s, &root, "repo_push", "webhook", json!({"url": url}), json!({})).await;
         test_send(&s, &root, &uuid).await;
         assert!(rx.next(WAIT).await.is_some(), "{url} is allowed");
     }
     let e = expect(s.post("/api/v1/repository/acme/web/notification/", &root, json!({"event": "repo_push", "method": "webhook", "config": {"url": "http://10.0.0.1/x"}, "eventConfig": {}})).await, 400);
-    assert!(e["detail"].as_str().unwrap().contains("10.0.0.1 is not a public address"));
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("10.0.0.1 is not a public address")
+    );
     s.stop().await;
-});
+}

@@ -54,20 +54,30 @@ async fn authorize(s: &TestServer, root: &Auth, smtp: &SmtpReceiver, email: &str
     );
 }
 
-backend_test!(async fn authorization_flow(kind) {
+#[backend_test]
+async fn authorization_flow(kind: berth_testkit::DbKind) {
     let smtp = SmtpReceiver::start();
     let (s, root) = server(kind, Some(&smtp)).await;
     let addr = "dev@example.com";
     let e = expect(s.get(&format!("{AUTH}/{addr}"), &root).await, 404);
     assert_eq!(e["detail"], "dev@example.com is not authorized for acme/web");
     let bad = expect(s.post(&format!("{AUTH}/not-an-address"), &root, json!(null)).await, 400);
-    assert!(bad["detail"].as_str().unwrap().starts_with("invalid e-mail address"), "{bad}");
+    assert!(
+        bad["detail"].as_str().unwrap().starts_with("invalid e-mail address"),
+        "{bad}"
+    );
 
     // Request: a pending record and a mail with the link.
     let r = expect(s.post(&format!("{AUTH}/{addr}"), &root, json!(null)).await, 200);
-    assert_eq!(r, json!({"email": addr, "repository": "web", "namespace": "acme", "confirmed": false}));
+    assert_eq!(
+        r,
+        json!({"email": addr, "repository": "web", "namespace": "acme", "confirmed": false})
+    );
     let mail = smtp.next(WAIT).await.expect("the authorization mail");
-    assert_eq!(mail.header("subject"), Some("[Berth] Please verify your e-mail address for repository acme/web"));
+    assert_eq!(
+        mail.header("subject"),
+        Some("[Berth] Please verify your e-mail address for repository acme/web")
+    );
     assert_eq!(mail.header("to"), Some(addr));
     assert_eq!(mail.header("from"), Some("Berth <berth@registry.test>"));
     assert_eq!(mail.content_type, "multipart/alternative");
@@ -82,7 +92,10 @@ backend_test!(async fn authorization_flow(kind) {
     // Not yet confirmed: an e-mail notification is refused with Quay's message.
     let body = json!({"event": "repo_push", "method": "email", "config": {"email": addr}, "eventConfig": {}});
     let e = expect(s.post(NOTIFY, &root, body.clone()).await, 400);
-    assert_eq!(e["detail"], "The specified e-mail address is not authorized to receive notifications for this repository");
+    assert_eq!(
+        e["detail"],
+        "The specified e-mail address is not authorized to receive notifications for this repository"
+    );
 
     // A code nobody issued, a missing code, and an expired one.
     let (status, page) = s.call(Method::GET, "/authrepoemail?code=nope", &Auth::None, None).await;
@@ -90,12 +103,22 @@ backend_test!(async fn authorization_flow(kind) {
     assert!(page.as_str().unwrap().contains("Invalid confirmation code."));
     expect(s.call(Method::GET, "/authrepoemail", &Auth::None, None).await, 400);
     let later = chrono::Utc::now() + chrono::Duration::days(8);
-    assert_eq!(s.app.confirm_email_at(&code, later).await.unwrap(), berth_app::authorized_email::Confirmation::Expired);
+    assert_eq!(
+        s.app.confirm_email_at(&code, later).await.unwrap(),
+        berth_app::authorized_email::Confirmation::Expired
+    );
 
     // The owner opens the link; the page names address and repository, escaped.
-    let (status, page) = s.call(Method::GET, &format!("/authrepoemail?code={code}"), &Auth::None, None).await;
+    let (status, page) = s
+        .call(Method::GET, &format!("/authrepoemail?code={code}"), &Auth::None, None)
+        .await;
     assert_eq!(status, 200);
-    assert!(page.as_str().unwrap().contains("dev@example.com will now receive the notifications of repository acme/web"), "{page}");
+    assert!(
+        page.as_str()
+            .unwrap()
+            .contains("dev@example.com will now receive the notifications of repository acme/web"),
+        "{page}"
+    );
     let r = expect(s.get(&format!("{AUTH}/{addr}"), &root).await, 200);
     assert_eq!(r["confirmed"], true);
     // Asking again for a confirmed address sends nothing.
@@ -110,57 +133,106 @@ backend_test!(async fn authorization_flow(kind) {
     expect(s.post(&format!("{NOTIFY}{uuid}/test"), &root, json!(null)).await, 200);
     eventually(WAIT, || async {
         let n = expect(s.get(&format!("{NOTIFY}{uuid}"), &root).await, 200);
-        if n["number_of_failures"] == 1 { Ok(()) } else { Err(format!("the failure is recorded: {n}")) }
+        if n["number_of_failures"] == 1 {
+            Ok(())
+        } else {
+            Err(format!("the failure is recorded: {n}"))
+        }
     })
     .await;
-    assert!(smtp.next(Duration::from_millis(300)).await.is_none(), "nothing is mailed to a revoked address");
+    assert!(
+        smtp.next(Duration::from_millis(300)).await.is_none(),
+        "nothing is mailed to a revoked address"
+    );
 
     // Only repository admins: anonymous 401, a reader 403.
     let alice = s.user(&root, "alice").await;
-    expect(s.put("/api/v1/repository/acme/web/permissions/user/alice", &root, json!({"role": "read"})).await, 200);
+    expect(
+        s.put(
+            "/api/v1/repository/acme/web/permissions/user/alice",
+            &root,
+            json!({"role": "read"}),
+        )
+        .await,
+        200,
+    );
     expect(s.get(&format!("{AUTH}/{addr}"), &Auth::None).await, 401);
     for m in [Method::GET, Method::POST, Method::DELETE] {
         expect(s.call(m, &format!("{AUTH}/{addr}"), &alice, None).await, 403);
     }
     s.stop().await;
-});
+}
 
-backend_test!(async fn every_event_by_email(kind) {
+#[backend_test]
+async fn every_event_by_email(kind: berth_testkit::DbKind) {
     let smtp = SmtpReceiver::start();
     let (s, root) = server(kind, Some(&smtp)).await;
     let addr = "ops@example.com";
     authorize(&s, &root, &smtp, addr).await;
-    let ctx = berth_notify::RepoContext { hostname: &s.hostname, scheme: "http", namespace: "acme", name: "web" };
+    let ctx = berth_notify::RepoContext {
+        hostname: &s.hostname,
+        scheme: "http",
+        namespace: "acme",
+        name: "web",
+    };
     let manage = format!("http://{}/repository/acme/web?tab=settings", s.hostname);
     for event in EventKind::all() {
-        let ev_cfg = if *event == EventKind::ImageExpiry { json!({"days": 3}) } else { json!({}) };
+        let ev_cfg = if *event == EventKind::ImageExpiry {
+            json!({"days": 3})
+        } else {
+            json!({})
+        };
         let body = json!({"event": event.name(), "method": "email", "config": {"email": addr}, "eventConfig": ev_cfg});
         let n = expect(s.post(NOTIFY, &root, body).await, 201);
         let uuid = n["uuid"].as_str().unwrap();
         expect(s.post(&format!("{NOTIFY}{uuid}/test"), &root, json!(null)).await, 200);
-        let mail = smtp.next(WAIT).await.unwrap_or_else(|| panic!("no mail for {}", event.name()));
+        let mail = smtp
+            .next(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("no mail for {}", event.name()));
         let expected = event.sample(&ctx, &ev_cfg, 0.0);
         let want = berth_notify::mail::notification_mail(*event, &expected, Some("root"), "acme/web", &manage);
         assert_eq!(mail.header("subject"), Some(want.subject.as_str()), "{}", event.name());
-        assert_eq!(mail.header("subject").map(str::to_owned), Some(event.summary(&expected)));
+        assert_eq!(
+            mail.header("subject").map(str::to_owned),
+            Some(event.summary(&expected))
+        );
         assert_eq!(mail.header("to"), Some(addr));
         assert_eq!(mail.header("x-berth-event"), Some(event.name()));
         assert!(mail.header("x-berth-delivery").unwrap().ends_with(&format!(".{uuid}")));
         assert_eq!(mail.content_type, "multipart/alternative");
-        assert_eq!(mail.text.as_deref().map(str::trim_end), Some(want.text.trim_end()), "{}", event.name());
-        assert_eq!(mail.html.as_deref().map(str::trim_end), Some(want.html.trim_end()), "{}", event.name());
+        assert_eq!(
+            mail.text.as_deref().map(str::trim_end),
+            Some(want.text.trim_end()),
+            "{}",
+            event.name()
+        );
+        assert_eq!(
+            mail.html.as_deref().map(str::trim_end),
+            Some(want.html.trim_end()),
+            "{}",
+            event.name()
+        );
         let n = expect(s.get(&format!("{NOTIFY}{uuid}"), &root).await, 200);
         assert_eq!(n["number_of_failures"], 0);
     }
     s.stop().await;
-});
+}
 
-backend_test!(async fn without_mail_configuration(kind) {
+#[backend_test]
+async fn without_mail_configuration(kind: berth_testkit::DbKind) {
     let (s, root) = server(kind, None).await;
-    let e = expect(s.post(&format!("{AUTH}/dev@example.com"), &root, json!(null)).await, 503);
+    let e = expect(
+        s.post(&format!("{AUTH}/dev@example.com"), &root, json!(null)).await,
+        503,
+    );
     assert_eq!(e["detail"], "e-mail is not configured on this server (set mail.host)");
-    let body: Value = json!({"event": "repo_push", "method": "email", "config": {"email": "dev@example.com"}, "eventConfig": {}});
+    let body: Value =
+        json!({"event": "repo_push", "method": "email", "config": {"email": "dev@example.com"}, "eventConfig": {}});
     let e = expect(s.post(NOTIFY, &root, body).await, 400);
-    assert_eq!(e["detail"], "The specified e-mail address is not authorized to receive notifications for this repository");
+    assert_eq!(
+        e["detail"],
+        "The specified e-mail address is not authorized to receive notifications for this repository"
+    );
     s.stop().await;
-});
+}

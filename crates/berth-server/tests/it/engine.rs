@@ -99,7 +99,8 @@ fn verify_with_reference_library(secret: &str, got: &Received) -> Result<(), Str
     }
 }
 
-backend_test!(async fn signed_deliveries_rotation_and_the_log(kind) {
+#[backend_test]
+async fn signed_deliveries_rotation_and_the_log(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = server(kind, true, |_| {}).await;
     let uuid = hook(&s, &root, &format!("{}/signed", rx.url)).await;
@@ -115,10 +116,16 @@ backend_test!(async fn signed_deliveries_rotation_and_the_log(kind) {
     let ts: i64 = got.headers["webhook-timestamp"].parse().unwrap();
     assert!((Utc::now().timestamp() - ts).abs() < 300, "a current unix timestamp");
     verify_with_reference_library(&first, &got).expect("the reference library accepts the signature");
-    assert!(verify_with_reference_library("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &got).is_err(), "a wrong secret is rejected");
+    assert!(
+        verify_with_reference_library("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &got).is_err(),
+        "a wrong secret is rejected"
+    );
 
     // Rotation: both secrets sign during the grace period; the old one is reported with its end.
-    let rotated = expect(s.post(&format!("{N}{uuid}/secret/rotate"), &root, json!(null)).await, 200);
+    let rotated = expect(
+        s.post(&format!("{N}{uuid}/secret/rotate"), &root, json!(null)).await,
+        200,
+    );
     let second = rotated["secret"].as_str().unwrap().to_owned();
     assert_ne!(second, first);
     assert_eq!(rotated["previous_secret"], first.as_str());
@@ -134,7 +141,14 @@ backend_test!(async fn signed_deliveries_rotation_and_the_log(kind) {
     let list = log["deliveries"].as_array().unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0]["id"], got.headers["webhook-id"].as_str());
-    assert_eq!((list[0]["status"].as_str(), list[0]["attempts"].as_i64(), list[0]["test"].as_bool()), (Some("delivered"), Some(1), Some(true)));
+    assert_eq!(
+        (
+            list[0]["status"].as_str(),
+            list[0]["attempts"].as_i64(),
+            list[0]["test"].as_bool()
+        ),
+        (Some("delivered"), Some(1), Some(true))
+    );
     let id = list[0]["id"].as_str().unwrap().to_owned();
     let one = expect(s.get(&format!("{N}{uuid}/deliveries/{id}"), &root).await, 200);
     let attempt = &one["attempts_log"][0];
@@ -142,35 +156,82 @@ backend_test!(async fn signed_deliveries_rotation_and_the_log(kind) {
     assert_eq!(attempt["outcome"], "delivered");
     assert_eq!(attempt["request_url"], format!("{}/signed", rx.url));
     assert_eq!(attempt["request_body"], String::from_utf8_lossy(&got.body).as_ref());
-    let sent: Vec<&str> = attempt["request_headers"].as_array().unwrap().iter().map(|h| h[0].as_str().unwrap()).collect();
-    assert!(sent.contains(&"webhook-signature") && sent.contains(&"webhook-timestamp"), "{sent:?}");
+    let sent: Vec<&str> = attempt["request_headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[0].as_str().unwrap())
+        .collect();
+    assert!(
+        sent.contains(&"webhook-signature") && sent.contains(&"webhook-timestamp"),
+        "{sent:?}"
+    );
     assert_eq!(one["event_data"]["repository"], "acme/web");
 
     // Redelivery: the same id again, one more attempt in the log.
-    expect(s.call(Method::POST, &format!("{N}{uuid}/deliveries/{id}/redeliver"), &root, None).await, 202);
+    expect(
+        s.call(
+            Method::POST,
+            &format!("{N}{uuid}/deliveries/{id}/redeliver"),
+            &root,
+            None,
+        )
+        .await,
+        202,
+    );
     let again = rx.next(WAIT).await.expect("the redelivery");
     assert_eq!(again.headers["webhook-id"], id);
     eventually(WAIT, || async {
         let one = expect(s.get(&format!("{N}{uuid}/deliveries/{id}"), &root).await, 200);
-        if one["attempts"] == 2 { Ok(()) } else { Err(format!("the redelivery is logged: {one}")) }
+        if one["attempts"] == 2 {
+            Ok(())
+        } else {
+            Err(format!("the redelivery is logged: {one}"))
+        }
     })
     .await;
 
     // Errors name the problem; other repositories' and non-admins' requests find nothing.
     let e = expect(s.get(&format!("{N}{uuid}/deliveries?status=lost"), &root).await, 400);
-    assert_eq!(e["detail"], "invalid status: 'lost' is not one of: pending, delivered, failed, skipped, filtered");
+    assert_eq!(
+        e["detail"],
+        "invalid status: 'lost' is not one of: pending, delivered, failed, skipped, filtered"
+    );
     expect(s.get(&format!("{N}{uuid}/deliveries/nope"), &root).await, 404);
-    let e = expect(s.post(&format!("{N}{uuid}/recover"), &root, json!({"since": "yesterday"})).await, 400);
-    assert!(e["detail"].as_str().unwrap().starts_with("invalid since: 'yesterday'"), "{e}");
+    let e = expect(
+        s.post(&format!("{N}{uuid}/recover"), &root, json!({"since": "yesterday"}))
+            .await,
+        400,
+    );
+    assert!(
+        e["detail"].as_str().unwrap().starts_with("invalid since: 'yesterday'"),
+        "{e}"
+    );
     let alice = s.user(&root, "alice").await;
-    expect(s.put("/api/v1/repository/acme/web/permissions/user/alice", &root, json!({"role": "write"})).await, 200);
+    expect(
+        s.put(
+            "/api/v1/repository/acme/web/permissions/user/alice",
+            &root,
+            json!({"role": "write"}),
+        )
+        .await,
+        200,
+    );
     expect(s.get(&format!("{N}{uuid}/secret"), &alice).await, 403);
     expect(s.get(&format!("{N}{uuid}/deliveries"), &Auth::None).await, 401);
 
     // Prometheus: attempts by method and outcome, latency histograms, and (once the worker is
     // idle) queue depth, age of the oldest due job and the disabled notifications.
     eventually(WAIT, || async {
-        let text = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+        let text = s
+            .client
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let has = |series: &str| text.lines().any(|l| l.starts_with(series));
         let all = has("berth_deliveries_total{method=\"webhook\",outcome=\"delivered\"}")
             && has("berth_delivery_request_duration_seconds")
@@ -178,18 +239,23 @@ backend_test!(async fn signed_deliveries_rotation_and_the_log(kind) {
             && has("berth_queue_depth{queue=\"notification\"}")
             && has("berth_queue_oldest_due_age_seconds{queue=\"notification\"}")
             && has("berth_notifications_disabled");
-        if all { Ok(()) } else { Err(format!("the delivery metrics are all there:\n{text}")) }
+        if all {
+            Ok(())
+        } else {
+            Err(format!("the delivery metrics are all there:\n{text}"))
+        }
     })
     .await;
     s.stop().await;
-});
+}
 
 /// The notification as the API shows it.
 async fn view(s: &TestServer, root: &Auth, uuid: &str) -> Value {
     expect(s.get(&format!("{N}{uuid}"), root).await, 200)
 }
 
-backend_test!(async fn retries_and_failure_counting_with_an_injected_clock(kind) {
+#[backend_test]
+async fn retries_and_failure_counting_with_an_injected_clock(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = server(kind, false, |_| {}).await;
     let uuid = hook(&s, &root, &format!("{}/flaky", rx.url)).await;
@@ -200,21 +266,44 @@ backend_test!(async fn retries_and_failure_counting_with_an_injected_clock(kind)
 
     assert_eq!(s.app.deliver_due(t0, 10).await.unwrap(), 1);
     assert_eq!(view(&s, &root, &uuid).await["number_of_failures"], 1);
-    assert_eq!(s.app.deliver_due(t0 + sec(3), 10).await.unwrap(), 0, "the first retry waits 5 s ± 20 %");
+    assert_eq!(
+        s.app.deliver_due(t0 + sec(3), 10).await.unwrap(),
+        0,
+        "the first retry waits 5 s ± 20 %"
+    );
     assert_eq!(s.app.deliver_due(t0 + sec(7), 10).await.unwrap(), 1);
     assert_eq!(view(&s, &root, &uuid).await["number_of_failures"], 2);
-    assert_eq!(s.app.deliver_due(t0 + sec(200), 10).await.unwrap(), 0, "the second waits 5 min ± 20 %");
+    assert_eq!(
+        s.app.deliver_due(t0 + sec(200), 10).await.unwrap(),
+        0,
+        "the second waits 5 min ± 20 %"
+    );
     assert_eq!(s.app.deliver_due(t0 + sec(7 + 361), 10).await.unwrap(), 1);
     let n = view(&s, &root, &uuid).await;
-    assert_eq!((n["number_of_failures"].as_i64(), n["enabled"].as_bool()), (Some(0), Some(true)));
+    assert_eq!(
+        (n["number_of_failures"].as_i64(), n["enabled"].as_bool()),
+        (Some(0), Some(true))
+    );
     let ids: Vec<String> = [rx.next(WAIT).await, rx.next(WAIT).await, rx.next(WAIT).await]
         .into_iter()
         .map(|r| r.unwrap().headers["webhook-id"].clone())
         .collect();
     assert!(ids.iter().all(|i| *i == ids[0]), "one id across retries");
     let one = expect(s.get(&format!("{N}{uuid}/deliveries/{}", ids[0]), &root).await, 200);
-    let log: Vec<(Value, Value)> = one["attempts_log"].as_array().unwrap().iter().map(|a| (a["outcome"].clone(), a["response_status"].clone())).collect();
-    assert_eq!(log, vec![(json!("retry"), json!(503)), (json!("retry"), json!(503)), (json!("delivered"), json!(200))]);
+    let log: Vec<(Value, Value)> = one["attempts_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["outcome"].clone(), a["response_status"].clone()))
+        .collect();
+    assert_eq!(
+        log,
+        vec![
+            (json!("retry"), json!(503)),
+            (json!("retry"), json!(503)),
+            (json!("delivered"), json!(200))
+        ]
+    );
 
     // Failing continuously for 5 days (an event a day, every attempt failing) disables it; the
     // admins find it in the bell.
@@ -228,16 +317,23 @@ backend_test!(async fn retries_and_failure_counting_with_an_injected_clock(kind)
     }
     let n = view(&s, &root, &uuid).await;
     assert_eq!(n["enabled"], false, "{n}");
-    assert!(n["disabled_reason"].as_str().unwrap().starts_with("disabled after failing continuously since"), "{n}");
+    assert!(
+        n["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("disabled after failing continuously since"),
+        "{n}"
+    );
     let bell = expect(s.get("/api/v1/user/notifications", &root).await, 200);
     let item = &bell["notifications"][0];
     assert_eq!(item["kind"], "repo_notification_disabled");
     assert_eq!(item["metadata"]["notification_uuid"], uuid.as_str());
     assert_eq!(item["metadata"]["repository"], "acme/web");
     s.stop().await;
-});
+}
 
-backend_test!(async fn gone_disables_tells_admins_and_recover_sends_what_was_skipped(kind) {
+#[backend_test]
+async fn gone_disables_tells_admins_and_recover_sends_what_was_skipped(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let smtp = berth_testkit::smtp::SmtpReceiver::start();
     let port = smtp.port;
@@ -250,17 +346,28 @@ backend_test!(async fn gone_disables_tells_admins_and_recover_sends_what_was_ski
     let uuid = hook(&s, &root, &format!("{}/gone", rx.url)).await;
     let before = Utc::now() - chrono::Duration::seconds(1);
     rx.respond_with(&[410]);
-    let reg = Reg { s: &s, user: "root", pass: "rootpassword" };
+    let reg = Reg {
+        s: &s,
+        user: "root",
+        pass: "rootpassword",
+    };
     reg.push_image("acme/web", "v1", b"layer one").await;
     rx.next(WAIT).await.expect("the first push is attempted");
     eventually(WAIT, || async {
         let n = view(&s, &root, &uuid).await;
-        if n["enabled"] == false { Ok(()) } else { Err(format!("410 disabled it: {n}")) }
+        if n["enabled"] == false {
+            Ok(())
+        } else {
+            Err(format!("410 disabled it: {n}"))
+        }
     })
     .await;
     let mail = smtp.next(WAIT).await.expect("the admin is mailed");
     assert_eq!(mail.header("to"), Some("root@example.com"));
-    assert_eq!(mail.header("subject"), Some("[Berth] A notification of acme/web was disabled"));
+    assert_eq!(
+        mail.header("subject"),
+        Some("[Berth] A notification of acme/web was disabled")
+    );
     assert!(mail.text.unwrap().contains("410 response for webhook"));
     let bell = expect(s.get("/api/v1/user/notifications", &root).await, 200);
     assert_eq!(bell["notifications"][0]["kind"], "repo_notification_disabled");
@@ -271,23 +378,51 @@ backend_test!(async fn gone_disables_tells_admins_and_recover_sends_what_was_ski
     assert!(rx.next(Duration::from_millis(500)).await.is_none());
     let skipped = expect(s.get(&format!("{N}{uuid}/deliveries?status=skipped"), &root).await, 200);
     assert_eq!(skipped["deliveries"].as_array().unwrap().len(), 2);
-    let e = expect(s.post(&format!("{N}{uuid}/recover"), &root, json!({"since": before.to_rfc3339()})).await, 400);
-    assert!(e["detail"].as_str().unwrap().starts_with("the notification is disabled"), "{e}");
+    let e = expect(
+        s.post(
+            &format!("{N}{uuid}/recover"),
+            &root,
+            json!({"since": before.to_rfc3339()}),
+        )
+        .await,
+        400,
+    );
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the notification is disabled"),
+        "{e}"
+    );
 
     // Reset, then recover: the failed push and both skipped ones arrive.
     expect(s.call(Method::POST, &format!("{N}{uuid}"), &root, None).await, 204);
-    let r = expect(s.post(&format!("{N}{uuid}/recover"), &root, json!({"since": before.to_rfc3339()})).await, 202);
+    let r = expect(
+        s.post(
+            &format!("{N}{uuid}/recover"),
+            &root,
+            json!({"since": before.to_rfc3339()}),
+        )
+        .await,
+        202,
+    );
     assert_eq!(r["queued"], 3);
     let mut tags = Vec::new();
     for _ in 0..3 {
-        tags.push(rx.next(WAIT).await.expect("a recovered delivery").json()["updated_tags"][0].as_str().unwrap().to_owned());
+        tags.push(
+            rx.next(WAIT).await.expect("a recovered delivery").json()["updated_tags"][0]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     tags.sort();
     assert_eq!(tags, ["v1", "v2", "v3"]);
     s.stop().await;
-});
+}
 
-backend_test!(async fn a_hanging_endpoint_does_not_hold_up_healthy_ones(kind) {
+#[backend_test]
+async fn a_hanging_endpoint_does_not_hold_up_healthy_ones(kind: berth_testkit::DbKind) {
     let dead = Receiver::start().await;
     let healthy = Receiver::start().await;
     dead.hang();
@@ -307,7 +442,10 @@ backend_test!(async fn a_hanging_endpoint_does_not_hold_up_healthy_ones(kind) {
         test_send(&s, &root, &to_healthy).await;
     }
     for i in 0..6 {
-        healthy.next(WAIT).await.unwrap_or_else(|| panic!("healthy delivery {i} is held up"));
+        healthy
+            .next(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("healthy delivery {i} is held up"));
     }
     let mut stuck = 0;
     while dead.next(Duration::from_millis(200)).await.is_some() {
@@ -315,24 +453,38 @@ backend_test!(async fn a_hanging_endpoint_does_not_hold_up_healthy_ones(kind) {
     }
     assert_eq!(stuck, 2, "at most per_host requests wait on the dead endpoint");
     s.stop().await;
-});
+}
 
-backend_test!(async fn custom_headers_redirects_and_caps(kind) {
+#[backend_test]
+async fn custom_headers_redirects_and_caps(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = server(kind, true, |_| {}).await;
     let body = json!({"event": "repo_push", "method": "webhook", "eventConfig": {},
         "config": {"url": format!("{}/h", rx.url), "headers": {"Authorization": "Bearer s3cret"}}});
-    let uuid = expect(s.post(N, &root, body).await, 201)["uuid"].as_str().unwrap().to_owned();
+    let uuid = expect(s.post(N, &root, body).await, 201)["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     test_send(&s, &root, &uuid).await;
     let got = rx.next(WAIT).await.expect("a delivery");
     assert_eq!(got.headers["authorization"], "Bearer s3cret");
     let id = got.headers["webhook-id"].clone();
     let attempt = eventually(WAIT, || async {
         let one = expect(s.get(&format!("{N}{uuid}/deliveries/{id}"), &root).await, 200);
-        if one["attempts"] == 1 { Ok(one["attempts_log"][0].clone()) } else { Err(format!("the attempt is logged: {one}")) }
+        if one["attempts"] == 1 {
+            Ok(one["attempts_log"][0].clone())
+        } else {
+            Err(format!("the attempt is logged: {one}"))
+        }
     })
     .await;
-    assert!(attempt["request_headers"].as_array().unwrap().contains(&json!(["authorization", "***"])), "masked in the log: {attempt}");
+    assert!(
+        attempt["request_headers"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(["authorization", "***"])),
+        "masked in the log: {attempt}"
+    );
     assert!(!attempt.to_string().contains("s3cret"));
 
     // Redirects are not followed by default: a 307 is a failed delivery.
@@ -346,7 +498,10 @@ backend_test!(async fn custom_headers_redirects_and_caps(kind) {
     let (s, root) = server(kind, true, |c| c.notifications.max_redirects = 2).await;
     let body = json!({"event": "repo_push", "method": "webhook", "eventConfig": {},
         "config": {"url": format!("{}/h", rx.url), "headers": {"Authorization": "Bearer s3cret"}}});
-    let uuid = expect(s.post(N, &root, body).await, 201)["uuid"].as_str().unwrap().to_owned();
+    let uuid = expect(s.post(N, &root, body).await, 201)["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     rx.redirect_to(&format!("{}/moved", rx.url));
     test_send(&s, &root, &uuid).await;
     assert_eq!(rx.next(WAIT).await.unwrap().path, "/h");
@@ -362,7 +517,11 @@ backend_test!(async fn custom_headers_redirects_and_caps(kind) {
     assert_eq!(rx.next(WAIT).await.unwrap().path, "/h");
     let hop = other.next(WAIT).await.expect("followed to the other origin");
     assert_eq!(hop.path, "/elsewhere");
-    assert!(!hop.headers.contains_key("authorization") && !hop.headers.contains_key("webhook-signature"), "{:?}", hop.headers);
+    assert!(
+        !hop.headers.contains_key("authorization") && !hop.headers.contains_key("webhook-signature"),
+        "{:?}",
+        hop.headers
+    );
     assert!(hop.headers.contains_key("webhook-id"));
     // 301, 302 and 303 would turn the POST into a GET: not followed, and a failed attempt.
     for status in [301, 302, 303] {
@@ -373,21 +532,34 @@ backend_test!(async fn custom_headers_redirects_and_caps(kind) {
         let id = &first.headers["webhook-id"];
         let one = eventually(WAIT, || async {
             let one = expect(s.get(&format!("{N}{uuid}/deliveries/{id}"), &root).await, 200);
-            if one["attempts"].as_i64().unwrap_or(0) >= 1 { Ok(one) } else { Err(format!("the attempt is logged: {one}")) }
+            if one["attempts"].as_i64().unwrap_or(0) >= 1 {
+                Ok(one)
+            } else {
+                Err(format!("the attempt is logged: {one}"))
+            }
         })
         .await;
         assert_ne!(one["status"], "delivered", "{status}: {one}");
         assert_eq!(one["attempts_log"][0]["response_status"], status, "{one}");
-        assert!(rx.next(Duration::from_millis(300)).await.filter(|r| r.path == "/moved").is_none(), "{status} not followed");
+        assert!(
+            rx.next(Duration::from_millis(300))
+                .await
+                .filter(|r| r.path == "/moved")
+                .is_none(),
+            "{status} not followed"
+        );
     }
     // 0.0.0.0 is not public and not allowed: refused before connecting.
     let port = rx.url.rsplit(':').next().unwrap().to_owned();
     rx.redirect_to(&format!("http://0.0.0.0:{port}/internal"));
     test_send(&s, &root, &uuid).await;
     assert_eq!(rx.next(WAIT).await.unwrap().path, "/h");
-    assert!(rx.next(Duration::from_millis(500)).await.is_none(), "the refused hop is never requested");
+    assert!(
+        rx.next(Duration::from_millis(500)).await.is_none(),
+        "the refused hop is never requested"
+    );
     s.stop().await;
-});
+}
 
 /// Makes a CA, a server certificate for 127.0.0.1 and a client certificate with `openssl`.
 fn make_certs(dir: &std::path::Path) {
@@ -500,7 +672,8 @@ srv.serve_forever()
     (child, port)
 }
 
-backend_test!(async fn per_notification_ca_and_client_certificate(kind) {
+#[backend_test]
+async fn per_notification_ca_and_client_certificate(kind: berth_testkit::DbKind) {
     let dir = tempfile::tempdir().unwrap();
     make_certs(dir.path());
     let (mut receiver, port) = mtls_receiver(dir.path());
@@ -511,17 +684,57 @@ backend_test!(async fn per_notification_ca_and_client_certificate(kind) {
     let create = |path: &str, tls: Value| json!({"event": "repo_push", "method": "webhook", "eventConfig": {}, "config": {"url": format!("{url}{path}"), "tls": tls}});
 
     // Bad settings are refused at creation, naming the problem.
-    let e = expect(s.post(N, &root, create("/x", json!({"ca_pem": "not a pem"}))).await, 400);
-    assert_eq!(e["detail"], "Invalid webhook TLS settings: ca_pem is not a PEM certificate");
-    let e = expect(s.post(N, &root, create("/x", json!({"client_cert_pem": pem("client.pem")}))).await, 400);
-    assert_eq!(e["detail"], "Invalid webhook TLS settings: client_cert_pem and client_key_pem go together");
-    let e = expect(s.post(N, &root, create("/x", json!({"client_cert_pem": pem("client.pem"), "client_key_pem": "junk"}))).await, 400);
-    assert!(e["detail"].as_str().unwrap().contains("are not a PEM certificate and its key"), "{e}");
+    let e = expect(
+        s.post(N, &root, create("/x", json!({"ca_pem": "not a pem"}))).await,
+        400,
+    );
+    assert_eq!(
+        e["detail"],
+        "Invalid webhook TLS settings: ca_pem is not a PEM certificate"
+    );
+    let e = expect(
+        s.post(N, &root, create("/x", json!({"client_cert_pem": pem("client.pem")})))
+            .await,
+        400,
+    );
+    assert_eq!(
+        e["detail"],
+        "Invalid webhook TLS settings: client_cert_pem and client_key_pem go together"
+    );
+    let e = expect(
+        s.post(
+            N,
+            &root,
+            create(
+                "/x",
+                json!({"client_cert_pem": pem("client.pem"), "client_key_pem": "junk"}),
+            ),
+        )
+        .await,
+        400,
+    );
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("are not a PEM certificate and its key"),
+        "{e}"
+    );
 
     // Without the CA the server is not trusted; with only the CA, the server refuses us; with
     // both, the delivery arrives and the server saw our client certificate.
-    let untrusted = expect(s.post(N, &root, create("/no-ca", json!(null))).await, 201)["uuid"].as_str().unwrap().to_owned();
-    let anonymous = expect(s.post(N, &root, create("/no-cert", json!({"ca_pem": pem("ca.pem")}))).await, 201)["uuid"].as_str().unwrap().to_owned();
+    let untrusted = expect(s.post(N, &root, create("/no-ca", json!(null))).await, 201)["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let anonymous = expect(
+        s.post(N, &root, create("/no-cert", json!({"ca_pem": pem("ca.pem")})))
+            .await,
+        201,
+    )["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mutual = expect(
         s.post(N, &root, create("/mtls", json!({"ca_pem": pem("ca.pem"), "client_cert_pem": pem("client.pem"), "client_key_pem": pem("client.key")}))).await,
         201,
@@ -537,9 +750,10 @@ backend_test!(async fn per_notification_ca_and_client_certificate(kind) {
     receiver.kill().unwrap();
     receiver.wait().unwrap();
     s.stop().await;
-});
+}
 
-backend_test!(async fn a_flood_for_one_repository_leaves_room_for_others(kind) {
+#[backend_test]
+async fn a_flood_for_one_repository_leaves_room_for_others(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = server(kind, false, |c| {
         c.notifications.per_repository = 2;
@@ -549,11 +763,25 @@ backend_test!(async fn a_flood_for_one_repository_leaves_room_for_others(kind) {
     s.org_with_repo(&root, "other", "api").await;
     let flood = hook(&s, &root, &format!("{}/flood", rx.url)).await;
     let body = json!({"event": "repo_push", "method": "webhook", "config": {"url": format!("{}/quiet", rx.url)}, "eventConfig": {}});
-    let quiet = expect(s.post("/api/v1/repository/other/api/notification/", &root, body).await, 201)["uuid"].as_str().unwrap().to_owned();
+    let quiet = expect(
+        s.post("/api/v1/repository/other/api/notification/", &root, body).await,
+        201,
+    )["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for _ in 0..30 {
         test_send(&s, &root, &flood).await;
     }
-    expect(s.post(&format!("/api/v1/repository/other/api/notification/{quiet}/test"), &root, json!(null)).await, 200);
+    expect(
+        s.post(
+            &format!("/api/v1/repository/other/api/notification/{quiet}/test"),
+            &root,
+            json!(null),
+        )
+        .await,
+        200,
+    );
     // FIFO would deliver the quiet repository's event 31st. The worker holds at most twice
     // max_in_flight (4): once the flood holds its share (2), the next claim looks past it and
     // finds the quiet one; in memory, the two take turns at their shared destination.
@@ -564,9 +792,12 @@ backend_test!(async fn a_flood_for_one_repository_leaves_room_for_others(kind) {
     }
     worker.stop().await;
     let quiet_at = paths.iter().position(|p| p == "/quiet");
-    assert!(quiet_at.is_some_and(|i| i < 8), "the other repository goes among the first: {paths:?}");
+    assert!(
+        quiet_at.is_some_and(|i| i < 8),
+        "the other repository goes among the first: {paths:?}"
+    );
     s.stop().await;
-});
+}
 
 /// What /metrics says of destination `dest` (`host:port`) for `metric`.
 async fn destination_metric(s: &TestServer, metric: &str, dest: &str) -> Option<f64> {
@@ -617,7 +848,8 @@ async fn limit_of(s: &TestServer, dest: &str) -> f64 {
         .expect("the destination's limit is published")
 }
 
-backend_test!(async fn a_destination_that_slows_down_gets_fewer_slots_and_then_gets_them_back(kind) {
+#[backend_test]
+async fn a_destination_that_slows_down_gets_fewer_slots_and_then_gets_them_back(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     // A global budget of 24: the limit can reach it quickly, and this one test process (server,
     // receiver and raisers, unoptimized) never queues so much that fast answers look slow.
@@ -645,9 +877,10 @@ backend_test!(async fn a_destination_that_slows_down_gets_fewer_slots_and_then_g
     assert!(recovered > slow, "recovered: {slow} -> {recovered}");
     worker.stop().await;
     s.stop().await;
-});
+}
 
-backend_test!(async fn retry_after_pauses_the_destination_not_only_the_job(kind) {
+#[backend_test]
+async fn retry_after_pauses_the_destination_not_only_the_job(kind: berth_testkit::DbKind) {
     // One request at a time to the destination, so that the others wait behind the first.
     let configure = |c: &mut berth_server::config::Config| {
         c.notifications.per_host = 1;
@@ -681,9 +914,10 @@ backend_test!(async fn retry_after_pauses_the_destination_not_only_the_job(kind)
         assert_eq!(ids.len(), 3, "{form}: the three deliveries, the first twice");
         s.stop().await;
     }
-});
+}
 
-backend_test!(async fn a_lost_claim_records_nothing(kind) {
+#[backend_test]
+async fn a_lost_claim_records_nothing(kind: berth_testkit::DbKind) {
     use berth_store::queue;
     let rx = Receiver::start().await;
     let (s, root) = server(kind, false, |_| {}).await;
@@ -697,7 +931,17 @@ backend_test!(async fn a_lost_claim_records_nothing(kind) {
     let stolen = {
         let later = Utc::now() + chrono::Duration::minutes(2);
         let mut tx = s.app.store().begin().await.unwrap();
-        let c = queue::claim(&mut tx, "notification", later, later + chrono::Duration::minutes(1), 10, "thief", &[]).await.unwrap();
+        let c = queue::claim(
+            &mut tx,
+            "notification",
+            later,
+            later + chrono::Duration::minutes(1),
+            10,
+            "thief",
+            &[],
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         c
     };
@@ -717,4 +961,4 @@ backend_test!(async fn a_lost_claim_records_nothing(kind) {
     assert_eq!((jobs.len(), jobs[0].attempt), (1, 2), "the job is the other worker's");
     drop(c);
     s.stop().await;
-});
+}

@@ -88,10 +88,14 @@ async fn chunked(s: &TestServer, path: &str, total: usize) -> u16 {
     read_answer(&mut conn, &format!("PUT {path} (chunked)")).await.0
 }
 
-backend_test!(async fn unauthenticated_bodies_are_read_only_after_the_checks(kind) {
+#[backend_test]
+async fn unauthenticated_bodies_are_read_only_after_the_checks(kind: berth_testkit::DbKind) {
     // Builds off: 503 before a byte of the body is read.
     let s = TestServer::start(kind).await;
-    for (method, path) in [("PUT", "/filedrop/made-up?token=x"), ("POST", "/webhooks/push/trigger/made-up")] {
+    for (method, path) in [
+        ("PUT", "/filedrop/made-up?token=x"),
+        ("POST", "/webhooks/push/trigger/made-up"),
+    ] {
         let (status, body) = half_sent(&s, method, path, &[]).await;
         assert_eq!(status, 503, "{method} {path}: {body}");
         assert!(body.contains("builds.enabled"), "{body}");
@@ -107,10 +111,17 @@ backend_test!(async fn unauthenticated_bodies_are_read_only_after_the_checks(kin
     s.org_with_repo(&root, "acme", "web").await;
     // Unknown ids and wrong tokens: 404 at once.
     assert_eq!(half_sent(&s, "PUT", "/filedrop/made-up?token=x", &[]).await.0, 404);
-    let drop = expect(s.post("/api/v1/filedrop/", &root, json!({"mimeType": "application/x-tar"})).await, 200);
+    let drop = expect(
+        s.post("/api/v1/filedrop/", &root, json!({"mimeType": "application/x-tar"}))
+            .await,
+        200,
+    );
     let (id, url) = (drop["file_id"].as_str().unwrap(), drop["url"].as_str().unwrap());
     let path = &url[url.find("/filedrop/").unwrap()..];
-    assert_eq!(half_sent(&s, "PUT", &path.replace("token=", "token=x"), &[]).await.0, 404);
+    assert_eq!(
+        half_sent(&s, "PUT", &path.replace("token=", "token=x"), &[]).await.0,
+        404
+    );
     // The right token, but a Content-Length over builds.max_context_bytes: 413 before reading.
     let (status, body) = half_sent(&s, "PUT", path, &[]).await;
     assert_eq!(status, 413, "{body}");
@@ -123,35 +134,67 @@ backend_test!(async fn unauthenticated_bodies_are_read_only_after_the_checks(kin
     let r = s.client.put(url).body(context.clone()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["size"], context.len());
-    let stored = berth_store::builds::filedrop_content(&mut s.app.store().conn().await.unwrap(), id).await.unwrap();
-    assert!(stored.as_deref() == Some(&context[..]), "the pieces join into what was sent");
-    assert_eq!(s.client.put(url).body("again").send().await.unwrap().status(), 404, "filled once");
+    let stored = berth_store::builds::filedrop_content(&mut s.app.store().conn().await.unwrap(), id)
+        .await
+        .unwrap();
+    assert!(
+        stored.as_deref() == Some(&context[..]),
+        "the pieces join into what was sent"
+    );
+    assert_eq!(
+        s.client.put(url).body("again").send().await.unwrap().status(),
+        404,
+        "filled once"
+    );
 
     // Trigger webhooks: an unknown trigger is 404 and a wrong GitLab token 403, before reading.
-    assert_eq!(half_sent(&s, "POST", "/webhooks/push/trigger/made-up", &[]).await.0, 404);
-    let t = expect(s.post("/api/v1/repository/acme/web/trigger/", &root, json!({"service": "gitlab"})).await, 201);
+    assert_eq!(
+        half_sent(&s, "POST", "/webhooks/push/trigger/made-up", &[]).await.0,
+        404
+    );
+    let t = expect(
+        s.post(
+            "/api/v1/repository/acme/web/trigger/",
+            &root,
+            json!({"service": "gitlab"}),
+        )
+        .await,
+        201,
+    );
     let hook = t["webhook_url"].as_str().unwrap();
     let hook_path = &hook[hook.find("/webhooks/").unwrap()..];
     let (status, body) = half_sent(&s, "POST", hook_path, &[("x-gitlab-token", "wrong")]).await;
     assert_eq!(status, 403, "{body}");
     // With the right token, a body over the webhook limit is 413 before reading.
     let secret = t["secret"].as_str().unwrap();
-    assert_eq!(half_sent(&s, "POST", hook_path, &[("x-gitlab-token", secret)]).await.0, 413);
+    assert_eq!(
+        half_sent(&s, "POST", hook_path, &[("x-gitlab-token", secret)]).await.0,
+        413
+    );
     s.stop().await;
-});
+}
 
-backend_test!(async fn a_password_flood_is_bounded_and_limited_and_spares_tokens(kind) {
+#[backend_test]
+async fn a_password_flood_is_bounded_and_limited_and_spares_tokens(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     let root = s.init_root().await;
     // root's password is verified once before the flood (and so remembered); a token needs no hash.
     expect(s.get("/api/v1/user/", &root).await, 200);
-    let token = s.app.create_access_token("root", berth_core::ScopeSet::parse("user:read").unwrap(), "", None).await.unwrap();
+    let token = s
+        .app
+        .create_access_token("root", berth_core::ScopeSet::parse("user:read").unwrap(), "", None)
+        .await
+        .unwrap();
     let bearer = Auth::Bearer(token.clone());
 
     // Unknown user names cost a hash like real ones (the dummy hash runs; timing shows nothing).
     let mismatches = "berth_password_checks_total{result=\"mismatch\"}";
     let before = s.metric(mismatches).await.unwrap_or(0.0);
-    expect(s.get("/api/v1/user/", &Auth::Basic("nobody-here".into(), "whatever".into())).await, 401);
+    expect(
+        s.get("/api/v1/user/", &Auth::Basic("nobody-here".into(), "whatever".into()))
+            .await,
+        401,
+    );
     let after = s.metric(mismatches).await.unwrap_or(0.0);
     assert_eq!(after - before, 1.0, "an unknown user is checked against the dummy hash");
 
@@ -171,7 +214,12 @@ backend_test!(async fn a_password_flood_is_bounded_and_limited_and_spares_tokens
     }
     // Past the allowance for the name (however many of the flood were checked), a check is
     // refused before hashing, with Retry-After.
-    let again = || s.client.get(format!("{}/api/v1/user/", s.base)).basic_auth("root", Some("wrong-again")).send();
+    let again = || {
+        s.client
+            .get(format!("{}/api/v1/user/", s.base))
+            .basic_auth("root", Some("wrong-again"))
+            .send()
+    };
     let mut r = again().await.unwrap();
     for _ in 0..10 {
         if r.status() == 429 {
@@ -186,18 +234,31 @@ backend_test!(async fn a_password_flood_is_bounded_and_limited_and_spares_tokens
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error_type"], "too_many_requests", "{body}");
     // The registry's token endpoint answers the same in the OCI shape.
-    let r = s.client.get(format!("{}/v2/auth?service={}", s.base, s.hostname)).basic_auth("root", Some("wrong-again")).send().await.unwrap();
+    let r = s
+        .client
+        .get(format!("{}/v2/auth?service={}", s.base, s.hostname))
+        .basic_auth("root", Some("wrong-again"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["errors"][0]["code"], "TOOMANYREQUESTS");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["errors"][0]["code"],
+        "TOOMANYREQUESTS"
+    );
     // Meanwhile tokens and the credential verified before the flood still work.
     expect(s.get("/api/v1/user/", &bearer).await, 200);
-    expect(s.get("/api/v1/user/", &Auth::Basic("$oauthtoken".into(), token)).await, 200);
+    expect(
+        s.get("/api/v1/user/", &Auth::Basic("$oauthtoken".into(), token)).await,
+        200,
+    );
     expect(s.get("/api/v1/user/", &root).await, 200);
     s.stop().await;
-});
+}
 
-backend_test!(async fn stalled_clients_are_cut_off_and_cannot_keep_others_out(kind) {
+#[backend_test]
+async fn stalled_clients_are_cut_off_and_cannot_keep_others_out(kind: berth_testkit::DbKind) {
     let s = TestServer::start_with(kind, |c| {
         c.header_read_timeout_secs = 2;
         c.max_connections = 16;
@@ -207,7 +268,9 @@ backend_test!(async fn stalled_clients_are_cut_off_and_cannot_keep_others_out(ki
     let mut stalled = Vec::new();
     for _ in 0..40 {
         let mut c = tokio::net::TcpStream::connect(&s.hostname).await.unwrap();
-        c.write_all(b"GET /health/instance HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        c.write_all(b"GET /health/instance HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
         stalled.push(c);
     }
     // Health checks still answer: each new connection takes the place of the oldest stalled one.
@@ -230,4 +293,4 @@ backend_test!(async fn stalled_clients_are_cut_off_and_cannot_keep_others_out(ki
         assert!(closed.is_ok(), "stalled connection {i} is still open");
     }
     s.stop().await;
-});
+}

@@ -1,5 +1,5 @@
 //! Integration tests: real servers on 127.0.0.1, each on a fresh SQLite file and again on a fresh
-//! PostgreSQL database (`backend_test!`).
+//! PostgreSQL database (`#[backend_test]`).
 
 // Tests may unwrap: a panic is the failure report. (Request-path code may not; see clippy.toml.)
 #![allow(clippy::unwrap_used)]

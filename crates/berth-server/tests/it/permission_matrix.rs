@@ -404,7 +404,8 @@ async fn setup(s: &TestServer) -> Vec<Auth> {
     ]
 }
 
-backend_test!(async fn every_route_against_every_caller(kind) {
+#[backend_test]
+async fn every_route_against_every_caller(kind: berth_testkit::DbKind) {
     let s = TestServer::start_with(kind, |c| c.builds.enabled = true).await;
     let callers = setup(&s).await;
     let rows = rows();
@@ -412,7 +413,10 @@ backend_test!(async fn every_route_against_every_caller(kind) {
     for (i, (caller, auth)) in CALLERS.iter().zip(&callers).enumerate() {
         for r in &rows {
             let path = r.path.replace("{i}", &i.to_string());
-            let body = r.body.as_ref().map(|b| serde_json::from_str(&b.to_string().replace("{i}", &i.to_string())).unwrap());
+            let body = r
+                .body
+                .as_ref()
+                .map(|b| serde_json::from_str(&b.to_string().replace("{i}", &i.to_string())).unwrap());
             let want: u16 = r.expect.split(' ').nth(i).unwrap().parse().unwrap();
             let (got, resp) = s.call(r.method.clone(), &path, auth, body).await;
             if got.as_u16() != want {
@@ -420,6 +424,11 @@ backend_test!(async fn every_route_against_every_caller(kind) {
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     s.stop().await;
-});
+}

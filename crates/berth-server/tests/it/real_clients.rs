@@ -54,10 +54,14 @@ fn layout_digest(layout: &Path) -> String {
     index["manifests"][0]["digest"].as_str().unwrap().to_owned()
 }
 
-backend_test!(async fn skopeo_umoci_buildah_and_podman(kind) {
+#[backend_test]
+async fn skopeo_umoci_buildah_and_podman(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     let root = s.init_root().await;
-    expect(s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await, 201);
+    expect(
+        s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await,
+        201,
+    );
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let host = s.hostname.clone();
@@ -75,31 +79,88 @@ backend_test!(async fn skopeo_umoci_buildah_and_podman(kind) {
 
     // Push and pull back: the same manifest digest, so the same bytes.
     let img = format!("docker://{host}/acme/img:v1");
-    ok("skopeo", &["copy", dest_tls, "--dest-creds", creds, "oci:L:v1", &img], d).await;
+    ok(
+        "skopeo",
+        &["copy", dest_tls, "--dest-creds", creds, "oci:L:v1", &img],
+        d,
+    )
+    .await;
     ok("skopeo", &["copy", src_tls, "--src-creds", creds, &img, "oci:P:v1"], d).await;
     assert_eq!(layout_digest(&d.join("P")), original);
 
     // Docker schema 2.
     let v2 = format!("docker://{host}/acme/v2s2:v1");
-    ok("skopeo", &["copy", "--format", "v2s2", dest_tls, "--dest-creds", creds, "oci:L:v1", &v2], d).await;
-    let raw: Value = serde_json::from_str(&ok("skopeo", &["inspect", "--raw", tls, "--creds", creds, &v2], d).await).unwrap();
+    ok(
+        "skopeo",
+        &[
+            "copy",
+            "--format",
+            "v2s2",
+            dest_tls,
+            "--dest-creds",
+            creds,
+            "oci:L:v1",
+            &v2,
+        ],
+        d,
+    )
+    .await;
+    let raw: Value =
+        serde_json::from_str(&ok("skopeo", &["inspect", "--raw", tls, "--creds", creds, &v2], d).await).unwrap();
     assert_eq!(raw["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
     ok("skopeo", &["copy", src_tls, "--src-creds", creds, &v2, "oci:P2:v1"], d).await;
 
     // Registry to registry (blob mounts), tags, delete.
     let copy = format!("docker://{host}/acme/copy:v2");
-    ok("skopeo", &["copy", src_tls, dest_tls, "--src-creds", creds, "--dest-creds", creds, &img, &copy], d).await;
+    ok(
+        "skopeo",
+        &[
+            "copy",
+            src_tls,
+            dest_tls,
+            "--src-creds",
+            creds,
+            "--dest-creds",
+            creds,
+            &img,
+            &copy,
+        ],
+        d,
+    )
+    .await;
     let a: Value = serde_json::from_str(&ok("skopeo", &["inspect", tls, "--creds", creds, &img], d).await).unwrap();
     let b: Value = serde_json::from_str(&ok("skopeo", &["inspect", tls, "--creds", creds, &copy], d).await).unwrap();
     assert_eq!(a["Digest"], b["Digest"]);
-    let tags: Value = serde_json::from_str(&ok("skopeo", &["list-tags", tls, "--creds", creds, &format!("docker://{host}/acme/copy")], d).await).unwrap();
+    let tags: Value = serde_json::from_str(
+        &ok(
+            "skopeo",
+            &[
+                "list-tags",
+                tls,
+                "--creds",
+                creds,
+                &format!("docker://{host}/acme/copy"),
+            ],
+            d,
+        )
+        .await,
+    )
+    .unwrap();
     assert_eq!(tags["Tags"], json!(["v2"]));
     ok("skopeo", &["delete", tls, "--creds", creds, &copy], d).await;
     assert!(!run("skopeo", &["inspect", tls, "--creds", creds, &copy], d).await.0);
 
     // Anonymous: refused on the private repository, allowed once it is public.
     assert!(!run("skopeo", &["inspect", tls, &img], d).await.0);
-    expect(s.post("/api/v1/repository/acme/img/changevisibility", &root, json!({"visibility": "public"})).await, 200);
+    expect(
+        s.post(
+            "/api/v1/repository/acme/img/changevisibility",
+            &root,
+            json!({"visibility": "public"}),
+        )
+        .await,
+        200,
+    );
     ok("skopeo", &["inspect", tls, &img], d).await;
 
     // buildah: a multi-arch index, and a plain push.
@@ -115,28 +176,114 @@ backend_test!(async fn skopeo_umoci_buildah_and_podman(kind) {
     ok_stored("buildah", &["manifest", "create", "localhost/multi:v1"], d).await;
     for arch in ["amd64", "arm64"] {
         let src = format!("containers-storage:localhost/img-{arch}:v1");
-        ok_stored("buildah", &["manifest", "add", "--arch", arch, "localhost/multi:v1", &src], d).await;
+        ok_stored(
+            "buildah",
+            &["manifest", "add", "--arch", arch, "localhost/multi:v1", &src],
+            d,
+        )
+        .await;
     }
     let multi = format!("docker://{host}/acme/multi:v1");
-    ok_stored("buildah", &["manifest", "push", "--all", tls, "--creds", creds, "localhost/multi:v1", &multi], d).await;
-    let index: Value = serde_json::from_str(&ok("skopeo", &["inspect", "--raw", tls, "--creds", creds, &multi], d).await).unwrap();
-    let arches: Vec<&str> = index["manifests"].as_array().unwrap().iter().map(|m| m["platform"]["architecture"].as_str().unwrap()).collect();
+    ok_stored(
+        "buildah",
+        &[
+            "manifest",
+            "push",
+            "--all",
+            tls,
+            "--creds",
+            creds,
+            "localhost/multi:v1",
+            &multi,
+        ],
+        d,
+    )
+    .await;
+    let index: Value =
+        serde_json::from_str(&ok("skopeo", &["inspect", "--raw", tls, "--creds", creds, &multi], d).await).unwrap();
+    let arches: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
     assert_eq!(arches, ["amd64", "arm64"]);
-    ok("skopeo", &["copy", "--override-arch", "arm64", src_tls, "--src-creds", creds, &multi, "oci:A:v1"], d).await;
-    ok_stored("buildah", &["push", tls, "--creds", creds, "localhost/img-amd64:v1", &format!("docker://{host}/acme/bp:v1")], d).await;
+    ok(
+        "skopeo",
+        &[
+            "copy",
+            "--override-arch",
+            "arm64",
+            src_tls,
+            "--src-creds",
+            creds,
+            &multi,
+            "oci:A:v1",
+        ],
+        d,
+    )
+    .await;
+    ok_stored(
+        "buildah",
+        &[
+            "push",
+            tls,
+            "--creds",
+            creds,
+            "localhost/img-amd64:v1",
+            &format!("docker://{host}/acme/bp:v1"),
+        ],
+        d,
+    )
+    .await;
 
     // podman with robot credentials: write pushes, read cannot.
-    let rw = expect(s.call(Method::PUT, "/api/v1/organization/acme/robots/rw", &root, None).await, 201);
-    let ro = expect(s.call(Method::PUT, "/api/v1/organization/acme/robots/ro", &root, None).await, 201);
-    expect(s.post("/api/v1/repository", &root, json!({"namespace": "acme", "repository": "robots", "visibility": "private"})).await, 201);
-    expect(s.put("/api/v1/repository/acme/robots/permissions/user/acme+rw", &root, json!({"role": "write"})).await, 200);
-    expect(s.put("/api/v1/repository/acme/robots/permissions/user/acme+ro", &root, json!({"role": "read"})).await, 200);
+    let rw = expect(
+        s.call(Method::PUT, "/api/v1/organization/acme/robots/rw", &root, None)
+            .await,
+        201,
+    );
+    let ro = expect(
+        s.call(Method::PUT, "/api/v1/organization/acme/robots/ro", &root, None)
+            .await,
+        201,
+    );
+    expect(
+        s.post(
+            "/api/v1/repository",
+            &root,
+            json!({"namespace": "acme", "repository": "robots", "visibility": "private"}),
+        )
+        .await,
+        201,
+    );
+    expect(
+        s.put(
+            "/api/v1/repository/acme/robots/permissions/user/acme+rw",
+            &root,
+            json!({"role": "write"}),
+        )
+        .await,
+        200,
+    );
+    expect(
+        s.put(
+            "/api/v1/repository/acme/robots/permissions/user/acme+ro",
+            &root,
+            json!({"role": "read"}),
+        )
+        .await,
+        200,
+    );
     let target = format!("{host}/acme/robots:v1");
     ok_stored("podman", &["tag", "localhost/img-amd64:v1", &target], d).await;
     let rw_creds = format!("acme+rw:{}", rw["token"].as_str().unwrap());
     let ro_creds = format!("acme+ro:{}", ro["token"].as_str().unwrap());
-    assert!(!succeeds_stored("podman", &["push", tls, "--creds", &ro_creds, &target], d).await, "a read-only robot cannot push");
+    assert!(
+        !succeeds_stored("podman", &["push", tls, "--creds", &ro_creds, &target], d).await,
+        "a read-only robot cannot push"
+    );
     ok_stored("podman", &["push", tls, "--creds", &rw_creds, &target], d).await;
     ok_stored("podman", &["pull", tls, "--creds", &ro_creds, &target], d).await;
     s.stop().await;
-});
+}

@@ -11,11 +11,19 @@ use std::time::Duration;
 use crate::oci_conformance::{OCI_INDEX, OCI_MANIFEST, Reg};
 use crate::support::{Auth, TestServer, expect};
 
-backend_test!(async fn gc_deletes_and_quay_tag_api(kind) {
+#[backend_test]
+async fn gc_deletes_and_quay_tag_api(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     let root = s.init_root().await;
-    expect(s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await, 201);
-    let reg = Reg { s: &s, user: "root", pass: "rootpassword" };
+    expect(
+        s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await,
+        201,
+    );
+    let reg = Reg {
+        s: &s,
+        user: "root",
+        pass: "rootpassword",
+    };
     let repo = "acme/app";
     let (_, v1, layer_a) = reg.push_image(repo, "v1", b"layer a").await;
     let (_, v2, layer_b) = reg.push_image(repo, "v2", b"layer b, longer").await;
@@ -23,20 +31,48 @@ backend_test!(async fn gc_deletes_and_quay_tag_api(kind) {
     let r = reg.send(Method::POST, &format!("/v2/{repo}/blobs/uploads/")).await;
     assert_eq!(r.status(), 202);
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI_MANIFEST, "digest": v1, "size": 1}]}).to_string();
-    assert_eq!(reg.push_manifest(repo, "multi", OCI_INDEX, index.as_bytes()).await.status(), 201);
+    assert_eq!(
+        reg.push_manifest(repo, "multi", OCI_INDEX, index.as_bytes())
+            .await
+            .status(),
+        201
+    );
 
     // Quay's tag API: newest first, sizes, manifest lists, paging, one tag.
     let tags = expect(s.get("/api/v1/repository/acme/app/tag/", &root).await, 200);
-    let names: Vec<&str> = tags["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = tags["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["multi", "v2", "v1"]);
-    assert_eq!((tags["page"].as_u64(), tags["has_additional"].as_bool()), (Some(1), Some(false)));
+    assert_eq!(
+        (tags["page"].as_u64(), tags["has_additional"].as_bool()),
+        (Some(1), Some(false))
+    );
     let config_len = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.len();
     assert_eq!(tags["tags"][2]["size"], json!(config_len + b"layer a".len()));
     assert_eq!(tags["tags"][2]["manifest_digest"], v1.as_str());
-    assert_eq!((tags["tags"][0]["is_manifest_list"].as_bool(), tags["tags"][0]["size"].is_null()), (Some(true), true));
-    let page = expect(s.get("/api/v1/repository/acme/app/tag/?limit=1&page=2", &root).await, 200);
-    assert_eq!((page["tags"][0]["name"].as_str(), page["has_additional"].as_bool()), (Some("v2"), Some(true)));
-    let one = expect(s.get("/api/v1/repository/acme/app/tag/?specificTag=v1", &root).await, 200);
+    assert_eq!(
+        (
+            tags["tags"][0]["is_manifest_list"].as_bool(),
+            tags["tags"][0]["size"].is_null()
+        ),
+        (Some(true), true)
+    );
+    let page = expect(
+        s.get("/api/v1/repository/acme/app/tag/?limit=1&page=2", &root).await,
+        200,
+    );
+    assert_eq!(
+        (page["tags"][0]["name"].as_str(), page["has_additional"].as_bool()),
+        (Some("v2"), Some(true))
+    );
+    let one = expect(
+        s.get("/api/v1/repository/acme/app/tag/?specificTag=v1", &root).await,
+        200,
+    );
     assert_eq!(one["tags"].as_array().unwrap().len(), 1);
     let e = expect(s.get("/api/v1/repository/acme/app/tag/?limit=500", &root).await, 400);
     assert!(e["detail"].as_str().unwrap().contains("limit"), "{e}");
@@ -48,24 +84,61 @@ backend_test!(async fn gc_deletes_and_quay_tag_api(kind) {
     // A manifest inside an index cannot be deleted: the index's tag would break.
     let r = reg.send(Method::DELETE, &format!("/v2/{repo}/manifests/{v1}")).await;
     assert_eq!(r.status(), 409);
-    assert_eq!(reg.send(Method::DELETE, &format!("/v2/{repo}/manifests/{v2}")).await.status(), 202);
+    assert_eq!(
+        reg.send(Method::DELETE, &format!("/v2/{repo}/manifests/{v2}"))
+            .await
+            .status(),
+        202
+    );
 
     // Within the grace period nothing goes; after it, the abandoned upload and the blobs that no
     // manifest references go, and everything v1 (and so "multi") needs stays.
-    let policy = GcPolicy { upload_max_age: Duration::from_secs(86_400), blob_grace: Duration::from_secs(3600) };
+    let policy = GcPolicy {
+        upload_max_age: Duration::from_secs(86_400),
+        blob_grace: Duration::from_secs(3600),
+    };
     let now = chrono::Utc::now();
     assert_eq!(s.app.collect_garbage(policy, now).await.unwrap(), GcReport::default());
     let later = now + chrono::Duration::days(2);
-    assert_eq!(s.app.collect_garbage(policy, later).await.unwrap(), GcReport { uploads: 1, blobs: 2, deliveries: 0, scan_records: 0, filedrops: 0 });
-    assert_eq!(s.app.collect_garbage(policy, later).await.unwrap(), GcReport::default(), "idempotent");
+    assert_eq!(
+        s.app.collect_garbage(policy, later).await.unwrap(),
+        GcReport {
+            uploads: 1,
+            blobs: 2,
+            deliveries: 0,
+            scan_records: 0,
+            filedrops: 0
+        }
+    );
+    assert_eq!(
+        s.app.collect_garbage(policy, later).await.unwrap(),
+        GcReport::default(),
+        "idempotent"
+    );
     for gone in [&layer_b, &orphan] {
-        assert_eq!(reg.send(Method::HEAD, &format!("/v2/{repo}/blobs/{gone}")).await.status(), 404);
+        assert_eq!(
+            reg.send(Method::HEAD, &format!("/v2/{repo}/blobs/{gone}"))
+                .await
+                .status(),
+            404
+        );
         let hex = gone.strip_prefix("sha256:").unwrap();
-        assert!(!s.db.dir().join(format!("blobs/sha256/{}/{hex}", &hex[..2])).exists(), "file of {gone} removed");
+        assert!(
+            !s.db.dir().join(format!("blobs/sha256/{}/{hex}", &hex[..2])).exists(),
+            "file of {gone} removed"
+        );
     }
     let r = reg.send(Method::GET, &format!("/v2/{repo}/blobs/{layer_a}")).await;
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"layer a");
-    assert_eq!(reg.send(Method::GET, &format!("/v2/{repo}/manifests/multi")).await.status(), 200);
-    assert!(std::fs::read_dir(s.db.dir().join("uploads")).unwrap().next().is_none(), "upload file removed");
+    assert_eq!(
+        reg.send(Method::GET, &format!("/v2/{repo}/manifests/multi"))
+            .await
+            .status(),
+        200
+    );
+    assert!(
+        std::fs::read_dir(s.db.dir().join("uploads")).unwrap().next().is_none(),
+        "upload file removed"
+    );
     s.stop().await;
-});
+}

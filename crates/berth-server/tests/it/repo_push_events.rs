@@ -38,11 +38,23 @@ async fn put(s: &TestServer, path: &str, content_type: &str, body: Vec<u8>) -> r
         .status()
 }
 
-backend_test!(async fn tag_pushes_enqueue_one_delivery_per_notification_atomically(kind) {
+#[backend_test]
+async fn tag_pushes_enqueue_one_delivery_per_notification_atomically(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     let root = s.init_root().await;
-    expect(s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await, 201);
-    expect(s.post("/api/v1/repository", &root, json!({"namespace": "acme", "repository": "web", "visibility": "private"})).await, 201);
+    expect(
+        s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await,
+        201,
+    );
+    expect(
+        s.post(
+            "/api/v1/repository",
+            &root,
+            json!({"namespace": "acme", "repository": "web", "visibility": "private"}),
+        )
+        .await,
+        201,
+    );
 
     // Two enabled repo_push notifications, one for another event, one disabled.
     let repo = {
@@ -53,63 +65,142 @@ backend_test!(async fn tag_pushes_enqueue_one_delivery_per_notification_atomical
     let empty = json!({});
     // A plain secret, as rows from before sealing hold: it signs as it is.
     let secret = berth_store::secrets::Sealed::from_stored("whsec_AAAA".into());
-    for (uuid, event, method) in [("n-hook", "repo_push", "webhook"), ("n-bell", "repo_push", "quay_notification"), ("n-build", "build_success", "webhook"), ("n-off", "repo_push", "webhook")] {
-        let row = notifications::insert(&mut tx, &NewNotification { uuid, repo: repo.id, event, method, title: None, config: &empty, event_config: &empty, secret: &secret }).await.unwrap();
+    for (uuid, event, method) in [
+        ("n-hook", "repo_push", "webhook"),
+        ("n-bell", "repo_push", "quay_notification"),
+        ("n-build", "build_success", "webhook"),
+        ("n-off", "repo_push", "webhook"),
+    ] {
+        let row = notifications::insert(
+            &mut tx,
+            &NewNotification {
+                uuid,
+                repo: repo.id,
+                event,
+                method,
+                title: None,
+                config: &empty,
+                event_config: &empty,
+                secret: &secret,
+            },
+        )
+        .await
+        .unwrap();
         if uuid == "n-off" {
-            notifications::set_enabled(&mut tx, row.id, false, Some("test")).await.unwrap();
+            notifications::set_enabled(&mut tx, row.id, false, Some("test"))
+                .await
+                .unwrap();
         }
     }
     tx.commit().await.unwrap();
 
     // A one-layer image, pushed by tag.
-    let reg = Reg { s: &s, user: "root", pass: "rootpassword" };
-    let config = reg.push_blob("acme/web", br#"{"architecture":"amd64","os":"linux"}"#).await;
+    let reg = Reg {
+        s: &s,
+        user: "root",
+        pass: "rootpassword",
+    };
+    let config = reg
+        .push_blob("acme/web", br#"{"architecture":"amd64","os":"linux"}"#)
+        .await;
     let layer = reg.push_blob("acme/web", b"layer").await;
     let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 32},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 5}]}).to_string();
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 5}]})
+    .to_string();
     let md = digest(manifest.as_bytes());
 
     // A crash at the commit boundary: no tag, no delivery.
     s.app.failpoints().set(PUT_MANIFEST_BEFORE_COMMIT, true);
-    assert_eq!(put(&s, "/v2/acme/web/manifests/v1", OCI_MANIFEST, manifest.clone().into_bytes()).await, 503);
+    assert_eq!(
+        put(
+            &s,
+            "/v2/acme/web/manifests/v1",
+            OCI_MANIFEST,
+            manifest.clone().into_bytes()
+        )
+        .await,
+        503
+    );
     s.app.failpoints().set(PUT_MANIFEST_BEFORE_COMMIT, false);
     assert!(jobs(&s).await.is_empty());
-    let tags: Value = s.client.get(format!("{}/v2/acme/web/tags/list", s.base)).basic_auth("root", Some("rootpassword")).send().await.unwrap().json().await.unwrap();
+    let tags: Value = s
+        .client
+        .get(format!("{}/v2/acme/web/tags/list", s.base))
+        .basic_auth("root", Some("rootpassword"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(tags["tags"], json!([]));
 
     // The same push, committed: the tag and exactly two deliveries.
-    assert_eq!(put(&s, "/v2/acme/web/manifests/v1", OCI_MANIFEST, manifest.clone().into_bytes()).await, 201);
+    assert_eq!(
+        put(
+            &s,
+            "/v2/acme/web/manifests/v1",
+            OCI_MANIFEST,
+            manifest.clone().into_bytes()
+        )
+        .await,
+        201
+    );
     let queued = jobs(&s).await;
     assert_eq!(queued.len(), 2, "{queued:#?}");
-    let uuids: Vec<&str> = queued.iter().map(|j| j["body"]["notification_uuid"].as_str().unwrap()).collect();
+    let uuids: Vec<&str> = queued
+        .iter()
+        .map(|j| j["body"]["notification_uuid"].as_str().unwrap())
+        .collect();
     assert_eq!(uuids, ["n-hook", "n-bell"]);
     let host = &s.hostname;
     for j in &queued {
         assert_eq!(j["name"], "notification/acme/web/repo_push/");
         assert_eq!(j["body"]["event"], "repo_push");
         assert_eq!(j["payload"]["performer_data"]["entity_name"], "root");
-        assert_eq!(j["payload"]["event_data"], json!({
-            "repository": "acme/web", "namespace": "acme", "name": "web",
-            "docker_url": format!("{host}/acme/web"),
-            "homepage": format!("http://{host}/repository/acme/web"),
-            "updated_tags": ["v1"], "manifest_digests": [md],
-        }));
+        assert_eq!(
+            j["payload"]["event_data"],
+            json!({
+                "repository": "acme/web", "namespace": "acme", "name": "web",
+                "docker_url": format!("{host}/acme/web"),
+                "homepage": format!("http://{host}/repository/acme/web"),
+                "updated_tags": ["v1"], "manifest_digests": [md],
+            })
+        );
     }
-    assert_eq!(queued[0]["payload"]["event_id"], queued[1]["payload"]["event_id"], "one event, one id");
+    assert_eq!(
+        queued[0]["payload"]["event_id"], queued[1]["payload"]["event_id"],
+        "one event, one id"
+    );
 
     // By digest: nothing. A multi-arch index under one tag: one event per notification.
-    assert_eq!(put(&s, &format!("/v2/acme/web/manifests/{md}"), OCI_MANIFEST, manifest.clone().into_bytes()).await, 201);
+    assert_eq!(
+        put(
+            &s,
+            &format!("/v2/acme/web/manifests/{md}"),
+            OCI_MANIFEST,
+            manifest.clone().into_bytes()
+        )
+        .await,
+        201
+    );
     assert_eq!(jobs(&s).await.len(), 2);
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": manifest.len()}]}).to_string();
-    assert_eq!(put(&s, "/v2/acme/web/manifests/multi", OCI_INDEX, index.into_bytes()).await, 201);
+    assert_eq!(
+        put(&s, "/v2/acme/web/manifests/multi", OCI_INDEX, index.into_bytes()).await,
+        201
+    );
     let queued = jobs(&s).await;
     assert_eq!(queued.len(), 4);
     assert_eq!(queued[3]["payload"]["event_data"]["updated_tags"], json!(["multi"]));
 
     // A rejected push raises nothing.
     let bad = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"mediaType": "x", "digest": digest(b"missing"), "size": 1}, "layers": []}).to_string();
-    assert_eq!(put(&s, "/v2/acme/web/manifests/bad", OCI_MANIFEST, bad.into_bytes()).await, 400);
+    assert_eq!(
+        put(&s, "/v2/acme/web/manifests/bad", OCI_MANIFEST, bad.into_bytes()).await,
+        400
+    );
     assert_eq!(jobs(&s).await.len(), 4);
     s.stop().await;
-});
+}

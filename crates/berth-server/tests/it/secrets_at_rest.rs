@@ -44,20 +44,53 @@ async fn robot_signs_in(s: &TestServer, token: &str) -> bool {
     s.get(&path, &Auth::Basic("acme+ci".into(), token.into())).await.0 == 200
 }
 
-backend_test!(async fn stored_secrets_are_sealed_survive_restarts_and_rotate(kind) {
+#[backend_test]
+async fn stored_secrets_are_sealed_survive_restarts_and_rotate(kind: berth_testkit::DbKind) {
     let enable = |c: &mut berth_server::config::Config| c.builds.enabled = true;
     let s = TestServer::start_with(kind, enable).await;
     let root = s.init_root().await;
     s.org_with_repo(&root, "acme", "web").await;
-    let robot = expect(s.call(Method::PUT, "/api/v1/organization/acme/robots/ci", &root, None).await, 201);
+    let robot = expect(
+        s.call(Method::PUT, "/api/v1/organization/acme/robots/ci", &root, None)
+            .await,
+        201,
+    );
     let token = robot["token"].as_str().unwrap().to_owned();
-    expect(s.put("/api/v1/repository/acme/web/permissions/user/acme+ci", &root, json!({"role": "read"})).await, 200);
+    expect(
+        s.put(
+            "/api/v1/repository/acme/web/permissions/user/acme+ci",
+            &root,
+            json!({"role": "read"}),
+        )
+        .await,
+        200,
+    );
     let hook = json!({"event": "repo_push", "method": "webhook", "config": {"url": "https://ci.example.com/hook"}, "eventConfig": {}});
-    let uuid = expect(s.post("/api/v1/repository/acme/web/notification/", &root, hook).await, 201)["uuid"].as_str().unwrap().to_owned();
+    let uuid = expect(
+        s.post("/api/v1/repository/acme/web/notification/", &root, hook).await,
+        201,
+    )["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let secret_path = format!("/api/v1/repository/acme/web/notification/{uuid}/secret");
-    let signing = expect(s.get(&secret_path, &root).await, 200)["secret"].as_str().unwrap().to_owned();
-    let trigger = expect(s.post("/api/v1/repository/acme/web/trigger/", &root, json!({"service": "github"})).await, 201);
-    let trigger_path = format!("/api/v1/repository/acme/web/trigger/{}", trigger["id"].as_str().unwrap());
+    let signing = expect(s.get(&secret_path, &root).await, 200)["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let trigger = expect(
+        s.post(
+            "/api/v1/repository/acme/web/trigger/",
+            &root,
+            json!({"service": "github"}),
+        )
+        .await,
+        201,
+    );
+    let trigger_path = format!(
+        "/api/v1/repository/acme/web/trigger/{}",
+        trigger["id"].as_str().unwrap()
+    );
     let trigger_secret = trigger["secret"].as_str().unwrap().to_owned();
 
     // In the database: one of each, all sealed with one key, none holding its plain value.
@@ -65,11 +98,19 @@ backend_test!(async fn stored_secrets_are_sealed_survive_restarts_and_rotate(kin
     let columns: Vec<SealedColumn> = values.iter().map(|(c, _, _)| *c).collect();
     assert_eq!(
         columns,
-        [SealedColumn::RobotToken, SealedColumn::NotificationSecret, SealedColumn::TriggerSecret, SealedColumn::InstanceSecret]
+        [
+            SealedColumn::RobotToken,
+            SealedColumn::NotificationSecret,
+            SealedColumn::TriggerSecret,
+            SealedColumn::InstanceSecret
+        ]
     );
     let first_key = key_of(&values);
     for plain in [&token, &signing, &trigger_secret] {
-        assert!(values.iter().all(|(_, _, v)| !v.contains(plain.as_str())), "{plain} is stored in the clear");
+        assert!(
+            values.iter().all(|(_, _, v)| !v.contains(plain.as_str())),
+            "{plain} is stored in the clear"
+        );
     }
     assert!(robot_signs_in(&s, &token).await);
     assert!(!robot_signs_in(&s, "wrong").await);
@@ -78,9 +119,20 @@ backend_test!(async fn stored_secrets_are_sealed_survive_restarts_and_rotate(kin
 
     // A secret stored plain, as versions before sealing stored them, works and is sealed at the
     // next start.
-    let (robot_key, _) = values.iter().find(|(c, ..)| *c == SealedColumn::RobotToken).map(|(_, k, v)| (k.clone(), v.clone())).unwrap();
+    let (robot_key, _) = values
+        .iter()
+        .find(|(c, ..)| *c == SealedColumn::RobotToken)
+        .map(|(_, k, v)| (k.clone(), v.clone()))
+        .unwrap();
     let mut tx = s.app.store().begin().await.unwrap();
-    secrets::replace_sealed(&mut tx, SealedColumn::RobotToken, &robot_key, &Sealed::from_stored("LEGACYTOKEN".into())).await.unwrap();
+    secrets::replace_sealed(
+        &mut tx,
+        SealedColumn::RobotToken,
+        &robot_key,
+        &Sealed::from_stored("LEGACYTOKEN".into()),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     assert!(robot_signs_in(&s, "LEGACYTOKEN").await);
     let db = s.stop_keeping_db().await;
@@ -98,16 +150,29 @@ backend_test!(async fn stored_secrets_are_sealed_survive_restarts_and_rotate(kin
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&rotate.stdout).into_owned();
-    assert!(rotate.status.success(), "{out}{}", String::from_utf8_lossy(&rotate.stderr));
-    assert!(out.contains("re-sealed 4 stored secrets with key") && out.contains("restart running servers"), "{out}");
+    assert!(
+        rotate.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    assert!(
+        out.contains("re-sealed 4 stored secrets with key") && out.contains("restart running servers"),
+        "{out}"
+    );
     assert!(db.dir().join("secret.key.previous").exists() && !db.dir().join("secret.key.next").exists());
     let s = TestServer::start_on(db, enable).await;
     let second_key = key_of(&stored(&s).await);
     assert_ne!(second_key, first_key);
     assert!(out.contains(&second_key), "{out}");
     assert!(robot_signs_in(&s, "LEGACYTOKEN").await);
-    assert_eq!(expect(s.get(&secret_path, &root).await, 200)["secret"], signing.as_str());
-    assert_eq!(expect(s.get(&trigger_path, &root).await, 200)["secret"], trigger_secret.as_str());
+    assert_eq!(
+        expect(s.get(&secret_path, &root).await, 200)["secret"],
+        signing.as_str()
+    );
+    assert_eq!(
+        expect(s.get(&trigger_path, &root).await, 200)["secret"],
+        trigger_secret.as_str()
+    );
     let db = s.stop_keeping_db().await;
 
     // An instance given another key refuses to start, and says why.
@@ -121,15 +186,21 @@ backend_test!(async fn stored_secrets_are_sealed_survive_restarts_and_rotate(kin
         .unwrap();
     let err = String::from_utf8_lossy(&wrong.stderr);
     assert!(!wrong.status.success(), "{err}");
-    assert!(err.contains(&format!("sealed with key {second_key}")) && err.contains("secret_key"), "{err}");
+    assert!(
+        err.contains(&format!("sealed with key {second_key}")) && err.contains("secret_key"),
+        "{err}"
+    );
     // With secret_key in the configuration, rotation needs the new key in a file.
     let rotate = crate::binary::berth()
         .args(["admin", "rotate-secret-key"])
         .env("BERTH_DATABASE_URL", &db.url)
         .env("BERTH_DATA_DIR", db.dir())
-        .env("BERTH_SECRET_KEY", std::fs::read_to_string(db.dir().join("secret.key")).unwrap().trim())
+        .env(
+            "BERTH_SECRET_KEY",
+            std::fs::read_to_string(db.dir().join("secret.key")).unwrap().trim(),
+        )
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&rotate.stderr);
     assert!(!rotate.status.success() && err.contains("--new-key-file"), "{err}");
-});
+}

@@ -137,15 +137,20 @@ async fn tool(program: &str, args: &[&str], dir: &Path) {
     );
 }
 
-backend_test!(async fn skopeo_push_is_scanned_and_high_findings_are_announced(kind) {
+#[backend_test]
+async fn skopeo_push_is_scanned_and_high_findings_are_announced(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = scanning_server(kind, |_| {}).await;
     let high_only = webhook(&s, &root, format!("{}/high", rx.url), json!({"level": 1})).await;
-    let stored = s.app.import_advisories(&[
-        advisory("BERTH-TEST-HIGH", "openssl", "3.0.13-1~deb12u1", HIGH),
-        advisory("BERTH-TEST-LOW", "openssl", "3.0.12-1~deb12u1", LOW),
-        advisory("BERTH-TEST-FIXED", "openssl", "3.0.9-1", CRITICAL),
-    ]).await.unwrap();
+    let stored = s
+        .app
+        .import_advisories(&[
+            advisory("BERTH-TEST-HIGH", "openssl", "3.0.13-1~deb12u1", HIGH),
+            advisory("BERTH-TEST-LOW", "openssl", "3.0.12-1~deb12u1", LOW),
+            advisory("BERTH-TEST-FIXED", "openssl", "3.0.9-1", CRITICAL),
+        ])
+        .await
+        .unwrap();
     assert_eq!(stored.stored, 3);
 
     // A Debian image built offline by umoci, pushed by skopeo.
@@ -161,7 +166,19 @@ backend_test!(async fn skopeo_push_is_scanned_and_high_findings_are_announced(ki
     std::fs::write(rootfs.join("var/lib/dpkg/status"), DPKG_STATUS).unwrap();
     tool("umoci", &["repack", "--image", "L:v1", "bundle"], d).await;
     let img = format!("docker://{}/acme/web:v1", s.hostname);
-    tool("skopeo", &["copy", "--dest-tls-verify=false", "--dest-creds", "root:rootpassword", "oci:L:v1", &img], d).await;
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "root:rootpassword",
+            "oci:L:v1",
+            &img,
+        ],
+        d,
+    )
+    .await;
     let index: Value = serde_json::from_slice(&std::fs::read(d.join("L/index.json")).unwrap()).unwrap();
     let manifest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
 
@@ -176,17 +193,42 @@ backend_test!(async fn skopeo_push_is_scanned_and_high_findings_are_announced(ki
     assert_eq!(ssl["Version"], "3.0.11-1~deb12u1");
     assert_eq!(ssl["VersionFormat"], "dpkg");
     assert!(ssl["AddedBy"].as_str().unwrap().starts_with("sha256:"));
-    let vulns: Vec<(&str, &str, &str)> = ssl["Vulnerabilities"].as_array().unwrap().iter()
-        .map(|v| (v["Name"].as_str().unwrap(), v["Severity"].as_str().unwrap(), v["FixedBy"].as_str().unwrap()))
+    let vulns: Vec<(&str, &str, &str)> = ssl["Vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["Name"].as_str().unwrap(),
+                v["Severity"].as_str().unwrap(),
+                v["FixedBy"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(vulns, [("BERTH-TEST-HIGH", "High", "3.0.13-1~deb12u1"), ("BERTH-TEST-LOW", "Low", "3.0.12-1~deb12u1")]);
+    assert_eq!(
+        vulns,
+        [
+            ("BERTH-TEST-HIGH", "High", "3.0.13-1~deb12u1"),
+            ("BERTH-TEST-LOW", "Low", "3.0.12-1~deb12u1")
+        ]
+    );
     let high = &ssl["Vulnerabilities"][0];
-    assert_eq!(high["Link"], "https://security-tracker.debian.org/tracker/BERTH-TEST-HIGH");
+    assert_eq!(
+        high["Link"],
+        "https://security-tracker.debian.org/tracker/BERTH-TEST-HIGH"
+    );
     assert_eq!(high["Metadata"]["NVD"]["CVSSv3"]["Score"], 7.5);
     let bash = features.iter().find(|f| f["Name"] == "bash").unwrap();
     assert_eq!(bash["Vulnerabilities"], json!([]));
     // Without ?vulnerabilities=true, features only.
-    let plain = expect(s.get(&format!("/api/v1/repository/acme/web/manifest/{manifest}/security"), &root).await, 200);
+    let plain = expect(
+        s.get(
+            &format!("/api/v1/repository/acme/web/manifest/{manifest}/security"),
+            &root,
+        )
+        .await,
+        200,
+    );
     assert!(plain["data"]["Layer"]["Features"][0].get("Vulnerabilities").is_none());
 
     // The High notification receives the High finding, with the spec's payload.
@@ -195,41 +237,76 @@ backend_test!(async fn skopeo_push_is_scanned_and_high_findings_are_announced(ki
     let body = got.json();
     assert_eq!(body["tags"], json!(["v1"]));
     assert_eq!(body["repository"], "acme/web");
-    assert_eq!(body["vulnerability"], json!({
-        "id": "BERTH-TEST-HIGH", "description": "BERTH-TEST-HIGH in openssl",
-        "link": "https://security-tracker.debian.org/tracker/BERTH-TEST-HIGH", "priority": "High", "has_fix": true
-    }));
+    assert_eq!(
+        body["vulnerability"],
+        json!({
+            "id": "BERTH-TEST-HIGH", "description": "BERTH-TEST-HIGH in openssl",
+            "link": "https://security-tracker.debian.org/tracker/BERTH-TEST-HIGH", "priority": "High", "has_fix": true
+        })
+    );
     // …and the Low one is filtered by the level, never sent.
-    assert_eq!(settled_deliveries(&s, &root, &high_only).await, [
-        ("BERTH-TEST-HIGH".to_owned(), "delivered".to_owned()),
-        ("BERTH-TEST-LOW".to_owned(), "filtered".to_owned()),
-    ]);
+    assert_eq!(
+        settled_deliveries(&s, &root, &high_only).await,
+        [
+            ("BERTH-TEST-HIGH".to_owned(), "delivered".to_owned()),
+            ("BERTH-TEST-LOW".to_owned(), "filtered".to_owned()),
+        ]
+    );
 
     // New data a month later: the already-pushed image gains a Critical vulnerability in bash.
-    let later = s.app.import_advisories(&[advisory("BERTH-TEST-CRIT", "bash", "5.2.15-3", CRITICAL)]).await.unwrap();
+    let later = s
+        .app
+        .import_advisories(&[advisory("BERTH-TEST-CRIT", "bash", "5.2.15-3", CRITICAL)])
+        .await
+        .unwrap();
     assert_eq!(later.stored, 1);
     let got = rx.next(WAIT).await.expect("vulnerability_found from new data");
     assert_eq!(got.json()["vulnerability"]["id"], "BERTH-TEST-CRIT");
     assert_eq!(got.json()["vulnerability"]["priority"], "Critical");
 
     // Never twice: the same data again, and the same image under another tag.
-    let again = s.app.import_advisories(&[advisory("BERTH-TEST-CRIT", "bash", "5.2.15-3", CRITICAL)]).await.unwrap();
+    let again = s
+        .app
+        .import_advisories(&[advisory("BERTH-TEST-CRIT", "bash", "5.2.15-3", CRITICAL)])
+        .await
+        .unwrap();
     assert_eq!((again.stored, again.unchanged), (0, 1));
     let img2 = format!("docker://{}/acme/web:v2", s.hostname);
-    tool("skopeo", &["copy", "--dest-tls-verify=false", "--dest-creds", "root:rootpassword", "oci:L:v1", &img2], d).await;
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "root:rootpassword",
+            "oci:L:v1",
+            &img2,
+        ],
+        d,
+    )
+    .await;
     scans_settled(&s).await;
     assert_eq!(s.app.rematch(None).await.unwrap(), 0);
     assert_eq!(settled_deliveries(&s, &root, &high_only).await.len(), 3);
 
     // Read access is needed, and the digest must be a manifest of this repository.
-    let (status, _) = s.get(&format!("/api/v1/repository/acme/web/manifest/{manifest}/security"), &Auth::None).await;
+    let (status, _) = s
+        .get(
+            &format!("/api/v1/repository/acme/web/manifest/{manifest}/security"),
+            &Auth::None,
+        )
+        .await;
     assert_eq!(status, 401);
     let e = expect(s.get("/api/v1/repository/acme/web/manifest/sha256:0000000000000000000000000000000000000000000000000000000000000000/security", &root).await, 404);
     assert!(e["detail"].as_str().unwrap().contains("not found"), "{e}");
-    let e = expect(s.get("/api/v1/repository/acme/web/manifest/latest/security", &root).await, 400);
+    let e = expect(
+        s.get("/api/v1/repository/acme/web/manifest/latest/security", &root)
+            .await,
+        400,
+    );
     assert!(e["detail"].as_str().unwrap().contains("digest"), "{e}");
     s.stop().await;
-});
+}
 
 /// A gzipped tar layer with the given files.
 fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
@@ -245,19 +322,33 @@ fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-backend_test!(async fn index_children_bursts_and_failures(kind) {
+#[backend_test]
+async fn index_children_bursts_and_failures(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = scanning_server(kind, |c| c.secscan.max_events_per_scan = 3).await;
     let all = webhook(&s, &root, format!("{}/all", rx.url), json!({})).await;
     let names = ["A", "B", "C", "D", "E"];
-    let batch: Vec<Advisory> = names.iter().map(|n| advisory(&format!("BERTH-{n}"), "openssl", "3.0.13-1~deb12u1", MEDIUM)).collect();
+    let batch: Vec<Advisory> = names
+        .iter()
+        .map(|n| advisory(&format!("BERTH-{n}"), "openssl", "3.0.13-1~deb12u1", MEDIUM))
+        .collect();
     s.app.import_advisories(&batch).await.unwrap();
-    s.app.import_advisories(&[advisory("BERTH-HIGH", "openssl", "3.0.13-1~deb12u1", HIGH)]).await.unwrap();
+    s.app
+        .import_advisories(&[advisory("BERTH-HIGH", "openssl", "3.0.13-1~deb12u1", HIGH)])
+        .await
+        .unwrap();
 
     // Two platform images pushed by digest, then the index by tag: the children are scanned and
     // announced with the index's tag.
-    let reg = Reg { s: &s, user: "root", pass: "rootpassword" };
-    let files: [(&str, &[u8]); 2] = [("etc/os-release", OS_RELEASE.as_bytes()), ("var/lib/dpkg/status", DPKG_STATUS.as_bytes())];
+    let reg = Reg {
+        s: &s,
+        user: "root",
+        pass: "rootpassword",
+    };
+    let files: [(&str, &[u8]); 2] = [
+        ("etc/os-release", OS_RELEASE.as_bytes()),
+        ("var/lib/dpkg/status", DPKG_STATUS.as_bytes()),
+    ];
     let mut children = Vec::new();
     for arch in ["amd64", "arm64"] {
         let config = format!(r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#);
@@ -268,13 +359,23 @@ backend_test!(async fn index_children_bursts_and_failures(kind) {
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": bytes.len()}]}).to_string();
         let md = digest(manifest.as_bytes());
-        assert_eq!(reg.push_manifest("acme/web", &md, OCI_MANIFEST, manifest.as_bytes()).await.status(), 201);
+        assert_eq!(
+            reg.push_manifest("acme/web", &md, OCI_MANIFEST, manifest.as_bytes())
+                .await
+                .status(),
+            201
+        );
         children.push((md, manifest.len(), arch));
     }
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children.iter().map(|(d, size, arch)| json!({
         "mediaType": OCI_MANIFEST, "digest": d, "size": size, "platform": {"architecture": arch, "os": "linux"}})).collect::<Vec<_>>()}).to_string();
     let index_digest = digest(index.as_bytes());
-    assert_eq!(reg.push_manifest("acme/web", "multi", OCI_INDEX, index.as_bytes()).await.status(), 201);
+    assert_eq!(
+        reg.push_manifest("acme/web", "multi", OCI_INDEX, index.as_bytes())
+            .await
+            .status(),
+        201
+    );
     scans_settled(&s).await;
     let r = report(&s, &root, "acme/web", &index_digest).await;
     assert_eq!(r["status"], "unsupported");
@@ -320,8 +421,16 @@ backend_test!(async fn index_children_bursts_and_failures(kind) {
     let third = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": shared, "size": original.len()}]}).to_string();
-    assert_eq!(reg.push_manifest("acme/web", "s390x", OCI_MANIFEST, third.as_bytes()).await.status(), 201);
-    assert_eq!(report(&s, &root, "acme/web", &digest(third.as_bytes())).await["status"], "scanned");
+    assert_eq!(
+        reg.push_manifest("acme/web", "s390x", OCI_MANIFEST, third.as_bytes())
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        report(&s, &root, "acme/web", &digest(third.as_bytes())).await["status"],
+        "scanned"
+    );
     std::fs::write(&path, original).unwrap();
 
     // A layer that is not a tar fails the scan with a reason; an artifact is unsupported.
@@ -331,20 +440,31 @@ backend_test!(async fn index_children_bursts_and_failures(kind) {
     assert!(r["reason"].as_str().unwrap().contains("layer sha256:"), "{r}");
     let blob = reg.push_blob("acme/web", b"{}").await;
     let artifact = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": blob, "size": 2}, "layers": []}).to_string();
-    assert_eq!(reg.push_manifest("acme/web", "artifact", OCI_MANIFEST, artifact.as_bytes()).await.status(), 201);
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": blob, "size": 2}, "layers": []})
+    .to_string();
+    assert_eq!(
+        reg.push_manifest("acme/web", "artifact", OCI_MANIFEST, artifact.as_bytes())
+            .await
+            .status(),
+        201
+    );
     let r = report(&s, &root, "acme/web", &digest(artifact.as_bytes())).await;
     assert_eq!(r["status"], "unsupported");
     assert!(r["reason"].as_str().unwrap().contains("not a container image"), "{r}");
 
     // Deleting a manifest leaves scanner records that garbage collection removes.
-    let deleted = reg.send(reqwest::Method::DELETE, &format!("/v2/acme/web/manifests/{broken}")).await;
+    let deleted = reg
+        .send(reqwest::Method::DELETE, &format!("/v2/acme/web/manifests/{broken}"))
+        .await;
     assert_eq!(deleted.status(), 202);
-    let policy = berth_app::gc::GcPolicy { upload_max_age: Duration::from_secs(3600), blob_grace: Duration::from_secs(3600) };
+    let policy = berth_app::gc::GcPolicy {
+        upload_max_age: Duration::from_secs(3600),
+        blob_grace: Duration::from_secs(3600),
+    };
     let gc = s.app.collect_garbage(policy, chrono::Utc::now()).await.unwrap();
     assert_eq!(gc.scan_records, 1, "{gc:?}");
     s.stop().await;
-});
+}
 
 /// The digest of the only layer of a manifest of acme/web.
 async fn children_layer(s: &TestServer, manifest: &str) -> String {
@@ -385,7 +505,8 @@ db.execute("INSERT INTO Packages (blob) VALUES (?)", (header("openssl-libs", "3.
 db.commit()
 "#;
 
-backend_test!(async fn rpm_databases_are_read(kind) {
+#[backend_test]
+async fn rpm_databases_are_read(kind: berth_testkit::DbKind) {
     let (s, root) = scanning_server(kind, |_| {}).await;
     let rocky = Advisory::parse(json!({
         "id": "RLSA-TEST", "modified": "2026-11-01T00:00:00Z", "database_specific": {"severity": "Important"},
@@ -400,27 +521,36 @@ backend_test!(async fn rpm_databases_are_read(kind) {
     let rpmdb = std::fs::read(&db).unwrap();
     let os = b"ID=\"rocky\"\nVERSION_ID=\"9.3\"\n";
     let bytes = layer(&[("etc/os-release", os), ("var/lib/rpm/rpmdb.sqlite", &rpmdb)]);
-    let reg = Reg { s: &s, user: "root", pass: "rootpassword" };
+    let reg = Reg {
+        s: &s,
+        user: "root",
+        pass: "rootpassword",
+    };
     let (_, manifest, _) = reg.push_image("acme/web", "rocky", &bytes).await;
     let r = report(&s, &root, "acme/web", &manifest).await;
     assert_eq!(r["status"], "scanned", "{r}");
     let layer = &r["data"]["Layer"];
     assert_eq!(layer["NamespaceName"], "rocky:9.3");
     let f = &layer["Features"][0];
-    assert_eq!((f["Name"].as_str(), f["Version"].as_str(), f["VersionFormat"].as_str()), (Some("openssl-libs"), Some("1:3.0.7-24.el9"), Some("rpm")));
+    assert_eq!(
+        (f["Name"].as_str(), f["Version"].as_str(), f["VersionFormat"].as_str()),
+        (Some("openssl-libs"), Some("1:3.0.7-24.el9"), Some("rpm"))
+    );
     assert_eq!(f["Vulnerabilities"][0]["Name"], "RLSA-TEST");
     assert_eq!(f["Vulnerabilities"][0]["Severity"], "High");
     assert_eq!(f["Vulnerabilities"][0]["FixedBy"], "1:3.0.7-27.el9");
     s.stop().await;
-});
+}
 
-backend_test!(async fn the_feed_and_the_import_command(kind) {
+#[backend_test]
+async fn the_feed_and_the_import_command(kind: berth_testkit::DbKind) {
     // A zip export, as OSV publishes per ecosystem.
     let mut zip = Vec::new();
     {
         let mut w = zip::ZipWriter::new(std::io::Cursor::new(&mut zip));
         for id in ["FEED-1", "FEED-2"] {
-            w.start_file(format!("{id}.json"), zip::write::SimpleFileOptions::default()).unwrap();
+            w.start_file(format!("{id}.json"), zip::write::SimpleFileOptions::default())
+                .unwrap();
             let a = advisory(id, "openssl", "3.0.13-1~deb12u1", HIGH);
             w.write_all(serde_json::to_string(&a).unwrap().as_bytes()).unwrap();
         }
@@ -430,7 +560,11 @@ backend_test!(async fn the_feed_and_the_import_command(kind) {
     let (s, _root) = scanning_server(kind, |c| c.secscan.feed_url = url.clone()).await;
     eventually(WAIT, || async {
         let n = s.app.advisory_count().await.unwrap();
-        if n >= 2 { Ok(()) } else { Err(format!("the feed is imported: {n} advisories")) }
+        if n >= 2 {
+            Ok(())
+        } else {
+            Err(format!("the feed is imported: {n} advisories"))
+        }
     })
     .await;
     let again = s.app.fetch_feed().await.unwrap();
@@ -439,7 +573,11 @@ backend_test!(async fn the_feed_and_the_import_command(kind) {
 
     // `berth secscan import` on the same database: a directory with one good and one bad file.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("good.json"), serde_json::to_string(&advisory("CLI-1", "bash", "5.3", LOW)).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("good.json"),
+        serde_json::to_string(&advisory("CLI-1", "bash", "5.3", LOW)).unwrap(),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("bad.json"), "{\"summary\": \"no id\"}").unwrap();
     let run = |path: &Path| {
         let out = crate::binary::berth()
@@ -449,15 +587,22 @@ backend_test!(async fn the_feed_and_the_import_command(kind) {
             .env("BERTH_DATA_DIR", db.dir())
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, out, err) = run(dir.path());
     assert!(ok, "{out}{err}");
-    assert!(out.contains("1 stored, 0 unchanged, 1 unreadable, 3 advisories in the database"), "{out}");
+    assert!(
+        out.contains("1 stored, 0 unchanged, 1 unreadable, 3 advisories in the database"),
+        "{out}"
+    );
     assert!(err.contains("bad.json") && err.contains("missing field `id`"), "{err}");
     let empty = tempfile::tempdir().unwrap();
     let (ok, _, err) = run(empty.path());
     assert!(!ok && err.contains("no OSV documents"), "{err}");
     let (ok, _, err) = run(&dir.path().join("missing"));
     assert!(!ok && err.contains("missing"), "{err}");
-});
+}

@@ -116,21 +116,47 @@ async fn ui_server(
     .await
 }
 
-backend_test!(async fn setup_sign_in_and_sessions(kind) {
+#[backend_test]
+async fn setup_sign_in_and_sessions(kind: berth_testkit::DbKind) {
     let s = ui_server(kind, |_| {}).await;
     let mut b = Browser::new(&s);
     // First run: everything leads to set-up, which creates the administrator and signs in.
     assert_eq!(b.get("/").await.1, "/setup");
     assert_eq!(b.get("/signin").await.1, "/setup");
-    let (status, _, html) = b.post("/setup", &[("username", "root"), ("email", "root@example.com"), ("password", "short")]).await;
+    let (status, _, html) = b
+        .post(
+            "/setup",
+            &[
+                ("username", "root"),
+                ("email", "root@example.com"),
+                ("password", "short"),
+            ],
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(html.contains("role=\"alert\"") && html.contains("value=\"root\""), "the form is shown again with the error and the input kept");
-    let (status, loc, _) = b.post("/setup", &[("username", "root"), ("email", "root@example.com"), ("password", "rootpassword")]).await;
+    assert!(
+        html.contains("role=\"alert\"") && html.contains("value=\"root\""),
+        "the form is shown again with the error and the input kept"
+    );
+    let (status, loc, _) = b
+        .post(
+            "/setup",
+            &[
+                ("username", "root"),
+                ("email", "root@example.com"),
+                ("password", "rootpassword"),
+            ],
+        )
+        .await;
     assert_eq!((status, loc.as_str()), (StatusCode::SEE_OTHER, "/"));
     assert!(b.cookie.is_some());
     let (status, _, html) = b.get("/").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("You have no repositories yet") && html.contains(&format!("podman push {}/root/app:v1", s.hostname)), "{html}");
+    assert!(
+        html.contains("You have no repositories yet")
+            && html.contains(&format!("podman push {}/root/app:v1", s.hostname)),
+        "{html}"
+    );
     assert_eq!(b.get("/setup").await.1, "/signin", "set-up happens once");
 
     // Sign-out needs the form token.
@@ -144,19 +170,36 @@ backend_test!(async fn setup_sign_in_and_sessions(kind) {
 
     // Sign-in: a wrong password says so; the right one sets an HttpOnly, SameSite=Lax cookie and
     // goes where it was asked, but never off-site.
-    let (status, _, html) = b.post("/signin", &[("username", "root"), ("password", "nope"), ("next", "/")]).await;
+    let (status, _, html) = b
+        .post("/signin", &[("username", "root"), ("password", "nope"), ("next", "/")])
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(html.contains("Invalid Username or Password"), "{html}");
     let r = raw_signin(&s, "username=root&password=rootpassword&next=%2F%2Fevil.example%2F").await;
     assert_eq!(r.headers()["location"], "/");
     // Paths that browsers read as another host, raw or encoded, go to `/` as well; a control
     // character is a malformed form (400, no session).
-    let sign_in_with = async |next: &str| raw_signin(&s, &format!("username=root&password=rootpassword&next={next}")).await;
-    for next in ["%2F%2Fevil.example", "%2F%255C%255Cevil.example", "%2F%252F%252Fevil.example", "%2F%5Cevil.example"] {
+    let sign_in_with =
+        async |next: &str| raw_signin(&s, &format!("username=root&password=rootpassword&next={next}")).await;
+    for next in [
+        "%2F%2Fevil.example",
+        "%2F%255C%255Cevil.example",
+        "%2F%252F%252Fevil.example",
+        "%2F%5Cevil.example",
+    ] {
         let r = sign_in_with(next).await;
-        assert_eq!((r.status(), r.headers()["location"].to_str().unwrap()), (StatusCode::SEE_OTHER, "/"), "{next}");
+        assert_eq!(
+            (r.status(), r.headers()["location"].to_str().unwrap()),
+            (StatusCode::SEE_OTHER, "/"),
+            "{next}"
+        );
     }
-    for next in ["%2F%09%2Fevil.example", "%2F%0A%2Fevil.example", "%2F%2509%2Fevil.example", "%2F%2500"] {
+    for next in [
+        "%2F%09%2Fevil.example",
+        "%2F%0A%2Fevil.example",
+        "%2F%2509%2Fevil.example",
+        "%2F%2500",
+    ] {
         let r = sign_in_with(next).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{next}");
         assert!(r.headers().get("set-cookie").is_none(), "{next}");
@@ -170,14 +213,24 @@ backend_test!(async fn setup_sign_in_and_sessions(kind) {
         if let Some(t) = token {
             body.push_str(&format!("&form_token={t}"));
         }
-        let mut r = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-            .post(format!("{}/signin", s.base)).header("content-type", "application/x-www-form-urlencoded").body(body);
+        let mut r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("{}/signin", s.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
         if let Some(c) = cookie {
             r = r.header("cookie", c.to_owned());
         }
         r.send()
     };
-    for (c, t) in [(None, None), (Some(cookie.as_str()), None), (None, Some(token.as_str())), (Some(other_cookie.as_str()), Some(token.as_str()))] {
+    for (c, t) in [
+        (None, None),
+        (Some(cookie.as_str()), None),
+        (None, Some(token.as_str())),
+        (Some(other_cookie.as_str()), Some(token.as_str())),
+    ] {
         let r = post(c, t).await.unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{c:?} {t:?}");
         assert!(r.headers().get("set-cookie").is_none());
@@ -185,10 +238,19 @@ backend_test!(async fn setup_sign_in_and_sessions(kind) {
     let r = sign_in_with("%2Frepository%2Froot%2Fx").await;
     assert_eq!(r.headers()["location"], "/repository/root/x");
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
     // The cookie does not authenticate the API.
     let pair = cookie.split(';').next().unwrap();
-    let api = s.client.get(format!("{}/api/v1/user/", s.base)).header("cookie", pair).send().await.unwrap();
+    let api = s
+        .client
+        .get(format!("{}/api/v1/user/", s.base))
+        .header("cookie", pair)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(api.status(), 401);
     s.stop().await;
 
@@ -198,7 +260,7 @@ backend_test!(async fn setup_sign_in_and_sessions(kind) {
     let r = raw_signin(&s, "username=root&password=rootpassword").await;
     assert!(r.headers()["set-cookie"].to_str().unwrap().contains("; Secure"));
     s.stop().await;
-});
+}
 
 /// Opens the sign-in form: its cookie (`name=value`) and the form token that must match it.
 async fn signin_form(s: &TestServer) -> (String, String) {
@@ -273,23 +335,45 @@ fn layer() -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-backend_test!(async fn repository_pages_and_their_forms(kind) {
+#[backend_test]
+async fn repository_pages_and_their_forms(kind: berth_testkit::DbKind) {
     let s = ui_server(kind, |_| {}).await;
     let root = s.init_root().await;
     s.org_with_repo(&root, "acme", "web").await;
     let reader = s.user(&root, "reader").await;
-    expect(s.put("/api/v1/repository/acme/web/permissions/user/reader", &root, json!({"role": "read"})).await, 200);
-    expect(s.put("/api/v1/repository/acme/web", &root, json!({"description": "<script>alert(1)</script>"})).await, 200);
+    expect(
+        s.put(
+            "/api/v1/repository/acme/web/permissions/user/reader",
+            &root,
+            json!({"role": "read"}),
+        )
+        .await,
+        200,
+    );
+    expect(
+        s.put(
+            "/api/v1/repository/acme/web",
+            &root,
+            json!({"description": "<script>alert(1)</script>"}),
+        )
+        .await,
+        200,
+    );
     let advisory = berth_scan::Advisory::parse(json!({"id": "UI-HIGH", "modified": "2026-11-01T00:00:00Z",
         "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}],
         "affected": [{"package": {"ecosystem": "Debian:12", "name": "openssl"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.0.13-1~deb12u1"}]}]}]
     }).to_string().as_bytes()).unwrap();
     s.app.import_advisories(&[advisory]).await.unwrap();
-    let reg = Reg { s: &s, user: "root", pass: "rootpassword" };
+    let reg = Reg {
+        s: &s,
+        user: "root",
+        pass: "rootpassword",
+    };
     reg.push_image("acme/web", "v1", &layer()).await;
 
     let mut b = Browser::new(&s);
-    b.post("/signin", &[("username", "root"), ("password", "rootpassword")]).await;
+    b.post("/signin", &[("username", "root"), ("password", "rootpassword")])
+        .await;
     assert!(b.cookie.is_some());
 
     // The list, with search.
@@ -299,25 +383,64 @@ backend_test!(async fn repository_pages_and_their_forms(kind) {
     assert!(html.contains("No repository matches"));
 
     // Creating a repository: the form token is required; errors keep the input.
-    let (status, _, _) = b.post("/new/repository", &[("csrf", "x"), ("namespace", "acme"), ("name", "api"), ("visibility", "private")]).await;
+    let (status, _, _) = b
+        .post(
+            "/new/repository",
+            &[
+                ("csrf", "x"),
+                ("namespace", "acme"),
+                ("name", "api"),
+                ("visibility", "private"),
+            ],
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let token = b.csrf("/").await;
-    let (status, loc, _) = b.post("/new/repository", &[("csrf", &token), ("namespace", "acme"), ("name", "api"), ("visibility", "private")]).await;
+    let (status, loc, _) = b
+        .post(
+            "/new/repository",
+            &[
+                ("csrf", &token),
+                ("namespace", "acme"),
+                ("name", "api"),
+                ("visibility", "private"),
+            ],
+        )
+        .await;
     assert_eq!((status, loc.as_str()), (StatusCode::SEE_OTHER, "/repository/acme/api"));
-    let (status, _, html) = b.post("/new/repository", &[("csrf", &token), ("namespace", "acme"), ("name", "api"), ("visibility", "private")]).await;
+    let (status, _, html) = b
+        .post(
+            "/new/repository",
+            &[
+                ("csrf", &token),
+                ("namespace", "acme"),
+                ("name", "api"),
+                ("visibility", "private"),
+            ],
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(html.contains("already exists") && html.contains("value=\"api\""), "{html}");
+    assert!(
+        html.contains("already exists") && html.contains("value=\"api\""),
+        "{html}"
+    );
 
     // Information: the pull command, the description escaped.
     let (_, _, html) = b.get("/repository/acme/web").await;
     assert!(html.contains(&format!("podman pull {}/acme/web", s.hostname)));
-    assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;") || html.contains("&lt;script&gt;"), "escaped: {html}");
+    assert!(
+        html.contains("&#60;script&#62;alert(1)&#60;/script&#62;") || html.contains("&lt;script&gt;"),
+        "escaped: {html}"
+    );
     assert!(!html.contains("<script>alert(1)</script>"));
     assert!(html.contains("?tab=settings"), "admins see Settings");
 
     // Tags: size and platform; the tag link that notifications carry opens this tab.
     let (_, _, html) = b.get("/repository/acme/web?tag=v1&tab=tags").await;
-    assert!(html.contains("<strong>v1</strong>") && html.contains("linux/amd64"), "{html}");
+    assert!(
+        html.contains("<strong>v1</strong>") && html.contains("linux/amd64"),
+        "{html}"
+    );
 
     // Security: counts per severity, the package and its fix, once scanned.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -328,7 +451,13 @@ backend_test!(async fn repository_pages_and_their_forms(kind) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(html.contains("High: 1") && html.contains("UI-HIGH") && html.contains("3.0.13-1~deb12u1") && html.contains("libssl3"), "{html}");
+    assert!(
+        html.contains("High: 1")
+            && html.contains("UI-HIGH")
+            && html.contains("3.0.13-1~deb12u1")
+            && html.contains("libssl3"),
+        "{html}"
+    );
 
     // Builds: upload a Dockerfile, land on the build page, follow the log. It is over 2 MiB (a
     // long comment), past the form extractor's own default limit: builds.max_context_bytes rules.
@@ -337,9 +466,18 @@ backend_test!(async fn repository_pages_and_their_forms(kind) {
     while dockerfile.len() < 3 << 20 {
         dockerfile.extend_from_slice(b"# a long Dockerfile comment, to make the upload larger than two mebibytes\n");
     }
-    let body = multipart("XBOUNDARYX", &[("csrf", &token), ("tags", "ui")], ("context", &dockerfile));
-    let r = b.with_cookie(b.client.post(format!("{}/repository/acme/web/builds", s.base)))
-        .header("content-type", "multipart/form-data; boundary=XBOUNDARYX").body(body).send().await.unwrap();
+    let body = multipart(
+        "XBOUNDARYX",
+        &[("csrf", &token), ("tags", "ui")],
+        ("context", &dockerfile),
+    );
+    let r = b
+        .with_cookie(b.client.post(format!("{}/repository/acme/web/builds", s.base)))
+        .header("content-type", "multipart/form-data; boundary=XBOUNDARYX")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
     let build_page = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(build_page.starts_with("/repository/acme/web/build/"));
@@ -354,13 +492,25 @@ backend_test!(async fn repository_pages_and_their_forms(kind) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (_, _, html) = b.get(&build_page).await;
-    assert!(html.contains("badge complete") && !html.contains("Cancel build"), "{html}");
+    assert!(
+        html.contains("badge complete") && !html.contains("Cancel build"),
+        "{html}"
+    );
     let (_, _, html) = b.get("/repository/acme/web?tab=builds").await;
     assert!(html.contains("upload by root"), "{html}");
 
     // Settings: add a trigger (a bad regex is refused and nothing is left behind), then delete it.
     let token = b.csrf("/repository/acme/web?tab=settings").await;
-    let trigger_form = |regex: &'static str| vec![("csrf", token.clone()), ("service", "github".into()), ("build_source", "https://github.com/acme/web.git".into()), ("dockerfile_path", "Dockerfile".into()), ("context", "/".into()), ("branchtag_regex", regex.to_owned())];
+    let trigger_form = |regex: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("service", "github".into()),
+            ("build_source", "https://github.com/acme/web.git".into()),
+            ("dockerfile_path", "Dockerfile".into()),
+            ("context", "/".into()),
+            ("branchtag_regex", regex.to_owned()),
+        ]
+    };
     let form = trigger_form("((");
     let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (status, _, html) = b.post("/repository/acme/web/triggers", &pairs).await;
@@ -371,23 +521,49 @@ backend_test!(async fn repository_pages_and_their_forms(kind) {
     let (status, loc, _) = b.post("/repository/acme/web/triggers", &pairs).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{loc}");
     let (_, _, html) = b.get("/repository/acme/web?tab=settings").await;
-    assert!(html.contains("/webhooks/push/trigger/") && html.contains("https://github.com/acme/web.git"), "{html}");
+    assert!(
+        html.contains("/webhooks/push/trigger/") && html.contains("https://github.com/acme/web.git"),
+        "{html}"
+    );
     let list = expect(s.get("/api/v1/repository/acme/web/trigger/", &root).await, 200);
     assert_eq!(list["triggers"].as_array().unwrap().len(), 1);
     let uuid = list["triggers"][0]["id"].as_str().unwrap().to_owned();
-    let (status, _, _) = b.post(&format!("/repository/acme/web/trigger/{uuid}/delete"), &[("csrf", &token)]).await;
+    let (status, _, _) = b
+        .post(
+            &format!("/repository/acme/web/trigger/{uuid}/delete"),
+            &[("csrf", &token)],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(expect(s.get("/api/v1/repository/acme/web/trigger/", &root).await, 200)["triggers"], json!([]));
+    assert_eq!(
+        expect(s.get("/api/v1/repository/acme/web/trigger/", &root).await, 200)["triggers"],
+        json!([])
+    );
 
     // Deleting a tag from the Tags tab. The confirmation comes from Berth's own script (a
     // data-confirm attribute), so the Content-Security-Policy allows no inline script at all.
     let (_, _, html) = b.get("/repository/acme/web?tab=tags").await;
-    assert!(html.contains("data-confirm=\"Delete tag v1?\"") && !html.contains("onsubmit="), "{html}");
+    assert!(
+        html.contains("data-confirm=\"Delete tag v1?\"") && !html.contains("onsubmit="),
+        "{html}"
+    );
     assert!(html.contains("<script src=\"/static/berth.js\""));
-    let page = b.with_cookie(b.client.get(format!("{}/repository/acme/web?tab=tags", s.base))).send().await.unwrap();
+    let page = b
+        .with_cookie(b.client.get(format!("{}/repository/acme/web?tab=tags", s.base)))
+        .send()
+        .await
+        .unwrap();
     let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("script-src 'self';") && csp.contains("style-src 'self';") && !csp.contains("unsafe-inline"), "{csp}");
-    let script = s.client.get(format!("{}/static/berth.js", s.base)).send().await.unwrap();
+    assert!(
+        csp.contains("script-src 'self';") && csp.contains("style-src 'self';") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let script = s
+        .client
+        .get(format!("{}/static/berth.js", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(script.status(), StatusCode::OK);
     assert!(script.text().await.unwrap().contains("data-confirm"));
     let (status, _, _) = b.post("/repository/acme/web/tag/v1/delete", &[("csrf", &token)]).await;
@@ -397,24 +573,37 @@ backend_test!(async fn repository_pages_and_their_forms(kind) {
 
     // A reader: no Settings tab, and its forms are refused by the same rules as the API.
     let mut r = Browser::new(&s);
-    let Auth::Basic(_, password) = &reader else { panic!("basic") };
-    r.post("/signin", &[("username", "reader"), ("password", password)]).await;
+    let Auth::Basic(_, password) = &reader else {
+        panic!("basic")
+    };
+    r.post("/signin", &[("username", "reader"), ("password", password)])
+        .await;
     let (_, _, html) = r.get("/repository/acme/web?tab=settings").await;
-    assert!(!html.contains("?tab=settings") && !html.contains("Build triggers"), "{html}");
+    assert!(
+        !html.contains("?tab=settings") && !html.contains("Build triggers"),
+        "{html}"
+    );
     let token = r.csrf("/").await;
-    let (status, _, _) = r.post("/repository/acme/web/triggers", &[("csrf", &token), ("service", "github"), ("build_source", "x")]).await;
+    let (status, _, _) = r
+        .post(
+            "/repository/acme/web/triggers",
+            &[("csrf", &token), ("service", "github"), ("build_source", "x")],
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = r.get("/repository/acme/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     s.stop().await;
-});
+}
 
-backend_test!(async fn organizations_permissions_and_the_bell(kind) {
+#[backend_test]
+async fn organizations_permissions_and_the_bell(kind: berth_testkit::DbKind) {
     let s = ui_server(kind, |_| {}).await;
     let root = s.init_root().await;
     s.user(&root, "alice").await;
     let mut b = Browser::new(&s);
-    b.post("/signin", &[("username", "root"), ("password", "rootpassword")]).await;
+    b.post("/signin", &[("username", "root"), ("password", "rootpassword")])
+        .await;
     let token = b.csrf("/").await;
 
     // An organization, a team with a member, a robot whose token is shown once.
@@ -422,42 +611,97 @@ backend_test!(async fn organizations_permissions_and_the_bell(kind) {
     assert_eq!((status, loc.as_str()), (StatusCode::SEE_OTHER, "/organization/acme"));
     let (_, _, html) = b.get("/organization/acme").await;
     assert!(html.contains("owners") && html.contains("root"), "{html}");
-    b.post("/organization/acme/teams", &[("csrf", &token), ("name", "devs"), ("role", "member")]).await;
-    let (status, loc, _) = b.post("/organization/acme/team/devs/members", &[("csrf", &token), ("member", "alice")]).await;
-    assert_eq!((status, loc.as_str()), (StatusCode::SEE_OTHER, "/organization/acme?flash=member_added"));
+    b.post(
+        "/organization/acme/teams",
+        &[("csrf", &token), ("name", "devs"), ("role", "member")],
+    )
+    .await;
+    let (status, loc, _) = b
+        .post(
+            "/organization/acme/team/devs/members",
+            &[("csrf", &token), ("member", "alice")],
+        )
+        .await;
+    assert_eq!(
+        (status, loc.as_str()),
+        (StatusCode::SEE_OTHER, "/organization/acme?flash=member_added")
+    );
     // The redirect names a message by key; the page writes its text. A link cannot make the page
     // say anything else.
     let (_, _, html) = b.get(&loc).await;
-    assert!(html.contains("<p class=\"notice\" role=\"status\">Member added.</p>"), "{html}");
-    for forged in ["Your+session+expired%3A+call+%2B1+555+0100", "member_added%00", "Member+added."] {
+    assert!(
+        html.contains("<p class=\"notice\" role=\"status\">Member added.</p>"),
+        "{html}"
+    );
+    for forged in [
+        "Your+session+expired%3A+call+%2B1+555+0100",
+        "member_added%00",
+        "Member+added.",
+    ] {
         let (_, _, html) = b.get(&format!("/organization/acme?flash={forged}")).await;
-        assert!(!html.contains("class=\"notice\"") && !html.contains("555"), "{forged}: {html}");
+        assert!(
+            !html.contains("class=\"notice\"") && !html.contains("555"),
+            "{forged}: {html}"
+        );
         let (_, _, html) = b.get(&format!("/repository/root/none?flash={forged}")).await;
         assert!(!html.contains("555"), "{forged}: {html}");
     }
-    let (status, _, html) = b.post("/organization/acme/team/devs/members", &[("csrf", &token), ("member", "nobody")]).await;
+    let (status, _, html) = b
+        .post(
+            "/organization/acme/team/devs/members",
+            &[("csrf", &token), ("member", "nobody")],
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
-    let (status, _, html) = b.post("/organization/acme/robots", &[("csrf", &token), ("name", "ci")]).await;
+    let (status, _, html) = b
+        .post("/organization/acme/robots", &[("csrf", &token), ("name", "ci")])
+        .await;
     assert_eq!(status, StatusCode::OK);
     let needle = "id=\"robot-token\" type=\"text\" readonly value=\"";
     let at = html.find(needle).unwrap() + needle.len();
     let robot_token = html[at..at + html[at..].find('"').unwrap()].to_owned();
     assert!(robot_token.len() >= 32, "{robot_token}");
     let (_, _, html) = b.get("/organization/acme").await;
-    assert!(html.contains("acme+ci") && !html.contains(&robot_token), "the token is shown once");
+    assert!(
+        html.contains("acme+ci") && !html.contains(&robot_token),
+        "the token is shown once"
+    );
 
     // Repository roles for a user, a robot and a team, then revoked.
-    expect(s.post("/api/v1/repository", &root, json!({"namespace": "acme", "repository": "web", "visibility": "private"})).await, 201);
-    for (kind, name, role) in [("user", "alice", "write"), ("user", "acme+ci", "read"), ("team", "devs", "admin")] {
-        let (status, _, html) = b.post("/repository/acme/web/permissions", &[("csrf", &token), ("kind", kind), ("name", name), ("role", role)]).await;
+    expect(
+        s.post(
+            "/api/v1/repository",
+            &root,
+            json!({"namespace": "acme", "repository": "web", "visibility": "private"}),
+        )
+        .await,
+        201,
+    );
+    for (kind, name, role) in [
+        ("user", "alice", "write"),
+        ("user", "acme+ci", "read"),
+        ("team", "devs", "admin"),
+    ] {
+        let (status, _, html) = b
+            .post(
+                "/repository/acme/web/permissions",
+                &[("csrf", &token), ("kind", kind), ("name", name), ("role", role)],
+            )
+            .await;
         assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
     }
     let users = expect(s.get("/api/v1/repository/acme/web/permissions/user/", &root).await, 200);
     assert_eq!(users["permissions"]["alice"]["role"], "write");
     assert_eq!(users["permissions"]["acme+ci"]["role"], "read");
     let (_, _, html) = b.get("/repository/acme/web?tab=settings").await;
-    assert!(html.contains("<td>acme+ci</td><td>robot</td><td>read</td>") && html.contains("<td>devs</td><td>team</td><td>admin</td>"), "{html}");
-    let (status, _, _) = b.post("/repository/acme/web/permission/user/alice/delete", &[("csrf", &token)]).await;
+    assert!(
+        html.contains("<td>acme+ci</td><td>robot</td><td>read</td>")
+            && html.contains("<td>devs</td><td>team</td><td>admin</td>"),
+        "{html}"
+    );
+    let (status, _, _) = b
+        .post("/repository/acme/web/permission/user/alice/delete", &[("csrf", &token)])
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let users = expect(s.get("/api/v1/repository/acme/web/permissions/user/", &root).await, 200);
     assert!(users["permissions"].get("alice").is_none());
@@ -466,8 +710,22 @@ backend_test!(async fn organizations_permissions_and_the_bell(kind) {
 
     // The bell: an in-app notification for root, counted in the header, listed, dismissed.
     let body = json!({"event": "repo_push", "method": "quay_notification", "config": {"target": {"kind": "user", "name": "root"}}, "eventConfig": {}});
-    let n = expect(s.post("/api/v1/repository/acme/web/notification/", &root, body).await, 201);
-    expect(s.post(&format!("/api/v1/repository/acme/web/notification/{}/test", n["uuid"].as_str().unwrap()), &root, json!(null)).await, 200);
+    let n = expect(
+        s.post("/api/v1/repository/acme/web/notification/", &root, body).await,
+        201,
+    );
+    expect(
+        s.post(
+            &format!(
+                "/api/v1/repository/acme/web/notification/{}/test",
+                n["uuid"].as_str().unwrap()
+            ),
+            &root,
+            json!(null),
+        )
+        .await,
+        200,
+    );
     let mut delivered = false;
     for _ in 0..100 {
         s.app.deliver_due(chrono::Utc::now(), 10).await.unwrap();
@@ -485,14 +743,17 @@ backend_test!(async fn organizations_permissions_and_the_bell(kind) {
     let needle = "action=\"/notifications/";
     let at = html.find(needle).unwrap() + needle.len();
     let uuid = html[at..at + html[at..].find('/').unwrap()].to_owned();
-    let (status, _, _) = b.post(&format!("/notifications/{uuid}/dismiss"), &[("csrf", &token)]).await;
+    let (status, _, _) = b
+        .post(&format!("/notifications/{uuid}/dismiss"), &[("csrf", &token)])
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, _, html) = b.get("/").await;
     assert!(html.contains("id=\"bell-count\">0<"), "{html}");
     s.stop().await;
-});
+}
 
-backend_test!(async fn e_mail_notifications_need_a_verified_address(kind) {
+#[backend_test]
+async fn e_mail_notifications_need_a_verified_address(kind: berth_testkit::DbKind) {
     let smtp = berth_testkit::smtp::SmtpReceiver::start();
     let port = smtp.port;
     let s = ui_server(kind, |c| {
@@ -504,20 +765,46 @@ backend_test!(async fn e_mail_notifications_need_a_verified_address(kind) {
     let root = s.init_root().await;
     s.org_with_repo(&root, "acme", "web").await;
     let mut b = Browser::new(&s);
-    b.post("/signin", &[("username", "root"), ("password", "rootpassword")]).await;
+    b.post("/signin", &[("username", "root"), ("password", "rootpassword")])
+        .await;
     let token = b.csrf("/").await;
     // The form shows the address's state and offers the verification mail.
-    let (_, _, html) = b.get("/repository/acme/web/notification/new?event=repo_push&method=email&email=dev%40example.com").await;
-    assert!(html.contains("not authorized yet") && html.contains("Send verification"), "{html}");
+    let (_, _, html) = b
+        .get("/repository/acme/web/notification/new?event=repo_push&method=email&email=dev%40example.com")
+        .await;
+    assert!(
+        html.contains("not authorized yet") && html.contains("Send verification"),
+        "{html}"
+    );
     // Events nothing raises yet say so in the event list; the others do not.
-    for title in ["Repository Mirror Started", "Repository Mirror Success", "Repository Mirror Unsuccessful", "Image expiry trigger"] {
-        assert!(html.contains(&format!("{title} (test sends only)</option>")), "{title}: {html}");
+    for title in [
+        "Repository Mirror Started",
+        "Repository Mirror Success",
+        "Repository Mirror Unsuccessful",
+        "Image expiry trigger",
+    ] {
+        assert!(
+            html.contains(&format!("{title} (test sends only)</option>")),
+            "{title}: {html}"
+        );
     }
-    assert!(html.contains("Push to Repository</option>") && html.contains("Package Vulnerability Found</option>"), "{html}");
-    let form = [("csrf", token.as_str()), ("event", "repo_push"), ("method", "email"), ("email", "dev@example.com"), ("title", "mail me")];
+    assert!(
+        html.contains("Push to Repository</option>") && html.contains("Package Vulnerability Found</option>"),
+        "{html}"
+    );
+    let form = [
+        ("csrf", token.as_str()),
+        ("event", "repo_push"),
+        ("method", "email"),
+        ("email", "dev@example.com"),
+        ("title", "mail me"),
+    ];
     let (status, _, html) = b.post("/repository/acme/web/notifications", &form).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(html.contains("not authorized to receive notifications") && html.contains("value=\"mail me\""), "{html}");
+    assert!(
+        html.contains("not authorized to receive notifications") && html.contains("value=\"mail me\""),
+        "{html}"
+    );
     let (status, _, html) = b.post("/repository/acme/web/authorizedemail", &form).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("A verification mail was sent"), "{html}");
@@ -527,11 +814,13 @@ backend_test!(async fn e_mail_notifications_need_a_verified_address(kind) {
     let link: String = text[at..].chars().take_while(|c| !c.is_whitespace()).collect();
     let confirmed = s.client.get(format!("{}{link}", s.base)).send().await.unwrap();
     assert_eq!(confirmed.status(), 200);
-    let (_, _, html) = b.get("/repository/acme/web/notification/new?event=repo_push&method=email&email=dev%40example.com").await;
+    let (_, _, html) = b
+        .get("/repository/acme/web/notification/new?event=repo_push&method=email&email=dev%40example.com")
+        .await;
     assert!(html.contains("is authorized for this repository"), "{html}");
     let (status, loc, _) = b.post("/repository/acme/web/notifications", &form).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{loc}");
     let (_, _, html) = b.get("/repository/acme/web?tab=settings").await;
     assert!(html.contains("mail me") && html.contains("dev@example.com"), "{html}");
     s.stop().await;
-});
+}
