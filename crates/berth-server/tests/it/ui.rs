@@ -4,9 +4,9 @@
 //! log, security with counts and fixes, settings for admins only, triggers).
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use berth_testkit::backend_test;
+use berth_testkit::{backend_test, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -443,14 +443,15 @@ async fn repository_pages_and_their_forms(kind: berth_testkit::DbKind) {
     );
 
     // Security: counts per severity, the package and its fix, once scanned.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let html = loop {
+    let html = eventually(Duration::from_secs(60), || async {
         let (_, _, html) = b.get("/repository/acme/web?tab=security&tag=v1").await;
-        if html.contains(">scanned<") || Instant::now() > deadline {
-            break html;
+        if html.contains(">scanned<") {
+            Ok(html)
+        } else {
+            Err(format!("the tag is scanned: {html}"))
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert!(
         html.contains("High: 1")
             && html.contains("UI-HIGH")
@@ -481,16 +482,16 @@ async fn repository_pages_and_their_forms(kind: berth_testkit::DbKind) {
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
     let build_page = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(build_page.starts_with("/repository/acme/web/build/"));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
+    let log = eventually(Duration::from_secs(120), || async {
         let (_, _, log) = b.get(&format!("{build_page}/log?start=0")).await;
         if log.contains("— complete —") {
-            assert!(log.contains("== building =="), "{log}");
-            break;
+            Ok(log)
+        } else {
+            Err(format!("the build completes: {log}"))
         }
-        assert!(Instant::now() < deadline, "the build did not complete: {log}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
+    assert!(log.contains("== building =="), "{log}");
     let (_, _, html) = b.get(&build_page).await;
     assert!(
         html.contains("badge complete") && !html.contains("Cancel build"),
