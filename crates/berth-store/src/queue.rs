@@ -191,7 +191,7 @@ async fn insert_many(
 /// On PostgreSQL, tells listening workers of every process that `queue` has work; delivered when
 /// the transaction commits (and not at all if it rolls back). SQLite serves one process, whose
 /// worker the caller wakes in memory.
-pub async fn announce(tx: &mut Tx, queue: &str) -> Result<()> {
+async fn announce(tx: &mut Tx, queue: &str) -> Result<()> {
     if let Handle::Postgres(c) = tx.handle() {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)

@@ -850,6 +850,14 @@ async fn delivery_log_and_authorized_emails(kind: berth_testkit::DbKind) {
         .unwrap();
     assert_eq!(unsent.len(), 2);
     assert!(deliveries::get(&mut c, n.id, "e1.n1").await.unwrap().is_some());
+    // The bodies of a batch, by row id; rows that are gone are left out.
+    let bodies = deliveries::bodies(&mut c, &[e1, e2, -1]).await.unwrap();
+    assert_eq!(bodies.len(), 2);
+    assert!(
+        bodies.iter().any(|(id, b)| *id == e1 && b == r#"{"test":true}"#),
+        "{bodies:?}"
+    );
+    assert!(deliveries::bodies(&mut c, &[]).await.unwrap().is_empty());
     assert!(
         authorized_email::get(&mut c, repo.id, "a@example.com")
             .await
@@ -858,6 +866,24 @@ async fn delivery_log_and_authorized_emails(kind: berth_testkit::DbKind) {
             .confirmed
     );
     drop(c);
+
+    // A status set without an attempt keeps the last error unless a note replaces it.
+    let mut tx = s.begin().await.unwrap();
+    deliveries::set_status(&mut tx, "e2.n1", DeliveryStatus::Filtered, Some("filtered out"), now)
+        .await
+        .unwrap();
+    deliveries::set_status(&mut tx, "e2.n1", DeliveryStatus::Filtered, None, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let e2_row = deliveries::get(&mut s.conn().await.unwrap(), n.id, "e2.n1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (e2_row.status, e2_row.last_error.as_deref()),
+        (DeliveryStatus::Filtered, Some("filtered out"))
+    );
 
     let mut tx = s.begin().await.unwrap();
     assert_eq!(
@@ -1201,6 +1227,21 @@ async fn sessions_and_the_bell_count(kind: berth_testkit::DbKind) {
     assert_eq!((live.account_id, live.csrf.as_str()), (alice.id.0, "csrf-1"));
     assert!(sessions::live(&mut c, "old", now).await.unwrap().is_none(), "expired");
     assert_eq!(inapp::count_active(&mut c, alice.id).await.unwrap(), 1);
+    let active: Vec<String> = inapp::active_for(&mut c, alice.id, 10, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.uuid)
+        .collect();
+    assert_eq!(active, ["i-2"], "dismissed ones are not active");
+    assert!(
+        inapp::get(&mut c, alice.id, "i-1")
+            .await
+            .unwrap()
+            .is_some_and(|r| r.dismissed),
+        "but can still be read"
+    );
+    assert!(inapp::get(&mut c, alice.id, "nope").await.unwrap().is_none());
     drop(c);
     let mut tx = s.begin().await.unwrap();
     assert_eq!(sessions::delete_expired(&mut tx, now).await.unwrap(), 1);
@@ -1344,5 +1385,411 @@ async fn queued_notification_jobs_of_the_old_shape_are_upgraded(kind: berth_test
     );
     assert_eq!(jobs[1].body.0["payload"]["test"], json!(false));
     drop(c);
+    s.close().await;
+}
+
+#[backend_test]
+async fn registry_blobs_uploads_manifests_and_tags(kind: berth_testkit::DbKind) {
+    use berth_store::registry::{self as reg, NewManifest};
+    let db = TestDb::new(kind).await;
+    let s = store(&db).await;
+    let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    let mut tx = s.begin().await.unwrap();
+    let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
+    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "")
+        .await
+        .unwrap();
+    let other = repos::insert(&mut tx, owner.id, "other", Visibility::Private, "")
+        .await
+        .unwrap();
+
+    // Blobs: stored once, linked per repository, sized, unlinked.
+    reg::insert_blob(&mut tx, &d('a'), 10).await.unwrap();
+    reg::insert_blob(&mut tx, &d('a'), 10).await.unwrap();
+    reg::insert_blob(&mut tx, &d('b'), 20).await.unwrap();
+    reg::link_blob(&mut tx, repo.id, &d('a')).await.unwrap();
+    reg::link_blob(&mut tx, repo.id, &d('a')).await.unwrap();
+    reg::link_blob(&mut tx, repo.id, &d('b')).await.unwrap();
+    assert_eq!(reg::blob_size(&mut tx, &d('a')).await.unwrap(), Some(10));
+    assert_eq!(reg::repo_blob_size(&mut tx, repo.id, &d('b')).await.unwrap(), Some(20));
+    assert_eq!(
+        reg::repo_blob_size(&mut tx, other.id, &d('b')).await.unwrap(),
+        None,
+        "linked to web only"
+    );
+    assert!(reg::unlink_blob(&mut tx, repo.id, &d('b')).await.unwrap());
+    assert!(!reg::unlink_blob(&mut tx, repo.id, &d('b')).await.unwrap());
+    assert_eq!(
+        reg::blob_size(&mut tx, &d('b')).await.unwrap(),
+        Some(20),
+        "the blob stays until GC"
+    );
+
+    // Uploads: the size only advances from where it is.
+    reg::create_upload(&mut tx, "u1", repo.id, b"state0").await.unwrap();
+    assert!(reg::advance_upload(&mut tx, "u1", 0, 5, b"state5").await.unwrap());
+    assert!(
+        !reg::advance_upload(&mut tx, "u1", 0, 9, b"stale").await.unwrap(),
+        "a chunk from an old offset"
+    );
+    let up = reg::upload(&mut tx, repo.id, "u1").await.unwrap().unwrap();
+    assert_eq!((up.size, up.hash_state.as_slice()), (5, &b"state5"[..]));
+    assert!(
+        reg::upload(&mut tx, other.id, "u1").await.unwrap().is_none(),
+        "scoped to its repository"
+    );
+
+    // Manifests: an image, an index listing it, a referrer; tags on them.
+    let blobs = vec![d('a')];
+    let image = NewManifest {
+        repo: repo.id,
+        digest: &d('1'),
+        media_type: "application/vnd.oci.image.manifest.v1+json",
+        artifact_type: None,
+        subject: None,
+        content: b"{\"image\":1}",
+        blobs: &blobs,
+        children: &[],
+    };
+    let image_id = reg::insert_manifest(&mut tx, &image).await.unwrap();
+    assert_eq!(
+        reg::insert_manifest(&mut tx, &image).await.unwrap(),
+        image_id,
+        "an identical push keeps the row"
+    );
+    let children = vec![d('1')];
+    let index_id = reg::insert_manifest(
+        &mut tx,
+        &NewManifest {
+            digest: &d('2'),
+            media_type: "application/vnd.oci.image.index.v1+json",
+            content: b"{\"index\":1}",
+            blobs: &[],
+            children: &children,
+            ..image.clone()
+        },
+    )
+    .await
+    .unwrap();
+    reg::insert_manifest(
+        &mut tx,
+        &NewManifest {
+            digest: &d('3'),
+            artifact_type: Some("application/vnd.example.sig"),
+            subject: Some(&d('1')),
+            content: b"{\"sig\":1}",
+            ..image.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(reg::set_tag(&mut tx, repo.id, "v1", image_id).await.unwrap(), None);
+    assert_eq!(reg::set_tag(&mut tx, repo.id, "multi", index_id).await.unwrap(), None);
+    assert_eq!(reg::set_tag(&mut tx, repo.id, "latest", index_id).await.unwrap(), None);
+    assert_eq!(
+        reg::set_tag(&mut tx, repo.id, "latest", image_id).await.unwrap(),
+        Some(d('2')),
+        "moved from the index"
+    );
+    tx.commit().await.unwrap();
+
+    let mut c = s.conn().await.unwrap();
+    let by_tag = reg::manifest_by_tag(&mut c, repo.id, "v1").await.unwrap().unwrap();
+    assert_eq!(
+        (by_tag.digest.as_str(), by_tag.content.as_slice()),
+        (d('1').as_str(), &b"{\"image\":1}"[..])
+    );
+    let sig = reg::manifest_by_digest(&mut c, repo.id, &d('3'))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sig.subject_digest, Some(d('1')));
+    assert!(
+        reg::manifest_by_digest(&mut c, other.id, &d('1'))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let refs = reg::referrers(&mut c, repo.id, &d('1')).await.unwrap();
+    assert_eq!(
+        (refs.len(), refs[0].artifact_type.as_deref()),
+        (1, Some("application/vnd.example.sig"))
+    );
+    assert_eq!(reg::parents(&mut c, repo.id, &d('1')).await.unwrap(), [d('2')]);
+    assert_eq!(
+        reg::tags(&mut c, repo.id, None, 10).await.unwrap(),
+        ["latest", "multi", "v1"]
+    );
+    assert_eq!(reg::tags(&mut c, repo.id, Some("latest"), 1).await.unwrap(), ["multi"]);
+    let details = reg::tag_details(&mut c, repo.id, Some("v1"), 10, 0).await.unwrap();
+    assert_eq!(
+        (details.len(), details[0].size, details[0].digest.as_str()),
+        (1, 10, d('1').as_str())
+    );
+    assert_eq!(
+        reg::tag_details(&mut c, repo.id, None, 2, 1).await.unwrap().len(),
+        2,
+        "paged"
+    );
+    // Garbage: the unlinked, unreferenced blob, and the upload nobody touched since.
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert_eq!(reg::unreferenced_blobs(&mut c, later).await.unwrap(), [d('b')]);
+    assert_eq!(reg::stale_uploads(&mut c, later).await.unwrap(), ["u1"]);
+    assert!(
+        reg::stale_uploads(&mut c, chrono::Utc::now() - chrono::Duration::hours(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(c);
+
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        !reg::delete_blob_if_unreferenced(&mut tx, &d('a'), later).await.unwrap(),
+        "the image references it"
+    );
+    assert!(reg::delete_blob_if_unreferenced(&mut tx, &d('b'), later).await.unwrap());
+    assert!(reg::delete_upload(&mut tx, "u1").await.unwrap());
+    assert!(!reg::delete_upload(&mut tx, "u1").await.unwrap());
+    assert!(reg::delete_tag(&mut tx, repo.id, "multi").await.unwrap());
+    assert!(!reg::delete_tag(&mut tx, repo.id, "multi").await.unwrap());
+    assert!(reg::delete_manifest(&mut tx, repo.id, &d('1')).await.unwrap());
+    assert!(!reg::delete_manifest(&mut tx, repo.id, &d('1')).await.unwrap());
+    tx.commit().await.unwrap();
+    let mut c = s.conn().await.unwrap();
+    assert_eq!(
+        reg::tags(&mut c, repo.id, None, 10).await.unwrap(),
+        Vec::<String>::new(),
+        "the image's tags went with it"
+    );
+    assert_eq!(reg::blob_size(&mut c, &d('b')).await.unwrap(), None);
+    drop(c);
+    s.close().await;
+}
+
+#[backend_test]
+async fn notifications_by_repository_and_event_and_name_search(kind: berth_testkit::DbKind) {
+    use berth_store::notifications::{self, NewNotification};
+    let db = TestDb::new(kind).await;
+    let s = store(&db).await;
+    let mut tx = s.begin().await.unwrap();
+    let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
+    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "")
+        .await
+        .unwrap();
+    let empty = json!({});
+    let secret = Sealed::from_stored("sealed:v1:x:y".into());
+    let new = |uuid, event| NewNotification {
+        uuid,
+        repo: repo.id,
+        event,
+        method: "webhook",
+        title: None,
+        config: &empty,
+        event_config: &empty,
+        secret: &secret,
+    };
+    let push = notifications::insert(&mut tx, &new("n-push", "repo_push"))
+        .await
+        .unwrap();
+    let build = notifications::insert(&mut tx, &new("n-build", "build_success"))
+        .await
+        .unwrap();
+    notifications::set_enabled(&mut tx, push.id, false, Some("test"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut c = s.conn().await.unwrap();
+    let for_push = notifications::for_event(&mut c, repo.id, "repo_push").await.unwrap();
+    assert_eq!((for_push.len(), for_push[0].enabled), (1, false), "disabled ones too");
+    let all: Vec<String> = notifications::of_repo(&mut c, repo.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.uuid)
+        .collect();
+    assert_eq!(all, ["n-push", "n-build"]);
+    assert_eq!(notifications::count_for_repo(&mut c, repo.id).await.unwrap(), 2);
+    assert!(
+        notifications::by_uuid(&mut c, repo.id, "n-build")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(notifications::by_uuid(&mut c, repo.id, "nope").await.unwrap().is_none());
+    drop(c);
+    let mut tx = s.begin().await.unwrap();
+    notifications::reset(&mut tx, push.id).await.unwrap();
+    assert!(notifications::delete(&mut tx, build.id).await.unwrap());
+    assert!(!notifications::delete(&mut tx, build.id).await.unwrap());
+    tx.commit().await.unwrap();
+    let mut c = s.conn().await.unwrap();
+    let n = notifications::by_uuid(&mut c, repo.id, "n-push")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((n.enabled, n.disabled_reason, n.number_of_failures), (true, None, 0));
+    assert_eq!(notifications::count_for_repo(&mut c, repo.id).await.unwrap(), 1);
+    drop(c);
+
+    // Names by prefix: users, and the robots of one namespace by their short name.
+    let mut tx = s.begin().await.unwrap();
+    let org = accounts::insert(
+        &mut tx,
+        &NewAccount {
+            kind: AccountKind::Organization,
+            password_hash: None,
+            ..user("acme")
+        },
+    )
+    .await
+    .unwrap();
+    let robot = |name| NewAccount {
+        kind: AccountKind::Robot,
+        password_hash: None,
+        robot_owner: Some(org.id),
+        ..user(name)
+    };
+    accounts::insert(&mut tx, &robot("acme+ops")).await.unwrap();
+    accounts::insert(&mut tx, &user("opal")).await.unwrap();
+    accounts::insert(&mut tx, &user("o_o")).await.unwrap();
+    let (admins, _) = teams::upsert(&mut tx, org.id, "owners", TeamRole::Admin, "")
+        .await
+        .unwrap();
+    teams::add_member(&mut tx, admins.id, owner.id).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut c = s.conn().await.unwrap();
+    let names = |rows: Vec<berth_store::accounts::AccountRow>| rows.into_iter().map(|a| a.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(accounts::matching(&mut c, "o", None, 10).await.unwrap()),
+        ["o_o", "opal", "owner"]
+    );
+    assert_eq!(
+        names(
+            accounts::matching(&mut c, "op", Some((org.id, "acme")), 10)
+                .await
+                .unwrap()
+        ),
+        ["acme+ops", "opal"]
+    );
+    assert_eq!(
+        names(accounts::matching(&mut c, "o", None, 2).await.unwrap()),
+        ["o_o", "opal"],
+        "limited"
+    );
+    assert_eq!(
+        names(accounts::matching(&mut c, "o_", None, 10).await.unwrap()),
+        ["o_o"],
+        "_ is a plain character"
+    );
+    assert!(
+        accounts::matching(&mut c, "acme", None, 10).await.unwrap().is_empty(),
+        "organizations are not users"
+    );
+    assert_eq!(names(teams::org_admins(&mut c, org.id).await.unwrap()), ["owner"]);
+    drop(c);
+    s.close().await;
+}
+
+#[backend_test]
+async fn queue_jobs_enqueued_claimed_retried_deferred_and_buried(kind: berth_testkit::DbKind) {
+    use berth_store::queue::{self, NewJob};
+    let db = TestDb::new(kind).await;
+    let s = store(&db).await;
+    let now = chrono::Utc::now();
+    let until = now + chrono::Duration::seconds(30);
+    let mut tx = s.begin().await.unwrap();
+    let few = queue::enqueue_with_retries(&mut tx, "w", "few", &json!({"n": 1}), 2)
+        .await
+        .unwrap();
+    // Jobs handed to this process already claimed: leased, first attempt counted, tokens in order.
+    let jobs: Vec<NewJob> = (0..3)
+        .map(|i| NewJob {
+            name: format!("mine{i}"),
+            body: json!({"i": i}).to_string(),
+        })
+        .collect();
+    let mine = queue::enqueue_claimed(&mut tx, "w", &jobs, "tok", until).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|c| c.state_id.as_str()).collect::<Vec<_>>(),
+        ["tok-0", "tok-1", "tok-2"]
+    );
+    assert!(
+        mine.iter()
+            .all(|c| c.attempt == 1 && c.retries_remaining == queue::DEFAULT_RETRIES - 1)
+    );
+    assert!(
+        queue::enqueue_claimed(&mut tx, "w", &[], "tok", until)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tx.commit().await.unwrap();
+    // Only the free job is due; the pre-claimed ones are leased to us.
+    let now = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let mut tx = s.begin().await.unwrap();
+    let claimed = queue::claim(&mut tx, "w", now, until, 10, "other", &[]).await.unwrap();
+    assert_eq!(
+        (claimed.len(), claimed[0].id, claimed[0].retries_remaining),
+        (1, few, 1)
+    );
+    let job = &claimed[0];
+    // A retry with a stale token does nothing; with the claim's token it moves the job.
+    assert!(!queue::retry_at(&mut tx, job.id, "stale", now, "no").await.unwrap());
+    assert!(
+        queue::retry_at(
+            &mut tx,
+            job.id,
+            &job.state_id,
+            now - chrono::Duration::seconds(1),
+            "503"
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !queue::retry_at(&mut tx, job.id, &job.state_id, now, "again")
+            .await
+            .unwrap(),
+        "the claim ended"
+    );
+    // Deferred (a pause, not an attempt) and buried (dead).
+    assert!(
+        queue::defer(
+            &mut tx,
+            mine[0].id,
+            &mine[0].state_id,
+            now + chrono::Duration::hours(1),
+            "paused"
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        queue::bury(&mut tx, mine[1].id, &mine[1].state_id, "gone")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !queue::bury(&mut tx, mine[1].id, &mine[1].state_id, "gone")
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    let mut c = s.conn().await.unwrap();
+    let listed = queue::list(&mut c, "w").await.unwrap();
+    let item = |id: i64| listed.iter().find(|j| j.id == id).unwrap().clone();
+    assert_eq!(item(few).retries_remaining, 1, "one try left after a retry");
+    assert!(
+        item(mine[0].id).available_after > now + chrono::Duration::minutes(59),
+        "deferred for the hour"
+    );
+    drop(c);
+    // The retried job is due again; the deferred one is not.
+    let mut tx = s.begin().await.unwrap();
+    let again = queue::claim(&mut tx, "w", now, until, 10, "other", &[]).await.unwrap();
+    assert_eq!(again.iter().map(|j| j.id).collect::<Vec<_>>(), [few]);
+    tx.commit().await.unwrap();
     s.close().await;
 }
