@@ -25,6 +25,15 @@ async fn store(db: &TestDb) -> Store {
     s
 }
 
+/// The user `owner` and its private repository `web`, in `tx`.
+async fn owner_and_repo(tx: &mut berth_store::Tx) -> (accounts::AccountRow, repos::RepoRow) {
+    let owner = accounts::insert(tx, &user("owner")).await.unwrap();
+    let repo = repos::insert(tx, owner.id, "web", Visibility::Private, "")
+        .await
+        .unwrap();
+    (owner, repo)
+}
+
 fn user(name: &str) -> NewAccount<'_> {
     NewAccount {
         name,
@@ -630,10 +639,7 @@ async fn delivery_log_and_authorized_emails(kind: berth_testkit::DbKind) {
     let s = store(&db).await;
     let now = chrono::Utc::now();
     let mut tx = s.begin().await.unwrap();
-    let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
-    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "")
-        .await
-        .unwrap();
+    let (_, repo) = owner_and_repo(&mut tx).await;
     let empty = json!({});
     let sealed = |v: &str| Sealed::from_stored(v.to_owned());
     let whsec = sealed("whsec_AAAA");
@@ -1010,10 +1016,7 @@ async fn builds_logs_filedrops_and_triggers(kind: berth_testkit::DbKind) {
     let s = store(&db).await;
     let now = chrono::Utc::now();
     let mut tx = s.begin().await.unwrap();
-    let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
-    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "")
-        .await
-        .unwrap();
+    let (owner, repo) = owner_and_repo(&mut tx).await;
     let t = builds::insert_trigger(
         &mut tx,
         "t-1",
@@ -1296,10 +1299,7 @@ async fn queued_notification_jobs_of_the_old_shape_are_upgraded(kind: berth_test
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
     let mut tx = s.begin().await.unwrap();
-    let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
-    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "")
-        .await
-        .unwrap();
+    let (_, repo) = owner_and_repo(&mut tx).await;
     let empty = json!({});
     let whsec = Sealed::from_stored("whsec_AAAA".into());
     let n = notifications::NewNotification {
@@ -1395,10 +1395,7 @@ async fn registry_blobs_uploads_manifests_and_tags(kind: berth_testkit::DbKind) 
     let s = store(&db).await;
     let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
     let mut tx = s.begin().await.unwrap();
-    let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
-    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "")
-        .await
-        .unwrap();
+    let (owner, repo) = owner_and_repo(&mut tx).await;
     let other = repos::insert(&mut tx, owner.id, "other", Visibility::Private, "")
         .await
         .unwrap();
@@ -1573,10 +1570,7 @@ async fn notifications_by_repository_and_event_and_name_search(kind: berth_testk
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
     let mut tx = s.begin().await.unwrap();
-    let owner = accounts::insert(&mut tx, &user("owner")).await.unwrap();
-    let repo = repos::insert(&mut tx, owner.id, "web", Visibility::Private, "")
-        .await
-        .unwrap();
+    let (owner, repo) = owner_and_repo(&mut tx).await;
     let empty = json!({});
     let secret = Sealed::from_stored("sealed:v1:x:y".into());
     let new = |uuid, event| NewNotification {
