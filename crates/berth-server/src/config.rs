@@ -688,6 +688,9 @@ fn describe(e: &figment::Error) -> String {
         .map(|e| {
             let key = e.path.join(".");
             let source = e.metadata.as_ref().map(|md| describe_metadata(md, &key));
+            if let figment::error::Kind::UnknownField(field, expected) = &e.kind {
+                return unknown_key(&key, field, expected, source.as_deref());
+            }
             match (key.is_empty(), source) {
                 (false, Some(src)) => format!("invalid value for {key} (from {src}): {}", e.kind),
                 (false, None) => format!("invalid value for {key}: {}", e.kind),
@@ -697,6 +700,26 @@ fn describe(e: &figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// "unknown key `notifications.max_in_fligt` in TOML file berth.toml; did you mean `max_in_flight`?"
+/// (`key` is the full path of the unknown field, `expected` the keys its section has).
+fn unknown_key(key: &str, field: &str, expected: &[&str], source: Option<&str>) -> String {
+    let key = if key.is_empty() { field } else { key };
+    let mut out = format!("unknown key `{key}`");
+    if let Some(src) = source {
+        out.push_str(&format!(" in {src}"));
+    }
+    let closest = expected
+        .iter()
+        .map(|k| (strsim::jaro_winkler(field, k), *k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match closest {
+        Some((_, k)) => out.push_str(&format!("; did you mean `{k}`?")),
+        None => out.push_str(&format!("; the keys here are: {}", expected.join(", "))),
+    }
+    out
 }
 
 /// `BERTH_<KEY>_FILE=/path`: the value of `<key>` is the content of the file, without a trailing
@@ -887,6 +910,26 @@ mod tests {
             let e = Config::from_toml(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
+        // A misspelt key is named with the one it was probably meant to be.
+        for (text, key, want) in [
+            ("listen_adress = \"x\"", "listen_adress", "; did you mean `listen`?"),
+            (
+                "[notifications]\nmax_in_fligt = 3",
+                "notifications.max_in_fligt",
+                "; did you mean `max_in_flight`?",
+            ),
+        ] {
+            let e = Config::from_toml(text).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("unknown key `{key}`")) && e.ends_with(want),
+                "{text}: {e}"
+            );
+        }
+        let e = Config::from_toml("zzz = 1").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown key `zzz`") && e.contains("the keys here are: listen, "),
+            "{e}"
+        );
     }
 
     #[test]

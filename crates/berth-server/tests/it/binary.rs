@@ -172,6 +172,18 @@ fn bad_configuration_names_the_key_and_its_source() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("listen") && err.contains(file.to_str().unwrap()), "{err}");
+    // A misspelt key: named with its file and the key it was probably meant to be.
+    std::fs::write(&file, "[notifications]\nmax_in_fligt = 3\n").unwrap();
+    let out = berth()
+        .args(["--config", file.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want = format!(
+        "unknown key `notifications.max_in_fligt` in TOML file {}; did you mean `max_in_flight`?",
+        file.display()
+    );
+    assert!(!out.status.success() && err.contains(&want), "{err}");
 
     let out = berth().args(["check-config"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
