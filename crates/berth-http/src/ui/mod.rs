@@ -186,6 +186,11 @@ pub async fn require(s: &HttpState, headers: &HeaderMap, ip: Option<IpAddr>, pat
     }
 }
 
+/// The target a page's sign-in redirect comes back to: its path with its query (`?tab=tags`).
+pub(crate) fn target(uri: &axum::http::Uri) -> &str {
+    uri.path_and_query().map_or("/", |pq| pq.as_str())
+}
+
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -607,12 +612,13 @@ async fn home(
     State(s): State<HttpState>,
     headers: HeaderMap,
     ClientAddr(ip): ClientAddr,
+    uri: axum::http::Uri,
     Query(q): Query<HomeQuery>,
 ) -> Response {
     if s.app.needs_setup().await.unwrap_or(false) {
         return Redirect::to("/setup").into_response();
     }
-    let session = match require(&s, &headers, ip, "/").await {
+    let session = match require(&s, &headers, ip, target(&uri)).await {
         Ok(x) => x,
         Err(r) => return r,
     };

@@ -113,9 +113,10 @@ pub(super) async fn get(
     headers: HeaderMap,
     ClientAddr(ip): ClientAddr,
     Path(org): Path<String>,
+    uri: axum::http::Uri,
     axum::extract::Query(q): axum::extract::Query<FlashQuery>,
 ) -> Response {
-    let session = match require(&s, &headers, ip, &format!("/organization/{org}")).await {
+    let session = match require(&s, &headers, ip, super::target(&uri)).await {
         Ok(x) => x,
         Err(r) => return r,
     };

@@ -72,10 +72,11 @@ pub(super) async fn get(
     headers: HeaderMap,
     ClientAddr(ip): ClientAddr,
     Path((ns, rest)): Path<(String, String)>,
+    uri: axum::http::Uri,
     Query(q): Query<RepoQuery>,
 ) -> Response {
-    let path = format!("/repository/{ns}/{rest}");
-    let session = match require(&s, &headers, ip, &path).await {
+    // Signing in comes back here with the query (`?tab=tags`) kept.
+    let session = match require(&s, &headers, ip, super::target(&uri)).await {
         Ok(x) => x,
         Err(r) => return r,
     };

@@ -167,6 +167,13 @@ async fn setup_sign_in_and_sessions(kind: berth_testkit::DbKind) {
     assert_eq!((status, loc.as_str()), (StatusCode::SEE_OTHER, "/signin"));
     assert!(b.cookie.is_none());
     assert_eq!(b.get("/repository/root/x").await.1, "/signin?next=/repository/root/x");
+    // The query goes along, so signing in lands on the same tab.
+    let next = b.get("/repository/root/x?tab=tags").await.1;
+    assert_eq!(next, "/signin?next=/repository/root/x%3Ftab%3Dtags");
+    assert_eq!(
+        b.get("/organization/acme?flash=team_created").await.1,
+        "/signin?next=/organization/acme%3Fflash%3Dteam_created"
+    );
 
     // Sign-in: a wrong password says so; the right one sets an HttpOnly, SameSite=Lax cookie and
     // goes where it was asked, but never off-site.
@@ -177,6 +184,12 @@ async fn setup_sign_in_and_sessions(kind: berth_testkit::DbKind) {
     assert!(html.contains("Invalid Username or Password"), "{html}");
     let r = raw_signin(&s, "username=root&password=rootpassword&next=%2F%2Fevil.example%2F").await;
     assert_eq!(r.headers()["location"], "/");
+    let r = raw_signin(
+        &s,
+        "username=root&password=rootpassword&next=%2Frepository%2Froot%2Fx%3Ftab%3Dtags",
+    )
+    .await;
+    assert_eq!(r.headers()["location"], "/repository/root/x?tab=tags");
     // Paths that browsers read as another host, raw or encoded, go to `/` as well; a control
     // character is a malformed form (400, no session).
     let sign_in_with =
