@@ -72,20 +72,27 @@ pub async fn envelope(req: axum::extract::Request, next: axum::middleware::Next)
     let api = path == "/api/v1" || path.starts_with("/api/v1/");
     let resp = next.run(req).await;
     let status = resp.status();
-    let json = resp
+    let content_type = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+        .unwrap_or("")
+        .to_owned();
+    let error = status.is_client_error() || status.is_server_error();
+    if !api || content_type.starts_with("application/json") || !error {
         return resp;
     }
     let allow = resp.headers().get(header::ALLOW).cloned();
-    // axum's rejections are one line of text; anything longer is cut.
+    // axum's rejections are one line of plain text (anything longer is cut); an HTML page (the
+    // not-found page) says nothing an API client can use, so its status's reason stands in.
     let body = axum::body::to_bytes(resp.into_body(), 16 * 1024)
         .await
         .unwrap_or_default();
-    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    let text = if content_type.starts_with("text/html") {
+        String::new()
+    } else {
+        String::from_utf8_lossy(&body).trim().to_owned()
+    };
     let detail = if text.is_empty() {
         status.canonical_reason().unwrap_or("Error").to_owned()
     } else {

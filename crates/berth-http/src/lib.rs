@@ -67,6 +67,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(pages::router())
         .merge(webhooks::router())
         .merge(ui::router())
+        .fallback(ui::not_found)
         .with_state(state);
     // Raw slashes in nested repository names are re-encoded before routing (a layer on the router
     // itself would run after it), so an outer router hands every request to the inner one.

@@ -281,6 +281,15 @@ pub fn error_page(chrome: &Chrome, e: AppError) -> Response {
     resp
 }
 
+/// Any path no route serves: a page saying so, with a way back (under `/api/v1` the error
+/// envelope turns it into Quay's JSON body).
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    error_page(
+        &Chrome::default(),
+        AppError::NotFound(format!("There is no page at {}.", uri.path())),
+    )
+}
+
 /// The `Set-Cookie` value of a session token (empty and expired to clear it).
 fn session_cookie(s: &HttpState, token: &str, clear: bool) -> String {
     let secure = if s.app.settings().preferred_url_scheme == "https" {

@@ -338,6 +338,24 @@ async fn every_api_error_is_quays_body(kind: berth_testkit::DbKind) {
         allow.is_some_and(|a| a.to_str().unwrap().contains("GET")),
         "405 keeps its Allow header"
     );
+    assert_eq!(cases[0].1["detail"], "Not Found", "not the HTML of the page below");
+    // Any other unknown path gets a page that says so, in the UI's layout.
+    for path in ["/nonexistent", "/user/admin", "/static/nothing.css/x"] {
+        let page = s.client.get(format!("{}{path}", s.base)).send().await.unwrap();
+        assert_eq!(page.status(), 404, "{path}");
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains("Not found") && html.contains(&format!("There is no page at {path}.")),
+            "{html}"
+        );
+    }
     // Outside /api/v1 nothing changes: the OCI routes keep their own envelope.
     let v2 = s
         .client
