@@ -259,7 +259,7 @@ struct NewPage {
     errors: FieldErrors,
     general_error: Option<String>,
     events: Vec<(&'static str, String)>,
-    methods: Vec<(&'static str, &'static str)>,
+    methods: Vec<(&'static str, &'static str, Option<&'static str>)>,
     levels: Vec<(String, &'static str)>,
     targets: Vec<(String, String)>,
     is_build: bool,
@@ -343,7 +343,15 @@ pub(super) async fn new_page(
                 (e.name(), title)
             })
             .collect(),
-        methods: MethodKind::all().iter().map(|m| (m.name(), m.title())).collect(),
+        // A method that cannot work here is shown disabled, with the setting that enables it.
+        methods: MethodKind::all()
+            .iter()
+            .map(|m| {
+                let off = (*m == MethodKind::Email && s.app.settings().mail.is_none())
+                    .then_some("needs a [mail] host in the configuration");
+                (m.name(), m.title(), off)
+            })
+            .collect(),
         levels: berth_scan::Severity::ALL
             .iter()
             .map(|l| (l.index().to_string(), l.as_str()))

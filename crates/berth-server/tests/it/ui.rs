@@ -713,6 +713,14 @@ async fn organizations_permissions_and_the_bell(kind: berth_testkit::DbKind) {
             && html.contains("<td>devs</td><td>team</td><td>admin</td>"),
         "{html}"
     );
+    // No [mail] host here: e-mail is shown disabled, saying what it needs; builds are on, so the
+    // trigger form is there.
+    assert!(html.contains(r#"action="/repository/acme/web/triggers""#), "{html}");
+    let (_, _, form) = b.get("/repository/acme/web/notification/new").await;
+    assert!(
+        form.contains(r#"<option value="email" disabled>E-mail (needs a [mail] host in the configuration)</option>"#),
+        "{form}"
+    );
     let (status, _, _) = b
         .post("/repository/acme/web/permission/user/alice/delete", &[("csrf", &token)])
         .await;
@@ -774,6 +782,7 @@ async fn e_mail_notifications_need_a_verified_address(kind: berth_testkit::DbKin
         c.mail.host = "127.0.0.1".into();
         c.mail.port = port;
         c.mail.tls = "none".into();
+        c.builds.enabled = false;
     })
     .await;
     let root = s.init_root().await;
@@ -789,6 +798,18 @@ async fn e_mail_notifications_need_a_verified_address(kind: berth_testkit::DbKin
     assert!(
         html.contains("not authorized yet") && html.contains("Send verification"),
         "{html}"
+    );
+    // With mail configured, e-mail is offered like any method.
+    assert!(
+        html.contains(r#"<option value="email" selected>E-mail</option>"#),
+        "{html}"
+    );
+    // With builds off, Settings explains why there is no trigger form instead of showing one.
+    let (_, _, settings) = b.get("/repository/acme/web?tab=settings").await;
+    assert!(
+        settings.contains("Triggers start builds, and builds are not enabled")
+            && !settings.contains(r#"action="/repository/acme/web/triggers""#),
+        "{settings}"
     );
     // Events nothing raises yet say so in the event list; the others do not.
     for title in [
