@@ -209,8 +209,16 @@ fn check_http_url(url: &str) -> Result<url::Url, ()> {
 fn check_destination(url: &str, policy: &MethodPolicy, invalid: &str) -> Result<(), String> {
     let parsed = check_http_url(url).map_err(|_| invalid.to_owned())?;
     let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    // Every refusal names its reason and the setting that lifts it. Loopback names and addresses
+    // are the guard's to judge (`allowed_networks` lifts them); other blocked names are Quay's
+    // host list.
     if policy.blocked_hosts.iter().any(|b| b.eq_ignore_ascii_case(&host)) && !lifted(&host, &policy.guard) {
-        return Err(invalid.to_owned());
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        return Err(if bare == "localhost" || bare.parse::<std::net::IpAddr>().is_ok() {
+            format!("{invalid}: {bare} is not a public address (see notifications.allowed_networks)")
+        } else {
+            format!("{invalid}: {bare} is refused by notifications.blocked_hosts")
+        });
     }
     if let Some(ip) = crate::guard::literal_of(parsed.as_str())
         && !policy.guard.permits(ip)
@@ -351,9 +359,13 @@ mod tests {
             (
                 M::Webhook,
                 json!({"url": "http://localhost:8080/x"}),
-                "Invalid webhook URL",
+                "Invalid webhook URL: localhost is not a public address (see notifications.allowed_networks)",
             ),
-            (M::Webhook, json!({"url": "http://127.0.0.1/x"}), "Invalid webhook URL"),
+            (
+                M::Webhook,
+                json!({"url": "http://127.0.0.1/x"}),
+                "Invalid webhook URL: 127.0.0.1 is not a public address (see notifications.allowed_networks)",
+            ),
             (M::Webhook, json!({"url": "http://"}), "Invalid webhook URL"),
             (M::Webhook, json!({"url": "mailto:x@y.z"}), "Invalid webhook URL"),
             (M::Webhook, json!({"url": "not a url"}), "Invalid webhook URL"),
@@ -434,7 +446,10 @@ mod tests {
         }
         for (url, e) in [
             ("ftp://example.com/x", "Invalid Slack Callback URL"),
-            ("http://localhost/x", "Invalid Slack Callback URL"),
+            (
+                "http://localhost/x",
+                "Invalid Slack Callback URL: localhost is not a public address (see notifications.allowed_networks)",
+            ),
             (
                 "http://10.0.0.1/x",
                 "Invalid Slack Callback URL: 10.0.0.1 is not a public address (see notifications.allowed_networks)",
@@ -455,7 +470,18 @@ mod tests {
         );
         let hook = |url: &str, policy: &MethodPolicy| MethodKind::Webhook.validate(&json!({"url": url}), policy);
         let default = MethodPolicy::default();
-        assert_eq!(hook("http://localhost/x", &default).unwrap_err(), "Invalid webhook URL");
+        assert_eq!(
+            hook("http://localhost/x", &default).unwrap_err(),
+            "Invalid webhook URL: localhost is not a public address (see notifications.allowed_networks)"
+        );
+        let quay_list = MethodPolicy {
+            blocked_hosts: vec!["internal.example".into()],
+            ..MethodPolicy::default()
+        };
+        assert_eq!(
+            hook("https://internal.example/x", &quay_list).unwrap_err(),
+            "Invalid webhook URL: internal.example is refused by notifications.blocked_hosts"
+        );
         assert_eq!(
             hook("http://10.0.0.1/x", &default).unwrap_err(),
             "Invalid webhook URL: 10.0.0.1 is not a public address (see notifications.allowed_networks)"

@@ -224,7 +224,7 @@ async fn every_validation_message(kind: berth_testkit::DbKind) {
         ),
         (
             with("repo_push", "webhook", json!({"url": "http://localhost/x"}), json!({})),
-            "Invalid webhook URL",
+            "Invalid webhook URL: localhost is not a public address (see notifications.allowed_networks)",
         ),
         (
             with("repo_push", "webhook", json!({"url": "http://"}), json!({})),
