@@ -16,7 +16,7 @@ use askama::Template;
 use std::net::IpAddr;
 
 use axum::Router;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -46,6 +46,7 @@ pub fn router() -> Router<HttpState> {
         .route("/organization/{org}/{*rest}", post(org::post))
         .route("/notifications", get(bell_page))
         .route("/notifications/{uuid}/dismiss", post(dismiss))
+        .route("/repository/{ns}", get(namespace_page))
         .route("/repository/{ns}/{*rest}", get(repo::get).post(repo::post))
         .route(
             "/static/berth.css",
@@ -551,7 +552,7 @@ struct RepoItem {
 #[derive(Template)]
 #[template(path = "repos.html")]
 struct ReposPage {
-    title: &'static str,
+    title: String,
     chrome: Chrome,
     query: String,
     repos: Vec<RepoItem>,
@@ -574,6 +575,7 @@ async fn repos_page(
     query: String,
     error: Option<String>,
     form: (String, String),
+    namespace: Option<&str>,
 ) -> Response {
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
@@ -586,6 +588,7 @@ async fn repos_page(
     };
     let repos = repos
         .into_iter()
+        .filter(|r| namespace.is_none_or(|n| r.repo.namespace == n))
         .map(|r| RepoItem {
             path: format!("{}/{}", r.repo.namespace, r.repo.name),
             visibility: r.repo.visibility.as_str().to_owned(),
@@ -596,15 +599,15 @@ async fn repos_page(
         Ok(info) => info.organizations.into_iter().map(|(o, _)| o.name).collect(),
         Err(_) => Vec::new(),
     };
-    let form_namespace = if form.0.is_empty() {
-        session.chrome.user.clone().unwrap_or_default()
-    } else {
-        form.0
+    let form_namespace = match (form.0.is_empty(), namespace) {
+        (false, _) => form.0,
+        (true, Some(n)) => n.to_owned(),
+        (true, None) => session.chrome.user.clone().unwrap_or_default(),
     };
     render(
         status,
         &ReposPage {
-            title: "Repositories",
+            title: namespace.map_or_else(|| "Repositories".to_owned(), |n| format!("Repositories of {n}")),
             host: s.app.settings().server_hostname.clone(),
             chrome: session.chrome,
             query,
@@ -631,7 +634,30 @@ async fn home(
         Ok(x) => x,
         Err(r) => return r,
     };
-    repos_page(&s, session, q.q, None, (String::new(), String::new())).await
+    repos_page(&s, session, q.q, None, (String::new(), String::new()), None).await
+}
+
+/// `/repository/{ns}`: the namespace's repositories that the caller can see.
+async fn namespace_page(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    ClientAddr(ip): ClientAddr,
+    uri: axum::http::Uri,
+    Path(ns): Path<String>,
+) -> Response {
+    let session = match require(&s, &headers, ip, target(&uri)).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    repos_page(
+        &s,
+        session,
+        String::new(),
+        None,
+        (String::new(), String::new()),
+        Some(&ns),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -672,7 +698,7 @@ async fn create_repo(
                 }
                 other => other.to_string(),
             };
-            repos_page(&s, session, String::new(), Some(msg), (f.namespace, f.name)).await
+            repos_page(&s, session, String::new(), Some(msg), (f.namespace, f.name), None).await
         }
         Err(e) => error_page(&session.chrome, e),
     }
@@ -731,6 +757,7 @@ async fn create_org(
                 String::new(),
                 Some(e.to_string()),
                 (String::new(), String::new()),
+                None,
             )
             .await
         }

@@ -713,6 +713,24 @@ async fn organizations_permissions_and_the_bell(kind: berth_testkit::DbKind) {
             && html.contains("<td>devs</td><td>team</td><td>admin</td>"),
         "{html}"
     );
+    // The namespace page lists the namespace's repositories, and only those.
+    expect(
+        s.post(
+            "/api/v1/repository",
+            &root,
+            json!({"namespace": "root", "repository": "elsewhere", "visibility": "private"}),
+        )
+        .await,
+        201,
+    );
+    let (status, _, ns_page) = b.get("/repository/acme").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        ns_page.contains("<h1>Repositories of acme</h1>")
+            && ns_page.contains("acme/web")
+            && !ns_page.contains("root/elsewhere"),
+        "{ns_page}"
+    );
     // No [mail] host here: e-mail is shown disabled, saying what it needs; builds are on, so the
     // trigger form is there.
     assert!(html.contains(r#"action="/repository/acme/web/triggers""#), "{html}");
