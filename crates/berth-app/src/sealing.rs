@@ -120,18 +120,32 @@ impl SecretKey {
 #[derive(Debug, Clone)]
 pub struct Keyring {
     current: std::sync::Arc<SecretKey>,
-    older: std::sync::Arc<Vec<SecretKey>>,
+    older: std::sync::Arc<Vec<std::sync::Arc<SecretKey>>>,
 }
 
 impl Keyring {
     /// A keyring sealing with `current`; `older` keys only open (keys with `current`'s id are
     /// dropped from them).
     pub fn new(current: SecretKey, older: Vec<SecretKey>) -> Keyring {
+        Keyring::of(
+            std::sync::Arc::new(current),
+            older.into_iter().map(std::sync::Arc::new).collect(),
+        )
+    }
+
+    fn of(current: std::sync::Arc<SecretKey>, older: Vec<std::sync::Arc<SecretKey>>) -> Keyring {
         let older = older.into_iter().filter(|k| k.id != current.id).collect();
         Keyring {
-            current: std::sync::Arc::new(current),
+            current,
             older: std::sync::Arc::new(older),
         }
+    }
+
+    /// This keyring after a rotation to `new`: `new` seals, and every key of this one still opens.
+    pub fn rotated_to(&self, new: SecretKey) -> Keyring {
+        let mut older = vec![self.current.clone()];
+        older.extend(self.older.iter().cloned());
+        Keyring::of(std::sync::Arc::new(new), older)
     }
 
     /// A keyring with one random key, for tests and throwaway instances.
@@ -171,7 +185,7 @@ impl Keyring {
             return Ok(sealed.as_stored().to_owned());
         };
         let key = std::iter::once(self.current.as_ref())
-            .chain(self.older.iter())
+            .chain(self.older.iter().map(|k| k.as_ref()))
             .find(|k| k.id == id)
             .ok_or_else(|| {
                 AppError::Internal(format!(
@@ -261,7 +275,7 @@ mod tests {
         // After a rotation the old key still opens what it sealed, and the new one seals.
         let (new, _) = SecretKey::generate().unwrap();
         let new_id = new.id().to_owned();
-        let rotated = Keyring::new(new, vec![old]);
+        let rotated = ring.rotated_to(new);
         assert_eq!(rotated.open(Purpose::RobotToken, &sealed).unwrap(), "t0ken");
         assert!(!rotated.is_current(&sealed));
         assert!(

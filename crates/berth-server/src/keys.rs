@@ -114,8 +114,9 @@ pub struct Rotated {
 pub async fn rotate(config: &Config, store: &Store, new_key_file: Option<&Path>) -> anyhow::Result<Rotated> {
     let (new, text) = match new_key_file {
         Some(path) => {
-            let key = read_key(path)?.with_context(|| format!("{} does not exist", path.display()))?;
-            let text = std::fs::read_to_string(path)?.trim().to_owned();
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = text.trim().to_owned();
+            let key = SecretKey::parse(&text).with_context(|| format!("the new key in {}", path.display()))?;
             (key, text)
         }
         None if config.secret_key.is_some() => anyhow::bail!(
@@ -126,22 +127,13 @@ pub async fn rotate(config: &Config, store: &Store, new_key_file: Option<&Path>)
     };
     let key_id = new.id().to_owned();
     // Every key that opens something today still opens it during the re-seal.
-    let mut older = configured_older(config)?;
-    if let Some(k) = &config.secret_key {
-        older.push(SecretKey::parse(k)?);
-    }
+    let ring = keyring(config)?.rotated_to(new);
     let managed = config.secret_key.is_none();
     if managed {
-        for name in [CURRENT, PREVIOUS, NEXT] {
-            if let Some(k) = read_key(&config.data_dir.join(name))? {
-                older.push(k);
-            }
-        }
         // Written first: if the re-seal commits and we stop before the rename, the next start
         // still opens everything (and re-seals it with secret.key again).
         write_key(&config.data_dir.join(NEXT), &text, false).context("writing secret.key.next")?;
     }
-    let ring = Keyring::new(new, older);
     let done = sealing::reseal_all(store, &ring).await?;
     let key_file = if managed {
         let dir = &config.data_dir;
