@@ -57,13 +57,14 @@ impl App {
             "" => None,
             name => accounts::by_name(&mut conn, name).await?,
         };
+        let superuser = me.acts_as_superuser();
         let mut found = Vec::new();
         let mut robots_of = None;
+        // The organization searched in, and whether the caller administers it.
         let mut org = None;
         match &namespace {
             Some(ns) if ns.kind == AccountKind::Organization => {
                 let role = self.org_role(&mut conn, caller, ns.id).await?;
-                let superuser = me.acts_as_superuser();
                 if role.is_some() || superuser {
                     robots_of = Some((ns.id, ns.name.as_str()));
                     if q.include_teams {
@@ -76,7 +77,7 @@ impl App {
                         );
                     }
                 }
-                org = Some(ns);
+                org = Some((ns, superuser || role == Some(TeamRole::Admin)));
             }
             Some(ns) if ns.kind == AccountKind::User && ns.id == me.id => {
                 robots_of = Some((ns.id, ns.name.as_str()));
@@ -87,14 +88,14 @@ impl App {
             let is_org_member = match org {
                 None => None,
                 Some(_) if account.kind == AccountKind::Robot => Some(true),
-                Some(o) => Some(!teams::of_member_in_org(&mut conn, account.id, o.id).await?.is_empty()),
+                Some((o, _)) => Some(!teams::of_member_in_org(&mut conn, account.id, o.id).await?.is_empty()),
             };
             found.push(Entity::Account { account, is_org_member });
         }
-        if let Some(o) = org
+        if let Some((o, admin)) = org
+            && admin
             && q.include_orgs
             && o.name.starts_with(&prefix)
-            && (me.acts_as_superuser() || self.org_role(&mut conn, caller, o.id).await? == Some(TeamRole::Admin))
         {
             found.push(Entity::Org(o.clone()));
         }

@@ -32,10 +32,6 @@ impl std::fmt::Debug for Sealed {
 /// The name of the key that signs registry tokens.
 pub const REGISTRY_TOKEN_KEY: &str = "registry_token_hs256";
 
-/// The instance secrets that are sealed (the other names are markers, not secrets); the select of
-/// [`SealedColumn::InstanceSecret`] names them.
-pub const INSTANCE_SECRETS: [&str; 1] = [REGISTRY_TOKEN_KEY];
-
 /// A column holding sealed values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SealedColumn {
@@ -47,7 +43,8 @@ pub enum SealedColumn {
     PreviousNotificationSecret,
     /// `build_trigger.secret`.
     TriggerSecret,
-    /// `instance_secret.value` of the secrets named in [`INSTANCE_SECRETS`] (not of markers).
+    /// `instance_secret.value` of [`REGISTRY_TOKEN_KEY`] (the other names are markers, not
+    /// secrets).
     InstanceSecret,
 }
 
@@ -61,8 +58,8 @@ impl SealedColumn {
         SealedColumn::InstanceSecret,
     ];
 
-    /// (select of `key, value` for the non-null values, update by key). The instance secrets'
-    /// select names [`INSTANCE_SECRETS`].
+    /// (select of `key, value` for the non-null values, update by key). The instance secret's
+    /// select takes its name as `$1`.
     fn sql(self) -> (&'static str, &'static str) {
         match self {
             SealedColumn::RobotToken => (
@@ -82,7 +79,7 @@ impl SealedColumn {
                 "UPDATE build_trigger SET secret = $2 WHERE CAST(id AS TEXT) = $1",
             ),
             SealedColumn::InstanceSecret => (
-                "SELECT name, value FROM instance_secret WHERE name IN ('registry_token_hs256')",
+                "SELECT name, value FROM instance_secret WHERE name = $1",
                 "UPDATE instance_secret SET value = $2 WHERE name = $1",
             ),
         }
@@ -92,7 +89,12 @@ impl SealedColumn {
 /// Every value of `column`, with the key of its row.
 pub async fn sealed_values(ex: &mut impl Exec, column: SealedColumn) -> Result<Vec<(String, Sealed)>> {
     let (select, _) = column.sql();
-    Ok(run!(ex, c => sqlx::query_as::<_, (String, Sealed)>(select).fetch_all(c).await)?)
+    Ok(match column {
+        SealedColumn::InstanceSecret => {
+            run!(ex, c => sqlx::query_as::<_, (String, Sealed)>(select).bind(REGISTRY_TOKEN_KEY).fetch_all(c).await)?
+        }
+        _ => run!(ex, c => sqlx::query_as::<_, (String, Sealed)>(select).fetch_all(c).await)?,
+    })
 }
 
 /// Replaces one value of `column`.

@@ -18,7 +18,7 @@ const PREFIX: &str = "/api/v1/repository/";
 const TEMPLATE: &str = "/api/v1/repository/{namespace}/{repository}";
 
 /// One segment of a route's suffix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Segment {
     /// A fixed word (`notification`), or `""` for a trailing slash.
     Literal(String),
@@ -52,7 +52,7 @@ impl RepoSuffixes {
                     .collect()
             })
             .collect();
-        all.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        all.sort();
         all.dedup();
         RepoSuffixes(Arc::new(all))
     }
