@@ -403,9 +403,13 @@ impl Config {
     /// The configuration a TOML text gives over the defaults, validated, without the environment
     /// (the fuzz target `config` drives it).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let fig = Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text));
+        Config::from_figment(&Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)))
+    }
+
+    /// The configuration the layers give, validated; errors name the key and its source.
+    fn from_figment(fig: &Figment) -> Result<Config, ConfigError> {
         let config: Config = fig.extract().map_err(|e| ConfigError(describe(&e)))?;
-        config.validate(&fig)?;
+        config.validate(fig)?;
         Ok(config)
     }
 
@@ -430,9 +434,7 @@ impl Config {
                     .global(),
             )
             .merge(SecretFiles(secret_files));
-        let config: Config = fig.extract().map_err(|e| ConfigError(describe(&e)))?;
-        config.validate(&fig)?;
-        Ok(config)
+        Config::from_figment(&fig)
     }
 
     fn keys() -> Vec<&'static str> {
