@@ -129,6 +129,26 @@ async fn choose(d: &WebDriver, id: &str, value: &str) {
         .unwrap();
 }
 
+/// The settings table's row of the notification titled `title`, once it is there.
+async fn row(d: &WebDriver, title: &str) -> WebElement {
+    d.query(By::XPath(format!("//tr[td[normalize-space(.)='{title}']]")))
+        .first()
+        .await
+        .unwrap()
+}
+
+/// Presses the button labelled `label` in the row of the notification titled `title`.
+async fn press(d: &WebDriver, title: &str, label: &str) {
+    row(d, title)
+        .await
+        .find(By::XPath(format!(".//button[normalize-space(.)='{label}']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn submit(d: &WebDriver, label: &str) {
     d.find(By::XPath(format!("//button[normalize-space(.)='{label}']")))
         .await
@@ -275,21 +295,18 @@ async fn the_notification_flows_in_a_browser(kind: berth_testkit::DbKind) {
     fill(&d, "url", &format!("{}/hook", rx.url)).await;
     fill(&d, "title", "CI hook").await;
     submit(&d, "Create Notification").await;
-    let row = d
-        .query(By::XPath("//tr[td[normalize-space(.)='CI hook']]"))
-        .first()
-        .await
-        .unwrap();
-    assert!(row.text().await.unwrap().contains("Push to Repository"));
+    assert!(
+        row(&d, "CI hook")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Push to Repository")
+    );
     shot(&d, kind, "3-settings-notifications").await;
 
     // 4. Test: the deliveries view shows the receiver's 200.
-    row.find(By::XPath(".//button[normalize-space(.)='Test']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(&d, "CI hook", "Test").await;
     landed(&d, "A test event was sent").await;
     let attempt = wait_text(
         &d,
@@ -350,59 +367,36 @@ async fn the_notification_flows_in_a_browser(kind: berth_testkit::DbKind) {
         d.goto(format!("{base}/repository/acme/web?tab=settings"))
             .await
             .unwrap();
-        let row = d
-            .query(By::XPath("//tr[td[normalize-space(.)='CI hook']]"))
-            .first()
-            .await
-            .unwrap();
+        row(&d, "CI hook").await;
         if i == 2 {
             shot(&d, kind, "6a-failures-growing").await;
         }
-        row.find(By::XPath(".//button[normalize-space(.)='Test']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        press(&d, "CI hook", "Test").await;
         landed(&d, "A test event was sent").await;
         wait_text(&d, By::Css(".delivery .badge"), |t| t == "failed", "a failed delivery").await;
     }
     d.goto(format!("{base}/repository/acme/web?tab=settings"))
         .await
         .unwrap();
-    let row = wait_text(
+    let disabled = wait_text(
         &d,
         By::XPath("//tr[td[normalize-space(.)='CI hook']]"),
         |t| t.contains("disabled"),
         "the notification disabled",
     )
     .await;
-    assert!(row.contains("disabled") && row.contains('3'), "{row}");
+    assert!(disabled.contains("disabled") && disabled.contains('3'), "{disabled}");
     shot(&d, kind, "6-disabled").await;
 
     // 7. Re-enable it.
     rx.respond_with(&[200; 10]);
-    d.find(By::XPath(
-        "//tr[td[normalize-space(.)='CI hook']]//button[normalize-space(.)='Re-enable']",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    press(&d, "CI hook", "Re-enable").await;
     landed(&d, "Re-enabled").await;
     d.goto(format!("{base}/repository/acme/web?tab=settings"))
         .await
         .unwrap();
-    let row = d
-        .query(By::XPath("//tr[td[normalize-space(.)='CI hook']]"))
-        .first()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(row.contains("enabled") && !row.contains("disabled"), "{row}");
+    let text = row(&d, "CI hook").await.text().await.unwrap();
+    assert!(text.contains("enabled") && !text.contains("disabled"), "{text}");
     shot(&d, kind, "7-re-enabled").await;
 
     // Narrow screens (375 px): the pages fit; wide tables scroll inside their card.
@@ -427,27 +421,11 @@ async fn the_notification_flows_in_a_browser(kind: berth_testkit::DbKind) {
     d.goto(format!("{base}/repository/acme/web?tab=settings"))
         .await
         .unwrap();
-    let delete_ci_hook = async || {
-        let row = d
-            .query(By::XPath("//tr[td[normalize-space(.)='CI hook']]"))
-            .first()
-            .await
-            .unwrap();
-        row.find(By::XPath(".//button[normalize-space(.)='Delete']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-    };
-    delete_ci_hook().await;
+    press(&d, "CI hook", "Delete").await;
     assert_eq!(d.get_alert_text().await.unwrap(), "Delete this notification?");
     d.dismiss_alert().await.unwrap();
-    d.query(By::XPath("//tr[td[normalize-space(.)='CI hook']]"))
-        .first()
-        .await
-        .unwrap();
-    delete_ci_hook().await;
+    row(&d, "CI hook").await;
+    press(&d, "CI hook", "Delete").await;
     d.accept_alert().await.unwrap();
     wait_for(
         &d,
@@ -463,17 +441,7 @@ async fn the_notification_flows_in_a_browser(kind: berth_testkit::DbKind) {
     choose(&d, "target", "team:devs").await;
     fill(&d, "title", "Team bell").await;
     submit(&d, "Create Notification").await;
-    let row = d
-        .query(By::XPath("//tr[td[normalize-space(.)='Team bell']]"))
-        .first()
-        .await
-        .unwrap();
-    row.find(By::XPath(".//button[normalize-space(.)='Test']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    press(&d, "Team bell", "Test").await;
     landed(&d, "A test event was sent").await;
     wait_text(
         &d,
