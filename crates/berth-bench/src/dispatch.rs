@@ -285,7 +285,7 @@ enum Extra {
 /// A backlog raised once: its database, the healthy receivers, the extra one, and how many
 /// deliveries go to the healthy ones.
 struct Backlog {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     db: Database,
     healthy: Fleet,
     _bad: Option<EventReceiver>,
@@ -326,7 +326,7 @@ async fn backlog(ctx: &Ctx, postgres: bool, shape: &Shape, extra: Extra) -> anyh
     p.stop().await?;
     let healthy_events = (0..events).filter(|i| i % repos < shape.repos).count();
     Ok(Backlog {
-        _dir: dir,
+        dir,
         db,
         healthy,
         _bad: bad,
@@ -355,8 +355,10 @@ struct Drained {
 async fn drain(ctx: &Ctx, b: &Backlog) -> anyhow::Result<Drained> {
     let dir = tempfile::tempdir()?;
     let db = b.db.copy(dir.path())?;
+    // The key that sealed the backlog's signing secrets opens them in the copy.
+    std::fs::copy(b.dir.path().join("secret.key"), dir.path().join("secret.key"))?;
     b.healthy.reset();
-    let server = Berth {
+    let mut server = Berth {
         bin: ctx.berth_bin.clone(),
         dir: dir.path().to_path_buf(),
         database_url: db.url.clone(),
@@ -366,6 +368,9 @@ async fn drain(ctx: &Ctx, b: &Backlog) -> anyhow::Result<Drained> {
     let cpu_before = cpu_seconds(server.child.id());
     let deadline = Instant::now() + Duration::from_secs(600);
     while b.healthy.count() < b.deliveries && Instant::now() < deadline {
+        if let Some(status) = server.child.try_wait()? {
+            anyhow::bail!("berth serve exited during the drain ({status})");
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cpu = cpu_seconds(server.child.id()) - cpu_before;
@@ -385,7 +390,10 @@ pub async fn dispatch(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
     let mut notes = Vec::new();
     let repeats = ctx.plan.repeats.min(3);
     for (backend, postgres) in [("SQLite", false), ("PostgreSQL", true)] {
-        for shape in &SHAPES {
+        if !ctx.backend(if postgres { "postgres" } else { "sqlite" }) {
+            continue;
+        }
+        for shape in SHAPES.iter().filter(|_| ctx.part("drain")) {
             let b = backlog(ctx, postgres, shape, Extra::None).await?;
             let mut runs = Vec::with_capacity(repeats);
             for _ in 0..repeats {
@@ -420,14 +428,20 @@ pub async fn dispatch(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
             c.berth = runs.iter().map(|r| r.cpu_us).collect();
             figures.push(c);
         }
-        figures.extend(isolation(ctx, postgres, backend, repeats).await?);
-        let (f, n) = paced(ctx, postgres, backend).await?;
+        if ctx.part("isolation") {
+            figures.extend(isolation(ctx, postgres, backend, repeats).await?);
+        }
+        if ctx.part("paced") {
+            let (f, n) = paced(ctx, postgres, backend).await?;
+            figures.extend(f);
+            notes.extend(n);
+        }
+    }
+    if ctx.part("crash") {
+        let (f, n) = crash(ctx).await?;
         figures.extend(f);
         notes.extend(n);
     }
-    let (f, n) = crash(ctx).await?;
-    figures.extend(f);
-    notes.extend(n);
     notes.push(format!(
         "Dispatch: every figure at the default settings (the receivers' network allowed); drains of {} deliveries per repetition, by the release `berth serve`; receivers are the harness's own (axum, keep-alive), on the same two cores. Isolation: the ten-host shape alone, beside a hanging endpoint and beside a 503 endpoint, drained in turn in each repetition; each share compares drains of one repetition.",
         ctx.plan.drain_deliveries
@@ -552,6 +566,15 @@ async fn paced(ctx: &Ctx, postgres: bool, backend: &str) -> anyhow::Result<(Vec<
             lat.len(),
             total * 10
         ));
+        if ctx.engine_metrics {
+            let m = reqwest::get(format!("http://{}/metrics", p.base)).await?.text().await?;
+            let engine = m
+                .lines()
+                .filter(|l| l.starts_with("berth_delivery") && !l.contains("destination") && !l.contains("_bucket"));
+            for l in engine {
+                eprintln!("{backend} {rate}/s: {l}");
+            }
+        }
         progress(&format!(
             "4. dispatch {backend} at {rate} events/s: {} deliveries measured",
             lat.len()
@@ -569,6 +592,9 @@ async fn crash(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
     let mut figures = Vec::new();
     let mut notes = Vec::new();
     for (backend, postgres) in [("SQLite", false), ("PostgreSQL", true)] {
+        if !ctx.backend(if postgres { "postgres" } else { "sqlite" }) {
+            continue;
+        }
         let dir = tempfile::tempdir()?;
         let db = if postgres {
             Database::postgres(&ctx.postgres)?

@@ -45,6 +45,16 @@ pub struct Args {
     /// Run only these scenarios (1–7), e.g. `--only 1,3`.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<u32>,
+    /// Scenario 4's parts to run (drain, isolation, paced, crash); all when not given.
+    #[arg(long, value_delimiter = ',')]
+    pub parts: Vec<String>,
+    /// Scenario 4's backends (sqlite, postgres); both when not given.
+    #[arg(long, value_delimiter = ',')]
+    pub backends: Vec<String>,
+    /// Print the delivery engine's own metrics (`berth_delivery_*`) after each paced run of
+    /// scenario 4, to see where time goes.
+    #[arg(long)]
+    pub engine_metrics: bool,
     /// PostgreSQL server for the PostgreSQL runs (a database is created and dropped).
     #[arg(
         long,
@@ -187,6 +197,9 @@ async fn main() -> anyhow::Result<()> {
         berth_bin: berth,
         postgres: args.postgres.clone(),
         plan,
+        parts: args.parts.clone(),
+        backends: args.backends.clone(),
+        engine_metrics: args.engine_metrics,
     };
     if wanted(1) || wanted(6) {
         figures.extend(scenarios::throughput(&ctx).await?);

@@ -24,6 +24,24 @@ pub struct Ctx {
     pub postgres: String,
     /// The run's size.
     pub plan: Plan,
+    /// Scenario 4's parts to run (empty: all).
+    pub parts: Vec<String>,
+    /// Scenario 4's backends to run (empty: both).
+    pub backends: Vec<String>,
+    /// Print the engine's metrics after each paced run.
+    pub engine_metrics: bool,
+}
+
+impl Ctx {
+    /// Whether scenario 4's part `part` (drain, isolation, paced, crash) is wanted.
+    pub(crate) fn part(&self, part: &str) -> bool {
+        self.parts.is_empty() || self.parts.iter().any(|p| p == part)
+    }
+
+    /// Whether scenario 4 runs on `backend` (sqlite, postgres).
+    pub(crate) fn backend(&self, backend: &str) -> bool {
+        self.backends.is_empty() || self.backends.iter().any(|b| b == backend)
+    }
 }
 
 pub(crate) fn figure(scenario: &str, name: &str, unit: &str, higher_is_better: bool, target: &str) -> Figure {
