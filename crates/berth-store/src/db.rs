@@ -158,11 +158,18 @@ impl Store {
                     .acquire_timeout(opts.busy_timeout * 2)
                     .connect_with(o.clone())
                     .await?;
-                // Connected lazily: API-only instances never open these.
+                // Connected lazily: API-only instances never open these. Every statement is
+                // planned for its arguments and the tables as they are now: the worker's batch
+                // statements join arrays against tables that grow from nothing (the queue, the
+                // delivery log), and a generic plan cached while they were small (a sequential
+                // scan and a hash join) would be kept as they grow, turning each batch into a
+                // scan of the whole table. One plan per batch costs little.
                 let relaxed = PgPoolOptions::new()
                     .max_connections(opts.worker_connections.max(1))
                     .acquire_timeout(opts.busy_timeout * 2)
-                    .connect_lazy_with(o.options([("synchronous_commit", "off")]));
+                    .connect_lazy_with(
+                        o.options([("synchronous_commit", "off"), ("plan_cache_mode", "force_custom_plan")]),
+                    );
                 Pools::Postgres { main, relaxed }
             }
         };
@@ -230,6 +237,15 @@ impl Store {
         })
     }
 
+    /// A connection for the delivery worker's reads: on PostgreSQL from its own pool, whose
+    /// statements are planned afresh each time (see [`Store::begin_relaxed`]); on SQLite a reader.
+    pub async fn conn_relaxed(&self) -> Result<Conn> {
+        Ok(match &self.pools {
+            Pools::Sqlite { reader, .. } => Conn::Sqlite(reader.acquire().await?),
+            Pools::Postgres { relaxed, .. } => Conn::Postgres(relaxed.acquire().await?),
+        })
+    }
+
     /// Starts a transaction; every write goes through one.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match &self.pools {
@@ -240,7 +256,8 @@ impl Store {
 
     /// Starts a transaction whose commit need not survive a crash of the database server: on
     /// PostgreSQL it runs on the worker's pool with `synchronous_commit = off`, so it does not wait
-    /// for the disk; on SQLite it is [`Store::begin`]. Only for work that is safe to do again: a
+    /// for the disk, and plans each statement for the tables as they are (no cached generic
+    /// plans); on SQLite it is [`Store::begin`]. Only for work that is safe to do again: a
     /// lost claim or lease renewal makes a job claimable again, and a lost attempt record (with its
     /// job's move, in the same transaction) makes the delivery go out again — at least once, never
     /// lost. What an event enqueues always commits with [`Store::begin`].

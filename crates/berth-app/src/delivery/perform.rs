@@ -79,7 +79,7 @@ pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> 
         .filter_map(|(_, t)| t.log_id)
         .collect();
     let (found, mut payloads) = {
-        let mut conn = app.store.conn().await?;
+        let mut conn = app.store.conn_relaxed().await?;
         let found: HashMap<String, Arc<NotificationRow>> = notifications::by_uuids(&mut conn, &uuids)
             .await?
             .into_iter()
