@@ -433,15 +433,14 @@ impl App {
         .await?;
         let facts = facts(&build, trigger);
         let data = berth_notify::events::build_queued(&crate::events::repo_context(&self.settings, repo), &facts);
-        let raised = self
-            .raise(
-                &mut tx,
-                repo,
-                EventKind::BuildQueued.name(),
-                &data,
-                ctx.caller.account(),
-            )
-            .await?;
+        self.raise(
+            &mut tx,
+            repo,
+            EventKind::BuildQueued.name(),
+            &data,
+            ctx.caller.account(),
+        )
+        .await?;
         let meta = json!({"repo": repo.name, "namespace": repo.namespace, "build_uuid": build.uuid});
         crate::audit::record(
             &mut tx,
@@ -454,9 +453,6 @@ impl App {
         .await?;
         tx.commit().await?;
         self.build_wake.notify_one();
-        if raised > 0 {
-            self.wake.notify_one();
-        }
         Ok(build)
     }
 
@@ -520,14 +516,13 @@ impl App {
                 build.phase
             )));
         }
-        let raised = if build.phase == BuildPhase::Waiting {
+        if build.phase == BuildPhase::Waiting {
             store::set_phase(&mut tx, build.id, BuildPhase::Cancelled, None, Utc::now()).await?;
             self.raise_build(&mut tx, &repo, build.id, EventKind::BuildCancelled)
-                .await?
+                .await?;
         } else {
             store::request_cancel(&mut tx, build.id).await?;
-            0
-        };
+        }
         let meta = json!({"repo": repo.name, "namespace": repo.namespace, "build_uuid": uuid});
         crate::audit::record(
             &mut tx,
@@ -539,9 +534,6 @@ impl App {
         )
         .await?;
         tx.commit().await?;
-        if raised > 0 {
-            self.wake.notify_one();
-        }
         Ok(store::by_uuid(&mut self.store.conn().await?, repo.id, uuid)
             .await?
             .unwrap_or(build))
@@ -746,18 +738,12 @@ impl App {
         log.flush().await;
         let mut tx = self.store.begin().await?;
         store::set_credential(&mut tx, build.id, None, None).await?;
-        let raised = if retry.is_some() {
+        if retry.is_some() {
             store::set_phase(&mut tx, build.id, BuildPhase::Waiting, None, Utc::now()).await?;
-            0
         } else if store::set_phase(&mut tx, build.id, to, error.as_deref(), Utc::now()).await? {
-            self.raise_build(&mut tx, &repo, build.id, kind).await?
-        } else {
-            0
-        };
-        tx.commit().await?;
-        if raised > 0 {
-            self.wake.notify_one();
+            self.raise_build(&mut tx, &repo, build.id, kind).await?;
         }
+        tx.commit().await?;
         metrics::counter!("berth_builds_total", "phase" => to.as_str()).increment(1);
         tracing::info!(
             build = uuid,
@@ -842,11 +828,8 @@ impl App {
         }
         {
             let mut tx = self.store.begin().await?;
-            let raised = self.raise_build(&mut tx, repo, build.id, EventKind::BuildStart).await?;
+            self.raise_build(&mut tx, repo, build.id, EventKind::BuildStart).await?;
             tx.commit().await?;
-            if raised > 0 {
-                self.wake.notify_one();
-            }
         }
         match self
             .run_command(build, &fill(&s.build_command, &[]), dir, deadline, log)
@@ -1112,10 +1095,8 @@ impl App {
         let mut tx = self.store.begin().await?;
         store::set_result(&mut tx, build.id, image_id, digests).await?;
         store::set_credential(&mut tx, build.id, None, None).await?;
-        let mut raised = 0;
         if store::set_phase(&mut tx, build.id, BuildPhase::Complete, None, Utc::now()).await? {
-            raised += self
-                .raise_build(&mut tx, repo, build.id, EventKind::BuildSuccess)
+            self.raise_build(&mut tx, repo, build.id, EventKind::BuildSuccess)
                 .await?;
             let tags: Vec<&str> = build.docker_tags.0.iter().map(String::as_str).collect();
             let digests: Vec<&str> = digests.iter().map(String::as_str).collect();
@@ -1127,14 +1108,10 @@ impl App {
                     .map(|a| crate::auth::principal(a, None)),
                 None => None,
             };
-            raised += self
-                .raise(&mut tx, repo, EventKind::RepoPush.name(), &data, performer.as_ref())
+            self.raise(&mut tx, repo, EventKind::RepoPush.name(), &data, performer.as_ref())
                 .await?;
         }
         tx.commit().await?;
-        if raised > 0 {
-            self.wake.notify_one();
-        }
         Ok(())
     }
 }

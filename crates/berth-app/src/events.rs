@@ -152,8 +152,10 @@ impl crate::App {
 
     /// Logs and enqueues occurrences' deliveries (skipped, without a job, for disabled
     /// notifications) with two multi-row statements for all of them. When this process runs a
-    /// delivery worker with room, the jobs are enqueued already claimed for it and handed to it
-    /// as `tx` commits (no claim, no read: they start at once); otherwise any worker claims them.
+    /// delivery worker with room, the jobs (as many as it has room for) are enqueued already
+    /// claimed for it and handed to it as `tx` commits (no claim, no read: they start at once);
+    /// any worker claims the others, and this process's worker is woken to look when `tx`
+    /// commits.
     /// Returns how many jobs each occurrence enqueued.
     pub(crate) async fn enqueue_deliveries(&self, tx: &mut Tx, occurrences: &[Occurrence]) -> Result<Vec<usize>> {
         let mut bodies = Vec::with_capacity(occurrences.len());
@@ -214,11 +216,18 @@ impl crate::App {
             counts[i] += 1;
         }
         let offer = self.handoff().and_then(|h| h.offer(jobs.len()).map(|o| (h, o)));
-        let Some((handoff, (token, until))) = offer else {
-            queue::enqueue_many(tx, NOTIFICATION_QUEUE, &jobs).await?;
+        let take = offer.as_ref().map_or(0, |(_, o)| o.take);
+        let queued = &jobs[take..];
+        if !queued.is_empty() {
+            queue::enqueue_many(tx, NOTIFICATION_QUEUE, queued).await?;
+            // Handed-over jobs need no claim: only these wake the worker to look.
+            let wake = self.wake.clone();
+            tx.after_commit(move || wake.notify_one());
+        }
+        let Some((handoff, offer)) = offer else {
             return Ok(counts);
         };
-        let claimed = queue::enqueue_claimed(tx, NOTIFICATION_QUEUE, &jobs, &token, until).await?;
+        let claimed = queue::enqueue_claimed(tx, NOTIFICATION_QUEUE, &jobs[..take], &offer.token, offer.until).await?;
         let endpoints = &self.settings.delivery.endpoints;
         let mut targets = Targets::default();
         let work: Vec<Work> = claimed
@@ -386,9 +395,6 @@ impl crate::App {
         }
         let counts = self.enqueue_deliveries(&mut tx, &occurrences).await?;
         tx.commit().await?;
-        if counts.iter().any(|n| *n > 0) {
-            self.wake.notify_one();
-        }
         Ok(slots
             .into_iter()
             .map(|slot| slot.map(|i| counts[i]).ok_or_else(AppError::not_found))

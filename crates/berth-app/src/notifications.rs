@@ -222,7 +222,6 @@ impl App {
         self.enqueue_deliveries(&mut tx, std::slice::from_ref(&occurrence))
             .await?;
         tx.commit().await?;
-        self.wake.notify_one();
         Ok(())
     }
 }

@@ -530,7 +530,6 @@ impl App {
                 format!("manifest digest {digest} does not match {d}"),
             ));
         }
-        let mut raised = 0;
         let mut tx = self.store.begin().await?;
         for b in &parsed.blobs {
             if reg::repo_blob_size(&mut tx, repo.id, b).await?.is_none() {
@@ -573,8 +572,7 @@ impl App {
             // A build's own pushes are announced by the build, after build_success.
             let from_build = ctx.caller.account().is_some_and(|p| p.build_repo.is_some());
             if !from_build {
-                raised = self
-                    .raise(&mut tx, repo, "repo_push", &data, ctx.caller.account())
+                self.raise(&mut tx, repo, "repo_push", &data, ctx.caller.account())
                     .await?;
             }
             if before.as_deref() != Some(digest.as_str()) {
@@ -588,9 +586,6 @@ impl App {
             return Err(AppError::Unavailable("failpoint: put_manifest.before_commit".into()));
         }
         tx.commit().await?;
-        if raised > 0 {
-            self.wake.notify_one();
-        }
         if scan {
             self.scan_wake.notify_one();
         }

@@ -48,6 +48,11 @@ const MAX_BATCH: usize = 512;
 /// busy ones), up to the maximum, and starts over when one finds something.
 const FAIR_PROBE_PAUSE: Duration = Duration::from_millis(100);
 const FAIR_PROBE_PAUSE_MAX: Duration = Duration::from_millis(1600);
+/// Events raised in this process may be handed to its worker until it holds this many times
+/// `max_in_flight` jobs (claims stop at twice). Waiting in memory costs nothing, where going
+/// through the queue costs a claim; a crash strands them only until their lease ends; and the
+/// ones that cannot start within the horizon are parked back in the queue anyway.
+const HANDOFF_FACTOR: usize = 8;
 /// How often parking is considered and the per-destination metrics are published.
 const TICK: Duration = Duration::from_millis(250);
 /// How often queue statistics are read (they scan the queue).
@@ -83,6 +88,14 @@ enum Event {
     Local(Vec<Work>),
 }
 
+/// What [`Handoff::offer`] grants: the worker takes the first `take` jobs, enqueued claimed with
+/// `token` and leased until `until`.
+pub(crate) struct Offer {
+    pub take: usize,
+    pub token: String,
+    pub until: chrono::DateTime<Utc>,
+}
+
 /// The fast path from events raised in this process to its delivery worker: while the worker
 /// has room, `events::raise` enqueues its jobs already claimed for it, and hands them over when
 /// the transaction commits; so they start without a claim or a read.
@@ -92,21 +105,35 @@ pub(crate) struct Handoff {
     events: UnboundedSender<Event>,
     /// What the worker holds (it stores the count on every turn; offers add to it meanwhile).
     held: Arc<AtomicUsize>,
-    /// Most it should hold: twice `max_in_flight`.
+    /// Most it takes this way: [`HANDOFF_FACTOR`] × `max_in_flight`.
     target: usize,
     tokens: AtomicUsize,
 }
 
 impl Handoff {
-    /// A claim token and lease end for `n` jobs, when the worker has room for them.
-    pub(crate) fn offer(&self, n: usize) -> Option<(String, chrono::DateTime<Utc>)> {
-        let held = self.held.fetch_add(n, Ordering::Relaxed);
-        if held + n > self.target {
-            self.held.fetch_sub(n, Ordering::Relaxed);
-            return None;
-        }
-        let token = format!("{}-L{}", self.worker, self.tokens.fetch_add(1, Ordering::Relaxed));
-        Some((token, Utc::now() + chrono_of(self.lease)))
+    /// Room for up to `n` jobs: how many the worker takes (the first ones; the rest go to the
+    /// queue for any worker to claim), with a claim token and the lease's end; `None` when it has
+    /// no room.
+    pub(crate) fn offer(&self, n: usize) -> Option<Offer> {
+        let mut held = self.held.load(Ordering::Relaxed);
+        let take = loop {
+            let take = n.min(self.target.saturating_sub(held));
+            if take == 0 {
+                return None;
+            }
+            match self
+                .held
+                .compare_exchange_weak(held, held + take, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => break take,
+                Err(now) => held = now,
+            }
+        };
+        Some(Offer {
+            take,
+            token: format!("{}-L{}", self.worker, self.tokens.fetch_add(1, Ordering::Relaxed)),
+            until: Utc::now() + chrono_of(self.lease),
+        })
     }
 
     /// Hands over committed work (claimed with a token from [`Handoff::offer`]). If the worker
@@ -166,7 +193,7 @@ impl App {
             lease: d.lease,
             events: events.clone(),
             held: held_count.clone(),
-            target: 2 * d.max_in_flight.max(1),
+            target: HANDOFF_FACTOR * d.max_in_flight.max(1),
             tokens: AtomicUsize::new(0),
         })));
         let dispatcher = Dispatcher {
