@@ -228,17 +228,19 @@ impl crate::App {
             return Ok(counts);
         };
         let claimed = queue::enqueue_claimed(tx, NOTIFICATION_QUEUE, &jobs[..take], &offer.token, offer.until).await?;
-        let endpoints = &self.settings.delivery.endpoints;
-        let mut targets = Targets::default();
-        let work: Vec<Work> = claimed
-            .iter()
-            .zip(tasks)
-            .map(|(c, (i, n, task))| {
-                let payload = occurrences[i].payload.clone();
-                work(JobRef::of(c), task, payload, &n, &mut targets, endpoints)
-            })
-            .collect();
-        tx.after_commit(move || handoff.hand_over(work));
+        // The work is made after the commit, off the transaction (on SQLite, the one writer).
+        let payloads: Vec<DeliveryPayload> = occurrences.iter().map(|o| o.payload.clone()).collect();
+        let app = self.clone();
+        tx.after_commit(move || {
+            let endpoints = &app.settings.delivery.endpoints;
+            let mut targets = Targets::default();
+            let work: Vec<Work> = claimed
+                .iter()
+                .zip(tasks)
+                .map(|(c, (i, n, task))| work(JobRef::of(c), task, payloads[i].clone(), &n, &mut targets, endpoints))
+                .collect();
+            handoff.hand_over(work);
+        });
         Ok(counts)
     }
 }

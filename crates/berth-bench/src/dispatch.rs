@@ -525,6 +525,24 @@ async fn paced(ctx: &Ctx, postgres: bool, backend: &str) -> anyhow::Result<(Vec<
         while fleet.total(&prefix) < total * 10 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        if ctx.engine_metrics {
+            // Event → arrival by when the event was raised, per quarter second: shows whether a
+            // queue formed, when, and whether it drained.
+            let mut per: std::collections::BTreeMap<u128, Vec<f64>> = std::collections::BTreeMap::new();
+            for (tag, at) in &stamps {
+                for a in fleet.arrivals(tag) {
+                    let ms = a.saturating_duration_since(*at).as_secs_f64() * 1000.0;
+                    per.entry(at.duration_since(t).as_millis() / 250).or_default().push(ms);
+                }
+            }
+            for (quarter, v) in per {
+                let (p50, max) = (quantile(&v, 0.5).unwrap_or(0.0), quantile(&v, 1.0).unwrap_or(0.0));
+                eprintln!(
+                    "{backend} {rate}/s: raised at {:.2} s: event → arrival p50 {p50:.1} ms, max {max:.1} ms",
+                    quarter as f64 / 4.0
+                );
+            }
+        }
         let mut lat = Vec::new();
         let mut last_arrival = last_raise;
         for (tag, at) in &stamps {
@@ -650,7 +668,7 @@ async fn crash(ctx: &Ctx) -> anyhow::Result<(Vec<Figure>, Vec<String>)> {
             &format!("duplicates after kill -9 mid-drain, {backend}"),
             "deliveries",
             false,
-            "≤ max_in_flight (256)",
+            "≤ max_in_flight (512)",
         );
         d.berth.push(duplicates as f64);
         figures.push(d);

@@ -809,7 +809,7 @@ mod tests {
                 "sections use a double underscore"
             );
             assert_eq!(
-                c.notifications.max_in_flight, 256,
+                c.notifications.max_in_flight, 512,
                 "other keys of the section keep their defaults"
             );
             assert_eq!(

@@ -90,7 +90,7 @@ impl Default for DeliverySettings {
             lease: Duration::from_secs(60),
             endpoints: Endpoints::default(),
             guard: Guard::default(),
-            max_in_flight: 256,
+            max_in_flight: 512,
             per_host: 0,
             per_repository: 64,
             initial_limit: 8,
