@@ -271,6 +271,14 @@ impl App {
             .or_else(|| existing.as_ref().map(|t| t.description.clone()))
             .unwrap_or_default();
         let (row, created) = teams::upsert(&mut tx, org.id, team_name.as_str(), role, &desc).await?;
+        if existing.as_ref().is_some_and(|t| t.role == TeamRole::Admin) && role != TeamRole::Admin {
+            keep_an_admin(
+                &mut tx,
+                &org,
+                &format!("Making team {} a {} team", row.name, role.as_str()),
+            )
+            .await?;
+        }
         let base = json!({"team": row.name, "namespace": org.name});
         if created {
             record(&mut tx, ctx, "org_create_team", Some(org.id), None, base).await?;
@@ -308,6 +316,9 @@ impl App {
             }
         }
         teams::delete(&mut tx, t.id).await?;
+        if t.role == TeamRole::Admin {
+            keep_an_admin(&mut tx, &org, &format!("Deleting team {team}")).await?;
+        }
         record(
             &mut tx,
             ctx,
@@ -354,6 +365,9 @@ impl App {
         };
         if !removed {
             return Err(AppError::Invalid(format!("{member} is not a member of team {team}")));
+        }
+        if t.role == TeamRole::Admin {
+            keep_an_admin(&mut tx, &org, &format!("Removing {member} from team {team}")).await?;
         }
         let meta = json!({"member": member, "team": t.name, "namespace": org.name});
         record(&mut tx, ctx, "org_remove_team_member", Some(org.id), None, meta).await?;
@@ -519,4 +533,16 @@ async fn robot_by_short(ex: &mut impl Exec, ns: &AccountRow, short: &str) -> Res
         .await?
         .filter(|a| a.kind == AccountKind::Robot)
         .ok_or_else(|| AppError::NotFound(format!("Could not find robot with specified username: {name}")))
+}
+
+/// Refuses a change (already made in `tx`, which is then dropped, not committed) that leaves the
+/// organization with no user in an admin team: nobody but a superuser could administer it.
+async fn keep_an_admin(tx: &mut Tx, org: &AccountRow, change: &str) -> Result<()> {
+    if teams::org_admins(tx, org.id).await?.is_empty() {
+        return Err(AppError::Invalid(format!(
+            "{change} would leave organization {} with no administrator; make another user an admin first",
+            org.name
+        )));
+    }
+    Ok(())
 }

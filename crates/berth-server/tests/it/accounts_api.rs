@@ -527,3 +527,94 @@ async fn access_tokens_are_capped_by_scopes(kind: berth_testkit::DbKind) {
     expect(s.delete("/api/v1/repository/root/app", &root).await, 204);
     s.stop().await;
 }
+
+#[backend_test]
+async fn an_organization_always_keeps_an_administrator(kind: berth_testkit::DbKind) {
+    let s = TestServer::start(kind).await;
+    let root = s.init_root().await;
+    let alice = s.user(&root, "alice").await;
+    s.user(&root, "bob").await;
+    // Alice (no superuser) creates the organization: she is its one owner.
+    expect(
+        s.post("/api/v1/organization/", &alice, json!({"name": "solo"})).await,
+        201,
+    );
+    let no_admin = |e: &serde_json::Value, change: &str| {
+        let detail = e["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.starts_with(change) && detail.contains("would leave organization solo with no administrator"),
+            "{e}"
+        );
+    };
+
+    // Removing herself, demoting the owners team, or deleting it behind an empty admin team:
+    // each is refused, and nothing changes.
+    let e = expect(
+        s.delete("/api/v1/organization/solo/team/owners/members/alice", &alice)
+            .await,
+        400,
+    );
+    no_admin(&e, "Removing alice from team owners");
+    let e = expect(
+        s.put(
+            "/api/v1/organization/solo/team/owners",
+            &alice,
+            json!({"role": "member"}),
+        )
+        .await,
+        400,
+    );
+    no_admin(&e, "Making team owners a member team");
+    expect(
+        s.put(
+            "/api/v1/organization/solo/team/admins",
+            &alice,
+            json!({"role": "admin"}),
+        )
+        .await,
+        200,
+    );
+    let e = expect(s.delete("/api/v1/organization/solo/team/owners", &alice).await, 400);
+    no_admin(&e, "Deleting team owners");
+    let org = expect(s.get("/api/v1/organization/solo", &alice).await, 200);
+    assert_eq!(org["is_admin"], true);
+    assert_eq!(org["teams"]["owners"]["role"], "admin");
+
+    // A robot in an admin team does not count as an administrator.
+    expect(
+        s.call(Method::PUT, "/api/v1/organization/solo/robots/ci", &alice, None)
+            .await,
+        201,
+    );
+    expect(
+        s.call(
+            Method::PUT,
+            "/api/v1/organization/solo/team/admins/members/solo+ci",
+            &alice,
+            None,
+        )
+        .await,
+        200,
+    );
+    let e = expect(s.delete("/api/v1/organization/solo/team/owners", &alice).await, 400);
+    no_admin(&e, "Deleting team owners");
+
+    // With Bob in the other admin team, Alice may leave, and the owners team may go.
+    expect(
+        s.call(
+            Method::PUT,
+            "/api/v1/organization/solo/team/admins/members/bob",
+            &alice,
+            None,
+        )
+        .await,
+        200,
+    );
+    expect(
+        s.delete("/api/v1/organization/solo/team/owners/members/alice", &alice)
+            .await,
+        204,
+    );
+    expect(s.delete("/api/v1/organization/solo/team/owners", &root).await, 204);
+    s.stop().await;
+}
