@@ -85,6 +85,17 @@ impl Settings {
     pub fn base_url(&self) -> String {
         format!("{}://{}", self.preferred_url_scheme, self.server_hostname)
     }
+
+    /// What the commands the UI shows (`podman login`, `push`, `pull`) need to reach this
+    /// instance: ` --tls-verify=false` when it is served over plain HTTP, where podman would
+    /// otherwise insist on HTTPS; nothing behind HTTPS.
+    pub fn podman_tls_flag(&self) -> &'static str {
+        if self.preferred_url_scheme == "https" {
+            ""
+        } else {
+            " --tls-verify=false"
+        }
+    }
 }
 
 /// The application: the store plus settings and instance secrets. Cheap to clone.

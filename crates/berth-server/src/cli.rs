@@ -146,6 +146,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(&config).await?;
             let addr = app.local_addr()?;
             tracing::info!(%addr, hostname = %config.hostname(), database = %berth_store::db::redact_url(&config.database_url()), "berth is listening");
+            // For the person who just typed `berth serve`: where to go next, on stdout.
+            let base = app.app().settings().base_url();
+            println!("Berth is running: open {base}/ in a browser.");
+            if app.app().needs_setup().await.unwrap_or(false) {
+                println!(
+                    "No user yet: create the administrator at {base}/setup (or POST {base}/api/v1/user/initialize)."
+                );
+            }
             app.run_until(shutdown_signal()).await
         }
         Command::Migrate => {

@@ -10,8 +10,10 @@ use crate::config::Config;
 /// Installs the log subscriber. `RUST_LOG`, when set, overrides `log_level`.
 pub fn init_logs(config: &Config) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    // Colours only for a person at a terminal, not in files or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // A second initialization (tests) keeps the first subscriber.
     let _ = if config.log_format == "json" {

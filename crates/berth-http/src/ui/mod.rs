@@ -557,6 +557,8 @@ struct ReposPage {
     query: String,
     repos: Vec<RepoItem>,
     host: String,
+    /// ` --tls-verify=false` on a plain-HTTP instance.
+    tls: &'static str,
     error: Option<String>,
     form_namespace: String,
     form_name: String,
@@ -609,6 +611,7 @@ async fn repos_page(
         &ReposPage {
             title: namespace.map_or_else(|| "Repositories".to_owned(), |n| format!("Repositories of {n}")),
             host: s.app.settings().server_hostname.clone(),
+            tls: s.app.settings().podman_tls_flag(),
             chrome: session.chrome,
             query,
             repos,

@@ -470,6 +470,9 @@ struct DeliveriesPage {
     disabled: String,
     failures: i32,
     secret: String,
+    /// Whether it sends outside Berth (not the bell): only then do the signing secret and
+    /// recovery mean anything.
+    outside: bool,
     pending: bool,
     deliveries: Vec<DeliveryView>,
 }
@@ -560,6 +563,8 @@ pub(super) async fn deliveries_page(
         disabled: n.disabled_reason.clone().unwrap_or_default(),
         failures: n.number_of_failures,
         secret: secret.secret,
+        outside: berth_notify::MethodKind::parse(&n.method)
+            .is_ok_and(|m| m != berth_notify::MethodKind::QuayNotification),
         pending: deliveries.iter().any(|d| d.status == "pending"),
         deliveries,
     };

@@ -28,6 +28,8 @@ struct OrgPage {
     chrome: Chrome,
     org: String,
     host: String,
+    /// ` --tls-verify=false` on a plain-HTTP instance.
+    tls: &'static str,
     is_admin: bool,
     teams: Vec<TeamItem>,
     robots: Vec<(String, String)>,
@@ -91,6 +93,7 @@ async fn page(
             chrome: session.chrome.clone(),
             org: org.to_owned(),
             host: s.app.settings().server_hostname.clone(),
+            tls: s.app.settings().podman_tls_flag(),
             is_admin: info.is_admin,
             teams,
             robots,

@@ -162,6 +162,10 @@ struct RepoPage {
     flash: Option<String>,
     error: Option<String>,
     host: String,
+    /// ` --tls-verify=false` on a plain-HTTP instance.
+    tls: &'static str,
+    /// The newest tag, which the pull command names.
+    newest_tag: Option<String>,
     description: String,
     last_push: Option<String>,
     can_write: bool,
@@ -226,6 +230,8 @@ async fn repo_page(
         flash: Flash::text_of(&q.flash),
         error,
         host: app.settings().server_hostname.clone(),
+        tls: app.settings().podman_tls_flag(),
+        newest_tag: recent.first().map(|t| t.name.clone()),
         description: repo.description.clone(),
         last_push: recent
             .first()

@@ -34,7 +34,7 @@ fn serve_with_no_configuration_then_sigterm_exits_zero() {
         .arg("serve")
         .current_dir(dir.path())
         .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -78,6 +78,19 @@ fn serve_with_no_configuration_then_sigterm_exits_zero() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(exit.code(), Some(0), "{stderr}");
     assert!(stderr.contains("shutdown signal received"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colours when stderr is not a terminal: {stderr}"
+    );
+    // It says where to go, and on a fresh database where to create the administrator.
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    assert!(
+        stdout.contains(&format!("Berth is running: open {base}/ in a browser."))
+            && stdout.contains(&format!("create the administrator at {base}/setup")),
+        "{stdout}"
+    );
 }
 
 #[backend_test]

@@ -413,6 +413,25 @@ async fn the_notification_flows_in_a_browser(kind: berth_testkit::DbKind) {
         let widths: Vec<i64> = ret.convert().unwrap();
         assert!(widths[0] <= widths[1], "{page} overflows at 375 px: {widths:?}");
     }
+    // The notifications are cards there: the failure count and every button in view, no
+    // sideways scrolling inside the table.
+    d.goto(format!("{base}/repository/acme/web?tab=settings"))
+        .await
+        .unwrap();
+    let ret = d
+        .execute(
+            "const row = [...document.querySelectorAll('tr')].find(r => r.textContent.includes('CI hook'));
+             const inView = e => { const b = e.getBoundingClientRect(); return b.width > 0 && b.left >= 0 && b.right <= window.innerWidth; };
+             return [...row.querySelectorAll('button, a.button, td[data-label=Failures]')].map(inView);",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let in_view: Vec<bool> = ret.convert().unwrap();
+    assert!(
+        in_view.len() >= 4 && in_view.iter().all(|v| *v),
+        "at 375 px: {in_view:?}"
+    );
     shot(&d, kind, "10-narrow").await;
     d.set_window_rect(0, 0, 1280, 1000).await.unwrap();
 

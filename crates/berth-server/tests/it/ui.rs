@@ -154,7 +154,7 @@ async fn setup_sign_in_and_sessions(kind: berth_testkit::DbKind) {
     assert_eq!(status, StatusCode::OK);
     assert!(
         html.contains("You have no repositories yet")
-            && html.contains(&format!("podman push {}/root/app:v1", s.hostname)),
+            && html.contains(&format!("podman push --tls-verify=false {}/root/app:v1", s.hostname)),
         "{html}"
     );
     assert_eq!(b.get("/setup").await.1, "/signin", "set-up happens once");
@@ -438,9 +438,12 @@ async fn repository_pages_and_their_forms(kind: berth_testkit::DbKind) {
         "{html}"
     );
 
-    // Information: the pull command, the description escaped.
+    // Information: the pull command (plain HTTP here, the newest tag), the description escaped.
     let (_, _, html) = b.get("/repository/acme/web").await;
-    assert!(html.contains(&format!("podman pull {}/acme/web", s.hostname)));
+    assert!(
+        html.contains(&format!("podman pull --tls-verify=false {}/acme/web:v1", s.hostname)),
+        "{html}"
+    );
     assert!(
         html.contains("&#60;script&#62;alert(1)&#60;/script&#62;") || html.contains("&lt;script&gt;"),
         "escaped: {html}"
@@ -625,6 +628,19 @@ async fn organizations_permissions_and_the_bell(kind: berth_testkit::DbKind) {
     assert_eq!((status, loc.as_str()), (StatusCode::SEE_OTHER, "/organization/acme"));
     let (_, _, html) = b.get("/organization/acme").await;
     assert!(html.contains("owners") && html.contains("root"), "{html}");
+    // Removing yourself asks first; removing the last owner is refused with the reason.
+    assert!(
+        html.contains("data-confirm=\"Remove yourself from team owners? You lose what it gives you in acme.\""),
+        "{html}"
+    );
+    let (status, _, html) = b
+        .post("/organization/acme/team/owners/member/root/delete", &[("csrf", &token)])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(
+        html.contains("Removing root from team owners would leave organization acme with no administrator"),
+        "{html}"
+    );
     b.post(
         "/organization/acme/teams",
         &[("csrf", &token), ("name", "devs"), ("role", "member")],
@@ -675,6 +691,13 @@ async fn organizations_permissions_and_the_bell(kind: berth_testkit::DbKind) {
     let at = html.find(needle).unwrap() + needle.len();
     let robot_token = html[at..at + html[at..].find('"').unwrap()].to_owned();
     assert!(robot_token.len() >= 32, "{robot_token}");
+    assert!(
+        html.contains(&format!(
+            "podman login --tls-verify=false -u 'acme+ci' -p '{robot_token}' {}",
+            s.hostname
+        )),
+        "{html}"
+    );
     let (_, _, html) = b.get("/organization/acme").await;
     assert!(
         html.contains("acme+ci") && !html.contains(&robot_token),
@@ -748,11 +771,45 @@ async fn organizations_permissions_and_the_bell(kind: berth_testkit::DbKind) {
     let (status, _, _) = b.post("/organization/acme/robot/ci/delete", &[("csrf", &token)]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 
+    // A webhook's page shows its signing secret and recovery.
+    let body = json!({"event": "repo_push", "method": "webhook", "config": {"url": "https://hooks.example.com/berth"}, "eventConfig": {}});
+    let hook = expect(
+        s.post("/api/v1/repository/acme/web/notification/", &root, body).await,
+        201,
+    );
+    let (_, _, html) = b
+        .get(&format!(
+            "/repository/acme/web/notification/{}",
+            hook["uuid"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        html.contains("Signing secret") && html.contains("Recover since"),
+        "{html}"
+    );
+    // Gone again before anything is pushed: no delivery may try that address.
+    let hook_path = format!(
+        "/api/v1/repository/acme/web/notification/{}",
+        hook["uuid"].as_str().unwrap()
+    );
+    expect(s.delete(&hook_path, &root).await, 204);
+
     // The bell: an in-app notification for root, counted in the header, listed, dismissed.
     let body = json!({"event": "repo_push", "method": "quay_notification", "config": {"target": {"kind": "user", "name": "root"}}, "eventConfig": {}});
     let n = expect(
         s.post("/api/v1/repository/acme/web/notification/", &root, body).await,
         201,
+    );
+    // Its page offers no signing secret and no recovery: nothing leaves Berth.
+    let (_, _, html) = b
+        .get(&format!(
+            "/repository/acme/web/notification/{}",
+            n["uuid"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        html.contains("nothing is signed or sent out") && !html.contains("Signing secret") && !html.contains("Recover"),
+        "{html}"
     );
     expect(
         s.post(
