@@ -103,7 +103,7 @@ impl Plan {
                 repeats: 5,
                 wrk_secs: 10,
                 latency_pushes: 200,
-                drain_deliveries: 20_000,
+                drain_deliveries: 40_000,
                 crash_deliveries: 100_000,
                 paced_secs: 5,
                 durable_events: 1_000,
