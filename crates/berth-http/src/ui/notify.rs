@@ -470,6 +470,9 @@ struct DeliveriesPage {
     disabled: String,
     failures: i32,
     secret: String,
+    /// The status the list is filtered by (empty: all), and the statuses to filter by.
+    status: String,
+    statuses: &'static [berth_core::DeliveryStatus],
     /// Whether it sends outside Berth (not the bell): only then do the signing secret and
     /// recovery mean anything.
     outside: bool,
@@ -485,20 +488,24 @@ fn headers_text(headers: &[(String, String)]) -> String {
         .join("\n")
 }
 
-/// A notification's deliveries, newest first, each with its attempts.
+/// A notification's deliveries, newest first (those with `status` only, when given), each with
+/// its attempts.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn deliveries_page(
     s: &HttpState,
     session: &Session,
     ns: &str,
     name: &str,
     uuid: &str,
+    status: Option<&str>,
     flash: Option<String>,
     error: Option<String>,
 ) -> Result<Response, AppError> {
     let caller = &session.ctx.caller;
     let n = s.app.get_notification(caller, ns, name, uuid).await?;
     let secret = s.app.notification_secret(caller, ns, name, uuid).await?;
-    let (rows, _) = s.app.list_deliveries(caller, ns, name, uuid, None, 0, 50).await?;
+    let status = status.filter(|s| !s.is_empty());
+    let (rows, _) = s.app.list_deliveries(caller, ns, name, uuid, status, 0, 50).await?;
     let mut deliveries = Vec::new();
     for d in rows {
         let (_, attempts) = s.app.get_delivery(caller, ns, name, uuid, &d.public_id).await?;
@@ -563,6 +570,8 @@ pub(super) async fn deliveries_page(
         disabled: n.disabled_reason.clone().unwrap_or_default(),
         failures: n.number_of_failures,
         secret: secret.secret,
+        status: status.unwrap_or_default().to_owned(),
+        statuses: berth_core::DeliveryStatus::ALL,
         outside: berth_notify::MethodKind::parse(&n.method)
             .is_ok_and(|m| m != berth_notify::MethodKind::QuayNotification),
         pending: deliveries.iter().any(|d| d.status == "pending"),
@@ -623,7 +632,7 @@ pub(super) async fn act(
         other => Err(AppError::NotFound(format!("no such action: {other}"))),
     };
     match outcome {
-        Err(AppError::Invalid(msg)) => deliveries_page(s, session, ns, name, uuid, None, Some(msg)).await,
+        Err(AppError::Invalid(msg)) => deliveries_page(s, session, ns, name, uuid, None, None, Some(msg)).await,
         other => other,
     }
 }
@@ -642,7 +651,7 @@ pub(super) async fn redeliver(
             Redirect::to(&Flash::Redelivered.after(&format!("/repository/{ns}/{name}/notification/{uuid}")))
                 .into_response(),
         ),
-        Err(AppError::Invalid(msg)) => deliveries_page(s, session, ns, name, uuid, None, Some(msg)).await,
+        Err(AppError::Invalid(msg)) => deliveries_page(s, session, ns, name, uuid, None, None, Some(msg)).await,
         Err(e) => Err(e),
     }
 }

@@ -90,7 +90,8 @@ pub(super) async fn get(
         }
         Target::Notification(name, uuid) => {
             let flash = Flash::text_of(&q.flash);
-            super::notify::deliveries_page(&s, &session, &ns, name, uuid, flash, None).await
+            let status = q.extra.get("status").map(String::as_str);
+            super::notify::deliveries_page(&s, &session, &ns, name, uuid, status, flash, None).await
         }
     };
     result.unwrap_or_else(|e| error_page(&session.chrome, e))

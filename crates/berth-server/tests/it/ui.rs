@@ -834,6 +834,21 @@ async fn organizations_permissions_and_the_bell(kind: berth_testkit::DbKind) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(delivered, "the bell item arrived");
+    // Its deliveries filter by status; a status that does not exist is a clear 400.
+    let page = format!("/repository/acme/web/notification/{}", n["uuid"].as_str().unwrap());
+    let (_, _, html) = b.get(&format!("{page}?status=delivered")).await;
+    assert!(
+        html.contains("class=\"card delivery\"") && html.contains("?status=delivered\" aria-current=\"page\""),
+        "{html}"
+    );
+    let (_, _, html) = b.get(&format!("{page}?status=failed")).await;
+    assert!(
+        html.contains("No failed deliveries.") && !html.contains("class=\"card delivery\""),
+        "{html}"
+    );
+    let (status, _, html) = b.get(&format!("{page}?status=bogus")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("bogus"), "{html}");
     let (_, _, html) = b.get("/").await;
     assert!(html.contains("id=\"bell-count\">1<"), "{html}");
     let (_, _, html) = b.get("/notifications").await;
