@@ -458,6 +458,10 @@ async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbK
         "a batch keeps its bodies"
     );
     drop(c);
+    // The worker's own connection reads the same queue.
+    let mut w = s.conn_relaxed().await.unwrap();
+    assert_eq!(queue::list(&mut w, "q").await.unwrap().len(), 14);
+    drop(w);
     let now = chrono::Utc::now();
     // Two workers claiming at once take disjoint jobs (SKIP LOCKED on PostgreSQL, the single
     // writer on SQLite); together with a third claim they take each job once.
