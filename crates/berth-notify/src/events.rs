@@ -560,9 +560,52 @@ fn parse_level(v: &Value) -> Result<usize, String> {
     }
 }
 
+/// What an occurrence is about, in a few words for a list of deliveries: its build (short id and
+/// tags) or its tags; `None` when its data names neither.
+pub fn subject(data: &Value) -> Option<String> {
+    let names = |key: &str| -> Vec<&str> {
+        data[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    };
+    let tags = |list: Vec<&str>| match list.len() {
+        0 => None,
+        1 => Some(format!("tag {}", list[0])),
+        _ => Some(format!("tags {}", list.join(", "))),
+    };
+    if let Some(id) = data["build_id"].as_str().filter(|id| !id.is_empty()) {
+        let short: String = id.chars().take(8).collect();
+        return Some(match tags(names("docker_tags")) {
+            Some(t) => format!("build {short} ({t})"),
+            None => format!("build {short}"),
+        });
+    }
+    tags(names("updated_tags")).or_else(|| tags(names("tags")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_names_its_build_or_its_tags() {
+        let cases = [
+            (json!({"updated_tags": ["v1"]}), Some("tag v1")),
+            (json!({"updated_tags": ["v1", "latest"]}), Some("tags v1, latest")),
+            (
+                json!({"build_id": "0a1b2c3d-4e5f", "docker_tags": ["latest"]}),
+                Some("build 0a1b2c3d (tag latest)"),
+            ),
+            (json!({"build_id": "0a1b2c3d-4e5f"}), Some("build 0a1b2c3d")),
+            (json!({"tags": ["a", "b"], "vulnerability": {}}), Some("tags a, b")),
+            (json!({"updated_tags": []}), None),
+            (json!({}), None),
+        ];
+        for (data, want) in cases {
+            assert_eq!(subject(&data).as_deref(), want, "{data}");
+        }
+    }
 
     fn ctx() -> RepoContext<'static> {
         RepoContext {

@@ -446,6 +446,8 @@ struct DeliveryView {
     id: String,
     status: String,
     event: String,
+    /// Its build or tags (empty when the event names neither).
+    subject: String,
     test: bool,
     created: String,
     error: String,
@@ -538,9 +540,14 @@ pub(super) async fn deliveries_page(
                 },
             })
             .collect();
+        let payload = DeliveryPayload::of(&d).ok();
         deliveries.push(DeliveryView {
             redeliverable: d.status != berth_core::DeliveryStatus::Pending && n.enabled,
-            test: DeliveryPayload::of(&d).is_ok_and(|p| p.test),
+            test: payload.as_ref().is_some_and(|p| p.test),
+            subject: payload
+                .and_then(|p| p.data().ok())
+                .and_then(|data| berth_notify::events::subject(&data))
+                .unwrap_or_default(),
             id: d.public_id,
             status: d.status.to_string(),
             event: event_title(&d.event),

@@ -841,6 +841,11 @@ async fn organizations_permissions_and_the_bell(kind: berth_testkit::DbKind) {
         html.contains("class=\"card delivery\"") && html.contains("?status=delivered\" aria-current=\"page\""),
         "{html}"
     );
+    // Each card names what the event was about (the test sample's tags).
+    assert!(
+        html.contains("<span class=\"subject\">tags latest, foo</span>"),
+        "{html}"
+    );
     let (_, _, html) = b.get(&format!("{page}?status=failed")).await;
     assert!(
         html.contains("No failed deliveries.") && !html.contains("class=\"card delivery\""),
