@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::audit::record;
 use crate::delivery::chrono_of;
-use crate::events::{queue_name, requeue_delivery};
+use crate::events::queue_name;
 use crate::notifications::new_signing_secret;
 use crate::paging::Paging;
 use crate::sealing::Purpose;
@@ -109,9 +109,9 @@ impl App {
                 "delivery {delivery} is still pending; it will be attempted on its schedule"
             )));
         }
-        requeue_delivery(&mut tx, &queue_name(&repo, &n.event), &n, &d).await?;
+        self.requeue_delivery(&mut tx, &queue_name(&repo, &n.event), &n, &d)
+            .await?;
         tx.commit().await?;
-        self.wake.notify_one();
         Ok(())
     }
 
@@ -130,10 +130,9 @@ impl App {
         let unsent = deliveries::unsent_since(&mut tx, n.id, since).await?;
         let name = queue_name(&repo, &n.event);
         for d in &unsent {
-            requeue_delivery(&mut tx, &name, &n, d).await?;
+            self.requeue_delivery(&mut tx, &name, &n, d).await?;
         }
         tx.commit().await?;
-        self.wake.notify_one();
         Ok(unsent.len())
     }
 

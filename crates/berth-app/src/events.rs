@@ -218,12 +218,8 @@ impl crate::App {
         let offer = self.handoff().and_then(|h| h.offer(jobs.len()).map(|o| (h, o)));
         let take = offer.as_ref().map_or(0, |(_, o)| o.take);
         let queued = &jobs[take..];
-        if !queued.is_empty() {
-            queue::enqueue_many(tx, NOTIFICATION_QUEUE, queued).await?;
-            // Handed-over jobs need no claim: only these wake the worker to look.
-            let wake = self.wake.clone();
-            tx.after_commit(move || wake.notify_one());
-        }
+        // Handed-over jobs need no claim: only these wake the worker to look.
+        self.queue_unclaimed(tx, queued).await?;
         let Some((handoff, offer)) = offer else {
             return Ok(counts);
         };
@@ -258,28 +254,48 @@ pub(crate) struct Occurrence {
     pub payload: DeliveryPayload,
 }
 
-/// Puts a logged delivery back in the queue, with its original payload and id (redelivery,
-/// recovery).
-pub(crate) async fn requeue_delivery(tx: &mut Tx, name: &str, n: &NotificationRow, d: &DeliveryRow) -> Result<()> {
-    let task = DeliveryTask {
-        log_id: Some(d.id),
-        delivery_id: d.public_id.clone(),
-        notification_uuid: n.uuid.clone(),
-        event: d.event.clone(),
-        payload: None,
-    };
-    let change = deliveries::StatusChange {
-        delivery: d.id,
-        status: DeliveryStatus::Pending,
-        note: None,
-        attempts: 0,
-    };
-    deliveries::set_statuses(tx, &[change], Utc::now()).await?;
-    let job = NewJob {
-        name: name.to_owned(),
-        body: serde_json::to_string(&task).map_err(|e| AppError::Internal(e.to_string()))?,
-    };
-    Ok(queue::enqueue_many(tx, NOTIFICATION_QUEUE, &[job]).await?)
+impl crate::App {
+    /// Enqueues notification jobs for any worker to claim, and wakes this process's worker to
+    /// look once `tx` commits (other processes hear of them by `NOTIFY` on PostgreSQL).
+    async fn queue_unclaimed(&self, tx: &mut Tx, jobs: &[NewJob]) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        queue::enqueue_many(tx, NOTIFICATION_QUEUE, jobs).await?;
+        let wake = self.wake.clone();
+        tx.after_commit(move || wake.notify_one());
+        Ok(())
+    }
+
+    /// Puts a logged delivery back in the queue, with its original payload and id (redelivery,
+    /// recovery); the worker is woken when `tx` commits.
+    pub(crate) async fn requeue_delivery(
+        &self,
+        tx: &mut Tx,
+        name: &str,
+        n: &NotificationRow,
+        d: &DeliveryRow,
+    ) -> Result<()> {
+        let task = DeliveryTask {
+            log_id: Some(d.id),
+            delivery_id: d.public_id.clone(),
+            notification_uuid: n.uuid.clone(),
+            event: d.event.clone(),
+            payload: None,
+        };
+        let change = deliveries::StatusChange {
+            delivery: d.id,
+            status: DeliveryStatus::Pending,
+            note: None,
+            attempts: 0,
+        };
+        deliveries::set_statuses(tx, &[change], Utc::now()).await?;
+        let job = NewJob {
+            name: name.to_owned(),
+            body: serde_json::to_string(&task).map_err(|e| AppError::Internal(e.to_string()))?,
+        };
+        self.queue_unclaimed(tx, &[job]).await
+    }
 }
 
 /// A request to `App::raise_event`'s group committer.

@@ -528,9 +528,6 @@ impl App {
             }
         }
         tx.commit().await?;
-        if queued > 0 {
-            self.wake.notify_one();
-        }
         metrics::counter!("berth_secscan_findings_total").increment(new.len() as u64);
         if !new.is_empty() {
             tracing::info!(
