@@ -3,12 +3,14 @@
 //!
 //! SQLite runs in WAL mode with one writer connection (all transactions) and a separate read pool,
 //! which removes `SQLITE_BUSY` storms; one SQLite file serves one process. A connection of its own
-//! copies the write-ahead log into the database twice a second (checkpoints), so that commits
-//! never wait for the disk. PostgreSQL uses one pool
+//! copies the write-ahead log into the database shortly after each write (checkpoints, at most
+//! every 50 ms, none while nothing is written), so that commits never wait for the disk and the
+//! log stays small. PostgreSQL uses one pool
 //! and may be shared by several processes, plus a small pool for the delivery worker whose commits
 //! do not wait for the disk (`synchronous_commit = off`, see [`Store::begin_relaxed`]).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
@@ -68,8 +70,11 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// How often SQLite's write-ahead log is checkpointed in the background.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// How long after a write SQLite's write-ahead log is checkpointed in the background (what is
+/// written meanwhile goes into the same checkpoint). Small, because a checkpoint's cost grows
+/// with the log: at thousands of commits a second, checkpoints twice a second copied and synced
+/// tens of megabytes each and stalled deliveries for up to 60 ms; every 50 ms they stay small.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// Past this many pages in the write-ahead log (64 MiB), the writer checkpoints by itself: the
 /// backstop for a background checkpointer that falls behind.
 const WAL_BACKSTOP_PAGES: &str = "16384";
@@ -80,6 +85,8 @@ enum Pools {
         writer: SqlitePool,
         reader: SqlitePool,
         checkpointer: SqlitePool,
+        /// Signalled by every commit of the writer: the checkpointer has something to copy.
+        wrote: Arc<tokio::sync::Notify>,
     },
     Postgres {
         main: PgPool,
@@ -138,7 +145,8 @@ impl Store {
                     .acquire_timeout(opts.busy_timeout * 2)
                     .connect_with(base.clone())
                     .await?;
-                spawn_checkpointer(checkpointer.clone());
+                let wrote = Arc::new(tokio::sync::Notify::new());
+                spawn_checkpointer(checkpointer.clone(), wrote.clone());
                 let reader = SqlitePoolOptions::new()
                     .max_connections(opts.max_connections)
                     .acquire_timeout(opts.busy_timeout * 2)
@@ -148,6 +156,7 @@ impl Store {
                     writer,
                     reader,
                     checkpointer,
+                    wrote,
                 }
             }
             Backend::Postgres => {
@@ -249,7 +258,7 @@ impl Store {
     /// Starts a transaction; every write goes through one.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match &self.pools {
-            Pools::Sqlite { writer, .. } => Tx::new(TxInner::Sqlite(writer.begin().await?)),
+            Pools::Sqlite { writer, wrote, .. } => Tx::new(TxInner::Sqlite(writer.begin().await?, wrote.clone())),
             Pools::Postgres { main, .. } => Tx::new(TxInner::Postgres(main.begin().await?)),
         })
     }
@@ -263,7 +272,7 @@ impl Store {
     /// lost. What an event enqueues always commits with [`Store::begin`].
     pub async fn begin_relaxed(&self) -> Result<Tx> {
         Ok(match &self.pools {
-            Pools::Sqlite { writer, .. } => Tx::new(TxInner::Sqlite(writer.begin().await?)),
+            Pools::Sqlite { writer, wrote, .. } => Tx::new(TxInner::Sqlite(writer.begin().await?, wrote.clone())),
             Pools::Postgres { relaxed, .. } => Tx::new(TxInner::Postgres(relaxed.begin().await?)),
         })
     }
@@ -283,6 +292,7 @@ impl Store {
                 writer,
                 reader,
                 checkpointer,
+                ..
             } => {
                 checkpointer.close().await;
                 writer.close().await;
@@ -296,15 +306,17 @@ impl Store {
     }
 }
 
-/// Checkpoints SQLite's write-ahead log every [`CHECKPOINT_EVERY`] on its own connection
-/// (`PASSIVE`: it copies what it can without waiting for the writer or readers), until the pool
-/// is closed.
-fn spawn_checkpointer(pool: SqlitePool) {
+/// Checkpoints SQLite's write-ahead log on its own connection [`CHECKPOINT_EVERY`] after a commit
+/// signals `wrote` (`PASSIVE`: it copies what it can without waiting for the writer or readers),
+/// until the pool is closed. Idle, it sleeps.
+fn spawn_checkpointer(pool: SqlitePool, wrote: Arc<tokio::sync::Notify>) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                () = wrote.notified() => {}
+                () = pool.close_event() => return,
+            }
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
             if pool.is_closed() {
                 return;
             }
@@ -333,7 +345,8 @@ pub struct Tx {
 }
 
 enum TxInner {
-    Sqlite(Transaction<'static, Sqlite>),
+    /// With the checkpointer's signal.
+    Sqlite(Transaction<'static, Sqlite>, Arc<tokio::sync::Notify>),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -348,7 +361,10 @@ impl Tx {
     /// Commits the transaction, then runs what [`Tx::after_commit`] registered.
     pub async fn commit(self) -> Result<()> {
         match self.inner {
-            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Sqlite(t, wrote) => {
+                t.commit().await?;
+                wrote.notify_one();
+            }
             TxInner::Postgres(t) => t.commit().await?,
         }
         for f in self.after_commit {
@@ -390,7 +406,7 @@ impl Exec for Conn {
 impl Exec for Tx {
     fn handle(&mut self) -> Handle<'_> {
         match &mut self.inner {
-            TxInner::Sqlite(t) => Handle::Sqlite(t),
+            TxInner::Sqlite(t, _) => Handle::Sqlite(t),
             TxInner::Postgres(t) => Handle::Postgres(t),
         }
     }

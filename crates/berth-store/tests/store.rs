@@ -1791,3 +1791,30 @@ async fn queue_jobs_enqueued_claimed_retried_deferred_and_buried(kind: berth_tes
     tx.commit().await.unwrap();
     s.close().await;
 }
+
+#[tokio::test]
+async fn sqlite_commits_reach_the_database_file_without_waiting_for_the_log_to_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    let s = Store::connect(&format!("sqlite://{}", path.display()), &ConnectOptions::default())
+        .await
+        .unwrap();
+    s.migrate().await.unwrap();
+    let marker = "checkpoint-marker-5d1e";
+    let mut tx = s.begin().await.unwrap();
+    accounts::insert(&mut tx, &user(marker)).await.unwrap();
+    tx.commit().await.unwrap();
+    // The commit went to the write-ahead log; the checkpointer, woken by it, copies it into the
+    // database file (a few pages: far below the writer's own backstop).
+    let found = |bytes: &[u8]| bytes.windows(marker.len()).any(|w| w == marker.as_bytes());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !found(&std::fs::read(&path).unwrap()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the commit was never checkpointed into {}",
+            path.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    s.close().await;
+}
