@@ -356,8 +356,11 @@ impl crate::App {
             {
                 batch.push(more);
             }
+            let began = std::time::Instant::now();
             match self.raise_batch(&batch).await {
                 Ok(results) => {
+                    metrics::histogram!("berth_events_raise_commit_seconds").record(began.elapsed().as_secs_f64());
+                    metrics::histogram!("berth_events_raise_batch_size").record(batch.len() as f64);
                     for (r, result) in batch.into_iter().zip(results) {
                         let _ = r.reply.send(result);
                     }

@@ -527,21 +527,24 @@ async fn paced(ctx: &Ctx, postgres: bool, backend: &str) -> anyhow::Result<(Vec<
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if ctx.engine_metrics {
-            // Event → arrival by when the event was raised, per quarter second: shows whether a
-            // queue formed, when, and whether it drained.
+            // Event → arrival by when the event was raised, per 50 ms, for the spells where some
+            // event took over 10 ms: shows when a queue formed, how long it lasted, and how it
+            // drained (a stall hits every event of its spell; slow requests hit a few).
             let mut per: std::collections::BTreeMap<u128, Vec<f64>> = std::collections::BTreeMap::new();
             for (tag, at) in &stamps {
                 for a in fleet.arrivals(tag) {
                     let ms = a.saturating_duration_since(*at).as_secs_f64() * 1000.0;
-                    per.entry(at.duration_since(t).as_millis() / 250).or_default().push(ms);
+                    per.entry(at.duration_since(t).as_millis() / 50).or_default().push(ms);
                 }
             }
-            for (quarter, v) in per {
+            for (bin, v) in per {
                 let (p50, max) = (quantile(&v, 0.5).unwrap_or(0.0), quantile(&v, 1.0).unwrap_or(0.0));
-                eprintln!(
-                    "{backend} {rate}/s: raised at {:.2} s: event → arrival p50 {p50:.1} ms, max {max:.1} ms",
-                    quarter as f64 / 4.0
-                );
+                if max > 10.0 {
+                    eprintln!(
+                        "{backend} {rate}/s: raised at {:.2} s: event → arrival p50 {p50:.1} ms, max {max:.1} ms",
+                        bin as f64 / 20.0
+                    );
+                }
             }
         }
         let mut lat = Vec::new();
@@ -587,9 +590,11 @@ async fn paced(ctx: &Ctx, postgres: bool, backend: &str) -> anyhow::Result<(Vec<
         ));
         if ctx.engine_metrics {
             let m = reqwest::get(format!("http://{}/metrics", p.base)).await?.text().await?;
-            let engine = m
-                .lines()
-                .filter(|l| l.starts_with("berth_delivery") && !l.contains("destination") && !l.contains("_bucket"));
+            let engine = m.lines().filter(|l| {
+                (l.starts_with("berth_delivery") || l.starts_with("berth_events"))
+                    && !l.contains("destination")
+                    && !l.contains("_bucket")
+            });
             for l in engine {
                 eprintln!("{backend} {rate}/s: {l}");
             }

@@ -51,8 +51,8 @@ pub struct Args {
     /// Scenario 4's backends (sqlite, postgres); both when not given.
     #[arg(long, value_delimiter = ',')]
     pub backends: Vec<String>,
-    /// Print the delivery engine's own metrics (`berth_delivery_*`) and the event → arrival
-    /// latency per quarter second after each paced run of scenario 4, to see where time goes.
+    /// Print the delivery engine's own metrics (`berth_delivery_*`, `berth_events_*`) and the event → arrival
+    /// latency per 50 ms (the spells over 10 ms) after each paced run of scenario 4, to see where time goes.
     #[arg(long)]
     pub engine_metrics: bool,
     /// PostgreSQL server for the PostgreSQL runs (a database is created and dropped).

@@ -9,8 +9,10 @@
 //! - **Sends** start as soon as the global budget and the job's destination have a slot. Each
 //!   tells the dispatcher how its destination answered (the adaptive limit, pauses) and hands its
 //!   attempt to the recorder.
-//! - **The recorder** group-commits whatever finished while it wrote the previous batch, and
-//!   tells the dispatcher which jobs left; an attempt keeps its global slot until then.
+//! - **The recorder** group-commits whatever finished while it wrote the previous batch (at most
+//!   one commit per 10 ms begins, so under load the batches grow and each writes less per
+//!   attempt), and tells the dispatcher which jobs left; an attempt keeps its global slot until
+//!   then.
 //! - **Leases** of every held job are renewed with one statement every third of the lease; a job
 //!   missing from the renewal was taken over, and is dropped if it has not started.
 //! - **Parking** hands back jobs that cannot start soon (see the scheduler); every 250 ms, with
@@ -43,6 +45,11 @@ use crate::{App, Result};
 
 /// Most entries one group commit writes.
 const MAX_BATCH: usize = 512;
+/// Least time between the starts of two group commits: under load, what finished meanwhile is
+/// written together, so each commit writes fewer pages per attempt (SQLite's write-ahead log
+/// holds whole pages) and PostgreSQL runs fewer transactions; an attempt that finishes after a
+/// quiet spell is written at once.
+const RECORD_GAP: Duration = Duration::from_millis(10);
 /// After a claim that looked past busy repositories found nothing, how long until the next one
 /// looks again: it doubles while they keep finding nothing (each look scans the due jobs of the
 /// busy ones), up to the maximum, and starts over when one finds something.
@@ -677,11 +684,17 @@ async fn claim(app: &App, worker: &str, limit: usize, skip: &[String]) -> (Optio
     (fair_found, result)
 }
 
-/// The recorder: group-commits every entry that arrived while the previous batch was written, and
+/// The recorder: group-commits every entry that arrived while the previous batch was written (and
+/// during the rest of [`RECORD_GAP`] after it began), and
 /// tells the dispatcher which jobs left. A failed batch is not retried here: its jobs' leases run
 /// out and they are attempted again (at least once).
 async fn record_loop(app: App, mut from: UnboundedReceiver<Entry>, events: UnboundedSender<Event>) {
+    let mut last: Option<Instant> = None;
     while let Some(first) = from.recv().await {
+        if let Some(gap) = last.and_then(|t| RECORD_GAP.checked_sub(t.elapsed())) {
+            tokio::time::sleep(gap).await;
+        }
+        last = Some(Instant::now());
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH
             && let Ok(more) = from.try_recv()
@@ -689,6 +702,7 @@ async fn record_loop(app: App, mut from: UnboundedReceiver<Entry>, events: Unbou
             batch.push(more);
         }
         let now = Utc::now();
+        let began = Instant::now();
         let written = async {
             let mut tx = app.store.begin_relaxed().await?;
             let recorded = app.record_batch(&mut tx, &batch, now).await?;
@@ -710,6 +724,7 @@ async fn record_loop(app: App, mut from: UnboundedReceiver<Entry>, events: Unbou
         match written {
             Ok(recorded) => {
                 metrics::histogram!("berth_delivery_commit_batch_size").record(batch.len() as f64);
+                metrics::histogram!("berth_delivery_commit_seconds").record(began.elapsed().as_secs_f64());
                 app.after_record(&batch, &recorded).await;
             }
             Err(e) => {
