@@ -288,6 +288,7 @@ impl crate::App {
             status: DeliveryStatus::Pending,
             note: None,
             attempts: 0,
+            next_attempt_at: None,
         };
         deliveries::set_statuses(tx, &[change], Utc::now()).await?;
         let job = NewJob {

@@ -35,12 +35,14 @@ pub struct DeliveryRow {
     pub created_at: DateTime<Utc>,
     /// When the status last changed.
     pub updated_at: DateTime<Utc>,
+    /// When the next attempt is due, while it waits to be retried after a failed one.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// One row of `delivery_attempt`.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AttemptRow {
-    /// Attempt number, from 1.
+    /// Its number among the delivery's attempts, from 1, counted on across redeliveries.
     pub attempt: i32,
     /// When it started.
     pub started_at: DateTime<Utc>,
@@ -93,11 +95,13 @@ pub struct NewAttempt<'a> {
     pub outcome: &'a str,
     /// The delivery's status after it.
     pub status: DeliveryStatus,
+    /// When the next attempt is due, when it is to be retried.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 macro_rules! columns {
     () => {
-        "id, public_id, notification_id, event, status, body, attempts, last_error, created_at, updated_at"
+        "id, public_id, notification_id, event, status, body, attempts, last_error, created_at, updated_at, next_attempt_at"
     };
 }
 
@@ -239,12 +243,14 @@ pub async fn record_attempts(tx: &mut Tx, attempts: &[NewAttempt<'_>], now: Date
                 c.status = a.status;
                 c.note = a.error;
                 c.attempts += 1;
+                c.next_attempt_at = a.next_attempt_at;
             }
             None => changes.push(StatusChange {
                 delivery: a.delivery,
                 status: a.status,
                 note: a.error,
                 attempts: 1,
+                next_attempt_at: a.next_attempt_at,
             }),
         }
     }
@@ -263,6 +269,8 @@ pub struct StatusChange<'a> {
     pub note: Option<&'a str>,
     /// Attempts made (0 for a change without one). One change per delivery in a call.
     pub attempts: i32,
+    /// When the next attempt is due (`None`: now, or never).
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// Sets deliveries' statuses in one statement (per 1,000 on SQLite).
@@ -275,29 +283,32 @@ pub async fn set_statuses(tx: &mut Tx, changes: &[StatusChange<'_>], now: DateTi
             for chunk in changes.chunks(SQLITE_CHUNK) {
                 let mut q = QueryBuilder::<Sqlite>::new("UPDATE delivery SET updated_at = ");
                 q.push_bind(now).push(
-                    ", status = v.column2, attempts = attempts + v.column4, \
+                    ", status = v.column2, attempts = attempts + v.column4, next_attempt_at = v.column5, \
                      last_error = CASE WHEN v.column4 > 0 THEN v.column3 ELSE COALESCE(v.column3, last_error) END FROM (",
                 );
                 q.push_values(chunk, |mut b, s| {
                     b.push_bind(s.delivery)
                         .push_bind(s.status.as_str())
                         .push_bind(s.note)
-                        .push_bind(s.attempts);
+                        .push_bind(s.attempts)
+                        .push_bind(s.next_attempt_at);
                 });
                 q.push(") AS v WHERE delivery.id = v.column1");
                 q.build().execute(&mut *c).await?;
             }
         }
         Handle::Postgres(c) => {
-            let sql = "UPDATE delivery d SET updated_at = $5, status = t.s, attempts = d.attempts + t.a, \
+            let sql = "UPDATE delivery d SET updated_at = $5, status = t.s, attempts = d.attempts + t.a, next_attempt_at = t.x, \
                        last_error = CASE WHEN t.a > 0 THEN t.n ELSE COALESCE(t.n, d.last_error) END \
-                       FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::int[]) AS t(id, s, n, a) WHERE d.id = t.id";
+                       FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::int[], $6::timestamptz[]) AS t(id, s, n, a, x) \
+                       WHERE d.id = t.id";
             sqlx::query(sql)
                 .bind(changes.iter().map(|s| s.delivery).collect::<Vec<_>>())
                 .bind(changes.iter().map(|s| s.status.as_str()).collect::<Vec<_>>())
                 .bind(changes.iter().map(|s| s.note).collect::<Vec<_>>())
                 .bind(changes.iter().map(|s| s.attempts).collect::<Vec<_>>())
                 .bind(now)
+                .bind(changes.iter().map(|s| s.next_attempt_at).collect::<Vec<_>>())
                 .execute(&mut *c)
                 .await?;
         }
@@ -313,8 +324,8 @@ pub async fn set_status(
     note: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let sql =
-        "UPDATE delivery SET status = $2, last_error = COALESCE($3, last_error), updated_at = $4 WHERE public_id = $1";
+    let sql = "UPDATE delivery SET status = $2, last_error = COALESCE($3, last_error), updated_at = $4, next_attempt_at = NULL \
+         WHERE public_id = $1";
     run!(tx, c => sqlx::query(sql).bind(public_id).bind(status.as_str()).bind(note).bind(now)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -372,8 +383,10 @@ pub async fn get(ex: &mut impl Exec, notification_id: i64, public_id: &str) -> R
 
 /// A delivery's attempts, in order.
 pub async fn attempts(ex: &mut impl Exec, delivery_id: i64) -> Result<Vec<AttemptRow>> {
-    let sql = "SELECT attempt, started_at, duration_ms, request_url, request_headers, request_body, response_status, \
-               response_headers, response_body, error, outcome FROM delivery_attempt WHERE delivery_id = $1 ORDER BY id";
+    // Numbered in order across redeliveries (each redelivery's job counts its own attempts from 1).
+    let sql = "SELECT CAST(ROW_NUMBER() OVER (ORDER BY id) AS INTEGER) AS attempt, started_at, duration_ms, request_url, \
+               request_headers, request_body, response_status, response_headers, response_body, error, outcome \
+               FROM delivery_attempt WHERE delivery_id = $1 ORDER BY id";
     Ok(run!(ex, c => sqlx::query_as::<_, AttemptRow>(sql).bind(delivery_id).fetch_all(c).await)?)
 }
 

@@ -693,7 +693,9 @@ async fn delivery_log_and_authorized_emails(kind: berth_testkit::DbKind) {
     );
     assert!(deliveries::insert_many(&mut tx, &[], now).await.unwrap().is_empty());
     let headers = vec![("webhook-id".to_owned(), "e1.n1".to_owned())];
+    let retry_at = now + chrono::Duration::seconds(5);
     let attempt = |i: i32, outcome: &'static str, status| NewAttempt {
+        next_attempt_at: (status == DeliveryStatus::Pending).then_some(retry_at),
         delivery: e1,
         attempt: i,
         started_at: now,
@@ -708,22 +710,27 @@ async fn delivery_log_and_authorized_emails(kind: berth_testkit::DbKind) {
         outcome,
         status,
     };
-    deliveries::record_attempts(
-        &mut tx,
-        &[
-            attempt(1, "retry", DeliveryStatus::Pending),
-            attempt(2, "failed", DeliveryStatus::Failed),
-        ],
-        now,
-    )
-    .await
-    .unwrap();
+    deliveries::record_attempts(&mut tx, &[attempt(1, "retry", DeliveryStatus::Pending)], now)
+        .await
+        .unwrap();
+    let waiting = deliveries::get(&mut tx, n.id, "e1.n1").await.unwrap().unwrap();
+    assert_eq!(
+        (waiting.status, waiting.next_attempt_at.map(|t| t.timestamp_micros())),
+        (DeliveryStatus::Pending, Some(retry_at.timestamp_micros())),
+        "a retried delivery says when its next attempt is due"
+    );
+    deliveries::record_attempts(&mut tx, &[attempt(2, "failed", DeliveryStatus::Failed)], now)
+        .await
+        .unwrap();
+    let done = deliveries::get(&mut tx, n.id, "e1.n1").await.unwrap().unwrap();
+    assert_eq!(done.next_attempt_at, None, "nothing is due after the last attempt");
     deliveries::record_attempts(&mut tx, &[], now).await.unwrap();
     let note = StatusChange {
         delivery: e2,
         status: DeliveryStatus::Skipped,
         note: Some("the notification was disabled"),
         attempts: 0,
+        next_attempt_at: None,
     };
     deliveries::set_statuses(&mut tx, &[note], now).await.unwrap();
     deliveries::set_statuses(&mut tx, &[], now).await.unwrap();

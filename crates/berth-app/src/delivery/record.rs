@@ -232,6 +232,7 @@ impl App {
                     status: *status,
                     note: note.as_deref(),
                     attempts: 0,
+                    next_attempt_at: None,
                 }),
                 _ => {}
             }
@@ -405,6 +406,10 @@ fn log_row<'a>(delivery: i64, r: &'a Ready, a: &'a Attempt, v: &'a Verdict) -> N
         error: v.failure.as_ref().map(|f| f.reason.as_str()),
         outcome: v.label,
         status: v.status,
+        next_attempt_at: match v.end {
+            End::Retry(at) => Some(at),
+            End::Complete | End::Bury => None,
+        },
     }
 }
 

@@ -47,6 +47,9 @@ pub struct DeliveryOut {
     pub created: String,
     /// When the status last changed (RFC 3339).
     pub updated: String,
+    /// When the next attempt is due (RFC 3339), while a pending delivery waits to be retried
+    /// after a failed attempt.
+    pub next_attempt: Option<String>,
 }
 
 impl From<DeliveryRow> for DeliveryOut {
@@ -61,6 +64,7 @@ impl From<DeliveryRow> for DeliveryOut {
             test,
             created: d.created_at.to_rfc3339(),
             updated: d.updated_at.to_rfc3339(),
+            next_attempt: d.next_attempt_at.map(|t| t.to_rfc3339()),
         }
     }
 }
@@ -68,7 +72,7 @@ impl From<DeliveryRow> for DeliveryOut {
 /// One attempt of a delivery.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AttemptOut {
-    /// Attempt number, from 1.
+    /// Its number among the delivery's attempts, from 1, counted on across redeliveries.
     pub attempt: i32,
     /// When it started (RFC 3339).
     pub started: String,

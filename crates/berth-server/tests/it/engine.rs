@@ -190,6 +190,15 @@ async fn signed_deliveries_rotation_and_the_log(kind: berth_testkit::DbKind) {
         }
     })
     .await;
+    // Attempts are numbered on across redeliveries (the redelivery's job starts again at 1).
+    let one = expect(s.get(&format!("{N}{uuid}/deliveries/{id}"), &root).await, 200);
+    let numbers: Vec<&Value> = one["attempts_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["attempt"])
+        .collect();
+    assert_eq!(numbers, [&json!(1), &json!(2)], "{one}");
 
     // Errors name the problem; other repositories' and non-admins' requests find nothing.
     let e = expect(s.get(&format!("{N}{uuid}/deliveries?status=lost"), &root).await, 400);
@@ -266,6 +275,14 @@ async fn retries_and_failure_counting_with_an_injected_clock(kind: berth_testkit
 
     assert_eq!(s.app.deliver_due(t0, 10).await.unwrap(), 1);
     assert_eq!(view(&s, &root, &uuid).await["number_of_failures"], 1);
+    // The log says when the retry is due: 5 s ± 20 % after the attempt.
+    let log = expect(s.get(&format!("{N}{uuid}/deliveries"), &root).await, 200);
+    let due: chrono::DateTime<Utc> = log["deliveries"][0]["next_attempt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a retry is due: {log}"))
+        .parse()
+        .unwrap();
+    assert!(due >= t0 + sec(4) && due <= t0 + sec(6), "{due} after {t0}");
     assert_eq!(
         s.app.deliver_due(t0 + sec(3), 10).await.unwrap(),
         0,
@@ -304,6 +321,7 @@ async fn retries_and_failure_counting_with_an_injected_clock(kind: berth_testkit
             (json!("delivered"), json!(200))
         ]
     );
+    assert!(one["next_attempt"].is_null(), "nothing is due once delivered: {one}");
 
     // Failing continuously for 5 days (an event a day, every attempt failing) disables it; the
     // admins find it in the bell.
