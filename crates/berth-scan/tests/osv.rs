@@ -244,4 +244,14 @@ fn reads_directories_and_zips() {
     assert_eq!(ok, ["A", "C"]);
     assert_eq!(bad.len(), 1, "{bad:?}");
     assert!(bad[0].contains("B.json"));
+    // The total a progress display counts towards: every document read, readable or not.
+    assert_eq!(
+        berth_scan::feed::count_path(dir.path()).expect("count"),
+        ok.len() + bad.len()
+    );
+    assert_eq!(
+        berth_scan::feed::count_path(&dir.path().join("all.zip")).expect("count"),
+        1
+    );
+    assert!(berth_scan::feed::count_path(&dir.path().join("missing")).is_err());
 }

@@ -241,52 +241,124 @@ async fn rotate_secret_key(config: &Config, store: berth_store::Store, args: &Ro
     Ok(())
 }
 
-/// Reads advisories on a blocking thread and stores them in batches, printing progress.
+/// Advisories stored per transaction. Small, so that a server running on the same SQLite file
+/// gets the writer between batches (each batch is a few milliseconds of writing, far below the
+/// busy timeout its own writes wait for).
+const IMPORT_BATCH: usize = 100;
+
+/// How an import's progress is shown: a bar with the total and the rate on a terminal, a line
+/// every few seconds otherwise (logs, CI).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: usize,
+    started: std::time::Instant,
+    last_line: std::time::Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            let style = indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} advisories read, {per_sec}, {eta} left {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar
+        });
+        let now = std::time::Instant::now();
+        Progress {
+            bar,
+            total,
+            started: now,
+            last_line: now,
+        }
+    }
+
+    fn update(&mut self, read: usize, summary: &berth_app::secscan::ImportSummary) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(read as u64);
+            bar.set_message(format!("({} stored, {} unchanged)", summary.stored, summary.unchanged));
+        } else if self.last_line.elapsed() >= std::time::Duration::from_secs(5) {
+            self.last_line = std::time::Instant::now();
+            eprintln!("{}", self.line(read, summary));
+        }
+    }
+
+    fn line(&self, read: usize, summary: &berth_app::secscan::ImportSummary) -> String {
+        let rate = read as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        format!(
+            "… {read} of {} advisories read ({rate:.0}/s), {} stored, {} unchanged",
+            self.total, summary.stored, summary.unchanged
+        )
+    }
+
+    /// Leaves the terminal clean for what is printed next (a skipped document, the result).
+    fn suspend(&self, f: impl FnOnce()) {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Reads advisories on a blocking thread and stores them in batches, showing progress against
+/// the number of documents found first.
 async fn import(app: &berth_app::App, path: PathBuf) -> anyhow::Result<()> {
-    const BATCH: usize = 500;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<berth_scan::feed::Item>(BATCH * 2);
     let shown = path.display().to_string();
+    let counted = path.clone();
+    let total = tokio::task::spawn_blocking(move || berth_scan::feed::count_path(&counted))
+        .await
+        .context("counting the advisories stopped")?
+        .with_context(|| format!("reading {shown}"))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<berth_scan::feed::Item>(IMPORT_BATCH * 2);
     let reader = tokio::task::spawn_blocking(move || {
         berth_scan::feed::read_path(&path, &mut |item| {
             let _ = tx.blocking_send(item);
         })
     });
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
     let mut summary = berth_app::secscan::ImportSummary::default();
     let mut invalid = 0usize;
-    let started = std::time::Instant::now();
     let mut read = 0usize;
+    let mut progress = Progress::new(total);
     while let Some((name, item)) = rx.recv().await {
         read += 1;
         match item {
             Ok(a) => batch.push(a),
             Err(e) => {
                 invalid += 1;
-                eprintln!("skipped {name}: {e}");
+                progress.suspend(|| eprintln!("skipped {name}: {e}"));
             }
         }
-        if batch.len() == BATCH {
+        if batch.len() == IMPORT_BATCH {
             summary.add(app.import_advisories(&batch).await?);
             batch.clear();
-            eprintln!(
-                "… {read} read, {} stored, {} unchanged",
-                summary.stored, summary.unchanged
-            );
         }
+        progress.update(read, &summary);
     }
     if !batch.is_empty() {
         summary.add(app.import_advisories(&batch).await?);
     }
+    let elapsed = progress.started.elapsed();
+    progress.finish();
     reader
         .await
         .context("the advisory reader stopped")?
         .with_context(|| format!("reading {shown}"))?;
     println!(
-        "imported {shown}: {} stored, {} unchanged, {invalid} unreadable, {} advisories in the database ({:.1} s)",
+        "imported {shown}: {} stored, {} unchanged, {invalid} unreadable, {} advisories in the database ({:.1} s, {:.0}/s)",
         summary.stored,
         summary.unchanged,
         app.advisory_count().await?,
-        started.elapsed().as_secs_f64()
+        elapsed.as_secs_f64(),
+        read as f64 / elapsed.as_secs_f64().max(1e-3)
     );
     anyhow::ensure!(read > 0, "no OSV documents (.json or .zip) in {shown}");
     anyhow::ensure!(read > invalid, "no advisory in {shown} could be read");
