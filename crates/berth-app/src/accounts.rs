@@ -184,6 +184,18 @@ impl App {
         Ok(UserInfo { account, organizations })
     }
 
+    /// Whether `name` is a user or an organization (robots are no namespace of their own), for
+    /// the pages that show a namespace to any signed-in caller, as Quay's user and organization
+    /// pages do; the repositories shown are still only those the caller may see.
+    pub async fn namespace_kind(&self, caller: &Caller, name: &str) -> Result<AccountKind> {
+        caller.principal()?;
+        let mut conn = self.store.conn().await?;
+        match accounts::by_name(&mut conn, name).await? {
+            Some(a) if a.kind != AccountKind::Robot => Ok(a.kind),
+            _ => Err(AppError::NotFound(format!("No user or organization named '{name}'"))),
+        }
+    }
+
     /// Creates an organization; the creator becomes a member of its `owners` admin team.
     pub async fn create_org(&self, ctx: &Ctx, name: &str, email: Option<&str>) -> Result<AccountRow> {
         let p = ctx.caller.user_with(Scope::UserAdmin)?.clone();

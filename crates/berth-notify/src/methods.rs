@@ -110,15 +110,16 @@ impl MethodKind {
             .ok_or_else(|| format!("Unknown notification method '{name}'"))
     }
 
-    /// The name the UI shows.
+    /// The name the UI shows: what it sends by, in one style for all (no "Notification" after
+    /// some and not others).
     pub fn title(self) -> &'static str {
         match self {
-            MethodKind::QuayNotification => "Berth Notification",
+            MethodKind::QuayNotification => "Bell (in Berth)",
             MethodKind::Email => "E-mail",
             MethodKind::Webhook => "Webhook POST",
-            MethodKind::Slack => "Slack Notification",
-            MethodKind::Flowdock => "Flowdock Team Notification",
-            MethodKind::Hipchat => "HipChat Room Notification",
+            MethodKind::Slack => "Slack",
+            MethodKind::Flowdock => "Flowdock",
+            MethodKind::Hipchat => "HipChat",
         }
     }
 

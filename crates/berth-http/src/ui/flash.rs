@@ -22,10 +22,14 @@ pub(super) enum Flash {
     SecretRotated,
     Recovered,
     Redelivered,
+    DescriptionSaved,
+    VisibilitySaved,
+    NotificationsEnabled,
+    NotificationsDeleted,
 }
 
 impl Flash {
-    const ALL: [Flash; 17] = [
+    const ALL: [Flash; 21] = [
         Flash::TagDeleted,
         Flash::TriggerAdded,
         Flash::TriggerDeleted,
@@ -43,6 +47,10 @@ impl Flash {
         Flash::SecretRotated,
         Flash::Recovered,
         Flash::Redelivered,
+        Flash::DescriptionSaved,
+        Flash::VisibilitySaved,
+        Flash::NotificationsEnabled,
+        Flash::NotificationsDeleted,
     ];
 
     /// (key in the URL, text on the page).
@@ -71,6 +79,13 @@ impl Flash {
             ),
             Flash::Recovered => ("recovered", "The skipped deliveries since then were queued again."),
             Flash::Redelivered => ("redelivered", "Queued again."),
+            Flash::DescriptionSaved => ("description_saved", "Description saved."),
+            Flash::VisibilitySaved => ("visibility_saved", "Visibility changed."),
+            Flash::NotificationsEnabled => (
+                "notifications_enabled",
+                "The chosen notifications are enabled, their failures reset.",
+            ),
+            Flash::NotificationsDeleted => ("notifications_deleted", "The chosen notifications are deleted."),
         }
     }
 

@@ -47,6 +47,7 @@ pub fn router() -> Router<HttpState> {
         .route("/notifications", get(bell_page))
         .route("/notifications/{uuid}/dismiss", post(dismiss))
         .route("/repository/{ns}", get(namespace_page))
+        .route("/user/{name}", get(user_page))
         .route("/repository/{ns}/{*rest}", get(repo::get).post(repo::post))
         .route(
             "/static/berth.css",
@@ -661,6 +662,29 @@ async fn namespace_page(
         Some(&ns),
     )
     .await
+}
+
+/// A user's page, as Quay has it at `/user/{name}`: the user's repositories that the caller may
+/// see. An organization's name leads to its page; an unknown name is a 404.
+async fn user_page(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    ClientAddr(ip): ClientAddr,
+    uri: axum::http::Uri,
+    Path(name): Path<String>,
+) -> Response {
+    let session = match require(&s, &headers, ip, target(&uri)).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match s.app.namespace_kind(&session.ctx.caller, &name).await {
+        Ok(berth_core::AccountKind::Organization) => Redirect::to(&format!("/organization/{name}")).into_response(),
+        Ok(_) => {
+            let form = (String::new(), String::new());
+            repos_page(&s, session, String::new(), None, form, Some(&name)).await
+        }
+        Err(e) => error_page(&session.chrome, e),
+    }
 }
 
 #[derive(Debug, Deserialize)]

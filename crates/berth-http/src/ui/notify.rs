@@ -23,6 +23,8 @@ use crate::HttpState;
 pub(super) struct NotificationItem {
     pub uuid: String,
     pub title: String,
+    /// The event's name (`repo_push`), which the list filters by; `event` is its title.
+    pub event_name: String,
     pub event: String,
     pub method: String,
     pub target: String,
@@ -89,7 +91,11 @@ pub(super) async fn items(
     for n in s.app.list_notifications(caller, ns, name).await? {
         let (last, _) = s.app.list_deliveries(caller, ns, name, &n.uuid, None, 0, 1).await?;
         out.push(NotificationItem {
-            title: n.title.clone().unwrap_or_else(|| "(untitled)".into()),
+            title: n
+                .title
+                .clone()
+                .unwrap_or_else(|| format!("{} → {}", event_title(&n.event), method_title(&n.method))),
+            event_name: n.event.clone(),
             event: event_title(&n.event),
             method: method_title(&n.method),
             target: target_summary(&n.method, &n.config.0),
@@ -267,25 +273,30 @@ struct NewPage {
     can_verify: bool,
 }
 
-/// The in-app targets to choose from: the namespace (an organization), its teams, and the users
-/// and robots granted the repository.
+/// The in-app targets to choose from: the namespace (an organization), its teams and their
+/// members, and the users granted the repository (robots read no bell).
 async fn targets(s: &HttpState, session: &Session, ns: &str, name: &str) -> Vec<(String, String)> {
     let caller = &session.ctx.caller;
     let mut out = Vec::new();
+    let mut users: Vec<String> = Vec::new();
     if let Ok(org) = s.app.org_info(caller, ns).await {
         out.push((format!("org:{ns}"), format!("Organization {ns} (its administrators)")));
         for t in org.teams.unwrap_or_default() {
+            if let Ok((_, members, _)) = s.app.team_members(caller, ns, &t.name).await {
+                users.extend(members.into_iter().map(|a| a.name));
+            }
             out.push((format!("team:{}", t.name), format!("Team {}", t.name)));
         }
     } else {
-        out.push((format!("user:{ns}"), format!("User {ns}")));
+        users.push(ns.to_owned());
     }
-    if let Ok(users) = s.app.user_permissions(caller, ns, name).await {
-        for u in users {
-            let v = format!("user:{}", u.name);
-            if !out.iter().any(|(k, _)| *k == v) {
-                out.push((v, format!("User {}", u.name)));
-            }
+    if let Ok(granted) = s.app.user_permissions(caller, ns, name).await {
+        users.extend(granted.into_iter().map(|u| u.name));
+    }
+    for user in users {
+        let v = format!("user:{user}");
+        if !user.contains('+') && !out.iter().any(|(k, _)| *k == v) {
+            out.push((v, format!("User {user}")));
         }
     }
     out
@@ -452,6 +463,8 @@ struct DeliveryView {
     created: String,
     error: String,
     redeliverable: bool,
+    /// When the next attempt is due (empty unless it waits for a retry).
+    next_attempt: String,
     attempts: Vec<AttemptView>,
 }
 
@@ -475,6 +488,8 @@ struct DeliveriesPage {
     /// The status the list is filtered by (empty: all), and the statuses to filter by.
     status: String,
     statuses: &'static [berth_core::DeliveryStatus],
+    /// Whether it shows one delivery, on that delivery's own page.
+    single: bool,
     /// Whether it sends outside Berth (not the bell): only then do the signing secret and
     /// recovery mean anything.
     outside: bool,
@@ -490,8 +505,81 @@ fn headers_text(headers: &[(String, String)]) -> String {
         .join("\n")
 }
 
-/// A notification's deliveries, newest first (those with `status` only, when given), each with
-/// its attempts.
+/// A JSON body indented for reading; any other body as it is.
+fn pretty(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .filter(|v| v.is_object() || v.is_array())
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| body.to_owned())
+}
+
+/// A delivery's card: its attempts newest first, with bodies indented for reading.
+fn delivery_view(
+    d: berth_app::model::DeliveryRow,
+    attempts: Vec<berth_app::model::AttemptRow>,
+    enabled: bool,
+) -> DeliveryView {
+    let attempts = attempts
+        .into_iter()
+        .rev()
+        .map(|a| AttemptView {
+            number: a.attempt,
+            outcome: a.outcome.clone(),
+            code: a.response_status.map(|c| c.to_string()).unwrap_or_default(),
+            duration: a.duration_ms,
+            started: when(a.started_at),
+            request: format!(
+                "POST {}\n{}\n\n{}",
+                a.request_url,
+                headers_text(&a.request_headers.0),
+                pretty(&a.request_body)
+            ),
+            response: match (a.response_status, &a.error) {
+                (Some(code), _) => format!(
+                    "HTTP {code}\n{}\n\n{}",
+                    a.response_headers
+                        .as_ref()
+                        .map(|h| headers_text(&h.0))
+                        .unwrap_or_default(),
+                    pretty(a.response_body.as_deref().unwrap_or_default())
+                ),
+                (None, Some(e)) => format!("no response: {e}"),
+                (None, None) => "no response".into(),
+            },
+        })
+        .collect();
+    let payload = DeliveryPayload::of(&d).ok();
+    DeliveryView {
+        redeliverable: d.status != berth_core::DeliveryStatus::Pending && enabled,
+        test: payload.as_ref().is_some_and(|p| p.test),
+        subject: payload
+            .and_then(|p| p.data().ok())
+            .and_then(|data| berth_notify::events::subject(&data))
+            .unwrap_or_default(),
+        next_attempt: match (d.status, d.next_attempt_at) {
+            (berth_core::DeliveryStatus::Pending, Some(t)) => when(t),
+            _ => String::new(),
+        },
+        id: d.public_id,
+        status: d.status.to_string(),
+        event: event_title(&d.event),
+        created: when(d.created_at),
+        error: d.last_error.unwrap_or_default(),
+        attempts,
+    }
+}
+
+/// Which deliveries a notification's page shows.
+pub(super) enum Shown<'a> {
+    /// The newest, those with this status only when given.
+    Newest(Option<&'a str>),
+    /// One delivery, by its id: its own page.
+    One(&'a str),
+}
+
+/// A notification's page: its settings, and its deliveries (see [`Shown`]), each with its
+/// attempts.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn deliveries_page(
     s: &HttpState,
@@ -499,68 +587,34 @@ pub(super) async fn deliveries_page(
     ns: &str,
     name: &str,
     uuid: &str,
-    status: Option<&str>,
+    shown: Shown<'_>,
     flash: Option<String>,
     error: Option<String>,
 ) -> Result<Response, AppError> {
     let caller = &session.ctx.caller;
     let n = s.app.get_notification(caller, ns, name, uuid).await?;
     let secret = s.app.notification_secret(caller, ns, name, uuid).await?;
-    let status = status.filter(|s| !s.is_empty());
-    let (rows, _) = s.app.list_deliveries(caller, ns, name, uuid, status, 0, 50).await?;
+    let (status, single) = match shown {
+        Shown::Newest(status) => (status.filter(|s| !s.is_empty()), None),
+        Shown::One(id) => (None, Some(id)),
+    };
     let mut deliveries = Vec::new();
-    for d in rows {
-        let (_, attempts) = s.app.get_delivery(caller, ns, name, uuid, &d.public_id).await?;
-        let attempts = attempts
-            .into_iter()
-            .rev()
-            .map(|a| AttemptView {
-                number: a.attempt,
-                outcome: a.outcome.clone(),
-                code: a.response_status.map(|c| c.to_string()).unwrap_or_default(),
-                duration: a.duration_ms,
-                started: when(a.started_at),
-                request: format!(
-                    "POST {}\n{}\n\n{}",
-                    a.request_url,
-                    headers_text(&a.request_headers.0),
-                    a.request_body
-                ),
-                response: match (a.response_status, &a.error) {
-                    (Some(code), _) => format!(
-                        "HTTP {code}\n{}\n\n{}",
-                        a.response_headers
-                            .as_ref()
-                            .map(|h| headers_text(&h.0))
-                            .unwrap_or_default(),
-                        a.response_body.clone().unwrap_or_default()
-                    ),
-                    (None, Some(e)) => format!("no response: {e}"),
-                    (None, None) => "no response".into(),
-                },
-            })
-            .collect();
-        let payload = DeliveryPayload::of(&d).ok();
-        deliveries.push(DeliveryView {
-            redeliverable: d.status != berth_core::DeliveryStatus::Pending && n.enabled,
-            test: payload.as_ref().is_some_and(|p| p.test),
-            subject: payload
-                .and_then(|p| p.data().ok())
-                .and_then(|data| berth_notify::events::subject(&data))
-                .unwrap_or_default(),
-            id: d.public_id,
-            status: d.status.to_string(),
-            event: event_title(&d.event),
-            created: when(d.created_at),
-            error: d.last_error.unwrap_or_default(),
-            attempts,
-        });
+    if let Some(id) = single {
+        let (d, attempts) = s.app.get_delivery(caller, ns, name, uuid, id).await?;
+        deliveries.push(delivery_view(d, attempts, n.enabled));
+    } else {
+        let (rows, _) = s.app.list_deliveries(caller, ns, name, uuid, status, 0, 50).await?;
+        for d in rows {
+            let (d, attempts) = s.app.get_delivery(caller, ns, name, uuid, &d.public_id).await?;
+            deliveries.push(delivery_view(d, attempts, n.enabled));
+        }
     }
+    let of = n.title.clone().unwrap_or_else(|| event_title(&n.event));
     let page = DeliveriesPage {
-        title: format!(
-            "Deliveries of {}",
-            n.title.clone().unwrap_or_else(|| event_title(&n.event))
-        ),
+        title: match single {
+            Some(id) => format!("Delivery {id} of {of}"),
+            None => format!("Deliveries of {of}"),
+        },
         heading: n
             .title
             .clone()
@@ -579,6 +633,7 @@ pub(super) async fn deliveries_page(
         secret: secret.secret,
         status: status.unwrap_or_default().to_owned(),
         statuses: berth_core::DeliveryStatus::ALL,
+        single: single.is_some(),
         outside: berth_notify::MethodKind::parse(&n.method)
             .is_ok_and(|m| m != berth_notify::MethodKind::QuayNotification),
         pending: deliveries.iter().any(|d| d.status == "pending"),
@@ -639,7 +694,9 @@ pub(super) async fn act(
         other => Err(AppError::NotFound(format!("no such action: {other}"))),
     };
     match outcome {
-        Err(AppError::Invalid(msg)) => deliveries_page(s, session, ns, name, uuid, None, None, Some(msg)).await,
+        Err(AppError::Invalid(msg)) => {
+            deliveries_page(s, session, ns, name, uuid, Shown::Newest(None), None, Some(msg)).await
+        }
         other => other,
     }
 }
@@ -658,7 +715,9 @@ pub(super) async fn redeliver(
             Redirect::to(&Flash::Redelivered.after(&format!("/repository/{ns}/{name}/notification/{uuid}")))
                 .into_response(),
         ),
-        Err(AppError::Invalid(msg)) => deliveries_page(s, session, ns, name, uuid, None, None, Some(msg)).await,
+        Err(AppError::Invalid(msg)) => {
+            deliveries_page(s, session, ns, name, uuid, Shown::Newest(None), None, Some(msg)).await
+        }
         Err(e) => Err(e),
     }
 }
@@ -764,5 +823,13 @@ mod tests {
             }
         });
         assert_eq!(v.request().event_config, json!({"level": "1"}));
+    }
+
+    #[test]
+    fn json_bodies_are_indented_and_others_kept_as_they_are() {
+        assert_eq!(super::pretty(r#"{"a":[1,2]}"#), "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
+        assert_eq!(super::pretty("ok"), "ok");
+        assert_eq!(super::pretty("42"), "42", "a bare number is left alone");
+        assert_eq!(super::pretty(""), "");
     }
 }

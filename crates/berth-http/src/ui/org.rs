@@ -31,6 +31,8 @@ struct OrgPage {
     /// ` --tls-verify=false` on a plain-HTTP instance.
     tls: &'static str,
     is_admin: bool,
+    /// The organization's repositories the caller may see: path and visibility.
+    repos: Vec<(String, String)>,
     teams: Vec<TeamItem>,
     robots: Vec<(String, String)>,
     new_token: Option<(String, String)>,
@@ -63,6 +65,17 @@ async fn page(
             members,
         });
     }
+    let repos = s
+        .app
+        .visible_repos(caller, "")
+        .await?
+        .into_iter()
+        .filter(|r| r.repo.namespace == org)
+        .map(|r| {
+            let path = format!("{}/{}", r.repo.namespace, r.repo.name);
+            (path, r.repo.visibility.as_str().to_owned())
+        })
+        .collect();
     let robots = if info.is_admin {
         s.app
             .list_robots(caller, RobotOwner::Org(org))
@@ -95,6 +108,7 @@ async fn page(
             host: s.app.settings().server_hostname.clone(),
             tls: s.app.settings().podman_tls_flag(),
             is_admin: info.is_admin,
+            repos,
             teams,
             robots,
             new_token,

@@ -29,11 +29,20 @@ enum Target<'a> {
     BuildLog(&'a str, &'a str),
     NewNotification(&'a str),
     Notification(&'a str, &'a str),
+    Delivery(&'a str, &'a str, &'a str),
 }
 
 fn target(rest: &str) -> Target<'_> {
     if let Some(repo) = rest.strip_suffix("/notification/new") {
         return Target::NewNotification(repo);
+    }
+    if let Some((repo, tail)) = rest.rsplit_once("/notification/")
+        && let Some((uuid, id)) = tail.split_once("/delivery/")
+        && !uuid.is_empty()
+        && !id.is_empty()
+        && !id.contains('/')
+    {
+        return Target::Delivery(repo, uuid, id);
     }
     if let Some((repo, uuid)) = rest.rsplit_once("/notification/")
         && !uuid.contains('/')
@@ -91,7 +100,12 @@ pub(super) async fn get(
         Target::Notification(name, uuid) => {
             let flash = Flash::text_of(&q.flash);
             let status = q.extra.get("status").map(String::as_str);
-            super::notify::deliveries_page(&s, &session, &ns, name, uuid, status, flash, None).await
+            let shown = super::notify::Shown::Newest(status);
+            super::notify::deliveries_page(&s, &session, &ns, name, uuid, shown, flash, None).await
+        }
+        Target::Delivery(name, uuid, id) => {
+            let (shown, flash) = (super::notify::Shown::One(id), Flash::text_of(&q.flash));
+            super::notify::deliveries_page(&s, &session, &ns, name, uuid, shown, flash, None).await
         }
     };
     result.unwrap_or_else(|e| error_page(&session.chrome, e))
@@ -168,6 +182,8 @@ struct RepoPage {
     /// The newest tag, which the pull command names.
     newest_tag: Option<String>,
     description: String,
+    /// `public` or `private`.
+    visibility: String,
     last_push: Option<String>,
     can_write: bool,
     tags: Vec<TagView>,
@@ -178,6 +194,12 @@ struct RepoPage {
     security: Option<SecurityView>,
     triggers: Vec<TriggerItem>,
     notifications: Vec<super::notify::NotificationItem>,
+    /// How many notifications there are before the filter, and the filter (event name and
+    /// `enabled`/`disabled`, empty: any) with the events to choose from.
+    notifications_total: usize,
+    notification_event: String,
+    notification_status: String,
+    notification_events: Vec<(String, String)>,
     permissions: Vec<PermissionItem>,
 }
 
@@ -234,6 +256,7 @@ async fn repo_page(
         tls: app.settings().podman_tls_flag(),
         newest_tag: recent.first().map(|t| t.name.clone()),
         description: repo.description.clone(),
+        visibility: repo.visibility.as_str().to_owned(),
         last_push: recent
             .first()
             .map(|t| format!("{} ({})", when(t.last_modified), t.name)),
@@ -246,6 +269,10 @@ async fn repo_page(
         security: None,
         triggers: Vec::new(),
         notifications: Vec::new(),
+        notifications_total: 0,
+        notification_event: q.extra.get("nevent").cloned().unwrap_or_default(),
+        notification_status: q.extra.get("nstatus").cloned().unwrap_or_default(),
+        notification_events: Vec::new(),
         permissions: Vec::new(),
     };
     match tab.as_str() {
@@ -296,7 +323,23 @@ async fn repo_page(
             }
         }
         "settings" => {
-            page.notifications = super::notify::items(s, session, ns, name).await?;
+            let all = super::notify::items(s, session, ns, name).await?;
+            page.notifications_total = all.len();
+            for n in &all {
+                if !page.notification_events.iter().any(|(k, _)| *k == n.event_name) {
+                    page.notification_events.push((n.event_name.clone(), n.event.clone()));
+                }
+            }
+            let (event, status) = (&page.notification_event, &page.notification_status);
+            page.notifications = all
+                .into_iter()
+                .filter(|n| event.is_empty() || n.event_name == *event)
+                .filter(|n| match status.as_str() {
+                    "enabled" => n.enabled,
+                    "disabled" => !n.enabled,
+                    _ => true,
+                })
+                .collect();
             for u in app.user_permissions(caller, ns, name).await? {
                 page.permissions.push(PermissionItem {
                     name: u.name,
@@ -488,9 +531,25 @@ enum Action<'a> {
     Redeliver(&'a str, &'a str, &'a str),
     Grant(&'a str),
     Revoke(&'a str, &'a str, &'a str),
+    SetDescription(&'a str),
+    BulkNotifications(&'a str),
+    SetVisibility(&'a str),
+    DeleteRepo(&'a str),
 }
 
 fn action(rest: &str) -> Option<Action<'_>> {
+    if let Some(repo) = rest.strip_suffix("/notifications/bulk") {
+        return Some(Action::BulkNotifications(repo));
+    }
+    // The repository's own settings: `{repo}/{verb}` (a tag's or a trigger's are deeper).
+    if let Some((repo, verb)) = rest.split_once('/') {
+        match verb {
+            "description" => return Some(Action::SetDescription(repo)),
+            "visibility" => return Some(Action::SetVisibility(repo)),
+            "delete" => return Some(Action::DeleteRepo(repo)),
+            _ => {}
+        }
+    }
     if let Some(repo) = rest.strip_suffix("/notifications") {
         return Some(Action::CreateNotification(repo));
     }
@@ -544,12 +603,23 @@ fn web_link(link: &str) -> String {
 /// A form's fields: URL-encoded or multipart (the build upload).
 struct Fields {
     text: std::collections::HashMap<String, String>,
+    /// Every field in order, repeated names included (checkboxes).
+    pairs: Vec<(String, String)>,
     file: Option<Vec<u8>>,
 }
 
 impl Fields {
     fn get(&self, key: &str) -> &str {
         self.text.get(key).map(String::as_str).unwrap_or("")
+    }
+
+    /// Every value of a field that may repeat.
+    fn all(&self, key: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
@@ -560,6 +630,7 @@ async fn fields(headers: &HeaderMap, body: axum::body::Body, limit: usize) -> Re
         .unwrap_or("");
     let mut out = Fields {
         text: std::collections::HashMap::new(),
+        pairs: Vec::new(),
         file: None,
     };
     if content_type.starts_with("multipart/form-data") {
@@ -588,7 +659,9 @@ async fn fields(headers: &HeaderMap, body: axum::body::Body, limit: usize) -> Re
             if is_file {
                 out.file = Some(bytes.to_vec());
             } else {
-                out.text.insert(name, String::from_utf8_lossy(&bytes).into_owned());
+                let value = String::from_utf8_lossy(&bytes).into_owned();
+                out.pairs.push((name.clone(), value.clone()));
+                out.text.insert(name, value);
             }
         }
     } else {
@@ -596,6 +669,7 @@ async fn fields(headers: &HeaderMap, body: axum::body::Body, limit: usize) -> Re
             .await
             .map_err(|_| AppError::Invalid("the form is too large".into()))?;
         for (k, v) in url_pairs(&bytes) {
+            out.pairs.push((k.clone(), v.clone()));
             out.text.insert(k, v);
         }
     }
@@ -723,6 +797,54 @@ pub(super) async fn post(
                 }
                 done(repo, "settings", Flash::PermissionRemoved)
             }
+            Action::BulkNotifications(repo) => {
+                let chosen = form.all("uuid");
+                if chosen.is_empty() {
+                    return Err(AppError::Invalid("choose at least one notification".into()));
+                }
+                let flash = match form.get("op") {
+                    "enable" => {
+                        for uuid in &chosen {
+                            s.app.reset_notification(ctx, &ns, repo, uuid).await?;
+                        }
+                        Flash::NotificationsEnabled
+                    }
+                    "delete" => {
+                        for uuid in &chosen {
+                            s.app.delete_notification(ctx, &ns, repo, uuid).await?;
+                        }
+                        Flash::NotificationsDeleted
+                    }
+                    other => {
+                        return Err(AppError::Invalid(format!(
+                            "unknown action '{other}' for the chosen notifications: enable or delete"
+                        )));
+                    }
+                };
+                done(repo, "settings", flash)
+            }
+            Action::SetDescription(repo) => {
+                s.app
+                    .set_repo_description(ctx, &ns, repo, form.get("description"))
+                    .await?;
+                done(repo, "settings", Flash::DescriptionSaved)
+            }
+            Action::SetVisibility(repo) => {
+                let visibility = berth_core::Visibility::parse(form.get("visibility"))
+                    .map_err(|e| AppError::Invalid(e.to_string()))?;
+                s.app.set_repo_visibility(ctx, &ns, repo, visibility).await?;
+                done(repo, "settings", Flash::VisibilitySaved)
+            }
+            Action::DeleteRepo(repo) => {
+                let typed = form.get("confirm").trim();
+                if typed != repo && typed != format!("{ns}/{repo}").as_str() {
+                    return Err(AppError::Invalid(format!(
+                        "to delete the repository, type its name '{repo}' in the box"
+                    )));
+                }
+                s.app.delete_repo(ctx, &ns, repo).await?;
+                Redirect::to(&format!("/repository/{ns}")).into_response()
+            }
         })
     }
     .await;
@@ -739,7 +861,11 @@ pub(super) async fn post(
                 | Action::Notification(r, _, _)
                 | Action::Redeliver(r, _, _)
                 | Action::Grant(r)
-                | Action::Revoke(r, _, _) => (*r, "settings"),
+                | Action::Revoke(r, _, _)
+                | Action::SetDescription(r)
+                | Action::BulkNotifications(r)
+                | Action::SetVisibility(r)
+                | Action::DeleteRepo(r) => (*r, "settings"),
             };
             let q = RepoQuery {
                 tab: tab.to_owned(),

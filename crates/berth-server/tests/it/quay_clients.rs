@@ -339,8 +339,9 @@ async fn every_api_error_is_quays_body(kind: berth_testkit::DbKind) {
         "405 keeps its Allow header"
     );
     assert_eq!(cases[0].1["detail"], "Not Found", "not the HTML of the page below");
-    // Any other unknown path gets a page that says so, in the UI's layout.
-    for path in ["/nonexistent", "/user/admin", "/static/nothing.css/x"] {
+    // Any other unknown path gets a page that says so, in the UI's layout (`/user/{name}` is a
+    // page: signing in leads to it).
+    for path in ["/nonexistent", "/users/admin", "/static/nothing.css/x"] {
         let page = s.client.get(format!("{}{path}", s.base)).send().await.unwrap();
         assert_eq!(page.status(), 404, "{path}");
         assert!(

@@ -754,9 +754,78 @@ async fn organizations_permissions_and_the_bell(kind: berth_testkit::DbKind) {
             && !ns_page.contains("root/elsewhere"),
         "{ns_page}"
     );
+    // Quay's user pages: a user's repositories; an organization's name leads to its page.
+    let (status, _, user_page) = b.get("/user/root").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        user_page.contains("<h1>Repositories of root</h1>") && user_page.contains("root/elsewhere"),
+        "{user_page}"
+    );
+    let (status, loc, _) = b.get("/user/acme").await;
+    assert_eq!((status, loc.as_str()), (StatusCode::SEE_OTHER, "/organization/acme"));
+    // The organization's page lists its repositories.
+    let (_, _, org_page) = b.get("/organization/acme").await;
+    assert!(
+        org_page.contains("<a href=\"/repository/acme/web\">acme/web</a>"),
+        "{org_page}"
+    );
+    // Settings edit the description and the visibility, and delete a repository once its name
+    // is typed.
+    let (status, loc, _) = b
+        .post(
+            "/repository/acme/web/description",
+            &[("csrf", &token), ("description", "The web app")],
+        )
+        .await;
+    assert_eq!(
+        (status, loc.as_str()),
+        (
+            StatusCode::SEE_OTHER,
+            "/repository/acme/web?tab=settings&flash=description_saved"
+        )
+    );
+    let public = [("csrf", token.as_str()), ("visibility", "public")];
+    let (status, _, _) = b.post("/repository/acme/web/visibility", &public).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, info) = b.get("/repository/acme/web").await;
+    assert!(
+        info.contains("<p>The web app</p>") && info.contains("<span class=\"badge public\">public</span>"),
+        "{info}"
+    );
+    let (status, _, refused) = b
+        .post(
+            "/repository/acme/web/visibility",
+            &[("csrf", &token), ("visibility", "secret")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.contains("secret"), "{refused}");
+    let private = [("csrf", token.as_str()), ("visibility", "private")];
+    let (status, _, _) = b.post("/repository/acme/web/visibility", &private).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let wrong = [("csrf", token.as_str()), ("confirm", "web")];
+    let (status, _, refused) = b.post("/repository/root/elsewhere/delete", &wrong).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused.contains("type its name"), "{refused}");
+    expect(s.get("/api/v1/repository/root/elsewhere", &root).await, 200);
+    let typed = [("csrf", token.as_str()), ("confirm", "root/elsewhere")];
+    let (status, loc, _) = b.post("/repository/root/elsewhere/delete", &typed).await;
+    assert_eq!((status, loc.as_str()), (StatusCode::SEE_OTHER, "/repository/root"));
+    expect(s.get("/api/v1/repository/root/elsewhere", &root).await, 404);
+    let (status, _, missing) = b.get("/user/nobody-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(missing.contains("nobody-here"), "{missing}");
     // No [mail] host here: e-mail is shown disabled, saying what it needs; builds are on, so the
     // trigger form is there.
     assert!(html.contains(r#"action="/repository/acme/web/triggers""#), "{html}");
+    // The bell of an organization's repository may notify one member of its teams.
+    let (_, _, bell_form) = b
+        .get("/repository/acme/web/notification/new?event=repo_push&method=quay_notification")
+        .await;
+    assert!(
+        bell_form.contains("<option value=\"user:root\"") && bell_form.contains("<option value=\"team:owners\""),
+        "{bell_form}"
+    );
     let (_, _, form) = b.get("/repository/acme/web/notification/new").await;
     assert!(
         form.contains(r#"<option value="email" disabled>E-mail (needs a [mail] host in the configuration)</option>"#),
@@ -799,6 +868,15 @@ async fn organizations_permissions_and_the_bell(kind: berth_testkit::DbKind) {
     let n = expect(
         s.post("/api/v1/repository/acme/web/notification/", &root, body).await,
         201,
+    );
+    // Settings lists it under a title that links to its page (untitled: "event → method").
+    let (_, _, html) = b.get("/repository/acme/web?tab=settings").await;
+    assert!(
+        html.contains(&format!(
+            "<td class=\"title\"><a href=\"/repository/acme/web/notification/{}\">Push to Repository → Bell (in Berth)</a>",
+            n["uuid"].as_str().unwrap()
+        )),
+        "{html}"
     );
     // Its page offers no signing secret and no recovery: nothing leaves Berth.
     let (_, _, html) = b
@@ -846,6 +924,24 @@ async fn organizations_permissions_and_the_bell(kind: berth_testkit::DbKind) {
         html.contains("<span class=\"subject\">tags latest, foo</span>"),
         "{html}"
     );
+    // Each delivery has its own page, linked from its card, without the others or the filter.
+    let link = format!("href=\"{page}/delivery/");
+    let at = html
+        .find(&link)
+        .unwrap_or_else(|| panic!("a card links to its page: {html}"))
+        + link.len();
+    let id = html[at..at + html[at..].find('"').unwrap()].to_owned();
+    let (status, _, one) = b.get(&format!("{page}/delivery/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert!(
+        one.contains("All deliveries</a>")
+            && one.contains(&format!("id=\"delivery-{id}\""))
+            && one.matches("class=\"card delivery\"").count() == 1
+            && !one.contains("Filter deliveries by status"),
+        "{one}"
+    );
+    let (status, _, _) = b.get(&format!("{page}/delivery/no-such-delivery")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, _, html) = b.get(&format!("{page}?status=failed")).await;
     assert!(
         html.contains("No failed deliveries.") && !html.contains("class=\"card delivery\""),
@@ -952,5 +1048,97 @@ async fn e_mail_notifications_need_a_verified_address(kind: berth_testkit::DbKin
     assert_eq!(status, StatusCode::SEE_OTHER, "{loc}");
     let (_, _, html) = b.get("/repository/acme/web?tab=settings").await;
     assert!(html.contains("mail me") && html.contains("dev@example.com"), "{html}");
+    s.stop().await;
+}
+
+#[backend_test]
+async fn the_notification_list_filters_and_acts_on_the_chosen(kind: berth_testkit::DbKind) {
+    let s = ui_server(kind, |_| {}).await;
+    let root = s.init_root().await;
+    let mut b = Browser::new(&s);
+    b.post("/signin", &[("username", "root"), ("password", "rootpassword")])
+        .await;
+    let token = b.csrf("/").await;
+    expect(
+        s.post(
+            "/api/v1/repository",
+            &root,
+            json!({"namespace": "root", "repository": "app", "visibility": "private"}),
+        )
+        .await,
+        201,
+    );
+    let mut uuids = Vec::new();
+    for (event, path) in [("repo_push", "a"), ("repo_push", "b"), ("build_failure", "c")] {
+        let body = json!({"event": event, "method": "webhook", "config": {"url": format!("https://hooks.example.com/{path}")}, "eventConfig": {}});
+        let n = expect(
+            s.post("/api/v1/repository/root/app/notification/", &root, body).await,
+            201,
+        );
+        uuids.push(n["uuid"].as_str().unwrap().to_owned());
+    }
+    let settings = "/repository/root/app?tab=settings";
+    let (_, _, html) = b.get(settings).await;
+    assert!(html.contains("3 of 3 shown"), "{html}");
+    let (_, _, html) = b.get(&format!("{settings}&nevent=build_failure")).await;
+    assert!(
+        html.contains("1 of 3 shown") && html.contains(&uuids[2]) && !html.contains(&uuids[0]),
+        "{html}"
+    );
+    let (_, _, html) = b.get(&format!("{settings}&nstatus=disabled")).await;
+    assert!(html.contains("No notification matches the filter."), "{html}");
+
+    // Acting on the chosen: enable resets them, delete removes only them.
+    let chosen = [
+        ("csrf", token.as_str()),
+        ("uuid", uuids[0].as_str()),
+        ("uuid", uuids[1].as_str()),
+    ];
+    let (status, loc, _) = b
+        .post(
+            "/repository/root/app/notifications/bulk",
+            &[chosen.as_slice(), &[("op", "enable")]].concat(),
+        )
+        .await;
+    assert_eq!(
+        (status, loc.as_str()),
+        (
+            StatusCode::SEE_OTHER,
+            "/repository/root/app?tab=settings&flash=notifications_enabled"
+        )
+    );
+    let (status, _, _) = b
+        .post(
+            "/repository/root/app/notifications/bulk",
+            &[chosen.as_slice(), &[("op", "delete")]].concat(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let left = expect(s.get("/api/v1/repository/root/app/notification/", &root).await, 200);
+    let left: Vec<&str> = left["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["uuid"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, [uuids[2].as_str()]);
+    // Nothing chosen, or an unknown action: a clear 400, nothing touched.
+    let (status, _, html) = b
+        .post(
+            "/repository/root/app/notifications/bulk",
+            &[("csrf", token.as_str()), ("op", "delete")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("choose at least one notification"), "{html}");
+    let (status, _, html) = b
+        .post(
+            "/repository/root/app/notifications/bulk",
+            &[("csrf", token.as_str()), ("uuid", uuids[2].as_str()), ("op", "explode")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{html}");
+    assert!(html.contains("unknown action") && html.contains("explode"), "{html}");
+    expect(s.get("/api/v1/repository/root/app/notification/", &root).await, 200);
     s.stop().await;
 }
