@@ -19,7 +19,16 @@ use crate::telemetry::init_logs;
 /// BERTH_* environment variables (e.g. BERTH_LISTEN, BERTH_DATABASE_URL); any key can also be read
 /// from a file named by BERTH_<KEY>_FILE. See config.example.toml for every key.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about, long_about)]
+#[command(
+    name = "berth",
+    version,
+    about = "Berth: a container registry whose repositories notify you (webhook, Slack, e-mail, the bell) \
+             when an image is pushed, built or found vulnerable",
+    long_about = "Berth: a container registry whose repositories notify you (webhook, Slack, e-mail, the bell) \
+                  when an image is pushed, built or found vulnerable.\n\n\
+                  Start it with `berth serve` (SQLite and local files under ./berth-data unless configured), \
+                  then open the address it prints."
+)]
 pub struct Cli {
     /// TOML configuration file.
     #[arg(long, short, global = true, env = "BERTH_CONFIG", value_name = "PATH")]
@@ -158,6 +167,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             init_logs(&config);
+            warn_if_new_database(&config);
             let store = connect_store(&config).await?;
             store.migrate().await.context("applying migrations")?;
             println!("migrations applied ({:?})", store.backend());
@@ -165,6 +175,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin(cmd) => {
             init_logs(&config);
+            warn_if_new_database(&config);
             let store = connect_store(&config).await?;
             let args = match cmd {
                 AdminCommand::RotateSecretKey(args) => return rotate_secret_key(&config, store, &args).await,
@@ -177,6 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Secscan(SecscanCommand::Import { path }) => {
             init_logs(&config);
+            warn_if_new_database(&config);
             let store = connect_store(&config).await?;
             let app = build_app(&config, store, config.listen).await?;
             let result = import(&app, path).await;
@@ -184,6 +196,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
     }
+}
+
+/// Warns, before a command other than `serve` opens the database, that the SQLite file it names
+/// does not exist yet and is about to be created: most often the command was run without the
+/// server's `--config` (or from another directory), and would otherwise act on a new, empty
+/// database without a word.
+fn warn_if_new_database(config: &Config) {
+    let url = config.database_url();
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return;
+    };
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" || std::path::Path::new(path).exists() {
+        return;
+    }
+    eprintln!(
+        "warning: there is no database at {path}: creating a new, empty one \
+         (to use the server's, pass the --config it runs with)"
+    );
 }
 
 /// `berth admin create-user` and `create-token`, on the application.

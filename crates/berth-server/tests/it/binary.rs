@@ -247,13 +247,38 @@ fn bad_configuration_names_the_key_and_its_source() {
 fn help_lists_every_command() {
     let out = berth().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "migrate", "check-config", "admin"] {
+    for cmd in ["serve", "migrate", "check-config", "admin", "secscan"] {
         assert!(help.contains(cmd), "{help}");
     }
+    // It opens with what Berth is, for its users, not with how the crate is built.
+    let short = berth().arg("-h").output().unwrap();
+    let short = String::from_utf8_lossy(&short.stdout);
+    assert!(short.starts_with("Berth: a container registry"), "{short}");
     let out = berth().args(["admin", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(
         help.contains("create-user") && help.contains("create-token") && help.contains("rotate-secret-key"),
         "{help}"
     );
+}
+
+#[test]
+fn commands_say_when_they_create_a_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = berth()
+            .arg("migrate")
+            .env("BERTH_DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = run();
+    assert!(
+        first.contains("there is no database at") && first.contains("creating a new, empty one"),
+        "{first}"
+    );
+    let again = run();
+    assert!(!again.contains("there is no database"), "{again}");
 }
