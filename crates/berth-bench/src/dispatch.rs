@@ -374,6 +374,23 @@ async fn drain(ctx: &Ctx, b: &Backlog) -> anyhow::Result<Drained> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cpu = cpu_seconds(server.child.id()) - cpu_before;
+    if ctx.engine_metrics {
+        // What the drain cost the engine: claims, commits, parked jobs and attempts by outcome.
+        let m = reqwest::get(format!("http://{}/metrics", server.host()))
+            .await?
+            .text()
+            .await?;
+        let wanted = [
+            "berth_delivery_claim_batch_size_",
+            "berth_delivery_commit_batch_size_",
+            "berth_delivery_commit_seconds_",
+            "berth_delivery_parked_total",
+            "berth_deliveries_total",
+        ];
+        for l in m.lines().filter(|l| wanted.iter().any(|w| l.starts_with(w))) {
+            eprintln!("drain: {l}");
+        }
+    }
     drop(server);
     let got = b.healthy.count();
     anyhow::ensure!(got >= b.deliveries, "only {got} of {} deliveries arrived", b.deliveries);

@@ -3,8 +3,8 @@
 //! - **Claims** run one at a time, in batches of up to `max_in_flight`, whenever something may be
 //!   due (an in-process or `NOTIFY` wake-up, a full previous batch, the poll) and the process
 //!   holds fewer than twice `max_in_flight` jobs: so it only claims what it can start soon, and a
-//!   crash strands little. While a repository's event holds its share (`per_repository`), a claim
-//!   first looks past it (when that keeps finding nothing, at most every 100 ms, backing off to
+//!   crash strands little. While a repository's event holds its share (`per_repository`), or its
+//!   jobs wait for a paused destination, a claim first looks past it (when that keeps finding nothing, at most every 100 ms, backing off to
 //!   1.6 s), then fills what is left in due order (work-conserving).
 //! - **Sends** start as soon as the global budget and the job's destination have a slot. Each
 //!   tells the dispatcher how its destination answered (the adaptive limit, pauses) and hands its
@@ -432,7 +432,7 @@ impl Dispatcher {
             return;
         }
         let skip = if now >= self.fair_probe_at {
-            self.sched.saturated_names()
+            self.sched.names_to_look_past(now)
         } else {
             Vec::new()
         };

@@ -14,7 +14,8 @@
 //! - **Parking.** Jobs that cannot start within the horizon (a paused destination, or a slow or
 //!   hanging one whose queue would take longer than the horizon to drain) are handed back to the
 //!   database, to be claimed again when they can run; so a dead destination strands little in
-//!   memory, and a crash strands little in flight.
+//!   memory, and a crash strands little in flight. A paused destination's oldest few come back
+//!   when the pause ends, to probe it; the rest a pause later.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -26,6 +27,8 @@ use super::limiter::Limiter;
 
 /// Consecutive congestion failures that open a destination's circuit breaker.
 const BREAKER_FAILURES: u32 = 5;
+/// Jobs of a paused destination parked to come back when the pause ends (the others wait longer).
+const PROBES: usize = BREAKER_FAILURES as usize;
 /// An idle destination is forgotten after this long (its limit starts afresh next time).
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
@@ -196,6 +199,9 @@ pub(crate) struct Scheduler<T> {
     ready: VecDeque<Destination>,
     /// Jobs held per queue name (waiting or not yet recorded).
     names: HashMap<Arc<str>, usize>,
+    /// Queue names whose jobs were parked for a paused destination, until the pause ends:
+    /// claiming more of them meanwhile would only park them again.
+    held_back: HashMap<Arc<str>, Instant>,
     /// Jobs started and not yet recorded.
     in_flight: usize,
     waiting: usize,
@@ -209,6 +215,7 @@ impl<T> Scheduler<T> {
             dests: HashMap::new(),
             ready: VecDeque::new(),
             names: HashMap::new(),
+            held_back: HashMap::new(),
             in_flight: 0,
             waiting: 0,
         }
@@ -330,15 +337,23 @@ impl<T> Scheduler<T> {
         }
     }
 
-    /// Queue names holding at least their share, which claims should look past while others
-    /// have work.
-    pub(crate) fn saturated_names(&self) -> Vec<String> {
+    /// Queue names that claims should look past while others have work: those holding at least
+    /// their share, and those whose jobs wait for a paused destination (until the pause ends).
+    pub(crate) fn names_to_look_past(&mut self, now: Instant) -> Vec<String> {
         let share = self.settings.per_name.max(1);
-        self.names
+        self.held_back.retain(|_, until| *until > now);
+        let mut out: Vec<String> = self
+            .names
             .iter()
             .filter(|(_, n)| **n >= share)
             .map(|(name, _)| name.to_string())
-            .collect()
+            .collect();
+        for name in self.held_back.keys() {
+            if !out.iter().any(|n| **n == **name) {
+                out.push(name.to_string());
+            }
+        }
+        out
     }
 
     /// Jobs that should go back to the database, with how long from now they should wait: every
@@ -348,13 +363,27 @@ impl<T> Scheduler<T> {
     pub(crate) fn park(&mut self, now: Instant) -> Vec<(Job<T>, Duration)> {
         let SchedulerSettings { horizon, max_pause, .. } = self.settings;
         let mut out = Vec::new();
+        let mut held_back: Vec<(Arc<str>, Instant)> = Vec::new();
         for d in self.dests.values_mut() {
             if d.waiting == 0 {
                 continue;
             }
             if let Some(until) = d.paused_until.filter(|t| *t > now) {
+                // The oldest few come back when the pause ends, enough to probe the destination
+                // (and to trip the breaker again); the rest wait as long again, so that a
+                // destination that keeps failing is not claimed and parked again in full at the
+                // end of every pause. A destination that recovered gets them one pause later.
                 let wait = until.duration_since(now);
-                out.extend(d.take_newest(d.waiting).into_iter().map(|j| (j, wait)));
+                let rest = (wait * 2).min(max_pause.max(wait));
+                let parked = d.take_newest(d.waiting);
+                held_back.extend(parked.iter().map(|j| (j.name.clone(), until)));
+                let probes = parked.len().saturating_sub(PROBES);
+                out.extend(
+                    parked
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, j)| (j, if i < probes { rest } else { wait })),
+                );
                 continue;
             }
             let Some(rtt) = d.round_trip(now).filter(|r| !r.is_zero()) else {
@@ -371,6 +400,10 @@ impl<T> Scheduler<T> {
                 let n = d.waiting - keep;
                 out.extend(d.take_newest(n).into_iter().map(|j| (j, wait)));
             }
+        }
+        for (name, until) in held_back {
+            let t = self.held_back.entry(name).or_insert(until);
+            *t = (*t).max(until);
         }
         for (job, _) in &out {
             self.waiting -= 1;
@@ -548,7 +581,11 @@ mod tests {
         s.push(job(100, "quiet", "one"), now);
         let started = start_all(&mut s, now);
         assert_eq!(&started[..3], [0, 100, 1], "{started:?}");
-        assert_eq!(s.saturated_names(), ["flood"], "the flood holds more than its share");
+        assert_eq!(
+            s.names_to_look_past(now),
+            ["flood"],
+            "the flood holds more than its share"
+        );
     }
 
     #[test]
@@ -595,9 +632,20 @@ mod tests {
         }
         assert!(s.next(now).is_none(), "the breaker is open");
         let parked = s.park(now);
+        let waits: Vec<u64> = parked.iter().map(|(_, w)| w.as_secs()).collect();
+        assert_eq!(
+            waits,
+            [vec![2; 10], vec![1; PROBES]].concat(),
+            "first trip: the oldest five probe after one second, the rest wait two"
+        );
+        assert_eq!(
+            s.names_to_look_past(now),
+            ["a"],
+            "claims look past its jobs while it is paused"
+        );
         assert!(
-            parked.iter().all(|(_, w)| *w == Duration::from_secs(1)),
-            "first trip: one second"
+            s.names_to_look_past(now + Duration::from_secs(1)).is_empty(),
+            "and no longer"
         );
         assert_eq!(s.destinations(now)[0].limit, 1, "and the limit is down to one");
     }
