@@ -4,8 +4,9 @@
 //!   due (an in-process or `NOTIFY` wake-up, a full previous batch, the poll) and the process
 //!   holds fewer than twice `max_in_flight` jobs: so it only claims what it can start soon, and a
 //!   crash strands little. While a repository's event holds its share (`per_repository`), or its
-//!   jobs wait for a paused destination, a claim first looks past it (when that keeps finding nothing, at most every 100 ms, backing off to
-//!   1.6 s), then fills what is left in due order (work-conserving).
+//!   jobs wait for a paused destination, a claim first looks past it (when that keeps finding
+//!   nothing, at most every 100 ms, backing off to 1.6 s), then fills what is left in due order
+//!   (work-conserving).
 //! - **Sends** start as soon as the global budget and the job's destination have a slot. Each
 //!   tells the dispatcher how its destination answered (the adaptive limit, pauses) and hands its
 //!   attempt to the recorder.
@@ -685,9 +686,9 @@ async fn claim(app: &App, worker: &str, limit: usize, skip: &[String]) -> (Optio
 }
 
 /// The recorder: group-commits every entry that arrived while the previous batch was written (and
-/// during the rest of [`RECORD_GAP`] after it began), and
-/// tells the dispatcher which jobs left. A failed batch is not retried here: its jobs' leases run
-/// out and they are attempted again (at least once).
+/// during the rest of [`RECORD_GAP`] after it began), and tells the dispatcher which jobs left. A
+/// failed batch is not retried here: its jobs' leases run out and they are attempted again (at
+/// least once).
 async fn record_loop(app: App, mut from: UnboundedReceiver<Entry>, events: UnboundedSender<Event>) {
     let mut last: Option<Instant> = None;
     while let Some(first) = from.recv().await {
