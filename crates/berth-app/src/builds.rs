@@ -423,7 +423,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         let build = store::insert(&mut tx, new).await?;
         let body = json!({"build": build.uuid});
-        queue::enqueue_with_retries(
+        queue::enqueue(
             &mut tx,
             BUILD_QUEUE,
             &format!("{BUILD_QUEUE}/{}", build.uuid),

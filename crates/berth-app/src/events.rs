@@ -223,7 +223,15 @@ impl crate::App {
         let Some((handoff, offer)) = offer else {
             return Ok(counts);
         };
-        let claimed = queue::enqueue_claimed(tx, NOTIFICATION_QUEUE, &jobs[..take], &offer.token, offer.until).await?;
+        let claimed = queue::enqueue_claimed(
+            tx,
+            NOTIFICATION_QUEUE,
+            &jobs[..take],
+            &offer.token,
+            offer.until,
+            crate::jobs::DEFAULT_RETRIES,
+        )
+        .await?;
         // The work is made after the commit, off the transaction (on SQLite, the one writer).
         let payloads: Vec<DeliveryPayload> = occurrences.iter().map(|o| o.payload.clone()).collect();
         let app = self.clone();
@@ -261,7 +269,7 @@ impl crate::App {
         if jobs.is_empty() {
             return Ok(());
         }
-        queue::enqueue_many(tx, NOTIFICATION_QUEUE, jobs).await?;
+        queue::enqueue_many(tx, NOTIFICATION_QUEUE, jobs, crate::jobs::DEFAULT_RETRIES).await?;
         let wake = self.wake.clone();
         tx.after_commit(move || wake.notify_one());
         Ok(())

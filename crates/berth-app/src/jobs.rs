@@ -10,6 +10,9 @@ use chrono::Utc;
 
 use crate::{App, AppError, Result};
 
+/// Attempts a notification or scan job gets before it is dead (builds have their own setting).
+pub(crate) const DEFAULT_RETRIES: i32 = 8;
+
 /// Aborts a background task when dropped.
 pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 

@@ -212,7 +212,8 @@ impl App {
             return Ok(false);
         }
         let body = json!({"kind": "manifest", "repository_id": repo.0, "digest": digest});
-        queue::enqueue(tx, SECSCAN_QUEUE, &format!("{SECSCAN_QUEUE}/{digest}"), &body).await?;
+        let name = format!("{SECSCAN_QUEUE}/{digest}");
+        queue::enqueue(tx, SECSCAN_QUEUE, &name, &body, crate::jobs::DEFAULT_RETRIES).await?;
         Ok(true)
     }
 
@@ -586,7 +587,8 @@ impl App {
             touched.sort();
             touched.dedup();
             let body = json!({"kind": "rematch", "packages": touched});
-            queue::enqueue(&mut tx, SECSCAN_QUEUE, &format!("{SECSCAN_QUEUE}/rematch"), &body).await?;
+            let name = format!("{SECSCAN_QUEUE}/rematch");
+            queue::enqueue(&mut tx, SECSCAN_QUEUE, &name, &body, crate::jobs::DEFAULT_RETRIES).await?;
         }
         tx.commit().await?;
         if !touched.is_empty() {

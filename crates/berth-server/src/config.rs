@@ -341,7 +341,7 @@ impl Default for NotificationsConfig {
         // The engine's defaults are written once, in `DeliverySettings`.
         let d = berth_app::delivery::DeliverySettings::default();
         NotificationsConfig {
-            blocked_hosts: vec!["localhost".into(), "127.0.0.1".into()],
+            blocked_hosts: berth_notify::methods::MethodPolicy::default().blocked_hosts,
             slack_extra_hosts: Vec::new(),
             send_timeout_secs: d.send_timeout.as_secs(),
             connect_timeout_secs: d.connect_timeout.as_secs(),

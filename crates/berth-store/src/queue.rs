@@ -23,9 +23,6 @@ use crate::db::{Exec, Handle, Tx, run};
 /// The PostgreSQL `NOTIFY` channel that announces committed jobs to every process.
 pub const CHANNEL: &str = "berth_queue";
 
-/// Attempts a job gets before it is dead.
-pub const DEFAULT_RETRIES: i32 = 8;
-
 /// Rows per multi-row statement on SQLite (its limit is 32,766 bound values).
 const SQLITE_CHUNK: usize = 1000;
 
@@ -57,19 +54,8 @@ pub struct NewJob {
     pub body: String,
 }
 
-/// Adds a job, runnable now.
-pub async fn enqueue(tx: &mut Tx, queue: &str, name: &str, body: &serde_json::Value) -> Result<i64> {
-    enqueue_with_retries(tx, queue, name, body, DEFAULT_RETRIES).await
-}
-
-/// Adds a job that gets `retries` attempts.
-pub async fn enqueue_with_retries(
-    tx: &mut Tx,
-    queue: &str,
-    name: &str,
-    body: &serde_json::Value,
-    retries: i32,
-) -> Result<i64> {
+/// Adds a job, runnable now, that gets `retries` attempts (how many is the caller's rule).
+pub async fn enqueue(tx: &mut Tx, queue: &str, name: &str, body: &serde_json::Value, retries: i32) -> Result<i64> {
     let sql = "INSERT INTO queue_item (queue, name, body, available_after, retries_remaining, state_id, created_at) \
                VALUES ($1, $2, $3, $4, $5, 'new', $4) RETURNING id";
     let id = run!(tx, c => sqlx::query_scalar::<_, i64>(sql)
@@ -79,31 +65,32 @@ pub async fn enqueue_with_retries(
     Ok(id)
 }
 
-/// Adds jobs runnable now, with [`DEFAULT_RETRIES`] attempts each, in one statement (per 1,000 on
-/// SQLite), and announces them once.
-pub async fn enqueue_many(tx: &mut Tx, queue: &str, jobs: &[NewJob]) -> Result<()> {
+/// Adds jobs runnable now, with `retries` attempts each, in one statement (per 1,000 on SQLite),
+/// and announces them once.
+pub async fn enqueue_many(tx: &mut Tx, queue: &str, jobs: &[NewJob], retries: i32) -> Result<()> {
     if jobs.is_empty() {
         return Ok(());
     }
-    insert_many(tx, queue, jobs, None).await?;
+    insert_many(tx, queue, jobs, None, retries).await?;
     announce(tx, queue).await
 }
 
 /// Adds jobs already claimed by a worker of this process, which performs them as soon as the
 /// transaction commits: leased until `until`, their first attempt counted, each with the claim
 /// token `<token>-<n>`. Nobody is told (no other worker may take them until the lease ends).
-/// Returns them as claimed, in the order given.
+/// Returns them as claimed, in the order given. Each gets `retries` attempts, this one included.
 pub async fn enqueue_claimed(
     tx: &mut Tx,
     queue: &str,
     jobs: &[NewJob],
     token: &str,
     until: DateTime<Utc>,
+    retries: i32,
 ) -> Result<Vec<Claimed>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let ids = insert_many(tx, queue, jobs, Some((token, until))).await?;
+    let ids = insert_many(tx, queue, jobs, Some((token, until)), retries).await?;
     let mut by_state: std::collections::HashMap<String, i64> = ids.into_iter().map(|(id, state)| (state, id)).collect();
     jobs.iter()
         .enumerate()
@@ -117,7 +104,7 @@ pub async fn enqueue_claimed(
                 name: j.name.clone(),
                 body: j.body.clone(),
                 attempt: 1,
-                retries_remaining: DEFAULT_RETRIES - 1,
+                retries_remaining: retries - 1,
                 state_id,
             })
         })
@@ -131,11 +118,12 @@ async fn insert_many(
     queue: &str,
     jobs: &[NewJob],
     claim: Option<(&str, DateTime<Utc>)>,
+    retries: i32,
 ) -> Result<Vec<(i64, String)>> {
     let now = Utc::now();
     let (due, leased, attempt, retries) = match claim {
-        None => (now, None, 0, DEFAULT_RETRIES),
-        Some((_, until)) => (until, Some(until), 1, DEFAULT_RETRIES - 1),
+        None => (now, None, 0, retries),
+        Some((_, until)) => (until, Some(until), 1, retries - 1),
     };
     let state = |n: usize| claim.map_or_else(|| "new".to_owned(), |(token, _)| format!("{token}-{n}"));
     let mut out = Vec::with_capacity(jobs.len());

@@ -10,6 +10,9 @@ use berth_store::{Backend, Store, StoreError, audit, repos, secrets, teams, toke
 use berth_testkit::{DbKind, TestDb, backend_test};
 use serde_json::json;
 
+/// Attempts each test job gets.
+const RETRIES: i32 = 8;
+
 async fn store(db: &TestDb) -> Store {
     let s = Store::connect(&db.url, &ConnectOptions::default()).await.unwrap();
     assert!(!s.is_migrated().await.unwrap(), "fresh database has no schema");
@@ -434,7 +437,7 @@ async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbK
     {
         let mut tx = s.begin().await.unwrap();
         for i in 0..10 {
-            queue::enqueue(&mut tx, "q", &format!("job{i}"), &json!({"i": i}))
+            queue::enqueue(&mut tx, "q", &format!("job{i}"), &json!({"i": i}), RETRIES)
                 .await
                 .unwrap();
         }
@@ -444,9 +447,11 @@ async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbK
                 body: json!({"i": i}).to_string(),
             })
             .collect();
-        queue::enqueue_many(&mut tx, "q", &batch).await.unwrap();
-        queue::enqueue_many(&mut tx, "q", &[]).await.unwrap();
-        queue::enqueue(&mut tx, "other", "x", &json!({})).await.unwrap();
+        queue::enqueue_many(&mut tx, "q", &batch, RETRIES).await.unwrap();
+        queue::enqueue_many(&mut tx, "q", &[], RETRIES).await.unwrap();
+        queue::enqueue(&mut tx, "other", "x", &json!({}), RETRIES)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     }
     let mut c = s.conn().await.unwrap();
@@ -487,7 +492,7 @@ async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbK
     assert!(
         claimed
             .iter()
-            .all(|j| j.attempt == 1 && j.retries_remaining == queue::DEFAULT_RETRIES - 1)
+            .all(|j| j.attempt == 1 && j.retries_remaining == RETRIES - 1)
     );
     assert!(
         a.iter().all(|j| j.state_id.starts_with("a-")),
@@ -608,7 +613,7 @@ async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbK
                 body: "{}".into(),
             })
             .collect();
-        queue::enqueue_many(&mut tx, "q", &jobs).await.unwrap();
+        queue::enqueue_many(&mut tx, "q", &jobs, RETRIES).await.unwrap();
         tx.commit().await.unwrap();
     }
     let fair = claim("d", t, 10, vec!["flood".into()]).await;
@@ -624,7 +629,7 @@ async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbK
         };
         tokio::time::sleep(std::time::Duration::from_millis(300)).await; // let LISTEN start
         let mut tx = s.begin().await.unwrap();
-        queue::enqueue(&mut tx, "q", "late", &json!({})).await.unwrap();
+        queue::enqueue(&mut tx, "q", "late", &json!({}), RETRIES).await.unwrap();
         tx.commit().await.unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(10), wake.notified())
             .await
@@ -1341,9 +1346,15 @@ async fn queued_notification_jobs_of_the_old_shape_are_upgraded(kind: berth_test
     )
     .await
     .unwrap();
-    queue::enqueue(&mut tx, "notification", "notification/owner/web/repo_push/", &old)
-        .await
-        .unwrap();
+    queue::enqueue(
+        &mut tx,
+        "notification",
+        "notification/owner/web/repo_push/",
+        &old,
+        RETRIES,
+    )
+    .await
+    .unwrap();
     queue::enqueue(
         &mut tx,
         "notification",
@@ -1351,6 +1362,7 @@ async fn queued_notification_jobs_of_the_old_shape_are_upgraded(kind: berth_test
         &json!({"notification_uuid": "n1",
         "delivery_id": "e0.n1", "event": "repo_push", "event_id": "e0", "occurred_at": "2026-11-01T10:00:00+00:00",
         "event_data": {}, "performer_data": {}, "test": false}),
+        RETRIES,
     )
     .await
     .unwrap();
@@ -1705,9 +1717,7 @@ async fn queue_jobs_enqueued_claimed_retried_deferred_and_buried(kind: berth_tes
     let now = chrono::Utc::now();
     let until = now + chrono::Duration::seconds(30);
     let mut tx = s.begin().await.unwrap();
-    let few = queue::enqueue_with_retries(&mut tx, "w", "few", &json!({"n": 1}), 2)
-        .await
-        .unwrap();
+    let few = queue::enqueue(&mut tx, "w", "few", &json!({"n": 1}), 2).await.unwrap();
     // Jobs handed to this process already claimed: leased, first attempt counted, tokens in order.
     let jobs: Vec<NewJob> = (0..3)
         .map(|i| NewJob {
@@ -1715,17 +1725,19 @@ async fn queue_jobs_enqueued_claimed_retried_deferred_and_buried(kind: berth_tes
             body: json!({"i": i}).to_string(),
         })
         .collect();
-    let mine = queue::enqueue_claimed(&mut tx, "w", &jobs, "tok", until).await.unwrap();
+    let mine = queue::enqueue_claimed(&mut tx, "w", &jobs, "tok", until, RETRIES)
+        .await
+        .unwrap();
     assert_eq!(
         mine.iter().map(|c| c.state_id.as_str()).collect::<Vec<_>>(),
         ["tok-0", "tok-1", "tok-2"]
     );
     assert!(
         mine.iter()
-            .all(|c| c.attempt == 1 && c.retries_remaining == queue::DEFAULT_RETRIES - 1)
+            .all(|c| c.attempt == 1 && c.retries_remaining == RETRIES - 1)
     );
     assert!(
-        queue::enqueue_claimed(&mut tx, "w", &[], "tok", until)
+        queue::enqueue_claimed(&mut tx, "w", &[], "tok", until, RETRIES)
             .await
             .unwrap()
             .is_empty()

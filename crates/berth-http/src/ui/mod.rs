@@ -188,6 +188,11 @@ pub async fn require(s: &HttpState, headers: &HeaderMap, ip: Option<IpAddr>, pat
     }
 }
 
+/// A time as every page shows it: `2026-12-07 05:17:25 UTC`.
+pub(crate) fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 /// The target a page's sign-in redirect comes back to: its path with its query (`?tab=tags`).
 pub(crate) fn target(uri: &axum::http::Uri) -> &str {
     uri.path_and_query().map_or("/", |pq| pq.as_str())

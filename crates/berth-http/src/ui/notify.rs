@@ -16,7 +16,7 @@ use berth_notify::{EventKind, MethodKind};
 use serde_json::{Value, json};
 
 use super::flash::Flash;
-use super::{Chrome, Session, render};
+use super::{Chrome, Session, render, when};
 use crate::HttpState;
 
 /// A notification row of the Settings table.
@@ -32,10 +32,6 @@ pub(super) struct NotificationItem {
     pub disabled: String,
     pub failures: i32,
     pub last: String,
-}
-
-fn when(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// What a method's configuration points at, with secrets masked.

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tower::Layer;
 
-use super::{Chrome, Session, error_page, render, require};
+use super::{Chrome, Session, error_page, render, require, when};
 use crate::HttpState;
 use crate::extract::ClientAddr;
 
@@ -211,10 +211,6 @@ fn human_size(bytes: i64) -> String {
         n if n >= 1 << 10 => format!("{:.1} KiB", b / 1024.0),
         n => format!("{n} B"),
     }
-}
-
-fn when(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 async fn repo_page(
