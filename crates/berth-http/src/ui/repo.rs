@@ -794,9 +794,15 @@ pub(super) async fn post(
                 done(repo, "settings", Flash::PermissionRemoved)
             }
             Action::BulkNotifications(repo) => {
-                let chosen = form.all("uuid");
+                let mut chosen = form.all("uuid");
+                chosen.sort_unstable();
+                chosen.dedup();
                 if chosen.is_empty() {
                     return Err(AppError::Invalid("choose at least one notification".into()));
+                }
+                // All or nothing: every chosen notification must exist before any is touched.
+                for uuid in &chosen {
+                    s.app.get_notification(&ctx.caller, &ns, repo, uuid).await?;
                 }
                 let flash = match form.get("op") {
                     "enable" => {

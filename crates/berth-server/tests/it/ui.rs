@@ -1122,6 +1122,21 @@ async fn the_notification_list_filters_and_acts_on_the_chosen(kind: berth_testki
         .map(|n| n["uuid"].as_str().unwrap())
         .collect();
     assert_eq!(left, [uuids[2].as_str()]);
+    // One that does not exist among the chosen: a 404, and the others are left as they were.
+    let (status, _, _) = b
+        .post(
+            "/repository/root/app/notifications/bulk",
+            &[
+                ("csrf", token.as_str()),
+                ("uuid", uuids[2].as_str()),
+                ("uuid", "no-such-notification"),
+                ("op", "delete"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let still = expect(s.get("/api/v1/repository/root/app/notification/", &root).await, 200);
+    assert_eq!(still["notifications"].as_array().unwrap().len(), 1, "{still}");
     // Nothing chosen, or an unknown action: a clear 400, nothing touched.
     let (status, _, html) = b
         .post(
