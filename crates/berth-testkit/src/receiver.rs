@@ -81,16 +81,22 @@ async fn record(
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
         .collect();
-    let _ = s.tx.send(Received {
-        method: method.to_string(),
-        path: uri.to_string(),
-        headers,
-        body: body.to_vec(),
-        at,
-    });
-    let (hang, delay) = {
-        let b = s.behaviour.lock().unwrap_or_else(|e| e.into_inner());
-        (b.hang, b.delay)
+    // The answer is chosen as the request is recorded, in one step: a test that has read the
+    // request and set up the next answer cannot have that answer taken by this request.
+    let (hang, delay, redirect, reply) = {
+        let mut b = s.behaviour.lock().unwrap_or_else(|e| e.into_inner());
+        let (redirect, reply) = match b.redirects.pop_front() {
+            Some(location) => (Some(location), None),
+            None => (None, b.script.pop_front()),
+        };
+        let _ = s.tx.send(Received {
+            method: method.to_string(),
+            path: uri.to_string(),
+            headers,
+            body: body.to_vec(),
+            at,
+        });
+        (b.hang, b.delay, redirect, reply)
     };
     if hang {
         // A dead endpoint that accepts connections and never answers.
@@ -101,13 +107,6 @@ async fn record(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let (redirect, reply) = {
-        let mut b = s.behaviour.lock().unwrap_or_else(|e| e.into_inner());
-        match b.redirects.pop_front() {
-            Some(location) => (Some(location), None),
-            None => (None, b.script.pop_front()),
-        }
-    };
     if let Some((status, location)) = redirect {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
         return (status, [("location", location)]).into_response();
