@@ -321,8 +321,9 @@ const RAISE_BATCH: usize = 256;
 
 impl crate::App {
     /// Raises `event` on the repository `namespace/name` outside of any change of its own (the
-    /// benchmark drives the engine with it): one delivery per notification, committed together,
-    /// and the worker woken. Events raised at the same moment share one transaction (group
+    /// benchmark and the engine tests drive the engine with it): one delivery per notification,
+    /// committed together, handed to this process's worker as they commit (or queued for any
+    /// worker when it has no room). Events raised at the same moment share one transaction (group
     /// commit), each still all-or-nothing, and each call returns once its event is committed.
     /// Returns how many deliveries were queued. The payload must come from `berth_notify`'s
     /// builders.
