@@ -24,6 +24,14 @@ impl Paging {
         Ok(Paging { limit, page })
     }
 
+    /// The first page at the largest size: the newest items, for a summary.
+    pub fn newest() -> Paging {
+        Paging {
+            limit: MAX_PAGE,
+            page: 0,
+        }
+    }
+
     /// Rows to fetch: one more than the page, to see whether more follow.
     pub fn fetch(self) -> i64 {
         i64::from(self.limit) + 1

@@ -881,16 +881,12 @@ impl App {
         namespace: &str,
         name: &str,
         specific: Option<&str>,
-        limit: u32,
-        page: u32,
+        paging: crate::paging::Paging,
     ) -> Result<(Vec<TagInfo>, bool)> {
         let (repo, _) = self.repo_access(caller, namespace, name, RepoRole::Read).await?;
-        let limit = i64::from(limit.clamp(1, 100));
-        let offset = i64::from(page.max(1) - 1) * limit;
         let mut conn = self.store.conn().await?;
-        let mut rows = reg::tag_details(&mut conn, repo.id, specific, limit + 1, offset).await?;
-        let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let rows = reg::tag_details(&mut conn, repo.id, specific, paging.fetch(), paging.offset()).await?;
+        let (rows, more) = paging.split(rows);
         let tags = rows
             .into_iter()
             .map(|t| {

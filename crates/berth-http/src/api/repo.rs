@@ -206,7 +206,10 @@ async fn get_repo(
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Json<RepoOut>> {
     let (repo, role) = s.app.repo_access(&ctx.caller, &ns, &name, RepoRole::Read).await?;
-    let (recent, _) = s.app.repo_tags(&ctx.caller, &ns, &name, None, 100, 1).await?;
+    let (recent, _) = s
+        .app
+        .repo_tags(&ctx.caller, &ns, &name, None, berth_app::paging::Paging::newest())
+        .await?;
     let tags = recent
         .into_iter()
         .map(|t| {
@@ -599,14 +602,12 @@ async fn list_tags(
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<TagsQuery>,
 ) -> ApiResult<Json<TagsOut>> {
+    // Quay numbers tag pages from 1.
     let page = q.page.unwrap_or(1).max(1);
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(AppError::Invalid(format!("invalid limit: {limit} is not between 1 and 100")).into());
-    }
+    let paging = berth_app::paging::Paging::new(page - 1, q.limit.unwrap_or(50))?;
     let (tags, more) = s
         .app
-        .repo_tags(&ctx.caller, &ns, &name, q.specific_tag.as_deref(), limit, page)
+        .repo_tags(&ctx.caller, &ns, &name, q.specific_tag.as_deref(), paging)
         .await?;
     let tags = tags
         .into_iter()

@@ -239,7 +239,9 @@ async fn repo_page(
     } else {
         "info".to_owned()
     };
-    let (recent, _) = app.repo_tags(caller, ns, name, None, 100, 1).await?;
+    let (recent, _) = app
+        .repo_tags(caller, ns, name, None, berth_app::paging::Paging::newest())
+        .await?;
     let mut page = RepoPage {
         title: format!("{ns}/{name}"),
         chrome: session.chrome.clone(),
