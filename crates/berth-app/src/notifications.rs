@@ -159,46 +159,60 @@ impl App {
 
     /// Deletes a notification.
     pub async fn delete_notification(&self, ctx: &Ctx, namespace: &str, name: &str, uuid: &str) -> Result<()> {
-        self.change_notification(ctx, namespace, name, uuid, Change::Delete)
+        self.delete_notifications(ctx, namespace, name, &[uuid]).await
+    }
+
+    /// Deletes notifications, all or none: one that is not the repository's changes nothing.
+    pub async fn delete_notifications(&self, ctx: &Ctx, namespace: &str, name: &str, uuids: &[&str]) -> Result<()> {
+        self.change_notifications(ctx, namespace, name, uuids, Change::Delete)
             .await
     }
 
     /// Clears the failure count and re-enables a notification.
     pub async fn reset_notification(&self, ctx: &Ctx, namespace: &str, name: &str, uuid: &str) -> Result<()> {
-        self.change_notification(ctx, namespace, name, uuid, Change::Reset)
+        self.reset_notifications(ctx, namespace, name, &[uuid]).await
+    }
+
+    /// Clears the failure counts and re-enables notifications, all or none (as
+    /// [`App::delete_notifications`]).
+    pub async fn reset_notifications(&self, ctx: &Ctx, namespace: &str, name: &str, uuids: &[&str]) -> Result<()> {
+        self.change_notifications(ctx, namespace, name, uuids, Change::Reset)
             .await
     }
 
-    async fn change_notification(
+    /// Applies `change` to each notification in one transaction, each with its audit entry.
+    async fn change_notifications(
         &self,
         ctx: &Ctx,
         namespace: &str,
         name: &str,
-        uuid: &str,
+        uuids: &[&str],
         change: Change,
     ) -> Result<()> {
         let repo = self.admin_repo(&ctx.caller, namespace, name).await?;
         let mut tx = self.store.begin().await?;
-        let row = self.scoped(&mut tx, &repo, uuid).await?;
-        let kind = match change {
-            Change::Delete => {
-                notifications::delete(&mut tx, row.id).await?;
-                "delete_repo_notification"
-            }
-            Change::Reset => {
-                notifications::reset(&mut tx, row.id).await?;
-                "reset_repo_notification"
-            }
-        };
-        record(
-            &mut tx,
-            ctx,
-            kind,
-            Some(repo.namespace_id),
-            Some(repo.id),
-            audit_meta(&repo, &row),
-        )
-        .await?;
+        for uuid in uuids {
+            let row = self.scoped(&mut tx, &repo, uuid).await?;
+            let kind = match change {
+                Change::Delete => {
+                    notifications::delete(&mut tx, row.id).await?;
+                    "delete_repo_notification"
+                }
+                Change::Reset => {
+                    notifications::reset(&mut tx, row.id).await?;
+                    "reset_repo_notification"
+                }
+            };
+            record(
+                &mut tx,
+                ctx,
+                kind,
+                Some(repo.namespace_id),
+                Some(repo.id),
+                audit_meta(&repo, &row),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

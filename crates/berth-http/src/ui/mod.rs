@@ -549,10 +549,31 @@ async fn setup(State(s): State<HttpState>, ClientAddr(client): ClientAddr, Form(
 }
 
 /// A repository in the list.
-struct RepoItem {
-    path: String,
-    visibility: String,
-    role: String,
+/// A repository in a list: its path, visibility and the caller's role.
+pub(super) struct RepoItem {
+    pub path: String,
+    pub visibility: String,
+    pub role: String,
+}
+
+/// The repositories the caller may see that match `query`, those of `namespace` only when given.
+pub(super) async fn repo_items(
+    s: &HttpState,
+    caller: &berth_app::Caller,
+    query: &str,
+    namespace: Option<&str>,
+) -> Result<Vec<RepoItem>, AppError> {
+    Ok(s.app
+        .visible_repos(caller, query)
+        .await?
+        .into_iter()
+        .filter(|r| namespace.is_none_or(|n| r.repo.namespace == n))
+        .map(|r| RepoItem {
+            path: format!("{}/{}", r.repo.namespace, r.repo.name),
+            visibility: r.repo.visibility.as_str().to_owned(),
+            role: r.role.as_str().to_owned(),
+        })
+        .collect())
 }
 
 #[derive(Template)]
@@ -590,19 +611,10 @@ async fn repos_page(
     } else {
         StatusCode::OK
     };
-    let repos = match s.app.visible_repos(&session.ctx.caller, &query).await {
+    let repos = match repo_items(s, &session.ctx.caller, &query, namespace).await {
         Ok(r) => r,
         Err(e) => return error_page(&session.chrome, e),
     };
-    let repos = repos
-        .into_iter()
-        .filter(|r| namespace.is_none_or(|n| r.repo.namespace == n))
-        .map(|r| RepoItem {
-            path: format!("{}/{}", r.repo.namespace, r.repo.name),
-            visibility: r.repo.visibility.as_str().to_owned(),
-            role: r.role.as_str().to_owned(),
-        })
-        .collect();
     let orgs = match s.app.user_info(&session.ctx.caller).await {
         Ok(info) => info.organizations.into_iter().map(|(o, _)| o.name).collect(),
         Err(_) => Vec::new(),

@@ -5,7 +5,6 @@
 //! the bell. Every action calls the same use case as the API.
 
 use berth_app::events::DeliveryPayload;
-use std::collections::HashMap;
 
 use askama::Template;
 use axum::http::StatusCode;
@@ -553,10 +552,8 @@ fn delivery_view(
             .and_then(|p| p.data().ok())
             .and_then(|data| berth_notify::events::subject(&data))
             .unwrap_or_default(),
-        next_attempt: match (d.status, d.next_attempt_at) {
-            (berth_core::DeliveryStatus::Pending, Some(t)) => when(t),
-            _ => String::new(),
-        },
+        // Set only while it waits for a retry: every other status change clears it.
+        next_attempt: d.next_attempt_at.map(when).unwrap_or_default(),
         id: d.public_id,
         status: d.status.to_string(),
         event: event_title(&d.event),
@@ -651,7 +648,7 @@ pub(super) async fn act(
     name: &str,
     uuid: &str,
     verb: &str,
-    fields: &HashMap<String, String>,
+    fields: &super::repo::Fields,
 ) -> Result<Response, AppError> {
     let ctx = &session.ctx;
     let back = |flash: Flash| {
@@ -678,7 +675,7 @@ pub(super) async fn act(
             .await
             .map(|_| back(Flash::SecretRotated)),
         "recover" => {
-            let since = fields.get("since").map(String::as_str).unwrap_or_default();
+            let since = fields.get("since");
             let parsed = chrono::NaiveDateTime::parse_from_str(since, "%Y-%m-%dT%H:%M")
                 .or_else(|_| chrono::NaiveDateTime::parse_from_str(since, "%Y-%m-%dT%H:%M:%S"))
                 .map_err(|_| AppError::Invalid(format!("invalid since: '{since}' is not a date and time")))?;

@@ -31,8 +31,8 @@ struct OrgPage {
     /// ` --tls-verify=false` on a plain-HTTP instance.
     tls: &'static str,
     is_admin: bool,
-    /// The organization's repositories the caller may see: path and visibility.
-    repos: Vec<(String, String)>,
+    /// The organization's repositories the caller may see.
+    repos: Vec<super::RepoItem>,
     teams: Vec<TeamItem>,
     robots: Vec<(String, String)>,
     new_token: Option<(String, String)>,
@@ -65,17 +65,7 @@ async fn page(
             members,
         });
     }
-    let repos = s
-        .app
-        .visible_repos(caller, "")
-        .await?
-        .into_iter()
-        .filter(|r| r.repo.namespace == org)
-        .map(|r| {
-            let path = format!("{}/{}", r.repo.namespace, r.repo.name);
-            (path, r.repo.visibility.as_str().to_owned())
-        })
-        .collect();
+    let repos = super::repo_items(s, caller, "", Some(org)).await?;
     let robots = if info.is_admin {
         s.app
             .list_robots(caller, RobotOwner::Org(org))

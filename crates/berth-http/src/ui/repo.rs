@@ -599,16 +599,20 @@ fn web_link(link: &str) -> String {
 }
 
 /// A form's fields: URL-encoded or multipart (the build upload).
-struct Fields {
-    text: std::collections::HashMap<String, String>,
+pub(super) struct Fields {
     /// Every field in order, repeated names included (checkboxes).
     pairs: Vec<(String, String)>,
     file: Option<Vec<u8>>,
 }
 
 impl Fields {
-    fn get(&self, key: &str) -> &str {
-        self.text.get(key).map(String::as_str).unwrap_or("")
+    /// A field's value (the last one, if it repeats), or empty.
+    pub(super) fn get(&self, key: &str) -> &str {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map_or("", |(_, v)| v.as_str())
     }
 
     /// Every value of a field that may repeat.
@@ -627,7 +631,6 @@ async fn fields(headers: &HeaderMap, body: axum::body::Body, limit: usize) -> Re
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let mut out = Fields {
-        text: std::collections::HashMap::new(),
         pairs: Vec::new(),
         file: None,
     };
@@ -657,19 +660,14 @@ async fn fields(headers: &HeaderMap, body: axum::body::Body, limit: usize) -> Re
             if is_file {
                 out.file = Some(bytes.to_vec());
             } else {
-                let value = String::from_utf8_lossy(&bytes).into_owned();
-                out.pairs.push((name.clone(), value.clone()));
-                out.text.insert(name, value);
+                out.pairs.push((name, String::from_utf8_lossy(&bytes).into_owned()));
             }
         }
     } else {
         let bytes = axum::body::to_bytes(body, 64 << 10)
             .await
             .map_err(|_| AppError::Invalid("the form is too large".into()))?;
-        for (k, v) in url_pairs(&bytes) {
-            out.pairs.push((k.clone(), v.clone()));
-            out.text.insert(k, v);
-        }
+        out.pairs = url_pairs(&bytes);
     }
     Ok(out)
 }
@@ -774,7 +772,7 @@ pub(super) async fn post(
                 super::notify::send_verification(&s, &session, &ns, repo, f).await?
             }
             Action::Notification(repo, uuid, verb) => {
-                super::notify::act(&s, &session, &ns, repo, uuid, verb, &form.text).await?
+                super::notify::act(&s, &session, &ns, repo, uuid, verb, &form).await?
             }
             Action::Redeliver(repo, uuid, id) => super::notify::redeliver(&s, &session, &ns, repo, uuid, id).await?,
             Action::Grant(repo) => {
@@ -802,21 +800,14 @@ pub(super) async fn post(
                 if chosen.is_empty() {
                     return Err(AppError::Invalid("choose at least one notification".into()));
                 }
-                // All or nothing: every chosen notification must exist before any is touched.
-                for uuid in &chosen {
-                    s.app.get_notification(&ctx.caller, &ns, repo, uuid).await?;
-                }
+                // All or nothing: one that is not this repository's changes none.
                 let flash = match form.get("op") {
                     "enable" => {
-                        for uuid in &chosen {
-                            s.app.reset_notification(ctx, &ns, repo, uuid).await?;
-                        }
+                        s.app.reset_notifications(ctx, &ns, repo, &chosen).await?;
                         Flash::NotificationsEnabled
                     }
                     "delete" => {
-                        for uuid in &chosen {
-                            s.app.delete_notification(ctx, &ns, repo, uuid).await?;
-                        }
+                        s.app.delete_notifications(ctx, &ns, repo, &chosen).await?;
                         Flash::NotificationsDeleted
                     }
                     other => {
