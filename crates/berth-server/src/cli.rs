@@ -203,18 +203,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// server's `--config` (or from another directory), and would otherwise act on a new, empty
 /// database without a word.
 fn warn_if_new_database(config: &Config) {
-    let url = config.database_url();
-    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+    let Some(path) = berth_store::db::sqlite_file(&config.database_url()) else {
         return;
     };
-    let path = rest.split('?').next().unwrap_or(rest);
-    if path.is_empty() || path == ":memory:" || std::path::Path::new(path).exists() {
-        return;
+    if !path.exists() {
+        eprintln!(
+            "warning: there is no database at {}: creating a new, empty one \
+             (to use the server's, pass the --config it runs with)",
+            path.display()
+        );
     }
-    eprintln!(
-        "warning: there is no database at {path}: creating a new, empty one \
-         (to use the server's, pass the --config it runs with)"
-    );
 }
 
 /// `berth admin create-user` and `create-token`, on the application.
@@ -317,11 +315,18 @@ impl Progress {
     }
 
     fn line(&self, read: usize, summary: &berth_app::secscan::ImportSummary) -> String {
-        let rate = read as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
         format!(
-            "… {read} of {} advisories read ({rate:.0}/s), {} stored, {} unchanged",
-            self.total, summary.stored, summary.unchanged
+            "… {read} of {} advisories read ({:.0}/s), {} stored, {} unchanged",
+            self.total,
+            self.rate(read),
+            summary.stored,
+            summary.unchanged
         )
+    }
+
+    /// Documents read per second so far.
+    fn rate(&self, read: usize) -> f64 {
+        read as f64 / self.started.elapsed().as_secs_f64().max(1e-3)
     }
 
     /// Leaves the terminal clean for what is printed next (a skipped document, the result).
@@ -377,7 +382,7 @@ async fn import(app: &berth_app::App, path: PathBuf) -> anyhow::Result<()> {
     if !batch.is_empty() {
         summary.add(app.import_advisories(&batch).await?);
     }
-    let elapsed = progress.started.elapsed();
+    let (elapsed, rate) = (progress.started.elapsed(), progress.rate(read));
     progress.finish();
     reader
         .await
@@ -389,7 +394,7 @@ async fn import(app: &berth_app::App, path: PathBuf) -> anyhow::Result<()> {
         summary.unchanged,
         app.advisory_count().await?,
         elapsed.as_secs_f64(),
-        read as f64 / elapsed.as_secs_f64().max(1e-3)
+        rate
     );
     anyhow::ensure!(read > 0, "no OSV documents (.json or .zip) in {shown}");
     anyhow::ensure!(read > invalid, "no advisory in {shown} could be read");

@@ -56,6 +56,17 @@ impl Backend {
     }
 }
 
+/// The file a SQLite URL names, as [`Store::connect`] reads it (`None` for PostgreSQL, an
+/// in-memory database, or a URL it cannot read).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if Backend::of_url(url).ok()? != Backend::Sqlite || in_memory {
+        return None;
+    }
+    let path = SqliteConnectOptions::from_str(url).ok()?.get_filename().to_path_buf();
+    (!path.as_os_str().is_empty()).then_some(path)
+}
+
 /// Hides the password of a URL for messages and logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

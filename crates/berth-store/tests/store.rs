@@ -428,6 +428,21 @@ async fn bad_urls_are_rejected_without_leaking_passwords() {
     assert!(e.contains("sqlite: or postgres://") && !e.contains("hunter2"), "{e}");
 }
 
+#[test]
+fn sqlite_urls_name_their_file() {
+    use berth_store::db::sqlite_file;
+    assert_eq!(
+        sqlite_file("sqlite://./data/berth.db"),
+        Some(std::path::PathBuf::from("./data/berth.db"))
+    );
+    assert_eq!(
+        sqlite_file("sqlite:///var/lib/berth/berth.db?mode=rwc"),
+        Some(std::path::PathBuf::from("/var/lib/berth/berth.db"))
+    );
+    assert_eq!(sqlite_file("sqlite::memory:"), None);
+    assert_eq!(sqlite_file("postgres://u@h/db"), None);
+}
+
 #[backend_test]
 async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbKind) {
     use berth_store::queue::{self, NewJob, PutBack, PutBackKind};
