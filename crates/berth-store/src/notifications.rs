@@ -99,6 +99,26 @@ pub async fn for_event(ex: &mut impl Exec, repo: RepoId, event: &str) -> Result<
     Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(repo.0).bind(event).fetch_all(c).await)?)
 }
 
+/// The notifications for `event` of the repository `namespace/name`, enabled or not, oldest first:
+/// [`for_event`] by the repository's path, in one round trip (empty when there is no such
+/// repository).
+pub async fn for_event_at(
+    ex: &mut impl Exec,
+    namespace: &str,
+    name: &str,
+    event: &str,
+) -> Result<Vec<NotificationRow>> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM repository_notification WHERE repository_id = (SELECT r.id FROM repository r \
+         JOIN account a ON a.id = r.namespace_id WHERE a.name = $1 AND r.name = $2) AND event = $3 ORDER BY id"
+    );
+    Ok(
+        run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(namespace).bind(name).bind(event).fetch_all(c).await)?,
+    )
+}
+
 /// Turns a notification off (or back on, with `reason` `None`).
 pub async fn set_enabled(tx: &mut Tx, id: i64, enabled: bool, reason: Option<&str>) -> Result<()> {
     let sql = "UPDATE repository_notification SET enabled = $2, disabled_reason = $3, disabled_at = $4 WHERE id = $1";

@@ -1635,6 +1635,24 @@ async fn notifications_by_repository_and_event_and_name_search(kind: berth_testk
     let mut c = s.conn().await.unwrap();
     let for_push = notifications::for_event(&mut c, repo.id, "repo_push").await.unwrap();
     assert_eq!((for_push.len(), for_push[0].enabled), (1, false), "disabled ones too");
+    // The same by the repository's path, in one statement; nothing for another path or event.
+    let at_path = |ns: &'static str, name: &'static str, event: &'static str| {
+        let s = s.clone();
+        async move {
+            let mut c = s.conn().await.unwrap();
+            notifications::for_event_at(&mut c, ns, name, event)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|n| n.uuid)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(at_path("owner", "web", "repo_push").await, ["n-push"]);
+    assert_eq!(at_path("owner", "web", "build_success").await, ["n-build"]);
+    assert!(at_path("owner", "web", "build_failure").await.is_empty());
+    assert!(at_path("owner", "other", "repo_push").await.is_empty());
+    assert!(at_path("web", "owner", "repo_push").await.is_empty());
     let all: Vec<String> = notifications::of_repo(&mut c, repo.id)
         .await
         .unwrap()

@@ -845,6 +845,60 @@ async fn raise_pushes(s: &TestServer, n: usize) {
     raising.join_all().await;
 }
 
+#[backend_test]
+async fn raised_events_are_answered_each_alone(kind: berth_testkit::DbKind) {
+    let rx = Receiver::start().await;
+    let (s, root) = server(kind, false, |_| {}).await;
+    hook(&s, &root, &format!("{}/raised", rx.url)).await;
+    s.org_with_repo(&root, "other", "quiet").await;
+    let ctx = berth_notify::RepoContext {
+        hostname: &s.hostname,
+        scheme: "http",
+        namespace: "acme",
+        name: "web",
+    };
+    // Raised all at once, so that they share group commits (several at once on PostgreSQL): a
+    // missing repository fails its own event only, and a repository without notifications
+    // queues nothing.
+    let mut raising = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let (namespace, name) = match i % 3 {
+            0 => ("acme", "web"),
+            1 => ("other", "quiet"),
+            _ => ("acme", "missing"),
+        };
+        let data = berth_notify::events::repo_push(&ctx, &[&format!("t{i}")], &[]);
+        let app = s.app.clone();
+        raising.spawn(async move {
+            let got = app
+                .raise_event(namespace, name, berth_notify::EventKind::RepoPush, &data)
+                .await;
+            (name, got)
+        });
+    }
+    for (name, got) in raising.join_all().await {
+        match name {
+            "web" => assert_eq!(got.unwrap(), 1),
+            "quiet" => assert_eq!(got.unwrap(), 0),
+            _ => assert!(
+                matches!(got, Err(berth_app::AppError::NotFound(_))),
+                "a missing repository: {got:?}"
+            ),
+        }
+    }
+    let worker = Worker::start(&s);
+    let got = arrivals(&rx, 20).await;
+    worker.stop().await;
+    let mut tags: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["updated_tags"][0].as_str().unwrap_or_default().to_owned())
+        .collect();
+    tags.sort_by_key(|t| t[1..].parse::<u32>().unwrap_or(u32::MAX));
+    let expected: Vec<String> = (0..60).step_by(3).map(|i| format!("t{i}")).collect();
+    assert_eq!(tags, expected, "each raised push arrives once");
+    s.stop().await;
+}
+
 /// Waits for `n` arrivals.
 async fn arrivals(rx: &Receiver, n: usize) -> Vec<Received> {
     let mut got = Vec::with_capacity(n);
