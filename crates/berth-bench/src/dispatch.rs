@@ -529,7 +529,7 @@ async fn paced(ctx: &Ctx, postgres: bool, backend: &str) -> anyhow::Result<(Vec<
             // Each event is raised by its own task at its tick, as requests would.
             raised.spawn(async move {
                 let at = Instant::now();
-                p.raise("r0", &tag).await.map(|()| (tag, at))
+                p.raise("r0", &tag).await.map(|()| (tag, at, Instant::now()))
             });
         }
         let mut stamps = Vec::with_capacity(total);
@@ -538,7 +538,7 @@ async fn paced(ctx: &Ctx, postgres: bool, backend: &str) -> anyhow::Result<(Vec<
         }
         let asked_for = t.elapsed();
         let cores = (cpu_seconds(std::process::id()) - cpu_before) / asked_for.as_secs_f64();
-        let last_raise = stamps.iter().map(|(_, at)| *at).max().unwrap_or(t);
+        let last_raise = stamps.iter().map(|(_, at, _)| *at).max().unwrap_or(t);
         let deadline = Instant::now() + Duration::from_secs(120);
         while fleet.total(&prefix) < total * 10 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -546,27 +546,43 @@ async fn paced(ctx: &Ctx, postgres: bool, backend: &str) -> anyhow::Result<(Vec<
         if ctx.engine_metrics {
             // Event → arrival by when the event was raised, per 50 ms, for the spells where some
             // event took over 10 ms: shows when a queue formed, how long it lasted, and how it
-            // drained (a stall hits every event of its spell; slow requests hit a few).
-            let mut per: std::collections::BTreeMap<u128, Vec<f64>> = std::collections::BTreeMap::new();
-            for (tag, at) in &stamps {
+            // drained (a stall hits every event of its spell; slow requests hit a few), and which
+            // part of it passed before the raise had committed.
+            let mut per: std::collections::BTreeMap<u128, (Vec<f64>, Vec<f64>)> = std::collections::BTreeMap::new();
+            let (mut to_commit, mut from_commit) = (Vec::new(), Vec::new());
+            for (tag, at, committed) in &stamps {
+                let bin = per.entry(at.duration_since(t).as_millis() / 50).or_default();
+                let commit_ms = committed.duration_since(*at).as_secs_f64() * 1000.0;
+                to_commit.push(commit_ms);
+                bin.1.push(commit_ms);
                 for a in fleet.arrivals(tag) {
-                    let ms = a.saturating_duration_since(*at).as_secs_f64() * 1000.0;
-                    per.entry(at.duration_since(t).as_millis() / 50).or_default().push(ms);
+                    from_commit.push(a.saturating_duration_since(*committed).as_secs_f64() * 1000.0);
+                    bin.0.push(a.saturating_duration_since(*at).as_secs_f64() * 1000.0);
                 }
             }
-            for (bin, v) in per {
+            for (part, v) in [("event → committed", &to_commit), ("committed → arrival", &from_commit)] {
+                let q = |x| quantile(v, x).unwrap_or(0.0);
+                eprintln!(
+                    "{backend} {rate}/s: {part}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",
+                    q(0.5),
+                    q(0.9),
+                    q(0.99)
+                );
+            }
+            for (bin, (v, commits)) in per {
                 let (p50, max) = (quantile(&v, 0.5).unwrap_or(0.0), quantile(&v, 1.0).unwrap_or(0.0));
                 if max > 10.0 {
                     eprintln!(
-                        "{backend} {rate}/s: raised at {:.2} s: event → arrival p50 {p50:.1} ms, max {max:.1} ms",
-                        bin as f64 / 20.0
+                        "{backend} {rate}/s: raised at {:.2} s: event → arrival p50 {p50:.1} ms, max {max:.1} ms (committed: p50 {:.1} ms)",
+                        bin as f64 / 20.0,
+                        quantile(&commits, 0.5).unwrap_or(0.0)
                     );
                 }
             }
         }
         let mut lat = Vec::new();
         let mut last_arrival = last_raise;
-        for (tag, at) in &stamps {
+        for (tag, at, _) in &stamps {
             for a in fleet.arrivals(tag) {
                 lat.push(a.saturating_duration_since(*at).as_secs_f64() * 1000.0);
                 last_arrival = last_arrival.max(a);
