@@ -1,6 +1,7 @@
 //! What the background workers (deliveries, scans, builds) share: tasks that stop with their
-//! owner, renewing a claimed job's lease while it runs (so that a job outliving its lease is not
-//! taken over by another worker while this one is still on it), and moving a job to its end.
+//! owner, the claim loop of the workers that run one job at a time (scans, builds), renewing a
+//! claimed job's lease while it runs (so that a job outliving its lease is not taken over by
+//! another worker while this one is still on it), and moving a job to its end.
 
 use std::time::Duration;
 
@@ -19,6 +20,51 @@ pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// A worker that runs the jobs of one queue one at a time (scans, builds).
+pub(crate) struct JobWorker<'a> {
+    /// The queue it takes jobs from.
+    pub(crate) queue: &'static str,
+    /// How long a claim is leased (renewed by [`App::keep_leased`] while the job runs).
+    pub(crate) lease: Duration,
+    /// How long it waits for a wake-up before looking again.
+    pub(crate) poll: Duration,
+    /// Signalled when jobs were enqueued.
+    pub(crate) wake: &'a tokio::sync::Notify,
+}
+
+impl JobWorker<'_> {
+    /// A worker id for claims: the kind's letter, the process, and a random part.
+    pub(crate) fn id(kind: char) -> String {
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        format!("{kind}{}-{}", std::process::id(), &random[..8])
+    }
+
+    /// Waits for the next due job of the queue and claims it as `worker`: looks again when woken
+    /// or after `poll`, and after `poll` when the store failed (logged).
+    pub(crate) async fn next(&self, app: &App, worker: &str) -> Claimed {
+        loop {
+            let claimed = async {
+                let lease = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::minutes(1));
+                let mut tx = app.store.begin().await?;
+                let now = Utc::now();
+                let jobs = queue::claim(&mut tx, self.queue, now, now + lease, 1, worker, &[]).await?;
+                tx.commit().await?;
+                Ok::<Option<Claimed>, AppError>(jobs.into_iter().next())
+            };
+            match claimed.await {
+                Ok(Some(job)) => return job,
+                Ok(None) => {
+                    let _ = tokio::time::timeout(self.poll, self.wake.notified()).await;
+                }
+                Err(e) => {
+                    tracing::warn!(queue = self.queue, error = %e, "could not claim a job");
+                    tokio::time::sleep(self.poll).await;
+                }
+            }
+        }
     }
 }
 

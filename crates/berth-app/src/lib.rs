@@ -111,6 +111,8 @@ pub struct App {
     wake: std::sync::Arc<tokio::sync::Notify>,
     scan_wake: std::sync::Arc<tokio::sync::Notify>,
     build_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Runs the commands of builds (as processes, but in tests of the build's phases).
+    build_runner: std::sync::Arc<dyn builds::BuildRunner>,
     mailer: Option<berth_notify::mail::Mailer>,
     /// The group committer of `raise_event`, started by its first call.
     raiser: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<events::RaiseRequest>>>,
@@ -154,6 +156,7 @@ impl App {
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             scan_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             build_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+            build_runner: std::sync::Arc::new(builds::ProcessRunner),
             handoff: std::sync::Arc::default(),
             raiser: std::sync::Arc::default(),
             passwords: std::sync::Arc::default(),

@@ -25,7 +25,7 @@ use berth_store::{registry as reg, repos};
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::jobs::{JobEnd, end_job};
+use crate::jobs::{JobEnd, JobWorker, end_job};
 use crate::{App, AppError, Caller, Result};
 
 /// The queue that carries scan jobs.
@@ -220,32 +220,18 @@ impl App {
     /// Runs scan jobs forever, one at a time (indexing is CPU- and I/O-bound; one per process
     /// leaves the cores to requests and deliveries).
     pub async fn run_secscan_worker(&self) {
-        let worker = format!(
-            "s{}-{}",
-            std::process::id(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
+        let s = &self.settings.secscan;
+        let jobs = JobWorker {
+            queue: SECSCAN_QUEUE,
+            lease: s.lease,
+            poll: s.poll_interval,
+            wake: &self.scan_wake,
+        };
+        let worker = JobWorker::id('s');
         loop {
-            match self.claim_scan(&worker).await {
-                Ok(Some(job)) => self.run_scan_job(job).await,
-                Ok(None) => {
-                    let _ = tokio::time::timeout(self.settings.secscan.poll_interval, self.scan_wake.notified()).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not claim a scan job");
-                    tokio::time::sleep(self.settings.secscan.poll_interval).await;
-                }
-            }
+            let job = jobs.next(self, &worker).await;
+            self.run_scan_job(job).await;
         }
-    }
-
-    async fn claim_scan(&self, worker: &str) -> Result<Option<Claimed>> {
-        let lease = chrono::Duration::from_std(self.settings.secscan.lease).unwrap_or(chrono::Duration::minutes(2));
-        let mut tx = self.store.begin().await?;
-        let now = Utc::now();
-        let jobs = queue::claim(&mut tx, SECSCAN_QUEUE, now, now + lease, 1, worker, &[]).await?;
-        tx.commit().await?;
-        Ok(jobs.into_iter().next())
     }
 
     /// Runs one claimed job, renewing its lease meanwhile; infrastructure errors are retried

@@ -321,7 +321,10 @@ impl App {
         let config = &t.config.0;
         let tags = payload::tags_for(config, &meta);
         let commit = meta["commit"].as_str().unwrap_or_default().to_owned();
-        let source = json!({"kind": "git", "url": config["build_source"], "commit": commit});
+        let source = berth_core::BuildSource::Git {
+            url: config["build_source"].as_str().unwrap_or_default().to_owned(),
+            commit,
+        };
         let display = meta["commit_info"]["short_sha"].as_str().unwrap_or_default().to_owned();
         let new = NewBuild {
             uuid: &uuid::Uuid::new_v4().to_string(),

@@ -7,6 +7,7 @@
 #[macro_use]
 mod macros;
 
+pub mod build;
 pub mod error;
 pub mod ids;
 pub mod names;
@@ -16,6 +17,7 @@ pub mod roles;
 pub mod scopes;
 pub mod status;
 
+pub use build::BuildSource;
 pub use error::CoreError;
 pub use ids::{AccountId, RepoId, TeamId, TokenId};
 pub use names::{AccountName, Email, RepoName, RepoPath, RobotName, RobotShortName, TeamName};

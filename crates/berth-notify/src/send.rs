@@ -188,6 +188,30 @@ impl Sender {
         builder.build().map_err(|e| format!("building the HTTP client: {e}"))
     }
 
+    /// GETs `url` through the same guard (no redirects), for at most `timeout` and `max_bytes`:
+    /// a build's context archive. Errors name the URL and what went wrong.
+    pub async fn download(&self, url: &str, max_bytes: u64, timeout: Duration) -> Result<Vec<u8>, String> {
+        if self.guard.literal_refused(url) {
+            return Err(format!("{url} is not a public address"));
+        }
+        let mut resp = self
+            .client
+            .get(url)
+            .timeout(timeout)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("downloading {url}: {e}"))?;
+        let mut out = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("downloading {url}: {e}"))? {
+            out.extend_from_slice(&chunk);
+            if out.len() as u64 > max_bytes {
+                return Err(format!("{url} is larger than builds.max_context_bytes ({max_bytes})"));
+            }
+        }
+        Ok(out)
+    }
+
     /// POSTs a JSON body (already serialized), signed when the meta carries secrets. `what` names
     /// the method in messages (never the URL: it may hold a token); `log_url` is the URL as the
     /// log may show it.

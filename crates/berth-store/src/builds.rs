@@ -1,7 +1,7 @@
 //! Dockerfile builds: the build rows with their phase and results, their log lines, uploaded build
 //! contexts (filedrop) and build triggers.
 
-use berth_core::{BuildPhase, RepoId};
+use berth_core::{BuildPhase, BuildSource, RepoId};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -37,9 +37,8 @@ pub struct BuildRow {
     pub display_name: String,
     /// Tags to push.
     pub docker_tags: Json<Vec<String>>,
-    /// Where the context comes from: `{"kind": "upload", "file_id"}`, `{"kind": "archive",
-    /// "url"}` or `{"kind": "git", "url", "commit"}`.
-    pub source: Json<Value>,
+    /// Where the context comes from (stored as JSON tagged by `kind`).
+    pub source: Json<BuildSource>,
     /// The Dockerfile, relative to the context.
     pub dockerfile_path: String,
     /// The context directory, relative to the source root.
@@ -80,7 +79,7 @@ pub struct NewBuild<'a> {
     /// Tags.
     pub docker_tags: &'a [String],
     /// Source.
-    pub source: &'a Value,
+    pub source: &'a BuildSource,
     /// Dockerfile path.
     pub dockerfile_path: &'a str,
     /// Context directory.

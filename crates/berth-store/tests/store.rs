@@ -1064,6 +1064,10 @@ async fn builds_logs_filedrops_and_triggers(kind: berth_testkit::DbKind) {
         .unwrap();
     let meta = json!({"commit": "abc"});
     let tags = vec!["v1".to_owned()];
+    let source = berth_core::BuildSource::Git {
+        url: "file:///src".into(),
+        commit: "abc".into(),
+    };
     let b = builds::insert(
         &mut tx,
         &NewBuild {
@@ -1071,7 +1075,7 @@ async fn builds_logs_filedrops_and_triggers(kind: berth_testkit::DbKind) {
             repo: repo.id,
             display_name: "abc1234",
             docker_tags: &tags,
-            source: &json!({"kind": "git"}),
+            source: &source,
             dockerfile_path: "Dockerfile",
             context: "",
             trigger_id: Some(t.id),
@@ -1083,6 +1087,7 @@ async fn builds_logs_filedrops_and_triggers(kind: berth_testkit::DbKind) {
     .await
     .unwrap();
     assert_eq!(b.phase, BuildPhase::Waiting);
+    assert_eq!(b.source.0, source);
     assert!(
         builds::set_phase(&mut tx, b.id, BuildPhase::Building, None, now)
             .await

@@ -109,11 +109,8 @@ impl From<BuildView> for BuildOut {
                 .map(|t| json!({"id": t.uuid, "service": t.service, "build_source": t.config.0["build_source"]}))
                 .unwrap_or(Value::Null),
             trigger_metadata: b.trigger_metadata.0,
-            resource_key: source["file_id"].as_str().map(str::to_owned),
-            archive_url: source["url"]
-                .as_str()
-                .filter(|_| source["kind"] == "archive")
-                .map(str::to_owned),
+            resource_key: source.file_id().map(str::to_owned),
+            archive_url: source.archive_url().map(str::to_owned),
             pull_robot: Value::Null,
             repository: json!({"namespace": v.repo.namespace, "name": v.repo.name}),
             error: b.error,

@@ -451,16 +451,6 @@ async fn build_page(s: &HttpState, session: &Session, ns: &str, name: &str, uuid
     let v = s.app.get_build(&session.ctx, ns, name, uuid).await?;
     let (lines, total) = s.app.build_logs(&session.ctx, ns, name, uuid, 0).await?;
     let b = &v.build;
-    let source = &b.source.0;
-    let source = match source["kind"].as_str() {
-        Some("git") => format!(
-            "{} at {}",
-            source["url"].as_str().unwrap_or(""),
-            source["commit"].as_str().unwrap_or("")
-        ),
-        Some("archive") => source["url"].as_str().unwrap_or("").to_owned(),
-        _ => "uploaded context".to_owned(),
-    };
     let page = BuildPage {
         title: format!("Build {}", b.display_name),
         chrome: session.chrome.clone(),
@@ -470,7 +460,7 @@ async fn build_page(s: &HttpState, session: &Session, ns: &str, name: &str, uuid
         phase: b.phase.to_string(),
         tags: b.docker_tags.0.join(", "),
         started: when(b.created_at),
-        source,
+        source: b.source.0.to_string(),
         error: b.error.clone().unwrap_or_default(),
         image: b.image_id.clone().unwrap_or_default(),
         cancellable: v.can_write && !b.phase.is_final(),

@@ -959,7 +959,9 @@ async fn a_build_credential_writes_only_its_repository_while_it_runs(kind: berth
             repo: repo.id,
             display_name: "x",
             docker_tags: &["v1".to_owned()],
-            source: &empty,
+            source: &berth_core::BuildSource::Upload {
+                file_id: "never-uploaded".into(),
+            },
             dockerfile_path: "Dockerfile",
             context: "",
             trigger_id: None,
