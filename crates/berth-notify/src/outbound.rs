@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 
 use crate::events::EventKind;
 use crate::jsontemplate::JsonTemplate;
-use crate::methods::{MethodKind, TlsOptions, custom_headers, tls_options};
-use crate::send::{self, mask_url};
+use crate::methods::{MethodKind, TlsOptions, custom_headers, flowdock, hipchat, slack, tls_options};
+use crate::send::mask_url;
 
 /// The fixed endpoints and identities that some methods use.
 #[derive(Debug, Clone)]
@@ -133,7 +133,7 @@ pub fn target(method: MethodKind, config: &Value, endpoints: &Endpoints) -> Resu
             };
             let token = config["notification_token"].as_str().unwrap_or_default();
             Target::Http(route(
-                send::hipchat_url(&endpoints.hipchat_api_base, &room, token)?,
+                hipchat::url(&endpoints.hipchat_api_base, &room, token)?,
                 "hipchat",
                 false,
             )?)
@@ -141,7 +141,7 @@ pub fn target(method: MethodKind, config: &Value, endpoints: &Endpoints) -> Resu
         MethodKind::Flowdock => {
             let token = config["flow_api_token"].as_str().unwrap_or_default();
             Target::Http(route(
-                send::flowdock_url(&endpoints.flowdock_api_base, token)?,
+                flowdock::url(&endpoints.flowdock_api_base, token)?,
                 "flowdock",
                 true,
             )?)
@@ -199,10 +199,10 @@ pub fn http_body(
                     .to_string()
             }
         },
-        MethodKind::Slack => send::slack_body(event, &data.parse()?, performer).to_string(),
-        MethodKind::Hipchat => send::hipchat_body(event, &data.parse()?, performer).to_string(),
+        MethodKind::Slack => slack::body(event, &data.parse()?, performer).to_string(),
+        MethodKind::Hipchat => hipchat::body(event, &data.parse()?, performer).to_string(),
         MethodKind::Flowdock => {
-            send::flowdock_body(event, &data.parse()?, performer, &endpoints.from_address).to_string()
+            flowdock::body(event, &data.parse()?, performer, &endpoints.from_address).to_string()
         }
         MethodKind::Email | MethodKind::QuayNotification => {
             return Err(format!("{} is not sent over HTTP", method.name()));

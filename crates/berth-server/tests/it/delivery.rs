@@ -178,11 +178,11 @@ async fn every_event_to_webhook_and_slack(kind: berth_testkit::DbKind) {
         assert_eq!(body["attachments"][0]["mrkdwn_in"], json!(["text"]));
         assert_eq!(
             body["attachments"][0]["color"],
-            berth_notify::send::slack_color(event.level(&expected))
+            berth_notify::methods::slack::color(event.level(&expected))
         );
         assert_eq!(
             body["attachments"][0]["text"],
-            berth_notify::send::slack_text(*event, &expected, Some("root")),
+            berth_notify::methods::slack::text(*event, &expected, Some("root")),
             "{}",
             event.name()
         );
@@ -202,7 +202,7 @@ async fn every_event_to_webhook_and_slack(kind: berth_testkit::DbKind) {
         assert_eq!(got.path, "/flowdock/v1/messages/team_inbox/tok");
         assert_eq!(
             got.json(),
-            berth_notify::send::flowdock_body(*event, &expected, Some("root"), "berth@localhost"),
+            berth_notify::methods::flowdock::body(*event, &expected, Some("root"), "berth@localhost"),
             "{}",
             event.name()
         );
@@ -221,7 +221,7 @@ async fn every_event_to_webhook_and_slack(kind: berth_testkit::DbKind) {
         let body = got.json();
         assert_eq!(
             body,
-            berth_notify::send::hipchat_body(*event, &expected, Some("root")),
+            berth_notify::methods::hipchat::body(*event, &expected, Some("root")),
             "{}",
             event.name()
         );

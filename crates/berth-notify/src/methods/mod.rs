@@ -5,6 +5,10 @@
 //! Checks that need the database (that a target user, organization or team exists, that an e-mail
 //! address is authorized) are made by the application layer on the parsed [`Target`] and address.
 
+pub mod flowdock;
+pub mod hipchat;
+pub mod slack;
+
 use serde_json::Value;
 
 use crate::jsontemplate::JsonTemplate;
