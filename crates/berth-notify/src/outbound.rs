@@ -201,9 +201,7 @@ pub fn http_body(
         },
         MethodKind::Slack => slack::body(event, &data.parse()?, performer).to_string(),
         MethodKind::Hipchat => hipchat::body(event, &data.parse()?, performer).to_string(),
-        MethodKind::Flowdock => {
-            flowdock::body(event, &data.parse()?, performer, &endpoints.from_address).to_string()
-        }
+        MethodKind::Flowdock => flowdock::body(event, &data.parse()?, performer, &endpoints.from_address).to_string(),
         MethodKind::Email | MethodKind::QuayNotification => {
             return Err(format!("{} is not sent over HTTP", method.name()));
         }
