@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
-use berth_core::DeliveryStatus;
+use berth_core::{DeliveryStatus, JobQueue};
 use berth_store::Tx;
 use berth_store::deliveries::{self, DeliveryRow, NewDelivery};
 use berth_store::notifications::{self, NotificationRow};
@@ -25,9 +25,6 @@ use serde_json::{Value, json};
 use crate::delivery::perform::{Targets, Work, work};
 use crate::delivery::record::JobRef;
 use crate::{AppError, Principal, Result, Settings};
-
-/// The queue that carries notification deliveries.
-pub const NOTIFICATION_QUEUE: &str = "notification";
 
 /// The payload context of a repository: its URLs as configured.
 pub fn repo_context<'a>(settings: &'a Settings, repo: &'a RepoRow) -> berth_notify::RepoContext<'a> {
@@ -125,7 +122,7 @@ pub(crate) fn queue_name(repo: &RepoRow, event: &str) -> String {
 
 /// [`queue_name`] by the repository's path.
 fn queue_name_at(namespace: &str, name: &str, event: &str) -> String {
-    format!("{NOTIFICATION_QUEUE}/{namespace}/{name}/{event}/")
+    format!("{}/{namespace}/{name}/{event}/", JobQueue::Notification)
 }
 
 impl crate::App {
@@ -230,7 +227,7 @@ impl crate::App {
         };
         let claimed = queue::enqueue_claimed(
             tx,
-            NOTIFICATION_QUEUE,
+            JobQueue::Notification,
             &jobs[..take],
             &offer.token,
             offer.until,
@@ -274,7 +271,7 @@ impl crate::App {
         if jobs.is_empty() {
             return Ok(());
         }
-        queue::enqueue_many(tx, NOTIFICATION_QUEUE, jobs, crate::jobs::DEFAULT_RETRIES).await?;
+        queue::enqueue_many(tx, JobQueue::Notification, jobs, crate::jobs::DEFAULT_RETRIES).await?;
         let wake = self.wake.clone();
         tx.after_commit(move || wake.notify_one());
         Ok(())

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use berth_core::JobQueue;
 use berth_store::Tx;
 use berth_store::queue::{self, Claimed};
 use chrono::Utc;
@@ -26,7 +27,7 @@ impl Drop for AbortOnDrop {
 /// A worker that runs the jobs of one queue one at a time (scans, builds).
 pub(crate) struct JobWorker<'a> {
     /// The queue it takes jobs from.
-    pub(crate) queue: &'static str,
+    pub(crate) queue: JobQueue,
     /// How long a claim is leased (renewed by [`App::keep_leased`] while the job runs).
     pub(crate) lease: Duration,
     /// How long it waits for a wake-up before looking again.
@@ -60,7 +61,7 @@ impl JobWorker<'_> {
                     let _ = tokio::time::timeout(self.poll, self.wake.notified()).await;
                 }
                 Err(e) => {
-                    tracing::warn!(queue = self.queue, error = %e, "could not claim a job");
+                    tracing::warn!(queue = self.queue.as_str(), error = %e, "could not claim a job");
                     tokio::time::sleep(self.poll).await;
                 }
             }

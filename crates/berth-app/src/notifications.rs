@@ -3,7 +3,7 @@
 //! reading, deletion, re-enabling and test sends. Every operation needs repository admin, and every
 //! operation by uuid is scoped to the repository in the path.
 
-use berth_core::{AccountKind, RepoRole};
+use berth_core::{AccountKind, JobQueue, RepoRole};
 use berth_notify::methods::{Checked, Target};
 use berth_notify::{EventKind, MethodKind};
 use berth_store::accounts;
@@ -13,7 +13,7 @@ use berth_store::{Exec, teams};
 use serde_json::{Value, json};
 
 use crate::audit::record;
-use crate::events::{DeliveryPayload, NOTIFICATION_QUEUE, Occurrence, repo_context};
+use crate::events::{DeliveryPayload, Occurrence, repo_context};
 use crate::sealing::Purpose;
 use crate::{App, AppError, Caller, Ctx, Result};
 
@@ -225,7 +225,13 @@ impl App {
         let event = EventKind::parse(&row.event).map_err(AppError::Internal)?;
         let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
         let sample = event.sample(&repo_context(&self.settings, &repo), &row.event_config.0, now);
-        let queue_name = format!("{NOTIFICATION_QUEUE}/{}/{}/{}/", repo.namespace, row.uuid, row.event);
+        let queue_name = format!(
+            "{}/{}/{}/{}/",
+            JobQueue::Notification,
+            repo.namespace,
+            row.uuid,
+            row.event
+        );
         let payload = DeliveryPayload::new(&sample, ctx.caller.account(), true)?;
         let occurrence = Occurrence {
             name: queue_name,

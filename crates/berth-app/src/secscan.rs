@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_core::{Digest, RepoId, RepoRole};
+use berth_core::{Digest, JobQueue, RepoId, RepoRole};
 use berth_scan::layer::Facts;
 use berth_scan::{Advisory, ImageIndex, LayerIndex, Severity};
 use berth_store::queue::{self, Claimed};
@@ -27,9 +27,6 @@ use serde_json::{Value, json};
 
 use crate::jobs::{JobEnd, JobWorker, end_job};
 use crate::{App, AppError, Caller, Result};
-
-/// The queue that carries scan jobs.
-pub const SECSCAN_QUEUE: &str = "secscan";
 
 /// How scanning runs.
 #[derive(Debug, Clone)]
@@ -212,8 +209,8 @@ impl App {
             return Ok(false);
         }
         let body = json!({"kind": "manifest", "repository_id": repo.0, "digest": digest});
-        let name = format!("{SECSCAN_QUEUE}/{digest}");
-        queue::enqueue(tx, SECSCAN_QUEUE, &name, &body, crate::jobs::DEFAULT_RETRIES).await?;
+        let name = format!("{}/{digest}", JobQueue::Secscan);
+        queue::enqueue(tx, JobQueue::Secscan, &name, &body, crate::jobs::DEFAULT_RETRIES).await?;
         Ok(true)
     }
 
@@ -222,7 +219,7 @@ impl App {
     pub async fn run_secscan_worker(&self) {
         let s = &self.settings.secscan;
         let jobs = JobWorker {
-            queue: SECSCAN_QUEUE,
+            queue: JobQueue::Secscan,
             lease: s.lease,
             poll: s.poll_interval,
             wake: &self.scan_wake,
@@ -573,8 +570,8 @@ impl App {
             touched.sort();
             touched.dedup();
             let body = json!({"kind": "rematch", "packages": touched});
-            let name = format!("{SECSCAN_QUEUE}/rematch");
-            queue::enqueue(&mut tx, SECSCAN_QUEUE, &name, &body, crate::jobs::DEFAULT_RETRIES).await?;
+            let name = format!("{}/rematch", JobQueue::Secscan);
+            queue::enqueue(&mut tx, JobQueue::Secscan, &name, &body, crate::jobs::DEFAULT_RETRIES).await?;
         }
         tx.commit().await?;
         if !touched.is_empty() {

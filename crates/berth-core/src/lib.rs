@@ -25,4 +25,4 @@ pub use oci::{Digest, DigestAlgorithm, Reference, Tag};
 pub use perms::{Access, RepoAccessFacts, effective_repo_role};
 pub use roles::{AccountKind, RepoRole, TeamRole, Visibility};
 pub use scopes::{Scope, ScopeSet};
-pub use status::{BuildPhase, DeliveryStatus};
+pub use status::{BuildPhase, DeliveryStatus, JobQueue};

@@ -1,5 +1,6 @@
-//! Where deliveries and builds stand, each value with the one spelling that is stored and shown
-//! (Quay's, for build phases), and the rules that depend only on it.
+//! Where deliveries and builds stand, and the queues background jobs wait in: each value with the
+//! one spelling that is stored and shown (Quay's, for build phases), and the rules that depend
+//! only on it.
 
 use crate::CoreError;
 
@@ -26,6 +27,15 @@ string_enum!(
         Cancelled => "cancelled",
         InternalError => "internalerror",
         Expired => "expired",
+    }
+);
+
+string_enum!(
+    /// A queue of background jobs: each kind of work waits in its own.
+    JobQueue, "queue", {
+        Notification => "notification",
+        Secscan => "secscan",
+        Build => "build",
     }
 );
 

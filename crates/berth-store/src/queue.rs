@@ -13,6 +13,7 @@
 //!   return which jobs were still held, so a worker whose claim was taken over learns it and
 //!   records nothing.
 
+use berth_core::JobQueue;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
@@ -55,7 +56,8 @@ pub struct NewJob {
 }
 
 /// Adds a job, runnable now, that gets `retries` attempts (how many is the caller's rule).
-pub async fn enqueue(tx: &mut Tx, queue: &str, name: &str, body: &serde_json::Value, retries: i32) -> Result<i64> {
+pub async fn enqueue(tx: &mut Tx, queue: JobQueue, name: &str, body: &serde_json::Value, retries: i32) -> Result<i64> {
+    let queue = queue.as_str();
     let sql = "INSERT INTO queue_item (queue, name, body, available_after, retries_remaining, state_id, created_at) \
                VALUES ($1, $2, $3, $4, $5, 'new', $4) RETURNING id";
     let id = run!(tx, c => sqlx::query_scalar::<_, i64>(sql)
@@ -67,7 +69,8 @@ pub async fn enqueue(tx: &mut Tx, queue: &str, name: &str, body: &serde_json::Va
 
 /// Adds jobs runnable now, with `retries` attempts each, in one statement (per 1,000 on SQLite),
 /// and announces them once.
-pub async fn enqueue_many(tx: &mut Tx, queue: &str, jobs: &[NewJob], retries: i32) -> Result<()> {
+pub async fn enqueue_many(tx: &mut Tx, queue: JobQueue, jobs: &[NewJob], retries: i32) -> Result<()> {
+    let queue = queue.as_str();
     if jobs.is_empty() {
         return Ok(());
     }
@@ -81,12 +84,13 @@ pub async fn enqueue_many(tx: &mut Tx, queue: &str, jobs: &[NewJob], retries: i3
 /// Returns them as claimed, in the order given. Each gets `retries` attempts, this one included.
 pub async fn enqueue_claimed(
     tx: &mut Tx,
-    queue: &str,
+    queue: JobQueue,
     jobs: &[NewJob],
     token: &str,
     until: DateTime<Utc>,
     retries: i32,
 ) -> Result<Vec<Claimed>> {
+    let queue = queue.as_str();
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
@@ -191,7 +195,8 @@ async fn announce(tx: &mut Tx, queue: &str) -> Result<()> {
 }
 
 /// The jobs of a queue, oldest first (for inspection and tests).
-pub async fn list(ex: &mut impl Exec, queue: &str) -> Result<Vec<QueueItem>> {
+pub async fn list(ex: &mut impl Exec, queue: JobQueue) -> Result<Vec<QueueItem>> {
+    let queue = queue.as_str();
     let sql = "SELECT id, queue, name, body, available_after, retries_remaining, attempt FROM queue_item \
                WHERE queue = $1 ORDER BY id";
     Ok(run!(ex, c => sqlx::query_as::<_, QueueItem>(sql).bind(queue).fetch_all(c).await)?)
@@ -250,13 +255,14 @@ macro_rules! claim_sql {
 /// The returned jobs are in id order; each one's `state_id` is `<worker>-<nanos>-<id>`.
 pub async fn claim(
     tx: &mut Tx,
-    queue: &str,
+    queue: JobQueue,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: i64,
     worker: &str,
     skip_names: &[String],
 ) -> Result<Vec<Claimed>> {
+    let queue = queue.as_str();
     let token = format!("{worker}-{}", now.timestamp_nanos_opt().unwrap_or_default());
     let mut rows = match tx.handle() {
         Handle::Sqlite(c) => {

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use berth_core::{AccountKind, RepoRole, TeamRole, Visibility};
+use berth_core::{AccountKind, JobQueue, RepoRole, TeamRole, Visibility};
 use berth_store::accounts::{self, NewAccount};
 use berth_store::db::{ConnectOptions, redact_url};
 use berth_store::secrets::{Sealed, SealedColumn};
@@ -452,9 +452,15 @@ async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbK
     {
         let mut tx = s.begin().await.unwrap();
         for i in 0..10 {
-            queue::enqueue(&mut tx, "q", &format!("job{i}"), &json!({"i": i}), RETRIES)
-                .await
-                .unwrap();
+            queue::enqueue(
+                &mut tx,
+                JobQueue::Notification,
+                &format!("job{i}"),
+                &json!({"i": i}),
+                RETRIES,
+            )
+            .await
+            .unwrap();
         }
         let batch: Vec<NewJob> = (10..14)
             .map(|i| NewJob {
@@ -462,15 +468,19 @@ async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbK
                 body: json!({"i": i}).to_string(),
             })
             .collect();
-        queue::enqueue_many(&mut tx, "q", &batch, RETRIES).await.unwrap();
-        queue::enqueue_many(&mut tx, "q", &[], RETRIES).await.unwrap();
-        queue::enqueue(&mut tx, "other", "x", &json!({}), RETRIES)
+        queue::enqueue_many(&mut tx, JobQueue::Notification, &batch, RETRIES)
+            .await
+            .unwrap();
+        queue::enqueue_many(&mut tx, JobQueue::Notification, &[], RETRIES)
+            .await
+            .unwrap();
+        queue::enqueue(&mut tx, JobQueue::Secscan, "x", &json!({}), RETRIES)
             .await
             .unwrap();
         tx.commit().await.unwrap();
     }
     let mut c = s.conn().await.unwrap();
-    let listed = queue::list(&mut c, "q").await.unwrap();
+    let listed = queue::list(&mut c, JobQueue::Notification).await.unwrap();
     assert_eq!(listed.len(), 14);
     assert_eq!(
         (listed[12].name.as_str(), &listed[12].body.0),
@@ -480,7 +490,7 @@ async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbK
     drop(c);
     // The worker's own connection reads the same queue.
     let mut w = s.conn_relaxed().await.unwrap();
-    assert_eq!(queue::list(&mut w, "q").await.unwrap().len(), 14);
+    assert_eq!(queue::list(&mut w, JobQueue::Notification).await.unwrap().len(), 14);
     drop(w);
     let now = chrono::Utc::now();
     // Two workers claiming at once take disjoint jobs (SKIP LOCKED on PostgreSQL, the single
@@ -489,7 +499,7 @@ async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbK
         let s = s.clone();
         async move {
             let mut tx = s.begin_relaxed().await.unwrap();
-            let c = queue::claim(&mut tx, "q", at, at + lease, limit, worker, &skip)
+            let c = queue::claim(&mut tx, JobQueue::Notification, at, at + lease, limit, worker, &skip)
                 .await
                 .unwrap();
             tx.commit().await.unwrap();
@@ -603,10 +613,14 @@ async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbK
     let mut c = s.conn().await.unwrap();
     let stats = queue::stats(&mut c, later).await.unwrap();
     let q: Vec<(&str, i64)> = stats.iter().map(|s| (s.queue.as_str(), s.depth)).collect();
-    assert_eq!(q, [("other", 1), ("q", 12)], "of 14, one completed and one dead");
+    assert_eq!(
+        q,
+        [("notification", 12), ("secscan", 1)],
+        "of 14, one completed and one dead"
+    );
     assert!(
-        stats[0].oldest_due.is_some() && stats[1].oldest_due.is_none(),
-        "q's live jobs are leased or later"
+        stats[0].oldest_due.is_none() && stats[1].oldest_due.is_some(),
+        "the notification queue's live jobs are leased or later"
     );
     drop(c);
     // The retried job counts its attempt, the released and deferred ones give it back; the dead
@@ -628,7 +642,9 @@ async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbK
                 body: "{}".into(),
             })
             .collect();
-        queue::enqueue_many(&mut tx, "q", &jobs, RETRIES).await.unwrap();
+        queue::enqueue_many(&mut tx, JobQueue::Notification, &jobs, RETRIES)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     }
     let fair = claim("d", t, 10, vec!["flood".into()]).await;
@@ -644,7 +660,9 @@ async fn queue_claims_are_disjoint_leased_and_announced(kind: berth_testkit::DbK
         };
         tokio::time::sleep(std::time::Duration::from_millis(300)).await; // let LISTEN start
         let mut tx = s.begin().await.unwrap();
-        queue::enqueue(&mut tx, "q", "late", &json!({}), RETRIES).await.unwrap();
+        queue::enqueue(&mut tx, JobQueue::Notification, "late", &json!({}), RETRIES)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(10), wake.notified())
             .await
@@ -1368,7 +1386,7 @@ async fn queued_notification_jobs_of_the_old_shape_are_upgraded(kind: berth_test
     .unwrap();
     queue::enqueue(
         &mut tx,
-        "notification",
+        JobQueue::Notification,
         "notification/owner/web/repo_push/",
         &old,
         RETRIES,
@@ -1377,7 +1395,7 @@ async fn queued_notification_jobs_of_the_old_shape_are_upgraded(kind: berth_test
     .unwrap();
     queue::enqueue(
         &mut tx,
-        "notification",
+        JobQueue::Notification,
         "notification/owner/web/repo_push/",
         &json!({"notification_uuid": "n1",
         "delivery_id": "e0.n1", "event": "repo_push", "event_id": "e0", "occurred_at": "2026-11-01T10:00:00+00:00",
@@ -1414,7 +1432,7 @@ async fn queued_notification_jobs_of_the_old_shape_are_upgraded(kind: berth_test
         }
     }
     let mut c = s.conn().await.unwrap();
-    let jobs = queue::list(&mut c, "notification").await.unwrap();
+    let jobs = queue::list(&mut c, JobQueue::Notification).await.unwrap();
     assert_eq!(
         jobs[0].body.0,
         json!({"log_id": log[0].0, "delivery_id": "e1.n1", "notification_uuid": "n1", "event": "repo_push",
@@ -1755,7 +1773,9 @@ async fn queue_jobs_enqueued_claimed_retried_deferred_and_buried(kind: berth_tes
     let now = chrono::Utc::now();
     let until = now + chrono::Duration::seconds(30);
     let mut tx = s.begin().await.unwrap();
-    let few = queue::enqueue(&mut tx, "w", "few", &json!({"n": 1}), 2).await.unwrap();
+    let few = queue::enqueue(&mut tx, JobQueue::Build, "few", &json!({"n": 1}), 2)
+        .await
+        .unwrap();
     // Jobs handed to this process already claimed: leased, first attempt counted, tokens in order.
     let jobs: Vec<NewJob> = (0..3)
         .map(|i| NewJob {
@@ -1763,7 +1783,7 @@ async fn queue_jobs_enqueued_claimed_retried_deferred_and_buried(kind: berth_tes
             body: json!({"i": i}).to_string(),
         })
         .collect();
-    let mine = queue::enqueue_claimed(&mut tx, "w", &jobs, "tok", until, RETRIES)
+    let mine = queue::enqueue_claimed(&mut tx, JobQueue::Build, &jobs, "tok", until, RETRIES)
         .await
         .unwrap();
     assert_eq!(
@@ -1775,7 +1795,7 @@ async fn queue_jobs_enqueued_claimed_retried_deferred_and_buried(kind: berth_tes
             .all(|c| c.attempt == 1 && c.retries_remaining == RETRIES - 1)
     );
     assert!(
-        queue::enqueue_claimed(&mut tx, "w", &[], "tok", until, RETRIES)
+        queue::enqueue_claimed(&mut tx, JobQueue::Build, &[], "tok", until, RETRIES)
             .await
             .unwrap()
             .is_empty()
@@ -1784,7 +1804,9 @@ async fn queue_jobs_enqueued_claimed_retried_deferred_and_buried(kind: berth_tes
     // Only the free job is due; the pre-claimed ones are leased to us.
     let now = chrono::Utc::now() + chrono::Duration::seconds(1);
     let mut tx = s.begin().await.unwrap();
-    let claimed = queue::claim(&mut tx, "w", now, until, 10, "other", &[]).await.unwrap();
+    let claimed = queue::claim(&mut tx, JobQueue::Build, now, until, 10, "other", &[])
+        .await
+        .unwrap();
     assert_eq!(
         (claimed.len(), claimed[0].id, claimed[0].retries_remaining),
         (1, few, 1)
@@ -1833,7 +1855,7 @@ async fn queue_jobs_enqueued_claimed_retried_deferred_and_buried(kind: berth_tes
     );
     tx.commit().await.unwrap();
     let mut c = s.conn().await.unwrap();
-    let listed = queue::list(&mut c, "w").await.unwrap();
+    let listed = queue::list(&mut c, JobQueue::Build).await.unwrap();
     let item = |id: i64| listed.iter().find(|j| j.id == id).unwrap().clone();
     assert_eq!(item(few).retries_remaining, 1, "one try left after a retry");
     assert!(
@@ -1843,7 +1865,9 @@ async fn queue_jobs_enqueued_claimed_retried_deferred_and_buried(kind: berth_tes
     drop(c);
     // The retried job is due again; the deferred one is not.
     let mut tx = s.begin().await.unwrap();
-    let again = queue::claim(&mut tx, "w", now, until, 10, "other", &[]).await.unwrap();
+    let again = queue::claim(&mut tx, JobQueue::Build, now, until, 10, "other", &[])
+        .await
+        .unwrap();
     assert_eq!(again.iter().map(|j| j.id).collect::<Vec<_>>(), [few]);
     tx.commit().await.unwrap();
     s.close().await;

@@ -25,7 +25,7 @@ mod worker;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use berth_core::{BuildPhase, BuildSource, RepoRole, Tag};
+use berth_core::{BuildPhase, BuildSource, JobQueue, RepoRole, Tag};
 use berth_notify::EventKind;
 use berth_notify::events::BuildFacts;
 use berth_store::builds::{self as store, BuildRow, NewBuild, TriggerRow};
@@ -39,9 +39,6 @@ pub use runner::{BuildRunner, Exit, ProcessRunner};
 
 use crate::secret::token_hash;
 use crate::{App, AppError, Ctx, Result};
-
-/// The queue that carries build jobs.
-pub const BUILD_QUEUE: &str = "build";
 
 /// The Basic-auth user name of a build's push credential.
 pub const BUILD_USERNAME: &str = "$build";
@@ -301,8 +298,8 @@ impl App {
         let body = json!({"build": build.uuid});
         queue::enqueue(
             &mut tx,
-            BUILD_QUEUE,
-            &format!("{BUILD_QUEUE}/{}", build.uuid),
+            JobQueue::Build,
+            &format!("{}/{}", JobQueue::Build, build.uuid),
             &body,
             self.settings.builds.tries.max(1),
         )

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth_core::{BuildPhase, RepoId};
+use berth_core::{BuildPhase, JobQueue, RepoId};
 use berth_notify::EventKind;
 use berth_store::builds::{self as store, BuildRow};
 use berth_store::queue::Claimed;
@@ -14,9 +14,9 @@ use berth_store::{accounts, registry as reg, repos};
 use chrono::Utc;
 use serde_json::{Value, json};
 
+use super::BUILD_USERNAME;
 use super::log::LogSink;
 use super::runner::Step;
-use super::{BUILD_QUEUE, BUILD_USERNAME};
 use crate::jobs::{JobEnd, JobWorker, end_job};
 use crate::secret::{random_token, token_hash};
 use crate::{App, AppError, Result};
@@ -26,7 +26,7 @@ impl App {
     pub async fn run_build_worker(&self) {
         let s = &self.settings.builds;
         let jobs = JobWorker {
-            queue: BUILD_QUEUE,
+            queue: JobQueue::Build,
             lease: s.lease,
             poll: s.poll_interval,
             wake: &self.build_wake,

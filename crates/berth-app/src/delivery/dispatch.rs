@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use berth_core::JobQueue;
 use berth_notify::outbound::Destination;
 use berth_store::notifications;
 use berth_store::queue::{self, Claimed};
@@ -40,7 +41,6 @@ use super::chrono_of;
 use super::perform::{Performed, Performer, Ready, Work, prepare};
 use super::record::{Entry, JobRef};
 use super::scheduler::{Job, Scheduler, SchedulerSettings, Signal};
-use crate::events::NOTIFICATION_QUEUE;
 use crate::jobs::AbortOnDrop;
 use crate::{App, Result};
 
@@ -262,7 +262,7 @@ impl App {
         let lease_until = now + chrono_of(self.settings.delivery.lease);
         let jobs = {
             let mut tx = self.store.begin_relaxed().await?;
-            let jobs = queue::claim(&mut tx, NOTIFICATION_QUEUE, now, lease_until, limit, "manual", &[]).await?;
+            let jobs = queue::claim(&mut tx, JobQueue::Notification, now, lease_until, limit, "manual", &[]).await?;
             tx.commit().await?;
             jobs
         };
@@ -291,10 +291,10 @@ impl App {
         };
         let now = Utc::now();
         if let Ok(mut stats) = queue::stats(&mut conn, now).await {
-            if !stats.iter().any(|s| s.queue == NOTIFICATION_QUEUE) {
+            if !stats.iter().any(|s| s.queue == JobQueue::Notification.as_str()) {
                 // An empty queue reports zero rather than no series at all.
                 stats.push(queue::QueueStats {
-                    queue: NOTIFICATION_QUEUE.into(),
+                    queue: JobQueue::Notification.to_string(),
                     depth: 0,
                     oldest_due: None,
                 });
@@ -666,12 +666,12 @@ async fn claim(app: &App, worker: &str, limit: usize, skip: &[String]) -> (Optio
         let mut tx = app.store.begin_relaxed().await?;
         let mut jobs: Vec<Claimed> = Vec::new();
         if !skip.is_empty() {
-            jobs = queue::claim(&mut tx, NOTIFICATION_QUEUE, now, until, limit, worker, skip).await?;
+            jobs = queue::claim(&mut tx, JobQueue::Notification, now, until, limit, worker, skip).await?;
             fair_found = Some(jobs.len());
         }
         let got = i64::try_from(jobs.len()).unwrap_or(limit);
         if got < limit {
-            jobs.extend(queue::claim(&mut tx, NOTIFICATION_QUEUE, now, until, limit - got, worker, &[]).await?);
+            jobs.extend(queue::claim(&mut tx, JobQueue::Notification, now, until, limit - got, worker, &[]).await?);
         }
         tx.commit().await?;
         Ok::<_, crate::AppError>(jobs)

@@ -184,7 +184,9 @@ async fn sigterm_lets_deliveries_in_flight_finish(kind: berth_testkit::DbKind) {
             .await
             .unwrap();
         let mut c = store.conn().await.unwrap();
-        let jobs = berth_store::queue::list(&mut c, "notification").await.unwrap();
+        let jobs = berth_store::queue::list(&mut c, berth_core::JobQueue::Notification)
+            .await
+            .unwrap();
         assert_eq!(
             jobs.len(),
             COUNT - sent.len(),

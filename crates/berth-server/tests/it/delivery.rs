@@ -354,7 +354,9 @@ async fn the_ssrf_guard_refuses_internal_destinations(kind: berth_testkit::DbKin
         "nothing reached the internal receiver"
     );
     let mut c = s.app.store().conn().await.unwrap();
-    let dead = berth_store::queue::list(&mut c, "notification").await.unwrap();
+    let dead = berth_store::queue::list(&mut c, berth_core::JobQueue::Notification)
+        .await
+        .unwrap();
     assert_eq!(dead.len(), 1);
     assert!(
         dead.iter().all(|j| j.retries_remaining == 0 && j.attempt == 1),

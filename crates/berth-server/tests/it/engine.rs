@@ -822,14 +822,19 @@ async fn destination_metric(s: &TestServer, metric: &str, dest: &str) -> Option<
     s.metric(&format!("{metric}{{destination=\"{dest}\"}}")).await
 }
 
-/// Raises `n` pushes on acme/web at the application layer.
-async fn raise_pushes(s: &TestServer, n: usize) {
-    let ctx = berth_notify::RepoContext {
+/// What pushes on acme/web say of their repository.
+fn web(s: &TestServer) -> berth_notify::RepoContext<'_> {
+    berth_notify::RepoContext {
         hostname: &s.hostname,
         scheme: "http",
         namespace: "acme",
         name: "web",
-    };
+    }
+}
+
+/// Raises `n` pushes on acme/web at the application layer.
+async fn raise_pushes(s: &TestServer, n: usize) {
+    let ctx = web(s);
     // All at once, as concurrent pushes would: they commit in a few group commits, so a running
     // worker finds a backlog rather than one event at a time.
     let mut raising = tokio::task::JoinSet::new();
@@ -851,12 +856,7 @@ async fn raised_events_are_answered_each_alone(kind: berth_testkit::DbKind) {
     let (s, root) = server(kind, false, |_| {}).await;
     hook(&s, &root, &format!("{}/raised", rx.url)).await;
     s.org_with_repo(&root, "other", "quiet").await;
-    let ctx = berth_notify::RepoContext {
-        hostname: &s.hostname,
-        scheme: "http",
-        namespace: "acme",
-        name: "web",
-    };
+    let ctx = web(&s);
     // Raised all at once, so that they share group commits (several at once on PostgreSQL): a
     // missing repository fails its own event only, and a repository without notifications
     // queues nothing.
@@ -1005,7 +1005,7 @@ async fn a_lost_claim_records_nothing(kind: berth_testkit::DbKind) {
         let mut tx = s.app.store().begin().await.unwrap();
         let c = queue::claim(
             &mut tx,
-            "notification",
+            berth_core::JobQueue::Notification,
             later,
             later + chrono::Duration::minutes(1),
             10,
@@ -1029,7 +1029,7 @@ async fn a_lost_claim_records_nothing(kind: berth_testkit::DbKind) {
     assert_eq!(log["deliveries"][0]["attempts"], 0, "{log}");
     assert_eq!(log["deliveries"][0]["status"], "pending", "{log}");
     let mut c = s.app.store().conn().await.unwrap();
-    let jobs = queue::list(&mut c, "notification").await.unwrap();
+    let jobs = queue::list(&mut c, berth_core::JobQueue::Notification).await.unwrap();
     assert_eq!((jobs.len(), jobs[0].attempt), (1, 2), "the job is the other worker's");
     drop(c);
     s.stop().await;

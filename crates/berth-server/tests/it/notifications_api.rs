@@ -86,7 +86,7 @@ async fn create_list_get_delete_reset_and_test(kind: berth_testkit::DbKind) {
     );
     let (jobs, payloads) = {
         let mut c = s.app.store().conn().await.unwrap();
-        let jobs = queue::list(&mut c, "notification").await.unwrap();
+        let jobs = queue::list(&mut c, berth_core::JobQueue::Notification).await.unwrap();
         let mut payloads = Vec::new();
         for j in &jobs {
             let log = j.body.0["log_id"].as_i64().expect("the job names its delivery-log row");

@@ -15,7 +15,7 @@ use crate::support::{TestServer, expect};
 /// The queued notification jobs, each with the payload its delivery-log row holds.
 async fn jobs(s: &TestServer) -> Vec<Value> {
     let mut c = s.app.store().conn().await.unwrap();
-    let items = queue::list(&mut c, "notification").await.unwrap();
+    let items = queue::list(&mut c, berth_core::JobQueue::Notification).await.unwrap();
     let mut out = Vec::new();
     for i in items {
         let log = i.body.0["log_id"].as_i64().expect("every job names its log row");

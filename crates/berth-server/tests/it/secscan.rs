@@ -89,7 +89,7 @@ async fn report(s: &TestServer, root: &Auth, repo: &str, digest: &str) -> Value 
 /// Waits until the scan queue is empty (every job done).
 async fn scans_settled(s: &TestServer) {
     eventually(WAIT, || async {
-        let left = berth_store::queue::list(&mut s.app.store().conn().await.unwrap(), "secscan")
+        let left = berth_store::queue::list(&mut s.app.store().conn().await.unwrap(), berth_core::JobQueue::Secscan)
             .await
             .unwrap();
         if left.is_empty() {
