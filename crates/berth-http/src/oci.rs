@@ -1,6 +1,8 @@
 //! The OCI distribution API under `/v2/{*rest}`: one tested parser turns the tail of the path into
-//! a route (repository names contain `/`, so the router cannot split them), and one handler per
-//! route calls the registry use cases.
+//! a route (repository names contain `/`, so the router cannot split them); `dispatch`
+//! authenticates the caller and checks its access to the repository once, and one handler per
+//! area (tags, blobs, uploads, manifests, referrers, the catalog) calls the registry use cases
+//! with the resulting `RepoRequest`.
 
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -129,15 +131,23 @@ fn range_header(size: u64) -> String {
     format!("0-{}", size.saturating_sub(1))
 }
 
-fn respond(status: StatusCode, headers: &[(&str, String)], body: Body) -> Response {
+/// A response with these headers. A header that cannot be built (a value with a control
+/// character: never from validated names, digests and upload ids) is an error, not dropped.
+fn respond(status: StatusCode, headers: &[(&str, String)], body: Body) -> Result<Response, AppError> {
     let mut r = Response::new(body);
     *r.status_mut() = status;
+    set_headers(&mut r, headers)?;
+    Ok(r)
+}
+
+/// Sets `headers` on `r`; see [`respond`].
+fn set_headers(r: &mut Response, headers: &[(&str, String)]) -> Result<(), AppError> {
     for (k, v) in headers {
-        if let (Ok(k), Ok(v)) = (header::HeaderName::try_from(*k), HeaderValue::from_str(v)) {
-            r.headers_mut().insert(k, v);
-        }
+        let name = header::HeaderName::try_from(*k).map_err(|e| AppError::Internal(format!("header name {k}: {e}")))?;
+        let value = HeaderValue::from_str(v).map_err(|e| AppError::Internal(format!("header {k}: {e}")))?;
+        r.headers_mut().insert(name, value);
     }
-    r
+    Ok(())
 }
 
 /// Parses `Range: bytes=start-[end]`.
@@ -218,8 +228,24 @@ pub async fn dispatch(
         (Route::Catalog, _) => catalog(&state, &auth, param("last"), param("n")).await,
         (route, Some(path)) => match state.app.registry_repo(&auth, &path, action).await {
             Ok(repo) => {
-                let ip = Some(peer.ip().to_string());
-                handle(&state, &auth, ip, &method, &headers, &q, route, &path, repo, body).await
+                let req = RepoRequest {
+                    state: &state,
+                    auth: &auth,
+                    ip: Some(peer.ip().to_string()),
+                    method: &method,
+                    headers: &headers,
+                    query: &q,
+                    name: path.to_string(),
+                    repo,
+                };
+                match route {
+                    Route::Tags(_) => tags(req).await,
+                    Route::Blob(_, d) => blob(req, &d).await,
+                    Route::Upload(_, id) => upload(req, id, body).await,
+                    Route::Manifest(_, r) => manifest(req, &r, body).await,
+                    Route::Referrers(_, d) => referrers(req, &d).await,
+                    Route::Catalog => Err(AppError::not_found()),
+                }
             }
             Err(e) => Err(e),
         },
@@ -264,248 +290,289 @@ async fn catalog(
     let body = serde_json::json!({"repositories": page.items}).to_string();
     let mut headers = next_link("/v2/_catalog", n, page.next_last);
     headers.push(("content-type", "application/json".into()));
-    Ok(respond(StatusCode::OK, &headers, Body::from(body)))
+    respond(StatusCode::OK, &headers, Body::from(body))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn handle(
-    state: &HttpState,
-    auth: &RegistryAuth,
+/// One request on a repository, after its route was parsed, its caller authenticated and its
+/// access to the repository checked: what every area's handler reads (the body, which is not
+/// `Sync`, goes beside it to the handlers that read one).
+struct RepoRequest<'a> {
+    state: &'a HttpState,
+    auth: &'a RegistryAuth,
     ip: Option<String>,
-    method: &Method,
-    headers: &HeaderMap,
-    q: &[(String, String)],
-    route: Route,
-    path: &RepoPath,
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    query: &'a [(String, String)],
+    /// The repository's path, as in URLs.
+    name: String,
     repo: berth_app::model::RepoRow,
-    body: Body,
-) -> Result<Response, AppError> {
-    let app = &state.app;
-    let name = path.to_string();
-    let param = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    let digest_param = |k: &str| -> Result<Option<Digest>, AppError> { param(k).map(parse_digest).transpose() };
-    match (method.clone(), route) {
-        (Method::GET, Route::Tags(_)) => {
-            let n = parse_n(param("n"))?;
-            let page = app.list_tags(&repo, param("last"), n).await?;
-            let body = serde_json::json!({"name": name, "tags": page.items}).to_string();
-            let mut h = next_link(&format!("/v2/{name}/tags/list"), n, page.next_last);
-            h.push(("content-type", "application/json".into()));
-            Ok(respond(StatusCode::OK, &h, Body::from(body)))
+}
+
+impl RepoRequest<'_> {
+    /// A query parameter's first value.
+    fn param(&self, key: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// A query parameter that must be a digest when given.
+    fn digest_param(&self, key: &str) -> Result<Option<Digest>, AppError> {
+        self.param(key).map(parse_digest).transpose()
+    }
+
+    /// The caller as the use cases that record who did what (pushes, deletes) take it.
+    async fn ctx(&self) -> Result<Ctx, AppError> {
+        Ok(Ctx {
+            caller: self.state.app.registry_caller(self.auth).await?,
+            ip: self.ip.clone(),
+        })
+    }
+
+    /// 405 for a method this area does not serve.
+    fn unsupported(&self, area: &str) -> Result<Response, AppError> {
+        let message = format!("{} is not supported on {area}", self.method);
+        Ok(OciError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message).into_response())
+    }
+}
+
+/// `GET <name>/tags/list`, paged by `n` and `last`.
+async fn tags(req: RepoRequest<'_>) -> Result<Response, AppError> {
+    if req.method != Method::GET {
+        return req.unsupported("tags");
+    }
+    let n = parse_n(req.param("n"))?;
+    let page = req.state.app.list_tags(&req.repo, req.param("last"), n).await?;
+    let body = serde_json::json!({"name": req.name, "tags": page.items}).to_string();
+    let mut h = next_link(&format!("/v2/{}/tags/list", req.name), n, page.next_last);
+    h.push(("content-type", "application/json".into()));
+    respond(StatusCode::OK, &h, Body::from(body))
+}
+
+/// `GET`, `HEAD` (with `Range` on `GET`) and `DELETE` of `<name>/blobs/<digest>`.
+async fn blob(req: RepoRequest<'_>, digest: &str) -> Result<Response, AppError> {
+    let app = &req.state.app;
+    let head = match *req.method {
+        Method::GET => false,
+        Method::HEAD => true,
+        Method::DELETE => {
+            app.delete_blob(&req.repo, &parse_digest(digest)?).await?;
+            return respond(StatusCode::ACCEPTED, &[], Body::empty());
         }
-        (m @ (Method::GET | Method::HEAD), Route::Blob(_, d)) => {
-            let digest = parse_digest(&d)?;
-            let range = if m == Method::GET { parse_range(headers)? } else { None };
-            let (content, served) = app.read_blob(&repo, &digest, range).await?;
-            let mut h = vec![
-                ("docker-content-digest", digest.to_string()),
-                ("content-type", "application/octet-stream".into()),
-            ];
-            let (status, len) = match served {
-                Some((s, e)) => {
-                    h.push(("content-range", format!("bytes {s}-{e}/{}", content.size)));
-                    (StatusCode::PARTIAL_CONTENT, e - s + 1)
-                }
-                None => (StatusCode::OK, content.size),
-            };
-            h.push(("content-length", len.to_string()));
-            h.push(("accept-ranges", "bytes".into()));
-            let body = if m == Method::HEAD {
-                Body::empty()
-            } else {
-                // Large reads: each one is a trip to a blocking thread.
-                Body::from_stream(ReaderStream::with_capacity(content.reader, 256 * 1024))
-            };
-            Ok(respond(status, &h, body))
+        _ => return req.unsupported("blobs"),
+    };
+    let digest = parse_digest(digest)?;
+    let range = if head { None } else { parse_range(req.headers)? };
+    let (content, served) = app.read_blob(&req.repo, &digest, range).await?;
+    let mut h = vec![
+        ("docker-content-digest", digest.to_string()),
+        ("content-type", "application/octet-stream".into()),
+    ];
+    let (status, len) = match served {
+        Some((s, e)) => {
+            h.push(("content-range", format!("bytes {s}-{e}/{}", content.size)));
+            (StatusCode::PARTIAL_CONTENT, e - s + 1)
         }
-        (Method::DELETE, Route::Blob(_, d)) => {
-            let digest = parse_digest(&d)?;
-            app.delete_blob(&repo, &digest).await?;
-            Ok(respond(StatusCode::ACCEPTED, &[], Body::empty()))
-        }
-        (Method::POST, Route::Upload(_, None)) => {
-            if let (Some(mount), Some(from)) = (digest_param("mount")?, param("from"))
-                && app.mount_blob(auth, &repo, from, &mount).await?
-            {
-                let h = [
-                    ("location", format!("/v2/{name}/blobs/{mount}")),
-                    ("docker-content-digest", mount.to_string()),
-                ];
-                return Ok(respond(StatusCode::CREATED, &h, Body::empty()));
-            }
-            let digest = digest_param("digest")?;
-            let algo = digest.as_ref().map_or(DigestAlgorithm::Sha256, Digest::algorithm);
-            let upload = app.start_upload(&repo, algo).await?;
-            if let Some(d) = digest {
-                // Monolithic upload in one POST.
-                app.finish_upload(&repo, &upload.id, &d, &mut body_reader(body)).await?;
-                let h = [
-                    ("location", format!("/v2/{name}/blobs/{d}")),
-                    ("docker-content-digest", d.to_string()),
-                ];
-                return Ok(respond(StatusCode::CREATED, &h, Body::empty()));
-            }
+        None => (StatusCode::OK, content.size),
+    };
+    h.push(("content-length", len.to_string()));
+    h.push(("accept-ranges", "bytes".into()));
+    let body = if head {
+        Body::empty()
+    } else {
+        // Large reads: each one is a trip to a blocking thread.
+        Body::from_stream(ReaderStream::with_capacity(content.reader, 256 * 1024))
+    };
+    respond(status, &h, body)
+}
+
+/// Uploads: `POST <name>/blobs/uploads/` starts one (or mounts, or uploads in one go), then
+/// `GET`, `PATCH`, `PUT` and `DELETE` on `<name>/blobs/uploads/<id>`.
+async fn upload(req: RepoRequest<'_>, id: Option<String>, body: Body) -> Result<Response, AppError> {
+    let Some(id) = id else {
+        return if req.method == Method::POST {
+            start_upload(req, body).await
+        } else {
+            req.unsupported("uploads")
+        };
+    };
+    let app = &req.state.app;
+    let location = upload_location(&req.name, &id);
+    match *req.method {
+        Method::GET => {
+            let st = app.upload_state(&req.repo, &id).await?;
             let h = [
-                ("location", upload_location(&name, &upload.id)),
-                ("range", "0-0".into()),
-                ("docker-upload-uuid", upload.id.clone()),
-                ("content-length", "0".into()),
-            ];
-            Ok(respond(StatusCode::ACCEPTED, &h, Body::empty()))
-        }
-        (Method::GET, Route::Upload(_, Some(id))) => {
-            let st = app.upload_state(&repo, &id).await?;
-            let h = [
-                ("location", upload_location(&name, &id)),
+                ("location", location),
                 ("range", range_header(st.size)),
                 ("docker-upload-uuid", id),
             ];
-            Ok(respond(StatusCode::NO_CONTENT, &h, Body::empty()))
+            respond(StatusCode::NO_CONTENT, &h, Body::empty())
         }
-        (Method::PATCH, Route::Upload(_, Some(id))) => {
-            let start = parse_content_range(headers)?;
-            let st = match app.append_upload(&repo, &id, start, &mut body_reader(body)).await {
+        Method::PATCH => {
+            let start = parse_content_range(req.headers)?;
+            let st = match app.append_upload(&req.repo, &id, start, &mut body_reader(body)).await {
                 Ok(st) => st,
                 Err(AppError::Oci {
                     code: OciCode::RangeInvalid,
                     message,
                 }) => {
-                    let current = app.upload_state(&repo, &id).await?;
-                    let h = [
-                        ("location", upload_location(&name, &id)),
-                        ("range", range_header(current.size)),
-                    ];
+                    // The client resumes from what is stored.
+                    let current = app.upload_state(&req.repo, &id).await?;
                     let mut r = OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID", message)
                         .into_response();
-                    for (k, v) in h {
-                        if let Ok(v) = HeaderValue::from_str(&v) {
-                            r.headers_mut().insert(k, v);
-                        }
-                    }
+                    set_headers(&mut r, &[("location", location), ("range", range_header(current.size))])?;
                     return Ok(r);
                 }
                 Err(e) => return Err(e),
             };
             let h = [
-                ("location", upload_location(&name, &id)),
+                ("location", location),
                 ("range", range_header(st.size)),
                 ("docker-upload-uuid", id),
                 ("content-length", "0".into()),
             ];
-            Ok(respond(StatusCode::ACCEPTED, &h, Body::empty()))
+            respond(StatusCode::ACCEPTED, &h, Body::empty())
         }
-        (Method::PUT, Route::Upload(_, Some(id))) => {
-            let digest = digest_param("digest")?
+        Method::PUT => {
+            let digest = req
+                .digest_param("digest")?
                 .ok_or_else(|| invalid(OciCode::DigestInvalid, "the digest parameter is required"))?;
-            app.finish_upload(&repo, &id, &digest, &mut body_reader(body)).await?;
+            app.finish_upload(&req.repo, &id, &digest, &mut body_reader(body))
+                .await?;
             let h = [
-                ("location", format!("/v2/{name}/blobs/{digest}")),
+                ("location", format!("/v2/{}/blobs/{digest}", req.name)),
                 ("docker-content-digest", digest.to_string()),
             ];
-            Ok(respond(StatusCode::CREATED, &h, Body::empty()))
+            respond(StatusCode::CREATED, &h, Body::empty())
         }
-        (Method::DELETE, Route::Upload(_, Some(id))) => {
-            app.cancel_upload(&repo, &id).await?;
-            Ok(respond(StatusCode::NO_CONTENT, &[], Body::empty()))
+        Method::DELETE => {
+            app.cancel_upload(&req.repo, &id).await?;
+            respond(StatusCode::NO_CONTENT, &[], Body::empty())
         }
-        (m @ (Method::GET | Method::HEAD), Route::Manifest(_, r)) => {
-            // A reference that is neither a tag nor a digest names nothing that could exist: the
-            // spec's conformance suite and Distribution answer 404, not 400 (a PUT stays 400).
-            let reference = Reference::parse(&r)
-                .map_err(|e| invalid(OciCode::ManifestUnknown, format!("manifest unknown: {e}")))?;
-            let m_row = app.get_manifest(&repo, &reference).await?;
-            if !accepts(headers, &m_row.media_type) {
-                return Err(invalid(
-                    OciCode::ManifestUnknown,
-                    format!("manifest is {}, which the Accept header excludes", m_row.media_type),
-                ));
-            }
-            let mut h = vec![
-                ("docker-content-digest", m_row.digest.clone()),
-                ("content-type", m_row.media_type.clone()),
-                ("content-length", m_row.content.len().to_string()),
-            ];
-            if let Some(s) = &m_row.subject_digest {
-                h.push(("oci-subject", s.clone()));
-            }
-            let body = if m == Method::HEAD {
-                Body::empty()
-            } else {
-                Body::from(m_row.content)
-            };
-            Ok(respond(StatusCode::OK, &h, body))
-        }
-        (Method::PUT, Route::Manifest(_, r)) => {
-            let reference = parse_reference(&r)?;
-            let limit = berth_app::registry::MAX_MANIFEST_BYTES;
-            let bytes = axum::body::to_bytes(body, limit)
-                .await
-                .map_err(|_| invalid(OciCode::SizeInvalid, format!("manifest exceeds {limit} bytes")))?;
-            let pushed = app
-                .put_manifest(
-                    &Ctx {
-                        caller: app.registry_caller(auth).await?,
-                        ip: ip.clone(),
-                    },
-                    &repo,
-                    &reference,
-                    header_str(headers, header::CONTENT_TYPE),
-                    &bytes,
-                )
-                .await?;
-            let mut h = vec![
-                ("location", format!("/v2/{name}/manifests/{}", pushed.digest)),
-                ("docker-content-digest", pushed.digest.to_string()),
-            ];
-            if let Some(s) = pushed.subject {
-                h.push(("oci-subject", s));
-            }
-            Ok(respond(StatusCode::CREATED, &h, Body::empty()))
-        }
-        (Method::DELETE, Route::Manifest(_, r)) => {
-            let reference = parse_reference(&r)?;
-            app.delete_manifest(
-                &Ctx {
-                    caller: app.registry_caller(auth).await?,
-                    ip: ip.clone(),
-                },
-                &repo,
-                &reference,
-            )
-            .await?;
-            Ok(respond(StatusCode::ACCEPTED, &[], Body::empty()))
-        }
-        (Method::GET, Route::Referrers(_, d)) => {
-            let digest = parse_digest(&d)?;
-            let filter = param("artifactType");
-            let found = app.referrers(&repo, &digest, filter).await?;
-            let manifests: Vec<serde_json::Value> = found
-                .into_iter()
-                .map(|m| {
-                    let mut v = serde_json::json!({"mediaType": m.media_type, "digest": m.digest, "size": m.size});
-                    if let Some(t) = m.artifact_type {
-                        v["artifactType"] = t.into();
-                    }
-                    if let Some(a) = m.annotations {
-                        v["annotations"] = a;
-                    }
-                    v
-                })
-                .collect();
-            let body = serde_json::json!({"schemaVersion": 2, "mediaType": berth_app::registry::OCI_INDEX, "manifests": manifests});
-            let mut h = vec![("content-type", berth_app::registry::OCI_INDEX.to_owned())];
-            if filter.is_some() {
-                h.push(("oci-filters-applied", "artifactType".into()));
-            }
-            Ok(respond(StatusCode::OK, &h, Body::from(body.to_string())))
-        }
-        (m, r) => Ok(OciError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "UNSUPPORTED",
-            format!("{m} is not supported on {r:?}"),
-        )
-        .into_response()),
+        _ => req.unsupported("uploads"),
     }
+}
+
+/// `POST <name>/blobs/uploads/`: a cross-repository mount (`mount` and `from`), a monolithic
+/// upload (`digest`, with the body), or the start of a chunked one.
+async fn start_upload(req: RepoRequest<'_>, body: Body) -> Result<Response, AppError> {
+    let app = &req.state.app;
+    if let (Some(mount), Some(from)) = (req.digest_param("mount")?, req.param("from"))
+        && app.mount_blob(req.auth, &req.repo, from, &mount).await?
+    {
+        let h = [
+            ("location", format!("/v2/{}/blobs/{mount}", req.name)),
+            ("docker-content-digest", mount.to_string()),
+        ];
+        return respond(StatusCode::CREATED, &h, Body::empty());
+    }
+    let digest = req.digest_param("digest")?;
+    let algo = digest.as_ref().map_or(DigestAlgorithm::Sha256, Digest::algorithm);
+    let upload = app.start_upload(&req.repo, algo).await?;
+    if let Some(d) = digest {
+        app.finish_upload(&req.repo, &upload.id, &d, &mut body_reader(body))
+            .await?;
+        let h = [
+            ("location", format!("/v2/{}/blobs/{d}", req.name)),
+            ("docker-content-digest", d.to_string()),
+        ];
+        return respond(StatusCode::CREATED, &h, Body::empty());
+    }
+    let h = [
+        ("location", upload_location(&req.name, &upload.id)),
+        ("range", "0-0".into()),
+        ("docker-upload-uuid", upload.id.clone()),
+        ("content-length", "0".into()),
+    ];
+    respond(StatusCode::ACCEPTED, &h, Body::empty())
+}
+
+/// `GET`, `HEAD`, `PUT` and `DELETE` of `<name>/manifests/<reference>`.
+async fn manifest(req: RepoRequest<'_>, reference: &str, body: Body) -> Result<Response, AppError> {
+    let app = &req.state.app;
+    let head = match *req.method {
+        Method::GET => false,
+        Method::HEAD => true,
+        Method::PUT => return put_manifest(req, reference, body).await,
+        Method::DELETE => {
+            let reference = parse_reference(reference)?;
+            app.delete_manifest(&req.ctx().await?, &req.repo, &reference).await?;
+            return respond(StatusCode::ACCEPTED, &[], Body::empty());
+        }
+        _ => return req.unsupported("manifests"),
+    };
+    // A reference that is neither a tag nor a digest names nothing that could exist: the spec's
+    // conformance suite and Distribution answer 404, not 400 (a PUT stays 400).
+    let reference =
+        Reference::parse(reference).map_err(|e| invalid(OciCode::ManifestUnknown, format!("manifest unknown: {e}")))?;
+    let found = app.get_manifest(&req.repo, &reference).await?;
+    if !accepts(req.headers, &found.media_type) {
+        return Err(invalid(
+            OciCode::ManifestUnknown,
+            format!("manifest is {}, which the Accept header excludes", found.media_type),
+        ));
+    }
+    let mut h = vec![
+        ("docker-content-digest", found.digest.clone()),
+        ("content-type", found.media_type.clone()),
+        ("content-length", found.content.len().to_string()),
+    ];
+    if let Some(s) = &found.subject_digest {
+        h.push(("oci-subject", s.clone()));
+    }
+    let body = if head { Body::empty() } else { Body::from(found.content) };
+    respond(StatusCode::OK, &h, body)
+}
+
+/// `PUT <name>/manifests/<reference>`, the body read up to the manifest limit.
+async fn put_manifest(req: RepoRequest<'_>, reference: &str, body: Body) -> Result<Response, AppError> {
+    let app = &req.state.app;
+    let reference = parse_reference(reference)?;
+    let ctx = req.ctx().await?;
+    let limit = berth_app::registry::MAX_MANIFEST_BYTES;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| invalid(OciCode::SizeInvalid, format!("manifest exceeds {limit} bytes")))?;
+    let content_type = header_str(req.headers, header::CONTENT_TYPE);
+    let pushed = app
+        .put_manifest(&ctx, &req.repo, &reference, content_type, &bytes)
+        .await?;
+    let mut h = vec![
+        ("location", format!("/v2/{}/manifests/{}", req.name, pushed.digest)),
+        ("docker-content-digest", pushed.digest.to_string()),
+    ];
+    if let Some(s) = pushed.subject {
+        h.push(("oci-subject", s));
+    }
+    respond(StatusCode::CREATED, &h, Body::empty())
+}
+
+/// `GET <name>/referrers/<digest>`, optionally filtered by `artifactType`.
+async fn referrers(req: RepoRequest<'_>, digest: &str) -> Result<Response, AppError> {
+    if req.method != Method::GET {
+        return req.unsupported("referrers");
+    }
+    let digest = parse_digest(digest)?;
+    let filter = req.param("artifactType");
+    let found = req.state.app.referrers(&req.repo, &digest, filter).await?;
+    let manifests: Vec<serde_json::Value> = found
+        .into_iter()
+        .map(|m| {
+            let mut v = serde_json::json!({"mediaType": m.media_type, "digest": m.digest, "size": m.size});
+            if let Some(t) = m.artifact_type {
+                v["artifactType"] = t.into();
+            }
+            if let Some(a) = m.annotations {
+                v["annotations"] = a;
+            }
+            v
+        })
+        .collect();
+    let index = berth_app::registry::OCI_INDEX;
+    let body = serde_json::json!({"schemaVersion": 2, "mediaType": index, "manifests": manifests});
+    let mut h = vec![("content-type", index.to_owned())];
+    if filter.is_some() {
+        h.push(("oci-filters-applied", "artifactType".into()));
+    }
+    respond(StatusCode::OK, &h, Body::from(body.to_string()))
 }
 
 /// Whether the `Accept` header admits `media_type` (no header, or a wildcard, admits anything).

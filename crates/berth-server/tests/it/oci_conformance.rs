@@ -342,6 +342,25 @@ async fn malformed_input_gets_the_spec_error_and_stores_nothing(kind: berth_test
         .unwrap();
     assert_eq!(r.status(), 416);
 
+    // A method an area does not serve: 405, naming the method and the area.
+    for (method, path, area) in [
+        (Method::PUT, format!("/v2/{repo}/blobs/{good}"), "blobs"),
+        (Method::POST, format!("/v2/{repo}/tags/list"), "tags"),
+        (Method::PATCH, format!("/v2/{repo}/manifests/latest"), "manifests"),
+        (Method::GET, format!("/v2/{repo}/blobs/uploads/"), "uploads"),
+        (Method::POST, format!("/v2/{repo}/referrers/{good}"), "referrers"),
+    ] {
+        let r = reg.send(method.clone(), &path).await;
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["errors"][0]["code"], "UNSUPPORTED", "{body}");
+        assert_eq!(
+            body["errors"][0]["message"],
+            format!("{method} is not supported on {area}"),
+            "{body}"
+        );
+    }
+
     // Manifests: invalid JSON, wrong schema, unknown media type, missing blob, digest mismatch, too big.
     for (body, ct, code) in [
         (b"{not json".to_vec(), OCI_MANIFEST, "MANIFEST_INVALID"),
