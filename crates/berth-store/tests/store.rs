@@ -1899,3 +1899,83 @@ async fn sqlite_commits_reach_the_database_file_without_waiting_for_the_log_to_f
     }
     s.close().await;
 }
+
+#[backend_test]
+async fn visible_paths_follow_each_way_of_seeing_a_repository(kind: berth_testkit::DbKind) {
+    use berth_store::repos::Viewer;
+    let db = TestDb::new(kind).await;
+    let s = store(&db).await;
+    let mut tx = s.begin().await.unwrap();
+    let alice = accounts::insert(&mut tx, &user("alice")).await.unwrap();
+    let bob = accounts::insert(&mut tx, &user("bob")).await.unwrap();
+    let carol = accounts::insert(&mut tx, &user("carol")).await.unwrap();
+    let org = |name| NewAccount {
+        kind: AccountKind::Organization,
+        password_hash: None,
+        ..user(name)
+    };
+    let acme = accounts::insert(&mut tx, &org("acme")).await.unwrap();
+    let zeta = accounts::insert(&mut tx, &org("zeta")).await.unwrap();
+    let mut repo = async |ns: &accounts::AccountRow, name: &str, v: Visibility| {
+        repos::insert(&mut tx, ns.id, name, v, "").await.unwrap()
+    };
+    let _open = repo(&acme, "open", Visibility::Public).await;
+    let shut = repo(&acme, "shut", Visibility::Private).await;
+    let nested = repo(&acme, "team/only", Visibility::Private).await;
+    let own = repo(&alice, "mine", Visibility::Private).await;
+    let _zeta = repo(&zeta, "z", Visibility::Private).await;
+    let (admins, _) = teams::upsert(&mut tx, acme.id, "owners", TeamRole::Admin, "")
+        .await
+        .unwrap();
+    let (devs, _) = teams::upsert(&mut tx, acme.id, "devs", TeamRole::Member, "")
+        .await
+        .unwrap();
+    teams::add_member(&mut tx, admins.id, bob.id).await.unwrap();
+    teams::add_member(&mut tx, devs.id, carol.id).await.unwrap();
+    repos::set_team_role(&mut tx, nested.id, devs.id, RepoRole::Read)
+        .await
+        .unwrap();
+    repos::set_user_role(&mut tx, own.id, carol.id, RepoRole::Write)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut c = s.conn().await.unwrap();
+    let mut seen = async |viewer: Viewer, after: Option<(&str, &str)>, limit: i64| {
+        repos::visible_paths(&mut c, viewer, after, limit).await.unwrap()
+    };
+    assert_eq!(seen(Viewer::Public, None, 10).await, ["acme/open"]);
+    assert_eq!(
+        seen(Viewer::Everything, None, 10).await,
+        ["acme/open", "acme/shut", "acme/team/only", "alice/mine", "zeta/z"]
+    );
+    // Her own namespace.
+    assert_eq!(
+        seen(Viewer::Account(alice.id), None, 10).await,
+        ["acme/open", "alice/mine"]
+    );
+    // An admin team sees all of its organization, not another's.
+    assert_eq!(
+        seen(Viewer::Account(bob.id), None, 10).await,
+        ["acme/open", "acme/shut", "acme/team/only"]
+    );
+    // A member team sees what is granted to it; a direct grant to the user counts too.
+    assert_eq!(
+        seen(Viewer::Account(carol.id), None, 10).await,
+        ["acme/open", "acme/team/only", "alice/mine"]
+    );
+    assert_eq!(
+        seen(Viewer::Repository(shut.id), None, 10).await,
+        ["acme/open", "acme/shut"]
+    );
+    // Pages go on after (namespace, name), names with '/' included.
+    assert_eq!(
+        seen(Viewer::Everything, Some(("acme", "shut")), 2).await,
+        ["acme/team/only", "alice/mine"]
+    );
+    assert_eq!(
+        seen(Viewer::Everything, Some(("alice", "")), 10).await,
+        ["alice/mine", "zeta/z"]
+    );
+    assert!(seen(Viewer::Everything, Some(("zeta", "z")), 10).await.is_empty());
+}
