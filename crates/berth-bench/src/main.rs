@@ -83,6 +83,8 @@ pub struct Plan {
     pub durable_events: usize,
     /// Pending deliveries for the memory figure.
     pub pending: usize,
+    /// Repositories in the registry whose catalog is read.
+    pub catalog_repos: usize,
 }
 
 impl Plan {
@@ -97,6 +99,7 @@ impl Plan {
                 paced_secs: 2,
                 durable_events: 200,
                 pending: 20_000,
+                catalog_repos: 2_000,
             }
         } else {
             Plan {
@@ -108,6 +111,7 @@ impl Plan {
                 paced_secs: 5,
                 durable_events: 1_000,
                 pending: 1_000_000,
+                catalog_repos: 100_000,
             }
         }
     }

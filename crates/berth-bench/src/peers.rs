@@ -104,36 +104,33 @@ impl Berth {
             database_url: database_url.to_owned(),
             token: String::new(),
         };
-        let ok = |out: std::process::Output, what: &str| -> anyhow::Result<String> {
-            if !out.status.success() {
-                bail!("berth {what}: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        };
         ok(b.command(&["migrate"]).output()?, "migrate")?;
-        let mut child = b
-            .command(&[
-                "admin",
-                "create-user",
-                "bench",
-                "--email",
-                "bench@example.com",
-                "--superuser",
-                "--password-stdin",
-            ])
+        let scopes = "repo:read,repo:write,repo:admin,repo:create,user:read,user:admin,org:admin,super:user";
+        b.token = b.add_user("bench", true, scopes)?;
+        Ok(b)
+    }
+
+    /// Creates user `name` (a superuser or not) with the CLI and returns an access token with
+    /// `scopes`; its password is `bench-password`.
+    pub fn add_user(&self, name: &str, superuser: bool, scopes: &str) -> anyhow::Result<String> {
+        let email = format!("{name}@example.com");
+        let mut args = vec!["admin", "create-user", name, "--email", &email, "--password-stdin"];
+        if superuser {
+            args.push("--superuser");
+        }
+        let mut child = self
+            .command(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
         child.stdin.take().context("stdin")?.write_all(b"bench-password\n")?;
         ok(child.wait_with_output()?, "admin create-user")?;
-        let scopes = "repo:read,repo:write,repo:admin,repo:create,user:read,user:admin,org:admin,super:user";
-        b.token = ok(
-            b.command(&["admin", "create-token", "bench", "--scope", scopes])
+        ok(
+            self.command(&["admin", "create-token", name, "--scope", scopes])
                 .output()?,
             "admin create-token",
-        )?;
-        Ok(b)
+        )
     }
 
     /// Starts `berth serve` with `env` on top of the bench's settings.
@@ -158,6 +155,14 @@ impl Berth {
         let raw = format!("$oauthtoken:{}", self.token);
         format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
     }
+}
+
+/// A CLI command's standard output, or its standard error as the error.
+fn ok(out: std::process::Output, what: &str) -> anyhow::Result<String> {
+    if !out.status.success() {
+        bail!("berth {what}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// Starts Distribution on a fresh directory, sending push events to `notify` when given.

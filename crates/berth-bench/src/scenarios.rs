@@ -309,6 +309,60 @@ pub async fn small_requests(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
         progress(&format!("2. small requests: {label} done"));
         figures.extend([rps, p50, p99]);
     }
+    figures.extend(catalog(ctx, &b, &berth, work.path()).await?);
+    Ok(figures)
+}
+
+/// `GET /v2/_catalog?n=100` (Berth alone: Distribution lists what its storage holds, without
+/// accounts) on a registry of `plan.catalog_repos` private repositories: as their owner (the first
+/// page), and as a user who sees none of them (every repository is looked at, for nothing).
+async fn catalog(ctx: &Ctx, b: &Berth, berth: &Running, dir: &Path) -> anyhow::Result<Vec<Figure>> {
+    let count = ctx.plan.catalog_repos;
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (c, token, next) = (Client::new(&berth.host(), None), b.token.clone(), next.clone());
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                create_repo(&c, &token, &format!("c{i:06}")).await?;
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    progress(&format!("2. small requests: {count} repositories created"));
+    let reader = b.add_user("reader", false, "repo:read")?;
+    let reader_auth = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("$oauthtoken:{reader}")
+        )
+    );
+    let url = format!("http://{}/v2/_catalog?n=100", berth.host());
+    let mut figures = Vec::new();
+    for (who, auth) in [
+        ("their owner", b.registry_auth()),
+        ("a user who sees none", reader_auth),
+    ] {
+        let label = format!("GET /v2/_catalog?n=100 among {count} repositories, as {who}");
+        let mut rps = figure("2. small requests", &format!("{label} throughput"), "req/s", true, "—");
+        let mut p50 = figure("2. small requests", &format!("{label} p50"), "ms", false, "—");
+        let mut p99 = figure("2. small requests", &format!("{label} p99"), "ms", false, "—");
+        for _ in 0..ctx.plan.repeats.min(3) {
+            let (r, a, z) = wrk(&url, ctx.plan.wrk_secs, &[format!("Authorization: {auth}")], dir)?;
+            rps.berth.push(r);
+            p50.berth.push(a);
+            p99.berth.push(z);
+        }
+        progress(&format!("2. small requests: catalog as {who} done"));
+        figures.extend([rps, p50, p99]);
+    }
     Ok(figures)
 }
 
