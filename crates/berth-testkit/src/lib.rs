@@ -10,9 +10,11 @@
 //!   two, `…::sqlite` and `…::postgres`.
 //!   The PostgreSQL variant fails, never skips, when the server is unreachable.
 //! - [`receiver::Receiver`] is a real HTTP server on loopback that records deliveries.
+//! - [`registry::Reg`] pushes blobs, manifests and images to a registry, as clients do.
 //! - [`eventually`] waits for something a server does in the background, within a bound.
 
 pub mod receiver;
+pub mod registry;
 pub mod smtp;
 
 use std::time::Duration;

@@ -12,7 +12,6 @@ use chrono::Utc;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::oci_conformance::Reg;
 use crate::support::{Auth, TestServer, expect};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -364,11 +363,7 @@ async fn gone_disables_tells_admins_and_recover_sends_what_was_skipped(kind: ber
     let uuid = hook(&s, &root, &format!("{}/gone", rx.url)).await;
     let before = Utc::now() - chrono::Duration::seconds(1);
     rx.respond_with(&[410]);
-    let reg = Reg {
-        s: &s,
-        user: "root",
-        pass: "rootpassword",
-    };
+    let reg = s.reg("root", "rootpassword");
     reg.push_image("acme/web", "v1", b"layer one").await;
     rx.next(WAIT).await.expect("the first push is attempted");
     eventually(WAIT, || async {

@@ -6,88 +6,16 @@
 use berth_blob::UploadHasher;
 use berth_core::DigestAlgorithm;
 use berth_testkit::backend_test;
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use berth_testkit::registry::{OCI_INDEX, OCI_MANIFEST, digest};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::json;
 
 use crate::support::{Auth, TestServer, expect};
-
-pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-pub(crate) fn digest(bytes: &[u8]) -> String {
-    let mut h = UploadHasher::new(DigestAlgorithm::Sha256);
-    h.update(bytes);
-    h.finish().to_string()
-}
 
 fn sha512(bytes: &[u8]) -> String {
     let mut h = UploadHasher::new(DigestAlgorithm::Sha512);
     h.update(bytes);
     h.finish().to_string()
-}
-
-pub(crate) struct Reg<'a> {
-    pub(crate) s: &'a TestServer,
-    pub(crate) user: &'a str,
-    pub(crate) pass: &'a str,
-}
-
-impl Reg<'_> {
-    fn req(&self, method: Method, path: &str) -> RequestBuilder {
-        let url = if path.starts_with("http") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.s.base)
-        };
-        self.s
-            .client
-            .request(method, url)
-            .basic_auth(self.user, Some(self.pass))
-    }
-
-    pub(crate) async fn send(&self, method: Method, path: &str) -> Response {
-        self.req(method, path).send().await.unwrap()
-    }
-
-    /// Monolithic upload in one POST.
-    pub(crate) async fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
-        let d = digest(bytes);
-        let r = self
-            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={d}"))
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-        assert_eq!(r.headers()["docker-content-digest"], d.as_str());
-        d
-    }
-
-    pub(crate) async fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> Response {
-        self.req(Method::PUT, &format!("/v2/{repo}/manifests/{reference}"))
-            .header("content-type", media_type)
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// A one-layer image: returns (manifest bytes, manifest digest, layer digest).
-    pub(crate) async fn push_image(&self, repo: &str, tag: &str, layer: &[u8]) -> (Vec<u8>, String, String) {
-        let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-        let cd = self.push_blob(repo, config).await;
-        let ld = self.push_blob(repo, layer).await;
-        let manifest = json!({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": layer.len()}]
-        });
-        let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
-        let r = self.push_manifest(repo, tag, OCI_MANIFEST, &bytes).await;
-        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-        let md = digest(&bytes);
-        (bytes, md, ld)
-    }
 }
 
 async fn error_code(r: Response) -> (StatusCode, String) {
@@ -109,11 +37,7 @@ async fn setup(s: &TestServer) -> Auth {
 async fn push_and_pull_monolithic_and_chunked(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     setup(&s).await;
-    let reg = Reg {
-        s: &s,
-        user: "root",
-        pass: "rootpassword",
-    };
+    let reg = s.reg("root", "rootpassword");
     let repo = "acme/team/app";
 
     // Chunked: POST, two PATCHes, status, PUT with a final chunk.
@@ -280,11 +204,7 @@ async fn push_and_pull_monolithic_and_chunked(kind: berth_testkit::DbKind) {
 async fn malformed_input_gets_the_spec_error_and_stores_nothing(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     setup(&s).await;
-    let reg = Reg {
-        s: &s,
-        user: "root",
-        pass: "rootpassword",
-    };
+    let reg = s.reg("root", "rootpassword");
     let repo = "acme/app";
     let good = reg.push_blob(repo, b"good").await;
 
@@ -404,11 +324,7 @@ async fn malformed_input_gets_the_spec_error_and_stores_nothing(kind: berth_test
 async fn discovery_management_and_access(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     let root = setup(&s).await;
-    let reg = Reg {
-        s: &s,
-        user: "root",
-        pass: "rootpassword",
-    };
+    let reg = s.reg("root", "rootpassword");
     let repo = "acme/app";
     let (_, md, layer) = reg.push_image(repo, "v1", b"layer").await;
     for t in ["b", "a", "c", "latest"] {
@@ -515,11 +431,7 @@ async fn discovery_management_and_access(kind: berth_testkit::DbKind) {
     );
     let bob = s.user(&root, "bob").await;
     let Auth::Basic(_, bob_pass) = &bob else { unreachable!() };
-    let bob_reg = Reg {
-        s: &s,
-        user: "bob",
-        pass: bob_pass,
-    };
+    let bob_reg = s.reg("bob", bob_pass);
     let r = bob_reg
         .send(
             Method::POST,
@@ -718,11 +630,7 @@ async fn token_flow_push_and_pull(kind: berth_testkit::DbKind) {
 async fn referrers_pushed_before_their_subject_are_listed(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     setup(&s).await;
-    let reg = Reg {
-        s: &s,
-        user: "root",
-        pass: "rootpassword",
-    };
+    let reg = s.reg("root", "rootpassword");
     let repo = "acme/signed";
     // The subject's bytes are known (its digest is what the artifacts point at), but it is pushed last.
     let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;

@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::json;
 use std::time::Duration;
 
-use crate::oci_conformance::{OCI_INDEX, OCI_MANIFEST, Reg};
 use crate::support::{Auth, TestServer, expect};
+use berth_testkit::registry::{OCI_INDEX, OCI_MANIFEST};
 
 #[backend_test]
 async fn gc_deletes_and_quay_tag_api(kind: berth_testkit::DbKind) {
@@ -19,11 +19,7 @@ async fn gc_deletes_and_quay_tag_api(kind: berth_testkit::DbKind) {
         s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await,
         201,
     );
-    let reg = Reg {
-        s: &s,
-        user: "root",
-        pass: "rootpassword",
-    };
+    let reg = s.reg("root", "rootpassword");
     let repo = "acme/app";
     let (_, v1, layer_a) = reg.push_image(repo, "v1", b"layer a").await;
     let (_, v2, layer_b) = reg.push_image(repo, "v2", b"layer b, longer").await;

@@ -9,8 +9,8 @@ use berth_testkit::backend_test;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::oci_conformance::{OCI_INDEX, OCI_MANIFEST, Reg, digest};
 use crate::support::{TestServer, expect};
+use berth_testkit::registry::{OCI_INDEX, OCI_MANIFEST, digest};
 
 /// The queued notification jobs, each with the payload its delivery-log row holds.
 async fn jobs(s: &TestServer) -> Vec<Value> {
@@ -95,11 +95,7 @@ async fn tag_pushes_enqueue_one_delivery_per_notification_atomically(kind: berth
     tx.commit().await.unwrap();
 
     // A one-layer image, pushed by tag.
-    let reg = Reg {
-        s: &s,
-        user: "root",
-        pass: "rootpassword",
-    };
+    let reg = s.reg("root", "rootpassword");
     let config = reg
         .push_blob("acme/web", br#"{"architecture":"amd64","os":"linux"}"#)
         .await;

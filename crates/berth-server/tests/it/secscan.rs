@@ -14,8 +14,8 @@ use berth_testkit::receiver::Receiver;
 use berth_testkit::{backend_test, eventually};
 use serde_json::{Value, json};
 
-use crate::oci_conformance::{OCI_INDEX, OCI_MANIFEST, Reg, digest};
 use crate::support::{Auth, TestServer, expect};
+use berth_testkit::registry::{OCI_INDEX, OCI_MANIFEST, digest};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -340,11 +340,7 @@ async fn index_children_bursts_and_failures(kind: berth_testkit::DbKind) {
 
     // Two platform images pushed by digest, then the index by tag: the children are scanned and
     // announced with the index's tag.
-    let reg = Reg {
-        s: &s,
-        user: "root",
-        pass: "rootpassword",
-    };
+    let reg = s.reg("root", "rootpassword");
     let files: [(&str, &[u8]); 2] = [
         ("etc/os-release", OS_RELEASE.as_bytes()),
         ("var/lib/dpkg/status", DPKG_STATUS.as_bytes()),
@@ -468,11 +464,7 @@ async fn index_children_bursts_and_failures(kind: berth_testkit::DbKind) {
 
 /// The digest of the only layer of a manifest of acme/web.
 async fn children_layer(s: &TestServer, manifest: &str) -> String {
-    let reg = Reg {
-        s,
-        user: "root",
-        pass: "rootpassword",
-    };
+    let reg = s.reg("root", "rootpassword");
     let m: Value = reg
         .send(reqwest::Method::GET, &format!("/v2/acme/web/manifests/{manifest}"))
         .await
@@ -521,11 +513,7 @@ async fn rpm_databases_are_read(kind: berth_testkit::DbKind) {
     let rpmdb = std::fs::read(&db).unwrap();
     let os = b"ID=\"rocky\"\nVERSION_ID=\"9.3\"\n";
     let bytes = layer(&[("etc/os-release", os), ("var/lib/rpm/rpmdb.sqlite", &rpmdb)]);
-    let reg = Reg {
-        s: &s,
-        user: "root",
-        pass: "rootpassword",
-    };
+    let reg = s.reg("root", "rootpassword");
     let (_, manifest, _) = reg.push_image("acme/web", "rocky", &bytes).await;
     let r = report(&s, &root, "acme/web", &manifest).await;
     assert_eq!(r["status"], "scanned", "{r}");

@@ -31,6 +31,16 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A registry client of this server, authenticated as `user`.
+    pub fn reg<'a>(&'a self, user: &'a str, pass: &'a str) -> berth_testkit::registry::Reg<'a> {
+        berth_testkit::registry::Reg {
+            base: &self.base,
+            client: &self.client,
+            user,
+            pass,
+        }
+    }
+
     /// Starts a server on a fresh database of `kind`.
     pub async fn start(kind: DbKind) -> TestServer {
         Self::start_with(kind, |_| {}).await

@@ -10,7 +10,6 @@ use berth_testkit::{backend_test, eventually};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::oci_conformance::Reg;
 use crate::support::{Auth, TestServer, expect};
 
 /// A browser without JavaScript: no redirects followed, the session cookie carried by hand.
@@ -377,11 +376,7 @@ async fn repository_pages_and_their_forms(kind: berth_testkit::DbKind) {
         "affected": [{"package": {"ecosystem": "Debian:12", "name": "openssl"}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.0.13-1~deb12u1"}]}]}]
     }).to_string().as_bytes()).unwrap();
     s.app.import_advisories(&[advisory]).await.unwrap();
-    let reg = Reg {
-        s: &s,
-        user: "root",
-        pass: "rootpassword",
-    };
+    let reg = s.reg("root", "rootpassword");
     reg.push_image("acme/web", "v1", &layer()).await;
 
     let mut b = Browser::new(&s);
