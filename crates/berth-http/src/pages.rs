@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use berth_app::authorized_email::Confirmation;
-use berth_notify::message::html_escape;
+use berth_app::vocab::html_escape;
 use serde::Deserialize;
 
 use crate::HttpState;

@@ -71,7 +71,7 @@ fn render(report: &SecurityReport, with_vulnerabilities: bool) -> SecurityOut {
     let namespace = image
         .distro
         .as_ref()
-        .map(berth_scan::Distro::namespace)
+        .map(berth_app::vocab::Distro::namespace)
         .unwrap_or_default();
     let features: Vec<Value> = image
         .packages

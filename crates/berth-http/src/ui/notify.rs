@@ -10,8 +10,8 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_app::notifications::NotificationRequest;
+use berth_app::vocab::{EventKind, MethodKind};
 use berth_app::{App, AppError};
-use berth_notify::{EventKind, MethodKind};
 use serde_json::{Value, json};
 
 use super::flash::Flash;
@@ -38,7 +38,7 @@ pub(super) fn target_summary(method: &str, config: &Value) -> String {
     let url = |mask_last| {
         config["url"]
             .as_str()
-            .map(|u| berth_notify::send::mask_url(u, mask_last))
+            .map(|u| berth_app::vocab::mask_url(u, mask_last))
             .unwrap_or_default()
     };
     match method {
@@ -358,7 +358,7 @@ pub(super) async fn new_page(
                 (m.name(), m.title(), off)
             })
             .collect(),
-        levels: berth_scan::Severity::ALL
+        levels: berth_app::vocab::Severity::ALL
             .iter()
             .map(|l| (l.index().to_string(), l.as_str()))
             .collect(),
@@ -550,7 +550,7 @@ fn delivery_view(
         test: payload.as_ref().is_some_and(|p| p.test),
         subject: payload
             .and_then(|p| p.data().ok())
-            .and_then(|data| berth_notify::events::subject(&data))
+            .and_then(|data| berth_app::vocab::subject(&data))
             .unwrap_or_default(),
         // Set only while it waits for a retry: every other status change clears it.
         next_attempt: d.next_attempt_at.map(when).unwrap_or_default(),
@@ -627,8 +627,7 @@ pub(super) async fn deliveries_page(
         status: status.unwrap_or_default().to_owned(),
         statuses: berth_core::DeliveryStatus::ALL,
         single: single.is_some(),
-        outside: berth_notify::MethodKind::parse(&n.method)
-            .is_ok_and(|m| m != berth_notify::MethodKind::QuayNotification),
+        outside: MethodKind::parse(&n.method).is_ok_and(|m| m != MethodKind::QuayNotification),
         pending: deliveries.iter().any(|d| d.status == "pending"),
         deliveries,
     };

@@ -386,7 +386,7 @@ async fn security_view(
         _ => String::new(),
     };
     let mut counts = Vec::new();
-    for level in berth_scan::Severity::ALL {
+    for level in berth_app::vocab::Severity::ALL {
         let n = report.vulnerabilities.iter().filter(|v| v.severity == level).count();
         if n > 0 {
             counts.push((level.as_str().to_owned(), n));
