@@ -78,7 +78,7 @@ impl App {
 
     async fn insert_user(&self, tx: &mut Tx, ctx: &Ctx, new: &NewUser) -> Result<AccountRow> {
         let name = AccountName::parse(&new.username)
-            .map_err(|e| AppError::Invalid(e.to_string().replace("invalid name", "invalid username")))?;
+            .map_err(|e| AppError::invalid(e.to_string().replace("invalid name", "invalid username")))?;
         let email = new.email.as_deref().map(Email::parse).transpose()?;
         check_password(&new.password)?;
         ensure_name_free(tx, name.as_str()).await?;
@@ -114,15 +114,13 @@ impl App {
     /// optionally an access token with every scope. Refused once any user exists.
     pub async fn initialize(&self, ctx: &Ctx, new: NewUser, want_token: bool) -> Result<(AccountRow, Option<String>)> {
         if new.email.is_none() {
-            return Err(AppError::Invalid("invalid email: an e-mail address is required".into()));
+            return Err(AppError::invalid("invalid email: an e-mail address is required"));
         }
         let mut tx = self.store.begin().await?;
         let empty = accounts::count_users(&mut tx).await? == 0;
         // The marker makes concurrent initializations on PostgreSQL race safely: one insert wins.
         if !empty || !secrets::insert_if_absent(&mut tx, INITIALIZED_MARKER, &new.username).await? {
-            return Err(AppError::Invalid(
-                "Cannot initialize user in a non-empty database".into(),
-            ));
+            return Err(AppError::invalid("Cannot initialize user in a non-empty database"));
         }
         let row = self
             .insert_user(&mut tx, ctx, &NewUser { superuser: true, ..new })
@@ -321,7 +319,7 @@ impl App {
                 .filter(|x| x.role == TeamRole::Admin)
                 .count();
             if admin_teams <= 1 {
-                return Err(AppError::Invalid(format!(
+                return Err(AppError::invalid(format!(
                     "Cannot delete team {team}: it is the last admin team of {}",
                     org.name
                 )));
@@ -352,9 +350,9 @@ impl App {
         let account = accounts::by_name(&mut tx, member)
             .await?
             .filter(|a| a.kind != AccountKind::Organization)
-            .ok_or_else(|| AppError::Invalid(format!("Unknown user or robot: {member}")))?;
+            .ok_or_else(|| AppError::invalid(format!("Unknown user or robot: {member}")))?;
         if account.kind == AccountKind::Robot && account.robot_owner_id != Some(org.id.0) {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::invalid(format!(
                 "Cannot add robot {member} from another namespace"
             )));
         }
@@ -376,7 +374,7 @@ impl App {
             None => false,
         };
         if !removed {
-            return Err(AppError::Invalid(format!("{member} is not a member of team {team}")));
+            return Err(AppError::invalid(format!("{member} is not a member of team {team}")));
         }
         if t.role == TeamRole::Admin {
             keep_an_admin(&mut tx, &org, &format!("Removing {member} from team {team}")).await?;
@@ -551,7 +549,7 @@ async fn robot_by_short(ex: &mut impl Exec, ns: &AccountRow, short: &str) -> Res
 /// organization with no user in an admin team: nobody but a superuser could administer it.
 async fn keep_an_admin(tx: &mut Tx, org: &AccountRow, change: &str) -> Result<()> {
     if teams::org_admins(tx, org.id).await?.is_empty() {
-        return Err(AppError::Invalid(format!(
+        return Err(AppError::invalid(format!(
             "{change} would leave organization {} with no administrator; make another user an admin first",
             org.name
         )));

@@ -86,7 +86,7 @@ fn parse_cursor(next_page: Option<&str>) -> Result<Option<i64>> {
         Some(p) => p
             .parse::<i64>()
             .map(Some)
-            .map_err(|_| crate::AppError::Invalid(format!("invalid next_page: '{p}'"))),
+            .map_err(|_| crate::AppError::invalid(format!("invalid next_page: '{p}'"))),
     }
 }
 

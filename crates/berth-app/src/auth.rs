@@ -123,7 +123,7 @@ pub struct RequestedScope {
 impl RequestedScope {
     /// Parses `type:name:actions`; the name may itself contain `:` only for non-repository types.
     pub fn parse(s: &str) -> Result<RequestedScope> {
-        let bad = || AppError::Invalid(format!("invalid scope '{s}': expected type:name:actions"));
+        let bad = || AppError::invalid(format!("invalid scope '{s}': expected type:name:actions"));
         let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
         let (name, actions) = rest.rsplit_once(':').ok_or_else(bad)?;
         if kind.is_empty() || name.is_empty() {

@@ -67,7 +67,7 @@ fn not_authorized(email: &Email, repo: &RepoRow) -> AppError {
 }
 
 fn parse_email(email: &str) -> Result<Email> {
-    Email::parse(email).map_err(|e| AppError::Invalid(format!("invalid e-mail address: {e}")))
+    Email::parse(email).map_err(|e| AppError::invalid(format!("invalid e-mail address: {e}")))
 }
 
 impl crate::App {

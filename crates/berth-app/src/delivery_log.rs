@@ -60,7 +60,7 @@ impl App {
         let status_filter = status_filter
             .map(DeliveryStatus::parse)
             .transpose()
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
+            .map_err(|e| AppError::invalid(e.to_string()))?;
         let paging = Paging::new(page, limit)?;
         let (_, n) = self.admin_notification(caller, namespace, name, uuid).await?;
         let mut conn = self.store.conn().await?;
@@ -90,8 +90,8 @@ impl App {
         if n.enabled {
             Ok(())
         } else {
-            Err(AppError::Invalid(
-                "the notification is disabled: re-enable it first (POST on the notification resets it)".into(),
+            Err(AppError::invalid(
+                "the notification is disabled: re-enable it first (POST on the notification resets it)",
             ))
         }
     }
@@ -105,7 +105,7 @@ impl App {
             .await?
             .ok_or_else(|| AppError::NotFound(format!("No delivery {delivery} for notification {uuid}")))?;
         if d.status == DeliveryStatus::Pending {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::invalid(format!(
                 "delivery {delivery} is still pending; it will be attempted on its schedule"
             )));
         }

@@ -7,9 +7,15 @@ use berth_store::StoreError;
 /// What went wrong in a use case.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The request is malformed or breaks a rule; the message names the field or the problem (400).
-    #[error("{0}")]
-    Invalid(String),
+    /// The request is malformed or breaks a rule (400); the message names the problem, and
+    /// `field`, when known, is the input it is about (a form places the message beside it).
+    #[error("{message}")]
+    Invalid {
+        /// The input the message is about (`url`, `title`, `ref-regex`, …), when there is one.
+        field: Option<&'static str>,
+        /// What is wrong.
+        message: String,
+    },
     /// The thing does not exist, or the caller may not know that it does (404).
     #[error("{0}")]
     NotFound(String),
@@ -71,9 +77,27 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// A 400 about no field in particular.
+    pub fn invalid(message: impl Into<String>) -> AppError {
+        AppError::Invalid {
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// A 400 about one input, `field`.
+    pub fn invalid_field(field: &'static str, message: impl Into<String>) -> AppError {
+        AppError::Invalid {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
+}
+
 impl From<CoreError> for AppError {
     fn from(e: CoreError) -> Self {
-        AppError::Invalid(e.to_string())
+        AppError::invalid(e.to_string())
     }
 }
 

@@ -153,7 +153,7 @@ impl App {
         }
         let registry_key = std::sync::Arc::new(auth::RegistryKey::load(&store, &keyring).await?);
         let mailer = match &settings.mail {
-            Some(mail) => Some(berth_notify::mail::Mailer::new(mail).map_err(AppError::Invalid)?),
+            Some(mail) => Some(berth_notify::mail::Mailer::new(mail).map_err(AppError::invalid)?),
             None => None,
         };
         Ok(App {

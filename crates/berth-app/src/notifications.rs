@@ -87,29 +87,30 @@ impl App {
         let repo = self.admin_repo(&ctx.caller, namespace, name).await?;
         let size = req.config.to_string().len() + req.event_config.to_string().len();
         if size > MAX_CONFIG_BYTES {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::invalid(format!(
                 "invalid config: {size} bytes of config and eventConfig, over the limit of {MAX_CONFIG_BYTES}"
             )));
         }
-        let event = EventKind::parse(&req.event).map_err(AppError::Invalid)?;
-        let method = MethodKind::parse(&req.method).map_err(AppError::Invalid)?;
+        let event = EventKind::parse(&req.event).map_err(AppError::invalid)?;
+        let method = MethodKind::parse(&req.method).map_err(|m| AppError::invalid_field("method", m))?;
         let checked = method
             .validate(&req.config, &self.settings.method_policy)
-            .map_err(AppError::Invalid)?;
+            .map_err(|e| AppError::invalid_field(e.field, e.message))?;
         event
             .validate_config(&req.event_config)
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
+            .map_err(|e| AppError::invalid_field(e.field, e.to_string()))?;
         if let Some(t) = &req.title
             && t.chars().count() > MAX_TITLE
         {
-            return Err(AppError::Invalid(format!(
-                "invalid title: must be at most {MAX_TITLE} characters"
-            )));
+            return Err(AppError::invalid_field(
+                "title",
+                format!("invalid title: must be at most {MAX_TITLE} characters"),
+            ));
         }
         let mut tx = self.store.begin().await?;
         let max = self.settings.max_notifications_per_repository;
         if usize::try_from(notifications::count_for_repo(&mut tx, repo.id).await?).unwrap_or(usize::MAX) >= max {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::invalid(format!(
                 "this repository already has {max} notifications, the most allowed (notifications.max_per_repository)"
             )));
         }
@@ -118,9 +119,9 @@ impl App {
             Checked::Target(target) => check_target(&mut tx, &repo, &target).await?,
             Checked::Email(address) => {
                 if !self.email_is_authorized(&mut tx, repo.id, &address).await? {
-                    return Err(AppError::Invalid(
-                        "The specified e-mail address is not authorized to receive notifications for this repository"
-                            .into(),
+                    return Err(AppError::invalid_field(
+                        "email",
+                        "The specified e-mail address is not authorized to receive notifications for this repository",
                     ));
                 }
                 // Authorized earlier, but mail has since been turned off: say so rather than store
@@ -291,7 +292,7 @@ async fn check_target(ex: &mut impl Exec, repo: &RepoRow, target: &Target) -> Re
                 .await?
                 .is_some_and(|a| a.kind == AccountKind::User);
             if !ok {
-                return Err(AppError::Invalid(format!("Unknown user {name}")));
+                return Err(AppError::invalid_field("target", format!("Unknown user {name}")));
             }
         }
         Target::Org(name) => {
@@ -299,11 +300,15 @@ async fn check_target(ex: &mut impl Exec, repo: &RepoRow, target: &Target) -> Re
                 .await?
                 .is_some_and(|a| a.kind == AccountKind::Organization);
             if !ok {
-                return Err(AppError::Invalid(format!("Unknown organization {name}")));
+                return Err(AppError::invalid_field(
+                    "target",
+                    format!("Unknown organization {name}"),
+                ));
             }
             if name != &repo.namespace {
-                return Err(AppError::Invalid(
-                    "Organization name must match repository namespace".into(),
+                return Err(AppError::invalid_field(
+                    "target",
+                    "Organization name must match repository namespace",
                 ));
             }
         }
@@ -314,7 +319,7 @@ async fn check_target(ex: &mut impl Exec, repo: &RepoRow, target: &Target) -> Re
                 None
             };
             if found.is_none() {
-                return Err(AppError::Invalid(format!("Unknown team {name}")));
+                return Err(AppError::invalid_field("target", format!("Unknown team {name}")));
             }
         }
     }

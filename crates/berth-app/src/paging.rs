@@ -17,7 +17,7 @@ impl Paging {
     /// Checks the page size (1 to [`MAX_PAGE`]); the message names the field.
     pub fn new(page: u32, limit: u32) -> Result<Paging> {
         if limit == 0 || limit > MAX_PAGE {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::invalid(format!(
                 "invalid limit: must be between 1 and {MAX_PAGE}"
             )));
         }

@@ -838,7 +838,7 @@ impl App {
     /// Deletes a tag by repository path (repository `write`), as the web UI does.
     pub async fn delete_tag(&self, ctx: &Ctx, namespace: &str, name: &str, tag: &str) -> Result<()> {
         let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Write).await?;
-        let tag = berth_core::Tag::parse(tag).map_err(|e| AppError::Invalid(e.to_string()))?;
+        let tag = berth_core::Tag::parse(tag).map_err(|e| AppError::invalid(e.to_string()))?;
         self.delete_manifest(ctx, &repo, &Reference::Tag(tag)).await
     }
 

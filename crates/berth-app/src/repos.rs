@@ -172,7 +172,7 @@ impl App {
     /// granted `admin` on it, as Quay does.
     pub async fn create_repo(&self, ctx: &Ctx, new: &NewRepo) -> Result<RepoRow> {
         let ns_name = AccountName::parse(&new.namespace)
-            .map_err(|e| AppError::Invalid(e.to_string().replace("invalid name", "invalid namespace")))?;
+            .map_err(|e| AppError::invalid(e.to_string().replace("invalid name", "invalid namespace")))?;
         let name = RepoName::parse(&new.name)?;
         let p = ctx.caller.principal()?;
         if !self.may_create_in(&ctx.caller, ns_name.as_str()).await? {
@@ -216,9 +216,7 @@ impl App {
             },
             None if public => repos::public(&mut conn, 1000).await?,
             None => {
-                return Err(AppError::Invalid(
-                    "You must specify either a namespace or public=true".into(),
-                ));
+                return Err(AppError::invalid("You must specify either a namespace or public=true"));
             }
         };
         let mut out = Vec::with_capacity(candidates.len());
@@ -326,7 +324,7 @@ impl App {
             .into_iter()
             .find(|p| p.name == username)
             .ok_or_else(|| {
-                AppError::Invalid(format!(
+                AppError::invalid(format!(
                     "User {username} does not have permission for repo {namespace}/{name}"
                 ))
             })
@@ -346,7 +344,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         let account = grantee(&mut tx, username).await?;
         if account.kind == AccountKind::Robot && account.robot_owner_id != Some(repo.namespace_id.0) {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::invalid(format!(
                 "Cannot add robot {username} from another namespace"
             )));
         }
@@ -380,7 +378,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         let account = grantee(&mut tx, username).await?;
         if !repos::delete_user_role(&mut tx, repo.id, account.id).await? {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::invalid(format!(
                 "User {username} does not have permission for repo {namespace}/{name}"
             )));
         }
@@ -426,7 +424,7 @@ impl App {
         let mut tx = self.store.begin().await?;
         let t = teams::by_name(&mut tx, repo.namespace_id, team_name.as_str())
             .await?
-            .ok_or_else(|| AppError::Invalid(format!("Unknown team: {team}")))?;
+            .ok_or_else(|| AppError::invalid(format!("Unknown team: {team}")))?;
         repos::set_team_role(&mut tx, repo.id, t.id, role).await?;
         let meta = json!({"team": t.name, "repo": repo.name, "namespace": repo.namespace, "role": role.as_str()});
         record(
@@ -448,9 +446,9 @@ impl App {
         let mut tx = self.store.begin().await?;
         let t = teams::by_name(&mut tx, repo.namespace_id, team)
             .await?
-            .ok_or_else(|| AppError::Invalid(format!("Unknown team: {team}")))?;
+            .ok_or_else(|| AppError::invalid(format!("Unknown team: {team}")))?;
         if !repos::delete_team_role(&mut tx, repo.id, t.id).await? {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::invalid(format!(
                 "Team {team} does not have permission for repo {namespace}/{name}"
             )));
         }
@@ -474,5 +472,5 @@ async fn grantee(ex: &mut impl Exec, username: &str) -> Result<AccountRow> {
     accounts::by_name(ex, username)
         .await?
         .filter(|a| a.kind != AccountKind::Organization)
-        .ok_or_else(|| AppError::Invalid(format!("Invalid username: {username}")))
+        .ok_or_else(|| AppError::invalid(format!("Invalid username: {username}")))
 }

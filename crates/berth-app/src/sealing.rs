@@ -77,7 +77,7 @@ impl SecretKey {
     /// A key from its 32 bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<SecretKey> {
         if bytes.len() != KEY_LEN {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::invalid(format!(
                 "invalid secret_key: must be {KEY_LEN} bytes, base64-encoded (got {} bytes)",
                 bytes.len()
             )));
@@ -97,7 +97,7 @@ impl SecretKey {
     pub fn parse(text: &str) -> Result<SecretKey> {
         let bytes = STANDARD
             .decode(text.trim())
-            .map_err(|e| AppError::Invalid(format!("invalid secret_key: not base64 ({e})")))?;
+            .map_err(|e| AppError::invalid(format!("invalid secret_key: not base64 ({e})")))?;
         SecretKey::from_bytes(&bytes)
     }
 

@@ -14,7 +14,7 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 /// Checks a new password against the rules; the message names the field.
 pub fn check_password(password: &str) -> Result<()> {
     if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(AppError::Invalid(format!(
+        return Err(AppError::invalid(format!(
             "invalid password: must be at least {MIN_PASSWORD_LEN} characters"
         )));
     }

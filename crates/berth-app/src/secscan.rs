@@ -283,7 +283,7 @@ impl App {
         match body["kind"].as_str() {
             Some("manifest") => {
                 let (Some(repo), Some(digest)) = (body["repository_id"].as_i64(), body["digest"].as_str()) else {
-                    return Err(AppError::Invalid(format!("malformed scan job: {body}")));
+                    return Err(AppError::invalid(format!("malformed scan job: {body}")));
                 };
                 self.scan_pushed(RepoId(repo), digest).await
             }
@@ -295,7 +295,7 @@ impl App {
                 });
                 self.rematch(names.as_ref()).await.map(|_| ())
             }
-            _ => Err(AppError::Invalid(format!("unknown scan job: {body}"))),
+            _ => Err(AppError::invalid(format!("unknown scan job: {body}"))),
         }
     }
 
@@ -641,7 +641,7 @@ impl App {
         digest: &str,
     ) -> Result<SecurityReport> {
         let (repo, _) = self.repo_access(caller, namespace, name, RepoRole::Read).await?;
-        let digest = Digest::parse(digest).map_err(|e| AppError::Invalid(e.to_string()))?;
+        let digest = Digest::parse(digest).map_err(|e| AppError::invalid(e.to_string()))?;
         let mut conn = self.store.conn().await?;
         if reg::manifest_by_digest(&mut conn, repo.id, digest.as_str())
             .await?

@@ -65,14 +65,14 @@ pub struct ManualRun {
 fn checked_config(config: &Value) -> Result<Value> {
     let obj = config
         .as_object()
-        .ok_or_else(|| AppError::Invalid("config must be a JSON object".into()))?;
+        .ok_or_else(|| AppError::invalid("config must be a JSON object"))?;
     let source = obj
         .get("build_source")
         .and_then(Value::as_str)
         .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| AppError::Invalid("config.build_source (the git URL to clone) is required".into()))?;
+        .ok_or_else(|| AppError::invalid("config.build_source (the git URL to clone) is required"))?;
     if source.starts_with('-') || source.chars().any(char::is_whitespace) {
-        return Err(AppError::Invalid(format!(
+        return Err(AppError::invalid(format!(
             "config.build_source '{source}' is not a git URL"
         )));
     }
@@ -81,24 +81,22 @@ fn checked_config(config: &Value) -> Result<Value> {
         obj.get("dockerfile_path").and_then(Value::as_str),
         obj.get("context").and_then(Value::as_str),
     )
-    .map_err(|e| AppError::Invalid(format!("config: {e}")))?;
+    .map_err(|e| AppError::invalid(format!("config: {e}")))?;
     if let Some(re) = obj
         .get("branchtag_regex")
         .and_then(Value::as_str)
         .filter(|r| !r.is_empty())
     {
-        Regex::new(re).map_err(|e| AppError::Invalid(format!("config.branchtag_regex is not a valid regex: {e}")))?;
+        Regex::new(re).map_err(|e| AppError::invalid(format!("config.branchtag_regex is not a valid regex: {e}")))?;
     }
     if let Some(t) = obj.get("tag_templates")
         && !t.as_array().is_some_and(|l| l.iter().all(Value::is_string))
     {
-        return Err(AppError::Invalid(
-            "config.tag_templates must be a list of strings".into(),
-        ));
+        return Err(AppError::invalid("config.tag_templates must be a list of strings"));
     }
     for flag in ["default_tag_from_ref", "latest_for_default_branch"] {
         if obj.get(flag).is_some_and(|v| !v.is_boolean()) {
-            return Err(AppError::Invalid(format!("config.{flag} must be true or false")));
+            return Err(AppError::invalid(format!("config.{flag} must be true or false")));
         }
     }
     let mut out = config.clone();
@@ -156,7 +154,7 @@ impl App {
     pub async fn create_trigger(&self, ctx: &Ctx, namespace: &str, name: &str, service: &str) -> Result<TriggerRow> {
         let repo = self.admin_repo(&ctx.caller, namespace, name).await?;
         if !payload::SERVICES.contains(&service) {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::invalid(format!(
                 "unknown trigger service '{service}'; use one of {}",
                 payload::SERVICES.join(", ")
             )));
@@ -254,10 +252,10 @@ impl App {
         self.builds_enabled()?;
         let (repo, t) = self.trigger_of(ctx, namespace, name, uuid).await?;
         if !t.activated {
-            return Err(AppError::Invalid("the trigger is not activated".into()));
+            return Err(AppError::invalid("the trigger is not activated"));
         }
         if run.branch_name.is_some() && run.tag_name.is_some() {
-            return Err(AppError::Invalid("give branch_name or tag_name, not both".into()));
+            return Err(AppError::invalid("give branch_name or tag_name, not both"));
         }
         let source = t.config.0["build_source"].as_str().unwrap_or_default().to_owned();
         // One `git ls-remote --symref` names the default branch and every ref's commit. Without a
@@ -276,12 +274,12 @@ impl App {
         let commit = match &run.commit_sha {
             Some(c) => c.clone(),
             None => commit_in(listing.as_deref().unwrap_or_default(), &r)
-                .ok_or_else(|| AppError::Invalid(format!("{r} does not exist in {source}")))?,
+                .ok_or_else(|| AppError::invalid(format!("{r} does not exist in {source}")))?,
         };
         let body = json!({"commit": commit, "ref": r, "default_branch": default_branch});
-        let meta = match payload::custom(&body, &source).map_err(AppError::Invalid)? {
+        let meta = match payload::custom(&body, &source).map_err(AppError::invalid)? {
             Push::Build(m) => m,
-            Push::Ignore(why) => return Err(AppError::Invalid(why)),
+            Push::Ignore(why) => return Err(AppError::invalid(why)),
         };
         let p = ctx.caller.principal()?;
         self.queue_trigger_build(ctx, &repo, &t, meta, Some(&p.name), Some(p.id.0))
@@ -300,7 +298,7 @@ impl App {
             .await
             .map_err(|e| AppError::Unavailable(format!("could not run git: {e}")))?;
         if !out.status.success() {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::invalid(format!(
                 "git ls-remote {source} failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
@@ -379,14 +377,14 @@ impl App {
             return Err(webhook_denied());
         }
         let body: Value =
-            serde_json::from_slice(req.body).map_err(|e| AppError::Invalid(format!("the body is not JSON: {e}")))?;
+            serde_json::from_slice(req.body).map_err(|e| AppError::invalid(format!("the body is not JSON: {e}")))?;
         let source = t.config.0["build_source"].as_str().unwrap_or_default().to_owned();
         let push = match t.service.as_str() {
             "github" => payload::github(req.github_event.unwrap_or("push"), &body),
             "gitlab" => payload::gitlab(req.gitlab_event.unwrap_or("Push Hook"), &body),
             _ => payload::custom(&body, &source),
         }
-        .map_err(AppError::Invalid)?;
+        .map_err(AppError::invalid)?;
         if !t.activated {
             return Ok(WebhookOutcome::Ignored("the trigger is not activated".into()));
         }

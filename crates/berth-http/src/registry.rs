@@ -95,7 +95,7 @@ impl OciError {
                 };
                 OciError::new(status, code.as_str(), message)
             }
-            AppError::Invalid(m) => OciError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", m),
+            AppError::Invalid { message: m, .. } => OciError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", m),
             AppError::TooLarge(m) => OciError::new(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID", m),
             AppError::TooManyRequests {
                 message,
@@ -175,7 +175,7 @@ async fn auth(
         && service != host
     {
         let msg = format!("unknown service '{service}': this registry is '{host}'");
-        return Err(OciError::from_app(&s, AppError::Invalid(msg)));
+        return Err(OciError::from_app(&s, AppError::invalid(msg)));
     }
     let caller = match credentials(&headers).map_err(|e| OciError::from_app(&s, e))? {
         None => Caller::Anonymous,

@@ -63,7 +63,7 @@ async fn upload(
 ) -> Result<Response, ApiError> {
     let token = q
         .token
-        .ok_or_else(|| AppError::Invalid("the upload URL needs its token parameter".into()))?;
+        .ok_or_else(|| AppError::invalid("the upload URL needs its token parameter"))?;
     let mut reader = crate::oci::body_reader(body);
     let size = s
         .app

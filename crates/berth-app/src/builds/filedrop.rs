@@ -112,7 +112,7 @@ impl App {
                     .take(allowed)
                     .read_buf(&mut piece)
                     .await
-                    .map_err(|e| Received::Failed(AppError::Invalid(format!("reading the upload: {e}"))))?;
+                    .map_err(|e| Received::Failed(AppError::invalid(format!("reading the upload: {e}"))))?;
                 if n == 0 {
                     break;
                 }

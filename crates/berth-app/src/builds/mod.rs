@@ -201,7 +201,7 @@ fn checked_tags(tags: &[String]) -> Result<Vec<String>> {
     }
     let mut out = Vec::new();
     for t in tags {
-        let tag = Tag::parse(t).map_err(|e| AppError::Invalid(format!("invalid docker_tags entry '{t}': {e}")))?;
+        let tag = Tag::parse(t).map_err(|e| AppError::invalid(format!("invalid docker_tags entry '{t}': {e}")))?;
         if !out.contains(&tag.as_str().to_owned()) {
             out.push(tag.as_str().to_owned());
         }
@@ -231,7 +231,7 @@ impl App {
             req.dockerfile_path.as_deref(),
             req.context.as_deref(),
         )
-        .map_err(AppError::Invalid)?;
+        .map_err(AppError::invalid)?;
         let tags = checked_tags(&req.docker_tags)?;
         let (source, display) = match (&req.file_id, &req.archive_url) {
             (Some(id), None) => {
@@ -244,30 +244,30 @@ impl App {
                         (BuildSource::Upload { file_id: id.clone() }, display)
                     }
                     Some(d) if d.owner_id == p.id.0 => {
-                        return Err(AppError::Invalid(format!("file_id {id} has no uploaded content yet")));
+                        return Err(AppError::invalid(format!("file_id {id} has no uploaded content yet")));
                     }
-                    _ => return Err(AppError::Invalid(format!("unknown file_id: {id}"))),
+                    _ => return Err(AppError::invalid(format!("unknown file_id: {id}"))),
                 }
             }
             (None, Some(url)) => {
                 let parsed =
-                    url::Url::parse(url).map_err(|e| AppError::Invalid(format!("invalid archive_url '{url}': {e}")))?;
+                    url::Url::parse(url).map_err(|e| AppError::invalid(format!("invalid archive_url '{url}': {e}")))?;
                 if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(AppError::Invalid(format!(
+                    return Err(AppError::invalid(format!(
                         "archive_url must be http or https, not '{}'",
                         parsed.scheme()
                     )));
                 }
                 if self.settings.delivery.guard.literal_refused(url) {
-                    return Err(AppError::Invalid(format!(
+                    return Err(AppError::invalid(format!(
                         "archive_url '{url}' is not a public address (see notifications.allowed_networks)"
                     )));
                 }
                 let digest = berth_core::Digest::from_bytes(berth_core::DigestAlgorithm::Sha256, url.as_bytes());
                 (BuildSource::Archive { url: url.clone() }, digest.hex()[..7].to_owned())
             }
-            (Some(_), Some(_)) => return Err(AppError::Invalid("give file_id or archive_url, not both".into())),
-            (None, None) => return Err(AppError::Invalid("a build needs a file_id or an archive_url".into())),
+            (Some(_), Some(_)) => return Err(AppError::invalid("give file_id or archive_url, not both")),
+            (None, None) => return Err(AppError::invalid("a build needs a file_id or an archive_url")),
         };
         let new = NewBuild {
             uuid: &uuid::Uuid::new_v4().to_string(),
@@ -384,7 +384,7 @@ impl App {
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no build {uuid} in {namespace}/{name}")))?;
         if build.phase.is_final() {
-            return Err(AppError::Invalid(format!(
+            return Err(AppError::invalid(format!(
                 "the build is {} and cannot be cancelled",
                 build.phase
             )));

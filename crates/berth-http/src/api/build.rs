@@ -201,8 +201,8 @@ async fn start_build(
     ApiJson(body): ApiJson<StartBuildIn>,
 ) -> ApiResult<(StatusCode, Json<BuildOut>)> {
     if body.pull_robot.is_some() {
-        return Err(berth_app::AppError::Invalid(
-            "pull_robot is not supported: builds pull this registry's images with their own credential".into(),
+        return Err(berth_app::AppError::invalid(
+            "pull_robot is not supported: builds pull this registry's images with their own credential",
         )
         .into());
     }
@@ -481,7 +481,7 @@ async fn start_trigger(
             Some("branch") => run.branch_name = name_of,
             Some("tag") => run.tag_name = name_of,
             other => {
-                return Err(berth_app::AppError::Invalid(format!(
+                return Err(berth_app::AppError::invalid(format!(
                     "refs.kind must be 'branch' or 'tag', not {}",
                     other.unwrap_or("missing")
                 ))

@@ -256,7 +256,7 @@ async fn recover(
     ApiJson(body): ApiJson<RecoverIn>,
 ) -> ApiResult<(StatusCode, Json<RecoverOut>)> {
     let since = chrono::DateTime::parse_from_rfc3339(&body.since)
-        .map_err(|e| AppError::Invalid(format!("invalid since: '{}' is not an RFC 3339 time ({e})", body.since)))?
+        .map_err(|e| AppError::invalid(format!("invalid since: '{}' is not an RFC 3339 time ({e})", body.since)))?
         .with_timezone(&chrono::Utc);
     let queued = s.app.recover(&ctx, &ns, &name, &uuid, since).await?;
     Ok((StatusCode::ACCEPTED, Json(RecoverOut { queued })))

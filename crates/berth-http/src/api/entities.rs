@@ -64,7 +64,7 @@ fn flag(name: &str, value: Option<&str>) -> Result<bool, AppError> {
     match value.map(str::to_ascii_lowercase).as_deref() {
         None | Some("" | "false" | "0" | "no" | "off") => Ok(false),
         Some("true" | "1" | "yes" | "on") => Ok(true),
-        Some(other) => Err(AppError::Invalid(format!(
+        Some(other) => Err(AppError::invalid(format!(
             "invalid {name}: '{other}' is not one of: true, false"
         ))),
     }

@@ -127,7 +127,7 @@ async fn create_notification(
     let title = match body.title {
         None => None,
         Some(Value::String(t)) => Some(t),
-        Some(other) => return Err(AppError::Invalid(format!("invalid title: {other} is not a string")).into()),
+        Some(other) => return Err(AppError::invalid(format!("invalid title: {other} is not a string")).into()),
     };
     let req = NotificationRequest {
         event: body.event,

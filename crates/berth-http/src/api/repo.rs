@@ -84,7 +84,7 @@ async fn create_repo(
     ApiJson(body): ApiJson<CreateRepoIn>,
 ) -> ApiResult<(StatusCode, Json<CreateRepoOut>)> {
     if let Some(kind) = body.repo_kind.as_deref().filter(|k| *k != "image") {
-        return Err(AppError::Invalid(format!("invalid repo_kind: '{kind}' is not supported; use 'image'")).into());
+        return Err(AppError::invalid(format!("invalid repo_kind: '{kind}' is not supported; use 'image'")).into());
     }
     let new = NewRepo {
         namespace: body.namespace,

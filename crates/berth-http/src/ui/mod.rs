@@ -534,7 +534,7 @@ async fn setup(State(s): State<HttpState>, ClientAddr(client): ClientAddr, Form(
             }
             Err(e) => error_page(&Chrome::default(), e),
         },
-        Err(AppError::Invalid(msg)) => render(
+        Err(AppError::Invalid { message: msg, .. }) => render(
             StatusCode::BAD_REQUEST,
             &SetupPage {
                 title: "Set up Berth",
@@ -735,7 +735,9 @@ async fn create_repo(
     };
     match s.app.create_repo(&session.ctx, &new).await {
         Ok(r) => Redirect::to(&format!("/repository/{}/{}", r.namespace, r.name)).into_response(),
-        Err(e @ (AppError::Invalid(_) | AppError::Conflict(_) | AppError::Forbidden(_) | AppError::NotFound(_))) => {
+        Err(
+            e @ (AppError::Invalid { .. } | AppError::Conflict(_) | AppError::Forbidden(_) | AppError::NotFound(_)),
+        ) => {
             let msg = match e {
                 AppError::Forbidden(_) | AppError::NotFound(_) => {
                     format!("You cannot create repositories in '{}'.", new.namespace)
@@ -794,7 +796,7 @@ async fn create_org(
     };
     match s.app.create_org(&session.ctx, f.name.trim(), None).await {
         Ok(org) => Redirect::to(&format!("/organization/{}", org.name)).into_response(),
-        Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => {
+        Err(e @ (AppError::Invalid { .. } | AppError::Conflict(_))) => {
             repos_page(
                 &s,
                 session,

@@ -213,41 +213,25 @@ pub(super) struct FieldErrors {
     pub title: Option<String>,
 }
 
-/// Puts an API validation message next to the field it is about; `None` when it is about no
-/// field of the form.
-fn place(errors: &mut FieldErrors, msg: &str) -> bool {
-    let lower = msg.to_ascii_lowercase();
-    let slot = if lower.starts_with("invalid ref-regex") {
-        &mut errors.ref_regex
-    } else if lower.starts_with("invalid level") {
-        &mut errors.level
-    } else if lower.starts_with("invalid days") {
-        &mut errors.days
-    } else if lower.contains("webhook template") {
-        &mut errors.template
-    } else if lower.contains("webhook url") || lower.contains("slack callback url") {
-        &mut errors.url
-    } else if lower.contains("e-mail") {
-        &mut errors.email
-    } else if lower.contains("target")
-        || lower.contains("no user")
-        || lower.contains("no team")
-        || lower.contains("no organization")
-    {
-        &mut errors.target
-    } else if lower.contains("flowdock") {
-        &mut errors.flow_api_token
-    } else if lower.contains("room id") {
-        &mut errors.room_id
-    } else if lower.contains("notification token") {
-        &mut errors.notification_token
-    } else if lower.contains("title") {
-        &mut errors.title
-    } else {
-        return false;
+/// Puts a validation message next to the form field its `field` names; gives it back when it is
+/// about no field of the form (it is then shown above the form).
+fn place(errors: &mut FieldErrors, field: Option<&str>, message: String) -> Option<String> {
+    let slot = match field {
+        Some("ref-regex") => &mut errors.ref_regex,
+        Some("level") => &mut errors.level,
+        Some("days") => &mut errors.days,
+        Some("url") => &mut errors.url,
+        Some("template") => &mut errors.template,
+        Some("email") => &mut errors.email,
+        Some("target") => &mut errors.target,
+        Some("flow_api_token") => &mut errors.flow_api_token,
+        Some("room_id") => &mut errors.room_id,
+        Some("notification_token") => &mut errors.notification_token,
+        Some("title") => &mut errors.title,
+        _ => return Some(message),
     };
-    *slot = Some(msg.to_owned());
-    true
+    *slot = Some(message);
+    None
 }
 
 #[derive(Template)]
@@ -404,9 +388,9 @@ pub(super) async fn create(
             Redirect::to(&Flash::NotificationCreated.after(&format!("/repository/{ns}/{name}?tab=settings")))
                 .into_response(),
         ),
-        Err(AppError::Invalid(msg)) => {
+        Err(AppError::Invalid { field, message }) => {
             let mut errors = FieldErrors::default();
-            let general = (!place(&mut errors, &msg)).then_some(msg);
+            let general = place(&mut errors, field, message);
             new_page(s, session, ns, name, f, errors, general).await
         }
         Err(e) => Err(e),
@@ -427,7 +411,7 @@ pub(super) async fn send_verification(
         .await
     {
         Ok(_) => new_page(s, session, ns, name, f, FieldErrors::default(), None).await,
-        Err(e @ (AppError::Invalid(_) | AppError::NotConfigured(_) | AppError::Upstream(_))) => {
+        Err(e @ (AppError::Invalid { .. } | AppError::NotConfigured(_) | AppError::Upstream(_))) => {
             let errors = FieldErrors {
                 email: Some(e.to_string()),
                 ..FieldErrors::default()
@@ -677,7 +661,7 @@ pub(super) async fn act(
             let since = fields.get("since");
             let parsed = chrono::NaiveDateTime::parse_from_str(since, "%Y-%m-%dT%H:%M")
                 .or_else(|_| chrono::NaiveDateTime::parse_from_str(since, "%Y-%m-%dT%H:%M:%S"))
-                .map_err(|_| AppError::Invalid(format!("invalid since: '{since}' is not a date and time")))?;
+                .map_err(|_| AppError::invalid(format!("invalid since: '{since}' is not a date and time")))?;
             s.app
                 .recover(ctx, ns, name, uuid, parsed.and_utc())
                 .await
@@ -686,7 +670,7 @@ pub(super) async fn act(
         other => Err(AppError::NotFound(format!("no such action: {other}"))),
     };
     match outcome {
-        Err(AppError::Invalid(msg)) => {
+        Err(AppError::Invalid { message: msg, .. }) => {
             deliveries_page(s, session, ns, name, uuid, Shown::Newest(None), None, Some(msg)).await
         }
         other => other,
@@ -707,7 +691,7 @@ pub(super) async fn redeliver(
             Redirect::to(&Flash::Redelivered.after(&format!("/repository/{ns}/{name}/notification/{uuid}")))
                 .into_response(),
         ),
-        Err(AppError::Invalid(msg)) => {
+        Err(AppError::Invalid { message: msg, .. }) => {
             deliveries_page(s, session, ns, name, uuid, Shown::Newest(None), None, Some(msg)).await
         }
         Err(e) => Err(e),
@@ -760,13 +744,18 @@ mod tests {
     #[test]
     fn errors_land_next_to_their_fields() {
         let mut e = FieldErrors::default();
-        assert!(place(&mut e, "Invalid webhook URL"));
-        assert!(place(&mut e, "invalid ref-regex: unclosed group"));
-        assert!(place(
-            &mut e,
-            "The specified e-mail address is not authorized to receive notifications for this repository"
-        ));
-        assert!(!place(&mut e, "something else entirely"));
+        assert_eq!(place(&mut e, Some("url"), "Invalid webhook URL".into()), None);
+        assert_eq!(
+            place(&mut e, Some("ref-regex"), "invalid ref-regex: unclosed group".into()),
+            None
+        );
+        assert_eq!(place(&mut e, Some("email"), "not authorized".into()), None);
+        assert_eq!(
+            place(&mut e, Some("headers"), "Invalid webhook headers".into()).as_deref(),
+            Some("Invalid webhook headers"),
+            "a key the form has no field for goes above the form"
+        );
+        assert_eq!(place(&mut e, None, "too many".into()).as_deref(), Some("too many"));
         assert_eq!(e.url.as_deref(), Some("Invalid webhook URL"));
         assert!(e.ref_regex.is_some() && e.email.is_some() && e.title.is_none());
     }

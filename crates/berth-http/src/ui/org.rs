@@ -150,7 +150,7 @@ pub(super) async fn post(
     let outcome: Result<Response, AppError> = async {
         match parts.as_slice() {
             ["teams"] => {
-                let role = TeamRole::parse(&get("role")).map_err(|e| AppError::Invalid(e.to_string()))?;
+                let role = TeamRole::parse(&get("role")).map_err(|e| AppError::invalid(e.to_string()))?;
                 let name = get("name");
                 s.app.put_team(ctx, &org, &name, role, None).await?;
                 Ok(back(Flash::TeamCreated))
@@ -182,7 +182,7 @@ pub(super) async fn post(
     .await;
     match outcome {
         Ok(r) => r,
-        Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => {
+        Err(e @ (AppError::Invalid { .. } | AppError::Conflict(_))) => {
             page(&s, &session, &org, None, None, Some(e.to_string()))
                 .await
                 .unwrap_or_else(|e| error_page(&session.chrome, e))

@@ -628,25 +628,25 @@ async fn fields(headers: &HeaderMap, body: axum::body::Body, limit: usize) -> Re
         let req = axum::http::Request::builder()
             .header(axum::http::header::CONTENT_TYPE, content_type)
             .body(limited(body, limit))
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
+            .map_err(|e| AppError::invalid(e.to_string()))?;
         // The form's own limit (the build context's), not the extractor's default of 2 MB.
         let extract = tower::service_fn(|req: axum::extract::Request| async move {
             <Multipart as axum::extract::FromRequest<()>>::from_request(req, &()).await
         });
         let mut multipart = tower::ServiceExt::oneshot(axum::extract::DefaultBodyLimit::max(limit).layer(extract), req)
             .await
-            .map_err(|e| AppError::Invalid(format!("unreadable form: {e}")))?;
+            .map_err(|e| AppError::invalid(format!("unreadable form: {e}")))?;
         while let Some(field) = multipart
             .next_field()
             .await
-            .map_err(|e| AppError::Invalid(format!("unreadable form: {e}")))?
+            .map_err(|e| AppError::invalid(format!("unreadable form: {e}")))?
         {
             let name = field.name().unwrap_or("").to_owned();
             let is_file = field.file_name().is_some();
             let bytes = field
                 .bytes()
                 .await
-                .map_err(|e| AppError::Invalid(format!("unreadable upload: {e}")))?;
+                .map_err(|e| AppError::invalid(format!("unreadable upload: {e}")))?;
             if is_file {
                 out.file = Some(bytes.to_vec());
             } else {
@@ -656,7 +656,7 @@ async fn fields(headers: &HeaderMap, body: axum::body::Body, limit: usize) -> Re
     } else {
         let bytes = axum::body::to_bytes(body, 64 << 10)
             .await
-            .map_err(|_| AppError::Invalid("the form is too large".into()))?;
+            .map_err(|_| AppError::invalid("the form is too large"))?;
         out.pairs = url_pairs(&bytes);
     }
     Ok(out)
@@ -725,7 +725,7 @@ pub(super) async fn post(
             }
             Action::StartBuild(repo) => {
                 let Some(file) = form.file.as_ref().filter(|f| !f.is_empty()) else {
-                    return Err(AppError::Invalid("choose a Dockerfile or an archive to build".into()));
+                    return Err(AppError::invalid("choose a Dockerfile or an archive to build"));
                 };
                 let uuid = start_upload_build(&s, ctx, &ns, repo, file, form.get("tags")).await?;
                 Redirect::to(&format!("/repository/{ns}/{repo}/build/{uuid}")).into_response()
@@ -766,7 +766,7 @@ pub(super) async fn post(
             }
             Action::Redeliver(repo, uuid, id) => super::notify::redeliver(&s, &session, &ns, repo, uuid, id).await?,
             Action::Grant(repo) => {
-                let role = RepoRole::parse(form.get("role")).map_err(|e| AppError::Invalid(e.to_string()))?;
+                let role = RepoRole::parse(form.get("role")).map_err(|e| AppError::invalid(e.to_string()))?;
                 let who = form.get("name").trim();
                 if form.get("kind") == "team" {
                     s.app.set_team_permission(ctx, &ns, repo, who, role).await?;
@@ -788,7 +788,7 @@ pub(super) async fn post(
                 chosen.sort_unstable();
                 chosen.dedup();
                 if chosen.is_empty() {
-                    return Err(AppError::Invalid("choose at least one notification".into()));
+                    return Err(AppError::invalid("choose at least one notification"));
                 }
                 // All or nothing: one that is not this repository's changes none.
                 let flash = match form.get("op") {
@@ -801,7 +801,7 @@ pub(super) async fn post(
                         Flash::NotificationsDeleted
                     }
                     other => {
-                        return Err(AppError::Invalid(format!(
+                        return Err(AppError::invalid(format!(
                             "unknown action '{other}' for the chosen notifications: enable or delete"
                         )));
                     }
@@ -816,14 +816,14 @@ pub(super) async fn post(
             }
             Action::SetVisibility(repo) => {
                 let visibility = berth_core::Visibility::parse(form.get("visibility"))
-                    .map_err(|e| AppError::Invalid(e.to_string()))?;
+                    .map_err(|e| AppError::invalid(e.to_string()))?;
                 s.app.set_repo_visibility(ctx, &ns, repo, visibility).await?;
                 done(repo, "settings", Flash::VisibilitySaved)
             }
             Action::DeleteRepo(repo) => {
                 let typed = form.get("confirm").trim();
                 if typed != repo && typed != format!("{ns}/{repo}").as_str() {
-                    return Err(AppError::Invalid(format!(
+                    return Err(AppError::invalid(format!(
                         "to delete the repository, type its name '{repo}' in the box"
                     )));
                 }
@@ -835,7 +835,7 @@ pub(super) async fn post(
     .await;
     match outcome {
         Ok(r) => r,
-        Err(e @ AppError::Invalid(_)) => {
+        Err(e @ AppError::Invalid { .. }) => {
             let (repo, tab) = match &action {
                 Action::DeleteTag(r, _) => (*r, "tags"),
                 Action::StartBuild(r) | Action::CancelBuild(r, _) => (*r, "builds"),

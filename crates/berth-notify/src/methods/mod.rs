@@ -127,50 +127,58 @@ impl MethodKind {
         }
     }
 
-    /// Validates `config` as far as it can be without the database.
-    pub fn validate(self, config: &Value, policy: &MethodPolicy) -> Result<Checked, String> {
+    /// Validates `config` as far as it can be without the database. An error names the
+    /// configuration key it is about.
+    pub fn validate(self, config: &Value, policy: &MethodPolicy) -> Result<Checked, ConfigError> {
         if !config.is_object() {
-            return Err("config must be a JSON object".into());
+            return Err(ConfigError::at("config", "config must be a JSON object"));
         }
+        let missing = |field: &'static str, message: &'static str| move || ConfigError::at(field, message);
         match self {
             MethodKind::Webhook => {
-                let url = text(config, "url").ok_or("Missing webhook URL")?;
-                check_destination(url, policy, "Invalid webhook URL")?;
+                let url = text(config, "url").ok_or_else(missing("url", "Missing webhook URL"))?;
+                check_destination(url, policy, "Invalid webhook URL").map_err(|m| ConfigError::at("url", m))?;
+                let template = |m: String| ConfigError::at("template", m);
                 match config.get("template") {
                     None | Some(Value::Null) => {}
                     Some(Value::String(t)) if t.trim().is_empty() => {}
                     Some(Value::String(t)) if t.len() > MAX_TEMPLATE => {
-                        return Err(format!("Invalid webhook template: longer than {MAX_TEMPLATE} bytes"));
+                        return Err(template(format!(
+                            "Invalid webhook template: longer than {MAX_TEMPLATE} bytes"
+                        )));
                     }
                     Some(Value::String(t)) => {
-                        JsonTemplate::parse(t).map_err(|e| e.to_string())?;
+                        JsonTemplate::parse(t).map_err(|e| template(e.to_string()))?;
                     }
-                    Some(_) => return Err("Invalid webhook template: must be a string of JSON".into()),
+                    Some(_) => return Err(template("Invalid webhook template: must be a string of JSON".into())),
                 }
-                custom_headers(config)?;
-                tls_options(config)?;
+                custom_headers(config).map_err(|m| ConfigError::at("headers", m))?;
+                tls_options(config).map_err(|m| ConfigError::at("tls", m))?;
                 Ok(Checked::Done)
             }
             MethodKind::Slack => {
                 // Any URL the delivery guard accepts, as Quay: Mattermost and Rocket.Chat speak
                 // Slack's format from their own hosts.
-                let url = text(config, "url").ok_or("Missing Slack Callback URL")?;
-                check_destination(url, policy, "Invalid Slack Callback URL")?;
+                let url = text(config, "url").ok_or_else(missing("url", "Missing Slack Callback URL"))?;
+                check_destination(url, policy, "Invalid Slack Callback URL").map_err(|m| ConfigError::at("url", m))?;
                 Ok(Checked::Done)
             }
             MethodKind::Email => Ok(Checked::Email(
-                text(config, "email").ok_or("Missing e-mail address")?.to_owned(),
+                text(config, "email")
+                    .ok_or_else(missing("email", "Missing e-mail address"))?
+                    .to_owned(),
             )),
             MethodKind::Flowdock => {
-                text(config, "flow_api_token").ok_or("Missing Flowdock API Token")?;
+                text(config, "flow_api_token").ok_or_else(missing("flow_api_token", "Missing Flowdock API Token"))?;
                 Ok(Checked::Done)
             }
             MethodKind::Hipchat => {
-                text(config, "notification_token").ok_or("Missing Hipchat Room Notification Token")?;
+                text(config, "notification_token")
+                    .ok_or_else(missing("notification_token", "Missing Hipchat Room Notification Token"))?;
                 config
                     .get("room_id")
                     .filter(|v| !v.is_null() && v.as_str() != Some(""))
-                    .ok_or("Missing Hipchat Room ID")?;
+                    .ok_or_else(missing("room_id", "Missing Hipchat Room ID"))?;
                 Ok(Checked::Done)
             }
             MethodKind::QuayNotification => {
@@ -178,8 +186,11 @@ impl MethodKind {
                     .get("target")
                     .and_then(Value::as_object)
                     .filter(|t| !t.is_empty())
-                    .ok_or("Missing target")?;
-                let kind = target.get("kind").and_then(Value::as_str).ok_or("Missing target")?;
+                    .ok_or_else(missing("target", "Missing target"))?;
+                let kind = target
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .ok_or_else(missing("target", "Missing target"))?;
                 let name = target
                     .get("name")
                     .and_then(Value::as_str)
@@ -189,9 +200,33 @@ impl MethodKind {
                     "user" => Ok(Checked::Target(Target::User(name))),
                     "org" => Ok(Checked::Target(Target::Org(name))),
                     "team" => Ok(Checked::Target(Target::Team(name))),
-                    other => Err(format!("Unknown target kind '{other}': must be user, org or team")),
+                    other => Err(ConfigError::at(
+                        "target",
+                        format!("Unknown target kind '{other}': must be user, org or team"),
+                    )),
                 }
             }
+        }
+    }
+}
+
+/// Why a method's configuration was refused: Quay's message, and the configuration key it is
+/// about (`url`, `template`, `headers`, `tls`, `email`, `flow_api_token`, `notification_token`,
+/// `room_id`, `target`, or `config` for the whole).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    /// The configuration key.
+    pub field: &'static str,
+    /// What is wrong, as Quay says it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn at(field: &'static str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            field,
+            message: message.into(),
         }
     }
 }
@@ -351,7 +386,34 @@ mod tests {
     use serde_json::json;
 
     fn check(m: MethodKind, config: Value) -> Result<Checked, String> {
-        m.validate(&config, &MethodPolicy::default())
+        m.validate(&config, &MethodPolicy::default()).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn errors_name_their_key() {
+        let field = |m: MethodKind, config: Value| m.validate(&config, &MethodPolicy::default()).unwrap_err().field;
+        assert_eq!(field(MethodKind::Webhook, json!({})), "url");
+        assert_eq!(
+            field(MethodKind::Webhook, json!({"url": "https://e.com", "template": 5})),
+            "template"
+        );
+        assert_eq!(
+            field(
+                MethodKind::Webhook,
+                json!({"url": "https://e.com", "headers": {"bad name": "x"}})
+            ),
+            "headers"
+        );
+        assert_eq!(field(MethodKind::Email, json!({})), "email");
+        assert_eq!(
+            field(MethodKind::Hipchat, json!({"notification_token": "t"})),
+            "room_id"
+        );
+        assert_eq!(
+            field(MethodKind::QuayNotification, json!({"target": {"kind": "robot"}})),
+            "target"
+        );
+        assert_eq!(field(MethodKind::Slack, json!([])), "config");
     }
 
     #[test]
@@ -473,7 +535,11 @@ mod tests {
             check(MethodKind::Email, json!({"email": "a@b.c"})),
             Ok(Checked::Email("a@b.c".into()))
         );
-        let hook = |url: &str, policy: &MethodPolicy| MethodKind::Webhook.validate(&json!({"url": url}), policy);
+        let hook = |url: &str, policy: &MethodPolicy| {
+            MethodKind::Webhook
+                .validate(&json!({"url": url}), policy)
+                .map_err(|e| e.message)
+        };
         let default = MethodPolicy::default();
         assert_eq!(
             hook("http://localhost/x", &default).unwrap_err(),
