@@ -61,6 +61,18 @@ pub struct ManualRun {
     pub commit_sha: Option<String>,
 }
 
+/// Checks that `service` is one triggers know.
+fn check_service(service: &str) -> Result<()> {
+    if payload::SERVICES.contains(&service) {
+        Ok(())
+    } else {
+        Err(AppError::invalid(format!(
+            "unknown trigger service '{service}'; use one of {}",
+            payload::SERVICES.join(", ")
+        )))
+    }
+}
+
 /// Checks and normalises a trigger configuration.
 fn checked_config(config: &Value) -> Result<Value> {
     let obj = config
@@ -153,22 +165,52 @@ impl App {
     /// Creates an inactive trigger for `service` (repository `admin`), with a fresh webhook secret.
     pub async fn create_trigger(&self, ctx: &Ctx, namespace: &str, name: &str, service: &str) -> Result<TriggerRow> {
         let repo = self.admin_repo(&ctx.caller, namespace, name).await?;
-        if !payload::SERVICES.contains(&service) {
-            return Err(AppError::invalid(format!(
-                "unknown trigger service '{service}'; use one of {}",
-                payload::SERVICES.join(", ")
-            )));
-        }
-        let p = ctx.caller.principal()?;
+        check_service(service)?;
         let mut tx = self.store.begin().await?;
+        let t = self.insert_trigger(&mut tx, ctx, &repo, service).await?;
+        tx.commit().await?;
+        Ok(t)
+    }
+
+    /// Creates a trigger for `service` and activates it with `config` (repository `admin`), in one
+    /// transaction: a refused configuration leaves no trigger behind (the UI's "Add trigger").
+    pub async fn add_trigger(
+        &self,
+        ctx: &Ctx,
+        namespace: &str,
+        name: &str,
+        service: &str,
+        config: &Value,
+    ) -> Result<TriggerRow> {
+        let repo = self.admin_repo(&ctx.caller, namespace, name).await?;
+        check_service(service)?;
+        let config = checked_config(config)?;
+        let mut tx = self.store.begin().await?;
+        let t = self.insert_trigger(&mut tx, ctx, &repo, service).await?;
+        self.activate_in(&mut tx, ctx, &repo, &t, &config).await?;
+        tx.commit().await?;
+        Ok(store::trigger(&mut self.store.conn().await?, repo.id, &t.uuid)
+            .await?
+            .unwrap_or(t))
+    }
+
+    /// Inserts an inactive trigger with a fresh, sealed webhook secret, and its audit entry.
+    async fn insert_trigger(
+        &self,
+        tx: &mut berth_store::Tx,
+        ctx: &Ctx,
+        repo: &berth_store::repos::RepoRow,
+        service: &str,
+    ) -> Result<TriggerRow> {
+        let p = ctx.caller.principal()?;
         let uuid = uuid::Uuid::new_v4().to_string();
         let secret = self
             .keyring
             .seal(Purpose::TriggerSecret, &crate::secret::random_token(40))?;
-        let t = store::insert_trigger(&mut tx, &uuid, repo.id, service, &secret, p.id.0).await?;
+        let t = store::insert_trigger(tx, &uuid, repo.id, service, &secret, p.id.0).await?;
         let meta = json!({"repo": repo.name, "namespace": repo.namespace, "trigger_id": uuid, "service": service});
         crate::audit::record(
-            &mut tx,
+            tx,
             ctx,
             "add_repo_trigger",
             Some(repo.namespace_id),
@@ -176,7 +218,6 @@ impl App {
             meta,
         )
         .await?;
-        tx.commit().await?;
         Ok(t)
     }
 
@@ -192,10 +233,26 @@ impl App {
         let (repo, t) = self.trigger_of(ctx, namespace, name, uuid).await?;
         let config = checked_config(config)?;
         let mut tx = self.store.begin().await?;
-        store::activate_trigger(&mut tx, t.id, &config).await?;
-        let meta = json!({"repo": repo.name, "namespace": repo.namespace, "trigger_id": uuid, "service": t.service});
+        self.activate_in(&mut tx, ctx, &repo, &t, &config).await?;
+        tx.commit().await?;
+        Ok(store::trigger(&mut self.store.conn().await?, repo.id, uuid)
+            .await?
+            .unwrap_or(t))
+    }
+
+    /// Activates `t` with a checked configuration, and its audit entry, in `tx`.
+    async fn activate_in(
+        &self,
+        tx: &mut berth_store::Tx,
+        ctx: &Ctx,
+        repo: &berth_store::repos::RepoRow,
+        t: &TriggerRow,
+        config: &Value,
+    ) -> Result<()> {
+        store::activate_trigger(tx, t.id, config).await?;
+        let meta = json!({"repo": repo.name, "namespace": repo.namespace, "trigger_id": t.uuid, "service": t.service});
         crate::audit::record(
-            &mut tx,
+            tx,
             ctx,
             "setup_repo_trigger",
             Some(repo.namespace_id),
@@ -203,10 +260,7 @@ impl App {
             meta,
         )
         .await?;
-        tx.commit().await?;
-        Ok(store::trigger(&mut self.store.conn().await?, repo.id, uuid)
-            .await?
-            .unwrap_or(t))
+        Ok(())
     }
 
     /// The triggers of a repository (repository `admin`).

@@ -735,18 +735,13 @@ pub(super) async fn post(
                 Redirect::to(&format!("/repository/{ns}/{repo}/build/{uuid}")).into_response()
             }
             Action::AddTrigger(repo) => {
-                let t = s.app.create_trigger(ctx, &ns, repo, form.get("service")).await?;
                 let config = json!({
                     "build_source": form.get("build_source").trim(),
                     "dockerfile_path": form.get("dockerfile_path"),
                     "context": form.get("context"),
                     "branchtag_regex": form.get("branchtag_regex"),
                 });
-                if let Err(e) = s.app.activate_trigger(ctx, &ns, repo, &t.uuid, &config).await {
-                    // Nothing half-made stays behind.
-                    s.app.delete_trigger(ctx, &ns, repo, &t.uuid).await?;
-                    return Err(e);
-                }
+                s.app.add_trigger(ctx, &ns, repo, form.get("service"), &config).await?;
                 done(repo, "settings", Flash::TriggerAdded)
             }
             Action::DeleteTrigger(repo, uuid) => {
