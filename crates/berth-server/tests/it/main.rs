@@ -14,6 +14,7 @@ mod delivery;
 mod email;
 mod engine;
 mod hardening;
+mod in_process;
 mod notifications_api;
 mod observability;
 mod oci_conformance;
