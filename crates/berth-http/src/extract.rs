@@ -92,6 +92,22 @@ impl FromRequestParts<HttpState> for ApiCtx {
     }
 }
 
+/// The request context of an API call that only an account can make: an anonymous caller is
+/// answered 401 here, before the handler's body extractor reads anything.
+pub struct SignedCtx(pub Ctx);
+
+impl FromRequestParts<HttpState> for SignedCtx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, Self::Rejection> {
+        let ApiCtx(ctx) = ApiCtx::from_request_parts(parts, state).await?;
+        if ctx.caller.account().is_none() {
+            return Err(AppError::Unauthenticated.into());
+        }
+        Ok(SignedCtx(ctx))
+    }
+}
+
 /// A JSON body; malformed input is a 400 naming the problem, a non-JSON content type a 415.
 pub struct ApiJson<T>(pub T);
 

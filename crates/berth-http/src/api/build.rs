@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 use crate::HttpState;
 use crate::api::quay_date;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiCtx, ApiJson};
+use crate::extract::{ApiCtx, ApiJson, SignedCtx};
 
 pub(crate) fn router() -> OpenApiRouter<HttpState> {
     OpenApiRouter::new()
@@ -196,7 +196,7 @@ async fn list_builds(
     responses((status = 201, body = BuildOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn start_build(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     Path((ns, name)): Path<(String, String)>,
     ApiJson(body): ApiJson<StartBuildIn>,
 ) -> ApiResult<(StatusCode, Json<BuildOut>)> {
@@ -305,7 +305,7 @@ pub struct FiledropOut {
     responses((status = 200, body = FiledropOut), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn request_filedrop(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     ApiJson(body): ApiJson<FiledropIn>,
 ) -> ApiResult<Json<FiledropOut>> {
     let (file_id, token) = s.app.request_filedrop(&ctx, &body.mime_type).await?;
@@ -408,7 +408,7 @@ async fn list_triggers(
     responses((status = 201, body = TriggerOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn create_trigger(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     Path((ns, name)): Path<(String, String)>,
     ApiJson(body): ApiJson<TriggerIn>,
 ) -> ApiResult<(StatusCode, Json<TriggerOut>)> {
@@ -449,7 +449,7 @@ async fn delete_trigger(
     responses((status = 200, body = TriggerOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn activate_trigger(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     Path((ns, name, uuid)): Path<(String, String, String)>,
     ApiJson(body): ApiJson<ActivateIn>,
 ) -> ApiResult<Json<TriggerOut>> {
@@ -466,7 +466,7 @@ async fn activate_trigger(
     responses((status = 201, body = BuildOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn start_trigger(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     Path((ns, name, uuid)): Path<(String, String, String)>,
     ApiJson(body): ApiJson<StartTriggerIn>,
 ) -> ApiResult<(StatusCode, Json<BuildOut>)> {

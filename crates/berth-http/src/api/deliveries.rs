@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use crate::HttpState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiCtx, ApiJson};
+use crate::extract::{ApiCtx, ApiJson, SignedCtx};
 
 pub(crate) fn router() -> OpenApiRouter<HttpState> {
     OpenApiRouter::new()
@@ -251,7 +251,7 @@ async fn redeliver(
     responses((status = 202, body = RecoverOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn recover(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     Path((ns, name, uuid)): NotificationPath,
     ApiJson(body): ApiJson<RecoverIn>,
 ) -> ApiResult<(StatusCode, Json<RecoverOut>)> {

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::HttpState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiCtx, ApiJson};
+use crate::extract::{ApiCtx, ApiJson, SignedCtx};
 
 pub(crate) fn router() -> OpenApiRouter<HttpState> {
     OpenApiRouter::new()
@@ -120,7 +120,7 @@ async fn list_notifications(
     responses((status = 201, body = NotificationView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn create_notification(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     Path((ns, name)): Path<(String, String)>,
     ApiJson(body): ApiJson<NotificationIn>,
 ) -> ApiResult<(StatusCode, Json<NotificationView>)> {

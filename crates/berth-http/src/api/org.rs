@@ -15,7 +15,7 @@ use super::{Avatar, avatar, avatar_kind, quay_date};
 use crate::HttpState;
 use crate::api::repo::{LogsOut, LogsQuery};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiCtx, ApiJson, optional_json};
+use crate::extract::{ApiCtx, ApiJson, SignedCtx, optional_json};
 
 pub(crate) fn router() -> OpenApiRouter<HttpState> {
     OpenApiRouter::new()
@@ -45,7 +45,7 @@ pub struct CreateOrgIn {
     responses((status = 201, body = String, content_type = "application/json", description = "\"Created\""), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn create_org(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     ApiJson(body): ApiJson<CreateOrgIn>,
 ) -> ApiResult<(StatusCode, Json<&'static str>)> {
     s.app.create_org(&ctx, &body.name, body.email.as_deref()).await?;
@@ -150,7 +150,7 @@ pub struct TeamIn {
     responses((status = 200, body = TeamOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn put_team(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     Path((org, team)): Path<(String, String)>,
     ApiJson(body): ApiJson<TeamIn>,
 ) -> ApiResult<Json<TeamOut>> {

@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 use super::{Avatar, avatar, quay_date};
 use crate::HttpState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiCtx, ApiJson};
+use crate::extract::{ApiCtx, ApiJson, SignedCtx};
 
 pub(crate) fn router() -> OpenApiRouter<HttpState> {
     OpenApiRouter::new()
@@ -80,7 +80,7 @@ pub struct CreateRepoOut {
     responses((status = 201, body = CreateRepoOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn create_repo(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     ApiJson(body): ApiJson<CreateRepoIn>,
 ) -> ApiResult<(StatusCode, Json<CreateRepoOut>)> {
     if let Some(kind) = body.repo_kind.as_deref().filter(|k| *k != "image") {
@@ -253,7 +253,7 @@ pub struct UpdateRepoIn {
     responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_repo(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     Path((ns, name)): Path<(String, String)>,
     ApiJson(body): ApiJson<UpdateRepoIn>,
 ) -> ApiResult<Json<serde_json::Value>> {
@@ -288,7 +288,7 @@ pub struct VisibilityIn {
     responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn change_visibility(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     Path((ns, name)): Path<(String, String)>,
     ApiJson(body): ApiJson<VisibilityIn>,
 ) -> ApiResult<Json<serde_json::Value>> {
@@ -395,7 +395,7 @@ async fn get_user_permission(
     responses((status = 200, body = UserPermissionOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn put_user_permission(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     Path((ns, name, user)): Path<(String, String, String)>,
     ApiJson(body): ApiJson<RoleIn>,
 ) -> ApiResult<Json<UserPermissionOut>> {
@@ -440,7 +440,7 @@ async fn list_team_permissions(
     responses((status = 200, body = TeamPermissionOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn put_team_permission(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     Path((ns, name, team)): Path<(String, String, String)>,
     ApiJson(body): ApiJson<RoleIn>,
 ) -> ApiResult<Json<TeamPermissionOut>> {

@@ -13,7 +13,7 @@ use super::{Avatar, avatar, avatar_kind};
 use crate::HttpState;
 use crate::api::org::{RobotIn, RobotList, RobotOut};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiCtx, ApiJson, optional_json};
+use crate::extract::{ApiCtx, ApiJson, SignedCtx, optional_json};
 
 pub(crate) fn router() -> OpenApiRouter<HttpState> {
     OpenApiRouter::new()
@@ -179,7 +179,7 @@ pub struct SuperuserCreateOut {
     responses((status = 200, body = SuperuserCreateOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn superuser_create_user(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     ApiJson(body): ApiJson<SuperuserCreateIn>,
 ) -> ApiResult<Json<SuperuserCreateOut>> {
     let (row, password) = s
@@ -351,7 +351,7 @@ pub struct DismissIn {
     responses((status = 200, body = InAppOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_my_notification(
     State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
+    SignedCtx(ctx): SignedCtx,
     Path(uuid): Path<String>,
     ApiJson(body): ApiJson<DismissIn>,
 ) -> ApiResult<Json<InAppOut>> {

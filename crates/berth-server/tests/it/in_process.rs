@@ -90,6 +90,14 @@ async fn api_errors_use_quays_envelope(kind: berth_testkit::DbKind) {
         body["error_message"].is_string() && body["detail"].is_string(),
         "{body}"
     );
+    // Who is asking comes before the body: an anonymous caller is refused before malformed
+    // JSON is read.
+    let req = Request::post("/api/v1/repository")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let (status, _, body) = call(&s, req).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     // A body that is not JSON names the problem.
     let req = Request::post("/api/v1/user/initialize")
         .header(header::CONTENT_TYPE, "application/json")
