@@ -10,7 +10,7 @@ use berth_blob::{BlobError, BlobReader, UploadHasher};
 use berth_core::{AccountKind, Digest, DigestAlgorithm, Reference, RepoPath, RepoRole, Visibility};
 use berth_store::accounts;
 use berth_store::registry::{self as reg, ManifestRow, NewManifest};
-use berth_store::repos::{self, RepoRow, Viewer};
+use berth_store::repos::{self, RepoRow};
 use serde_json::json;
 use tokio::io::AsyncRead;
 
@@ -674,17 +674,7 @@ impl App {
     pub async fn catalog(&self, auth: &RegistryAuth, last: Option<&str>, n: Option<u32>) -> Result<Page<String>> {
         let limit = n.unwrap_or(1000).min(10_000) as usize;
         let caller = self.registry_caller(auth).await?;
-        // Who sees what, as `repo_role` decides it for one repository (`effective_repo_role`):
-        // public repositories to everyone; the rest only to a credential that may read them.
-        let viewer = match caller.account() {
-            None => Viewer::Public,
-            Some(p) if p.scopes.is_some_and(|s| s.repo_cap().is_none()) => Viewer::Public,
-            Some(p) => match p.build_repo {
-                Some(only) => Viewer::Repository(only),
-                None if p.acts_as_superuser() => Viewer::Everything,
-                None => Viewer::Account(p.id),
-            },
-        };
+        let viewer = crate::repos::viewer(&caller);
         // A namespace never contains `/`; the name after it may.
         let after = last.map(|l| l.split_once('/').unwrap_or((l, "")));
         let mut conn = self.store.conn().await?;

@@ -57,6 +57,21 @@ pub struct TeamPermission {
     pub role: RepoRole,
 }
 
+/// Whose view of the repositories a caller has, as `App::repo_role` decides it for one
+/// repository (`effective_repo_role`): public repositories to everyone; the rest only to a
+/// credential that may read repositories at all.
+pub(crate) fn viewer(caller: &Caller) -> repos::Viewer {
+    match caller.account() {
+        None => repos::Viewer::Public,
+        Some(p) if p.scopes.is_some_and(|s| s.repo_cap().is_none()) => repos::Viewer::Public,
+        Some(p) => match p.build_repo {
+            Some(only) => repos::Viewer::Repository(only),
+            None if p.acts_as_superuser() => repos::Viewer::Everything,
+            None => repos::Viewer::Account(p.id),
+        },
+    }
+}
+
 impl App {
     /// The caller's strongest team role in organization `org`, if any.
     pub(crate) async fn org_role(

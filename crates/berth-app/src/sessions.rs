@@ -96,7 +96,8 @@ impl App {
         let mut conn = self.store.conn().await?;
         let needle = query.trim().to_ascii_lowercase();
         let mut out = Vec::new();
-        for repo in berth_store::repos::all(&mut conn).await? {
+        // Only what the caller may see is read; each one's role is then asked for the page.
+        for repo in berth_store::repos::visible(&mut conn, crate::repos::viewer(caller)).await? {
             let path = format!("{}/{}", repo.namespace, repo.name);
             if !needle.is_empty() && !path.to_ascii_lowercase().contains(&needle) {
                 continue;

@@ -194,12 +194,6 @@ pub async fn explicit_roles(ex: &mut impl Exec, repo: RepoId, account: AccountId
         .collect()
 }
 
-/// Every repository, by namespace and name.
-pub async fn all(ex: &mut impl Exec) -> Result<Vec<RepoRow>> {
-    let sql = concat!(repo_select!(), " ORDER BY a.name, r.name");
-    Ok(run!(ex, c => sqlx::query_as::<_, RepoRow>(sql).fetch_all(c).await)?)
-}
-
 /// Whose view of the repositories [`visible_paths`] lists, as the application resolved it. Every
 /// viewer sees the public repositories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +209,47 @@ pub enum Viewer {
     Repository(RepoId),
 }
 
+/// The condition on `r` (a repository) and `a` (its namespace) that is true for what a viewer
+/// may see, given the placeholders of [`Viewer::binds`]: everything, the one repository, the
+/// account.
+macro_rules! visible_to {
+    ($everything:literal, $repo:literal, $account:literal) => {
+        concat!(
+            "(r.visibility = 'public' OR ",
+            $everything,
+            " OR r.id = ",
+            $repo,
+            " OR (r.namespace_id = ",
+            $account,
+            " AND a.kind = 'user')",
+            " OR r.namespace_id IN (SELECT t.org_id FROM team t JOIN team_member m ON m.team_id = t.id",
+            " WHERE m.account_id = ",
+            $account,
+            " AND t.role = 'admin')",
+            " OR r.id IN (SELECT repository_id FROM repo_user_permission WHERE account_id = ",
+            $account,
+            ")",
+            " OR r.id IN (SELECT p.repository_id FROM repo_team_permission p",
+            " JOIN team_member m ON m.team_id = p.team_id WHERE m.account_id = ",
+            $account,
+            "))"
+        )
+    };
+}
+
+impl Viewer {
+    /// What `visible_to!`'s placeholders are bound to: everything, the one repository, the
+    /// account (ids are positive: -1 matches nothing).
+    fn binds(self) -> (bool, i64, i64) {
+        match self {
+            Viewer::Public => (false, -1, -1),
+            Viewer::Everything => (true, -1, -1),
+            Viewer::Account(a) => (false, -1, a.0),
+            Viewer::Repository(r) => (false, r.0, -1),
+        }
+    }
+}
+
 /// The paths (`namespace/name`) of the repositories `viewer` may see, in namespace and name
 /// order, after the repository `after` (namespace, name) when given, at most `limit`. One
 /// statement, so that a catalog of many repositories costs one indexed scan rather than a check
@@ -225,25 +260,29 @@ pub async fn visible_paths(
     after: Option<(&str, &str)>,
     limit: i64,
 ) -> Result<Vec<String>> {
-    let sql = "SELECT a.name || '/' || r.name FROM repository r JOIN account a ON a.id = r.namespace_id \
-               WHERE (a.name > $1 OR (a.name = $1 AND r.name > $2)) \
-               AND (r.visibility = 'public' OR $3 OR r.id = $4 \
-                 OR (r.namespace_id = $5 AND a.kind = 'user') \
-                 OR r.namespace_id IN (SELECT t.org_id FROM team t JOIN team_member m ON m.team_id = t.id \
-                                       WHERE m.account_id = $5 AND t.role = 'admin') \
-                 OR r.id IN (SELECT repository_id FROM repo_user_permission WHERE account_id = $5) \
-                 OR r.id IN (SELECT p.repository_id FROM repo_team_permission p \
-                             JOIN team_member m ON m.team_id = p.team_id WHERE m.account_id = $5)) \
-               ORDER BY a.name, r.name LIMIT $6";
+    let sql = concat!(
+        "SELECT a.name || '/' || r.name FROM repository r JOIN account a ON a.id = r.namespace_id \
+         WHERE (a.name > $1 OR (a.name = $1 AND r.name > $2)) AND ",
+        visible_to!("$3", "$4", "$5"),
+        " ORDER BY a.name, r.name LIMIT $6"
+    );
     let (ns, name) = after.unwrap_or(("", ""));
-    // Ids are positive: -1 matches nothing.
-    let (everything, repo, account) = match viewer {
-        Viewer::Public => (false, -1, -1),
-        Viewer::Everything => (true, -1, -1),
-        Viewer::Account(a) => (false, -1, a.0),
-        Viewer::Repository(r) => (false, r.0, -1),
-    };
+    let (everything, repo, account) = viewer.binds();
     Ok(run!(ex, c => sqlx::query_scalar::<_, String>(sql)
         .bind(ns).bind(name).bind(everything).bind(repo).bind(account).bind(limit)
+        .fetch_all(c).await)?)
+}
+
+/// The repositories `viewer` may see, by namespace and name.
+pub async fn visible(ex: &mut impl Exec, viewer: Viewer) -> Result<Vec<RepoRow>> {
+    let sql = concat!(
+        repo_select!(),
+        " WHERE ",
+        visible_to!("$1", "$2", "$3"),
+        " ORDER BY a.name, r.name"
+    );
+    let (everything, repo, account) = viewer.binds();
+    Ok(run!(ex, c => sqlx::query_as::<_, RepoRow>(sql)
+        .bind(everything).bind(repo).bind(account)
         .fetch_all(c).await)?)
 }

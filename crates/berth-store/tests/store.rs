@@ -1978,4 +1978,19 @@ async fn visible_paths_follow_each_way_of_seeing_a_repository(kind: berth_testki
         ["alice/mine", "zeta/z"]
     );
     assert!(seen(Viewer::Everything, Some(("zeta", "z")), 10).await.is_empty());
+    // The same view as rows.
+    let rows = |v: Vec<repos::RepoRow>| {
+        v.into_iter()
+            .map(|r| format!("{}/{}", r.namespace, r.name))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        rows(repos::visible(&mut c, Viewer::Account(carol.id)).await.unwrap()),
+        ["acme/open", "acme/team/only", "alice/mine"]
+    );
+    assert_eq!(
+        rows(repos::visible(&mut c, Viewer::Public).await.unwrap()),
+        ["acme/open"]
+    );
+    assert_eq!(repos::visible(&mut c, Viewer::Everything).await.unwrap().len(), 5);
 }
