@@ -68,6 +68,31 @@ impl App {
         Ok(paging.split(rows))
     }
 
+    /// A page of the notification's deliveries as [`App::list_deliveries`] gives it, each with
+    /// its attempts: the access is checked once for the page (the deliveries page shows them all).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_deliveries_with_attempts(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        uuid: &str,
+        status_filter: Option<&str>,
+        page: u32,
+        limit: u32,
+    ) -> Result<(Vec<(DeliveryRow, Vec<AttemptRow>)>, bool)> {
+        let (rows, more) = self
+            .list_deliveries(caller, namespace, name, uuid, status_filter, page, limit)
+            .await?;
+        let mut conn = self.store.conn().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for d in rows {
+            let attempts = deliveries::attempts(&mut conn, d.id).await?;
+            out.push((d, attempts));
+        }
+        Ok((out, more))
+    }
+
     /// One delivery with all its attempts.
     pub async fn get_delivery(
         &self,

@@ -580,9 +580,11 @@ pub(super) async fn deliveries_page(
         let (d, attempts) = s.app.get_delivery(caller, ns, name, uuid, id).await?;
         deliveries.push(delivery_view(d, attempts, n.enabled));
     } else {
-        let (rows, _) = s.app.list_deliveries(caller, ns, name, uuid, status, 0, 50).await?;
-        for d in rows {
-            let (d, attempts) = s.app.get_delivery(caller, ns, name, uuid, &d.public_id).await?;
+        let (rows, _) = s
+            .app
+            .list_deliveries_with_attempts(caller, ns, name, uuid, status, 0, 50)
+            .await?;
+        for (d, attempts) in rows {
             deliveries.push(delivery_view(d, attempts, n.enabled));
         }
     }
