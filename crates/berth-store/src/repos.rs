@@ -194,8 +194,8 @@ pub async fn explicit_roles(ex: &mut impl Exec, repo: RepoId, account: AccountId
         .collect()
 }
 
-/// Whose view of the repositories [`visible_paths`] lists, as the application resolved it. Every
-/// viewer sees the public repositories.
+/// Whose view of the repositories [`visible_paths`] and [`visible`] list, as the application
+/// resolved it. Every viewer sees the public repositories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Viewer {
     /// Nobody in particular: the public repositories only.

@@ -381,6 +381,7 @@ mod tests {
     use berth_store::Store;
     use berth_store::accounts::NewAccount;
     use berth_store::builds::NewBuild;
+    use berth_testkit::{DbKind, TestDb, backend_test};
     use tokio::sync::{Notify, mpsc};
 
     use super::super::{BuildRunner, BuildSettings, Exit};
@@ -440,21 +441,21 @@ mod tests {
     struct Fixture {
         app: App,
         build: BuildRow,
-        _dir: tempfile::TempDir,
+        _db: TestDb,
     }
 
-    /// An app on a fresh SQLite store whose builds run `script`, with one queued git build of
-    /// `owner/web` tagged `v1`.
-    async fn fixture(script: impl Fn(&[String]) -> Script + Send + Sync + 'static) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("berth.db").display());
-        let store = Store::connect(&url, &Default::default()).await.unwrap();
+    /// An app on a fresh database of `kind` whose builds run `script`, with one queued git build
+    /// of `owner/web` tagged `v1`.
+    async fn fixture(kind: DbKind, script: impl Fn(&[String]) -> Script + Send + Sync + 'static) -> Fixture {
+        let db = TestDb::new(kind).await;
+        let dir = db.dir();
+        let store = Store::connect(&db.url, &Default::default()).await.unwrap();
         store.migrate().await.unwrap();
         let builds = BuildSettings {
             enabled: true,
             build_command: vec!["build".into(), "{context}".into()],
             push_command: vec!["push".into(), "{digestfile}".into(), "{destination}".into()],
-            workdir: dir.path().join("builds"),
+            workdir: dir.join("builds"),
             ..BuildSettings::default()
         };
         let settings = crate::Settings {
@@ -470,7 +471,7 @@ mod tests {
             max_notifications_per_repository: 10,
         };
         let (key, _) = crate::sealing::SecretKey::generate().unwrap();
-        let blobs = Arc::new(berth_blob::LocalBlobStore::new(dir.path().join("blobs")));
+        let blobs = Arc::new(berth_blob::LocalBlobStore::new(dir.join("blobs")));
         let mut app = App::new(store, blobs, settings, crate::sealing::Keyring::new(key, vec![]))
             .await
             .unwrap();
@@ -501,7 +502,7 @@ mod tests {
         let build = store::insert(
             &mut tx,
             &NewBuild {
-                uuid: "0f0e0d0c-0000-4000-8000-000000000001",
+                uuid: &uuid::Uuid::new_v4().to_string(),
                 repo: repo.id,
                 display_name: "abc123",
                 docker_tags: &["v1".to_owned()],
@@ -517,7 +518,7 @@ mod tests {
         .await
         .unwrap();
         tx.commit().await.unwrap();
-        Fixture { app, build, _dir: dir }
+        Fixture { app, build, _db: db }
     }
 
     impl Fixture {
@@ -533,11 +534,12 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_build_moves_through_its_phases_to_complete() {
-        let f =
-            fixture(|args| fetch_and_push(args).unwrap_or(Script::Exit(Exit::Success, vec!["STEP 1/1: FROM scratch"])))
-                .await;
+    #[backend_test]
+    async fn a_build_moves_through_its_phases_to_complete(kind: DbKind) {
+        let f = fixture(kind, |args| {
+            fetch_and_push(args).unwrap_or(Script::Exit(Exit::Success, vec!["STEP 1/1: FROM scratch"]))
+        })
+        .await;
         assert!(matches!(f.app.execute(&f.build.uuid, true).await.unwrap(), Retry::No));
         let row = f.row().await;
         assert_eq!(row.phase, BuildPhase::Complete);
@@ -556,9 +558,9 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_failing_builder_ends_the_build_in_error_with_its_last_words() {
-        let f = fixture(|args| {
+    #[backend_test]
+    async fn a_failing_builder_ends_the_build_in_error_with_its_last_words(kind: DbKind) {
+        let f = fixture(kind, |args| {
             fetch_and_push(args).unwrap_or(Script::Exit(
                 Exit::Failed("status 1".into()),
                 vec!["STEP 2/2: RUN false", "error building at STEP \"RUN false\"", ""],
@@ -574,9 +576,9 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_cancel_request_stops_a_running_builder() {
-        let f = fixture(|args| fetch_and_push(args).unwrap_or(Script::Hang)).await;
+    #[backend_test]
+    async fn a_cancel_request_stops_a_running_builder(kind: DbKind) {
+        let f = fixture(kind, |args| fetch_and_push(args).unwrap_or(Script::Hang)).await;
         let app = f.app.clone();
         let id = f.build.id;
         let canceller = tokio::spawn(async move {
@@ -598,9 +600,9 @@ mod tests {
         assert_eq!(f.row().await.phase, BuildPhase::Cancelled);
     }
 
-    #[tokio::test]
-    async fn a_failing_push_is_retried_while_tries_are_left() {
-        let f = fixture(|args| match args.first().map(String::as_str) {
+    #[backend_test]
+    async fn a_failing_push_is_retried_while_tries_are_left(kind: DbKind) {
+        let f = fixture(kind, |args| match args.first().map(String::as_str) {
             Some("push") => Script::Exit(Exit::Failed("status 3".into()), vec!["registry unavailable"]),
             _ => fetch_and_push(args).unwrap_or(Script::Exit(Exit::Success, vec![])),
         })
