@@ -4,7 +4,7 @@
 //! notification list with per-user dismissal.
 
 use berth_core::{AccountKind, RepoRole, Scope};
-use berth_notify::methods::{Checked, MethodPolicy, Target};
+use berth_notify::methods::{InAppConfig, MethodConfig, Target};
 use berth_notify::{EventKind, MethodKind};
 use berth_store::accounts::AccountRow;
 use berth_store::inapp::{self, InAppRow};
@@ -63,7 +63,7 @@ pub(crate) async fn repo_admins(ex: &mut impl Exec, repo: &RepoRow) -> Result<Ve
 /// Who receives a notification: account ids, with the organization name when they receive it as
 /// its administrators. A target deleted since creation resolves to nobody.
 async fn recipients(ex: &mut impl Exec, n: &NotificationRow) -> Result<(Vec<berth_core::AccountId>, Option<String>)> {
-    let Ok(Checked::Target(target)) = MethodKind::QuayNotification.validate(&n.config.0, &MethodPolicy::default())
+    let Ok(MethodConfig::InApp(InAppConfig { target })) = MethodConfig::read(MethodKind::QuayNotification, &n.config.0)
     else {
         return Ok((Vec::new(), None));
     };

@@ -52,13 +52,13 @@ pub mod model {
 }
 pub use error::AppError;
 
-/// The notification and scanner vocabulary outer layers show (event and method kinds, a delivery's
-/// subject, masked URLs, HTML escaping, severities and distributions), re-exported so that they
-/// reach berth-notify and berth-scan only through the application.
+/// The notification and scanner vocabulary outer layers show (event and method kinds, methods'
+/// typed configurations, a delivery's subject, HTML escaping, severities and distributions),
+/// re-exported so that they reach berth-notify and berth-scan only through the application.
 pub mod vocab {
     pub use berth_notify::events::subject;
     pub use berth_notify::message::html_escape;
-    pub use berth_notify::send::mask_url;
+    pub use berth_notify::methods::MethodConfig;
     pub use berth_notify::{EventKind, MethodKind};
     pub use berth_scan::{Distro, Severity};
 }

@@ -4,7 +4,7 @@
 //! operation by uuid is scoped to the repository in the path.
 
 use berth_core::{AccountKind, JobQueue, RepoRole};
-use berth_notify::methods::{Checked, Target};
+use berth_notify::methods::{EmailConfig, InAppConfig, MethodConfig, Target};
 use berth_notify::{EventKind, MethodKind};
 use berth_store::accounts;
 use berth_store::notifications::{self, NewNotification, NotificationRow};
@@ -93,8 +93,7 @@ impl App {
         }
         let event = EventKind::parse(&req.event).map_err(AppError::invalid)?;
         let method = MethodKind::parse(&req.method).map_err(|m| AppError::invalid_field("method", m))?;
-        let checked = method
-            .validate(&req.config, &self.settings.method_policy)
+        let config = MethodConfig::validate(method, &req.config, &self.settings.method_policy)
             .map_err(|e| AppError::invalid_field(e.field, e.message))?;
         event
             .validate_config(&req.event_config)
@@ -114,11 +113,10 @@ impl App {
                 "this repository already has {max} notifications, the most allowed (notifications.max_per_repository)"
             )));
         }
-        match checked {
-            Checked::Done => {}
-            Checked::Target(target) => check_target(&mut tx, &repo, &target).await?,
-            Checked::Email(address) => {
-                if !self.email_is_authorized(&mut tx, repo.id, &address).await? {
+        match &config {
+            MethodConfig::InApp(InAppConfig { target }) => check_target(&mut tx, &repo, target).await?,
+            MethodConfig::Email(EmailConfig { address }) => {
+                if !self.email_is_authorized(&mut tx, repo.id, address).await? {
                     return Err(AppError::invalid_field(
                         "email",
                         "The specified e-mail address is not authorized to receive notifications for this repository",
@@ -128,6 +126,10 @@ impl App {
                 // a notification that cannot deliver.
                 self.mailer()?;
             }
+            MethodConfig::Webhook(_)
+            | MethodConfig::Slack(_)
+            | MethodConfig::Flowdock(_)
+            | MethodConfig::Hipchat(_) => {}
         }
         let uuid = uuid::Uuid::new_v4().to_string();
         let secret = self.keyring.seal(Purpose::NotificationSecret, &new_signing_secret())?;

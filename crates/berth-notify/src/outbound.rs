@@ -1,15 +1,12 @@
-//! What deliveries send, per method: the destination a notification's deliveries count against
-//! (the delivery engine limits concurrency and pauses per destination), its target (for HTTP
-//! methods, the route: URL, masked URL, extra headers, TLS settings), and each delivery's body,
-//! built from the event. This is the one place that reads a method's configuration keys at
-//! delivery time.
+//! What deliveries send: the destination a notification's deliveries count against (the delivery
+//! engine limits concurrency and pauses per destination), what they do (for HTTP methods, the
+//! route: URL, masked URL, extra headers, TLS settings), and the stored event data a body is built
+//! from. Each method works these out from its typed configuration (`methods`).
 
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::events::EventKind;
-use crate::jsontemplate::JsonTemplate;
-use crate::methods::{MethodKind, TlsOptions, custom_headers, flowdock, hipchat, slack, tls_options};
+use crate::methods::TlsOptions;
 use crate::send::mask_url;
 
 /// The fixed endpoints and identities that some methods use.
@@ -45,32 +42,31 @@ impl Destination {
         &self.0
     }
 
-    fn of_url(url: &str) -> Destination {
-        match url::Url::parse(url) {
-            Ok(u) if u.host_str().is_some() => Destination(format!(
-                "{}:{}",
-                u.host_str().unwrap_or_default(),
-                u.port_or_known_default().unwrap_or(0)
-            )),
-            _ => Destination("invalid".into()),
+    /// Where deliveries of a configuration no request can be built from are counted.
+    pub fn invalid() -> Destination {
+        Destination("invalid".into())
+    }
+
+    pub(crate) fn named(name: &str) -> Destination {
+        Destination(name.into())
+    }
+
+    pub(crate) fn of_url(u: &url::Url) -> Destination {
+        match u.host_str() {
+            Some(host) => Destination(format!("{host}:{}", u.port_or_known_default().unwrap_or(0))),
+            None => Destination::invalid(),
         }
+    }
+
+    /// The destination of a service's configured API base URL.
+    pub(crate) fn of_base(base: &str) -> Destination {
+        url::Url::parse(base).map_or_else(|_| Destination::invalid(), |u| Destination::of_url(&u))
     }
 }
 
 impl std::fmt::Display for Destination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// The destination of a notification's deliveries (cheap: no rendering).
-pub fn destination(method: MethodKind, config: &Value, endpoints: &Endpoints) -> Destination {
-    match method {
-        MethodKind::Webhook | MethodKind::Slack => Destination::of_url(config["url"].as_str().unwrap_or_default()),
-        MethodKind::Hipchat => Destination::of_url(&endpoints.hipchat_api_base),
-        MethodKind::Flowdock => Destination::of_url(&endpoints.flowdock_api_base),
-        MethodKind::Email => Destination("mail".into()),
-        MethodKind::QuayNotification => Destination("in-app".into()),
     }
 }
 
@@ -90,6 +86,26 @@ pub struct Route {
     pub tls: Option<TlsOptions>,
 }
 
+impl Route {
+    /// A plain route to `url`; with `mask_last_segment`, the log hides its last path segment (a
+    /// token) as well as its query values.
+    pub(crate) fn new(url: url::Url, what: &'static str, mask_last_segment: bool) -> Route {
+        Route {
+            log_url: mask_url(url.as_str(), mask_last_segment),
+            url,
+            what,
+            headers: Vec::new(),
+            tls: None,
+        }
+    }
+
+    /// [`Route::new`] for a URL built from configuration.
+    pub(crate) fn parse(url: String, what: &'static str, mask_last_segment: bool) -> Result<Route, String> {
+        let parsed = url::Url::parse(&url).map_err(|e| format!("invalid {what} URL: {e}"))?;
+        Ok(Route::new(parsed, what, mask_last_segment))
+    }
+}
+
 /// What a notification's deliveries do.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -100,57 +116,8 @@ pub enum Target {
         /// The address.
         to: String,
     },
-    /// Write bell rows for the target (resolved by the application).
-    InApp,
-}
-
-/// Works out a notification's target from its method and configuration. An error is permanent:
-/// no request can be built from this configuration.
-pub fn target(method: MethodKind, config: &Value, endpoints: &Endpoints) -> Result<Target, String> {
-    let route = |url: String, what: &'static str, mask_last_segment: bool| -> Result<Route, String> {
-        let parsed = url::Url::parse(&url).map_err(|e| format!("invalid {what} URL: {e}"))?;
-        Ok(Route {
-            log_url: mask_url(&url, mask_last_segment),
-            url: parsed,
-            what,
-            headers: Vec::new(),
-            tls: None,
-        })
-    };
-    let url = || config["url"].as_str().unwrap_or_default().to_owned();
-    Ok(match method {
-        MethodKind::Webhook => {
-            let mut r = route(url(), "webhook", false)?;
-            r.headers = custom_headers(config)?;
-            r.tls = tls_options(config)?;
-            Target::Http(r)
-        }
-        MethodKind::Slack => Target::Http(route(url(), "Slack", true)?),
-        MethodKind::Hipchat => {
-            let room = match &config["room_id"] {
-                Value::String(r) => r.clone(),
-                other => other.to_string(),
-            };
-            let token = config["notification_token"].as_str().unwrap_or_default();
-            Target::Http(route(
-                hipchat::url(&endpoints.hipchat_api_base, &room, token)?,
-                "hipchat",
-                false,
-            )?)
-        }
-        MethodKind::Flowdock => {
-            let token = config["flow_api_token"].as_str().unwrap_or_default();
-            Target::Http(route(
-                flowdock::url(&endpoints.flowdock_api_base, token)?,
-                "flowdock",
-                true,
-            )?)
-        }
-        MethodKind::Email => Target::Mail {
-            to: config["email"].as_str().unwrap_or_default().to_owned(),
-        },
-        MethodKind::QuayNotification => Target::InApp,
-    })
+    /// Write bell rows for the recipients (resolved by the application).
+    InApp(crate::methods::Target),
 }
 
 /// The event data of one delivery: as stored (JSON text), parsed only when something needs it.
@@ -176,47 +143,21 @@ impl<'a> EventData<'a> {
     }
 }
 
-/// The JSON body one delivery POSTs along its route, serialized. A plain webhook sends the event
-/// data as stored, without parsing it; the other methods render it. An error is permanent: the
-/// template cannot render this event.
-pub fn http_body(
-    method: MethodKind,
-    config: &Value,
-    event: EventKind,
-    data: EventData<'_>,
-    performer: Option<&str>,
-    endpoints: &Endpoints,
-) -> Result<String, String> {
-    let template = config["template"].as_str().filter(|t| !t.trim().is_empty());
-    Ok(match method {
-        MethodKind::Webhook => match template {
-            None => data.text().to_owned(),
-            Some(t) => {
-                let data = data.parse()?;
-                JsonTemplate::parse(t)
-                    .and_then(|tpl| tpl.render(&data))
-                    .map_err(|e| format!("webhook template: {e}"))?
-                    .to_string()
-            }
-        },
-        MethodKind::Slack => slack::body(event, &data.parse()?, performer).to_string(),
-        MethodKind::Hipchat => hipchat::body(event, &data.parse()?, performer).to_string(),
-        MethodKind::Flowdock => flowdock::body(event, &data.parse()?, performer, &endpoints.from_address).to_string(),
-        MethodKind::Email | MethodKind::QuayNotification => {
-            return Err(format!("{} is not sent over HTTP", method.name()));
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::EventKind;
+    use crate::methods::{MethodConfig, MethodKind};
     use serde_json::json;
+
+    fn read(m: MethodKind, c: Value) -> MethodConfig {
+        MethodConfig::read(m, &c).unwrap()
+    }
 
     #[test]
     fn destinations() {
         let e = Endpoints::default();
-        let d = |m, c: Value| destination(m, &c, &e).as_str().to_owned();
+        let d = |m, c: Value| read(m, c).destination(&e).as_str().to_owned();
         assert_eq!(
             d(MethodKind::Webhook, json!({"url": "http://10.1.2.3/x"})),
             "10.1.2.3:80"
@@ -229,11 +170,16 @@ mod tests {
             d(MethodKind::Slack, json!({"url": "http://h.example:9000/s"})),
             "h.example:9000"
         );
-        assert_eq!(d(MethodKind::Webhook, json!({"url": "nope"})), "invalid");
-        assert_eq!(d(MethodKind::Hipchat, json!({})), "api.hipchat.com:443");
-        assert_eq!(d(MethodKind::Flowdock, json!({})), "api.flowdock.com:443");
+        let hipchat = json!({"room_id": 1, "notification_token": "t"});
+        assert_eq!(d(MethodKind::Hipchat, hipchat), "api.hipchat.com:443");
+        assert_eq!(
+            d(MethodKind::Flowdock, json!({"flow_api_token": "t"})),
+            "api.flowdock.com:443"
+        );
         assert_eq!(d(MethodKind::Email, json!({"email": "a@b.c"})), "mail");
-        assert_eq!(d(MethodKind::QuayNotification, json!({})), "in-app");
+        let bell = json!({"target": {"kind": "user", "name": "u"}});
+        assert_eq!(d(MethodKind::QuayNotification, bell), "in-app");
+        assert_eq!(Destination::of_base("nope").as_str(), "invalid");
     }
 
     fn raw(v: &Value) -> Box<RawValue> {
@@ -251,11 +197,15 @@ mod tests {
             "homepage": "http://x/repository/acme/web", "docker_url": "x/acme/web", "pushed_image_count": 1,
             "prune_image_count": 0});
         let stored = raw(&data);
-        let route = |m, c: Value| match target(m, &c, &e).unwrap() {
+        let route = |m, c: Value| match read(m, c).delivers(&e).unwrap() {
             Target::Http(r) => r,
             other => panic!("{m:?} is HTTP: {other:?}"),
         };
-        let body = |m, c: Value| http_body(m, &c, EventKind::RepoPush, EventData::new(&stored), None, &e).unwrap();
+        let body = |m, c: Value| {
+            read(m, c)
+                .body(EventKind::RepoPush, EventData::new(&stored), None, &e)
+                .unwrap()
+        };
         let hook = json!({"url": "http://r.example/h?k=s", "headers": {"Authorization": "Bearer t"}});
         let r = route(MethodKind::Webhook, hook.clone());
         assert_eq!(
@@ -274,51 +224,46 @@ mod tests {
             "http://127.0.0.1:9/h/v2/room/42/notification?auth_token=tok"
         );
         assert_eq!(r.log_url, "http://127.0.0.1:9/h/v2/room/42/notification?auth_token=***");
-        let r = route(MethodKind::Flowdock, json!({"flow_api_token": "secret"}));
+        let flowdock_config = json!({"flow_api_token": "secret"});
+        let r = route(MethodKind::Flowdock, flowdock_config.clone());
         assert_eq!(r.url.as_str(), "http://127.0.0.1:9/f/v1/messages/team_inbox/secret");
         assert_eq!(r.log_url, "http://127.0.0.1:9/f/v1/messages/team_inbox/***");
-        let flowdock: Value = serde_json::from_str(&body(MethodKind::Flowdock, json!({}))).unwrap();
+        let flowdock: Value = serde_json::from_str(&body(MethodKind::Flowdock, flowdock_config)).unwrap();
         assert_eq!(flowdock["from_address"], "b@example.com");
-        let r = route(
-            MethodKind::Slack,
-            json!({"url": "https://hooks.slack.com/services/A/B/sekrit"}),
-        );
+        let slack_config = json!({"url": "https://hooks.slack.com/services/A/B/sekrit"});
+        let r = route(MethodKind::Slack, slack_config.clone());
         assert_eq!(r.log_url, "https://hooks.slack.com/services/A/B/***");
-        let slack: Value = serde_json::from_str(&body(MethodKind::Slack, json!({}))).unwrap();
+        let slack: Value = serde_json::from_str(&body(MethodKind::Slack, slack_config)).unwrap();
         assert_eq!(slack["text"], "Repository acme/web updated");
-        assert!(
-            matches!(target(MethodKind::Email, &json!({"email": "a@b.c"}), &e), Ok(Target::Mail { to }) if to == "a@b.c")
-        );
         assert!(matches!(
-            target(MethodKind::QuayNotification, &json!({}), &e),
-            Ok(Target::InApp)
+            read(MethodKind::Email, json!({"email": "a@b.c"})).delivers(&e),
+            Ok(Target::Mail { to }) if to == "a@b.c"
         ));
-        assert!(target(MethodKind::Webhook, &json!({"url": "not a url"}), &e).is_err());
-        let bad = http_body(
-            MethodKind::Webhook,
-            &json!({"url": "http://r.example/", "template": "{\"a\": ${nope"}),
-            EventKind::RepoPush,
-            EventData::new(&stored),
-            None,
-            &e,
+        assert!(matches!(
+            read(MethodKind::QuayNotification, json!({"target": {"kind": "team", "name": "ops"}})).delivers(&e),
+            Ok(Target::InApp(crate::methods::Target::Team(t))) if t == "ops"
+        ));
+        let mail = read(MethodKind::Email, json!({"email": "a@b.c"}));
+        assert!(
+            mail.body(EventKind::RepoPush, EventData::new(&stored), None, &e)
+                .is_err_and(|m| m == "email is not sent over HTTP")
         );
-        assert!(bad.is_err_and(|m| m.starts_with("webhook template:")));
+        let bad = json!({"url": "http://r.example/", "template": "{\"a\": ${nope"});
+        assert_eq!(
+            MethodConfig::read(MethodKind::Webhook, &bad).unwrap_err().field,
+            "template",
+            "a stored template that does not parse fails the delivery before any request"
+        );
     }
 
     #[test]
     fn webhook_templates_render_the_parsed_data() {
         let data = raw(&json!({"repository": "acme/web", "updated_tags": ["v1"]}));
-        let t = json!({"template": "{\"text\": \"pushed ${updated_tags[*]} to ${repository}\"}"});
+        let t = json!({"url": "https://r.example/", "template": "{\"text\": \"pushed ${updated_tags[*]} to ${repository}\"}"});
         let e = Endpoints::default();
-        let got = http_body(
-            MethodKind::Webhook,
-            &t,
-            EventKind::RepoPush,
-            EventData::new(&data),
-            None,
-            &e,
-        )
-        .unwrap();
+        let got = read(MethodKind::Webhook, t)
+            .body(EventKind::RepoPush, EventData::new(&data), None, &e)
+            .unwrap();
         assert_eq!(
             serde_json::from_str::<Value>(&got).unwrap(),
             json!({"text": "pushed v1 to acme/web"})

@@ -1,6 +1,7 @@
 //! Performing deliveries: turning a claimed batch into work (one notification lookup for the
 //! batch; deleted, disabled and filtered-out deliveries are settled without an attempt), and
-//! performing one delivery for any method: the request `berth_notify::outbound` builds, signed
+//! performing one delivery for any method: the request its typed configuration builds
+//! (`berth_notify::methods`), signed
 //! and sent through the SSRF-guarded sender (notifications with their own CA or client
 //! certificate get their own client, built once); a mail to a still-authorized address; or the
 //! bell's recipients, whose rows the recorder writes.
@@ -10,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_core::DeliveryStatus;
-use berth_notify::methods::TlsOptions;
+use berth_notify::methods::{MethodConfig, TlsOptions};
 use berth_notify::outbound::{self, Destination, EventData, Target};
 use berth_notify::send::{DeliveryMeta, Exchange, Outcome, Sender};
 use berth_notify::{EventKind, MethodKind};
@@ -40,9 +41,40 @@ pub(crate) struct Ready {
     pub event: EventKind,
     /// The method.
     pub method: MethodKind,
-    /// What the notification's deliveries do (shared by its deliveries in the batch), or why no
-    /// request can be built from its configuration.
-    pub target: Arc<std::result::Result<Target, String>>,
+    /// The notification's configuration and what its deliveries do (shared by its deliveries in
+    /// the batch), or why no request can be built from its configuration.
+    pub plan: Arc<std::result::Result<Plan, String>>,
+}
+
+/// A notification's typed configuration and what its deliveries do, worked out once per batch.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// The configuration, read.
+    pub config: MethodConfig,
+    /// What it delivers by.
+    pub target: Target,
+}
+
+impl Plan {
+    /// Reads a notification's configuration: where its deliveries count (`invalid` when it cannot
+    /// be read) and its plan, or why no request can be built from it.
+    fn of(
+        method: MethodKind,
+        config: &serde_json::Value,
+        endpoints: &outbound::Endpoints,
+    ) -> (Destination, Arc<std::result::Result<Plan, String>>) {
+        let plan = MethodConfig::read(method, config)
+            .map_err(|e| format!("invalid {} configuration: {e}", method.name()))
+            .and_then(|config| {
+                let target = config.delivers(endpoints)?;
+                Ok(Plan { config, target })
+            });
+        let dest = match &plan {
+            Ok(p) => p.config.destination(endpoints),
+            Err(_) => Destination::invalid(),
+        };
+        (dest, Arc::new(plan))
+    }
 }
 
 /// What a claimed job turned out to be.
@@ -127,7 +159,7 @@ pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> 
 }
 
 /// Where each notification's deliveries go and how, worked out once per batch.
-pub(crate) type Targets = HashMap<i64, (Destination, Arc<std::result::Result<Target, String>>)>;
+pub(crate) type Targets = HashMap<i64, (Destination, Arc<std::result::Result<Plan, String>>)>;
 
 /// What a claimed job of an enabled notification is: a delivery to perform (with its
 /// notification's target, from `targets` or added to it), or, when its event or method is unknown
@@ -165,14 +197,9 @@ pub(crate) fn work(
             );
         }
     }
-    let (dest, target) = targets
+    let (dest, plan) = targets
         .entry(n.id)
-        .or_insert_with(|| {
-            (
-                outbound::destination(method, &n.config.0, endpoints),
-                Arc::new(outbound::target(method, &n.config.0, endpoints)),
-            )
-        })
+        .or_insert_with(|| Plan::of(method, &n.config.0, endpoints))
         .clone();
     Work::Ready(
         Box::new(Ready {
@@ -182,7 +209,7 @@ pub(crate) fn work(
             notification: n.clone(),
             event,
             method,
-            target,
+            plan,
         }),
         dest,
     )
@@ -292,18 +319,18 @@ impl Performer {
             metrics::histogram!("berth_delivery_first_attempt_latency_seconds", "method" => r.method.name())
                 .record(lag);
         }
-        let target = match r.target.as_ref() {
-            Ok(t) => t,
+        let plan = match r.plan.as_ref() {
+            Ok(p) => p,
             Err(e) => return Ok(Performed::Attempt(Box::new(Attempt::failed(now, e.clone())))),
         };
         let secrets = match self.app.signing_secrets(n, now) {
             Ok(s) => s,
             Err(e) => return Ok(Performed::Attempt(Box::new(Attempt::failed(now, e.to_string())))),
         };
-        let attempt = match target {
+        let attempt = match &plan.target {
             Target::Http(route) => {
                 let endpoints = &self.app.settings.delivery.endpoints;
-                let body = match outbound::http_body(r.method, &n.config.0, r.event, data, performer, endpoints) {
+                let body = match plan.config.body(r.event, data, performer, endpoints) {
                     Ok(b) => b,
                     Err(e) => return Ok(Performed::Attempt(Box::new(Attempt::failed(now, e)))),
                 };
@@ -361,19 +388,14 @@ impl Performer {
                     bell: None,
                 }
             }
-            Target::InApp => {
+            Target::InApp(target) => {
                 let began = std::time::Instant::now();
                 let rows = {
                     let mut conn = self.app.store.conn().await?;
                     bell_rows(&mut conn, n).await?
                 };
-                let target = &n.config.0["target"];
                 let exchange = Exchange {
-                    url: format!(
-                        "in-app:{}/{}",
-                        target["kind"].as_str().unwrap_or_default(),
-                        target["name"].as_str().unwrap_or_default()
-                    ),
+                    url: format!("in-app:{}/{}", target.kind(), target.name()),
                     request_body: data.text().to_owned(),
                     response_body: Some(format!("{} recipient(s)", rows.recipients.len())),
                     duration: began.elapsed(),

@@ -492,15 +492,14 @@ fn pause<T>(d: &mut Dest<T>, until: Instant) {
 mod tests {
     use super::*;
     use berth_notify::MethodKind;
-    use berth_notify::outbound::{Endpoints, destination};
+    use berth_notify::methods::MethodConfig;
+    use berth_notify::outbound::Endpoints;
     use serde_json::json;
 
     fn dest(host: &str) -> Destination {
-        destination(
-            MethodKind::Webhook,
-            &json!({"url": format!("http://{host}/")}),
-            &Endpoints::default(),
-        )
+        MethodConfig::read(MethodKind::Webhook, &json!({"url": format!("http://{host}/")}))
+            .unwrap()
+            .destination(&Endpoints::default())
     }
 
     fn settings() -> SchedulerSettings {

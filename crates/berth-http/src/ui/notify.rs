@@ -10,7 +10,7 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_app::notifications::NotificationRequest;
-use berth_app::vocab::{EventKind, MethodKind};
+use berth_app::vocab::{EventKind, MethodConfig, MethodKind};
 use berth_app::{App, AppError};
 use serde_json::{Value, json};
 
@@ -35,31 +35,11 @@ pub(super) struct NotificationItem {
 
 /// What a method's configuration points at, with secrets masked.
 pub(super) fn target_summary(method: &str, config: &Value) -> String {
-    let url = |mask_last| {
-        config["url"]
-            .as_str()
-            .map(|u| berth_app::vocab::mask_url(u, mask_last))
-            .unwrap_or_default()
-    };
-    match method {
-        "webhook" => url(false),
-        "slack" => url(true),
-        "email" => config["email"].as_str().unwrap_or_default().to_owned(),
-        "quay_notification" => format!(
-            "{} {}",
-            config["target"]["kind"].as_str().unwrap_or_default(),
-            config["target"]["name"].as_str().unwrap_or_default()
-        ),
-        "flowdock" => "Flowdock token ***".to_owned(),
-        "hipchat" => format!(
-            "HipChat room {}",
-            config["room_id"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| config["room_id"].to_string())
-        ),
-        _ => String::new(),
-    }
+    MethodKind::parse(method)
+        .ok()
+        .and_then(|kind| MethodConfig::read(kind, config).ok())
+        .map(|c| c.summary())
+        .unwrap_or_default()
 }
 
 fn event_title(event: &str) -> String {
@@ -153,6 +133,20 @@ impl NotificationForm {
         EventKind::parse(&self.event).is_ok_and(EventKind::is_build)
     }
 
+    /// The form's value of a method's configuration key.
+    fn field(&self, key: &str) -> &str {
+        match key {
+            "url" => &self.url,
+            "template" => &self.template,
+            "email" => &self.email,
+            "target" => &self.target,
+            "flow_api_token" => &self.flow_api_token,
+            "room_id" => &self.room_id,
+            "notification_token" => &self.notification_token,
+            _ => "",
+        }
+    }
+
     /// The API request this form means.
     fn request(&self) -> NotificationRequest {
         let mut event_config = json!({});
@@ -169,23 +163,9 @@ impl NotificationForm {
             }
             _ => {}
         }
-        let config = match self.method.as_str() {
-            "webhook" => {
-                let mut c = json!({"url": self.url.trim()});
-                if !self.template.trim().is_empty() {
-                    c["template"] = json!(self.template.trim());
-                }
-                c
-            }
-            "slack" => json!({"url": self.url.trim()}),
-            "email" => json!({"email": self.email.trim()}),
-            "quay_notification" => match self.target.split_once(':') {
-                Some((kind, name)) => json!({"target": {"kind": kind, "name": name}}),
-                None => json!({}),
-            },
-            "flowdock" => json!({"flow_api_token": self.flow_api_token.trim()}),
-            "hipchat" => json!({"room_id": self.room_id.trim(), "notification_token": self.notification_token.trim()}),
-            _ => json!({}),
+        let config = match MethodKind::parse(&self.method) {
+            Ok(kind) => MethodConfig::from_form(kind, |key| self.field(key).to_owned()),
+            Err(_) => json!({}),
         };
         NotificationRequest {
             event: self.event.clone(),
@@ -798,6 +778,17 @@ mod tests {
         assert_eq!(r.event_config, json!({"ref-regex": "refs/heads/main"}));
         assert_eq!(r.config, json!({"target": {"kind": "team", "name": "devs"}}));
         assert_eq!(r.title, None);
+        let hook = NotificationForm::from_fields(|k| match k {
+            "method" => "webhook".into(),
+            "url" => " https://ci.example/hook ".into(),
+            "email" => "ignored@example.com".into(),
+            _ => String::new(),
+        });
+        assert_eq!(
+            hook.request().config,
+            json!({"url": "https://ci.example/hook"}),
+            "only the method's own keys, trimmed, blank ones left out"
+        );
         let v = NotificationForm::from_fields(|k| {
             if k == "event" {
                 "vulnerability_found".into()

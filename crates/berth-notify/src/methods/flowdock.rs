@@ -2,8 +2,58 @@
 
 use serde_json::{Value, json};
 
+use super::{ConfigError, Method, MethodKind, required};
 use crate::events::EventKind;
 use crate::message;
+use crate::outbound::{Destination, Endpoints, EventData, Route, Target};
+
+/// A Flowdock notification's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowdockConfig {
+    /// The flow's API token (`flow_api_token`).
+    pub token: String,
+}
+
+impl Method for FlowdockConfig {
+    const KIND: MethodKind = MethodKind::Flowdock;
+    const FORM_KEYS: &'static [&'static str] = &["flow_api_token"];
+
+    fn read(config: &Value) -> Result<Self, ConfigError> {
+        Ok(FlowdockConfig {
+            token: required(config, "flow_api_token", "Missing Flowdock API Token")?,
+        })
+    }
+
+    fn to_json(&self) -> Value {
+        json!({"flow_api_token": self.token})
+    }
+
+    fn summary(&self) -> String {
+        "Flowdock token ***".to_owned()
+    }
+
+    fn destination(&self, endpoints: &Endpoints) -> Destination {
+        Destination::of_base(&endpoints.flowdock_api_base)
+    }
+
+    fn delivers(&self, endpoints: &Endpoints) -> Result<Target, String> {
+        Ok(Target::Http(Route::parse(
+            url(&endpoints.flowdock_api_base, &self.token)?,
+            "flowdock",
+            true,
+        )?))
+    }
+
+    fn body(
+        &self,
+        event: EventKind,
+        data: EventData<'_>,
+        performer: Option<&str>,
+        endpoints: &Endpoints,
+    ) -> Result<String, String> {
+        Ok(body(event, &data.parse()?, performer, &endpoints.from_address).to_string())
+    }
+}
 
 /// Flowdock's team-inbox body (spec §2.6), with an escaped HTML message.
 pub fn body(kind: EventKind, data: &Value, performer: Option<&str>, from_address: &str) -> Value {

@@ -2,8 +2,64 @@
 
 use serde_json::{Value, json};
 
+use super::{ConfigError, Method, MethodKind, required};
 use crate::events::{EventKind, Level};
 use crate::message;
+use crate::outbound::{Destination, Endpoints, EventData, Route, Target};
+
+/// A HipChat notification's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HipchatConfig {
+    /// The room (`room_id`, a string or, as Quay also takes, a number).
+    pub room_id: String,
+    /// The room notification token (`notification_token`).
+    pub token: String,
+}
+
+impl Method for HipchatConfig {
+    const KIND: MethodKind = MethodKind::Hipchat;
+    const FORM_KEYS: &'static [&'static str] = &["room_id", "notification_token"];
+
+    fn read(config: &Value) -> Result<Self, ConfigError> {
+        let token = required(config, "notification_token", "Missing Hipchat Room Notification Token")?;
+        let room_id = match config.get("room_id") {
+            Some(Value::String(r)) if !r.trim().is_empty() => r.trim().to_owned(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(ConfigError::at("room_id", "Missing Hipchat Room ID")),
+        };
+        Ok(HipchatConfig { room_id, token })
+    }
+
+    fn to_json(&self) -> Value {
+        json!({"room_id": self.room_id, "notification_token": self.token})
+    }
+
+    fn summary(&self) -> String {
+        format!("HipChat room {}", self.room_id)
+    }
+
+    fn destination(&self, endpoints: &Endpoints) -> Destination {
+        Destination::of_base(&endpoints.hipchat_api_base)
+    }
+
+    fn delivers(&self, endpoints: &Endpoints) -> Result<Target, String> {
+        Ok(Target::Http(Route::parse(
+            url(&endpoints.hipchat_api_base, &self.room_id, &self.token)?,
+            "hipchat",
+            false,
+        )?))
+    }
+
+    fn body(
+        &self,
+        event: EventKind,
+        data: EventData<'_>,
+        performer: Option<&str>,
+        _: &Endpoints,
+    ) -> Result<String, String> {
+        Ok(body(event, &data.parse()?, performer).to_string())
+    }
+}
 
 /// HipChat's colour for a level (spec §2.5).
 pub fn color(level: Level) -> &'static str {

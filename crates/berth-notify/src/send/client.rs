@@ -58,7 +58,7 @@ impl Sender {
                     builder = builder.add_root_certificate(cert);
                 }
             }
-            if let Some(identity) = &tls.identity_pem {
+            if let Some(identity) = tls.identity_pem() {
                 builder = builder.identity(
                     reqwest::Identity::from_pem(identity.as_bytes()).map_err(|e| format!("client certificate: {e}"))?,
                 );
