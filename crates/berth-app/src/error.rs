@@ -1,5 +1,6 @@
 //! The application error: a small, stable set of kinds that every surface maps to its own wire
-//! format (Quay's error body, the OCI error envelope, CLI messages).
+//! format (Quay's error body, the OCI error envelope, CLI messages). Registry refusals are a
+//! domain enum of their own (`registry::RegistryError`); their OCI wire codes live in berth-http.
 
 use berth_core::CoreError;
 use berth_store::StoreError;
@@ -41,14 +42,10 @@ pub enum AppError {
     /// the upstream's details, which go to the log (502).
     #[error("{0}")]
     Upstream(String),
-    /// A registry error with its OCI distribution code.
-    #[error("{message}")]
-    Oci {
-        /// The spec's error code.
-        code: crate::registry::OciCode,
-        /// What went wrong.
-        message: String,
-    },
+    /// A registry operation refused, in the registry's terms (the `/v2` surface words it as an
+    /// OCI error code and status).
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     /// The request body is larger than the route accepts; the message names the limit (413).
     #[error("{0}")]
     TooLarge(String),

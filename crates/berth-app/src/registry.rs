@@ -31,64 +31,54 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 /// Docker manifest list.
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
-/// The error codes of the OCI distribution spec that use cases can raise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OciCode {
-    /// `BLOB_UNKNOWN`.
-    BlobUnknown,
-    /// `BLOB_UPLOAD_INVALID`.
-    BlobUploadInvalid,
-    /// `BLOB_UPLOAD_UNKNOWN`.
-    BlobUploadUnknown,
-    /// `DIGEST_INVALID`.
-    DigestInvalid,
-    /// `MANIFEST_BLOB_UNKNOWN`.
-    ManifestBlobUnknown,
-    /// `MANIFEST_INVALID`.
-    ManifestInvalid,
-    /// `MANIFEST_UNKNOWN`.
-    ManifestUnknown,
-    /// `NAME_INVALID`.
-    NameInvalid,
-    /// `SIZE_INVALID`.
-    SizeInvalid,
-    /// A chunk out of order (answered 416 with the current range).
-    RangeInvalid,
-}
-
-impl OciCode {
-    /// The spec's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OciCode::BlobUnknown => "BLOB_UNKNOWN",
-            OciCode::BlobUploadInvalid | OciCode::RangeInvalid => "BLOB_UPLOAD_INVALID",
-            OciCode::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
-            OciCode::DigestInvalid => "DIGEST_INVALID",
-            OciCode::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
-            OciCode::ManifestInvalid => "MANIFEST_INVALID",
-            OciCode::ManifestUnknown => "MANIFEST_UNKNOWN",
-            OciCode::NameInvalid => "NAME_INVALID",
-            OciCode::SizeInvalid => "SIZE_INVALID",
-        }
-    }
-}
-
-fn oci(code: OciCode, message: impl Into<String>) -> AppError {
-    AppError::Oci {
-        code,
-        message: message.into(),
-    }
+/// Why a registry operation was refused, in the registry's own terms; each carries the message
+/// the client sees. The HTTP layer words each one as the OCI distribution spec's error code and
+/// status, in one place.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// The repository has no such blob.
+    #[error("{0}")]
+    BlobUnknown(String),
+    /// An upload's data cannot be used (its body could not be read).
+    #[error("{0}")]
+    UploadInvalid(String),
+    /// No such upload session.
+    #[error("{0}")]
+    UploadUnknown(String),
+    /// A digest is malformed, of the wrong algorithm, or does not match the content.
+    #[error("{0}")]
+    DigestInvalid(String),
+    /// A manifest refers to a blob or manifest the repository does not have.
+    #[error("{0}")]
+    ManifestBlobUnknown(String),
+    /// A manifest is not one Berth can read or store.
+    #[error("{0}")]
+    ManifestInvalid(String),
+    /// The repository has no such manifest (or none the client accepts).
+    #[error("{0}")]
+    ManifestUnknown(String),
+    /// A repository name is malformed.
+    #[error("{0}")]
+    NameInvalid(String),
+    /// A size or count is out of bounds.
+    #[error("{0}")]
+    SizeInvalid(String),
+    /// A byte range does not fit what is stored: a read outside a blob, or a chunk that does not
+    /// start where the upload ends (the client resumes from the current range).
+    #[error("{0}")]
+    RangeInvalid(String),
 }
 
 fn blob_unknown(digest: &Digest) -> AppError {
-    oci(OciCode::BlobUnknown, format!("blob unknown to registry: {digest}"))
+    AppError::from(RegistryError::BlobUnknown(format!(
+        "blob unknown to registry: {digest}"
+    )))
 }
 
 fn manifest_unknown(reference: &Reference) -> AppError {
-    oci(
-        OciCode::ManifestUnknown,
-        format!("manifest unknown to registry: {reference}"),
-    )
+    AppError::from(RegistryError::ManifestUnknown(format!(
+        "manifest unknown to registry: {reference}"
+    )))
 }
 
 fn name_unknown(path: &RepoPath) -> AppError {
@@ -98,12 +88,13 @@ fn name_unknown(path: &RepoPath) -> AppError {
 impl From<BlobError> for AppError {
     fn from(e: BlobError) -> Self {
         match e {
-            BlobError::NotFound => oci(OciCode::BlobUnknown, "blob unknown to registry"),
-            BlobError::DigestMismatch { expected, actual } => oci(
-                OciCode::DigestInvalid,
-                format!("provided digest {expected} does not match content {actual}"),
-            ),
-            BlobError::Body(e) => oci(OciCode::BlobUploadInvalid, format!("reading the request body: {e}")),
+            BlobError::NotFound => AppError::from(RegistryError::BlobUnknown("blob unknown to registry".into())),
+            BlobError::DigestMismatch { expected, actual } => AppError::from(RegistryError::DigestInvalid(format!(
+                "provided digest {expected} does not match content {actual}"
+            ))),
+            BlobError::Body(e) => {
+                AppError::from(RegistryError::UploadInvalid(format!("reading the request body: {e}")))
+            }
             other => AppError::Internal(other.to_string()),
         }
     }
@@ -311,10 +302,9 @@ impl App {
             Some((s, e)) => {
                 let end = e.unwrap_or(size.saturating_sub(1)).min(size.saturating_sub(1));
                 if s >= size || s > end {
-                    return Err(oci(
-                        OciCode::RangeInvalid,
-                        format!("range {s}-{end} outside blob of {size} bytes"),
-                    ));
+                    return Err(AppError::from(RegistryError::RangeInvalid(format!(
+                        "range {s}-{end} outside blob of {size} bytes"
+                    ))));
                 }
                 (s, end)
             }
@@ -368,7 +358,7 @@ impl App {
         let mut conn = self.store.conn().await?;
         reg::upload(&mut conn, repo.id, id)
             .await?
-            .ok_or_else(|| oci(OciCode::BlobUploadUnknown, "blob upload unknown to registry"))
+            .ok_or_else(|| AppError::from(RegistryError::UploadUnknown("blob upload unknown to registry".into())))
     }
 
     /// The state of an upload session.
@@ -405,10 +395,9 @@ impl App {
         if let Some(s) = start
             && s != size
         {
-            return Err(oci(
-                OciCode::RangeInvalid,
-                format!("chunk starts at {s}, but {size} bytes were received"),
-            ));
+            return Err(AppError::from(RegistryError::RangeInvalid(format!(
+                "chunk starts at {s}, but {size} bytes were received"
+            ))));
         }
         let mut hasher = UploadHasher::restore(&row.hash_state)?;
         // Nothing hashed yet: hash with the algorithm of the digest the client will check.
@@ -427,10 +416,9 @@ impl App {
             )
             .await?;
             if !moved {
-                return Err(oci(
-                    OciCode::RangeInvalid,
-                    "another request appended to this upload first",
-                ));
+                return Err(AppError::from(RegistryError::RangeInvalid(
+                    "another request appended to this upload first".into(),
+                )));
             }
             tx.commit().await?;
         }
@@ -456,13 +444,10 @@ impl App {
             .append_chunk(repo, id, None, body, Some(digest.algorithm()))
             .await?;
         if hasher.algorithm() != digest.algorithm() {
-            return Err(oci(
-                OciCode::DigestInvalid,
-                format!(
-                    "this upload was hashed with {}; give a digest of that algorithm",
-                    hasher.algorithm().as_str()
-                ),
-            ));
+            return Err(AppError::from(RegistryError::DigestInvalid(format!(
+                "this upload was hashed with {}; give a digest of that algorithm",
+                hasher.algorithm().as_str()
+            ))));
         }
         let actual = hasher.finish();
         if &actual != digest {
@@ -509,10 +494,9 @@ impl App {
         body: &[u8],
     ) -> Result<PushedManifest> {
         if body.len() > MAX_MANIFEST_BYTES {
-            return Err(oci(
-                OciCode::SizeInvalid,
-                format!("manifest exceeds {MAX_MANIFEST_BYTES} bytes"),
-            ));
+            return Err(AppError::from(RegistryError::SizeInvalid(format!(
+                "manifest exceeds {MAX_MANIFEST_BYTES} bytes"
+            ))));
         }
         let parsed = ParsedManifest::parse(content_type, body)?;
         let algo = match reference {
@@ -525,26 +509,23 @@ impl App {
         if let Reference::Digest(d) = reference
             && d != &digest
         {
-            return Err(oci(
-                OciCode::DigestInvalid,
-                format!("manifest digest {digest} does not match {d}"),
-            ));
+            return Err(AppError::from(RegistryError::DigestInvalid(format!(
+                "manifest digest {digest} does not match {d}"
+            ))));
         }
         let mut tx = self.store.begin().await?;
         for b in &parsed.blobs {
             if reg::repo_blob_size(&mut tx, repo.id, b).await?.is_none() {
-                return Err(oci(
-                    OciCode::ManifestBlobUnknown,
-                    format!("blob unknown to registry: {b}"),
-                ));
+                return Err(AppError::from(RegistryError::ManifestBlobUnknown(format!(
+                    "blob unknown to registry: {b}"
+                ))));
             }
         }
         for m in &parsed.children {
             if reg::manifest_by_digest(&mut tx, repo.id, m).await?.is_none() {
-                return Err(oci(
-                    OciCode::ManifestBlobUnknown,
-                    format!("manifest unknown to registry: {m}"),
-                ));
+                return Err(AppError::from(RegistryError::ManifestBlobUnknown(format!(
+                    "manifest unknown to registry: {m}"
+                ))));
             }
         }
         let id = reg::insert_manifest(
@@ -701,7 +682,7 @@ struct ParsedManifest {
 
 impl ParsedManifest {
     fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest> {
-        let invalid = |m: String| oci(OciCode::ManifestInvalid, m);
+        let invalid = |m: String| AppError::from(RegistryError::ManifestInvalid(m));
         let v: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
         let obj = v

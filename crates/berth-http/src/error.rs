@@ -126,7 +126,7 @@ pub struct ErrorBody {
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         let (status, error_type) = match &e {
-            AppError::Invalid { .. } | AppError::Conflict(_) | AppError::Oci { .. } => {
+            AppError::Invalid { .. } | AppError::Conflict(_) | AppError::Registry(_) => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use berth_app::registry::{Action, OciCode, RegistryAuth};
+use berth_app::registry::{Action, RegistryAuth, RegistryError};
 use berth_app::{AppError, Ctx};
 use berth_core::{Digest, DigestAlgorithm, Reference, RepoPath};
 use futures_util::TryStreamExt;
@@ -87,19 +87,12 @@ fn err(state: &HttpState, e: AppError, scope: Option<String>) -> Response {
     OciError::from_app_with_scope(state, e, scope).into_response()
 }
 
-fn invalid(code: OciCode, message: impl Into<String>) -> AppError {
-    AppError::Oci {
-        code,
-        message: message.into(),
-    }
-}
-
 fn parse_digest(d: &str) -> Result<Digest, AppError> {
-    Digest::parse(d).map_err(|e| invalid(OciCode::DigestInvalid, e.to_string()))
+    Digest::parse(d).map_err(|e| AppError::from(RegistryError::DigestInvalid(e.to_string())))
 }
 
 fn parse_reference(r: &str) -> Result<Reference, AppError> {
-    Reference::parse(r).map_err(|e| invalid(OciCode::ManifestInvalid, e.to_string()))
+    Reference::parse(r).map_err(|e| AppError::from(RegistryError::ManifestInvalid(e.to_string())))
 }
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -155,7 +148,7 @@ fn parse_range(h: &HeaderMap) -> Result<Option<(u64, Option<u64>)>, AppError> {
     let Some(v) = header_str(h, header::RANGE) else {
         return Ok(None);
     };
-    let bad = || invalid(OciCode::RangeInvalid, format!("invalid Range header '{v}'"));
+    let bad = || AppError::from(RegistryError::RangeInvalid(format!("invalid Range header '{v}'")));
     let spec = v.strip_prefix("bytes=").ok_or_else(bad)?;
     let (s, e) = spec.split_once('-').ok_or_else(bad)?;
     let start = s.parse().map_err(|_| bad())?;
@@ -173,10 +166,9 @@ fn parse_content_range(h: &HeaderMap) -> Result<Option<u64>, AppError> {
         return Ok(None);
     };
     let bad = || {
-        invalid(
-            OciCode::RangeInvalid,
-            format!("invalid Content-Range '{v}': expected start-end"),
-        )
+        AppError::from(RegistryError::RangeInvalid(format!(
+            "invalid Content-Range '{v}': expected start-end"
+        )))
     };
     let spec = v.strip_prefix("bytes ").unwrap_or(v);
     let (s, e) = spec.split_once('-').ok_or_else(bad)?;
@@ -203,7 +195,7 @@ pub async fn dispatch(
     };
     let path = match route.name().map(RepoPath::parse) {
         Some(Ok(p)) => Some(p),
-        Some(Err(e)) => return err(&state, invalid(OciCode::NameInvalid, e.to_string()), None),
+        Some(Err(e)) => return err(&state, AppError::from(RegistryError::NameInvalid(e.to_string())), None),
         None => None,
     };
     let action = match (&method, &route) {
@@ -253,10 +245,6 @@ pub async fn dispatch(
     };
     match result {
         Ok(r) => r,
-        Err(AppError::Oci {
-            code: OciCode::RangeInvalid,
-            message,
-        }) => OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID", message).into_response(),
         Err(e) => err(&state, e, scope),
     }
 }
@@ -264,7 +252,7 @@ pub async fn dispatch(
 fn parse_n(n: Option<&str>) -> Result<Option<u32>, AppError> {
     n.map(|v| {
         v.parse::<u32>()
-            .map_err(|_| invalid(OciCode::SizeInvalid, format!("invalid n '{v}'")))
+            .map_err(|_| AppError::from(RegistryError::SizeInvalid(format!("invalid n '{v}'"))))
     })
     .transpose()
 }
@@ -410,14 +398,10 @@ async fn upload(req: RepoRequest<'_>, id: Option<String>, body: Body) -> Result<
             let start = parse_content_range(req.headers)?;
             let st = match app.append_upload(&req.repo, &id, start, &mut body_reader(body)).await {
                 Ok(st) => st,
-                Err(AppError::Oci {
-                    code: OciCode::RangeInvalid,
-                    message,
-                }) => {
+                Err(AppError::Registry(e @ RegistryError::RangeInvalid(_))) => {
                     // The client resumes from what is stored.
                     let current = app.upload_state(&req.repo, &id).await?;
-                    let mut r = OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID", message)
-                        .into_response();
+                    let mut r = OciError::registry(e).into_response();
                     set_headers(&mut r, &[("location", location), ("range", range_header(current.size))])?;
                     return Ok(r);
                 }
@@ -432,9 +416,9 @@ async fn upload(req: RepoRequest<'_>, id: Option<String>, body: Body) -> Result<
             respond(StatusCode::ACCEPTED, &h, Body::empty())
         }
         Method::PUT => {
-            let digest = req
-                .digest_param("digest")?
-                .ok_or_else(|| invalid(OciCode::DigestInvalid, "the digest parameter is required"))?;
+            let digest = req.digest_param("digest")?.ok_or_else(|| {
+                AppError::from(RegistryError::DigestInvalid("the digest parameter is required".into()))
+            })?;
             app.finish_upload(&req.repo, &id, &digest, &mut body_reader(body))
                 .await?;
             let h = [
@@ -501,14 +485,14 @@ async fn manifest(req: RepoRequest<'_>, reference: &str, body: Body) -> Result<R
     };
     // A reference that is neither a tag nor a digest names nothing that could exist: the spec's
     // conformance suite and Distribution answer 404, not 400 (a PUT stays 400).
-    let reference =
-        Reference::parse(reference).map_err(|e| invalid(OciCode::ManifestUnknown, format!("manifest unknown: {e}")))?;
+    let reference = Reference::parse(reference)
+        .map_err(|e| AppError::from(RegistryError::ManifestUnknown(format!("manifest unknown: {e}"))))?;
     let found = app.get_manifest(&req.repo, &reference).await?;
     if !accepts(req.headers, &found.media_type) {
-        return Err(invalid(
-            OciCode::ManifestUnknown,
-            format!("manifest is {}, which the Accept header excludes", found.media_type),
-        ));
+        return Err(AppError::from(RegistryError::ManifestUnknown(format!(
+            "manifest is {}, which the Accept header excludes",
+            found.media_type
+        ))));
     }
     let mut h = vec![
         ("docker-content-digest", found.digest.clone()),
@@ -530,7 +514,7 @@ async fn put_manifest(req: RepoRequest<'_>, reference: &str, body: Body) -> Resu
     let limit = berth_app::registry::MAX_MANIFEST_BYTES;
     let bytes = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| invalid(OciCode::SizeInvalid, format!("manifest exceeds {limit} bytes")))?;
+        .map_err(|_| AppError::from(RegistryError::SizeInvalid(format!("manifest exceeds {limit} bytes"))))?;
     let content_type = header_str(req.headers, header::CONTENT_TYPE);
     let pushed = app
         .put_manifest(&ctx, &req.repo, &reference, content_type, &bytes)

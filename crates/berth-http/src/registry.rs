@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use berth_app::registry::RegistryError;
 use berth_app::{AppError, Caller};
 use serde::Serialize;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -71,30 +72,35 @@ impl OciError {
         }
     }
 
+    /// A registry refusal as the spec's status and code: the one place those codes are written.
+    pub fn registry(e: RegistryError) -> Self {
+        use RegistryError as E;
+        let (status, code) = match &e {
+            E::BlobUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
+            E::UploadUnknown(_) => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
+            E::ManifestUnknown(_) => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+            E::UploadInvalid(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+            E::RangeInvalid(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
+            E::DigestInvalid(_) => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
+            E::ManifestBlobUnknown(_) => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
+            E::ManifestInvalid(_) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+            E::NameInvalid(_) => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
+            E::SizeInvalid(_) => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
+        };
+        OciError::new(status, code, e.to_string())
+    }
+
     fn from_app(state: &HttpState, e: AppError) -> Self {
         Self::from_app_with_scope(state, e, None)
     }
 
     /// Maps a use-case error to the spec's status and code; 401s carry a challenge for `scope`.
     pub fn from_app_with_scope(state: &HttpState, e: AppError, scope: Option<String>) -> Self {
-        use berth_app::registry::OciCode as C;
         match e {
             AppError::Unauthenticated | AppError::BadCredentials(_) => {
                 OciError::unauthorized(state, e.to_string(), scope)
             }
-            AppError::Oci { code, message } => {
-                let status = match code {
-                    C::BlobUnknown | C::BlobUploadUnknown | C::ManifestUnknown => StatusCode::NOT_FOUND,
-                    C::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
-                    C::BlobUploadInvalid
-                    | C::DigestInvalid
-                    | C::ManifestBlobUnknown
-                    | C::ManifestInvalid
-                    | C::NameInvalid
-                    | C::SizeInvalid => StatusCode::BAD_REQUEST,
-                };
-                OciError::new(status, code.as_str(), message)
-            }
+            AppError::Registry(e) => OciError::registry(e),
             AppError::Invalid { message: m, .. } => OciError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", m),
             AppError::TooLarge(m) => OciError::new(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID", m),
             AppError::TooManyRequests {
