@@ -16,6 +16,7 @@ pub mod middleware;
 pub mod oci;
 pub mod pages;
 pub mod registry;
+pub mod repo_path;
 pub mod ui;
 pub mod webhooks;
 
@@ -47,7 +48,7 @@ pub const API_BODY_LIMIT: usize = 1 << 20;
 /// The whole HTTP application.
 pub fn router(state: HttpState) -> Router {
     let (api, openapi) = api::split();
-    let repo_paths = api::repo_path::RepoSuffixes::from_openapi(&openapi);
+    let repo_paths = [repo_path::RepoSuffixes::from_openapi(&openapi), ui::repo_suffixes()];
     // The OpenAPI document, rendered once; also at Quay's discovery route, where Quay's clients
     // look for it.
     let document = axum::body::Bytes::from(openapi.to_json().unwrap_or_else(|e| {
@@ -73,7 +74,7 @@ pub fn router(state: HttpState) -> Router {
     // itself would run after it), so an outer router hands every request to the inner one.
     let rewrite = move |req: axum::extract::Request| {
         let repo_paths = repo_paths.clone();
-        async move { repo_paths.rewrite(req) }
+        async move { repo_paths.iter().fold(req, |req, paths| paths.rewrite(req)) }
     };
     Router::new()
         .fallback_service(middleware::apply(router))

@@ -7,7 +7,6 @@ pub mod entities;
 pub mod notification;
 pub mod org;
 pub mod repo;
-pub mod repo_path;
 pub mod repoemail;
 pub mod security;
 pub mod user;

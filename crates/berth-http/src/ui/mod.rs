@@ -35,7 +35,20 @@ const SCRIPT: &str = include_str!("../../assets/berth.js");
 
 /// The UI's routes.
 pub fn router() -> Router<HttpState> {
-    Router::new()
+    let mut router = Router::new();
+    for (suffix, page) in repo::PAGES {
+        let handler = move |s, h, ip, p, uri, q| repo::get(page, s, h, ip, p, uri, q);
+        router = router.route(&format!("{REPO_ROUTE}{suffix}"), get(handler));
+    }
+    for (suffix, action) in repo::ACTIONS {
+        let handler = move |s, h, ip, p, uri, body| repo::post(action, s, h, ip, p, uri, body);
+        router = router.route(&format!("{REPO_ROUTE}{suffix}"), post(handler));
+    }
+    for (suffix, action) in org::ACTIONS {
+        let handler = move |s, h, ip, p, form| org::post(action, s, h, ip, p, form);
+        router = router.route(&format!("/organization/{{org}}{suffix}"), post(handler));
+    }
+    router
         .route("/", get(home))
         .route("/signin", get(signin_page).post(signin))
         .route("/signout", post(signout))
@@ -43,12 +56,10 @@ pub fn router() -> Router<HttpState> {
         .route("/new/repository", post(create_repo))
         .route("/new/organization", post(create_org))
         .route("/organization/{org}", get(org::get))
-        .route("/organization/{org}/{*rest}", post(org::post))
         .route("/notifications", get(bell_page))
         .route("/notifications/{uuid}/dismiss", post(dismiss))
         .route("/repository/{ns}", get(namespace_page))
         .route("/user/{name}", get(user_page))
-        .route("/repository/{ns}/{*rest}", get(repo::get).post(repo::post))
         .route(
             "/static/berth.css",
             get(|| async { asset("text/css; charset=utf-8", CSS) }),
@@ -61,6 +72,17 @@ pub fn router() -> Router<HttpState> {
             "/static/berth.js",
             get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
         )
+}
+
+/// Where the repository pages' routes start; [`repo::PAGES`] and [`repo::ACTIONS`] follow it.
+const REPO_ROUTE: &str = "/repository/{ns}/{repo}";
+
+/// The repository routes' suffixes, by which nested names' raw slashes are re-encoded before
+/// routing (`/repository/acme/team/app/build/1` is a build of `team/app`).
+pub(crate) fn repo_suffixes() -> crate::repo_path::RepoSuffixes {
+    let pages = repo::PAGES.iter().map(|(suffix, _)| *suffix);
+    let actions = repo::ACTIONS.iter().map(|(suffix, _)| *suffix);
+    crate::repo_path::RepoSuffixes::new("/repository/", pages.chain(actions))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

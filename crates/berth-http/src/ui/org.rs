@@ -132,58 +132,89 @@ pub(super) async fn get(
         .unwrap_or_else(|e| error_page(&session.chrome, e))
 }
 
+/// A form post on an organization's page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    CreateTeam,
+    DeleteTeam,
+    AddMember,
+    RemoveMember,
+    CreateRobot,
+    DeleteRobot,
+}
+
+/// The forms, by the route that follows `/organization/{org}`.
+pub(super) const ACTIONS: [(&str, Action); 6] = [
+    ("/teams", Action::CreateTeam),
+    ("/team/{team}/delete", Action::DeleteTeam),
+    ("/team/{team}/members", Action::AddMember),
+    ("/team/{team}/member/{member}/delete", Action::RemoveMember),
+    ("/robots", Action::CreateRobot),
+    ("/robot/{short}/delete", Action::DeleteRobot),
+];
+
+/// The parameters of the organization routes; those a route does not have are empty.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(super) struct OrgParams {
+    org: String,
+    team: String,
+    member: String,
+    short: String,
+}
+
 pub(super) async fn post(
+    action: Action,
     State(s): State<HttpState>,
     headers: HeaderMap,
     ClientAddr(ip): ClientAddr,
-    Path((org, rest)): Path<(String, String)>,
+    Path(p): Path<OrgParams>,
     axum::extract::Form(form): axum::extract::Form<std::collections::HashMap<String, String>>,
 ) -> Response {
     let get = |k: &str| form.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let (org, team, member, short) = (p.org.as_str(), p.team.as_str(), p.member.as_str(), p.short.as_str());
     let session = match super::form_session(&s, &headers, ip, &format!("/organization/{org}"), &get("csrf")).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let ctx = &session.ctx;
-    let parts: Vec<&str> = rest.split('/').collect();
     let back = |flash: Flash| Redirect::to(&flash.after(&format!("/organization/{org}"))).into_response();
     let outcome: Result<Response, AppError> = async {
-        match parts.as_slice() {
-            ["teams"] => {
+        match action {
+            Action::CreateTeam => {
                 let role = TeamRole::parse(&get("role")).map_err(|e| AppError::invalid(e.to_string()))?;
                 let name = get("name");
-                s.app.put_team(ctx, &org, &name, role, None).await?;
+                s.app.put_team(ctx, org, &name, role, None).await?;
                 Ok(back(Flash::TeamCreated))
             }
-            ["team", team, "delete"] => {
-                s.app.delete_team(ctx, &org, team).await?;
+            Action::DeleteTeam => {
+                s.app.delete_team(ctx, org, team).await?;
                 Ok(back(Flash::TeamDeleted))
             }
-            ["team", team, "members"] => {
+            Action::AddMember => {
                 let member = get("member");
-                s.app.add_team_member(ctx, &org, team, &member).await?;
+                s.app.add_team_member(ctx, org, team, &member).await?;
                 Ok(back(Flash::MemberAdded))
             }
-            ["team", team, "member", member, "delete"] => {
-                s.app.remove_team_member(ctx, &org, team, member).await?;
+            Action::RemoveMember => {
+                s.app.remove_team_member(ctx, org, team, member).await?;
                 Ok(back(Flash::MemberRemoved))
             }
-            ["robots"] => {
-                let robot = s.app.create_robot(ctx, RobotOwner::Org(&org), &get("name"), "").await?;
-                page(&s, &session, &org, Some((robot.account.name, robot.token)), None, None).await
+            Action::CreateRobot => {
+                let robot = s.app.create_robot(ctx, RobotOwner::Org(org), &get("name"), "").await?;
+                page(&s, &session, org, Some((robot.account.name, robot.token)), None, None).await
             }
-            ["robot", short, "delete"] => {
-                s.app.delete_robot(ctx, RobotOwner::Org(&org), short).await?;
+            Action::DeleteRobot => {
+                s.app.delete_robot(ctx, RobotOwner::Org(org), short).await?;
                 Ok(back(Flash::RobotDeleted))
             }
-            _ => Err(AppError::NotFound(format!("no such page: /organization/{org}/{rest}"))),
         }
     }
     .await;
     match outcome {
         Ok(r) => r,
         Err(e @ (AppError::Invalid { .. } | AppError::Conflict(_))) => {
-            page(&s, &session, &org, None, None, Some(e.to_string()))
+            page(&s, &session, org, None, None, Some(e.to_string()))
                 .await
                 .unwrap_or_else(|e| error_page(&session.chrome, e))
         }

@@ -1,7 +1,8 @@
 //! The repository pages: `/repository/{ns}/{repo}` with its tabs (Information, Tags, Builds,
 //! Security, and Settings for admins), a build's page with its live log, and the forms those
-//! pages post (delete a tag, start or cancel a build, add or delete a trigger). Repository names
-//! may contain `/`, so the tail of the path is parsed here.
+//! pages post (delete a tag, start or cancel a build, add or delete a trigger). Each page and
+//! form is an axum route after `/repository/{ns}/{repo}` ([`PAGES`], [`ACTIONS`]); repository
+//! names may contain `/`, which `repo_path` re-encodes by the same table before routing.
 
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
@@ -21,44 +22,40 @@ use super::{Chrome, Session, error_page, render, require, when};
 use crate::HttpState;
 use crate::extract::ClientAddr;
 
-/// What the tail of `/repository/{ns}/…` names.
-#[derive(Debug, PartialEq, Eq)]
-enum Target<'a> {
-    Repo(&'a str),
-    Build(&'a str, &'a str),
-    BuildLog(&'a str, &'a str),
-    NewNotification(&'a str),
-    Notification(&'a str, &'a str),
-    Delivery(&'a str, &'a str, &'a str),
+/// A page under `/repository/{ns}/{repo}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Page {
+    Repo,
+    Build,
+    BuildLog,
+    NewNotification,
+    Notification,
+    Delivery,
 }
 
-fn target(rest: &str) -> Target<'_> {
-    if let Some(repo) = rest.strip_suffix("/notification/new") {
-        return Target::NewNotification(repo);
-    }
-    if let Some((repo, tail)) = rest.rsplit_once("/notification/")
-        && let Some((uuid, id)) = tail.split_once("/delivery/")
-        && !uuid.is_empty()
-        && !id.is_empty()
-        && !id.contains('/')
-    {
-        return Target::Delivery(repo, uuid, id);
-    }
-    if let Some((repo, uuid)) = rest.rsplit_once("/notification/")
-        && !uuid.contains('/')
-        && !uuid.is_empty()
-    {
-        return Target::Notification(repo, uuid);
-    }
-    if let Some((repo, tail)) = rest.rsplit_once("/build/") {
-        if let Some(uuid) = tail.strip_suffix("/log") {
-            return Target::BuildLog(repo, uuid);
-        }
-        if !tail.contains('/') && !tail.is_empty() {
-            return Target::Build(repo, tail);
-        }
-    }
-    Target::Repo(rest.trim_end_matches('/'))
+/// The pages, by the route that follows `/repository/{ns}/{repo}`.
+pub(super) const PAGES: [(&str, Page); 7] = [
+    ("", Page::Repo),
+    ("/", Page::Repo),
+    ("/build/{uuid}", Page::Build),
+    ("/build/{uuid}/log", Page::BuildLog),
+    ("/notification/new", Page::NewNotification),
+    ("/notification/{uuid}", Page::Notification),
+    ("/notification/{uuid}/delivery/{id}", Page::Delivery),
+];
+
+/// The parameters of the repository routes; those a route does not have are empty.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RepoParams {
+    ns: String,
+    repo: String,
+    uuid: String,
+    id: String,
+    tag: String,
+    kind: String,
+    name: String,
+    verb: String,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -77,10 +74,11 @@ pub(super) struct RepoQuery {
 }
 
 pub(super) async fn get(
+    page: Page,
     State(s): State<HttpState>,
     headers: HeaderMap,
     ClientAddr(ip): ClientAddr,
-    Path((ns, rest)): Path<(String, String)>,
+    Path(p): Path<RepoParams>,
     uri: axum::http::Uri,
     Query(q): Query<RepoQuery>,
 ) -> Response {
@@ -89,23 +87,24 @@ pub(super) async fn get(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let result = match target(&rest) {
-        Target::Repo(name) => repo_page(&s, &session, &ns, name, &q, None).await,
-        Target::Build(name, uuid) => build_page(&s, &session, &ns, name, uuid).await,
-        Target::BuildLog(name, uuid) => log_fragment(&s, &session, &ns, name, uuid, q.start).await,
-        Target::NewNotification(name) => {
+    let (ns, name, uuid) = (p.ns.as_str(), p.repo.as_str(), p.uuid.as_str());
+    let result = match page {
+        Page::Repo => repo_page(&s, &session, ns, name, &q, None).await,
+        Page::Build => build_page(&s, &session, ns, name, uuid).await,
+        Page::BuildLog => log_fragment(&s, &session, ns, name, uuid, q.start).await,
+        Page::NewNotification => {
             let f = super::notify::NotificationForm::from_fields(|k| q.extra.get(k).cloned().unwrap_or_default());
-            super::notify::new_page(&s, &session, &ns, name, f, Default::default(), None).await
+            super::notify::new_page(&s, &session, ns, name, f, Default::default(), None).await
         }
-        Target::Notification(name, uuid) => {
+        Page::Notification => {
             let flash = Flash::text_of(&q.flash);
             let status = q.extra.get("status").map(String::as_str);
             let shown = super::notify::Shown::Newest(status);
-            super::notify::deliveries_page(&s, &session, &ns, name, uuid, shown, flash, None).await
+            super::notify::deliveries_page(&s, &session, ns, name, uuid, shown, flash, None).await
         }
-        Target::Delivery(name, uuid, id) => {
-            let (shown, flash) = (super::notify::Shown::One(id), Flash::text_of(&q.flash));
-            super::notify::deliveries_page(&s, &session, &ns, name, uuid, shown, flash, None).await
+        Page::Delivery => {
+            let (shown, flash) = (super::notify::Shown::One(&p.id), Flash::text_of(&q.flash));
+            super::notify::deliveries_page(&s, &session, ns, name, uuid, shown, flash, None).await
         }
     };
     result.unwrap_or_else(|e| error_page(&session.chrome, e))
@@ -506,76 +505,52 @@ async fn log_fragment(
 }
 
 /// What a form post on a repository page does.
-#[derive(Debug, PartialEq, Eq)]
-enum Action<'a> {
-    DeleteTag(&'a str, &'a str),
-    StartBuild(&'a str),
-    CancelBuild(&'a str, &'a str),
-    AddTrigger(&'a str),
-    DeleteTrigger(&'a str, &'a str),
-    CreateNotification(&'a str),
-    SendVerification(&'a str),
-    Notification(&'a str, &'a str, &'a str),
-    Redeliver(&'a str, &'a str, &'a str),
-    Grant(&'a str),
-    Revoke(&'a str, &'a str, &'a str),
-    SetDescription(&'a str),
-    BulkNotifications(&'a str),
-    SetVisibility(&'a str),
-    DeleteRepo(&'a str),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    DeleteTag,
+    StartBuild,
+    CancelBuild,
+    AddTrigger,
+    DeleteTrigger,
+    CreateNotification,
+    SendVerification,
+    Notification,
+    Redeliver,
+    Grant,
+    Revoke,
+    SetDescription,
+    BulkNotifications,
+    SetVisibility,
+    DeleteRepo,
 }
 
-fn action(rest: &str) -> Option<Action<'_>> {
-    if let Some(repo) = rest.strip_suffix("/notifications/bulk") {
-        return Some(Action::BulkNotifications(repo));
-    }
-    // The repository's own settings: `{repo}/{verb}` (a tag's or a trigger's are deeper).
-    if let Some((repo, verb)) = rest.split_once('/') {
-        match verb {
-            "description" => return Some(Action::SetDescription(repo)),
-            "visibility" => return Some(Action::SetVisibility(repo)),
-            "delete" => return Some(Action::DeleteRepo(repo)),
-            _ => {}
+/// The forms, by the route that follows `/repository/{ns}/{repo}`.
+pub(super) const ACTIONS: [(&str, Action); 15] = [
+    ("/tag/{tag}/delete", Action::DeleteTag),
+    ("/builds", Action::StartBuild),
+    ("/build/{uuid}/cancel", Action::CancelBuild),
+    ("/triggers", Action::AddTrigger),
+    ("/trigger/{uuid}/delete", Action::DeleteTrigger),
+    ("/notifications", Action::CreateNotification),
+    ("/authorizedemail", Action::SendVerification),
+    ("/notification/{uuid}/{verb}", Action::Notification),
+    ("/notification/{uuid}/delivery/{id}/redeliver", Action::Redeliver),
+    ("/permissions", Action::Grant),
+    ("/permission/{kind}/{name}/delete", Action::Revoke),
+    ("/description", Action::SetDescription),
+    ("/notifications/bulk", Action::BulkNotifications),
+    ("/visibility", Action::SetVisibility),
+    ("/delete", Action::DeleteRepo),
+];
+
+impl Action {
+    /// The tab a refused form is shown again on.
+    fn tab(self) -> &'static str {
+        match self {
+            Action::DeleteTag => "tags",
+            Action::StartBuild | Action::CancelBuild => "builds",
+            _ => "settings",
         }
-    }
-    if let Some(repo) = rest.strip_suffix("/notifications") {
-        return Some(Action::CreateNotification(repo));
-    }
-    if let Some(repo) = rest.strip_suffix("/authorizedemail") {
-        return Some(Action::SendVerification(repo));
-    }
-    if let Some(repo) = rest.strip_suffix("/permissions") {
-        return Some(Action::Grant(repo));
-    }
-    if let Some((repo, tail)) = rest.rsplit_once("/permission/") {
-        let mut parts = tail.split('/');
-        if let (Some(kind), Some(name), Some("delete"), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-        {
-            return Some(Action::Revoke(repo, kind, name));
-        }
-    }
-    if let Some((repo, tail)) = rest.rsplit_once("/notification/") {
-        let parts: Vec<&str> = tail.split('/').collect();
-        return match parts.as_slice() {
-            [uuid, "delivery", id, "redeliver"] => Some(Action::Redeliver(repo, uuid, id)),
-            [uuid, verb] => Some(Action::Notification(repo, uuid, verb)),
-            _ => None,
-        };
-    }
-    if let Some(repo) = rest.strip_suffix("/builds") {
-        return Some(Action::StartBuild(repo));
-    }
-    if let Some(repo) = rest.strip_suffix("/triggers") {
-        return Some(Action::AddTrigger(repo));
-    }
-    let (head, verb) = rest.rsplit_once('/')?;
-    let (repo_and_kind, id) = head.rsplit_once('/')?;
-    let (repo, kind) = repo_and_kind.rsplit_once('/')?;
-    match (kind, verb) {
-        ("tag", "delete") => Some(Action::DeleteTag(repo, id)),
-        ("build", "cancel") => Some(Action::CancelBuild(repo, id)),
-        ("trigger", "delete") => Some(Action::DeleteTrigger(repo, id)),
-        _ => None,
     }
 }
 
@@ -689,20 +664,19 @@ fn url_pairs(bytes: &[u8]) -> Vec<(String, String)> {
 }
 
 pub(super) async fn post(
+    action: Action,
     State(s): State<HttpState>,
     headers: HeaderMap,
     ClientAddr(ip): ClientAddr,
-    Path((ns, rest)): Path<(String, String)>,
+    Path(p): Path<RepoParams>,
+    uri: axum::http::Uri,
     body: axum::body::Body,
 ) -> Response {
-    let here = format!("/repository/{ns}/{rest}");
-    let session = match require(&s, &headers, ip, &here).await {
+    let session = match require(&s, &headers, ip, uri.path()).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let Some(action) = action(&rest) else {
-        return error_page(&session.chrome, AppError::NotFound(format!("no such page: {here}")));
-    };
+    let (ns, repo) = (p.ns.as_str(), p.repo.as_str());
     let limit = usize::try_from(s.app.settings().builds.max_context_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(64 << 10);
@@ -719,66 +693,64 @@ pub(super) async fn post(
     };
     let outcome: Result<Response, AppError> = async {
         Ok(match action {
-            Action::DeleteTag(repo, tag) => {
-                s.app.delete_tag(ctx, &ns, repo, tag).await?;
+            Action::DeleteTag => {
+                s.app.delete_tag(ctx, ns, repo, &p.tag).await?;
                 done(repo, "tags", Flash::TagDeleted)
             }
-            Action::StartBuild(repo) => {
+            Action::StartBuild => {
                 let Some(file) = form.file.as_ref().filter(|f| !f.is_empty()) else {
                     return Err(AppError::invalid("choose a Dockerfile or an archive to build"));
                 };
-                let uuid = start_upload_build(&s, ctx, &ns, repo, file, form.get("tags")).await?;
+                let uuid = start_upload_build(&s, ctx, ns, repo, file, form.get("tags")).await?;
                 Redirect::to(&format!("/repository/{ns}/{repo}/build/{uuid}")).into_response()
             }
-            Action::CancelBuild(repo, uuid) => {
-                s.app.cancel_build(ctx, &ns, repo, uuid).await?;
-                Redirect::to(&format!("/repository/{ns}/{repo}/build/{uuid}")).into_response()
+            Action::CancelBuild => {
+                s.app.cancel_build(ctx, ns, repo, &p.uuid).await?;
+                Redirect::to(&format!("/repository/{ns}/{repo}/build/{}", p.uuid)).into_response()
             }
-            Action::AddTrigger(repo) => {
+            Action::AddTrigger => {
                 let config = json!({
                     "build_source": form.get("build_source").trim(),
                     "dockerfile_path": form.get("dockerfile_path"),
                     "context": form.get("context"),
                     "branchtag_regex": form.get("branchtag_regex"),
                 });
-                s.app.add_trigger(ctx, &ns, repo, form.get("service"), &config).await?;
+                s.app.add_trigger(ctx, ns, repo, form.get("service"), &config).await?;
                 done(repo, "settings", Flash::TriggerAdded)
             }
-            Action::DeleteTrigger(repo, uuid) => {
-                s.app.delete_trigger(ctx, &ns, repo, uuid).await?;
+            Action::DeleteTrigger => {
+                s.app.delete_trigger(ctx, ns, repo, &p.uuid).await?;
                 done(repo, "settings", Flash::TriggerDeleted)
             }
-            Action::CreateNotification(repo) => {
+            Action::CreateNotification => {
                 let f = super::notify::NotificationForm::from_fields(|k| form.get(k).to_owned());
-                super::notify::create(&s, &session, &ns, repo, f).await?
+                super::notify::create(&s, &session, ns, repo, f).await?
             }
-            Action::SendVerification(repo) => {
+            Action::SendVerification => {
                 let f = super::notify::NotificationForm::from_fields(|k| form.get(k).to_owned());
-                super::notify::send_verification(&s, &session, &ns, repo, f).await?
+                super::notify::send_verification(&s, &session, ns, repo, f).await?
             }
-            Action::Notification(repo, uuid, verb) => {
-                super::notify::act(&s, &session, &ns, repo, uuid, verb, &form).await?
-            }
-            Action::Redeliver(repo, uuid, id) => super::notify::redeliver(&s, &session, &ns, repo, uuid, id).await?,
-            Action::Grant(repo) => {
+            Action::Notification => super::notify::act(&s, &session, ns, repo, &p.uuid, &p.verb, &form).await?,
+            Action::Redeliver => super::notify::redeliver(&s, &session, ns, repo, &p.uuid, &p.id).await?,
+            Action::Grant => {
                 let role = RepoRole::parse(form.get("role")).map_err(|e| AppError::invalid(e.to_string()))?;
                 let who = form.get("name").trim();
                 if form.get("kind") == "team" {
-                    s.app.set_team_permission(ctx, &ns, repo, who, role).await?;
+                    s.app.set_team_permission(ctx, ns, repo, who, role).await?;
                 } else {
-                    s.app.set_user_permission(ctx, &ns, repo, who, role).await?;
+                    s.app.set_user_permission(ctx, ns, repo, who, role).await?;
                 }
                 done(repo, "settings", Flash::PermissionSaved)
             }
-            Action::Revoke(repo, kind, who) => {
-                if kind == "team" {
-                    s.app.delete_team_permission(ctx, &ns, repo, who).await?;
+            Action::Revoke => {
+                if p.kind == "team" {
+                    s.app.delete_team_permission(ctx, ns, repo, &p.name).await?;
                 } else {
-                    s.app.delete_user_permission(ctx, &ns, repo, who).await?;
+                    s.app.delete_user_permission(ctx, ns, repo, &p.name).await?;
                 }
                 done(repo, "settings", Flash::PermissionRemoved)
             }
-            Action::BulkNotifications(repo) => {
+            Action::BulkNotifications => {
                 let mut chosen = form.all("uuid");
                 chosen.sort_unstable();
                 chosen.dedup();
@@ -788,11 +760,11 @@ pub(super) async fn post(
                 // All or nothing: one that is not this repository's changes none.
                 let flash = match form.get("op") {
                     "enable" => {
-                        s.app.reset_notifications(ctx, &ns, repo, &chosen).await?;
+                        s.app.reset_notifications(ctx, ns, repo, &chosen).await?;
                         Flash::NotificationsEnabled
                     }
                     "delete" => {
-                        s.app.delete_notifications(ctx, &ns, repo, &chosen).await?;
+                        s.app.delete_notifications(ctx, ns, repo, &chosen).await?;
                         Flash::NotificationsDeleted
                     }
                     other => {
@@ -803,26 +775,26 @@ pub(super) async fn post(
                 };
                 done(repo, "settings", flash)
             }
-            Action::SetDescription(repo) => {
+            Action::SetDescription => {
                 s.app
-                    .set_repo_description(ctx, &ns, repo, form.get("description"))
+                    .set_repo_description(ctx, ns, repo, form.get("description"))
                     .await?;
                 done(repo, "settings", Flash::DescriptionSaved)
             }
-            Action::SetVisibility(repo) => {
+            Action::SetVisibility => {
                 let visibility = berth_core::Visibility::parse(form.get("visibility"))
                     .map_err(|e| AppError::invalid(e.to_string()))?;
-                s.app.set_repo_visibility(ctx, &ns, repo, visibility).await?;
+                s.app.set_repo_visibility(ctx, ns, repo, visibility).await?;
                 done(repo, "settings", Flash::VisibilitySaved)
             }
-            Action::DeleteRepo(repo) => {
+            Action::DeleteRepo => {
                 let typed = form.get("confirm").trim();
                 if typed != repo && typed != format!("{ns}/{repo}").as_str() {
                     return Err(AppError::invalid(format!(
                         "to delete the repository, type its name '{repo}' in the box"
                     )));
                 }
-                s.app.delete_repo(ctx, &ns, repo).await?;
+                s.app.delete_repo(ctx, ns, repo).await?;
                 Redirect::to(&format!("/repository/{ns}")).into_response()
             }
         })
@@ -831,27 +803,12 @@ pub(super) async fn post(
     match outcome {
         Ok(r) => r,
         Err(e @ AppError::Invalid { .. }) => {
-            let (repo, tab) = match &action {
-                Action::DeleteTag(r, _) => (*r, "tags"),
-                Action::StartBuild(r) | Action::CancelBuild(r, _) => (*r, "builds"),
-                Action::AddTrigger(r)
-                | Action::DeleteTrigger(r, _)
-                | Action::CreateNotification(r)
-                | Action::SendVerification(r)
-                | Action::Notification(r, _, _)
-                | Action::Redeliver(r, _, _)
-                | Action::Grant(r)
-                | Action::Revoke(r, _, _)
-                | Action::SetDescription(r)
-                | Action::BulkNotifications(r)
-                | Action::SetVisibility(r)
-                | Action::DeleteRepo(r) => (*r, "settings"),
-            };
+            let tab = action.tab();
             let q = RepoQuery {
                 tab: tab.to_owned(),
                 ..RepoQuery::default()
             };
-            repo_page(&s, &session, &ns, repo, &q, Some(e.to_string()))
+            repo_page(&s, &session, ns, repo, &q, Some(e.to_string()))
                 .await
                 .unwrap_or_else(|e| error_page(&session.chrome, e))
         }
@@ -884,43 +841,6 @@ async fn start_upload_build(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets_and_actions() {
-        assert_eq!(target("web"), Target::Repo("web"));
-        assert_eq!(target("team/app/"), Target::Repo("team/app"));
-        assert_eq!(target("team/app/build/1234"), Target::Build("team/app", "1234"));
-        assert_eq!(target("web/build/1234/log"), Target::BuildLog("web", "1234"));
-        assert_eq!(action("web/builds"), Some(Action::StartBuild("web")));
-        assert_eq!(
-            action("team/app/tag/v1/delete"),
-            Some(Action::DeleteTag("team/app", "v1"))
-        );
-        assert_eq!(action("web/build/u-1/cancel"), Some(Action::CancelBuild("web", "u-1")));
-        assert_eq!(
-            action("web/trigger/t-1/delete"),
-            Some(Action::DeleteTrigger("web", "t-1"))
-        );
-        assert_eq!(action("web/triggers"), Some(Action::AddTrigger("web")));
-        assert_eq!(action("web/notifications"), Some(Action::CreateNotification("web")));
-        assert_eq!(
-            action("team/app/notification/n-1/test"),
-            Some(Action::Notification("team/app", "n-1", "test"))
-        );
-        assert_eq!(
-            action("web/notification/n-1/delivery/d.1/redeliver"),
-            Some(Action::Redeliver("web", "n-1", "d.1"))
-        );
-        assert_eq!(
-            action("web/permission/user/acme+ci/delete"),
-            Some(Action::Revoke("web", "user", "acme+ci"))
-        );
-        assert_eq!(action("web/permissions"), Some(Action::Grant("web")));
-        assert_eq!(target("web/notification/new"), Target::NewNotification("web"));
-        assert_eq!(target("web/notification/n-1"), Target::Notification("web", "n-1"));
-        assert_eq!(action("web"), None);
-        assert_eq!(action("web/tag/v1/rename"), None);
-    }
 
     #[test]
     fn advisory_links_are_web_links_only() {

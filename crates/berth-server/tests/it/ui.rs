@@ -605,6 +605,41 @@ async fn repository_pages_and_their_forms(kind: berth_testkit::DbKind) {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = r.get("/repository/acme/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A nested name: every page and form route takes it with raw slashes, as the links write it.
+    expect(
+        s.post(
+            "/api/v1/repository",
+            &root,
+            json!({"namespace": "acme", "repository": "team/app", "visibility": "private", "description": ""}),
+        )
+        .await,
+        201,
+    );
+    let (status, _, html) = b.get("/repository/acme/team/app?tab=settings").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("acme/team/app"), "{html}");
+    let (status, _, form) = b.get("/repository/acme/team/app/notification/new").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(form.contains("name=\"url\""), "{form}");
+    let token = b.csrf("/").await;
+    let (status, location, _) = b
+        .post(
+            "/repository/acme/team/app/description",
+            &[("csrf", &token), ("description", "nested")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location,
+        "/repository/acme/team/app?tab=settings&flash=description_saved"
+    );
+    let repo = expect(s.get("/api/v1/repository/acme/team%2Fapp", &root).await, 200);
+    assert_eq!(repo["description"], "nested");
+    let (status, _, _) = b
+        .post("/repository/acme/team/app/tag/v9/rename", &[("csrf", &token)])
+        .await;
+    assert!(status.is_client_error(), "no such form: {status}");
     s.stop().await;
 }
 

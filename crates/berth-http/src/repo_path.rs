@@ -1,21 +1,23 @@
-//! Nested repository names with raw slashes in `/api/v1/repository/...` paths.
+//! Nested repository names with raw slashes in repository paths, for `/api/v1` and the UI alike.
 //!
 //! Quay's clients send `/api/v1/repository/acme/team/app/notification/` for the repository
-//! `team/app`, where Berth's routes expect one path segment (`team%2Fapp`). Before routing, a path
-//! under `/api/v1/repository/{namespace}/` is split as `/v2` splits its names: by the known suffixes,
-//! which are read from the OpenAPI document so that they cannot drift from the routes. The shortest
-//! repository name whose remainder is a known suffix wins (`acme/app/logs` is the logs of `app`),
-//! and its slashes are re-encoded, so every handler sees the same `{repository}` either way.
+//! `team/app`, and the UI links `/repository/acme/team/app/build/…`, where Berth's routes expect
+//! one path segment (`team%2Fapp`). Before routing, a path under a repository prefix is split as
+//! `/v2` splits its names: by the known suffixes of that prefix's routes (for the API, read from the
+//! OpenAPI document; for the UI, from the same table its router is built from), so that they cannot
+//! drift from the routes. The shortest repository name whose remainder is a known suffix wins
+//! (`acme/app/logs` is the logs of `app`), and its slashes are re-encoded, so every handler sees the
+//! same `{repository}` either way.
 
 use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::Uri;
 
-/// Where repository routes start.
-const PREFIX: &str = "/api/v1/repository/";
-/// The two parameters every repository route starts with, as the OpenAPI document spells them.
-const TEMPLATE: &str = "/api/v1/repository/{namespace}/{repository}";
+/// Where the API's repository routes start.
+const API_PREFIX: &str = "/api/v1/repository/";
+/// The two parameters every API repository route starts with, as the OpenAPI document spells them.
+const API_TEMPLATE: &str = "/api/v1/repository/{namespace}/{repository}";
 
 /// One segment of a route's suffix.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,18 +28,20 @@ enum Segment {
     Param,
 }
 
-/// The suffixes that follow `{namespace}/{repository}` in the repository routes.
-#[derive(Debug, Clone, Default)]
-pub struct RepoSuffixes(Arc<Vec<Vec<Segment>>>);
+/// The routes under one prefix (`/api/v1/repository/`): the suffixes that follow
+/// `{namespace}/{repository}` in them.
+#[derive(Debug, Clone)]
+pub struct RepoSuffixes {
+    prefix: &'static str,
+    suffixes: Arc<Vec<Vec<Segment>>>,
+}
 
 impl RepoSuffixes {
-    /// The suffixes of every documented route under `/api/v1/repository/{namespace}/{repository}`.
-    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> RepoSuffixes {
-        let mut all: Vec<Vec<Segment>> = doc
-            .paths
-            .paths
-            .keys()
-            .filter_map(|p| p.strip_prefix(TEMPLATE))
+    /// The routes under `prefix` whose suffixes after `{namespace}/{repository}` are `suffixes`
+    /// (`""`, `"/build/{uuid}"`, …).
+    pub fn new<'a>(prefix: &'static str, suffixes: impl IntoIterator<Item = &'a str>) -> RepoSuffixes {
+        let mut all: Vec<Vec<Segment>> = suffixes
+            .into_iter()
             .filter(|rest| rest.is_empty() || rest.starts_with('/'))
             .map(|rest| {
                 rest.split('/')
@@ -54,11 +58,22 @@ impl RepoSuffixes {
             .collect();
         all.sort();
         all.dedup();
-        RepoSuffixes(Arc::new(all))
+        RepoSuffixes {
+            prefix,
+            suffixes: Arc::new(all),
+        }
+    }
+
+    /// The suffixes of every documented route under `/api/v1/repository/{namespace}/{repository}`.
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> RepoSuffixes {
+        RepoSuffixes::new(
+            API_PREFIX,
+            doc.paths.paths.keys().filter_map(|p| p.strip_prefix(API_TEMPLATE)),
+        )
     }
 
     fn matches(&self, rest: &[&str]) -> bool {
-        self.0.iter().any(|pattern| {
+        self.suffixes.iter().any(|pattern| {
             pattern.len() == rest.len()
                 && pattern.iter().zip(rest).all(|(p, s)| match p {
                     Segment::Literal(l) => l == s,
@@ -70,7 +85,7 @@ impl RepoSuffixes {
     /// The path with the repository name's slashes encoded, when it has raw ones and a known
     /// suffix follows; `None` when the path needs no change.
     pub fn canonical(&self, path: &str) -> Option<String> {
-        let after = path.strip_prefix(PREFIX)?;
+        let after = path.strip_prefix(self.prefix)?;
         let (namespace, tail) = after.split_once('/')?;
         let segments: Vec<&str> = tail.split('/').collect();
         // The name takes at least one segment; a single segment needs no change.
@@ -80,7 +95,7 @@ impl RepoSuffixes {
             return None;
         }
         let name = segments[..split].join("%2F");
-        let mut out = format!("{PREFIX}{namespace}/{name}");
+        let mut out = format!("{}{namespace}/{name}", self.prefix);
         for s in &segments[split..] {
             out.push('/');
             out.push_str(s);
@@ -158,6 +173,38 @@ mod tests {
         ];
         for (path, want) in cases {
             assert_eq!(s.canonical(path).as_deref(), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_uis_nested_names_are_split_by_its_own_routes() {
+        let ui = crate::ui::repo_suffixes();
+        let cases = [
+            ("/repository/acme/team/app", Some("/repository/acme/team%2Fapp")),
+            ("/repository/acme/team/app/", Some("/repository/acme/team%2Fapp/")),
+            (
+                "/repository/acme/team/app/build/1234/log",
+                Some("/repository/acme/team%2Fapp/build/1234/log"),
+            ),
+            (
+                "/repository/acme/a/b/notification/n-1/delivery/d.1/redeliver",
+                Some("/repository/acme/a%2Fb/notification/n-1/delivery/d.1/redeliver"),
+            ),
+            (
+                "/repository/acme/team/app/tag/v1/delete",
+                Some("/repository/acme/team%2Fapp/tag/v1/delete"),
+            ),
+            (
+                "/repository/acme/team/app/notification/new",
+                Some("/repository/acme/team%2Fapp/notification/new"),
+            ),
+            ("/repository/acme/web/notification/new", None),
+            ("/repository/acme/web/permission/user/acme+ci/delete", None),
+            ("/repository/acme", None),
+            ("/api/v1/repository/acme/team/app", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(ui.canonical(path).as_deref(), want, "{path}");
         }
     }
 
