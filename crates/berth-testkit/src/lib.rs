@@ -48,6 +48,19 @@ where
     }
 }
 
+/// [`eventually`] for a test without a runtime (a child process starting or stopping): polls
+/// every 50 ms on this thread, and fails past `timeout` with the last `Err`.
+pub fn eventually_blocking<T>(timeout: std::time::Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(why) if std::time::Instant::now() >= deadline => panic!("not within {timeout:?}: {why}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}
+
 /// The PostgreSQL server tests use.
 pub fn postgres_admin_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use base64::Engine;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_testkit::{TestDb, backend_test};
 
@@ -39,9 +39,8 @@ fn serve_with_no_configuration_then_sigterm_exits_zero() {
         .spawn()
         .unwrap();
     // Poll until it answers (bounded: 60 s).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let healthy = loop {
-        let ok = std::net::TcpStream::connect(("127.0.0.1", port))
+    let healthy = berth_testkit::eventually_blocking(Duration::from_secs(60), || {
+        let answer = std::net::TcpStream::connect(("127.0.0.1", port))
             .ok()
             .and_then(|mut s| {
                 s.write_all(b"GET /health/instance HTTP/1.0\r\n\r\n").ok()?;
@@ -49,12 +48,10 @@ fn serve_with_no_configuration_then_sigterm_exits_zero() {
                 std::io::Read::read_to_string(&mut s, &mut buf).ok()?;
                 Some(buf)
             });
-        if let Some(resp) = ok.filter(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200")) {
-            break resp;
-        }
-        assert!(Instant::now() < deadline, "berth serve did not become healthy");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        answer
+            .filter(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"))
+            .ok_or_else(|| "berth serve did not become healthy".to_owned())
+    });
     assert!(healthy.contains("\"database\":true"), "{healthy}");
     assert!(
         dir.path().join("berth-data/berth.db").exists(),
@@ -66,14 +63,12 @@ fn serve_with_no_configuration_then_sigterm_exits_zero() {
         .status()
         .unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "berth serve did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = berth_testkit::eventually_blocking(Duration::from_secs(30), || {
+        child
+            .try_wait()
+            .unwrap()
+            .ok_or_else(|| "berth serve did not stop after SIGTERM".to_owned())
+    });
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(exit.code(), Some(0), "{stderr}");

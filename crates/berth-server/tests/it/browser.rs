@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_testkit::backend_test;
 use berth_testkit::receiver::Receiver;
@@ -40,11 +40,12 @@ async fn chromedriver() -> Chromedriver {
         .spawn()
         .unwrap_or_else(|e| panic!("chromedriver is required (./scripts/test installs chromium-driver): {e}"));
     let driver = Chromedriver { child, port };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("http://127.0.0.1:{port}/status")).await.is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    berth_testkit::eventually(Duration::from_secs(30), || async move {
+        reqwest::get(format!("http://127.0.0.1:{port}/status"))
+            .await
+            .map_err(|e| format!("chromedriver did not start: {e}"))
+    })
+    .await;
     driver
 }
 
@@ -84,20 +85,21 @@ async fn shot(d: &WebDriver, kind: berth_testkit::DbKind, name: &str) {
 /// Waits until the element's text satisfies `ok`; with `reload`, reloads the page between looks
 /// (for pages that do not update themselves), else only waits (a page still loading).
 async fn wait_for(d: &WebDriver, by: By, ok: impl Fn(&str) -> bool, reload: bool, what: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(el) = d.find(by.clone()).await {
-            let text = el.text().await.unwrap_or_default();
-            if ok(&text) {
-                return text;
-            }
+    let (by, ok) = (&by, &ok);
+    berth_testkit::eventually(Duration::from_secs(60), || async move {
+        let text = match d.find(by.clone()).await {
+            Ok(el) => el.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if ok(&text) {
+            return Ok(text);
         }
-        assert!(Instant::now() < deadline, "waited too long for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
         if reload {
             d.refresh().await.unwrap();
         }
-    }
+        Err(format!("{what}: the page shows {text:?}"))
+    })
+    .await
 }
 
 async fn wait_text(d: &WebDriver, by: By, ok: impl Fn(&str) -> bool, what: &str) -> String {

@@ -70,7 +70,7 @@ impl Drop for Served {
 /// Starts `berth serve` on the database, delivering, and waits until it is healthy.
 fn serve(db: &TestDb) -> (Served, u16) {
     let port = free_port();
-    let mut child = berth()
+    let child = berth()
         .arg("serve")
         .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
         .env("BERTH_DATABASE_URL", &db.url)
@@ -87,15 +87,12 @@ fn serve(db: &TestDb) -> (Served, u16) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("berth serve did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Served(child), port)
+    // Held before waiting, so that a server that never answers is killed with the failed test.
+    let served = Served(child);
+    berth_testkit::eventually_blocking(Duration::from_secs(60), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("berth serve did not start: {e}"))
+    });
+    (served, port)
 }
 
 /// Collects deliveries until every one of `count` ids has arrived (bounded in time).

@@ -677,11 +677,9 @@ srv.serve_forever()
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the TLS receiver did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    berth_testkit::eventually_blocking(WAIT, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("the TLS receiver did not start: {e}"))
+    });
     (child, port)
 }
 
