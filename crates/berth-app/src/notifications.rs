@@ -126,10 +126,8 @@ impl App {
                 // a notification that cannot deliver.
                 self.mailer()?;
             }
-            MethodConfig::Webhook(_)
-            | MethodConfig::Slack(_)
-            | MethodConfig::Flowdock(_)
-            | MethodConfig::Hipchat(_) => {}
+            // The rest post to a URL (judged again by the guard at each delivery) or to a service.
+            _ => {}
         }
         let uuid = uuid::Uuid::new_v4().to_string();
         let secret = self.keyring.seal(Purpose::NotificationSecret, &new_signing_secret())?;

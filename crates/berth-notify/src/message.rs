@@ -1,6 +1,6 @@
-//! Event messages, built once from the event data as structured segments and rendered three ways:
-//! Slack mrkdwn (with `&`, `<`, `>` escaped), HTML (every interpolated value escaped) and plain
-//! text (e-mail text parts). No HTML is scraped and no avatar letters leak (spec §8 items 5, 29).
+//! Event messages, built once from the event data as structured segments and rendered four ways:
+//! Slack mrkdwn (with `&`, `<`, `>` escaped), HTML (every interpolated value escaped), Markdown
+//! (Discord, Teams; every markup character escaped) and plain text (e-mail text parts). No HTML is scraped and no avatar letters leak (spec §8 items 5, 29).
 
 use serde_json::Value;
 
@@ -203,6 +203,39 @@ pub fn to_html(segments: &[Segment]) -> String {
         .collect()
 }
 
+/// Escapes the characters that start emphasis, code, spoilers, quotes, tags and links in
+/// Markdown (CommonMark, and Discord's and Teams' dialects), so that an interpolated value can
+/// neither format nor link; without `[`, a parenthesis is plain text.
+pub fn markdown_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '*' | '_' | '~' | '`' | '|' | '<' | '>' | '[' | ']') {
+            o.push('\\');
+        }
+        o.push(c);
+    }
+    o
+}
+
+/// Renders as Markdown: `**bold**`, `[text](url)`, every value escaped; a link's URL has the
+/// characters that would end it encoded.
+pub fn to_markdown(segments: &[Segment]) -> String {
+    segments
+        .iter()
+        .map(|s| match s {
+            Text(x) => markdown_escape(x),
+            Bold(x) => format!("**{}**", markdown_escape(x)),
+            Link { url, text } if url.is_empty() => markdown_escape(text),
+            Link { url, text } => format!(
+                "[{}]({})",
+                markdown_escape(text),
+                url.replace(' ', "%20").replace('(', "%28").replace(')', "%29")
+            ),
+            Break => "\n".into(),
+        })
+        .collect()
+}
+
 /// Renders as plain text (links as `text (url)`).
 pub fn to_text(segments: &[Segment]) -> String {
     segments
@@ -254,5 +287,15 @@ mod tests {
         let html = to_html(&segments(EventKind::RepoPush, &push, Some("bob&co")));
         assert!(html.starts_with("<b>bob&amp;co</b> pushed <a href=\"https://b.example/repository/acme/web?tag=v1&amp;tab=tags\">v1</a>, "), "{html}");
         assert!(html.contains(">v&lt;2&gt;</a>"), "{html}");
+        let md = to_markdown(&segments(EventKind::BuildFailure, &data, None));
+        assert!(
+            md.starts_with("[Build fake-bu](https://b.example/repository/acme/web/build/fake-build-id) failed"),
+            "{md}"
+        );
+        assert!(
+            md.ends_with("\\<script\\>alert('x')\\</script\\> & co"),
+            "markup in a value stays text: {md}"
+        );
+        assert_eq!(markdown_escape("**a** [b](c) `d`"), "\\*\\*a\\*\\* \\[b\\](c) \\`d\\`");
     }
 }

@@ -228,6 +228,8 @@ struct NewPage {
     levels: Vec<(String, &'static str)>,
     targets: Vec<(String, String)>,
     is_build: bool,
+    /// The label of the URL field, for the methods configured by a URL.
+    url_label: Option<&'static str>,
     email_state: String,
     can_verify: bool,
 }
@@ -302,6 +304,7 @@ pub(super) async fn new_page(
         chrome: session.chrome.clone(),
         path: format!("{ns}/{name}"),
         is_build: f.is_build(),
+        url_label: MethodKind::parse(&f.method).ok().and_then(MethodKind::url_label),
         events: EventKind::all()
             .iter()
             .map(|e| {

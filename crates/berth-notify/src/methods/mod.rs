@@ -9,11 +9,15 @@
 //! that an e-mail address is authorized) are made by the application layer on the typed
 //! configuration.
 
+pub mod chat;
+pub mod discord;
 pub mod email;
 pub mod flowdock;
+pub mod googlechat;
 pub mod hipchat;
 pub mod inapp;
 pub mod slack;
+pub mod teams;
 pub mod webhook;
 
 use serde_json::Value;
@@ -21,11 +25,14 @@ use serde_json::Value;
 use crate::events::EventKind;
 use crate::outbound::{Destination, Endpoints, EventData, Target as Delivers};
 
+pub use discord::DiscordConfig;
 pub use email::EmailConfig;
 pub use flowdock::FlowdockConfig;
+pub use googlechat::GoogleChatConfig;
 pub use hipchat::HipchatConfig;
 pub use inapp::{InAppConfig, Target};
-pub use slack::SlackConfig;
+pub use slack::{MattermostConfig, SlackConfig};
+pub use teams::TeamsConfig;
 pub use webhook::{MAX_TEMPLATE, TlsOptions, WebhookConfig};
 
 /// A notification method.
@@ -43,13 +50,25 @@ pub enum MethodKind {
     Flowdock,
     /// `hipchat` (discontinued service; kept for API compatibility).
     Hipchat,
+    /// `msteams`: Microsoft Teams through a Workflows webhook (Berth).
+    Msteams,
+    /// `discord` (Berth).
+    Discord,
+    /// `googlechat`: a Google Chat space webhook (Berth).
+    GoogleChat,
+    /// `mattermost`: Slack's format under its own name (Berth).
+    Mattermost,
 }
 
-const ALL: [MethodKind; 6] = [
+const ALL: [MethodKind; 10] = [
     MethodKind::QuayNotification,
     MethodKind::Email,
     MethodKind::Webhook,
     MethodKind::Slack,
+    MethodKind::Msteams,
+    MethodKind::Discord,
+    MethodKind::GoogleChat,
+    MethodKind::Mattermost,
     MethodKind::Flowdock,
     MethodKind::Hipchat,
 ];
@@ -89,6 +108,10 @@ impl MethodKind {
             MethodKind::Slack => "slack",
             MethodKind::Flowdock => "flowdock",
             MethodKind::Hipchat => "hipchat",
+            MethodKind::Msteams => "msteams",
+            MethodKind::Discord => "discord",
+            MethodKind::GoogleChat => "googlechat",
+            MethodKind::Mattermost => "mattermost",
         }
     }
 
@@ -109,6 +132,23 @@ impl MethodKind {
             MethodKind::Slack => "Slack",
             MethodKind::Flowdock => "Flowdock",
             MethodKind::Hipchat => "HipChat",
+            MethodKind::Msteams => "Microsoft Teams",
+            MethodKind::Discord => "Discord",
+            MethodKind::GoogleChat => "Google Chat",
+            MethodKind::Mattermost => "Mattermost",
+        }
+    }
+
+    /// What a form calls the method's URL, for the methods configured by one.
+    pub fn url_label(self) -> Option<&'static str> {
+        match self {
+            MethodKind::Webhook => Some("Webhook URL"),
+            MethodKind::Slack => Some("Slack webhook URL"),
+            MethodKind::Msteams => Some("Teams Workflows webhook URL"),
+            MethodKind::Discord => Some("Discord webhook URL"),
+            MethodKind::GoogleChat => Some("Google Chat space webhook URL"),
+            MethodKind::Mattermost => Some("Mattermost webhook URL"),
+            MethodKind::QuayNotification | MethodKind::Email | MethodKind::Flowdock | MethodKind::Hipchat => None,
         }
     }
 }
@@ -164,8 +204,16 @@ pub enum MethodConfig {
     Email(EmailConfig),
     /// A webhook POST.
     Webhook(WebhookConfig),
-    /// Slack (and services that speak its format).
+    /// Slack.
     Slack(SlackConfig),
+    /// Microsoft Teams.
+    Msteams(TeamsConfig),
+    /// Discord.
+    Discord(DiscordConfig),
+    /// Google Chat.
+    GoogleChat(GoogleChatConfig),
+    /// Mattermost.
+    Mattermost(MattermostConfig),
     /// Flowdock.
     Flowdock(FlowdockConfig),
     /// HipChat.
@@ -180,6 +228,10 @@ macro_rules! each {
             MethodConfig::Email($m) => $e,
             MethodConfig::Webhook($m) => $e,
             MethodConfig::Slack($m) => $e,
+            MethodConfig::Msteams($m) => $e,
+            MethodConfig::Discord($m) => $e,
+            MethodConfig::GoogleChat($m) => $e,
+            MethodConfig::Mattermost($m) => $e,
             MethodConfig::Flowdock($m) => $e,
             MethodConfig::Hipchat($m) => $e,
         }
@@ -197,6 +249,10 @@ impl MethodConfig {
             MethodKind::Email => MethodConfig::Email(EmailConfig::read(config)?),
             MethodKind::Webhook => MethodConfig::Webhook(WebhookConfig::read(config)?),
             MethodKind::Slack => MethodConfig::Slack(SlackConfig::read(config)?),
+            MethodKind::Msteams => MethodConfig::Msteams(TeamsConfig::read(config)?),
+            MethodKind::Discord => MethodConfig::Discord(DiscordConfig::read(config)?),
+            MethodKind::GoogleChat => MethodConfig::GoogleChat(GoogleChatConfig::read(config)?),
+            MethodKind::Mattermost => MethodConfig::Mattermost(MattermostConfig::read(config)?),
             MethodKind::Flowdock => MethodConfig::Flowdock(FlowdockConfig::read(config)?),
             MethodKind::Hipchat => MethodConfig::Hipchat(HipchatConfig::read(config)?),
         })
@@ -224,6 +280,10 @@ impl MethodConfig {
             MethodKind::Email => EmailConfig::FORM_KEYS,
             MethodKind::Webhook => WebhookConfig::FORM_KEYS,
             MethodKind::Slack => SlackConfig::FORM_KEYS,
+            MethodKind::Msteams => TeamsConfig::FORM_KEYS,
+            MethodKind::Discord => DiscordConfig::FORM_KEYS,
+            MethodKind::GoogleChat => GoogleChatConfig::FORM_KEYS,
+            MethodKind::Mattermost => MattermostConfig::FORM_KEYS,
             MethodKind::Flowdock => FlowdockConfig::FORM_KEYS,
             MethodKind::Hipchat => HipchatConfig::FORM_KEYS,
         };
@@ -423,6 +483,22 @@ mod tests {
             (M::Webhook, json!({"url": "mailto:x@y.z"}), "Invalid webhook URL"),
             (M::Webhook, json!({"url": "not a url"}), "Invalid webhook URL"),
             (M::Slack, json!({}), "Missing Slack Callback URL"),
+            (M::Discord, json!({}), "Missing Discord webhook URL"),
+            (
+                M::Msteams,
+                json!({"url": "teams"}),
+                "Invalid Teams Workflows webhook URL",
+            ),
+            (
+                M::GoogleChat,
+                json!({"url": "http://10.0.0.1/x"}),
+                "Invalid Google Chat webhook URL: 10.0.0.1 is not a public address (see notifications.allowed_networks)",
+            ),
+            (
+                M::Mattermost,
+                json!({"url": "http://localhost/hooks/x"}),
+                "Invalid Mattermost webhook URL: localhost is not a public address (see notifications.allowed_networks)",
+            ),
             (M::Email, json!({"email": ""}), "Missing e-mail address"),
             (M::Flowdock, json!({}), "Missing Flowdock API Token"),
             (

@@ -1,61 +1,48 @@
-//! Slack's incoming-webhook messages (spec §2.4).
+//! Slack's incoming-webhook messages (spec §2.4), which Mattermost also takes.
 
 use serde_json::{Value, json};
 
-use super::{ConfigError, Method, MethodKind, MethodPolicy, check_destination, http_url};
+use super::MethodKind;
+use super::chat::{ChatConfig, ChatFormat};
 use crate::events::{EventKind, Level};
 use crate::message::{self, slack_escape};
-use crate::outbound::{Destination, Endpoints, EventData, Route, Target};
-use crate::send::mask_url;
 
-/// A Slack notification's configuration: an incoming-webhook URL. Any URL the delivery guard
-/// accepts, as Quay: Mattermost and Rocket.Chat speak Slack's format from their own hosts.
+/// Slack: any URL the delivery guard accepts, as Quay, whose messages name it the "Slack
+/// Callback URL".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlackConfig {
-    /// The incoming-webhook URL (`url`); its last segment is a token.
-    pub url: url::Url,
-}
+pub struct Slack;
 
-impl Method for SlackConfig {
+impl ChatFormat for Slack {
     const KIND: MethodKind = MethodKind::Slack;
-    const FORM_KEYS: &'static [&'static str] = &["url"];
+    const LABEL: &'static str = "Slack Callback";
+    const WHAT: &'static str = "Slack";
+    const TOKEN_IN_PATH: bool = true;
 
-    fn read(config: &Value) -> Result<Self, ConfigError> {
-        Ok(SlackConfig {
-            url: http_url(config, "Missing Slack Callback URL", "Invalid Slack Callback URL")?,
-        })
-    }
-
-    fn check(&self, policy: &MethodPolicy) -> Result<(), ConfigError> {
-        check_destination(&self.url, policy, "Invalid Slack Callback URL")
-    }
-
-    fn to_json(&self) -> Value {
-        json!({"url": self.url.as_str()})
-    }
-
-    fn summary(&self) -> String {
-        mask_url(self.url.as_str(), true)
-    }
-
-    fn destination(&self, _: &Endpoints) -> Destination {
-        Destination::of_url(&self.url)
-    }
-
-    fn delivers(&self, _: &Endpoints) -> Result<Target, String> {
-        Ok(Target::Http(Route::new(self.url.clone(), "Slack", true)))
-    }
-
-    fn body(
-        &self,
-        event: EventKind,
-        data: EventData<'_>,
-        performer: Option<&str>,
-        _: &Endpoints,
-    ) -> Result<String, String> {
-        Ok(body(event, &data.parse()?, performer).to_string())
+    fn body(kind: EventKind, data: &Value, performer: Option<&str>) -> Value {
+        body(kind, data, performer)
     }
 }
+
+/// Mattermost's incoming webhooks take Slack's format; only the name differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mattermost;
+
+impl ChatFormat for Mattermost {
+    const KIND: MethodKind = MethodKind::Mattermost;
+    const LABEL: &'static str = "Mattermost webhook";
+    const WHAT: &'static str = "Mattermost";
+    const TOKEN_IN_PATH: bool = true;
+
+    fn body(kind: EventKind, data: &Value, performer: Option<&str>) -> Value {
+        body(kind, data, performer)
+    }
+}
+
+/// A Slack notification's configuration.
+pub type SlackConfig = ChatConfig<Slack>;
+
+/// A Mattermost notification's configuration.
+pub type MattermostConfig = ChatConfig<Mattermost>;
 
 /// Slack's colour for a level (spec §2.4).
 pub fn color(level: Level) -> &'static str {

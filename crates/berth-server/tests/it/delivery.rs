@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use berth_notify::EventKind;
+use berth_notify::methods::chat::ChatFormat;
 use berth_testkit::receiver::Receiver;
 use berth_testkit::{backend_test, eventually};
 use reqwest::Method;
@@ -124,7 +125,7 @@ async fn skopeo_push_reaches_the_webhook(kind: berth_testkit::DbKind) {
 }
 
 #[backend_test]
-async fn every_event_to_webhook_and_slack(kind: berth_testkit::DbKind) {
+async fn every_event_to_webhook_and_each_chat_method(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = server(kind, &rx).await;
     let ctx = berth_notify::RepoContext {
@@ -186,6 +187,62 @@ async fn every_event_to_webhook_and_slack(kind: berth_testkit::DbKind) {
             "{}",
             event.name()
         );
+
+        // Berth's chat methods: each posts its service's documented shape to the URL given.
+        for (method, path) in [
+            ("msteams", "/teams"),
+            ("discord", "/discord"),
+            ("googlechat", "/gchat"),
+            ("mattermost", "/mm"),
+        ] {
+            let uuid = create(
+                &s,
+                &root,
+                event.name(),
+                method,
+                json!({"url": format!("{}{path}", rx.url)}),
+                ev_cfg.clone(),
+            )
+            .await;
+            test_send(&s, &root, &uuid).await;
+            let got = rx.next(WAIT).await.expect("chat delivery");
+            assert_eq!(got.path, path);
+            assert_eq!(got.headers["content-type"], "application/json");
+            let body = got.json();
+            let summary = event.summary(&expected);
+            let want = match method {
+                "msteams" => {
+                    let card = &body["attachments"][0];
+                    assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
+                    assert_eq!(card["content"]["type"], "AdaptiveCard");
+                    assert_eq!(
+                        card["content"]["body"][0]["color"],
+                        berth_notify::methods::teams::color(event.level(&expected))
+                    );
+                    berth_notify::methods::teams::Teams::body(*event, &expected, Some("root"))
+                }
+                "discord" => {
+                    let embed = &body["embeds"][0];
+                    assert_eq!(
+                        embed["color"],
+                        berth_notify::methods::discord::color(event.level(&expected))
+                    );
+                    assert_eq!(embed["fields"][0]["value"], "acme/web");
+                    assert_eq!(body["allowed_mentions"], json!({"parse": []}));
+                    berth_notify::methods::discord::Discord::body(*event, &expected, Some("root"))
+                }
+                "googlechat" => {
+                    assert_eq!(body["cardsV2"][0]["card"]["header"]["title"], summary.as_str());
+                    assert_eq!(body["fallbackText"], summary.as_str());
+                    berth_notify::methods::googlechat::GoogleChat::body(*event, &expected, Some("root"))
+                }
+                _ => {
+                    assert_eq!(body["username"], "Berth");
+                    berth_notify::methods::slack::body(*event, &expected, Some("root"))
+                }
+            };
+            assert_eq!(body, want, "{method} {}", event.name());
+        }
 
         // The discontinued chat services, at their configured bases; the token stays in the URL.
         let flowdock = create(
