@@ -84,6 +84,8 @@ pub struct Route {
     pub headers: Vec<(String, String)>,
     /// The notification's own CA and client certificate (webhooks only).
     pub tls: Option<TlsOptions>,
+    /// The body's media type (`application/json`, or `application/cloudevents+json`).
+    pub content_type: &'static str,
 }
 
 impl Route {
@@ -96,6 +98,7 @@ impl Route {
             what,
             headers: Vec::new(),
             tls: None,
+            content_type: "application/json",
         }
     }
 
@@ -109,8 +112,8 @@ impl Route {
 /// What a notification's deliveries do.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// POST a JSON body along a route (webhook, Slack, HipChat, Flowdock).
-    Http(Route),
+    /// POST a JSON body along a route (webhook and the chat services).
+    Http(Box<Route>),
     /// Mail the address (which the application checks is still authorized).
     Mail {
         /// The address.
@@ -118,6 +121,17 @@ pub enum Target {
     },
     /// Write bell rows for the recipients (resolved by the application).
     InApp(crate::methods::Target),
+}
+
+/// What a body may say about the delivery besides the event data.
+#[derive(Debug, Clone, Copy)]
+pub struct About<'a> {
+    /// Who caused the event, when known.
+    pub performer: Option<&'a str>,
+    /// The delivery's id, the same on every retry.
+    pub delivery_id: &'a str,
+    /// When the event happened, RFC 3339.
+    pub occurred_at: &'a str,
 }
 
 /// The event data of one delivery: as stored (JSON text), parsed only when something needs it.
@@ -182,6 +196,12 @@ mod tests {
         assert_eq!(Destination::of_base("nope").as_str(), "invalid");
     }
 
+    const ABOUT: About<'static> = About {
+        performer: None,
+        delivery_id: "d-1.n-1",
+        occurred_at: "2026-12-07T10:00:00.000Z",
+    };
+
     fn raw(v: &Value) -> Box<RawValue> {
         serde_json::value::to_raw_value(v).unwrap()
     }
@@ -203,7 +223,7 @@ mod tests {
         };
         let body = |m, c: Value| {
             read(m, c)
-                .body(EventKind::RepoPush, EventData::new(&stored), None, &e)
+                .body(EventKind::RepoPush, EventData::new(&stored), &ABOUT, &e)
                 .unwrap()
         };
         let hook = json!({"url": "http://r.example/h?k=s", "headers": {"Authorization": "Bearer t"}});
@@ -245,7 +265,7 @@ mod tests {
         ));
         let mail = read(MethodKind::Email, json!({"email": "a@b.c"}));
         assert!(
-            mail.body(EventKind::RepoPush, EventData::new(&stored), None, &e)
+            mail.body(EventKind::RepoPush, EventData::new(&stored), &ABOUT, &e)
                 .is_err_and(|m| m == "email is not sent over HTTP")
         );
         let bad = json!({"url": "http://r.example/", "template": "{\"a\": ${nope"});
@@ -262,11 +282,51 @@ mod tests {
         let t = json!({"url": "https://r.example/", "template": "{\"text\": \"pushed ${updated_tags[*]} to ${repository}\"}"});
         let e = Endpoints::default();
         let got = read(MethodKind::Webhook, t)
-            .body(EventKind::RepoPush, EventData::new(&data), None, &e)
+            .body(EventKind::RepoPush, EventData::new(&data), &ABOUT, &e)
             .unwrap();
         assert_eq!(
             serde_json::from_str::<Value>(&got).unwrap(),
             json!({"text": "pushed v1 to acme/web"})
         );
+    }
+
+    #[test]
+    fn cloudevents_wrap_the_data_in_structured_mode() {
+        let e = Endpoints::default();
+        let push = json!({"repository": "acme/web", "namespace": "acme", "name": "web", "updated_tags": ["v1", "v2"],
+            "homepage": "https://b.example/repository/acme/web"});
+        let config = read(
+            MethodKind::Webhook,
+            json!({"url": "https://r.example/ce", "format": "cloudevents"}),
+        );
+        let Target::Http(route) = config.delivers(&e).unwrap() else {
+            panic!("a webhook is HTTP")
+        };
+        assert_eq!(route.content_type, "application/cloudevents+json");
+        let body = config
+            .body(EventKind::RepoPush, EventData::new(&raw(&push)), &ABOUT, &e)
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"specversion": "1.0", "id": "d-1.n-1", "source": "https://b.example/repository/acme/web",
+                   "type": "dev.berth.repo_push", "subject": "v1", "time": "2026-12-07T10:00:00.000Z",
+                   "datacontenttype": "application/json", "data": push})
+        );
+        let build = json!({"repository": "acme/web", "build_id": "b-1",
+            "homepage": "https://b.example/repository/acme/web/build/b-1"});
+        let event = crate::methods::webhook::cloudevent(EventKind::BuildSuccess, &build, &ABOUT);
+        assert_eq!(
+            (&event["source"], &event["subject"], &event["type"]),
+            (
+                &json!("https://b.example/repository/acme/web"),
+                &json!("b-1"),
+                &json!("dev.berth.build_success")
+            )
+        );
+        let plain = read(MethodKind::Webhook, json!({"url": "https://r.example/"}));
+        let Target::Http(route) = plain.delivers(&e).unwrap() else {
+            panic!("a webhook is HTTP")
+        };
+        assert_eq!(route.content_type, "application/json");
     }
 }

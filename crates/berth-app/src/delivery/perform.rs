@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use berth_core::DeliveryStatus;
 use berth_notify::methods::{MethodConfig, TlsOptions};
-use berth_notify::outbound::{self, Destination, EventData, Target};
+use berth_notify::outbound::{self, About, Destination, EventData, Target};
 use berth_notify::send::{DeliveryMeta, Exchange, Outcome, Sender};
 use berth_notify::{EventKind, MethodKind};
 use berth_store::deliveries;
@@ -330,7 +330,16 @@ impl Performer {
         let attempt = match &plan.target {
             Target::Http(route) => {
                 let endpoints = &self.app.settings.delivery.endpoints;
-                let body = match plan.config.body(r.event, data, performer, endpoints) {
+                let occurred_at = r
+                    .payload
+                    .occurred_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let about = About {
+                    performer,
+                    delivery_id: &task.delivery_id,
+                    occurred_at: &occurred_at,
+                };
+                let body = match plan.config.body(r.event, data, &about, endpoints) {
                     Ok(b) => b,
                     Err(e) => return Ok(Performed::Attempt(Box::new(Attempt::failed(now, e)))),
                 };
@@ -348,9 +357,7 @@ impl Performer {
                         return Ok(Performed::Attempt(Box::new(Attempt::failed(now, reason))));
                     }
                 };
-                let (outcome, exchange) = sender
-                    .post_json(&route.url, &route.log_url, body, &meta, route.what)
-                    .await;
+                let (outcome, exchange) = sender.post_json(route, body, &meta).await;
                 Attempt {
                     started: now,
                     outcome,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{ConfigError, Method, MethodKind, MethodPolicy, check_destination, http_url};
 use crate::events::EventKind;
-use crate::outbound::{Destination, Endpoints, EventData, Route, Target};
+use crate::outbound::{About, Destination, Endpoints, EventData, Route, Target};
 use crate::send::mask_url;
 
 /// A chat service's message format and how its configuration names its URL.
@@ -73,17 +73,15 @@ impl<F: ChatFormat> Method for ChatConfig<F> {
     }
 
     fn delivers(&self, _: &Endpoints) -> Result<Target, String> {
-        Ok(Target::Http(Route::new(self.url.clone(), F::WHAT, F::TOKEN_IN_PATH)))
+        Ok(Target::Http(Box::new(Route::new(
+            self.url.clone(),
+            F::WHAT,
+            F::TOKEN_IN_PATH,
+        ))))
     }
 
-    fn body(
-        &self,
-        event: EventKind,
-        data: EventData<'_>,
-        performer: Option<&str>,
-        _: &Endpoints,
-    ) -> Result<String, String> {
-        Ok(F::body(event, &data.parse()?, performer).to_string())
+    fn body(&self, event: EventKind, data: EventData<'_>, about: &About<'_>, _: &Endpoints) -> Result<String, String> {
+        Ok(F::body(event, &data.parse()?, about.performer).to_string())
     }
 }
 

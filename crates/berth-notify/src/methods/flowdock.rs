@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::{ConfigError, Method, MethodKind, required};
 use crate::events::EventKind;
 use crate::message;
-use crate::outbound::{Destination, Endpoints, EventData, Route, Target};
+use crate::outbound::{About, Destination, Endpoints, EventData, Route, Target};
 
 /// A Flowdock notification's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,21 +37,21 @@ impl Method for FlowdockConfig {
     }
 
     fn delivers(&self, endpoints: &Endpoints) -> Result<Target, String> {
-        Ok(Target::Http(Route::parse(
+        Ok(Target::Http(Box::new(Route::parse(
             url(&endpoints.flowdock_api_base, &self.token)?,
             "flowdock",
             true,
-        )?))
+        )?)))
     }
 
     fn body(
         &self,
         event: EventKind,
         data: EventData<'_>,
-        performer: Option<&str>,
+        about: &About<'_>,
         endpoints: &Endpoints,
     ) -> Result<String, String> {
-        Ok(body(event, &data.parse()?, performer, &endpoints.from_address).to_string())
+        Ok(body(event, &data.parse()?, about.performer, &endpoints.from_address).to_string())
     }
 }
 

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::{ConfigError, Method, MethodKind, required};
 use crate::events::{EventKind, Level};
 use crate::message;
-use crate::outbound::{Destination, Endpoints, EventData, Route, Target};
+use crate::outbound::{About, Destination, Endpoints, EventData, Route, Target};
 
 /// A HipChat notification's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,21 +43,15 @@ impl Method for HipchatConfig {
     }
 
     fn delivers(&self, endpoints: &Endpoints) -> Result<Target, String> {
-        Ok(Target::Http(Route::parse(
+        Ok(Target::Http(Box::new(Route::parse(
             url(&endpoints.hipchat_api_base, &self.room_id, &self.token)?,
             "hipchat",
             false,
-        )?))
+        )?)))
     }
 
-    fn body(
-        &self,
-        event: EventKind,
-        data: EventData<'_>,
-        performer: Option<&str>,
-        _: &Endpoints,
-    ) -> Result<String, String> {
-        Ok(body(event, &data.parse()?, performer).to_string())
+    fn body(&self, event: EventKind, data: EventData<'_>, about: &About<'_>, _: &Endpoints) -> Result<String, String> {
+        Ok(body(event, &data.parse()?, about.performer).to_string())
     }
 }
 

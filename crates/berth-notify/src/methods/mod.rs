@@ -23,7 +23,7 @@ pub mod webhook;
 use serde_json::Value;
 
 use crate::events::EventKind;
-use crate::outbound::{Destination, Endpoints, EventData, Target as Delivers};
+use crate::outbound::{About, Destination, Endpoints, EventData, Target as Delivers};
 
 pub use discord::DiscordConfig;
 pub use email::EmailConfig;
@@ -188,7 +188,7 @@ pub trait Method: Sized {
         &self,
         _event: EventKind,
         _data: EventData<'_>,
-        _performer: Option<&str>,
+        _about: &About<'_>,
         _endpoints: &Endpoints,
     ) -> Result<String, String> {
         Err(format!("{} is not sent over HTTP", Self::KIND.name()))
@@ -329,10 +329,10 @@ impl MethodConfig {
         &self,
         event: EventKind,
         data: EventData<'_>,
-        performer: Option<&str>,
+        about: &About<'_>,
         endpoints: &Endpoints,
     ) -> Result<String, String> {
-        each!(self, m => m.body(event, data, performer, endpoints))
+        each!(self, m => m.body(event, data, about, endpoints))
     }
 }
 
@@ -482,6 +482,16 @@ mod tests {
             (M::Webhook, json!({"url": "http://"}), "Invalid webhook URL"),
             (M::Webhook, json!({"url": "mailto:x@y.z"}), "Invalid webhook URL"),
             (M::Webhook, json!({"url": "not a url"}), "Invalid webhook URL"),
+            (
+                M::Webhook,
+                json!({"url": "https://e.example/", "format": "xml"}),
+                "Invalid webhook format 'xml': must be quay or cloudevents",
+            ),
+            (
+                M::Webhook,
+                json!({"url": "https://e.example/", "format": "cloudevents", "template": "{}"}),
+                "Invalid webhook format: a CloudEvents body carries the event's own data, so it takes no template",
+            ),
             (M::Slack, json!({}), "Missing Slack Callback URL"),
             (M::Discord, json!({}), "Missing Discord webhook URL"),
             (
@@ -648,6 +658,11 @@ mod tests {
                 json!({"url": "https://ci.example/hook?token=abc", "template": "{\"r\": \"${repository}\"}",
                        "headers": {"authorization": "Bearer t"}}),
                 "https://ci.example/hook?token=***",
+            ),
+            (
+                MethodKind::Webhook,
+                json!({"url": "https://ci.example/ce", "format": "cloudevents"}),
+                "https://ci.example/ce",
             ),
             (
                 MethodKind::Slack,

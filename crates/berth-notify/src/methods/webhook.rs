@@ -1,13 +1,14 @@
 //! Webhook POSTs: a URL, an optional body template in Quay's JSON template language, the
-//! notification's own headers and TLS settings. Without a template the body is the event data
-//! exactly as stored.
+//! notification's own headers and TLS settings, and the body's format. Quay's format (the default)
+//! is the event data exactly as stored, or the template's rendering; `cloudevents` wraps the data
+//! in a CloudEvents 1.0 event in structured mode (`application/cloudevents+json`).
 
 use serde_json::{Value, json};
 
 use super::{ConfigError, Method, MethodKind, MethodPolicy, check_destination, http_url};
 use crate::events::EventKind;
 use crate::jsontemplate::JsonTemplate;
-use crate::outbound::{Destination, Endpoints, EventData, Route, Target};
+use crate::outbound::{About, Destination, Endpoints, EventData, Route, Target};
 use crate::send::mask_url;
 
 /// The longest webhook template accepted, in bytes (rendering is linear in its size).
@@ -35,6 +36,18 @@ pub struct WebhookConfig {
     pub headers: Vec<(String, String)>,
     /// Its own CA and client certificate (`tls`).
     pub tls: Option<TlsOptions>,
+    /// The body's format (`format`).
+    pub format: Format,
+}
+
+/// What a webhook's body is (`format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// `quay`: the event data as Quay sends it (or the template's rendering).
+    #[default]
+    Quay,
+    /// `cloudevents`: a CloudEvents 1.0 event whose `data` is the event data (a Berth extension).
+    CloudEvents,
 }
 
 impl WebhookConfig {
@@ -45,13 +58,14 @@ impl WebhookConfig {
             template: None,
             headers: Vec::new(),
             tls: None,
+            format: Format::Quay,
         }
     }
 }
 
 impl Method for WebhookConfig {
     const KIND: MethodKind = MethodKind::Webhook;
-    const FORM_KEYS: &'static [&'static str] = &["url", "template"];
+    const FORM_KEYS: &'static [&'static str] = &["url", "template", "format"];
 
     fn read(config: &Value) -> Result<Self, ConfigError> {
         let url = http_url(config, "Missing webhook URL", "Invalid webhook URL")?;
@@ -67,11 +81,30 @@ impl Method for WebhookConfig {
             Some(Value::String(t)) => Some((t.clone(), JsonTemplate::parse(t).map_err(|e| template(e.to_string()))?)),
             Some(_) => return Err(template("Invalid webhook template: must be a string of JSON".into())),
         };
+        let format = match config.get("format") {
+            None | Some(Value::Null) => Format::Quay,
+            Some(Value::String(f)) if f == "quay" => Format::Quay,
+            Some(Value::String(f)) if f == "cloudevents" => Format::CloudEvents,
+            Some(other) => {
+                let shown = other.as_str().map_or_else(|| other.to_string(), str::to_owned);
+                return Err(ConfigError::at(
+                    "format",
+                    format!("Invalid webhook format '{shown}': must be quay or cloudevents"),
+                ));
+            }
+        };
+        if format == Format::CloudEvents && template.is_some() {
+            return Err(ConfigError::at(
+                "format",
+                "Invalid webhook format: a CloudEvents body carries the event's own data, so it takes no template",
+            ));
+        }
         Ok(WebhookConfig {
             url,
             template,
             headers: custom_headers(config).map_err(|m| ConfigError::at("headers", m))?,
             tls: tls_options(config).map_err(|m| ConfigError::at("tls", m))?,
+            format,
         })
     }
 
@@ -90,6 +123,9 @@ impl Method for WebhookConfig {
         if let Some(tls) = &self.tls {
             c["tls"] = tls.to_json();
         }
+        if self.format == Format::CloudEvents {
+            c["format"] = json!("cloudevents");
+        }
         c
     }
 
@@ -102,24 +138,62 @@ impl Method for WebhookConfig {
     }
 
     fn delivers(&self, _: &Endpoints) -> Result<Target, String> {
-        Ok(Target::Http(Route {
-            log_url: mask_url(self.url.as_str(), false),
-            url: self.url.clone(),
-            what: "webhook",
+        Ok(Target::Http(Box::new(Route {
             headers: self.headers.clone(),
             tls: self.tls.clone(),
-        }))
+            content_type: match self.format {
+                Format::Quay => "application/json",
+                Format::CloudEvents => "application/cloudevents+json",
+            },
+            ..Route::new(self.url.clone(), "webhook", false)
+        })))
     }
 
-    fn body(&self, _: EventKind, data: EventData<'_>, _: Option<&str>, _: &Endpoints) -> Result<String, String> {
-        match &self.template {
-            None => Ok(data.text().to_owned()),
-            Some((_, t)) => Ok(t
+    fn body(&self, event: EventKind, data: EventData<'_>, about: &About<'_>, _: &Endpoints) -> Result<String, String> {
+        match (&self.template, self.format) {
+            (_, Format::CloudEvents) => Ok(cloudevent(event, &data.parse()?, about).to_string()),
+            (None, Format::Quay) => Ok(data.text().to_owned()),
+            (Some((_, t)), Format::Quay) => Ok(t
                 .render(&data.parse()?)
                 .map_err(|e| format!("webhook template: {e}"))?
                 .to_string()),
         }
     }
+}
+
+/// The CloudEvents 1.0 event (JSON format, structured mode) of one delivery: `id` is the
+/// delivery's stable id, `source` the repository's page, `type` `dev.berth.<event>`, `subject` the
+/// build id or the (first) tag when the event has one, `time` when the event happened, and `data`
+/// the event data as Quay's format sends it.
+pub fn cloudevent(event: EventKind, data: &Value, about: &About<'_>) -> Value {
+    let source = match data["homepage"].as_str().and_then(|h| h.split("/build/").next()) {
+        Some(page) if !page.is_empty() => page.to_owned(),
+        _ => format!("/repository/{}", data["repository"].as_str().unwrap_or_default()),
+    };
+    let subject = ["build_id", "updated_tags", "tags", "tag"]
+        .iter()
+        .find_map(|k| match &data[*k] {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Array(a) => a
+                .iter()
+                .find_map(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            _ => None,
+        });
+    let mut out = json!({
+        "specversion": "1.0",
+        "id": about.delivery_id,
+        "source": source,
+        "type": format!("dev.berth.{}", event.name()),
+        "time": about.occurred_at,
+        "datacontenttype": "application/json",
+        "data": data,
+    });
+    if let Some(subject) = subject {
+        out["subject"] = json!(subject);
+    }
+    out
 }
 
 /// A webhook's optional custom headers (`config.headers`, e.g. `{"Authorization": "Bearer …"}`):

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::outbound::Route;
+
 use super::{DeliveryMeta, Exchange, Outcome, REQUEST_BODY_CAP, RESPONSE_BODY_CAP, USER_AGENT, classify, retry_after};
 
 /// Sends notifications over HTTP.
@@ -91,17 +93,11 @@ impl Sender {
         Ok(out)
     }
 
-    /// POSTs a JSON body (already serialized), signed when the meta carries secrets. `what` names
-    /// the method in messages (never the URL: it may hold a token); `log_url` is the URL as the
-    /// log may show it.
-    pub async fn post_json(
-        &self,
-        url: &url::Url,
-        log_url: &str,
-        body: String,
-        meta: &DeliveryMeta<'_>,
-        what: &str,
-    ) -> (Outcome, Exchange) {
+    /// POSTs a JSON body (already serialized, of the route's media type) along a route, signed when
+    /// the meta carries secrets. The route's `what` names the method in messages (never the URL: it
+    /// may hold a token); its `log_url` is the URL as the log may show it.
+    pub async fn post_json(&self, route: &Route, body: String, meta: &DeliveryMeta<'_>) -> (Outcome, Exchange) {
+        let (url, log_url, what) = (&route.url, route.log_url.as_str(), route.what);
         use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT as UA};
         let started = std::time::Instant::now();
         let mut exchange = Exchange {
@@ -109,7 +105,7 @@ impl Sender {
             ..Exchange::default()
         };
         let mut logged = vec![
-            ("content-type".to_owned(), "application/json".to_owned()),
+            ("content-type".to_owned(), route.content_type.to_owned()),
             ("user-agent".to_owned(), USER_AGENT.to_owned()),
             ("x-berth-event".to_owned(), meta.event.to_owned()),
             ("x-berth-delivery".to_owned(), meta.delivery_id.to_owned()),
@@ -129,7 +125,7 @@ impl Sender {
         }
         // What goes on the wire: the same headers, the notification's own ones unmasked.
         let mut headers = HeaderMap::with_capacity(logged.len() + meta.custom_headers.len());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(route.content_type));
         headers.insert(UA, HeaderValue::from_static(USER_AGENT));
         let dynamic = logged[2..].iter().chain(meta.custom_headers);
         let mut invalid = None;

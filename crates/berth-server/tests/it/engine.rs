@@ -70,19 +70,17 @@ async fn test_send(s: &TestServer, root: &Auth, uuid: &str) {
     expect(s.post(&format!("{N}{uuid}/test"), root, json!(null)).await, 200);
 }
 
-/// Verifies a received delivery with the Standard Webhooks reference library (Python).
-fn verify_with_reference_library(secret: &str, got: &Received) -> Result<(), String> {
+/// Runs `script` with the test Python (`scripts/test` installs its packages into `target/py`),
+/// `input` on its standard input; its standard output, or its standard error when it fails.
+fn python(script: &str, input: &Value) -> Result<String, String> {
     let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = "import json, sys\nfrom standardwebhooks import Webhook\nd = json.load(sys.stdin)\n\
-                  Webhook(d['secret']).verify(d['body'], d['headers'])\nprint('verified')\n";
-    let input = json!({"secret": secret, "body": String::from_utf8_lossy(&got.body), "headers": got.headers});
     let mut child = std::process::Command::new(&python)
         .args(["-c", script])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {python} (scripts/test installs standardwebhooks): {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {python} (set TEST_PYTHON; see scripts/test): {e}"));
     child
         .stdin
         .take()
@@ -90,12 +88,62 @@ fn verify_with_reference_library(secret: &str, got: &Received) -> Result<(), Str
         .write_all(input.to_string().as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if out.status.success() && stdout.contains("verified") {
-        Ok(())
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
+}
+
+/// Verifies a received delivery with the Standard Webhooks reference library (Python).
+fn verify_with_reference_library(secret: &str, got: &Received) -> Result<(), String> {
+    let script = "import json, sys\nfrom standardwebhooks import Webhook\nd = json.load(sys.stdin)\n\
+                  Webhook(d['secret']).verify(d['body'], d['headers'])\nprint('verified')\n";
+    let input = json!({"secret": secret, "body": String::from_utf8_lossy(&got.body), "headers": got.headers});
+    let out = python(script, &input)?;
+    if out.contains("verified") { Ok(()) } else { Err(out) }
+}
+
+#[backend_test]
+async fn cloudevents_bodies_are_valid_events(kind: berth_testkit::DbKind) {
+    let rx = Receiver::start().await;
+    let (s, root) = server(kind, true, |_| {}).await;
+    let body = json!({"event": "repo_push", "method": "webhook", "eventConfig": {},
+                      "config": {"url": format!("{}/ce", rx.url), "format": "cloudevents"}});
+    let uuid = expect(s.post(N, &root, body).await, 201)["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A real push, not a sample: the event's own data, time and tag.
+    s.reg("root", "rootpassword")
+        .push_image("acme/web", "v7", b"a layer")
+        .await;
+    let got = rx.next(WAIT).await.expect("the push is delivered");
+    assert_eq!(got.headers["content-type"], "application/cloudevents+json");
+    let event: Value = got.json();
+    assert_eq!(event["id"], got.headers["webhook-id"].as_str());
+    assert_eq!(event["type"], "dev.berth.repo_push");
+    assert_eq!(event["subject"], "v7");
+    assert_eq!(event["source"], format!("http://{}/repository/acme/web", s.hostname));
+    assert_eq!(event["data"]["updated_tags"], json!(["v7"]));
+    assert!(event["id"].as_str().unwrap().ends_with(&format!(".{uuid}")));
+    // The CloudEvents SDK reads it as an event in structured mode, and it is valid against the
+    // specification's constraints (a JSON Schema, formats checked); the signature still verifies.
+    let script = "import json, sys\nimport jsonschema\nfrom cloudevents.http import from_http\n\
+                  d = json.load(sys.stdin)\nevent = from_http(d['headers'], d['body'])\n\
+                  jsonschema.validate(json.loads(d['body']), d['schema'], format_checker=jsonschema.FormatChecker())\n\
+                  print(event['specversion'], event['type'], event['subject'])\n";
+    let schema: Value = serde_json::from_str(include_str!("fixtures/cloudevents-1.0.schema.json")).unwrap();
+    let input = json!({"headers": got.headers, "body": String::from_utf8_lossy(&got.body), "schema": schema});
+    let out = python(script, &input).unwrap_or_else(|e| panic!("not a valid CloudEvent: {e}"));
+    assert_eq!(out.trim(), "1.0 dev.berth.repo_push v7");
+    let secret = expect(s.get(&format!("{N}{uuid}/secret"), &root).await, 200);
+    verify_with_reference_library(secret["secret"].as_str().unwrap(), &got).unwrap();
+    // And a body the schema refuses is refused (the check can fail).
+    let bad = json!({"headers": {"content-type": "application/cloudevents+json"}, "schema": schema,
+                     "body": json!({"specversion": "1.0", "id": "", "source": "x", "type": "t"}).to_string()});
+    assert!(python(script, &bad).is_err(), "an empty id is not a CloudEvent");
+    s.stop().await;
 }
 
 #[backend_test]
