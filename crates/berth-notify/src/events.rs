@@ -8,6 +8,9 @@
 //! - `ref-regex` must match the **whole** ref (`refs/heads/master` does not match
 //!   `refs/heads/master-old`); write `refs/heads/release-.*` for a prefix;
 //! - the vulnerability sample uses the configured level, and no event bypasses the level filter.
+//!
+//! Berth's addition: `repo_push` takes `tag-regex`, matched like `ref-regex` against the whole of
+//! each updated tag; a push passes when any of its tags matches.
 
 use serde_json::{Map, Value, json};
 
@@ -388,16 +391,16 @@ impl EventKind {
                 reason: "must be a JSON object".into(),
             });
         };
-        if self.is_build()
-            && let Some(re) = obj.get("ref-regex").filter(|v| !v.is_null())
+        if let Some(key) = self.regex_key()
+            && let Some(re) = obj.get(key).filter(|v| !v.is_null())
         {
             let text = re.as_str().ok_or_else(|| EventConfigError {
-                field: "ref-regex",
+                field: key,
                 reason: "must be a string".into(),
             })?;
             if !text.is_empty() {
                 anchored(text).map_err(|e| EventConfigError {
-                    field: "ref-regex",
+                    field: key,
                     reason: format!("does not compile: {e}"),
                 })?;
             }
@@ -429,23 +432,35 @@ impl EventKind {
     /// that deliveries that filter nothing need not parse it).
     pub fn filters_on_data(self, config: &Value) -> bool {
         let set = |key: &str| config.get(key).is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
-        (self.is_build() && set("ref-regex")) || (self == EventKind::VulnerabilityFound && set("level"))
+        self.regex_key().is_some_and(set) || (self == EventKind::VulnerabilityFound && set("level"))
+    }
+
+    /// The `eventConfig` key of the event's regular-expression filter: `ref-regex` for builds,
+    /// `tag-regex` for pushes.
+    pub fn regex_key(self) -> Option<&'static str> {
+        if self.is_build() {
+            Some("ref-regex")
+        } else if self == EventKind::RepoPush {
+            Some("tag-regex")
+        } else {
+            None
+        }
     }
 
     /// Whether an occurrence passes the notification's filter (evaluated at delivery).
     pub fn should_perform(self, data: &Value, config: &Value) -> bool {
-        if self.is_build() {
-            let Some(re) = config
-                .get("ref-regex")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-            else {
+        if let Some(key) = self.regex_key() {
+            let Some(re) = config.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()) else {
                 return true;
             };
-            let Some(r) = data["trigger_metadata"]["ref"].as_str() else {
-                return false;
+            let Ok(re) = anchored(re) else { return false };
+            return if self.is_build() {
+                data["trigger_metadata"]["ref"].as_str().is_some_and(|r| re.is_match(r))
+            } else {
+                data["updated_tags"]
+                    .as_array()
+                    .is_some_and(|tags| tags.iter().filter_map(Value::as_str).any(|t| re.is_match(t)))
             };
-            return anchored(re).is_ok_and(|re| re.is_match(r));
         }
         if self == EventKind::VulnerabilityFound {
             let Some(level) = config.get("level").filter(|v| !v.is_null()) else {
@@ -673,6 +688,34 @@ mod tests {
     }
 
     #[test]
+    fn push_filter_matches_any_whole_tag() {
+        let e = EventKind::RepoPush;
+        let pushed = |tags: &[&str]| json!({"updated_tags": tags});
+        let releases = json!({"tag-regex": "v[0-9]+\\.[0-9]+"});
+        assert!(e.filters_on_data(&releases));
+        assert!(e.should_perform(&pushed(&["v1.2"]), &releases));
+        assert!(e.should_perform(&pushed(&["latest", "v1.2"]), &releases), "any tag");
+        assert!(!e.should_perform(&pushed(&["v1.2-rc1"]), &releases), "the whole tag");
+        assert!(!e.should_perform(&pushed(&["latest"]), &releases));
+        assert!(!e.should_perform(&json!({}), &releases));
+        assert!(e.should_perform(&pushed(&["latest"]), &json!({"tag-regex": ""})));
+        assert_eq!(
+            e.validate_config(&json!({"tag-regex": "("})).unwrap_err().field,
+            "tag-regex"
+        );
+        assert_eq!(
+            e.validate_config(&json!({"tag-regex": 5})).unwrap_err().field,
+            "tag-regex"
+        );
+        assert!(
+            EventKind::BuildSuccess
+                .validate_config(&json!({"tag-regex": "("}))
+                .is_ok(),
+            "another event's key is kept and ignored, as Quay does with unknown keys"
+        );
+    }
+
+    #[test]
     fn filters_that_need_no_data_let_every_occurrence_through() {
         let configs = [
             json!({}),
@@ -680,6 +723,7 @@ mod tests {
             json!({"ref-regex": null}),
             json!({"level": null}),
             json!({"ref-regex": "refs/heads/x"}),
+            json!({"tag-regex": "v.*"}),
             json!({"level": 1}),
             json!({"days": 3}),
         ];

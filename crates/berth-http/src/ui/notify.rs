@@ -98,6 +98,7 @@ pub(super) struct NotificationForm {
     pub method: String,
     pub title: String,
     pub ref_regex: String,
+    pub tag_regex: String,
     pub level: String,
     pub days: String,
     pub url: String,
@@ -118,6 +119,7 @@ impl NotificationForm {
             method: or(get("method"), "webhook"),
             title: get("title"),
             ref_regex: get("ref_regex"),
+            tag_regex: get("tag_regex"),
             level: or(get("level"), "1"),
             days: or(get("days"), "7"),
             url: get("url"),
@@ -156,6 +158,9 @@ impl NotificationForm {
         if self.is_build() && !self.ref_regex.trim().is_empty() {
             event_config["ref-regex"] = json!(self.ref_regex.trim());
         }
+        if self.event == "repo_push" && !self.tag_regex.trim().is_empty() {
+            event_config["tag-regex"] = json!(self.tag_regex.trim());
+        }
         match self.event.as_str() {
             "vulnerability_found" => event_config["level"] = json!(self.level.trim()),
             "repo_image_expiry" => {
@@ -184,6 +189,7 @@ impl NotificationForm {
 #[derive(Debug, Default)]
 pub(super) struct FieldErrors {
     pub ref_regex: Option<String>,
+    pub tag_regex: Option<String>,
     pub level: Option<String>,
     pub days: Option<String>,
     pub url: Option<String>,
@@ -202,6 +208,7 @@ pub(super) struct FieldErrors {
 fn place(errors: &mut FieldErrors, field: Option<&str>, message: String) -> Option<String> {
     let slot = match field {
         Some("ref-regex") => &mut errors.ref_regex,
+        Some("tag-regex") => &mut errors.tag_regex,
         Some("level") => &mut errors.level,
         Some("days") => &mut errors.days,
         Some("url") => &mut errors.url,
@@ -347,6 +354,7 @@ pub(super) async fn new_page(
 fn errors_present(e: &FieldErrors) -> bool {
     [
         &e.ref_regex,
+        &e.tag_regex,
         &e.level,
         &e.days,
         &e.url,
@@ -797,6 +805,16 @@ mod tests {
             hook.request().config,
             json!({"url": "https://ci.example/hook"}),
             "only the method's own keys, trimmed, blank ones left out"
+        );
+        let push = NotificationForm::from_fields(|k| match k {
+            "tag_regex" => " v[0-9]+ ".into(),
+            "ref_regex" => "refs/heads/main".into(),
+            _ => String::new(),
+        });
+        assert_eq!(
+            push.request().event_config,
+            json!({"tag-regex": "v[0-9]+"}),
+            "a push's filter is on tags, not refs"
         );
         let v = NotificationForm::from_fields(|k| {
             if k == "event" {

@@ -147,6 +147,46 @@ async fn cloudevents_bodies_are_valid_events(kind: berth_testkit::DbKind) {
 }
 
 #[backend_test]
+async fn a_tag_filter_lets_only_matching_pushes_through(kind: berth_testkit::DbKind) {
+    let rx = Receiver::start().await;
+    let (s, root) = server(kind, true, |_| {}).await;
+    let body = json!({"event": "repo_push", "method": "webhook", "eventConfig": {"tag-regex": "v[0-9]+"},
+                      "config": {"url": format!("{}/releases", rx.url)}});
+    let uuid = expect(s.post(N, &root, body).await, 201)["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reg = s.reg("root", "rootpassword");
+    reg.push_image("acme/web", "latest", b"one layer").await;
+    reg.push_image("acme/web", "v2", b"another layer").await;
+    let got = rx.next(WAIT).await.expect("the release push is delivered");
+    assert_eq!(got.json()["updated_tags"], json!(["v2"]));
+    assert!(
+        rx.next(Duration::from_millis(500)).await.is_none(),
+        "the push of latest is filtered out"
+    );
+    let log = expect(s.get(&format!("{N}{uuid}/deliveries"), &root).await, 200);
+    let statuses: Vec<&str> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["status"].as_str())
+        .collect();
+    assert!(
+        statuses.contains(&"filtered") && statuses.contains(&"delivered"),
+        "{log}"
+    );
+    let bad = json!({"event": "repo_push", "method": "webhook", "eventConfig": {"tag-regex": "("},
+                     "config": {"url": format!("{}/x", rx.url)}});
+    let refused = expect(s.post(N, &root, bad).await, 400);
+    assert!(
+        refused["error_message"].as_str().unwrap().contains("tag-regex"),
+        "{refused}"
+    );
+    s.stop().await;
+}
+
+#[backend_test]
 async fn signed_deliveries_rotation_and_the_log(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = server(kind, true, |_| {}).await;
