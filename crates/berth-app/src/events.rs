@@ -243,7 +243,16 @@ impl crate::App {
             let work: Vec<Work> = claimed
                 .iter()
                 .zip(tasks)
-                .map(|(c, (i, n, task))| work(JobRef::of(c), task, payloads[i].clone(), &n, &mut targets, endpoints))
+                .map(|(c, (i, n, task))| {
+                    work(
+                        JobRef::of(c),
+                        task,
+                        payloads[i].clone(),
+                        (&n, None),
+                        &mut targets,
+                        endpoints,
+                    )
+                })
                 .collect();
             handoff.hand_over(work);
         });

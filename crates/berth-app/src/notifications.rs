@@ -1,6 +1,6 @@
 //! Repository notifications: creation with full validation (event, method, method configuration,
-//! event configuration, and the database checks of in-app targets and e-mail addresses), listing,
-//! reading, deletion, re-enabling and test sends. Every operation needs repository admin, and every
+//! event configuration, and the database checks of in-app targets and e-mail addresses), editing
+//! and pausing (validated the same way), listing, reading, deletion, re-enabling and test sends. Every operation needs repository admin, and every
 //! operation by uuid is scoped to the repository in the path.
 
 use berth_core::{AccountKind, JobQueue, RepoRole};
@@ -30,6 +30,23 @@ pub struct NotificationRequest {
     pub event_config: Value,
     /// Optional title.
     pub title: Option<String>,
+}
+
+/// What an edit changes (Berth): each field left out stays as it is.
+#[derive(Debug, Clone, Default)]
+pub struct NotificationChange {
+    /// The event, which may only be repeated as it is.
+    pub event: Option<String>,
+    /// The method, which may only be repeated as it is.
+    pub method: Option<String>,
+    /// The new method configuration.
+    pub config: Option<Value>,
+    /// The new event configuration.
+    pub event_config: Option<Value>,
+    /// The new title (blank removes it).
+    pub title: Option<String>,
+    /// `false` pauses the notification, `true` resumes it.
+    pub enabled: Option<bool>,
 }
 
 /// The longest title accepted.
@@ -85,27 +102,9 @@ impl App {
         req: &NotificationRequest,
     ) -> Result<NotificationRow> {
         let repo = self.admin_repo(&ctx.caller, namespace, name).await?;
-        let size = req.config.to_string().len() + req.event_config.to_string().len();
-        if size > MAX_CONFIG_BYTES {
-            return Err(AppError::invalid(format!(
-                "invalid config: {size} bytes of config and eventConfig, over the limit of {MAX_CONFIG_BYTES}"
-            )));
-        }
         let event = EventKind::parse(&req.event).map_err(AppError::invalid)?;
         let method = MethodKind::parse(&req.method).map_err(|m| AppError::invalid_field("method", m))?;
-        let config = MethodConfig::validate(method, &req.config, &self.settings.method_policy)
-            .map_err(|e| AppError::invalid_field(e.field, e.message))?;
-        event
-            .validate_config(&req.event_config)
-            .map_err(|e| AppError::invalid_field(e.field, e.to_string()))?;
-        if let Some(t) = &req.title
-            && t.chars().count() > MAX_TITLE
-        {
-            return Err(AppError::invalid_field(
-                "title",
-                format!("invalid title: must be at most {MAX_TITLE} characters"),
-            ));
-        }
+        let config = self.validated(event, method, &req.config, &req.event_config, req.title.as_deref())?;
         let mut tx = self.store.begin().await?;
         let max = self.settings.max_notifications_per_repository;
         if usize::try_from(notifications::count_for_repo(&mut tx, repo.id).await?).unwrap_or(usize::MAX) >= max {
@@ -113,22 +112,7 @@ impl App {
                 "this repository already has {max} notifications, the most allowed (notifications.max_per_repository)"
             )));
         }
-        match &config {
-            MethodConfig::InApp(InAppConfig { target }) => check_target(&mut tx, &repo, target).await?,
-            MethodConfig::Email(EmailConfig { address }) => {
-                if !self.email_is_authorized(&mut tx, repo.id, address).await? {
-                    return Err(AppError::invalid_field(
-                        "email",
-                        "The specified e-mail address is not authorized to receive notifications for this repository",
-                    ));
-                }
-                // Authorized earlier, but mail has since been turned off: say so rather than store
-                // a notification that cannot deliver.
-                self.mailer()?;
-            }
-            // The rest post to a URL (judged again by the guard at each delivery) or to a service.
-            _ => {}
-        }
+        self.check_recipients(&mut tx, &repo, &config).await?;
         let uuid = uuid::Uuid::new_v4().to_string();
         let secret = self.keyring.seal(Purpose::NotificationSecret, &new_signing_secret())?;
         let row = notifications::insert(
@@ -156,6 +140,146 @@ impl App {
         .await?;
         tx.commit().await?;
         Ok(row)
+    }
+
+    /// Edits a notification (Berth): its title and configurations, validated as at creation, and
+    /// pauses or resumes it. What the change leaves out stays; its event and method cannot change.
+    /// Deliveries queued before the edit keep the configuration they were made under; a paused
+    /// notification logs its events as `skipped`, which recovery can send after it resumes.
+    pub async fn update_notification(
+        &self,
+        ctx: &Ctx,
+        namespace: &str,
+        name: &str,
+        uuid: &str,
+        change: &NotificationChange,
+    ) -> Result<NotificationRow> {
+        let repo = self.admin_repo(&ctx.caller, namespace, name).await?;
+        let mut tx = self.store.begin().await?;
+        let row = self.scoped(&mut tx, &repo, uuid).await?;
+        for (field, asked, has) in [
+            ("event", &change.event, &row.event),
+            ("method", &change.method, &row.method),
+        ] {
+            if let Some(asked) = asked
+                && asked != has
+            {
+                return Err(AppError::invalid_field(
+                    field,
+                    format!("the {field} of a notification cannot change (it is {has}): create another notification"),
+                ));
+            }
+        }
+        let event = EventKind::parse(&row.event).map_err(AppError::Internal)?;
+        let method = MethodKind::parse(&row.method).map_err(AppError::Internal)?;
+        let config = change.config.as_ref().unwrap_or(&row.config.0);
+        let event_config = change.event_config.as_ref().unwrap_or(&row.event_config.0);
+        let title = match &change.title {
+            None => row.title.clone(),
+            Some(t) => Some(t.trim().to_owned()).filter(|t| !t.is_empty()),
+        };
+        let typed = self.validated(event, method, config, event_config, title.as_deref())?;
+        let mut changed = Vec::new();
+        if config != &row.config.0 {
+            changed.push("config");
+        }
+        if event_config != &row.event_config.0 {
+            changed.push("eventConfig");
+        }
+        if title != row.title {
+            changed.push("title");
+        }
+        if changed.iter().any(|c| *c != "title") {
+            self.check_recipients(&mut tx, &repo, &typed).await?;
+            let revision = notifications::keep_revision(&mut tx, &row).await?;
+            berth_store::deliveries::stamp_revision(&mut tx, row.id, revision).await?;
+        }
+        if !changed.is_empty() {
+            notifications::update(&mut tx, row.id, title.as_deref(), config, event_config).await?;
+        }
+        match change.enabled {
+            Some(false) if row.enabled => {
+                let who = ctx.caller.account().map_or("an administrator", |p| p.name.as_str());
+                let reason = format!("Paused by {who}");
+                notifications::set_enabled(&mut tx, row.id, false, Some(&reason)).await?;
+                changed.push("paused");
+            }
+            Some(true) if !row.enabled => {
+                notifications::reset(&mut tx, row.id).await?;
+                changed.push("resumed");
+            }
+            _ => {}
+        }
+        let row = self.scoped(&mut tx, &repo, uuid).await?;
+        if !changed.is_empty() {
+            let mut meta = audit_meta(&repo, &row);
+            meta["changed"] = json!(changed);
+            record(
+                &mut tx,
+                ctx,
+                "change_repo_notification",
+                Some(repo.namespace_id),
+                Some(repo.id),
+                meta,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Checks a notification's configuration as far as it can be without the database: its size,
+    /// the method's configuration, the event's and the title. Errors name their field.
+    fn validated(
+        &self,
+        event: EventKind,
+        method: MethodKind,
+        config: &Value,
+        event_config: &Value,
+        title: Option<&str>,
+    ) -> Result<MethodConfig> {
+        let size = config.to_string().len() + event_config.to_string().len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(AppError::invalid(format!(
+                "invalid config: {size} bytes of config and eventConfig, over the limit of {MAX_CONFIG_BYTES}"
+            )));
+        }
+        let typed = MethodConfig::validate(method, config, &self.settings.method_policy)
+            .map_err(|e| AppError::invalid_field(e.field, e.message))?;
+        event
+            .validate_config(event_config)
+            .map_err(|e| AppError::invalid_field(e.field, e.to_string()))?;
+        if let Some(t) = title
+            && t.chars().count() > MAX_TITLE
+        {
+            return Err(AppError::invalid_field(
+                "title",
+                format!("invalid title: must be at most {MAX_TITLE} characters"),
+            ));
+        }
+        Ok(typed)
+    }
+
+    /// The database checks of a configuration's recipients: an in-app target exists, an e-mail
+    /// address is authorized for the repository (and mail is still configured).
+    async fn check_recipients(&self, tx: &mut berth_store::Tx, repo: &RepoRow, config: &MethodConfig) -> Result<()> {
+        match config {
+            MethodConfig::InApp(InAppConfig { target }) => check_target(tx, repo, target).await,
+            MethodConfig::Email(EmailConfig { address }) => {
+                if !self.email_is_authorized(tx, repo.id, address).await? {
+                    return Err(AppError::invalid_field(
+                        "email",
+                        "The specified e-mail address is not authorized to receive notifications for this repository",
+                    ));
+                }
+                // Authorized earlier, but mail has since been turned off: say so rather than store
+                // a notification that cannot deliver.
+                self.mailer()?;
+                Ok(())
+            }
+            // The rest post to a URL (judged again by the guard at each delivery) or to a service.
+            _ => Ok(()),
+        }
     }
 
     /// Deletes a notification.

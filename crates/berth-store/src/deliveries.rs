@@ -350,23 +350,40 @@ pub async fn list(
     )
 }
 
-/// The bodies of these deliveries, as JSON text (for the delivery worker's batches); rows that
-/// no longer exist are left out.
-pub async fn bodies(ex: &mut impl Exec, ids: &[i64]) -> Result<Vec<(i64, String)>> {
+/// The bodies of these deliveries, as JSON text (for the delivery worker's batches), each with
+/// the configuration revision it was stamped with by an edit (`None`: the notification's current
+/// configuration); rows that no longer exist are left out.
+pub async fn bodies(ex: &mut impl Exec, ids: &[i64]) -> Result<Vec<(i64, String, Option<i64>)>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     Ok(match ex.handle() {
         Handle::Sqlite(c) => {
-            let sql = "SELECT id, body FROM delivery WHERE id IN (SELECT value FROM json_each($1))";
+            let sql = "SELECT id, body, revision_id FROM delivery WHERE id IN (SELECT value FROM json_each($1))";
             let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-            sqlx::query_as::<_, (i64, String)>(sql).bind(list).fetch_all(c).await?
+            sqlx::query_as::<_, (i64, String, Option<i64>)>(sql)
+                .bind(list)
+                .fetch_all(c)
+                .await?
         }
         Handle::Postgres(c) => {
-            let sql = "SELECT id, body FROM delivery WHERE id = ANY($1)";
-            sqlx::query_as::<_, (i64, String)>(sql).bind(ids).fetch_all(c).await?
+            let sql = "SELECT id, body, revision_id FROM delivery WHERE id = ANY($1)";
+            sqlx::query_as::<_, (i64, String, Option<i64>)>(sql)
+                .bind(ids)
+                .fetch_all(c)
+                .await?
         }
     })
+}
+
+/// Stamps a notification's pending deliveries that have no revision yet with `revision` (an
+/// edit's snapshot of the configuration they were made under). Returns how many.
+pub async fn stamp_revision(tx: &mut Tx, notification_id: i64, revision: i64) -> Result<u64> {
+    let sql = "UPDATE delivery SET revision_id = $2 WHERE notification_id = $1 AND status = $3 AND revision_id IS NULL";
+    Ok(
+        run!(tx, c => sqlx::query(sql).bind(notification_id).bind(revision).bind(DeliveryStatus::Pending.as_str())
+        .execute(c).await.map(|r| r.rows_affected()))?,
+    )
 }
 
 /// One delivery of a notification.

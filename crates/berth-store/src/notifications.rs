@@ -127,6 +127,64 @@ pub async fn set_enabled(tx: &mut Tx, id: i64, enabled: bool, reason: Option<&st
     Ok(())
 }
 
+/// Changes a notification's title and configuration; its event, method, state and secrets stay.
+pub async fn update(
+    tx: &mut Tx,
+    id: i64,
+    title: Option<&str>,
+    config: &serde_json::Value,
+    event_config: &serde_json::Value,
+) -> Result<NotificationRow> {
+    let sql = concat!(
+        "UPDATE repository_notification SET title = $2, config = $3, event_config = $4 WHERE id = $1 RETURNING ",
+        columns!()
+    );
+    Ok(run!(tx, c => sqlx::query_as::<_, NotificationRow>(sql)
+        .bind(id).bind(title).bind(Json(config)).bind(Json(event_config))
+        .fetch_one(c).await)?)
+}
+
+/// A configuration a notification had before an edit.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RevisionRow {
+    /// Row id (what deliveries are stamped with).
+    pub id: i64,
+    /// The notification.
+    pub notification_id: i64,
+    /// The method configuration then.
+    pub config: Json<serde_json::Value>,
+    /// The event configuration then.
+    pub event_config: Json<serde_json::Value>,
+}
+
+/// Keeps a notification's current configuration as a revision, before an edit replaces it.
+pub async fn keep_revision(tx: &mut Tx, n: &NotificationRow) -> Result<i64> {
+    let sql = "INSERT INTO notification_revision (notification_id, config, event_config, created_at) \
+               VALUES ($1, $2, $3, $4) RETURNING id";
+    Ok(run!(tx, c => sqlx::query_scalar::<_, i64>(sql)
+        .bind(n.id).bind(Json(&n.config.0)).bind(Json(&n.event_config.0)).bind(Utc::now())
+        .fetch_one(c).await)?)
+}
+
+/// The revisions with these ids, in one query (for the delivery worker's batches).
+pub async fn revisions(ex: &mut impl Exec, ids: &[i64]) -> Result<Vec<RevisionRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(match ex.handle() {
+        Handle::Sqlite(c) => {
+            let sql = "SELECT id, notification_id, config, event_config FROM notification_revision \
+                       WHERE id IN (SELECT value FROM json_each($1))";
+            let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+            sqlx::query_as::<_, RevisionRow>(sql).bind(list).fetch_all(c).await?
+        }
+        Handle::Postgres(c) => {
+            let sql = "SELECT id, notification_id, config, event_config FROM notification_revision WHERE id = ANY($1)";
+            sqlx::query_as::<_, RevisionRow>(sql).bind(ids).fetch_all(c).await?
+        }
+    })
+}
+
 /// Disables a notification that is enabled, with the reason and time. Returns whether it was
 /// enabled (so that whoever disables it tells the admins once).
 pub async fn disable(tx: &mut Tx, id: i64, reason: &str, at: DateTime<Utc>) -> Result<bool> {

@@ -721,6 +721,56 @@ async fn delivery_log_and_authorized_emails(kind: berth_testkit::DbKind) {
     .unwrap();
     let id_of = |p: &str| ids.iter().find(|(_, x)| x == p).unwrap().0;
     let (e1, e2) = (id_of("e1.n1"), id_of("e2.n1"));
+    // An edit keeps the configuration before it for the pending deliveries, and only for those.
+    let revision = notifications::keep_revision(&mut tx, &n).await.unwrap();
+    assert_eq!(
+        deliveries::stamp_revision(&mut tx, n.id, revision).await.unwrap(),
+        1,
+        "e1 is pending; e2 was skipped"
+    );
+    assert_eq!(
+        deliveries::stamp_revision(&mut tx, n.id, revision).await.unwrap(),
+        0,
+        "stamped once"
+    );
+    let edited = notifications::update(
+        &mut tx,
+        n.id,
+        Some("CI"),
+        &json!({"url": "https://new.example/"}),
+        &json!({"tag-regex": "v.*"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            edited.title.as_deref(),
+            edited.config.0["url"].as_str(),
+            edited.event_config.0["tag-regex"].as_str()
+        ),
+        (Some("CI"), Some("https://new.example/"), Some("v.*")),
+    );
+    assert_eq!(
+        (
+            edited.uuid.as_str(),
+            edited.event.as_str(),
+            edited.method.as_str(),
+            edited.enabled
+        ),
+        (n.uuid.as_str(), n.event.as_str(), n.method.as_str(), n.enabled),
+        "an edit changes the title and configurations, nothing else"
+    );
+    let revisions = notifications::revisions(&mut tx, &[revision, -1]).await.unwrap();
+    assert_eq!(revisions.len(), 1);
+    assert_eq!(
+        (
+            revisions[0].notification_id,
+            &revisions[0].config.0,
+            &revisions[0].event_config.0
+        ),
+        (n.id, &empty, &empty)
+    );
+    assert!(notifications::revisions(&mut tx, &[]).await.unwrap().is_empty());
     let again = deliveries::insert_many(&mut tx, &[row("e2.n1", DeliveryStatus::Skipped, "{}")], now)
         .await
         .unwrap();
@@ -909,7 +959,9 @@ async fn delivery_log_and_authorized_emails(kind: berth_testkit::DbKind) {
     let bodies = deliveries::bodies(&mut c, &[e1, e2, -1]).await.unwrap();
     assert_eq!(bodies.len(), 2);
     assert!(
-        bodies.iter().any(|(id, b)| *id == e1 && b == r#"{"test":true}"#),
+        bodies
+            .iter()
+            .any(|(id, b, rev)| *id == e1 && b == r#"{"test":true}"# && *rev == Some(revision)),
         "{bodies:?}"
     );
     assert!(deliveries::bodies(&mut c, &[]).await.unwrap().is_empty());

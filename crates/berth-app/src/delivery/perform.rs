@@ -110,26 +110,40 @@ pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> 
         .filter(|(_, t)| t.payload.is_none())
         .filter_map(|(_, t)| t.log_id)
         .collect();
-    let (found, mut payloads) = {
+    let (found, mut payloads, revisions) = {
         let mut conn = app.store.conn_relaxed().await?;
         let found: HashMap<String, Arc<NotificationRow>> = notifications::by_uuids(&mut conn, &uuids)
             .await?
             .into_iter()
             .map(|n| (n.uuid.clone(), Arc::new(n)))
             .collect();
-        let payloads: HashMap<i64, String> = deliveries::bodies(&mut conn, &logged).await?.into_iter().collect();
-        (found, payloads)
+        let payloads: HashMap<i64, (String, Option<i64>)> = deliveries::bodies(&mut conn, &logged)
+            .await?
+            .into_iter()
+            .map(|(id, body, revision)| (id, (body, revision)))
+            .collect();
+        // Deliveries queued before an edit keep the configuration they were made under.
+        let mut wanted: Vec<i64> = payloads.values().filter_map(|(_, r)| *r).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let revisions: HashMap<i64, notifications::RevisionRow> = notifications::revisions(&mut conn, &wanted)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        (found, payloads, revisions)
     };
+    let mut revised: HashMap<i64, Arc<NotificationRow>> = HashMap::new();
     let endpoints = &app.settings.delivery.endpoints;
     let mut targets = Targets::default();
     for (job, mut task) in tasks {
+        let logged = task.log_id.and_then(|id| payloads.remove(&id));
+        let revision = logged.as_ref().and_then(|(_, r)| *r);
         let payload = match task.payload.take() {
             Some(p) => Ok(p),
-            None => task
-                .log_id
-                .and_then(|id| payloads.remove(&id))
+            None => logged
                 .ok_or_else(|| "its delivery record is gone".to_owned())
-                .and_then(|text| {
+                .and_then(|(text, _)| {
                     serde_json::from_str::<DeliveryPayload>(&text).map_err(|e| format!("unreadable payload: {e}"))
                 }),
         };
@@ -150,16 +164,33 @@ pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> 
             out.push(settle(DeliveryStatus::Skipped, Some("the notification was disabled")));
             continue;
         }
+        let n = match revision
+            .and_then(|r| revisions.get(&r))
+            .filter(|r| r.notification_id == n.id)
+        {
+            Some(r) => revised
+                .entry(r.id)
+                .or_insert_with(|| {
+                    Arc::new(NotificationRow {
+                        config: r.config.clone(),
+                        event_config: r.event_config.clone(),
+                        ..(**n).clone()
+                    })
+                })
+                .clone(),
+            None => n.clone(),
+        };
         match payload {
-            Ok(payload) => out.push(work(job, task, payload, n, &mut targets, endpoints)),
+            Ok(payload) => out.push(work(job, task, payload, (&n, revision), &mut targets, endpoints)),
             Err(error) => out.push(Work::Settle(Entry::Bury { job, error })),
         }
     }
     Ok(out)
 }
 
-/// Where each notification's deliveries go and how, worked out once per batch.
-pub(crate) type Targets = HashMap<i64, (Destination, Arc<std::result::Result<Plan, String>>)>;
+/// Where each notification's deliveries go and how, worked out once per batch and configuration
+/// (the current one, or a revision kept by an edit).
+pub(crate) type Targets = HashMap<(i64, Option<i64>), (Destination, Arc<std::result::Result<Plan, String>>)>;
 
 /// What a claimed job of an enabled notification is: a delivery to perform (with its
 /// notification's target, from `targets` or added to it), or, when its event or method is unknown
@@ -168,7 +199,7 @@ pub(crate) fn work(
     job: JobRef,
     task: DeliveryTask,
     payload: DeliveryPayload,
-    n: &Arc<NotificationRow>,
+    (n, revision): (&Arc<NotificationRow>, Option<i64>),
     targets: &mut Targets,
     endpoints: &outbound::Endpoints,
 ) -> Work {
@@ -198,7 +229,7 @@ pub(crate) fn work(
         }
     }
     let (dest, plan) = targets
-        .entry(n.id)
+        .entry((n.id, revision))
         .or_insert_with(|| Plan::of(method, &n.config.0, endpoints))
         .clone();
     Work::Ready(

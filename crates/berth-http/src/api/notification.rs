@@ -1,12 +1,12 @@
 //! Repository notifications, Quay-compatible: `…/notification/` (list, create), `…/{uuid}` (get,
-//! delete, reset) and `…/{uuid}/test`. Repository admins only; uuids are scoped to the repository
+//! delete, reset, and Berth's edit and pause with `PUT`) and `…/{uuid}/test`. Repository admins only; uuids are scoped to the repository
 //! in the path.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use berth_app::AppError;
-use berth_app::notifications::NotificationRequest;
+use berth_app::notifications::{NotificationChange, NotificationRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -20,7 +20,12 @@ use crate::extract::{ApiCtx, ApiJson, SignedCtx};
 pub(crate) fn router() -> OpenApiRouter<HttpState> {
     OpenApiRouter::new()
         .routes(routes!(list_notifications, create_notification))
-        .routes(routes!(get_notification, delete_notification, reset_notification))
+        .routes(routes!(
+            get_notification,
+            delete_notification,
+            reset_notification,
+            update_notification
+        ))
         .routes(routes!(test_notification))
 }
 
@@ -91,6 +96,25 @@ pub struct NotificationIn {
     /// Optional title (a string; `null` is rejected, as in Quay).
     #[serde(default, deserialize_with = "present")]
     pub title: Option<Value>,
+}
+
+/// Body of the edit route (Berth): creation's fields, each optional (left out: unchanged), and
+/// `enabled` to pause (`false`) or resume (`true`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NotificationEdit {
+    /// The event, which cannot change (repeating it is allowed).
+    pub event: Option<String>,
+    /// The method, which cannot change (repeating it is allowed).
+    pub method: Option<String>,
+    /// The new method configuration, validated as at creation.
+    pub config: Option<Value>,
+    /// The new event configuration, validated as at creation.
+    #[serde(rename = "eventConfig")]
+    pub event_config: Option<Value>,
+    /// The new title; an empty one removes it.
+    pub title: Option<String>,
+    /// `false` pauses the notification (its events are logged as `skipped`), `true` resumes it.
+    pub enabled: Option<bool>,
 }
 
 /// Keeps an explicit `null` as `Some(Value::Null)`, so that it can be told from an absent field.
@@ -178,6 +202,31 @@ async fn reset_notification(
 ) -> ApiResult<StatusCode> {
     s.app.reset_notification(&ctx, &ns, &name, &uuid).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Edits, pauses or resumes a notification (admin; Berth). Fields left out stay; the event and
+/// the method cannot change. Deliveries already queued keep the configuration they were made
+/// under.
+#[utoipa::path(put, path = "/api/v1/repository/{namespace}/{repository}/notification/{uuid}", tag = "notification", operation_id = "updateRepoNotification",
+    params(("namespace" = String, Path), ("repository" = String, Path), ("uuid" = String, Path)),
+    request_body = NotificationEdit,
+    responses((status = 200, body = NotificationView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_notification(
+    State(s): State<HttpState>,
+    SignedCtx(ctx): SignedCtx,
+    Path((ns, name, uuid)): Path<(String, String, String)>,
+    ApiJson(body): ApiJson<NotificationEdit>,
+) -> ApiResult<Json<NotificationView>> {
+    let change = NotificationChange {
+        event: body.event,
+        method: body.method,
+        config: body.config,
+        event_config: body.event_config,
+        title: body.title,
+        enabled: body.enabled,
+    };
+    let row = s.app.update_notification(&ctx, &ns, &name, &uuid, &change).await?;
+    Ok(Json(row.into()))
 }
 
 /// Queues a test send of the event's sample data (admin).

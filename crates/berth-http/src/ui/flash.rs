@@ -26,10 +26,13 @@ pub(super) enum Flash {
     VisibilitySaved,
     NotificationsEnabled,
     NotificationsDeleted,
+    Paused,
+    Resumed,
+    NotificationSaved,
 }
 
 impl Flash {
-    const ALL: [Flash; 21] = [
+    const ALL: [Flash; 24] = [
         Flash::TagDeleted,
         Flash::TriggerAdded,
         Flash::TriggerDeleted,
@@ -51,6 +54,9 @@ impl Flash {
         Flash::VisibilitySaved,
         Flash::NotificationsEnabled,
         Flash::NotificationsDeleted,
+        Flash::Paused,
+        Flash::Resumed,
+        Flash::NotificationSaved,
     ];
 
     /// (key in the URL, text on the page).
@@ -86,6 +92,15 @@ impl Flash {
                 "The chosen notifications are enabled, their failures reset.",
             ),
             Flash::NotificationsDeleted => ("notifications_deleted", "The chosen notifications are deleted."),
+            Flash::Paused => (
+                "paused",
+                "Paused: its events are logged as skipped, and recovery can send them once it resumes.",
+            ),
+            Flash::Resumed => ("resumed", "Resumed: new events are sent again."),
+            Flash::NotificationSaved => (
+                "notification_saved",
+                "Saved. Deliveries queued before the change keep the settings they were made with.",
+            ),
         }
     }
 

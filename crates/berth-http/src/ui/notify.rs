@@ -9,7 +9,7 @@ use berth_app::events::DeliveryPayload;
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use berth_app::notifications::NotificationRequest;
+use berth_app::notifications::{NotificationChange, NotificationRequest};
 use berth_app::vocab::{EventKind, MethodConfig, MethodKind};
 use berth_app::{App, AppError};
 use serde_json::{Value, json};
@@ -109,6 +109,8 @@ pub(super) struct NotificationForm {
     pub flow_api_token: String,
     pub room_id: String,
     pub notification_token: String,
+    /// The notification being edited, when the form edits one (its event and method are fixed).
+    pub editing: Option<String>,
 }
 
 impl NotificationForm {
@@ -130,6 +132,32 @@ impl NotificationForm {
             flow_api_token: get("flow_api_token"),
             room_id: get("room_id"),
             notification_token: get("notification_token"),
+            editing: None,
+        }
+    }
+
+    /// The form of an existing notification, filled in from its configurations.
+    fn of(n: &berth_app::model::NotificationRow) -> NotificationForm {
+        let mut fields: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+        fields.insert("event", n.event.clone());
+        fields.insert("method", n.method.clone());
+        fields.insert("title", n.title.clone().unwrap_or_default());
+        for (key, form_key) in EVENT_CONFIG_FIELDS {
+            match &n.event_config.0[key] {
+                Value::String(v) => fields.insert(form_key, v.clone()),
+                Value::Number(v) => fields.insert(form_key, v.to_string()),
+                _ => None,
+            };
+        }
+        if let Some(config) = MethodKind::parse(&n.method)
+            .ok()
+            .and_then(|kind| MethodConfig::read(kind, &n.config.0).ok())
+        {
+            fields.extend(config.form_fields());
+        }
+        NotificationForm {
+            editing: Some(n.uuid.clone()),
+            ..NotificationForm::from_fields(|k| fields.get(k).cloned().unwrap_or_default())
         }
     }
 
@@ -184,6 +212,14 @@ impl NotificationForm {
         }
     }
 }
+
+/// The event configuration keys the form edits, with their form fields.
+const EVENT_CONFIG_FIELDS: [(&str, &str); 4] = [
+    ("ref-regex", "ref_regex"),
+    ("tag-regex", "tag_regex"),
+    ("level", "level"),
+    ("days", "days"),
+];
 
 /// Errors placed next to their fields.
 #[derive(Debug, Default)]
@@ -312,7 +348,12 @@ pub(super) async fn new_page(
         StatusCode::OK
     };
     let page = NewPage {
-        title: "Create Notification".into(),
+        title: if f.editing.is_some() {
+            "Edit Notification"
+        } else {
+            "Create Notification"
+        }
+        .into(),
         chrome: session.chrome.clone(),
         path: format!("{ns}/{name}"),
         is_build: f.is_build(),
@@ -385,6 +426,72 @@ pub(super) async fn create(
             Redirect::to(&Flash::NotificationCreated.after(&format!("/repository/{ns}/{name}?tab=settings")))
                 .into_response(),
         ),
+        Err(AppError::Invalid { field, message }) => {
+            let mut errors = FieldErrors::default();
+            let general = place(&mut errors, field, message);
+            new_page(s, session, ns, name, f, errors, general).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The Edit form of a notification.
+pub(super) async fn edit_page(
+    s: &HttpState,
+    session: &Session,
+    ns: &str,
+    name: &str,
+    uuid: &str,
+) -> Result<Response, AppError> {
+    let n = s.app.get_notification(&session.ctx.caller, ns, name, uuid).await?;
+    new_page(
+        s,
+        session,
+        ns,
+        name,
+        NotificationForm::of(&n),
+        FieldErrors::default(),
+        None,
+    )
+    .await
+}
+
+/// Saves the Edit form: the keys the form shows take its values, the others stay (a webhook's
+/// headers set through the API, say); the event and the method are the notification's own.
+pub(super) async fn save(
+    s: &HttpState,
+    session: &Session,
+    ns: &str,
+    name: &str,
+    uuid: &str,
+    mut f: NotificationForm,
+) -> Result<Response, AppError> {
+    let n = s.app.get_notification(&session.ctx.caller, ns, name, uuid).await?;
+    f.event = n.event.clone();
+    f.method = n.method.clone();
+    f.editing = Some(n.uuid.clone());
+    let mut event_config = n.event_config.0.as_object().cloned().unwrap_or_default();
+    for (key, _) in EVENT_CONFIG_FIELDS {
+        event_config.remove(key);
+    }
+    if let Value::Object(asked) = f.request().event_config {
+        event_config.extend(asked);
+    }
+    let config = match MethodKind::parse(&n.method) {
+        Ok(kind) => MethodConfig::merge_form(kind, &n.config.0, |k| f.field(k).to_owned()),
+        Err(_) => n.config.0.clone(),
+    };
+    let change = NotificationChange {
+        config: Some(config),
+        event_config: Some(Value::Object(event_config)),
+        title: Some(f.title.trim().to_owned()),
+        ..NotificationChange::default()
+    };
+    match s.app.update_notification(&session.ctx, ns, name, uuid, &change).await {
+        Ok(_) => Ok(Redirect::to(
+            &Flash::NotificationSaved.after(&format!("/repository/{ns}/{name}/notification/{uuid}")),
+        )
+        .into_response()),
         Err(AppError::Invalid { field, message }) => {
             let mut errors = FieldErrors::default();
             let general = place(&mut errors, field, message);
@@ -665,6 +772,21 @@ pub(super) async fn act(
                 .recover(ctx, ns, name, uuid, parsed.and_utc())
                 .await
                 .map(|_| back(Flash::Recovered))
+        }
+        "pause" | "resume" => {
+            let change = NotificationChange {
+                enabled: Some(verb == "resume"),
+                ..NotificationChange::default()
+            };
+            let flash = if verb == "resume" {
+                Flash::Resumed
+            } else {
+                Flash::Paused
+            };
+            s.app
+                .update_notification(ctx, ns, name, uuid, &change)
+                .await
+                .map(|_| back(flash))
         }
         other => Err(AppError::NotFound(format!("no such action: {other}"))),
     };

@@ -30,17 +30,19 @@ pub(super) enum Page {
     BuildLog,
     NewNotification,
     Notification,
+    EditNotification,
     Delivery,
 }
 
 /// The pages, by the route that follows `/repository/{ns}/{repo}`.
-pub(super) const PAGES: [(&str, Page); 7] = [
+pub(super) const PAGES: [(&str, Page); 8] = [
     ("", Page::Repo),
     ("/", Page::Repo),
     ("/build/{uuid}", Page::Build),
     ("/build/{uuid}/log", Page::BuildLog),
     ("/notification/new", Page::NewNotification),
     ("/notification/{uuid}", Page::Notification),
+    ("/notification/{uuid}/edit", Page::EditNotification),
     ("/notification/{uuid}/delivery/{id}", Page::Delivery),
 ];
 
@@ -102,6 +104,7 @@ pub(super) async fn get(
             let shown = super::notify::Shown::Newest(status);
             super::notify::deliveries_page(&s, &session, ns, name, uuid, shown, flash, None).await
         }
+        Page::EditNotification => super::notify::edit_page(&s, &session, ns, name, uuid).await,
         Page::Delivery => {
             let (shown, flash) = (super::notify::Shown::One(&p.id), Flash::text_of(&q.flash));
             super::notify::deliveries_page(&s, &session, ns, name, uuid, shown, flash, None).await
@@ -513,6 +516,7 @@ pub(super) enum Action {
     AddTrigger,
     DeleteTrigger,
     CreateNotification,
+    EditNotification,
     SendVerification,
     Notification,
     Redeliver,
@@ -525,13 +529,14 @@ pub(super) enum Action {
 }
 
 /// The forms, by the route that follows `/repository/{ns}/{repo}`.
-pub(super) const ACTIONS: [(&str, Action); 15] = [
+pub(super) const ACTIONS: [(&str, Action); 16] = [
     ("/tag/{tag}/delete", Action::DeleteTag),
     ("/builds", Action::StartBuild),
     ("/build/{uuid}/cancel", Action::CancelBuild),
     ("/triggers", Action::AddTrigger),
     ("/trigger/{uuid}/delete", Action::DeleteTrigger),
     ("/notifications", Action::CreateNotification),
+    ("/notification/{uuid}/edit", Action::EditNotification),
     ("/authorizedemail", Action::SendVerification),
     ("/notification/{uuid}/{verb}", Action::Notification),
     ("/notification/{uuid}/delivery/{id}/redeliver", Action::Redeliver),
@@ -725,6 +730,10 @@ pub(super) async fn post(
             Action::CreateNotification => {
                 let f = super::notify::NotificationForm::from_fields(|k| form.get(k).to_owned());
                 super::notify::create(&s, &session, ns, repo, f).await?
+            }
+            Action::EditNotification => {
+                let f = super::notify::NotificationForm::from_fields(|k| form.get(k).to_owned());
+                super::notify::save(&s, &session, ns, repo, &p.uuid, f).await?
             }
             Action::SendVerification => {
                 let f = super::notify::NotificationForm::from_fields(|k| form.get(k).to_owned());

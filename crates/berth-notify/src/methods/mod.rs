@@ -139,6 +139,23 @@ impl MethodKind {
         }
     }
 
+    /// The configuration keys a form edits as text ([`Method::FORM_KEYS`]; the bell's target is a
+    /// choice, edited apart).
+    fn form_keys(self) -> &'static [&'static str] {
+        match self {
+            MethodKind::QuayNotification => InAppConfig::FORM_KEYS,
+            MethodKind::Email => EmailConfig::FORM_KEYS,
+            MethodKind::Webhook => WebhookConfig::FORM_KEYS,
+            MethodKind::Slack => SlackConfig::FORM_KEYS,
+            MethodKind::Msteams => TeamsConfig::FORM_KEYS,
+            MethodKind::Discord => DiscordConfig::FORM_KEYS,
+            MethodKind::GoogleChat => GoogleChatConfig::FORM_KEYS,
+            MethodKind::Mattermost => MattermostConfig::FORM_KEYS,
+            MethodKind::Flowdock => FlowdockConfig::FORM_KEYS,
+            MethodKind::Hipchat => HipchatConfig::FORM_KEYS,
+        }
+    }
+
     /// What a form calls the method's URL, for the methods configured by one.
     pub fn url_label(self) -> Option<&'static str> {
         match self {
@@ -270,28 +287,54 @@ impl MethodConfig {
     /// blank, trimmed; for the bell, the target chosen as `kind:name`. It is validated like any
     /// other (a blank required field is reported missing).
     pub fn from_form(kind: MethodKind, field: impl Fn(&str) -> String) -> Value {
-        let keys = match kind {
-            MethodKind::QuayNotification => {
-                return Target::parse_choice(field("target").trim()).map_or_else(
-                    || Value::Object(Default::default()),
-                    |target| InAppConfig { target }.to_json(),
-                );
-            }
-            MethodKind::Email => EmailConfig::FORM_KEYS,
-            MethodKind::Webhook => WebhookConfig::FORM_KEYS,
-            MethodKind::Slack => SlackConfig::FORM_KEYS,
-            MethodKind::Msteams => TeamsConfig::FORM_KEYS,
-            MethodKind::Discord => DiscordConfig::FORM_KEYS,
-            MethodKind::GoogleChat => GoogleChatConfig::FORM_KEYS,
-            MethodKind::Mattermost => MattermostConfig::FORM_KEYS,
-            MethodKind::Flowdock => FlowdockConfig::FORM_KEYS,
-            MethodKind::Hipchat => HipchatConfig::FORM_KEYS,
-        };
-        keys.iter()
+        if kind == MethodKind::QuayNotification {
+            return Target::parse_choice(field("target").trim()).map_or_else(
+                || Value::Object(Default::default()),
+                |target| InAppConfig { target }.to_json(),
+            );
+        }
+        kind.form_keys()
+            .iter()
             .filter_map(|k| {
                 let v = field(k);
                 let v = v.trim();
                 (!v.is_empty()).then(|| ((*k).to_owned(), Value::String(v.to_owned())))
+            })
+            .collect()
+    }
+
+    /// `existing` (a stored configuration) with what a form edits replaced by the form's values
+    /// ([`MethodConfig::from_form`]); keys the form does not show (a webhook's headers and TLS
+    /// settings) are kept.
+    pub fn merge_form(kind: MethodKind, existing: &Value, field: impl Fn(&str) -> String) -> Value {
+        let mut out = existing.as_object().cloned().unwrap_or_default();
+        let edited = match kind {
+            MethodKind::QuayNotification => &["target"],
+            other => other.form_keys(),
+        };
+        for key in edited {
+            out.remove(*key);
+        }
+        if let Value::Object(form) = MethodConfig::from_form(kind, field) {
+            out.extend(form);
+        }
+        Value::Object(out)
+    }
+
+    /// The form's fields of this configuration: each text key as a string, and the bell's
+    /// target as `kind:name` (the inverse of [`MethodConfig::from_form`]).
+    pub fn form_fields(&self) -> Vec<(&'static str, String)> {
+        if let MethodConfig::InApp(c) = self {
+            return vec![("target", format!("{}:{}", c.target.kind(), c.target.name()))];
+        }
+        let json = self.to_json();
+        self.kind()
+            .form_keys()
+            .iter()
+            .filter_map(|k| match &json[*k] {
+                Value::String(v) => Some((*k, v.clone())),
+                Value::Number(n) => Some((*k, n.to_string())),
+                _ => None,
             })
             .collect()
     }
@@ -692,5 +735,34 @@ mod tests {
             "HipChat room 7",
             "Quay takes a numeric room id"
         );
+    }
+
+    #[test]
+    fn forms_edit_their_keys_and_keep_the_rest() {
+        let stored = json!({"url": "https://old.example/", "headers": {"authorization": "Bearer t"}, "template": "{}"});
+        let field = |k: &str| {
+            if k == "url" {
+                " https://new.example/ ".to_owned()
+            } else {
+                String::new()
+            }
+        };
+        assert_eq!(
+            MethodConfig::merge_form(MethodKind::Webhook, &stored, field),
+            json!({"url": "https://new.example/", "headers": {"authorization": "Bearer t"}}),
+            "the form's keys take the form's values (a blank one goes); the headers stay"
+        );
+        let read = MethodConfig::read(MethodKind::Hipchat, &json!({"room_id": 7, "notification_token": "t"})).unwrap();
+        assert_eq!(
+            read.form_fields(),
+            [("room_id", "7".to_owned()), ("notification_token", "t".to_owned())]
+        );
+        let bell = MethodConfig::read(
+            MethodKind::QuayNotification,
+            &json!({"target": {"kind": "team", "name": "ops"}}),
+        );
+        assert_eq!(bell.unwrap().form_fields(), [("target", "team:ops".to_owned())]);
+        let bell = MethodConfig::merge_form(MethodKind::QuayNotification, &json!({}), |_| "user:alice".to_owned());
+        assert_eq!(bell, json!({"target": {"kind": "user", "name": "alice"}}));
     }
 }

@@ -187,6 +187,101 @@ async fn a_tag_filter_lets_only_matching_pushes_through(kind: berth_testkit::DbK
 }
 
 #[backend_test]
+async fn edits_keep_queued_deliveries_and_pauses_skip_until_resumed(kind: berth_testkit::DbKind) {
+    let rx = Receiver::start().await;
+    let (s, root) = server(kind, false, |_| {}).await;
+    let uuid = hook(&s, &root, &format!("{}/before", rx.url)).await;
+    let reg = s.reg("root", "rootpassword");
+    reg.push_image("acme/web", "v1", b"layer one").await;
+    let edit = |body: Value| {
+        let (s, root, path) = (&s, &root, format!("{N}{uuid}"));
+        async move { s.call(Method::PUT, &path, root, Some(body)).await }
+    };
+    // An edit of the URL and the title; the event and method may be repeated, not changed.
+    let edited = expect(
+        edit(json!({"event": "repo_push", "method": "webhook", "title": "CI",
+                    "config": {"url": format!("{}/after", rx.url)}}))
+        .await,
+        200,
+    );
+    assert_eq!(edited["title"], "CI");
+    assert_eq!(edited["config"]["url"], format!("{}/after", rx.url));
+    reg.push_image("acme/web", "v2", b"layer two").await;
+    for (body, field) in [
+        (json!({"event": "build_success"}), "event"),
+        (json!({"method": "slack"}), "method"),
+        (json!({"config": {"url": "ftp://x.example/"}}), "url"),
+        (json!({"eventConfig": {"tag-regex": "("}}), "tag-regex"),
+    ] {
+        let e = expect(edit(body.clone()).await, 400);
+        let message = e["error_message"].as_str().unwrap();
+        assert!(message.contains(field) || field == "url", "{body}: {e}");
+    }
+    let unchanged = view(&s, &root, &uuid).await;
+    assert_eq!(
+        unchanged["config"]["url"],
+        format!("{}/after", rx.url),
+        "a refused edit changes nothing"
+    );
+
+    // The push queued before the edit goes where it was aimed then; the later one, to the new URL.
+    let worker = Worker::start(&s);
+    let mut arrived = [
+        rx.next(WAIT).await.expect("a delivery"),
+        rx.next(WAIT).await.expect("another delivery"),
+    ];
+    arrived.sort_by_key(|r| r.path.clone());
+    assert_eq!(arrived[0].path, "/after");
+    assert_eq!(arrived[0].json()["updated_tags"], json!(["v2"]));
+    assert_eq!(arrived[1].path, "/before");
+    assert_eq!(arrived[1].json()["updated_tags"], json!(["v1"]));
+
+    // Paused: events are logged as skipped and nothing is sent; resumed, recovery sends them.
+    let since = Utc::now() - chrono::Duration::seconds(1);
+    let paused = expect(edit(json!({"enabled": false})).await, 200);
+    assert_eq!(paused["enabled"], false);
+    assert_eq!(paused["disabled_reason"], "Paused by root");
+    reg.push_image("acme/web", "v3", b"layer three").await;
+    assert!(
+        rx.next(Duration::from_millis(500)).await.is_none(),
+        "nothing while paused"
+    );
+    let skipped = expect(s.get(&format!("{N}{uuid}/deliveries?status=skipped"), &root).await, 200);
+    assert_eq!(skipped["deliveries"].as_array().unwrap().len(), 1);
+    let resumed = expect(edit(json!({"enabled": true})).await, 200);
+    assert_eq!(
+        (&resumed["enabled"], &resumed["disabled_reason"]),
+        (&json!(true), &Value::Null)
+    );
+    let r = expect(
+        s.post(
+            &format!("{N}{uuid}/recover"),
+            &root,
+            json!({"since": since.to_rfc3339()}),
+        )
+        .await,
+        202,
+    );
+    assert_eq!(r["queued"], 1);
+    let got = rx.next(WAIT).await.expect("the skipped push, recovered");
+    assert_eq!(got.json()["updated_tags"], json!(["v3"]));
+    let logs = expect(s.get("/api/v1/repository/acme/web/logs", &root).await, 200);
+    let kinds: Vec<&str> = logs["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "change_repo_notification").count(),
+        3,
+        "{kinds:?}"
+    );
+    worker.stop().await;
+    s.stop().await;
+}
+
+#[backend_test]
 async fn signed_deliveries_rotation_and_the_log(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = server(kind, true, |_| {}).await;

@@ -1187,3 +1187,85 @@ async fn the_notification_list_filters_and_acts_on_the_chosen(kind: berth_testki
     expect(s.get("/api/v1/repository/root/app/notification/", &root).await, 200);
     s.stop().await;
 }
+
+#[backend_test]
+async fn a_notification_is_edited_paused_and_resumed_in_the_ui(kind: berth_testkit::DbKind) {
+    let s = ui_server(kind, |_| {}).await;
+    let root = s.init_root().await;
+    s.org_with_repo(&root, "acme", "team/app").await;
+    let api = "/api/v1/repository/acme/team%2Fapp/notification/";
+    let body = json!({"event": "repo_push", "method": "webhook", "eventConfig": {"tag-regex": "v.*", "kept": 1},
+        "config": {"url": "https://hooks.example.com/old", "headers": {"Authorization": "Bearer t"}}});
+    let uuid = expect(s.post(api, &root, body).await, 201)["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut b = Browser::new(&s);
+    b.post("/signin", &[("username", "root"), ("password", "rootpassword")])
+        .await;
+    let page = format!("/repository/acme/team/app/notification/{uuid}");
+
+    // The Edit form shows what is stored, with the event and the method fixed.
+    let (status, _, form) = b.get(&format!("{page}/edit")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(form.contains("<h1>Edit Notification</h1>"), "{form}");
+    assert!(form.contains("value=\"https://hooks.example.com/old\""), "{form}");
+    assert!(form.contains("value=\"v.*\""), "{form}");
+    assert!(form.contains(&format!(
+        "action=\"/repository/acme/team/app/notification/{uuid}/edit\""
+    )));
+    assert!(
+        form.contains("<select id=\"method\" name=\"method\" disabled>"),
+        "{form}"
+    );
+    let token = b.csrf(&page).await;
+
+    // A refused edit shows the form again with the message by its field, and changes nothing.
+    let (status, _, html) = b
+        .post(
+            &format!("{page}/edit"),
+            &[("csrf", &token), ("url", "ftp://nope.example/"), ("tag_regex", "v.*")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("Invalid webhook URL"), "{html}");
+    // Saved: the form's keys change, the rest (headers, unknown event keys) stay.
+    let (status, location, _) = b
+        .post(
+            &format!("{page}/edit"),
+            &[
+                ("csrf", &token),
+                ("event", "build_success"),
+                ("url", "https://hooks.example.com/new"),
+                ("tag_regex", ""),
+                ("title", "Releases"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location, format!("{page}?flash=notification_saved"));
+    let n = expect(s.get(&format!("{api}{uuid}"), &root).await, 200);
+    assert_eq!(n["event"], "repo_push", "the form cannot change the event");
+    assert_eq!(n["title"], "Releases");
+    assert_eq!(
+        n["config"],
+        json!({"url": "https://hooks.example.com/new", "headers": {"Authorization": "Bearer t"}})
+    );
+    assert_eq!(n["event_config"], json!({"kept": 1}));
+
+    // Pause, then resume.
+    let (status, _, _) = b.post(&format!("{page}/pause"), &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let n = expect(s.get(&format!("{api}{uuid}"), &root).await, 200);
+    assert_eq!(
+        (&n["enabled"], &n["disabled_reason"]),
+        (&json!(false), &json!("Paused by root"))
+    );
+    let (_, _, html) = b.get(&page).await;
+    assert!(html.contains("/resume\"") && !html.contains("/pause\""), "{html}");
+    let (status, _, _) = b.post(&format!("{page}/resume"), &[("csrf", &token)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let n = expect(s.get(&format!("{api}{uuid}"), &root).await, 200);
+    assert_eq!(n["enabled"], true);
+    s.stop().await;
+}
