@@ -586,9 +586,28 @@ impl App {
         found.ok_or_else(|| manifest_unknown(reference))
     }
 
-    /// Deletes a manifest by digest (with its tags), or only a tag.
+    /// Deletes a manifest by digest (with its tags), or only a tag. Each tag removed raises
+    /// `tag_deleted` in the same transaction (the outbox rule).
     pub async fn delete_manifest(&self, ctx: &Ctx, repo: &RepoRow, reference: &Reference) -> Result<()> {
         let mut tx = self.store.begin().await?;
+        let (removed, reason) = match reference {
+            Reference::Tag(t) => {
+                let digest = reg::manifest_by_tag(&mut tx, repo.id, t.as_str())
+                    .await?
+                    .map(|m| m.digest);
+                (
+                    digest.map(|d| (t.as_str().to_owned(), d)).into_iter().collect(),
+                    "deleted",
+                )
+            }
+            Reference::Digest(d) => {
+                let tags = reg::tags_of_manifest(&mut tx, repo.id, d.as_str()).await?;
+                (
+                    tags.into_iter().map(|t| (t, d.to_string())).collect::<Vec<_>>(),
+                    "manifest_deleted",
+                )
+            }
+        };
         let (deleted, kind) = match reference {
             Reference::Tag(t) => (reg::delete_tag(&mut tx, repo.id, t.as_str()).await?, "delete_tag"),
             Reference::Digest(d) => {
@@ -610,6 +629,25 @@ impl App {
         }
         let meta = json!({"repo": repo.name, "namespace": repo.namespace, "reference": reference.to_string()});
         crate::audit::record(&mut tx, ctx, kind, Some(repo.namespace_id), Some(repo.id), meta).await?;
+        let place = crate::events::repo_context(&self.settings, repo);
+        let performer = ctx.caller.account();
+        for (tag, digest) in &removed {
+            let gone = berth_notify::events::DeletedTag {
+                tag,
+                manifest_digest: digest,
+                reason,
+                performer: performer.map(|p| p.name.as_str()),
+            };
+            let data = berth_notify::events::tag_deleted(&place, &gone);
+            self.raise(
+                &mut tx,
+                repo,
+                berth_notify::EventKind::TagDeleted.name(),
+                &data,
+                performer,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

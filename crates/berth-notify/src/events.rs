@@ -39,6 +39,8 @@ pub enum EventKind {
     MirrorFailed,
     /// `repo_image_expiry`.
     ImageExpiry,
+    /// `tag_deleted` (Berth): a tag was removed.
+    TagDeleted,
 }
 
 /// An event's colour in chat methods.
@@ -133,6 +135,28 @@ pub fn repo_push(ctx: &RepoContext<'_>, tags: &[&str], digests: &[&str]) -> Valu
     with(
         ctx.block(None),
         json!({"updated_tags": tags, "manifest_digests": digests}),
+    )
+}
+
+/// What a `tag_deleted` event says.
+#[derive(Debug, Clone, Copy)]
+pub struct DeletedTag<'a> {
+    /// The tag.
+    pub tag: &'a str,
+    /// The manifest it pointed at.
+    pub manifest_digest: &'a str,
+    /// Why it went: `deleted` (the tag itself, by the API, the UI or `/v2`) or `manifest_deleted`
+    /// (its manifest was deleted by digest).
+    pub reason: &'a str,
+    /// Who removed it, when a person or robot did.
+    pub performer: Option<&'a str>,
+}
+
+/// `tag_deleted` (Berth): the base block, `tag`, `manifest_digest`, `reason` and `performer`.
+pub fn tag_deleted(ctx: &RepoContext<'_>, d: &DeletedTag<'_>) -> Value {
+    with(
+        ctx.block(None),
+        json!({"tag": d.tag, "manifest_digest": d.manifest_digest, "reason": d.reason, "performer": d.performer}),
     )
 }
 
@@ -253,7 +277,7 @@ pub fn vulnerability_list_summary(data: &Value) -> Option<String> {
     Some(format!("{} vulnerabilities", vulnerability_counts(list)))
 }
 
-const ALL: [EventKind; 11] = [
+const ALL: [EventKind; 12] = [
     EventKind::RepoPush,
     EventKind::BuildQueued,
     EventKind::BuildStart,
@@ -265,6 +289,7 @@ const ALL: [EventKind; 11] = [
     EventKind::MirrorSuccess,
     EventKind::MirrorFailed,
     EventKind::ImageExpiry,
+    EventKind::TagDeleted,
 ];
 
 impl EventKind {
@@ -287,6 +312,7 @@ impl EventKind {
             EventKind::MirrorSuccess => "repo_mirror_sync_success",
             EventKind::MirrorFailed => "repo_mirror_sync_failed",
             EventKind::ImageExpiry => "repo_image_expiry",
+            EventKind::TagDeleted => "tag_deleted",
         }
     }
 
@@ -313,6 +339,7 @@ impl EventKind {
             EventKind::MirrorSuccess => "Repository Mirror Success",
             EventKind::MirrorFailed => "Repository Mirror Unsuccessful",
             EventKind::ImageExpiry => "Image expiry trigger",
+            EventKind::TagDeleted => "Tag Deleted",
         }
     }
 
@@ -343,6 +370,7 @@ impl EventKind {
             EventKind::RepoPush => Level::Primary,
             EventKind::BuildSuccess | EventKind::MirrorSuccess => Level::Success,
             EventKind::BuildFailure | EventKind::MirrorFailed => Level::Error,
+            EventKind::TagDeleted => Level::Warning,
             EventKind::VulnerabilityFound => match data["vulnerability"]["priority"].as_str() {
                 Some("Critical") => Level::Error,
                 Some("High" | "Medium") => Level::Warning,
@@ -380,6 +408,10 @@ impl EventKind {
             EventKind::MirrorSuccess => format!("Repository Mirror success for {message}"),
             EventKind::MirrorFailed => format!("Repository Mirror failed for {message}"),
             EventKind::ImageExpiry => format!("Repository {repo} image(s) expiring"),
+            EventKind::TagDeleted => format!(
+                "Tag {} deleted from repository {repo}",
+                data["tag"].as_str().unwrap_or_default()
+            ),
         }
     }
 
@@ -553,6 +585,15 @@ impl EventKind {
                     json!({"tags": ["latest", "v1"], "expiring_in": format!("{days} days"), "days": days}),
                 )
             }
+            EventKind::TagDeleted => tag_deleted(
+                ctx,
+                &DeletedTag {
+                    tag: "latest",
+                    manifest_digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                    reason: "deleted",
+                    performer: Some("someuser"),
+                },
+            ),
         }
     }
 }
@@ -596,7 +637,9 @@ pub fn subject(data: &Value) -> Option<String> {
             None => format!("build {short}"),
         });
     }
-    tags(names("updated_tags")).or_else(|| tags(names("tags")))
+    tags(names("updated_tags"))
+        .or_else(|| tags(names("tags")))
+        .or_else(|| data["tag"].as_str().map(|t| format!("tag {t}")))
 }
 
 #[cfg(test)]

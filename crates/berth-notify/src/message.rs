@@ -139,6 +139,17 @@ pub fn segments(kind: EventKind, data: &Value, performer: Option<&str>) -> Vec<S
                 t(format!(" {word}: {}", s("message"))),
             ]);
         }
+        EventKind::TagDeleted => {
+            let tag = Bold(s("tag"));
+            match performer.or(data["performer"].as_str()) {
+                Some(p) => out.extend([Bold(p.to_owned()), t(" deleted tag "), tag]),
+                None => out.extend([t("Tag "), tag, t(" was deleted")]),
+            }
+            out.extend([t(" from repository "), repo]);
+            if data["reason"].as_str() == Some("manifest_deleted") {
+                out.push(t(", with its manifest"));
+            }
+        }
         EventKind::ImageExpiry => {
             out.push(t("Tags "));
             push_list(&mut out, tags_of("tags").iter().map(|x| tag(x)).collect());

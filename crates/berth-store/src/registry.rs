@@ -206,6 +206,13 @@ pub async fn delete_tag(tx: &mut Tx, repo: RepoId, name: &str) -> Result<bool> {
     Ok(n == 1)
 }
 
+/// The names of the tags of `repo` that point at the manifest `digest`, in lexical order.
+pub async fn tags_of_manifest(ex: &mut impl Exec, repo: RepoId, digest: &str) -> Result<Vec<String>> {
+    let sql = "SELECT t.name FROM tag t JOIN manifest m ON m.id = t.manifest_id \
+               WHERE t.repository_id = $1 AND m.digest = $2 ORDER BY t.name";
+    Ok(run!(ex, c => sqlx::query_scalar::<_, String>(sql).bind(repo.0).bind(digest).fetch_all(c).await)?)
+}
+
 /// Tag names of `repo` in lexical order, after `last`, at most `limit`.
 pub async fn tags(ex: &mut impl Exec, repo: RepoId, last: Option<&str>, limit: i64) -> Result<Vec<String>> {
     let sql = "SELECT name FROM tag WHERE repository_id = $1 AND ($2 IS NULL OR name > $2) ORDER BY name LIMIT $3";

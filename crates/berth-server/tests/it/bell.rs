@@ -169,8 +169,8 @@ async fn bell_targets_dismissal_and_every_event(kind: berth_testkit::DbKind) {
             last["notifications"].as_array().unwrap().len(),
             last["additional"].as_bool()
         ),
-        (3, Some(false)),
-        "11 = 4 + 4 + 3, none skipped"
+        (4, Some(false)),
+        "12 = 4 + 4 + 4, none skipped"
     );
     // Quay's default page is 5, and `created` is written as Python's formatdate writes it.
     let page = expect(s.get("/api/v1/user/notifications", &carol).await, 200);

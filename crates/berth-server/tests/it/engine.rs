@@ -282,6 +282,60 @@ async fn edits_keep_queued_deliveries_and_pauses_skip_until_resumed(kind: berth_
 }
 
 #[backend_test]
+async fn deleted_tags_are_events_however_they_go(kind: berth_testkit::DbKind) {
+    let rx = Receiver::start().await;
+    let (s, root) = server(kind, true, |_| {}).await;
+    let body = json!({"event": "tag_deleted", "method": "webhook", "eventConfig": {},
+                      "config": {"url": format!("{}/gone", rx.url)}});
+    expect(s.post(N, &root, body).await, 201);
+    let reg = s.reg("root", "rootpassword");
+    let (_, shared, _) = reg.push_image("acme/web", "v1", b"one layer").await;
+    reg.push_image("acme/web", "stable", b"one layer").await;
+    let (_, other, _) = reg.push_image("acme/web", "old", b"another layer").await;
+
+    // A tag deleted through /v2: only the tag goes.
+    let r = reg.send(Method::DELETE, "/v2/acme/web/manifests/old").await;
+    assert_eq!(r.status(), 202);
+    let got = rx.next(WAIT).await.expect("the deleted tag is an event");
+    assert_eq!(got.headers["x-berth-event"], "tag_deleted");
+    let data = got.json();
+    assert_eq!(
+        (
+            &data["tag"],
+            &data["manifest_digest"],
+            &data["reason"],
+            &data["performer"]
+        ),
+        (&json!("old"), &json!(other), &json!("deleted"), &json!("root"))
+    );
+    assert_eq!(data["repository"], "acme/web");
+    assert_eq!(data["docker_url"], format!("{}/acme/web", s.hostname));
+
+    // skopeo deletes by digest: the manifest goes with both of its tags, one event each.
+    let dir = tempfile::tempdir().unwrap();
+    let image = format!("docker://{}/acme/web:v1", s.hostname);
+    crate::real_clients::ok(
+        "skopeo",
+        &["delete", "--tls-verify=false", "--creds", "root:rootpassword", &image],
+        dir.path(),
+    )
+    .await;
+    let mut gone = Vec::new();
+    for _ in 0..2 {
+        let data = rx.next(WAIT).await.expect("a tag of the deleted manifest").json();
+        assert_eq!(
+            (&data["reason"], &data["manifest_digest"]),
+            (&json!("manifest_deleted"), &json!(shared))
+        );
+        gone.push(data["tag"].as_str().unwrap().to_owned());
+    }
+    gone.sort();
+    assert_eq!(gone, ["stable", "v1"]);
+    assert!(rx.next(Duration::from_millis(500)).await.is_none(), "one event per tag");
+    s.stop().await;
+}
+
+#[backend_test]
 async fn signed_deliveries_rotation_and_the_log(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = server(kind, true, |_| {}).await;

@@ -28,7 +28,7 @@ async fn run(program: &str, args: &[&str], dir: &Path) -> (bool, String, String)
     )
 }
 
-async fn ok(program: &str, args: &[&str], dir: &Path) -> String {
+pub(crate) async fn ok(program: &str, args: &[&str], dir: &Path) -> String {
     let (success, out, err) = run(program, args, dir).await;
     assert!(success, "{program} {args:?} failed:\n{out}\n{err}");
     out
