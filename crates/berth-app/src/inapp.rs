@@ -125,7 +125,8 @@ pub(crate) async fn write_bell_rows(tx: &mut Tx, rows: &BellRows, event: &str, d
 }
 
 impl App {
-    /// Tells the repository's admins in the bell that a notification was disabled (in the
+    /// Tells the repository's admins in the bell that a notification was disabled, and raises
+    /// `notification_disabled` for the repository's notifications of that event (in the
     /// transaction that disabled it).
     pub(crate) async fn tell_admins_in_app(&self, tx: &mut Tx, n: &NotificationRow, why: &str) -> Result<()> {
         let Some(repo) = repos::by_id(tx, n.repository_id).await? else {
@@ -136,6 +137,40 @@ impl App {
             let uuid = uuid::Uuid::new_v4().to_string();
             inapp::insert(tx, &uuid, DISABLED_KIND, admin.id, None, &meta).await?;
         }
+        self.raise_disabled(tx, &repo, n, why, None).await
+    }
+
+    /// Raises `notification_disabled` about `n` for the repository's notifications of that event
+    /// (Berth's operational event, so that tooling learns of it without polling).
+    pub(crate) async fn raise_disabled(
+        &self,
+        tx: &mut Tx,
+        repo: &RepoRow,
+        n: &NotificationRow,
+        why: &str,
+        performer: Option<&crate::Principal>,
+    ) -> Result<()> {
+        let target = berth_notify::MethodKind::parse(&n.method)
+            .ok()
+            .and_then(|kind| berth_notify::methods::MethodConfig::read(kind, &n.config.0).ok())
+            .map(|c| c.summary())
+            .unwrap_or_default();
+        let title = n
+            .title
+            .clone()
+            .unwrap_or_else(|| format!("{} by {}", n.event, n.method));
+        let about = berth_notify::events::DisabledNotification {
+            uuid: &n.uuid,
+            title: &title,
+            event: &n.event,
+            method: &n.method,
+            target: &target,
+            reason: why,
+        };
+        let data =
+            berth_notify::events::notification_disabled(&crate::events::repo_context(&self.settings, repo), &about);
+        let event = berth_notify::EventKind::NotificationDisabled.name();
+        self.raise(tx, repo, event, &data, performer).await?;
         Ok(())
     }
 

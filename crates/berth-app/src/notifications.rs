@@ -202,6 +202,8 @@ impl App {
                 let who = ctx.caller.account().map_or("an administrator", |p| p.name.as_str());
                 let reason = format!("Paused by {who}");
                 notifications::set_enabled(&mut tx, row.id, false, Some(&reason)).await?;
+                self.raise_disabled(&mut tx, &repo, &row, &reason, ctx.caller.account())
+                    .await?;
                 changed.push("paused");
             }
             Some(true) if !row.enabled => {

@@ -41,6 +41,8 @@ pub enum EventKind {
     ImageExpiry,
     /// `tag_deleted` (Berth): a tag was removed.
     TagDeleted,
+    /// `notification_disabled` (Berth): another notification of the repository was disabled.
+    NotificationDisabled,
 }
 
 /// An event's colour in chat methods.
@@ -157,6 +159,33 @@ pub fn tag_deleted(ctx: &RepoContext<'_>, d: &DeletedTag<'_>) -> Value {
     with(
         ctx.block(None),
         json!({"tag": d.tag, "manifest_digest": d.manifest_digest, "reason": d.reason, "performer": d.performer}),
+    )
+}
+
+/// What a `notification_disabled` event says about the notification that was disabled.
+#[derive(Debug, Clone, Copy)]
+pub struct DisabledNotification<'a> {
+    /// Its uuid.
+    pub uuid: &'a str,
+    /// Its title (or, without one, its event and method).
+    pub title: &'a str,
+    /// Its event.
+    pub event: &'a str,
+    /// Its method.
+    pub method: &'a str,
+    /// Where it sends, secrets masked.
+    pub target: &'a str,
+    /// Why it was disabled.
+    pub reason: &'a str,
+}
+
+/// `notification_disabled` (Berth, an operational event): the base block, and the disabled
+/// notification's `uuid`, `title`, `event`, `method`, masked `target` and `reason`.
+pub fn notification_disabled(ctx: &RepoContext<'_>, n: &DisabledNotification<'_>) -> Value {
+    with(
+        ctx.block(None),
+        json!({"uuid": n.uuid, "title": n.title, "event": n.event, "method": n.method,
+               "target": n.target, "reason": n.reason}),
     )
 }
 
@@ -277,7 +306,7 @@ pub fn vulnerability_list_summary(data: &Value) -> Option<String> {
     Some(format!("{} vulnerabilities", vulnerability_counts(list)))
 }
 
-const ALL: [EventKind; 12] = [
+const ALL: [EventKind; 13] = [
     EventKind::RepoPush,
     EventKind::BuildQueued,
     EventKind::BuildStart,
@@ -290,6 +319,7 @@ const ALL: [EventKind; 12] = [
     EventKind::MirrorFailed,
     EventKind::ImageExpiry,
     EventKind::TagDeleted,
+    EventKind::NotificationDisabled,
 ];
 
 impl EventKind {
@@ -313,6 +343,7 @@ impl EventKind {
             EventKind::MirrorFailed => "repo_mirror_sync_failed",
             EventKind::ImageExpiry => "repo_image_expiry",
             EventKind::TagDeleted => "tag_deleted",
+            EventKind::NotificationDisabled => "notification_disabled",
         }
     }
 
@@ -340,6 +371,7 @@ impl EventKind {
             EventKind::MirrorFailed => "Repository Mirror Unsuccessful",
             EventKind::ImageExpiry => "Image expiry trigger",
             EventKind::TagDeleted => "Tag Deleted",
+            EventKind::NotificationDisabled => "Notification Disabled",
         }
     }
 
@@ -371,6 +403,7 @@ impl EventKind {
             EventKind::BuildSuccess | EventKind::MirrorSuccess => Level::Success,
             EventKind::BuildFailure | EventKind::MirrorFailed => Level::Error,
             EventKind::TagDeleted => Level::Warning,
+            EventKind::NotificationDisabled => Level::Error,
             EventKind::VulnerabilityFound => match data["vulnerability"]["priority"].as_str() {
                 Some("Critical") => Level::Error,
                 Some("High" | "Medium") => Level::Warning,
@@ -411,6 +444,10 @@ impl EventKind {
             EventKind::TagDeleted => format!(
                 "Tag {} deleted from repository {repo}",
                 data["tag"].as_str().unwrap_or_default()
+            ),
+            EventKind::NotificationDisabled => format!(
+                "Notification {} of repository {repo} was disabled",
+                data["title"].as_str().unwrap_or_default()
             ),
         }
     }
@@ -585,6 +622,17 @@ impl EventKind {
                     json!({"tags": ["latest", "v1"], "expiring_in": format!("{days} days"), "days": days}),
                 )
             }
+            EventKind::NotificationDisabled => notification_disabled(
+                ctx,
+                &DisabledNotification {
+                    uuid: "00000000-0000-0000-0000-000000000000",
+                    title: "Push to CI",
+                    event: "repo_push",
+                    method: "webhook",
+                    target: "https://ci.example.com/hook?token=***",
+                    reason: "disabled after failing continuously since 2026-12-01 10:00 UTC; last error: 503 response for webhook",
+                },
+            ),
             EventKind::TagDeleted => tag_deleted(
                 ctx,
                 &DeletedTag {

@@ -139,6 +139,17 @@ pub fn segments(kind: EventKind, data: &Value, performer: Option<&str>) -> Vec<S
                 t(format!(" {word}: {}", s("message"))),
             ]);
         }
+        EventKind::NotificationDisabled => {
+            out.extend([
+                t("Notification "),
+                Bold(s("title")),
+                t(format!(" ({} to {}) of repository ", s("method"), s("target"))),
+                repo,
+                t(" was disabled"),
+                Break,
+                t(s("reason")),
+            ]);
+        }
         EventKind::TagDeleted => {
             let tag = Bold(s("tag"));
             match performer.or(data["performer"].as_str()) {

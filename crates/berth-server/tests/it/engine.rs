@@ -598,6 +598,9 @@ async fn gone_disables_tells_admins_and_recover_sends_what_was_skipped(kind: ber
     })
     .await;
     let uuid = hook(&s, &root, &format!("{}/gone", rx.url)).await;
+    let ops = json!({"event": "notification_disabled", "method": "webhook", "eventConfig": {},
+                     "config": {"url": format!("{}/ops", rx.url)}});
+    expect(s.post(N, &root, ops).await, 201);
     let before = Utc::now() - chrono::Duration::seconds(1);
     rx.respond_with(&[410]);
     let reg = s.reg("root", "rootpassword");
@@ -612,6 +615,19 @@ async fn gone_disables_tells_admins_and_recover_sends_what_was_skipped(kind: ber
         }
     })
     .await;
+    // Tooling subscribed to notification_disabled learns of it, target masked, without polling.
+    let told = rx.next(WAIT).await.expect("notification_disabled is delivered");
+    assert_eq!(
+        (told.path.as_str(), told.headers["x-berth-event"].as_str()),
+        ("/ops", "notification_disabled")
+    );
+    let told = told.json();
+    assert_eq!(
+        (&told["uuid"], &told["method"], &told["event"]),
+        (&json!(uuid), &json!("webhook"), &json!("repo_push"))
+    );
+    assert_eq!(told["target"], format!("{}/gone", rx.url));
+    assert!(told["reason"].as_str().unwrap().contains("410"), "{told}");
     let mail = smtp.next(WAIT).await.expect("the admin is mailed");
     assert_eq!(mail.header("to"), Some("root@example.com"));
     assert_eq!(
