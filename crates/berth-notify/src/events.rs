@@ -104,6 +104,15 @@ pub struct RepoContext<'a> {
     pub name: &'a str,
 }
 
+/// `acme/web` on `https://b.example`: the place unit tests render their events at.
+#[cfg(test)]
+pub(crate) const TEST_PLACE: RepoContext<'static> = RepoContext {
+    hostname: "b.example",
+    scheme: "https",
+    namespace: "acme",
+    name: "web",
+};
+
 impl RepoContext<'_> {
     /// The base repository block (spec §1.0), with an optional homepage subpage.
     pub fn block(&self, subpage: Option<&str>) -> Map<String, Value> {

@@ -274,17 +274,11 @@ pub fn to_text(segments: &[Segment]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::RepoContext;
     use serde_json::json;
 
     #[test]
     fn renderings_escape_everything_interpolated() {
-        let ctx = RepoContext {
-            hostname: "b.example",
-            scheme: "https",
-            namespace: "acme",
-            name: "web",
-        };
+        let ctx = crate::events::TEST_PLACE;
         let mut data = EventKind::BuildFailure.sample(&ctx, &json!({}), 0.0);
         data["error_message"] = json!("<script>alert('x')</script> & co");
         let seg = segments(EventKind::BuildFailure, &data, None);

@@ -1,10 +1,10 @@
 //! Performing deliveries: turning a claimed batch into work (one notification lookup for the
-//! batch; deleted, disabled and filtered-out deliveries are settled without an attempt), and
-//! performing one delivery for any method: the request its typed configuration builds
-//! (`berth_notify::methods`), signed
-//! and sent through the SSRF-guarded sender (notifications with their own CA or client
-//! certificate get their own client, built once); a mail to a still-authorized address; or the
-//! bell's recipients, whose rows the recorder writes.
+//! batch; deleted, disabled and filtered-out deliveries are settled without an attempt; one stamped
+//! by an edit goes with the configuration it was made under), and performing one delivery for any
+//! method: the request its typed configuration builds (`berth_notify::methods`), signed and sent
+//! through the SSRF-guarded sender (notifications with their own CA or client certificate get
+//! their own client, built once); a mail to a still-authorized address; or the bell's recipients,
+//! whose rows the recorder writes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -60,16 +60,10 @@ impl ChatFormat for Discord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::RepoContext;
 
     #[test]
     fn embeds_escape_and_ping_nobody() {
-        let ctx = RepoContext {
-            hostname: "b.example",
-            scheme: "https",
-            namespace: "acme",
-            name: "web",
-        };
+        let ctx = crate::events::TEST_PLACE;
         let mut data = EventKind::BuildFailure.sample(&ctx, &json!({}), 0.0);
         data["error_message"] = json!("@everyone **boom** [x](https://evil.example)");
         let body = Discord::body(EventKind::BuildFailure, &data, None);

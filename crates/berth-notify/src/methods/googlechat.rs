@@ -48,16 +48,10 @@ impl ChatFormat for GoogleChat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::RepoContext;
 
     #[test]
     fn one_card_in_chats_html() {
-        let ctx = RepoContext {
-            hostname: "b.example",
-            scheme: "https",
-            namespace: "acme",
-            name: "web",
-        };
+        let ctx = crate::events::TEST_PLACE;
         let mut data = EventKind::BuildFailure.sample(&ctx, &json!({}), 0.0);
         data["error_message"] = json!("<script>x</script>");
         let body = GoogleChat::body(EventKind::BuildFailure, &data, None);

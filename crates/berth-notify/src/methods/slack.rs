@@ -78,16 +78,10 @@ pub fn body(kind: EventKind, data: &Value, performer: Option<&str>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::RepoContext;
 
     #[test]
     fn slack_messages_are_clean_and_escaped() {
-        let ctx = RepoContext {
-            hostname: "b.example",
-            scheme: "https",
-            namespace: "acme",
-            name: "web",
-        };
+        let ctx = crate::events::TEST_PLACE;
         let data = crate::events::repo_push(&ctx, &["v1"], &["sha256:x"]);
         let body = body(EventKind::RepoPush, &data, None);
         assert_eq!(body["text"], "Repository acme/web updated");

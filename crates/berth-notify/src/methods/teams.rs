@@ -66,16 +66,10 @@ impl ChatFormat for Teams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::RepoContext;
 
     #[test]
     fn one_adaptive_card_with_escaped_values() {
-        let ctx = RepoContext {
-            hostname: "b.example",
-            scheme: "https",
-            namespace: "acme",
-            name: "web",
-        };
+        let ctx = crate::events::TEST_PLACE;
         let data = crate::events::repo_push(&ctx, &["v_1"], &["sha256:x"]);
         let body = Teams::body(EventKind::RepoPush, &data, Some("a*b"));
         assert_eq!(body["type"], "message");

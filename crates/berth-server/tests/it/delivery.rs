@@ -189,6 +189,7 @@ async fn every_event_to_webhook_and_each_chat_method(kind: berth_testkit::DbKind
         );
 
         // Berth's chat methods: each posts its service's documented shape to the URL given.
+        let mut made = vec![hook, slack];
         for (method, path) in [
             ("msteams", "/teams"),
             ("discord", "/discord"),
@@ -205,6 +206,7 @@ async fn every_event_to_webhook_and_each_chat_method(kind: berth_testkit::DbKind
             )
             .await;
             test_send(&s, &root, &uuid).await;
+            made.push(uuid);
             let got = rx.next(WAIT).await.expect("chat delivery");
             assert_eq!(got.path, path);
             assert_eq!(got.headers["content-type"], "application/json");
@@ -283,6 +285,12 @@ async fn every_event_to_webhook_and_each_chat_method(kind: berth_testkit::DbKind
             event.name()
         );
         assert_eq!(body["message_format"], "html");
+        // Each event's notifications go, so the repository stays below its limit of notifications.
+        made.extend([flowdock, hipchat]);
+        for uuid in made {
+            let path = format!("/api/v1/repository/acme/web/notification/{uuid}");
+            expect(s.call(Method::DELETE, &path, &root, None).await, 204);
+        }
     }
     s.stop().await;
 }
