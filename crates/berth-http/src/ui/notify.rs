@@ -132,7 +132,7 @@ impl NotificationForm {
             flow_api_token: get("flow_api_token"),
             room_id: get("room_id"),
             notification_token: get("notification_token"),
-            editing: None,
+            editing: Some(get("editing")).filter(|u| !u.is_empty()),
         }
     }
 
@@ -509,6 +509,10 @@ pub(super) async fn send_verification(
     name: &str,
     f: NotificationForm,
 ) -> Result<Response, AppError> {
+    // Sent from the Edit form: it comes back to the Edit form of a notification of this repository.
+    if let Some(uuid) = &f.editing {
+        s.app.get_notification(&session.ctx.caller, ns, name, uuid).await?;
+    }
     match s
         .app
         .authorize_email(&session.ctx.caller, ns, name, f.email.trim())

@@ -1253,6 +1253,23 @@ async fn a_notification_is_edited_paused_and_resumed_in_the_ui(kind: berth_testk
     );
     assert_eq!(n["event_config"], json!({"kept": 1}));
 
+    // Sending a verification mail from the Edit form comes back to it (here mail is not set up,
+    // which the form says by the address); a uuid of no notification here is a 404.
+    let verify = "/repository/acme/team/app/authorizedemail";
+    let fields = [
+        ("csrf", token.as_str()),
+        ("editing", uuid.as_str()),
+        ("event", "repo_push"),
+        ("method", "email"),
+        ("email", "dev@example.com"),
+    ];
+    let (_, _, html) = b.post(verify, &fields).await;
+    assert!(html.contains("<h1>Edit Notification</h1>"), "{html}");
+    let mut forged = fields;
+    forged[1] = ("editing", "no-such-uuid");
+    let (status, _, _) = b.post(verify, &forged).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     // Pause, then resume.
     let (status, _, _) = b.post(&format!("{page}/pause"), &[("csrf", &token)]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
