@@ -506,13 +506,6 @@ impl EventKind {
         Ok(())
     }
 
-    /// Whether [`EventKind::should_perform`] needs the event data with this configuration (so
-    /// that deliveries that filter nothing need not parse it).
-    pub fn filters_on_data(self, config: &Value) -> bool {
-        let set = |key: &str| config.get(key).is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
-        self.regex_key().is_some_and(set) || (self == EventKind::VulnerabilityFound && set("level"))
-    }
-
     /// The `eventConfig` key of the event's regular-expression filter: `ref-regex` for builds,
     /// `tag-regex` for pushes.
     pub fn regex_key(self) -> Option<&'static str> {
@@ -525,34 +518,33 @@ impl EventKind {
         }
     }
 
-    /// Whether an occurrence passes the notification's filter (evaluated at delivery).
+    /// Whether an occurrence passes the notification's filter (evaluated at delivery). A
+    /// delivery engine that checks many occurrences against one configuration compiles it once
+    /// with [`EventKind::filter`].
     pub fn should_perform(self, data: &Value, config: &Value) -> bool {
-        if let Some(key) = self.regex_key() {
-            let Some(re) = config.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()) else {
-                return true;
-            };
-            let Ok(re) = anchored(re) else { return false };
-            return if self.is_build() {
-                data["trigger_metadata"]["ref"].as_str().is_some_and(|r| re.is_match(r))
-            } else {
-                data["updated_tags"]
-                    .as_array()
-                    .is_some_and(|tags| tags.iter().filter_map(Value::as_str).any(|t| re.is_match(t)))
-            };
-        }
-        if self == EventKind::VulnerabilityFound {
-            let Some(level) = config.get("level").filter(|v| !v.is_null()) else {
-                return true;
-            };
-            let Ok(level) = parse_level(level) else { return false };
-            return data["vulnerability"]["priority"]
-                .as_str()
-                .and_then(severity_index)
-                .is_some_and(|i| i <= level);
-        }
-        true
+        self.filter(config).passes(data)
     }
 
+    /// The notification's filter, compiled: its regular expression (`ref-regex` for builds,
+    /// `tag-regex` for pushes) or its vulnerability level. A pattern that does not compile (it
+    /// was checked at creation) lets nothing through.
+    pub fn filter(self, config: &Value) -> Filter {
+        let rule = if let Some(key) = self.regex_key()
+            && let Some(re) = config.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+        {
+            match anchored(re) {
+                Ok(re) => Rule::Pattern(re),
+                Err(_) => Rule::Nothing,
+            }
+        } else if self == EventKind::VulnerabilityFound
+            && let Some(level) = config.get("level").filter(|v| !v.is_null())
+        {
+            parse_level(level).map_or(Rule::Nothing, Rule::Level)
+        } else {
+            Rule::Everything
+        };
+        Filter { event: self, rule }
+    }
     /// The synthetic data a "test notification" sends (spec §1, with the quirks fixed).
     pub fn sample(self, ctx: &RepoContext<'_>, config: &Value, now_epoch: f64) -> Value {
         let commit_info = json!({
@@ -651,6 +643,46 @@ impl EventKind {
                     performer: Some("someuser"),
                 },
             ),
+        }
+    }
+}
+
+/// A notification's filter, compiled once for the occurrences it is checked against.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    event: EventKind,
+    rule: Rule,
+}
+
+#[derive(Debug, Clone)]
+enum Rule {
+    Everything,
+    Nothing,
+    Pattern(regex::Regex),
+    Level(usize),
+}
+
+impl Filter {
+    /// Whether it needs the event data (so that deliveries that filter nothing need not parse it).
+    pub fn needs_data(&self) -> bool {
+        !matches!(self.rule, Rule::Everything)
+    }
+
+    /// Whether an occurrence passes.
+    pub fn passes(&self, data: &Value) -> bool {
+        match &self.rule {
+            Rule::Everything => true,
+            Rule::Nothing => false,
+            Rule::Pattern(re) if self.event.is_build() => {
+                data["trigger_metadata"]["ref"].as_str().is_some_and(|r| re.is_match(r))
+            }
+            Rule::Pattern(re) => data["updated_tags"]
+                .as_array()
+                .is_some_and(|tags| tags.iter().filter_map(Value::as_str).any(|t| re.is_match(t))),
+            Rule::Level(level) => data["vulnerability"]["priority"]
+                .as_str()
+                .and_then(severity_index)
+                .is_some_and(|i| i <= *level),
         }
     }
 }
@@ -792,7 +824,7 @@ mod tests {
         let e = EventKind::RepoPush;
         let pushed = |tags: &[&str]| json!({"updated_tags": tags});
         let releases = json!({"tag-regex": "v[0-9]+\\.[0-9]+"});
-        assert!(e.filters_on_data(&releases));
+        assert!(e.filter(&releases).needs_data());
         assert!(e.should_perform(&pushed(&["v1.2"]), &releases));
         assert!(e.should_perform(&pushed(&["latest", "v1.2"]), &releases), "any tag");
         assert!(!e.should_perform(&pushed(&["v1.2-rc1"]), &releases), "the whole tag");
@@ -834,15 +866,24 @@ mod tests {
         ];
         for e in EventKind::all() {
             for cfg in &configs {
-                if !e.filters_on_data(cfg) {
+                if !e.filter(cfg).needs_data() {
                     for d in &datas {
                         assert!(e.should_perform(d, cfg), "{} with {cfg} and {d}", e.name());
                     }
                 }
             }
         }
-        assert!(EventKind::BuildSuccess.filters_on_data(&json!({"ref-regex": "refs/heads/x"})));
-        assert!(EventKind::VulnerabilityFound.filters_on_data(&json!({"level": 1})));
+        assert!(
+            EventKind::BuildSuccess
+                .filter(&json!({"ref-regex": "refs/heads/x"}))
+                .needs_data()
+        );
+        assert!(EventKind::VulnerabilityFound.filter(&json!({"level": 1})).needs_data());
+        let broken = EventKind::RepoPush.filter(&json!({"tag-regex": "("}));
+        assert!(
+            broken.needs_data() && !broken.passes(&json!({"updated_tags": ["v1"]})),
+            "a pattern that no longer compiles lets nothing through"
+        );
     }
 
     #[test]

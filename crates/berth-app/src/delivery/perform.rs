@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_core::DeliveryStatus;
+use berth_notify::events::Filter;
 use berth_notify::methods::{MethodConfig, TlsOptions};
 use berth_notify::outbound::{self, About, Destination, EventData, Target};
 use berth_notify::send::{DeliveryMeta, Exchange, Outcome, Sender};
@@ -188,9 +189,17 @@ pub(crate) async fn prepare(app: &App, jobs: Vec<Claimed>) -> Result<Vec<Work>> 
     Ok(out)
 }
 
-/// Where each notification's deliveries go and how, worked out once per batch and configuration
-/// (the current one, or a revision kept by an edit).
-pub(crate) type Targets = HashMap<(i64, Option<i64>), (Destination, Arc<std::result::Result<Plan, String>>)>;
+/// Where each notification's deliveries go and how, and its compiled filter, worked out once per
+/// batch and configuration (the current one, or a revision kept by an edit).
+pub(crate) type Targets = HashMap<(i64, Option<i64>), Prepared>;
+
+/// A notification's work for a batch: its destination, its plan, its filter.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    dest: Destination,
+    plan: Arc<std::result::Result<Plan, String>>,
+    filter: Arc<Filter>,
+}
 
 /// What a claimed job of an enabled notification is: a delivery to perform (with its
 /// notification's target, from `targets` or added to it), or, when its event or method is unknown
@@ -215,11 +224,18 @@ pub(crate) fn work(
         let note = format!("unknown event or method ({} by {})", n.event, n.method);
         return settle(job, DeliveryStatus::Failed, note);
     };
-    let config = &n.event_config.0;
-    if event.filters_on_data(config) {
+    let Prepared { dest, plan, filter } = targets
+        .entry((n.id, revision))
+        .or_insert_with(|| {
+            let (dest, plan) = Plan::of(method, &n.config.0, endpoints);
+            let filter = Arc::new(event.filter(&n.event_config.0));
+            Prepared { dest, plan, filter }
+        })
+        .clone();
+    if filter.needs_data() {
         let passes = EventData::new(&payload.event_data)
             .parse()
-            .is_ok_and(|data| event.should_perform(&data, config));
+            .is_ok_and(|data| filter.passes(&data));
         if !passes {
             return settle(
                 job,
@@ -228,10 +244,6 @@ pub(crate) fn work(
             );
         }
     }
-    let (dest, plan) = targets
-        .entry((n.id, revision))
-        .or_insert_with(|| Plan::of(method, &n.config.0, endpoints))
-        .clone();
     Work::Ready(
         Box::new(Ready {
             job,
