@@ -1,7 +1,8 @@
 //! Repository notifications: creation with full validation (event, method, method configuration,
 //! event configuration, and the database checks of in-app targets and e-mail addresses), editing
-//! and pausing (validated the same way), listing, reading, deletion, re-enabling and test sends. Every operation needs repository admin, and every
-//! operation by uuid is scoped to the repository in the path.
+//! and pausing (validated the same way), listing, reading, deletion, re-enabling and test sends.
+//! Every operation needs repository admin, and every operation by uuid is scoped to the
+//! repository in the path.
 
 use berth_core::{AccountKind, JobQueue, RepoRole};
 use berth_notify::methods::{EmailConfig, InAppConfig, MethodConfig, Target};

@@ -1,6 +1,7 @@
 //! Event messages, built once from the event data as structured segments and rendered four ways:
 //! Slack mrkdwn (with `&`, `<`, `>` escaped), HTML (every interpolated value escaped), Markdown
-//! (Discord, Teams; every markup character escaped) and plain text (e-mail text parts). No HTML is scraped and no avatar letters leak (spec §8 items 5, 29).
+//! (Discord, Teams; the characters that format or link are escaped) and plain text (e-mail text
+//! parts). No HTML is scraped and no avatar letters leak (spec §8 items 5, 29).
 
 use serde_json::Value;
 

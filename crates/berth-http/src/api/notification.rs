@@ -1,6 +1,6 @@
 //! Repository notifications, Quay-compatible: `…/notification/` (list, create), `…/{uuid}` (get,
-//! delete, reset, and Berth's edit and pause with `PUT`) and `…/{uuid}/test`. Repository admins only; uuids are scoped to the repository
-//! in the path.
+//! delete, reset, and Berth's edit and pause with `PUT`) and `…/{uuid}/test`. Repository admins
+//! only; uuids are scoped to the repository in the path.
 
 use axum::Json;
 use axum::extract::{Path, State};
