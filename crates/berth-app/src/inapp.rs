@@ -1,7 +1,8 @@
 //! The in-app bell: who receives a `quay_notification` delivery and its rows (one per receiving
 //! account, written by the delivery recorder in the transaction that completes the job, so a retry
-//! never duplicates), telling admins that a notification was disabled, and the signed-in user's
-//! notification list with per-user dismissal.
+//! never duplicates), telling admins that a notification was disabled (and raising
+//! `notification_disabled` for the repository's tooling), and the signed-in user's notification
+//! list with per-user dismissal.
 
 use berth_core::{AccountKind, RepoRole, Scope};
 use berth_notify::methods::{InAppConfig, MethodConfig, Target};
@@ -128,7 +129,7 @@ impl App {
     /// Tells the repository's admins in the bell that a notification was disabled, and raises
     /// `notification_disabled` for the repository's notifications of that event (in the
     /// transaction that disabled it).
-    pub(crate) async fn tell_admins_in_app(&self, tx: &mut Tx, n: &NotificationRow, why: &str) -> Result<()> {
+    pub(crate) async fn announce_disabled(&self, tx: &mut Tx, n: &NotificationRow, why: &str) -> Result<()> {
         let Some(repo) = repos::by_id(tx, n.repository_id).await? else {
             return Ok(());
         };

@@ -298,7 +298,7 @@ impl App {
             if let Some(why) = why
                 && notifications::disable(tx, t.notification.id, &why, now).await?
             {
-                self.tell_admins_in_app(tx, &t.notification, &why).await?;
+                self.announce_disabled(tx, &t.notification, &why).await?;
                 tracing::warn!(notification = %t.notification.uuid, reason = %why, "notification disabled");
                 disabled.push((t.notification, why));
             }

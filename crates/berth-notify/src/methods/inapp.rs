@@ -34,16 +34,20 @@ impl Target {
         }
     }
 
-    /// `kind:name`, as the UI's target choice spells it; `None` for anything else.
-    pub fn parse_choice(choice: &str) -> Option<Target> {
-        let (kind, name) = choice.split_once(':')?;
-        let name = name.to_owned();
+    /// The target of Quay's `kind` (`user`, `org`, `team`) named `name`; `None` for another kind.
+    pub fn of(kind: &str, name: String) -> Option<Target> {
         match kind {
             "user" => Some(Target::User(name)),
             "org" => Some(Target::Org(name)),
             "team" => Some(Target::Team(name)),
             _ => None,
         }
+    }
+
+    /// `kind:name`, as the UI's target choice spells it; `None` for anything else.
+    pub fn parse_choice(choice: &str) -> Option<Target> {
+        let (kind, name) = choice.split_once(':')?;
+        Target::of(kind, name.to_owned())
     }
 }
 
@@ -56,7 +60,8 @@ pub struct InAppConfig {
 
 impl Method for InAppConfig {
     const KIND: MethodKind = MethodKind::QuayNotification;
-    const FORM_KEYS: &'static [&'static str] = &[];
+    /// The form's target choice, `kind:name`.
+    const FORM_KEYS: &'static [&'static str] = &["target"];
 
     fn read(config: &Value) -> Result<Self, ConfigError> {
         let missing = || ConfigError::at("target", "Missing target");
@@ -71,17 +76,12 @@ impl Method for InAppConfig {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let target = match kind {
-            "user" => Target::User(name),
-            "org" => Target::Org(name),
-            "team" => Target::Team(name),
-            other => {
-                return Err(ConfigError::at(
-                    "target",
-                    format!("Unknown target kind '{other}': must be user, org or team"),
-                ));
-            }
-        };
+        let target = Target::of(kind, name).ok_or_else(|| {
+            ConfigError::at(
+                "target",
+                format!("Unknown target kind '{kind}': must be user, org or team"),
+            )
+        })?;
         Ok(InAppConfig { target })
     }
 

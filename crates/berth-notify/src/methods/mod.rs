@@ -139,8 +139,7 @@ impl MethodKind {
         }
     }
 
-    /// The configuration keys a form edits as text ([`Method::FORM_KEYS`]; the bell's target is a
-    /// choice, edited apart).
+    /// The configuration keys a form edits ([`Method::FORM_KEYS`]).
     fn form_keys(self) -> &'static [&'static str] {
         match self {
             MethodKind::QuayNotification => InAppConfig::FORM_KEYS,
@@ -175,7 +174,8 @@ pub trait Method: Sized {
     /// The method.
     const KIND: MethodKind;
 
-    /// The configuration keys a form edits as text, each in a field of the same name.
+    /// The configuration keys a form edits, each in a field of the same name (as text, but for
+    /// the bell's target, a `kind:name` choice).
     const FORM_KEYS: &'static [&'static str];
 
     /// Reads a configuration object (submitted or stored): every key the method knows, in its
@@ -308,11 +308,7 @@ impl MethodConfig {
     /// settings) are kept.
     pub fn merge_form(kind: MethodKind, existing: &Value, field: impl Fn(&str) -> String) -> Value {
         let mut out = existing.as_object().cloned().unwrap_or_default();
-        let edited = match kind {
-            MethodKind::QuayNotification => &["target"],
-            other => other.form_keys(),
-        };
-        for key in edited {
+        for key in kind.form_keys() {
             out.remove(*key);
         }
         if let Value::Object(form) = MethodConfig::from_form(kind, field) {

@@ -50,19 +50,6 @@ pub enum Format {
     CloudEvents,
 }
 
-impl WebhookConfig {
-    /// A webhook to `url` with no template, headers or TLS settings.
-    pub fn to(url: url::Url) -> WebhookConfig {
-        WebhookConfig {
-            url,
-            template: None,
-            headers: Vec::new(),
-            tls: None,
-            format: Format::Quay,
-        }
-    }
-}
-
 impl Method for WebhookConfig {
     const KIND: MethodKind = MethodKind::Webhook;
     const FORM_KEYS: &'static [&'static str] = &["url", "template", "format"];
