@@ -151,9 +151,7 @@ impl App {
         why: &str,
         performer: Option<&crate::Principal>,
     ) -> Result<()> {
-        let target = berth_notify::MethodKind::parse(&n.method)
-            .ok()
-            .and_then(|kind| berth_notify::methods::MethodConfig::read(kind, &n.config.0).ok())
+        let target = MethodConfig::read_stored(&n.method, &n.config.0)
             .map(|c| c.summary())
             .unwrap_or_default();
         let title = n

@@ -35,9 +35,7 @@ pub(super) struct NotificationItem {
 
 /// What a method's configuration points at, with secrets masked.
 pub(super) fn target_summary(method: &str, config: &Value) -> String {
-    MethodKind::parse(method)
-        .ok()
-        .and_then(|kind| MethodConfig::read(kind, config).ok())
+    MethodConfig::read_stored(method, config)
         .map(|c| c.summary())
         .unwrap_or_default()
 }
@@ -149,10 +147,7 @@ impl NotificationForm {
                 _ => None,
             };
         }
-        if let Some(config) = MethodKind::parse(&n.method)
-            .ok()
-            .and_then(|kind| MethodConfig::read(kind, &n.config.0).ok())
-        {
+        if let Some(config) = MethodConfig::read_stored(&n.method, &n.config.0) {
             fields.extend(config.form_fields());
         }
         NotificationForm {

@@ -275,6 +275,12 @@ impl MethodConfig {
         })
     }
 
+    /// A stored notification's configuration, read by its method's name; `None` when the method
+    /// is unknown or the configuration does not read (for display: summaries, forms).
+    pub fn read_stored(method: &str, config: &Value) -> Option<MethodConfig> {
+        MethodConfig::read(MethodKind::parse(method).ok()?, config).ok()
+    }
+
     /// Validates `config` for creation as far as it can be without the database: its shape and
     /// the server's policy. An error names the configuration key it is about.
     pub fn validate(kind: MethodKind, config: &Value, policy: &MethodPolicy) -> Result<MethodConfig, ConfigError> {
