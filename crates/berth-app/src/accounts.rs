@@ -56,9 +56,11 @@ pub struct Robot {
     pub token: String,
 }
 
-/// Where a robot lives: an organization (by name) or the calling user's own namespace.
+/// A namespace the caller must administer: an organization (by name; its admins, scope
+/// `org:admin`) or the calling user's own namespace (scope `user:admin`). Where robots and
+/// namespace-wide notifications live.
 #[derive(Debug, Clone, Copy)]
-pub enum RobotOwner<'a> {
+pub enum AdminNamespace<'a> {
     /// An organization.
     Org(&'a str),
     /// The calling user.
@@ -407,10 +409,15 @@ impl App {
     }
 
     /// Resolves a robot owner to its namespace account, checking the caller may manage its robots.
-    async fn robot_namespace(&self, ex: &mut impl Exec, caller: &Caller, owner: RobotOwner<'_>) -> Result<AccountRow> {
+    pub(crate) async fn admin_namespace(
+        &self,
+        ex: &mut impl Exec,
+        caller: &Caller,
+        owner: AdminNamespace<'_>,
+    ) -> Result<AccountRow> {
         match owner {
-            RobotOwner::Org(org) => self.admin_org(ex, caller, org).await,
-            RobotOwner::CurrentUser => {
+            AdminNamespace::Org(org) => self.admin_org(ex, caller, org).await,
+            AdminNamespace::CurrentUser => {
                 let p = caller.user_with(Scope::UserAdmin)?;
                 accounts::by_id(ex, p.id).await?.ok_or(AppError::Unauthenticated)
             }
@@ -421,13 +428,13 @@ impl App {
     pub async fn create_robot(
         &self,
         ctx: &Ctx,
-        owner: RobotOwner<'_>,
+        owner: AdminNamespace<'_>,
         short: &str,
         description: &str,
     ) -> Result<Robot> {
         let short = RobotShortName::parse(short)?;
         let mut tx = self.store.begin().await?;
-        let ns = self.robot_namespace(&mut tx, &ctx.caller, owner).await?;
+        let ns = self.admin_namespace(&mut tx, &ctx.caller, owner).await?;
         let name = RobotName::new(AccountName::parse(&ns.name)?, short).full();
         if accounts::by_name(&mut tx, &name).await?.is_some() {
             return Err(AppError::Conflict(format!("Existing robot with name: {name}")));
@@ -462,17 +469,17 @@ impl App {
     }
 
     /// A robot with its token.
-    pub async fn get_robot(&self, caller: &Caller, owner: RobotOwner<'_>, short: &str) -> Result<Robot> {
+    pub async fn get_robot(&self, caller: &Caller, owner: AdminNamespace<'_>, short: &str) -> Result<Robot> {
         let mut conn = self.store.conn().await?;
-        let ns = self.robot_namespace(&mut conn, caller, owner).await?;
+        let ns = self.admin_namespace(&mut conn, caller, owner).await?;
         let row = robot_by_short(&mut conn, &ns, short).await?;
         self.robot_of(row)
     }
 
     /// The robots of a namespace, with their tokens.
-    pub async fn list_robots(&self, caller: &Caller, owner: RobotOwner<'_>) -> Result<Vec<Robot>> {
+    pub async fn list_robots(&self, caller: &Caller, owner: AdminNamespace<'_>) -> Result<Vec<Robot>> {
         let mut conn = self.store.conn().await?;
-        let ns = self.robot_namespace(&mut conn, caller, owner).await?;
+        let ns = self.admin_namespace(&mut conn, caller, owner).await?;
         let rows = accounts::robots_of(&mut conn, ns.id).await?;
         rows.into_iter().map(|r| self.robot_of(r)).collect()
     }
@@ -487,9 +494,9 @@ impl App {
     }
 
     /// Deletes a robot, its grants and its team memberships.
-    pub async fn delete_robot(&self, ctx: &Ctx, owner: RobotOwner<'_>, short: &str) -> Result<()> {
+    pub async fn delete_robot(&self, ctx: &Ctx, owner: AdminNamespace<'_>, short: &str) -> Result<()> {
         let mut tx = self.store.begin().await?;
-        let ns = self.robot_namespace(&mut tx, &ctx.caller, owner).await?;
+        let ns = self.admin_namespace(&mut tx, &ctx.caller, owner).await?;
         let robot = robot_by_short(&mut tx, &ns, short).await?;
         accounts::delete(&mut tx, robot.id).await?;
         record(

@@ -1,20 +1,17 @@
 //! What admins do with deliveries after the fact: read the log (paged, by status), redeliver one
 //! delivery now, recover every failed or skipped delivery since a time (after a reset), and
-//! reveal or rotate the notification's signing secret. Repository admin only; everything is
-//! scoped to the notification in the path, itself scoped to the repository.
+//! reveal or rotate the notification's signing secret. Admins of what holds the notification only
+//! (its repository, or its namespace); everything is scoped to the notification in the path,
+//! itself scoped to its holder.
 
 use berth_core::DeliveryStatus;
 use berth_store::deliveries::{self, AttemptRow, DeliveryRow};
 use berth_store::notifications::{self, NotificationRow};
-use berth_store::repos::RepoRow;
 use berth_store::secrets::Sealed;
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
-use crate::audit::record;
 use crate::delivery::chrono_of;
-use crate::events::queue_name;
-use crate::notifications::new_signing_secret;
+use crate::notifications::{Owner, Place, new_signing_secret};
 use crate::paging::Paging;
 use crate::sealing::Purpose;
 use crate::{App, AppError, Caller, Ctx, Result};
@@ -34,14 +31,13 @@ impl App {
     async fn admin_notification(
         &self,
         caller: &Caller,
-        namespace: &str,
-        name: &str,
+        place: Place<'_>,
         uuid: &str,
-    ) -> Result<(RepoRow, NotificationRow)> {
-        let repo = self.admin_repo(caller, namespace, name).await?;
+    ) -> Result<(Owner, NotificationRow)> {
+        let owner = self.owner(caller, place).await?;
         let mut conn = self.store.conn().await?;
-        let n = self.scoped(&mut conn, &repo, uuid).await?;
-        Ok((repo, n))
+        let n = self.scoped(&mut conn, &owner, uuid).await?;
+        Ok((owner, n))
     }
 
     /// A page of the notification's deliveries, newest first, optionally of one status; and
@@ -50,8 +46,7 @@ impl App {
     pub async fn list_deliveries(
         &self,
         caller: &Caller,
-        namespace: &str,
-        name: &str,
+        place: Place<'_>,
         uuid: &str,
         status_filter: Option<&str>,
         page: u32,
@@ -62,7 +57,7 @@ impl App {
             .transpose()
             .map_err(|e| AppError::invalid(e.to_string()))?;
         let paging = Paging::new(page, limit)?;
-        let (_, n) = self.admin_notification(caller, namespace, name, uuid).await?;
+        let (_, n) = self.admin_notification(caller, place, uuid).await?;
         let mut conn = self.store.conn().await?;
         let rows = deliveries::list(&mut conn, n.id, status_filter, paging.fetch(), paging.offset()).await?;
         Ok(paging.split(rows))
@@ -74,15 +69,14 @@ impl App {
     pub async fn list_deliveries_with_attempts(
         &self,
         caller: &Caller,
-        namespace: &str,
-        name: &str,
+        place: Place<'_>,
         uuid: &str,
         status_filter: Option<&str>,
         page: u32,
         limit: u32,
     ) -> Result<(Vec<(DeliveryRow, Vec<AttemptRow>)>, bool)> {
         let (rows, more) = self
-            .list_deliveries(caller, namespace, name, uuid, status_filter, page, limit)
+            .list_deliveries(caller, place, uuid, status_filter, page, limit)
             .await?;
         let mut conn = self.store.conn().await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -97,12 +91,11 @@ impl App {
     pub async fn get_delivery(
         &self,
         caller: &Caller,
-        namespace: &str,
-        name: &str,
+        place: Place<'_>,
         uuid: &str,
         delivery: &str,
     ) -> Result<(DeliveryRow, Vec<AttemptRow>)> {
-        let (_, n) = self.admin_notification(caller, namespace, name, uuid).await?;
+        let (_, n) = self.admin_notification(caller, place, uuid).await?;
         let mut conn = self.store.conn().await?;
         let d = deliveries::get(&mut conn, n.id, delivery)
             .await?
@@ -122,8 +115,8 @@ impl App {
     }
 
     /// Sends one delivery again now, with its original body and id.
-    pub async fn redeliver(&self, ctx: &Ctx, namespace: &str, name: &str, uuid: &str, delivery: &str) -> Result<()> {
-        let (repo, n) = self.admin_notification(&ctx.caller, namespace, name, uuid).await?;
+    pub async fn redeliver(&self, ctx: &Ctx, place: Place<'_>, uuid: &str, delivery: &str) -> Result<()> {
+        let (owner, n) = self.admin_notification(&ctx.caller, place, uuid).await?;
         Self::require_enabled(&n)?;
         let mut tx = self.store.begin().await?;
         let d = deliveries::get(&mut tx, n.id, delivery)
@@ -134,26 +127,18 @@ impl App {
                 "delivery {delivery} is still pending; it will be attempted on its schedule"
             )));
         }
-        self.requeue_delivery(&mut tx, &queue_name(&repo, &n.event), &n, &d)
-            .await?;
+        self.requeue_delivery(&mut tx, &owner.queue_name(&n), &n, &d).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Re-queues every failed or skipped delivery created since `since`. Returns how many.
-    pub async fn recover(
-        &self,
-        ctx: &Ctx,
-        namespace: &str,
-        name: &str,
-        uuid: &str,
-        since: DateTime<Utc>,
-    ) -> Result<usize> {
-        let (repo, n) = self.admin_notification(&ctx.caller, namespace, name, uuid).await?;
+    pub async fn recover(&self, ctx: &Ctx, place: Place<'_>, uuid: &str, since: DateTime<Utc>) -> Result<usize> {
+        let (owner, n) = self.admin_notification(&ctx.caller, place, uuid).await?;
         Self::require_enabled(&n)?;
         let mut tx = self.store.begin().await?;
         let unsent = deliveries::unsent_since(&mut tx, n.id, since).await?;
-        let name = queue_name(&repo, &n.event);
+        let name = owner.queue_name(&n);
         for d in &unsent {
             self.requeue_delivery(&mut tx, &name, &n, d).await?;
         }
@@ -162,14 +147,8 @@ impl App {
     }
 
     /// The notification's signing secrets (created now for notifications from before signing).
-    pub async fn notification_secret(
-        &self,
-        caller: &Caller,
-        namespace: &str,
-        name: &str,
-        uuid: &str,
-    ) -> Result<Secrets> {
-        let (_, n) = self.admin_notification(caller, namespace, name, uuid).await?;
+    pub async fn notification_secret(&self, caller: &Caller, place: Place<'_>, uuid: &str) -> Result<Secrets> {
+        let (_, n) = self.admin_notification(caller, place, uuid).await?;
         let open = |s: &Sealed| self.keyring.open(Purpose::NotificationSecret, s);
         if let Some(secret) = &n.secret {
             let live = n.previous_secret_until.filter(|t| *t > Utc::now());
@@ -196,8 +175,8 @@ impl App {
     }
 
     /// Replaces the signing secret; the old one keeps signing (side by side) for the grace period.
-    pub async fn rotate_secret(&self, ctx: &Ctx, namespace: &str, name: &str, uuid: &str) -> Result<Secrets> {
-        let (repo, n) = self.admin_notification(&ctx.caller, namespace, name, uuid).await?;
+    pub async fn rotate_secret(&self, ctx: &Ctx, place: Place<'_>, uuid: &str) -> Result<Secrets> {
+        let (owner, n) = self.admin_notification(&ctx.caller, place, uuid).await?;
         let secret = new_signing_secret();
         let until = Utc::now() + chrono_of(self.settings.delivery.secret_grace);
         let previous = match &n.secret {
@@ -213,15 +192,9 @@ impl App {
             previous.as_ref().map(|_| until),
         )
         .await?;
-        record(
-            &mut tx,
-            ctx,
-            "rotate_repo_notification_secret",
-            Some(repo.namespace_id),
-            Some(repo.id),
-            json!({"repo": repo.name, "namespace": repo.namespace, "notification_id": n.uuid}),
-        )
-        .await?;
+        owner
+            .audit(&mut tx, ctx, crate::notifications::Audit::Rotate, &n, None)
+            .await?;
         tx.commit().await?;
         Ok(Secrets {
             secret,

@@ -1,5 +1,5 @@
-//! Raising repository events: one delivery job per enabled notification, enqueued **inside the
-//! caller's transaction**, so the change and its notifications commit together or not at all.
+//! Raising repository events: one delivery job per enabled notification (the repository's own and
+//! its namespace's namespace-wide ones), enqueued **inside the caller's transaction**, so the change and its notifications commit together or not at all.
 //! An event's deliveries go in as two multi-row statements: their delivery-log rows (`pending`,
 //! or `skipped` for a disabled notification, which recovery can send after a reset), then their
 //! jobs. A job's body is a small [`DeliveryTask`]; the log row keeps its [`DeliveryPayload`].
@@ -126,8 +126,8 @@ fn queue_name_at(namespace: &str, name: &str, event: &str) -> String {
 }
 
 impl crate::App {
-    /// Enqueues one delivery job per enabled notification of `repo` for `event`, in `tx`, and
-    /// logs a delivery for each; disabled notifications get a `skipped` delivery instead of a job
+    /// Enqueues one delivery job per enabled notification of `repo` (and of its namespace) for
+    /// `event`, in `tx`, and logs a delivery for each; disabled notifications get a `skipped` delivery instead of a job
     /// (Quay enqueued and dropped them), which recovery can send after a reset. Returns how many
     /// were enqueued.
     pub(crate) async fn raise(
@@ -138,13 +138,41 @@ impl crate::App {
         event_data: &Value,
         performer: Option<&Principal>,
     ) -> Result<usize> {
-        let targets = notifications::for_event(tx, repo.id, event).await?;
+        let targets = notifications::for_event(tx, repo.id, repo.namespace_id, event).await?;
+        self.raise_to(tx, queue_name(repo, event), targets, event, event_data, performer)
+            .await
+    }
+
+    /// Raises an event about a namespace itself (not one of its repositories) to its
+    /// namespace-wide notifications, as [`App::raise`] does; Quay's queue name of namespace events.
+    pub(crate) async fn raise_in_namespace(
+        &self,
+        tx: &mut Tx,
+        namespace: &berth_store::accounts::AccountRow,
+        event: &str,
+        event_data: &Value,
+        performer: Option<&Principal>,
+    ) -> Result<usize> {
+        let targets = notifications::for_namespace_event(tx, namespace.id, event).await?;
+        let name = format!("{}/{}/{event}/", JobQueue::Notification, namespace.name);
+        self.raise_to(tx, name, targets, event, event_data, performer).await
+    }
+
+    async fn raise_to(
+        &self,
+        tx: &mut Tx,
+        name: String,
+        targets: Vec<NotificationRow>,
+        event: &str,
+        event_data: &Value,
+        performer: Option<&Principal>,
+    ) -> Result<usize> {
         if targets.is_empty() {
             return Ok(0);
         }
         let payload = DeliveryPayload::new(event_data, performer, false)?;
         let occurrence = Occurrence {
-            name: queue_name(repo, event),
+            name,
             notifications: targets.into_iter().map(Arc::new).collect(),
             event: event.to_owned(),
             payload,

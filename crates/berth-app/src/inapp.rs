@@ -1,8 +1,8 @@
 //! The in-app bell: who receives a `quay_notification` delivery and its rows (one per receiving
 //! account, written by the delivery recorder in the transaction that completes the job, so a retry
 //! never duplicates), telling admins that a notification was disabled (and raising
-//! `notification_disabled` for the repository's tooling), and the signed-in user's notification
-//! list with per-user dismissal.
+//! `notification_disabled` for the tooling of its repository or namespace), and the signed-in
+//! user's notification list with per-user dismissal.
 
 use berth_core::{AccountKind, RepoRole, Scope};
 use berth_notify::methods::{InAppConfig, MethodConfig, Target};
@@ -15,17 +15,22 @@ use berth_store::{Exec, Tx, accounts, repos, teams};
 use chrono::Utc;
 use serde_json::{Value, json};
 
+use crate::notifications::Owner;
 use crate::paging::Paging;
 use crate::{App, AppError, Caller, Result};
 
 /// The bell kind of "a notification of your repository was disabled".
 pub const DISABLED_KIND: &str = "repo_notification_disabled";
 
-fn disabled_metadata(repo: &RepoRow, n: &NotificationRow, why: &str) -> Value {
+fn disabled_metadata(owner: &Owner, n: &NotificationRow, why: &str) -> Value {
+    let (repository, name) = match owner {
+        Owner::Repository(r) => (Some(format!("{}/{}", r.namespace, r.name)), Some(r.name.as_str())),
+        Owner::Namespace(_) => (None, None),
+    };
     json!({
-        "repository": format!("{}/{}", repo.namespace, repo.name),
-        "namespace": repo.namespace,
-        "name": repo.name,
+        "repository": repository,
+        "namespace": owner.namespace(),
+        "name": name,
         "notification_uuid": n.uuid,
         "title": n.title,
         "event": n.event,
@@ -68,7 +73,7 @@ async fn recipients(ex: &mut impl Exec, n: &NotificationRow) -> Result<(Vec<bert
     else {
         return Ok((Vec::new(), None));
     };
-    let Some(repo) = repos::by_id(ex, n.repository_id).await? else {
+    let Some(owner) = Owner::of(ex, n).await? else {
         return Ok((Vec::new(), None));
     };
     Ok(match target {
@@ -78,8 +83,8 @@ async fn recipients(ex: &mut impl Exec, n: &NotificationRow) -> Result<(Vec<bert
                 .filter(|a| a.kind == AccountKind::User);
             (user.map(|u| u.id).into_iter().collect(), None)
         }
-        Target::Org(name) if name == repo.namespace => (
-            teams::org_admins(ex, repo.namespace_id)
+        Target::Org(name) if name == owner.namespace() => (
+            teams::org_admins(ex, owner.namespace_id())
                 .await?
                 .into_iter()
                 .map(|a| a.id)
@@ -87,7 +92,7 @@ async fn recipients(ex: &mut impl Exec, n: &NotificationRow) -> Result<(Vec<bert
             Some(name),
         ),
         Target::Org(_) => (Vec::new(), None),
-        Target::Team(name) => match teams::by_name(ex, repo.namespace_id, &name).await? {
+        Target::Team(name) => match teams::by_name(ex, owner.namespace_id(), &name).await? {
             Some(t) => (
                 teams::members(ex, t.id).await?.into_iter().map(|a| a.id).collect(),
                 None,
@@ -126,27 +131,28 @@ pub(crate) async fn write_bell_rows(tx: &mut Tx, rows: &BellRows, event: &str, d
 }
 
 impl App {
-    /// Tells the repository's admins in the bell that a notification was disabled, and raises
-    /// `notification_disabled` for the repository's notifications of that event (in the
-    /// transaction that disabled it).
+    /// Tells the admins of the notification's repository or namespace in the bell that it was
+    /// disabled, and raises `notification_disabled` (in the transaction that disabled it).
     pub(crate) async fn announce_disabled(&self, tx: &mut Tx, n: &NotificationRow, why: &str) -> Result<()> {
-        let Some(repo) = repos::by_id(tx, n.repository_id).await? else {
+        let Some(owner) = Owner::of(tx, n).await? else {
             return Ok(());
         };
-        let meta = disabled_metadata(&repo, n, why);
-        for admin in repo_admins(tx, &repo).await? {
+        let meta = disabled_metadata(&owner, n, why);
+        for admin in owner.admins(tx).await? {
             let uuid = uuid::Uuid::new_v4().to_string();
             inapp::insert(tx, &uuid, DISABLED_KIND, admin.id, None, &meta).await?;
         }
-        self.raise_disabled(tx, &repo, n, why, None).await
+        self.raise_disabled(tx, &owner, n, why, None).await
     }
 
-    /// Raises `notification_disabled` about `n` for the repository's notifications of that event
-    /// (Berth's operational event, so that tooling learns of it without polling).
+    /// Raises `notification_disabled` about `n` (Berth's operational event, so that tooling
+    /// learns of it without polling): for a repository's notification, to the notifications of
+    /// that event of the repository and of its namespace; for a namespace-wide one, to the
+    /// namespace's, with the namespace's block and no repository.
     pub(crate) async fn raise_disabled(
         &self,
         tx: &mut Tx,
-        repo: &RepoRow,
+        owner: &Owner,
         n: &NotificationRow,
         why: &str,
         performer: Option<&crate::Principal>,
@@ -166,10 +172,24 @@ impl App {
             target: &target,
             reason: why,
         };
-        let data =
-            berth_notify::events::notification_disabled(&crate::events::repo_context(&self.settings, repo), &about);
         let event = berth_notify::EventKind::NotificationDisabled.name();
-        self.raise(tx, repo, event, &data, performer).await?;
+        match owner {
+            Owner::Repository(repo) => {
+                let place = crate::events::repo_context(&self.settings, repo);
+                let data = berth_notify::events::notification_disabled(&place, &about);
+                self.raise(tx, repo, event, &data, performer).await?;
+            }
+            Owner::Namespace(ns) => {
+                let place = berth_notify::events::NamespaceContext {
+                    hostname: &self.settings.server_hostname,
+                    scheme: &self.settings.preferred_url_scheme,
+                    namespace: &ns.name,
+                    organization: ns.kind == AccountKind::Organization,
+                };
+                let data = berth_notify::events::namespace_notification_disabled(&place, &about);
+                self.raise_in_namespace(tx, ns, event, &data, performer).await?;
+            }
+        }
         Ok(())
     }
 
@@ -181,20 +201,23 @@ impl App {
         };
         let found = async {
             let mut conn = self.store.conn().await?;
-            let Some(repo) = repos::by_id(&mut conn, n.repository_id).await? else {
+            let Some(owner) = Owner::of(&mut conn, n).await? else {
                 return Ok::<_, AppError>(None);
             };
-            let admins = repo_admins(&mut conn, &repo).await?;
-            Ok(Some((repo, admins)))
+            let admins = owner.admins(&mut conn).await?;
+            Ok(Some((owner, admins)))
         }
         .await;
-        let Ok(Some((repo, admins))) = found else {
+        let Ok(Some((owner, admins))) = found else {
             return;
         };
-        let path = format!("{}/{}", repo.namespace, repo.name);
-        let manage = format!("{}/repository/{path}?tab=settings", self.settings.base_url());
-        let mail =
-            berth_notify::mail::notification_disabled_mail(&path, n.title.as_deref().unwrap_or(&n.uuid), why, &manage);
+        let manage = owner.manage_url(&self.settings.base_url());
+        let mail = berth_notify::mail::notification_disabled_mail(
+            &owner.label(),
+            n.title.as_deref().unwrap_or(&n.uuid),
+            why,
+            &manage,
+        );
         for admin in admins {
             if let Some(to) = admin.email.as_deref() {
                 let outcome = mailer.send(to, &mail, None).await;

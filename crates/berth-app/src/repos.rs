@@ -5,6 +5,7 @@ use berth_core::{
     Access, AccountId, AccountKind, AccountName, RepoAccessFacts, RepoName, RepoPath, RepoRole, Scope, TeamName,
     TeamRole, Visibility, effective_repo_role,
 };
+use berth_notify::EventKind;
 use berth_store::accounts::{self, AccountRow};
 use berth_store::repos::{self, RepoRow};
 use berth_store::{Exec, teams};
@@ -212,6 +213,8 @@ impl App {
         }
         let meta = json!({"repo": repo.name, "namespace": repo.namespace});
         record(&mut tx, ctx, "create_repo", Some(ns.id), Some(repo.id), meta).await?;
+        self.raise_repository_change(&mut tx, ctx, &repo, EventKind::RepoCreated)
+            .await?;
         tx.commit().await?;
         Ok(repo)
     }
@@ -243,10 +246,32 @@ impl App {
         Ok(out)
     }
 
+    /// Raises `repo_created` or `repo_deleted` in `tx` (namespace-wide notifications only).
+    async fn raise_repository_change(
+        &self,
+        tx: &mut berth_store::Tx,
+        ctx: &Ctx,
+        repo: &RepoRow,
+        event: EventKind,
+    ) -> Result<()> {
+        let performer = ctx.caller.account();
+        let change = berth_notify::events::RepositoryChange {
+            visibility: repo.visibility.as_str(),
+            performer: performer.map(|p| p.name.as_str()),
+        };
+        let data =
+            berth_notify::events::repository_changed(&crate::events::repo_context(&self.settings, repo), &change);
+        self.raise(tx, repo, event.name(), &data, performer).await?;
+        Ok(())
+    }
+
     /// Deletes a repository (admin).
     pub async fn delete_repo(&self, ctx: &Ctx, namespace: &str, name: &str) -> Result<()> {
         let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Admin).await?;
         let mut tx = self.store.begin().await?;
+        // Raised first: its deliveries belong to namespace-wide notifications, which outlive it.
+        self.raise_repository_change(&mut tx, ctx, &repo, EventKind::RepoDeleted)
+            .await?;
         repos::delete(&mut tx, repo.id).await?;
         let meta = json!({"repo": repo.name, "namespace": repo.namespace});
         record(

@@ -9,8 +9,13 @@
 //!   `refs/heads/master-old`); write `refs/heads/release-.*` for a prefix;
 //! - the vulnerability sample uses the configured level, and no event bypasses the level filter.
 //!
-//! Berth's addition: `repo_push` takes `tag-regex`, matched like `ref-regex` against the whole of
-//! each updated tag; a push passes when any of its tags matches.
+//! Berth's additions:
+//! - `repo_push` takes `tag-regex`, matched like `ref-regex` against the whole of each updated
+//!   tag; a push passes when any of its tags matches;
+//! - a namespace-wide notification takes `repository-regex`, matched against the whole of the
+//!   repository's name (without its namespace), with any event's own filter;
+//! - `repo_created` and `repo_deleted` fire only for namespace-wide notifications, since a
+//!   repository's own notifications do not exist before it and die with it.
 
 use serde_json::{Map, Value, json};
 
@@ -43,7 +48,23 @@ pub enum EventKind {
     TagDeleted,
     /// `notification_disabled` (Berth): another notification of the repository was disabled.
     NotificationDisabled,
+    /// `repo_created` (Berth, namespace-wide notifications only): a repository was created.
+    RepoCreated,
+    /// `repo_deleted` (Berth, namespace-wide notifications only): a repository was deleted.
+    RepoDeleted,
 }
+
+/// What holds a notification, as far as its event configuration goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// One repository's notification.
+    Repository,
+    /// A namespace-wide notification (Berth): every repository of the namespace.
+    Namespace,
+}
+
+/// The `eventConfig` key of a namespace-wide notification's repository filter.
+pub const REPOSITORY_REGEX: &str = "repository-regex";
 
 /// An event's colour in chat methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +155,34 @@ impl RepoContext<'_> {
     }
 }
 
+/// A namespace, for the payload of an event about the namespace itself rather than one of its
+/// repositories.
+#[derive(Debug, Clone)]
+pub struct NamespaceContext<'a> {
+    /// `server_hostname`.
+    pub hostname: &'a str,
+    /// `preferred_url_scheme`.
+    pub scheme: &'a str,
+    /// The namespace.
+    pub namespace: &'a str,
+    /// Whether it is an organization (else a user).
+    pub organization: bool,
+}
+
+impl NamespaceContext<'_> {
+    /// Quay's base namespace block (spec §1.6): `namespace` and its `homepage`.
+    pub fn block(&self) -> Map<String, Value> {
+        let kind = if self.organization { "organization" } else { "user" };
+        let mut m = Map::new();
+        m.insert("namespace".into(), json!(self.namespace));
+        m.insert(
+            "homepage".into(),
+            json!(format!("{}://{}/{kind}/{}", self.scheme, self.hostname, self.namespace)),
+        );
+        m
+    }
+}
+
 fn with(mut base: Map<String, Value>, extra: Value) -> Value {
     if let Value::Object(e) = extra {
         base.extend(e);
@@ -171,6 +220,23 @@ pub fn tag_deleted(ctx: &RepoContext<'_>, d: &DeletedTag<'_>) -> Value {
     )
 }
 
+/// What `repo_created` and `repo_deleted` say about the repository.
+#[derive(Debug, Clone, Copy)]
+pub struct RepositoryChange<'a> {
+    /// `public` or `private`.
+    pub visibility: &'a str,
+    /// Who created or deleted it, when a person or robot did.
+    pub performer: Option<&'a str>,
+}
+
+/// `repo_created` and `repo_deleted` (Berth): the base block, `visibility` and `performer`.
+pub fn repository_changed(ctx: &RepoContext<'_>, c: &RepositoryChange<'_>) -> Value {
+    with(
+        ctx.block(None),
+        json!({"visibility": c.visibility, "performer": c.performer}),
+    )
+}
+
 /// What a `notification_disabled` event says about the notification that was disabled.
 #[derive(Debug, Clone, Copy)]
 pub struct DisabledNotification<'a> {
@@ -191,11 +257,18 @@ pub struct DisabledNotification<'a> {
 /// `notification_disabled` (Berth, an operational event): the base block, and the disabled
 /// notification's `uuid`, `title`, `event`, `method`, masked `target` and `reason`.
 pub fn notification_disabled(ctx: &RepoContext<'_>, n: &DisabledNotification<'_>) -> Value {
-    with(
-        ctx.block(None),
-        json!({"uuid": n.uuid, "title": n.title, "event": n.event, "method": n.method,
-               "target": n.target, "reason": n.reason}),
-    )
+    with(ctx.block(None), disabled_fields(n))
+}
+
+/// `notification_disabled` about a namespace-wide notification: the namespace's block (no
+/// repository), and the same fields.
+pub fn namespace_notification_disabled(ctx: &NamespaceContext<'_>, n: &DisabledNotification<'_>) -> Value {
+    with(ctx.block(), disabled_fields(n))
+}
+
+fn disabled_fields(n: &DisabledNotification<'_>) -> Value {
+    json!({"uuid": n.uuid, "title": n.title, "event": n.event, "method": n.method,
+           "target": n.target, "reason": n.reason})
 }
 
 /// What build events say about a build (spec §1.2).
@@ -315,7 +388,7 @@ pub fn vulnerability_list_summary(data: &Value) -> Option<String> {
     Some(format!("{} vulnerabilities", vulnerability_counts(list)))
 }
 
-const ALL: [EventKind; 13] = [
+const ALL: [EventKind; 15] = [
     EventKind::RepoPush,
     EventKind::BuildQueued,
     EventKind::BuildStart,
@@ -329,6 +402,8 @@ const ALL: [EventKind; 13] = [
     EventKind::ImageExpiry,
     EventKind::TagDeleted,
     EventKind::NotificationDisabled,
+    EventKind::RepoCreated,
+    EventKind::RepoDeleted,
 ];
 
 impl EventKind {
@@ -353,6 +428,8 @@ impl EventKind {
             EventKind::ImageExpiry => "repo_image_expiry",
             EventKind::TagDeleted => "tag_deleted",
             EventKind::NotificationDisabled => "notification_disabled",
+            EventKind::RepoCreated => "repo_created",
+            EventKind::RepoDeleted => "repo_deleted",
         }
     }
 
@@ -381,6 +458,8 @@ impl EventKind {
             EventKind::ImageExpiry => "Image expiry trigger",
             EventKind::TagDeleted => "Tag Deleted",
             EventKind::NotificationDisabled => "Notification Disabled",
+            EventKind::RepoCreated => "Repository Created",
+            EventKind::RepoDeleted => "Repository Deleted",
         }
     }
 
@@ -391,6 +470,12 @@ impl EventKind {
             self,
             EventKind::MirrorStarted | EventKind::MirrorSuccess | EventKind::MirrorFailed | EventKind::ImageExpiry
         )
+    }
+
+    /// Whether only namespace-wide notifications may subscribe to it (`repo_created`,
+    /// `repo_deleted`): a repository's own notifications do not exist before it and die with it.
+    pub fn namespace_only(self) -> bool {
+        matches!(self, EventKind::RepoCreated | EventKind::RepoDeleted)
     }
 
     /// Whether this is one of the five build events.
@@ -411,7 +496,7 @@ impl EventKind {
             EventKind::RepoPush => Level::Primary,
             EventKind::BuildSuccess | EventKind::MirrorSuccess => Level::Success,
             EventKind::BuildFailure | EventKind::MirrorFailed => Level::Error,
-            EventKind::TagDeleted => Level::Warning,
+            EventKind::TagDeleted | EventKind::RepoDeleted => Level::Warning,
             EventKind::NotificationDisabled => Level::Error,
             EventKind::VulnerabilityFound => match data["vulnerability"]["priority"].as_str() {
                 Some("Critical") => Level::Error,
@@ -454,24 +539,35 @@ impl EventKind {
                 "Tag {} deleted from repository {repo}",
                 data["tag"].as_str().unwrap_or_default()
             ),
-            EventKind::NotificationDisabled => format!(
-                "Notification {} of repository {repo} was disabled",
-                data["title"].as_str().unwrap_or_default()
-            ),
+            EventKind::NotificationDisabled => {
+                let title = data["title"].as_str().unwrap_or_default();
+                match data["repository"].as_str() {
+                    Some(repo) => format!("Notification {title} of repository {repo} was disabled"),
+                    None => format!(
+                        "Notification {title} of namespace {} was disabled",
+                        data["namespace"].as_str().unwrap_or_default()
+                    ),
+                }
+            }
+            EventKind::RepoCreated => format!("Repository {repo} created"),
+            EventKind::RepoDeleted => format!("Repository {repo} deleted"),
         }
     }
 
-    /// Checks an `eventConfig` at creation. Unknown keys are kept and ignored, as in Quay.
-    pub fn validate_config(self, config: &Value) -> Result<(), EventConfigError> {
+    /// Checks an `eventConfig` at creation, for a notification of `reach`. Unknown keys are kept
+    /// and ignored, as in Quay, except `repository-regex` on a repository's own notification,
+    /// which would filter nothing.
+    pub fn validate_config(self, config: &Value, reach: Reach) -> Result<(), EventConfigError> {
         let Some(obj) = config.as_object() else {
             return Err(EventConfigError {
                 field: "eventConfig",
                 reason: "must be a JSON object".into(),
             });
         };
-        if let Some(key) = self.regex_key()
-            && let Some(re) = obj.get(key).filter(|v| !v.is_null())
-        {
+        let pattern = |key: &'static str| -> Result<(), EventConfigError> {
+            let Some(re) = obj.get(key).filter(|v| !v.is_null()) else {
+                return Ok(());
+            };
             let text = re.as_str().ok_or_else(|| EventConfigError {
                 field: key,
                 reason: "must be a string".into(),
@@ -482,6 +578,20 @@ impl EventKind {
                     reason: format!("does not compile: {e}"),
                 })?;
             }
+            Ok(())
+        };
+        if let Some(key) = self.regex_key() {
+            pattern(key)?;
+        }
+        match reach {
+            Reach::Namespace => pattern(REPOSITORY_REGEX)?,
+            Reach::Repository if obj.get(REPOSITORY_REGEX).is_some_and(|v| !v.is_null()) => {
+                return Err(EventConfigError {
+                    field: REPOSITORY_REGEX,
+                    reason: "applies only to namespace-wide notifications".into(),
+                });
+            }
+            Reach::Repository => {}
         }
         if self == EventKind::VulnerabilityFound
             && let Some(level) = obj.get("level").filter(|v| !v.is_null())
@@ -526,9 +636,15 @@ impl EventKind {
     }
 
     /// The notification's filter, compiled: its regular expression (`ref-regex` for builds,
-    /// `tag-regex` for pushes) or its vulnerability level. A pattern that does not compile (it
-    /// was checked at creation) lets nothing through.
+    /// `tag-regex` for pushes) or its vulnerability level, and a namespace-wide notification's
+    /// `repository-regex`. A pattern that does not compile (it was checked at creation) lets
+    /// nothing through.
     pub fn filter(self, config: &Value) -> Filter {
+        let repository = config
+            .get(REPOSITORY_REGEX)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(|re| anchored(re).map_or(Rule::Nothing, Rule::Pattern));
         let rule = if let Some(key) = self.regex_key()
             && let Some(re) = config.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
         {
@@ -543,7 +659,11 @@ impl EventKind {
         } else {
             Rule::Everything
         };
-        Filter { event: self, rule }
+        Filter {
+            event: self,
+            rule,
+            repository,
+        }
     }
     /// The synthetic data a "test notification" sends (spec §1, with the quirks fixed).
     pub fn sample(self, ctx: &RepoContext<'_>, config: &Value, now_epoch: f64) -> Value {
@@ -634,6 +754,13 @@ impl EventKind {
                     reason: "disabled after failing continuously since 2026-12-01 10:00 UTC; last error: 503 response for webhook",
                 },
             ),
+            EventKind::RepoCreated | EventKind::RepoDeleted => repository_changed(
+                ctx,
+                &RepositoryChange {
+                    visibility: "private",
+                    performer: Some("someuser"),
+                },
+            ),
             EventKind::TagDeleted => tag_deleted(
                 ctx,
                 &DeletedTag {
@@ -652,6 +779,8 @@ impl EventKind {
 pub struct Filter {
     event: EventKind,
     rule: Rule,
+    /// A namespace-wide notification's `repository-regex` (`Pattern` or `Nothing`).
+    repository: Option<Rule>,
 }
 
 #[derive(Debug, Clone)]
@@ -665,11 +794,20 @@ enum Rule {
 impl Filter {
     /// Whether it needs the event data (so that deliveries that filter nothing need not parse it).
     pub fn needs_data(&self) -> bool {
-        !matches!(self.rule, Rule::Everything)
+        !matches!(self.rule, Rule::Everything) || self.repository.is_some()
     }
 
     /// Whether an occurrence passes.
     pub fn passes(&self, data: &Value) -> bool {
+        let repository = match &self.repository {
+            None => true,
+            Some(Rule::Pattern(re)) => data["name"].as_str().is_some_and(|n| re.is_match(n)),
+            Some(_) => false,
+        };
+        repository && self.rule_passes(data)
+    }
+
+    fn rule_passes(&self, data: &Value) -> bool {
         match &self.rule {
             Rule::Everything => true,
             Rule::Nothing => false,
@@ -813,10 +951,15 @@ mod tests {
         assert!(e.should_perform(&branch("refs/heads/somebranch"), &any_branch));
         assert!(!e.should_perform(&branch("refs/tags/sometag"), &any_branch));
         assert_eq!(
-            e.validate_config(&json!({"ref-regex": "]["})).unwrap_err().field,
+            e.validate_config(&json!({"ref-regex": "]["}), Reach::Repository)
+                .unwrap_err()
+                .field,
             "ref-regex"
         );
-        assert!(e.validate_config(&json!({"ref-regex": "refs/heads/.+"})).is_ok());
+        assert!(
+            e.validate_config(&json!({"ref-regex": "refs/heads/.+"}), Reach::Repository)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -832,16 +975,20 @@ mod tests {
         assert!(!e.should_perform(&json!({}), &releases));
         assert!(e.should_perform(&pushed(&["latest"]), &json!({"tag-regex": ""})));
         assert_eq!(
-            e.validate_config(&json!({"tag-regex": "("})).unwrap_err().field,
+            e.validate_config(&json!({"tag-regex": "("}), Reach::Repository)
+                .unwrap_err()
+                .field,
             "tag-regex"
         );
         assert_eq!(
-            e.validate_config(&json!({"tag-regex": 5})).unwrap_err().field,
+            e.validate_config(&json!({"tag-regex": 5}), Reach::Repository)
+                .unwrap_err()
+                .field,
             "tag-regex"
         );
         assert!(
             EventKind::BuildSuccess
-                .validate_config(&json!({"tag-regex": "("}))
+                .validate_config(&json!({"tag-regex": "("}), Reach::Repository)
                 .is_ok(),
             "another event's key is kept and ignored, as Quay does with unknown keys"
         );
@@ -905,9 +1052,13 @@ mod tests {
             json!({"level": -1}),
             json!({"level": 2.5}),
         ] {
-            assert_eq!(e.validate_config(&bad).unwrap_err().field, "level", "{bad}");
+            assert_eq!(
+                e.validate_config(&bad, Reach::Repository).unwrap_err().field,
+                "level",
+                "{bad}"
+            );
         }
-        assert!(e.validate_config(&json!({"level": "0"})).is_ok());
+        assert!(e.validate_config(&json!({"level": "0"}), Reach::Repository).is_ok());
         let sample = e.sample(&ctx(), &json!({"level": 2}), 0.0);
         assert_eq!(sample["vulnerability"]["priority"], "Medium");
         assert_eq!(e.level(&sample), Level::Warning);
@@ -1000,9 +1151,13 @@ mod tests {
     #[test]
     fn expiry_days_and_samples() {
         let e = EventKind::ImageExpiry;
-        assert!(e.validate_config(&json!({"days": 5})).is_ok());
+        assert!(e.validate_config(&json!({"days": 5}), Reach::Repository).is_ok());
         for bad in [json!({}), json!({"days": 0}), json!({"days": "x"}), json!({"days": -2})] {
-            assert_eq!(e.validate_config(&bad).unwrap_err().field, "days", "{bad}");
+            assert_eq!(
+                e.validate_config(&bad, Reach::Repository).unwrap_err().field,
+                "days",
+                "{bad}"
+            );
         }
         let s = e.sample(&ctx(), &json!({"days": 5}), 0.0);
         assert_eq!(
@@ -1026,6 +1181,74 @@ mod tests {
             EventKind::MirrorFailed.summary(&m),
             "Repository Mirror failed for TEST NOTIFICATION"
         );
-        assert!(EventKind::RepoPush.validate_config(&json!([])).is_err());
+        assert!(
+            EventKind::RepoPush
+                .validate_config(&json!([]), Reach::Repository)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn repository_regex_is_namespace_wide_and_matches_the_whole_name() {
+        let e = EventKind::RepoPush;
+        let cfg = json!({"repository-regex": "team/.+|web", "tag-regex": "v.*"});
+        assert!(e.validate_config(&cfg, Reach::Namespace).is_ok());
+        let refused = e.validate_config(&cfg, Reach::Repository).unwrap_err();
+        assert_eq!(refused.field, "repository-regex");
+        assert!(refused.to_string().contains("namespace-wide"), "{refused}");
+        assert!(
+            e.validate_config(&json!({"repository-regex": null}), Reach::Repository)
+                .is_ok()
+        );
+        for bad in [json!({"repository-regex": "("}), json!({"repository-regex": 3})] {
+            assert_eq!(
+                e.validate_config(&bad, Reach::Namespace).unwrap_err().field,
+                "repository-regex"
+            );
+        }
+        let at = |name: &'static str, tag: &str| {
+            let place = RepoContext { name, ..TEST_PLACE };
+            repo_push(&place, &[tag], &["sha256:00"])
+        };
+        let filter = e.filter(&cfg);
+        assert!(filter.needs_data());
+        assert!(filter.passes(&at("web", "v1")));
+        assert!(filter.passes(&at("team/app", "v1")));
+        assert!(
+            !filter.passes(&at("web", "latest")),
+            "the event's own filter still applies"
+        );
+        assert!(!filter.passes(&at("webapp", "v1")), "a whole-name match");
+        assert!(!filter.passes(&at("other", "v1")));
+        assert!(
+            EventKind::RepoCreated
+                .filter(&json!({"repository-regex": ""}))
+                .passes(&at("x", "y"))
+        );
+        assert!(
+            !EventKind::RepoCreated
+                .filter(&json!({"repository-regex": "("}))
+                .passes(&at("x", "y"))
+        );
+    }
+
+    #[test]
+    fn repository_events_are_namespace_only_with_their_own_payload() {
+        assert!(EventKind::RepoCreated.namespace_only() && EventKind::RepoDeleted.namespace_only());
+        assert_eq!(EventKind::all().iter().filter(|e| e.namespace_only()).count(), 2);
+        let change = RepositoryChange {
+            visibility: "public",
+            performer: Some("alice"),
+        };
+        let d = repository_changed(&TEST_PLACE, &change);
+        assert_eq!(d["repository"], "acme/web");
+        assert_eq!(d["namespace"], "acme");
+        assert_eq!(d["name"], "web");
+        assert_eq!(d["visibility"], "public");
+        assert_eq!(d["performer"], "alice");
+        assert_eq!(EventKind::RepoCreated.summary(&d), "Repository acme/web created");
+        assert_eq!(EventKind::RepoDeleted.summary(&d), "Repository acme/web deleted");
+        assert_eq!(EventKind::RepoDeleted.level(&d), Level::Warning);
+        assert_eq!(EventKind::parse("repo_deleted"), Ok(EventKind::RepoDeleted));
     }
 }

@@ -198,14 +198,13 @@ pub fn notification_mail(
     }
 }
 
-/// The mail telling a repository's admins that one of its notifications was disabled.
-pub fn notification_disabled_mail(repository: &str, notification: &str, why: &str, manage_url: &str) -> Mail {
+/// The mail telling the admins of a repository or namespace (`holder`: `repository acme/web`,
+/// `namespace acme`) that one of its notifications was disabled.
+pub fn notification_disabled_mail(holder: &str, notification: &str, why: &str, manage_url: &str) -> Mail {
     let body = vec![
         Segment::Text("The notification ".into()),
         Segment::Bold(notification.to_owned()),
-        Segment::Text(" of repository ".into()),
-        Segment::Bold(repository.to_owned()),
-        Segment::Text(format!(" was disabled: {why}.")),
+        Segment::Text(format!(" of {holder} was disabled: {why}.")),
         Segment::Break,
         Segment::Text("Events that happen while it is disabled are kept as skipped deliveries. ".into()),
         Segment::Link {
@@ -215,7 +214,7 @@ pub fn notification_disabled_mail(repository: &str, notification: &str, why: &st
         Segment::Text(" once the receiver works again.".into()),
     ];
     Mail {
-        subject: format!("[Berth] A notification of {repository} was disabled"),
+        subject: format!("[Berth] A notification of {holder} was disabled"),
         text: format!("{}\n", message::to_text(&body)),
         html: html_document(&message::to_html(&body), ""),
     }

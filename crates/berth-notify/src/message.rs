@@ -141,15 +141,40 @@ pub fn segments(kind: EventKind, data: &Value, performer: Option<&str>) -> Vec<S
             ]);
         }
         EventKind::NotificationDisabled => {
+            let (holder, link) = if data["repository"].is_string() {
+                ("repository", repo)
+            } else {
+                let namespace = Link {
+                    url: homepage.clone(),
+                    text: s("namespace"),
+                };
+                ("namespace", namespace)
+            };
             out.extend([
                 t("Notification "),
                 Bold(s("title")),
-                t(format!(" ({} to {}) of repository ", s("method"), s("target"))),
-                repo,
+                t(format!(" ({} to {}) of {holder} ", s("method"), s("target"))),
+                link,
                 t(" was disabled"),
                 Break,
                 t(s("reason")),
             ]);
+        }
+        EventKind::RepoCreated | EventKind::RepoDeleted => {
+            let done = if kind == EventKind::RepoCreated {
+                "created"
+            } else {
+                "deleted"
+            };
+            let visibility = s("visibility");
+            match performer.or(data["performer"].as_str()) {
+                Some(p) => out.extend([Bold(p.to_owned()), t(format!(" {done} {visibility} repository ")), repo]),
+                None => out.extend([
+                    t(format!("The {visibility} repository ")),
+                    repo,
+                    t(format!(" was {done}")),
+                ]),
+            }
         }
         EventKind::TagDeleted => {
             let tag = Bold(s("tag"));

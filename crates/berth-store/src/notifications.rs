@@ -1,6 +1,8 @@
-//! Repository notifications: "when this event occurs in this repository, notify by this method".
+//! Notifications: "when this event occurs in this repository, notify by this method", each held
+//! by one repository or, namespace-wide (Berth), by a namespace, where it fires for every
+//! repository.
 
-use berth_core::RepoId;
+use berth_core::{AccountId, RepoId};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
@@ -15,9 +17,9 @@ pub struct NotificationRow {
     pub id: i64,
     /// Public id.
     pub uuid: String,
-    /// The repository.
-    #[sqlx(try_from = "i64")]
-    pub repository_id: RepoId,
+    /// Its repository, or its namespace when it is namespace-wide.
+    #[sqlx(flatten)]
+    pub scope: NotificationScope,
     /// Quay event name, e.g. `repo_push`.
     pub event: String,
     /// Quay method name, e.g. `webhook`.
@@ -48,13 +50,61 @@ pub struct NotificationRow {
     pub failing_since: Option<DateTime<Utc>>,
 }
 
+/// What holds a notification: one repository, or a namespace (namespace-wide: every repository
+/// of the namespace, present and future).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationScope {
+    /// One repository.
+    Repository(RepoId),
+    /// A whole namespace (an organization or a user).
+    Namespace(AccountId),
+}
+
+impl NotificationScope {
+    /// The repository, for a repository's notification.
+    pub fn repository(self) -> Option<RepoId> {
+        match self {
+            NotificationScope::Repository(r) => Some(r),
+            NotificationScope::Namespace(_) => None,
+        }
+    }
+
+    /// The two columns: `(repository_id, namespace_id)`, one of them `NULL`.
+    fn columns(self) -> (Option<i64>, Option<i64>) {
+        match self {
+            NotificationScope::Repository(r) => (Some(r.0), None),
+            NotificationScope::Namespace(a) => (None, Some(a.0)),
+        }
+    }
+}
+
+impl<'r, R> sqlx::FromRow<'r, R> for NotificationScope
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> std::result::Result<Self, sqlx::Error> {
+        let repository: Option<i64> = row.try_get("repository_id")?;
+        let namespace: Option<i64> = row.try_get("namespace_id")?;
+        match (repository, namespace) {
+            (Some(r), _) => Ok(NotificationScope::Repository(RepoId(r))),
+            (None, Some(a)) => Ok(NotificationScope::Namespace(AccountId(a))),
+            (None, None) => Err(sqlx::Error::ColumnDecode {
+                index: "repository_id".into(),
+                source: "a notification with neither a repository nor a namespace".into(),
+            }),
+        }
+    }
+}
+
 /// What [`insert`] stores.
 #[derive(Debug, Clone)]
 pub struct NewNotification<'a> {
     /// Public id.
     pub uuid: &'a str,
-    /// The repository.
-    pub repo: RepoId,
+    /// Its repository or namespace.
+    pub scope: NotificationScope,
     /// Event name.
     pub event: &'a str,
     /// Method name.
@@ -71,7 +121,7 @@ pub struct NewNotification<'a> {
 
 macro_rules! columns {
     () => {
-        "id, uuid, repository_id, event, method, title, config, event_config, number_of_failures, enabled, disabled_reason, created_at, \
+        "id, uuid, repository_id, namespace_id, event, method, title, config, event_config, number_of_failures, enabled, disabled_reason, created_at, \
          secret, previous_secret, previous_secret_until, disabled_at, failing_since"
     };
 }
@@ -79,29 +129,38 @@ macro_rules! columns {
 /// Stores a notification.
 pub async fn insert(tx: &mut Tx, n: &NewNotification<'_>) -> Result<NotificationRow> {
     let sql = concat!(
-        "INSERT INTO repository_notification (uuid, repository_id, event, method, title, config, event_config, created_at, secret) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+        "INSERT INTO repository_notification (uuid, repository_id, namespace_id, event, method, title, config, event_config, created_at, secret) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
         columns!()
     );
+    let (repository, namespace) = n.scope.columns();
     Ok(run!(tx, c => sqlx::query_as::<_, NotificationRow>(sql)
-        .bind(n.uuid).bind(n.repo.0).bind(n.event).bind(n.method).bind(n.title)
+        .bind(n.uuid).bind(repository).bind(namespace).bind(n.event).bind(n.method).bind(n.title)
         .bind(Json(n.config)).bind(Json(n.event_config)).bind(Utc::now()).bind(n.secret)
         .fetch_one(c).await)?)
 }
 
-/// The notifications of `repo` for `event`, enabled or not, oldest first.
-pub async fn for_event(ex: &mut impl Exec, repo: RepoId, event: &str) -> Result<Vec<NotificationRow>> {
+/// The notifications for `event` of repository `repo` in namespace `namespace`: the repository's
+/// own and the namespace's, enabled or not, oldest first.
+pub async fn for_event(
+    ex: &mut impl Exec,
+    repo: RepoId,
+    namespace: AccountId,
+    event: &str,
+) -> Result<Vec<NotificationRow>> {
     let sql = concat!(
         "SELECT ",
         columns!(),
-        " FROM repository_notification WHERE repository_id = $1 AND event = $2 ORDER BY id"
+        " FROM repository_notification WHERE (repository_id = $1 OR namespace_id = $2) AND event = $3 ORDER BY id"
     );
-    Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(repo.0).bind(event).fetch_all(c).await)?)
+    Ok(
+        run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(repo.0).bind(namespace.0).bind(event).fetch_all(c).await)?,
+    )
 }
 
-/// The notifications for `event` of the repository `namespace/name`, enabled or not, oldest first:
-/// [`for_event`] by the repository's path, in one round trip (empty when there is no such
-/// repository).
+/// The notifications for `event` of the repository `namespace/name`, its own and its
+/// namespace's, enabled or not, oldest first: [`for_event`] by the repository's path, in one
+/// round trip (empty when there is no such repository).
 pub async fn for_event_at(
     ex: &mut impl Exec,
     namespace: &str,
@@ -111,12 +170,29 @@ pub async fn for_event_at(
     let sql = concat!(
         "SELECT ",
         columns!(),
-        " FROM repository_notification WHERE repository_id = (SELECT r.id FROM repository r \
-         JOIN account a ON a.id = r.namespace_id WHERE a.name = $1 AND r.name = $2) AND event = $3 ORDER BY id"
+        " FROM repository_notification WHERE event = $3 AND (\
+         repository_id = (SELECT r.id FROM repository r JOIN account a ON a.id = r.namespace_id WHERE a.name = $1 AND r.name = $2) \
+         OR namespace_id = (SELECT r.namespace_id FROM repository r JOIN account a ON a.id = r.namespace_id WHERE a.name = $1 AND r.name = $2)) \
+         ORDER BY id"
     );
     Ok(
         run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(namespace).bind(name).bind(event).fetch_all(c).await)?,
     )
+}
+
+/// The namespace-wide notifications of `namespace` for `event`, enabled or not, oldest first (for
+/// events about the namespace itself).
+pub async fn for_namespace_event(
+    ex: &mut impl Exec,
+    namespace: AccountId,
+    event: &str,
+) -> Result<Vec<NotificationRow>> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM repository_notification WHERE namespace_id = $1 AND event = $2 ORDER BY id"
+    );
+    Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(namespace.0).bind(event).fetch_all(c).await)?)
 }
 
 /// Turns a notification off (or back on, with `reason` `None`).
@@ -194,24 +270,37 @@ pub async fn disable(tx: &mut Tx, id: i64, reason: &str, at: DateTime<Utc>) -> R
     Ok(n == 1)
 }
 
-/// The notifications of `repo`, oldest first.
-pub async fn of_repo(ex: &mut impl Exec, repo: RepoId) -> Result<Vec<NotificationRow>> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM repository_notification WHERE repository_id = $1 ORDER BY id"
-    );
-    Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(repo.0).fetch_all(c).await)?)
+/// A statement over the notifications `scope` holds, in its two spellings (by repository or by
+/// namespace, each with its index), with the id that `$1` binds.
+macro_rules! in_scope {
+    ($scope:expr, $head:expr, $tail:expr) => {
+        match $scope {
+            NotificationScope::Repository(r) => (concat!($head, " repository_id = $1", $tail), r.0),
+            NotificationScope::Namespace(a) => (concat!($head, " namespace_id = $1", $tail), a.0),
+        }
+    };
 }
 
-/// A notification of `repo` by uuid; another repository's uuid finds nothing.
-pub async fn by_uuid(ex: &mut impl Exec, repo: RepoId, uuid: &str) -> Result<Option<NotificationRow>> {
-    let sql = concat!(
-        "SELECT ",
-        columns!(),
-        " FROM repository_notification WHERE repository_id = $1 AND uuid = $2"
+/// The notifications held by `scope` (a repository's own, or a namespace's namespace-wide ones),
+/// oldest first.
+pub async fn of_scope(ex: &mut impl Exec, scope: NotificationScope) -> Result<Vec<NotificationRow>> {
+    let (sql, id) = in_scope!(
+        scope,
+        concat!("SELECT ", columns!(), " FROM repository_notification WHERE"),
+        " ORDER BY id"
     );
-    Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(repo.0).bind(uuid).fetch_optional(c).await)?)
+    Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(id).fetch_all(c).await)?)
+}
+
+/// A notification held by `scope`, by uuid; another repository's or namespace's uuid finds
+/// nothing.
+pub async fn by_uuid(ex: &mut impl Exec, scope: NotificationScope, uuid: &str) -> Result<Option<NotificationRow>> {
+    let (sql, id) = in_scope!(
+        scope,
+        concat!("SELECT ", columns!(), " FROM repository_notification WHERE"),
+        " AND uuid = $2"
+    );
+    Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(id).bind(uuid).fetch_optional(c).await)?)
 }
 
 /// Deletes a notification. Returns whether it existed.
@@ -325,10 +414,10 @@ pub async fn set_secret(
     Ok(())
 }
 
-/// How many notifications repository `repo` has.
-pub async fn count_for_repo(ex: &mut impl Exec, repo: RepoId) -> Result<i64> {
-    let sql = "SELECT COUNT(*) FROM repository_notification WHERE repository_id = $1";
-    Ok(run!(ex, c => sqlx::query_scalar::<_, i64>(sql).bind(repo.0).fetch_one(c).await)?)
+/// How many notifications `scope` holds.
+pub async fn count_in(ex: &mut impl Exec, scope: NotificationScope) -> Result<i64> {
+    let (sql, id) = in_scope!(scope, "SELECT COUNT(*) FROM repository_notification WHERE", "");
+    Ok(run!(ex, c => sqlx::query_scalar::<_, i64>(sql).bind(id).fetch_one(c).await)?)
 }
 
 /// How many notifications are disabled (a metric).

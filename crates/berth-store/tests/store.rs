@@ -687,7 +687,7 @@ async fn delivery_log_and_authorized_emails(kind: berth_testkit::DbKind) {
     let whsec = sealed("whsec_AAAA");
     let new = |uuid| notifications::NewNotification {
         uuid,
-        repo: repo.id,
+        scope: berth_store::notifications::NotificationScope::Repository(repo.id),
         event: "repo_push",
         method: "webhook",
         title: None,
@@ -1410,7 +1410,7 @@ async fn queued_notification_jobs_of_the_old_shape_are_upgraded(kind: berth_test
     let whsec = Sealed::from_stored("whsec_AAAA".into());
     let n = notifications::NewNotification {
         uuid: "n1",
-        repo: repo.id,
+        scope: berth_store::notifications::NotificationScope::Repository(repo.id),
         event: "repo_push",
         method: "webhook",
         title: None,
@@ -1679,7 +1679,7 @@ async fn registry_blobs_uploads_manifests_and_tags(kind: berth_testkit::DbKind) 
 
 #[backend_test]
 async fn notifications_by_repository_and_event_and_name_search(kind: berth_testkit::DbKind) {
-    use berth_store::notifications::{self, NewNotification};
+    use berth_store::notifications::{self, NewNotification, NotificationScope};
     let db = TestDb::new(kind).await;
     let s = store(&db).await;
     let mut tx = s.begin().await.unwrap();
@@ -1688,7 +1688,7 @@ async fn notifications_by_repository_and_event_and_name_search(kind: berth_testk
     let secret = Sealed::from_stored("sealed:v1:x:y".into());
     let new = |uuid, event| NewNotification {
         uuid,
-        repo: repo.id,
+        scope: berth_store::notifications::NotificationScope::Repository(repo.id),
         event,
         method: "webhook",
         title: None,
@@ -1708,7 +1708,9 @@ async fn notifications_by_repository_and_event_and_name_search(kind: berth_testk
     tx.commit().await.unwrap();
 
     let mut c = s.conn().await.unwrap();
-    let for_push = notifications::for_event(&mut c, repo.id, "repo_push").await.unwrap();
+    let for_push = notifications::for_event(&mut c, repo.id, owner.id, "repo_push")
+        .await
+        .unwrap();
     assert_eq!((for_push.len(), for_push[0].enabled), (1, false), "disabled ones too");
     // The same by the repository's path, in one statement; nothing for another path or event.
     let at_path = |ns: &'static str, name: &'static str, event: &'static str| {
@@ -1728,21 +1730,85 @@ async fn notifications_by_repository_and_event_and_name_search(kind: berth_testk
     assert!(at_path("owner", "web", "build_failure").await.is_empty());
     assert!(at_path("owner", "other", "repo_push").await.is_empty());
     assert!(at_path("web", "owner", "repo_push").await.is_empty());
-    let all: Vec<String> = notifications::of_repo(&mut c, repo.id)
+    let in_repo = NotificationScope::Repository(repo.id);
+    let all: Vec<String> = notifications::of_scope(&mut c, in_repo)
         .await
         .unwrap()
         .into_iter()
         .map(|n| n.uuid)
         .collect();
     assert_eq!(all, ["n-push", "n-build"]);
-    assert_eq!(notifications::count_for_repo(&mut c, repo.id).await.unwrap(), 2);
+    assert_eq!(notifications::count_in(&mut c, in_repo).await.unwrap(), 2);
     assert!(
-        notifications::by_uuid(&mut c, repo.id, "n-build")
+        notifications::by_uuid(&mut c, in_repo, "n-build")
             .await
             .unwrap()
             .is_some()
     );
-    assert!(notifications::by_uuid(&mut c, repo.id, "nope").await.unwrap().is_none());
+    assert!(notifications::by_uuid(&mut c, in_repo, "nope").await.unwrap().is_none());
+    drop(c);
+
+    // A namespace-wide notification: found with the repository's own for each of its
+    // repositories (by id and by path, only when the repository exists), and held by the
+    // namespace alone.
+    let mut tx = s.begin().await.unwrap();
+    let in_ns = NotificationScope::Namespace(owner.id);
+    let wide = notifications::insert(
+        &mut tx,
+        &NewNotification {
+            scope: in_ns,
+            ..new("n-wide", "repo_push")
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((wide.scope, wide.scope.repository()), (in_ns, None));
+    tx.commit().await.unwrap();
+    let mut c = s.conn().await.unwrap();
+    let uuids = |rows: Vec<notifications::NotificationRow>| rows.into_iter().map(|n| n.uuid).collect::<Vec<_>>();
+    assert_eq!(
+        uuids(
+            notifications::for_event(&mut c, repo.id, owner.id, "repo_push")
+                .await
+                .unwrap()
+        ),
+        ["n-push", "n-wide"]
+    );
+    assert_eq!(
+        uuids(
+            notifications::for_event(&mut c, repo.id, owner.id, "build_success")
+                .await
+                .unwrap()
+        ),
+        ["n-build"]
+    );
+    assert_eq!(at_path("owner", "web", "repo_push").await, ["n-push", "n-wide"]);
+    assert!(at_path("owner", "missing", "repo_push").await.is_empty());
+    assert_eq!(uuids(notifications::of_scope(&mut c, in_ns).await.unwrap()), ["n-wide"]);
+    assert_eq!(notifications::count_in(&mut c, in_ns).await.unwrap(), 1);
+    assert_eq!(notifications::count_in(&mut c, in_repo).await.unwrap(), 2);
+    assert!(notifications::by_uuid(&mut c, in_ns, "n-wide").await.unwrap().is_some());
+    assert!(
+        notifications::by_uuid(&mut c, in_repo, "n-wide")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(notifications::by_uuid(&mut c, in_ns, "n-push").await.unwrap().is_none());
+    assert_eq!(
+        uuids(
+            notifications::for_namespace_event(&mut c, owner.id, "repo_push")
+                .await
+                .unwrap()
+        ),
+        ["n-wide"]
+    );
+    assert!(
+        notifications::for_namespace_event(&mut c, owner.id, "build_success")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     drop(c);
     let mut tx = s.begin().await.unwrap();
     notifications::reset(&mut tx, push.id).await.unwrap();
@@ -1750,12 +1816,12 @@ async fn notifications_by_repository_and_event_and_name_search(kind: berth_testk
     assert!(!notifications::delete(&mut tx, build.id).await.unwrap());
     tx.commit().await.unwrap();
     let mut c = s.conn().await.unwrap();
-    let n = notifications::by_uuid(&mut c, repo.id, "n-push")
+    let n = notifications::by_uuid(&mut c, in_repo, "n-push")
         .await
         .unwrap()
         .unwrap();
     assert_eq!((n.enabled, n.disabled_reason, n.number_of_failures), (true, None, 0));
-    assert_eq!(notifications::count_for_repo(&mut c, repo.id).await.unwrap(), 1);
+    assert_eq!(notifications::count_in(&mut c, in_repo).await.unwrap(), 1);
     drop(c);
 
     // Names by prefix: users, and the robots of one namespace by their short name.

@@ -466,7 +466,8 @@ impl Performer {
 }
 
 impl App {
-    /// Mails one occurrence to the notification's address, which must still be authorized.
+    /// Mails one occurrence to the notification's address, which must still be allowed (see
+    /// [`App::may_mail`]).
     #[allow(clippy::too_many_arguments)]
     async fn send_email(
         &self,
@@ -482,17 +483,20 @@ impl App {
             url: format!("mailto:{to}"),
             ..Exchange::default()
         };
-        let authorized = {
+        let owner = {
             let mut conn = self.store.conn().await?;
-            self.email_is_authorized(&mut conn, n.repository_id, to).await?
+            match crate::notifications::Owner::of(&mut conn, n).await? {
+                Some(owner) if self.may_mail(&mut conn, &owner, to).await? => Some(owner),
+                _ => None,
+            }
         };
-        if !authorized {
-            let reason = "the e-mail address is no longer authorized for this repository".to_owned();
+        let Some(owner) = owner else {
+            let reason = "the e-mail address is no longer authorized for this notification".to_owned();
             exchange.error = Some(reason.clone());
             return Ok((Outcome::Permanent { reason, gone: false }, exchange));
-        }
+        };
         let repository = data["repository"].as_str().unwrap_or_default();
-        let manage = format!("{}/repository/{repository}?tab=settings", self.settings.base_url());
+        let manage = owner.manage_url(&self.settings.base_url());
         let mail = berth_notify::mail::notification_mail(event, data, performer, repository, &manage);
         exchange.request_headers = vec![
             ("subject".into(), mail.subject.clone()),

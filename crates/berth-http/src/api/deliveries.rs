@@ -1,9 +1,10 @@
-//! The delivery engine's routes under a notification (Berth additions; repository admins only):
-//! the delivery log (`…/deliveries`, `…/deliveries/{id}`), redelivery, recovery, and the signing
-//! secret (`…/secret`, `…/secret/rotate`).
+//! The delivery engine's routes under a notification (Berth additions; admins of its holder
+//! only): the delivery log (`…/deliveries`, `…/deliveries/{id}`), redelivery, recovery, and the
+//! signing secret (`…/secret`, `…/secret/rotate`), under a repository's notification and, through
+//! [`namespace_twins`], under a namespace-wide one.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use berth_app::AppError;
 use berth_app::events::DeliveryPayload;
@@ -15,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::HttpState;
+use crate::api::notification::{At, namespace_twins};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiCtx, ApiJson, SignedCtx};
 
@@ -26,6 +28,52 @@ pub(crate) fn router() -> OpenApiRouter<HttpState> {
         .routes(routes!(recover))
         .routes(routes!(get_secret))
         .routes(routes!(rotate_secret))
+        .routes(routes!(org_list_deliveries))
+        .routes(routes!(org_get_delivery))
+        .routes(routes!(org_redeliver))
+        .routes(routes!(org_recover))
+        .routes(routes!(org_get_secret))
+        .routes(routes!(org_rotate_secret))
+        .routes(routes!(user_list_deliveries))
+        .routes(routes!(user_get_delivery))
+        .routes(routes!(user_redeliver))
+        .routes(routes!(user_recover))
+        .routes(routes!(user_get_secret))
+        .routes(routes!(user_rotate_secret))
+}
+
+namespace_twins! {
+    /// A namespace-wide notification's deliveries, newest first (its admins).
+    list_deliveries => org_list_deliveries "/api/v1/organization/{orgname}/notifications/{uuid}/deliveries",
+        user_list_deliveries "/api/v1/user/namespacenotifications/{uuid}/deliveries",
+        get "ListNamespaceNotificationDeliveries" (s: State<HttpState>, ctx: ApiCtx, at: At, q: Query<DeliveryQuery>) -> ApiResult<Json<DeliveryList>>,
+        params(("uuid" = String, Path), DeliveryQuery), responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody));
+    /// One delivery of a namespace-wide notification with every attempt (its admins).
+    get_delivery => org_get_delivery "/api/v1/organization/{orgname}/notifications/{uuid}/deliveries/{id}",
+        user_get_delivery "/api/v1/user/namespacenotifications/{uuid}/deliveries/{id}",
+        get "GetNamespaceNotificationDelivery" (s: State<HttpState>, ctx: ApiCtx, at: At) -> ApiResult<Json<DeliveryDetail>>,
+        params(("uuid" = String, Path), ("id" = String, Path)), responses((status = 200, body = DeliveryDetail), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody));
+    /// Sends one delivery of a namespace-wide notification again now (its admins).
+    redeliver => org_redeliver "/api/v1/organization/{orgname}/notifications/{uuid}/deliveries/{id}/redeliver",
+        user_redeliver "/api/v1/user/namespacenotifications/{uuid}/deliveries/{id}/redeliver",
+        post "RedeliverNamespaceNotificationDelivery" (s: State<HttpState>, ctx: ApiCtx, at: At) -> ApiResult<StatusCode>,
+        params(("uuid" = String, Path), ("id" = String, Path)), responses((status = 202), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody));
+    /// Re-queues a namespace-wide notification's failed or skipped deliveries since a time (its
+    /// admins; the notification must be enabled).
+    recover => org_recover "/api/v1/organization/{orgname}/notifications/{uuid}/recover",
+        user_recover "/api/v1/user/namespacenotifications/{uuid}/recover",
+        post "RecoverNamespaceNotificationDeliveries" (s: State<HttpState>, ctx: SignedCtx, at: At, body: ApiJson<RecoverIn>) -> ApiResult<(StatusCode, Json<RecoverOut>)>,
+        params(("uuid" = String, Path)), body = RecoverIn, responses((status = 202, body = RecoverOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody));
+    /// A namespace-wide notification's signing secret (its admins).
+    get_secret => org_get_secret "/api/v1/organization/{orgname}/notifications/{uuid}/secret",
+        user_get_secret "/api/v1/user/namespacenotifications/{uuid}/secret",
+        get "GetNamespaceNotificationSecret" (s: State<HttpState>, ctx: ApiCtx, at: At) -> ApiResult<Json<SecretOut>>,
+        params(("uuid" = String, Path)), responses((status = 200, body = SecretOut), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody));
+    /// Rotates a namespace-wide notification's signing secret (its admins).
+    rotate_secret => org_rotate_secret "/api/v1/organization/{orgname}/notifications/{uuid}/secret/rotate",
+        user_rotate_secret "/api/v1/user/namespacenotifications/{uuid}/secret/rotate",
+        post "RotateNamespaceNotificationSecret" (s: State<HttpState>, ctx: ApiCtx, at: At) -> ApiResult<Json<SecretOut>>,
+        params(("uuid" = String, Path)), responses((status = 200, body = SecretOut), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody));
 }
 
 /// A delivery in the log.
@@ -182,9 +230,6 @@ impl From<berth_app::delivery_log::Secrets> for SecretOut {
     }
 }
 
-type NotificationPath = Path<(String, String, String)>;
-type DeliveryPath = Path<(String, String, String, String)>;
-
 /// The notification's deliveries, newest first (admin).
 #[utoipa::path(get, path = "/api/v1/repository/{namespace}/{repository}/notification/{uuid}/deliveries", tag = "notification", operation_id = "listNotificationDeliveries",
     params(("namespace" = String, Path), ("repository" = String, Path), ("uuid" = String, Path), DeliveryQuery),
@@ -192,16 +237,15 @@ type DeliveryPath = Path<(String, String, String, String)>;
 async fn list_deliveries(
     State(s): State<HttpState>,
     ApiCtx(ctx): ApiCtx,
-    Path((ns, name, uuid)): NotificationPath,
+    at: At,
     Query(q): Query<DeliveryQuery>,
 ) -> ApiResult<Json<DeliveryList>> {
     let (rows, additional) = s
         .app
         .list_deliveries(
             &ctx.caller,
-            &ns,
-            &name,
-            &uuid,
+            at.place(),
+            &at.uuid,
             q.status.as_deref(),
             q.page,
             q.limit.unwrap_or(20),
@@ -217,12 +261,8 @@ async fn list_deliveries(
 #[utoipa::path(get, path = "/api/v1/repository/{namespace}/{repository}/notification/{uuid}/deliveries/{id}", tag = "notification", operation_id = "getNotificationDelivery",
     params(("namespace" = String, Path), ("repository" = String, Path), ("uuid" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = DeliveryDetail), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_delivery(
-    State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
-    Path((ns, name, uuid, id)): DeliveryPath,
-) -> ApiResult<Json<DeliveryDetail>> {
-    let (d, attempts) = s.app.get_delivery(&ctx.caller, &ns, &name, &uuid, &id).await?;
+async fn get_delivery(State(s): State<HttpState>, ApiCtx(ctx): ApiCtx, at: At) -> ApiResult<Json<DeliveryDetail>> {
+    let (d, attempts) = s.app.get_delivery(&ctx.caller, at.place(), &at.uuid, &at.id).await?;
     let event_data = DeliveryPayload::of(&d)?.data()?;
     Ok(Json(DeliveryDetail {
         delivery: d.into(),
@@ -235,12 +275,8 @@ async fn get_delivery(
 #[utoipa::path(post, path = "/api/v1/repository/{namespace}/{repository}/notification/{uuid}/deliveries/{id}/redeliver", tag = "notification", operation_id = "redeliverNotificationDelivery",
     params(("namespace" = String, Path), ("repository" = String, Path), ("uuid" = String, Path), ("id" = String, Path)),
     responses((status = 202), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn redeliver(
-    State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
-    Path((ns, name, uuid, id)): DeliveryPath,
-) -> ApiResult<StatusCode> {
-    s.app.redeliver(&ctx, &ns, &name, &uuid, &id).await?;
+async fn redeliver(State(s): State<HttpState>, ApiCtx(ctx): ApiCtx, at: At) -> ApiResult<StatusCode> {
+    s.app.redeliver(&ctx, at.place(), &at.uuid, &at.id).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -252,13 +288,13 @@ async fn redeliver(
 async fn recover(
     State(s): State<HttpState>,
     SignedCtx(ctx): SignedCtx,
-    Path((ns, name, uuid)): NotificationPath,
+    at: At,
     ApiJson(body): ApiJson<RecoverIn>,
 ) -> ApiResult<(StatusCode, Json<RecoverOut>)> {
     let since = chrono::DateTime::parse_from_rfc3339(&body.since)
         .map_err(|e| AppError::invalid(format!("invalid since: '{}' is not an RFC 3339 time ({e})", body.since)))?
         .with_timezone(&chrono::Utc);
-    let queued = s.app.recover(&ctx, &ns, &name, &uuid, since).await?;
+    let queued = s.app.recover(&ctx, at.place(), &at.uuid, since).await?;
     Ok((StatusCode::ACCEPTED, Json(RecoverOut { queued })))
 }
 
@@ -266,13 +302,12 @@ async fn recover(
 #[utoipa::path(get, path = "/api/v1/repository/{namespace}/{repository}/notification/{uuid}/secret", tag = "notification", operation_id = "getNotificationSecret",
     params(("namespace" = String, Path), ("repository" = String, Path), ("uuid" = String, Path)),
     responses((status = 200, body = SecretOut), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_secret(
-    State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
-    Path((ns, name, uuid)): NotificationPath,
-) -> ApiResult<Json<SecretOut>> {
+async fn get_secret(State(s): State<HttpState>, ApiCtx(ctx): ApiCtx, at: At) -> ApiResult<Json<SecretOut>> {
     Ok(Json(
-        s.app.notification_secret(&ctx.caller, &ns, &name, &uuid).await?.into(),
+        s.app
+            .notification_secret(&ctx.caller, at.place(), &at.uuid)
+            .await?
+            .into(),
     ))
 }
 
@@ -280,10 +315,6 @@ async fn get_secret(
 #[utoipa::path(post, path = "/api/v1/repository/{namespace}/{repository}/notification/{uuid}/secret/rotate", tag = "notification", operation_id = "rotateNotificationSecret",
     params(("namespace" = String, Path), ("repository" = String, Path), ("uuid" = String, Path)),
     responses((status = 200, body = SecretOut), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn rotate_secret(
-    State(s): State<HttpState>,
-    ApiCtx(ctx): ApiCtx,
-    Path((ns, name, uuid)): NotificationPath,
-) -> ApiResult<Json<SecretOut>> {
-    Ok(Json(s.app.rotate_secret(&ctx, &ns, &name, &uuid).await?.into()))
+async fn rotate_secret(State(s): State<HttpState>, ApiCtx(ctx): ApiCtx, at: At) -> ApiResult<Json<SecretOut>> {
+    Ok(Json(s.app.rotate_secret(&ctx, at.place(), &at.uuid).await?.into()))
 }

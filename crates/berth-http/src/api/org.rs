@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use berth_app::accounts::{Robot, RobotOwner};
+use berth_app::accounts::{AdminNamespace, Robot};
 use berth_app::model::{AccountRow, TeamRow};
 use berth_core::TeamRole;
 use serde::{Deserialize, Serialize};
@@ -309,7 +309,7 @@ async fn list_org_robots(
     ApiCtx(ctx): ApiCtx,
     Path(org): Path<String>,
 ) -> ApiResult<Json<RobotList>> {
-    let robots = s.app.list_robots(&ctx.caller, RobotOwner::Org(&org)).await?;
+    let robots = s.app.list_robots(&ctx.caller, AdminNamespace::Org(&org)).await?;
     Ok(Json(RobotList {
         robots: robots.into_iter().map(RobotOut::from).collect(),
     }))
@@ -326,7 +326,7 @@ async fn get_org_robot(
 ) -> ApiResult<Json<RobotOut>> {
     Ok(Json(
         s.app
-            .get_robot(&ctx.caller, RobotOwner::Org(&org), &short)
+            .get_robot(&ctx.caller, AdminNamespace::Org(&org), &short)
             .await?
             .into(),
     ))
@@ -348,7 +348,7 @@ async fn put_org_robot(
         .unwrap_or_default();
     let row = s
         .app
-        .create_robot(&ctx, RobotOwner::Org(&org), &short, &description)
+        .create_robot(&ctx, AdminNamespace::Org(&org), &short, &description)
         .await?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
@@ -362,7 +362,7 @@ async fn delete_org_robot(
     ApiCtx(ctx): ApiCtx,
     Path((org, short)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    s.app.delete_robot(&ctx, RobotOwner::Org(&org), &short).await?;
+    s.app.delete_robot(&ctx, AdminNamespace::Org(&org), &short).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use berth_app::accounts::{NewUser, RobotOwner};
+use berth_app::accounts::{AdminNamespace, NewUser};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -197,7 +197,7 @@ async fn superuser_create_user(
 #[utoipa::path(get, path = "/api/v1/user/robots", tag = "robot", operation_id = "getUserRobots",
     responses((status = 200, body = RobotList), (status = 401, body = ErrorBody)))]
 async fn list_user_robots(State(s): State<HttpState>, ApiCtx(ctx): ApiCtx) -> ApiResult<Json<RobotList>> {
-    let robots = s.app.list_robots(&ctx.caller, RobotOwner::CurrentUser).await?;
+    let robots = s.app.list_robots(&ctx.caller, AdminNamespace::CurrentUser).await?;
     Ok(Json(RobotList {
         robots: robots.into_iter().map(RobotOut::from).collect(),
     }))
@@ -214,7 +214,7 @@ async fn get_user_robot(
 ) -> ApiResult<Json<RobotOut>> {
     Ok(Json(
         s.app
-            .get_robot(&ctx.caller, RobotOwner::CurrentUser, &short)
+            .get_robot(&ctx.caller, AdminNamespace::CurrentUser, &short)
             .await?
             .into(),
     ))
@@ -236,7 +236,7 @@ async fn put_user_robot(
         .unwrap_or_default();
     let row = s
         .app
-        .create_robot(&ctx, RobotOwner::CurrentUser, &short, &description)
+        .create_robot(&ctx, AdminNamespace::CurrentUser, &short, &description)
         .await?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
@@ -250,7 +250,7 @@ async fn delete_user_robot(
     ApiCtx(ctx): ApiCtx,
     Path(short): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.app.delete_robot(&ctx, RobotOwner::CurrentUser, &short).await?;
+    s.app.delete_robot(&ctx, AdminNamespace::CurrentUser, &short).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

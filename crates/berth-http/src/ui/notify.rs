@@ -5,6 +5,7 @@
 //! the bell. Every action calls the same use case as the API.
 
 use berth_app::events::DeliveryPayload;
+use berth_app::notifications::Place;
 
 use askama::Template;
 use axum::http::StatusCode;
@@ -61,8 +62,11 @@ pub(super) async fn items(
 ) -> Result<Vec<NotificationItem>, AppError> {
     let caller = &session.ctx.caller;
     let mut out = Vec::new();
-    for n in s.app.list_notifications(caller, ns, name).await? {
-        let (last, _) = s.app.list_deliveries(caller, ns, name, &n.uuid, None, 0, 1).await?;
+    for n in s.app.list_notifications(caller, Place::repo(ns, name)).await? {
+        let (last, _) = s
+            .app
+            .list_deliveries(caller, Place::repo(ns, name), &n.uuid, None, 0, 1)
+            .await?;
         out.push(NotificationItem {
             title: n
                 .title
@@ -316,7 +320,9 @@ pub(super) async fn new_page(
     general_error: Option<String>,
 ) -> Result<Response, AppError> {
     // Admins only, like the API.
-    s.app.list_notifications(&session.ctx.caller, ns, name).await?;
+    s.app
+        .list_notifications(&session.ctx.caller, Place::repo(ns, name))
+        .await?;
     let mut email_state = String::new();
     let mut can_verify = false;
     if f.method == "email" && !f.email.trim().is_empty() {
@@ -416,7 +422,11 @@ pub(super) async fn create(
     name: &str,
     f: NotificationForm,
 ) -> Result<Response, AppError> {
-    match s.app.create_notification(&session.ctx, ns, name, &f.request()).await {
+    match s
+        .app
+        .create_notification(&session.ctx, Place::repo(ns, name), &f.request())
+        .await
+    {
         Ok(_) => Ok(
             Redirect::to(&Flash::NotificationCreated.after(&format!("/repository/{ns}/{name}?tab=settings")))
                 .into_response(),
@@ -438,7 +448,10 @@ pub(super) async fn edit_page(
     name: &str,
     uuid: &str,
 ) -> Result<Response, AppError> {
-    let n = s.app.get_notification(&session.ctx.caller, ns, name, uuid).await?;
+    let n = s
+        .app
+        .get_notification(&session.ctx.caller, Place::repo(ns, name), uuid)
+        .await?;
     new_page(
         s,
         session,
@@ -461,7 +474,10 @@ pub(super) async fn save(
     uuid: &str,
     mut f: NotificationForm,
 ) -> Result<Response, AppError> {
-    let n = s.app.get_notification(&session.ctx.caller, ns, name, uuid).await?;
+    let n = s
+        .app
+        .get_notification(&session.ctx.caller, Place::repo(ns, name), uuid)
+        .await?;
     f.event = n.event.clone();
     f.method = n.method.clone();
     f.editing = Some(n.uuid.clone());
@@ -482,7 +498,11 @@ pub(super) async fn save(
         title: Some(f.title.trim().to_owned()),
         ..NotificationChange::default()
     };
-    match s.app.update_notification(&session.ctx, ns, name, uuid, &change).await {
+    match s
+        .app
+        .update_notification(&session.ctx, Place::repo(ns, name), uuid, &change)
+        .await
+    {
         Ok(_) => Ok(Redirect::to(
             &Flash::NotificationSaved.after(&format!("/repository/{ns}/{name}/notification/{uuid}")),
         )
@@ -506,7 +526,9 @@ pub(super) async fn send_verification(
 ) -> Result<Response, AppError> {
     // Sent from the Edit form: it comes back to the Edit form of a notification of this repository.
     if let Some(uuid) = &f.editing {
-        s.app.get_notification(&session.ctx.caller, ns, name, uuid).await?;
+        s.app
+            .get_notification(&session.ctx.caller, Place::repo(ns, name), uuid)
+            .await?;
     }
     match s
         .app
@@ -672,20 +694,20 @@ pub(super) async fn deliveries_page(
     error: Option<String>,
 ) -> Result<Response, AppError> {
     let caller = &session.ctx.caller;
-    let n = s.app.get_notification(caller, ns, name, uuid).await?;
-    let secret = s.app.notification_secret(caller, ns, name, uuid).await?;
+    let n = s.app.get_notification(caller, Place::repo(ns, name), uuid).await?;
+    let secret = s.app.notification_secret(caller, Place::repo(ns, name), uuid).await?;
     let (status, single) = match shown {
         Shown::Newest(status) => (status.filter(|s| !s.is_empty()), None),
         Shown::One(id) => (None, Some(id)),
     };
     let mut deliveries = Vec::new();
     if let Some(id) = single {
-        let (d, attempts) = s.app.get_delivery(caller, ns, name, uuid, id).await?;
+        let (d, attempts) = s.app.get_delivery(caller, Place::repo(ns, name), uuid, id).await?;
         deliveries.push(delivery_view(d, attempts, n.enabled));
     } else {
         let (rows, _) = s
             .app
-            .list_deliveries_with_attempts(caller, ns, name, uuid, status, 0, 50)
+            .list_deliveries_with_attempts(caller, Place::repo(ns, name), uuid, status, 0, 50)
             .await?;
         for (d, attempts) in rows {
             deliveries.push(delivery_view(d, attempts, n.enabled));
@@ -745,21 +767,25 @@ pub(super) async fn act(
     let outcome = match verb {
         "test" => s
             .app
-            .test_notification(ctx, ns, name, uuid)
+            .test_notification(ctx, Place::repo(ns, name), uuid)
             .await
             .map(|_| back(Flash::TestSent)),
         "reset" => s
             .app
-            .reset_notification(ctx, ns, name, uuid)
+            .reset_notification(ctx, Place::repo(ns, name), uuid)
             .await
             .map(|_| back(Flash::Reenabled)),
-        "delete" => s.app.delete_notification(ctx, ns, name, uuid).await.map(|_| {
-            Redirect::to(&Flash::NotificationDeleted.after(&format!("/repository/{ns}/{name}?tab=settings")))
-                .into_response()
-        }),
+        "delete" => s
+            .app
+            .delete_notification(ctx, Place::repo(ns, name), uuid)
+            .await
+            .map(|_| {
+                Redirect::to(&Flash::NotificationDeleted.after(&format!("/repository/{ns}/{name}?tab=settings")))
+                    .into_response()
+            }),
         "rotate" => s
             .app
-            .rotate_secret(ctx, ns, name, uuid)
+            .rotate_secret(ctx, Place::repo(ns, name), uuid)
             .await
             .map(|_| back(Flash::SecretRotated)),
         "recover" => {
@@ -768,7 +794,7 @@ pub(super) async fn act(
                 .or_else(|_| chrono::NaiveDateTime::parse_from_str(since, "%Y-%m-%dT%H:%M:%S"))
                 .map_err(|_| AppError::invalid(format!("invalid since: '{since}' is not a date and time")))?;
             s.app
-                .recover(ctx, ns, name, uuid, parsed.and_utc())
+                .recover(ctx, Place::repo(ns, name), uuid, parsed.and_utc())
                 .await
                 .map(|_| back(Flash::Recovered))
         }
@@ -783,7 +809,7 @@ pub(super) async fn act(
                 Flash::Paused
             };
             s.app
-                .update_notification(ctx, ns, name, uuid, &change)
+                .update_notification(ctx, Place::repo(ns, name), uuid, &change)
                 .await
                 .map(|_| back(flash))
         }
@@ -806,7 +832,11 @@ pub(super) async fn redeliver(
     uuid: &str,
     delivery: &str,
 ) -> Result<Response, AppError> {
-    match s.app.redeliver(&session.ctx, ns, name, uuid, delivery).await {
+    match s
+        .app
+        .redeliver(&session.ctx, Place::repo(ns, name), uuid, delivery)
+        .await
+    {
         Ok(()) => Ok(
             Redirect::to(&Flash::Redelivered.after(&format!("/repository/{ns}/{name}/notification/{uuid}")))
                 .into_response(),

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_app::AppError;
-use berth_app::accounts::RobotOwner;
+use berth_app::accounts::AdminNamespace;
 use berth_core::TeamRole;
 
 use super::flash::Flash;
@@ -68,7 +68,7 @@ async fn page(
     let repos = super::repo_items(s, caller, "", Some(org)).await?;
     let robots = if info.is_admin {
         s.app
-            .list_robots(caller, RobotOwner::Org(org))
+            .list_robots(caller, AdminNamespace::Org(org))
             .await?
             .into_iter()
             .map(|r| {
@@ -201,11 +201,14 @@ pub(super) async fn post(
                 Ok(back(Flash::MemberRemoved))
             }
             Action::CreateRobot => {
-                let robot = s.app.create_robot(ctx, RobotOwner::Org(org), &get("name"), "").await?;
+                let robot = s
+                    .app
+                    .create_robot(ctx, AdminNamespace::Org(org), &get("name"), "")
+                    .await?;
                 page(&s, &session, org, Some((robot.account.name, robot.token)), None, None).await
             }
             Action::DeleteRobot => {
-                s.app.delete_robot(ctx, RobotOwner::Org(org), short).await?;
+                s.app.delete_robot(ctx, AdminNamespace::Org(org), short).await?;
                 Ok(back(Flash::RobotDeleted))
             }
         }

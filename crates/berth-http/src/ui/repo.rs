@@ -9,6 +9,7 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use berth_app::builds::StartBuild;
+use berth_app::notifications::Place;
 use berth_app::secscan::ScanState;
 use berth_app::{AppError, Ctx};
 use berth_core::RepoRole;
@@ -769,11 +770,11 @@ pub(super) async fn post(
                 // All or nothing: one that is not this repository's changes none.
                 let flash = match form.get("op") {
                     "enable" => {
-                        s.app.reset_notifications(ctx, ns, repo, &chosen).await?;
+                        s.app.reset_notifications(ctx, Place::repo(ns, repo), &chosen).await?;
                         Flash::NotificationsEnabled
                     }
                     "delete" => {
-                        s.app.delete_notifications(ctx, ns, repo, &chosen).await?;
+                        s.app.delete_notifications(ctx, Place::repo(ns, repo), &chosen).await?;
                         Flash::NotificationsDeleted
                     }
                     other => {

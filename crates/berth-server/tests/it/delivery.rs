@@ -41,25 +41,29 @@ async fn server(kind: berth_testkit::DbKind, rx: &Receiver) -> (TestServer, Auth
     (s, root)
 }
 
+/// Where notifications of `event` are made: acme/web's, or, for the events only namespace-wide
+/// notifications take, the organization's (whose test sends are about `acme/sample`).
+fn base(event: &str) -> &'static str {
+    if EventKind::parse(event).is_ok_and(EventKind::namespace_only) {
+        "/api/v1/organization/acme/notifications"
+    } else {
+        "/api/v1/repository/acme/web/notification/"
+    }
+}
+
 async fn create(s: &TestServer, root: &Auth, event: &str, method: &str, config: Value, event_config: Value) -> String {
     let body = json!({"event": event, "method": method, "config": config, "eventConfig": event_config});
-    let n = expect(
-        s.post("/api/v1/repository/acme/web/notification/", root, body).await,
-        201,
-    );
+    let n = expect(s.post(base(event), root, body).await, 201);
     n["uuid"].as_str().unwrap().to_owned()
 }
 
 async fn test_send(s: &TestServer, root: &Auth, uuid: &str) {
-    expect(
-        s.post(
-            &format!("/api/v1/repository/acme/web/notification/{uuid}/test"),
-            root,
-            json!(null),
-        )
-        .await,
-        200,
-    );
+    test_send_at(s, root, base("repo_push"), uuid).await;
+}
+
+async fn test_send_at(s: &TestServer, root: &Auth, base: &str, uuid: &str) {
+    let one = format!("{}/{uuid}", base.trim_end_matches('/'));
+    expect(s.post(&format!("{one}/test"), root, json!(null)).await, 200);
 }
 
 #[backend_test]
@@ -128,13 +132,14 @@ async fn skopeo_push_reaches_the_webhook(kind: berth_testkit::DbKind) {
 async fn every_event_to_webhook_and_each_chat_method(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = server(kind, &rx).await;
-    let ctx = berth_notify::RepoContext {
-        hostname: &s.hostname,
-        scheme: "http",
-        namespace: "acme",
-        name: "web",
-    };
     for event in EventKind::all() {
+        let at = base(event.name());
+        let ctx = berth_notify::RepoContext {
+            hostname: &s.hostname,
+            scheme: "http",
+            namespace: "acme",
+            name: if event.namespace_only() { "sample" } else { "web" },
+        };
         let ev_cfg = if *event == EventKind::ImageExpiry {
             json!({"days": 3})
         } else {
@@ -158,7 +163,7 @@ async fn every_event_to_webhook_and_each_chat_method(kind: berth_testkit::DbKind
             ev_cfg.clone(),
         )
         .await;
-        test_send(&s, &root, &hook).await;
+        test_send_at(&s, &root, at, &hook).await;
         let got = rx.next(WAIT).await.expect("webhook delivery");
         assert_eq!(got.path, "/w");
         assert_eq!(got.headers["x-berth-event"], event.name());
@@ -170,7 +175,7 @@ async fn every_event_to_webhook_and_each_chat_method(kind: berth_testkit::DbKind
             *d = json!(0.0);
         }
         assert_eq!(body, expected, "{}", event.name());
-        test_send(&s, &root, &slack).await;
+        test_send_at(&s, &root, at, &slack).await;
         let got = rx.next(WAIT).await.expect("slack delivery");
         assert_eq!(got.path, "/s");
         let body = got.json();
@@ -205,7 +210,7 @@ async fn every_event_to_webhook_and_each_chat_method(kind: berth_testkit::DbKind
                 ev_cfg.clone(),
             )
             .await;
-            test_send(&s, &root, &uuid).await;
+            test_send_at(&s, &root, at, &uuid).await;
             made.push(uuid);
             let got = rx.next(WAIT).await.expect("chat delivery");
             assert_eq!(got.path, path);
@@ -229,7 +234,7 @@ async fn every_event_to_webhook_and_each_chat_method(kind: berth_testkit::DbKind
                         embed["color"],
                         berth_notify::methods::discord::color(event.level(&expected))
                     );
-                    assert_eq!(embed["fields"][0]["value"], "acme/web");
+                    assert_eq!(embed["fields"][0]["value"], format!("acme/{}", ctx.name));
                     assert_eq!(body["allowed_mentions"], json!({"parse": []}));
                     berth_notify::methods::discord::Discord::body(*event, &expected, Some("root"))
                 }
@@ -256,7 +261,7 @@ async fn every_event_to_webhook_and_each_chat_method(kind: berth_testkit::DbKind
             ev_cfg.clone(),
         )
         .await;
-        test_send(&s, &root, &flowdock).await;
+        test_send_at(&s, &root, at, &flowdock).await;
         let got = rx.next(WAIT).await.expect("flowdock delivery");
         assert_eq!(got.path, "/flowdock/v1/messages/team_inbox/tok");
         assert_eq!(
@@ -274,7 +279,7 @@ async fn every_event_to_webhook_and_each_chat_method(kind: berth_testkit::DbKind
             ev_cfg.clone(),
         )
         .await;
-        test_send(&s, &root, &hipchat).await;
+        test_send_at(&s, &root, at, &hipchat).await;
         let got = rx.next(WAIT).await.expect("hipchat delivery");
         assert_eq!(got.path, "/hipchat/v2/room/42/notification?auth_token=tok");
         let body = got.json();
@@ -288,7 +293,7 @@ async fn every_event_to_webhook_and_each_chat_method(kind: berth_testkit::DbKind
         // Each event's notifications go, so the repository stays below its limit of notifications.
         made.extend([flowdock, hipchat]);
         for uuid in made {
-            let path = format!("/api/v1/repository/acme/web/notification/{uuid}");
+            let path = format!("{}/{uuid}", at.trim_end_matches('/'));
             expect(s.call(Method::DELETE, &path, &root, None).await, 204);
         }
     }

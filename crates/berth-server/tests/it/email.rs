@@ -169,29 +169,44 @@ async fn every_event_by_email(kind: berth_testkit::DbKind) {
     let (s, root) = server(kind, Some(&smtp)).await;
     let addr = "ops@example.com";
     authorize(&s, &root, &smtp, addr).await;
-    let ctx = berth_notify::RepoContext {
-        hostname: &s.hostname,
-        scheme: "http",
-        namespace: "acme",
-        name: "web",
-    };
-    let manage = format!("http://{}/repository/acme/web?tab=settings", s.hostname);
     for event in EventKind::all() {
         let ev_cfg = if *event == EventKind::ImageExpiry {
             json!({"days": 3})
         } else {
             json!({})
         };
+        // The events only namespace-wide notifications take go to the organization's, which mail
+        // an address of the organization or one of its admins (root's), about `acme/sample`.
+        let (base, addr, name, manage) = if event.namespace_only() {
+            let manage = format!("http://{}/organization/acme/notifications", s.hostname);
+            (
+                "/api/v1/organization/acme/notifications",
+                "root@example.com",
+                "sample",
+                manage,
+            )
+        } else {
+            let manage = format!("http://{}/repository/acme/web?tab=settings", s.hostname);
+            (NOTIFY, addr, "web", manage)
+        };
+        let ctx = berth_notify::RepoContext {
+            hostname: &s.hostname,
+            scheme: "http",
+            namespace: "acme",
+            name,
+        };
         let body = json!({"event": event.name(), "method": "email", "config": {"email": addr}, "eventConfig": ev_cfg});
-        let n = expect(s.post(NOTIFY, &root, body).await, 201);
+        let n = expect(s.post(base, &root, body).await, 201);
         let uuid = n["uuid"].as_str().unwrap();
-        expect(s.post(&format!("{NOTIFY}{uuid}/test"), &root, json!(null)).await, 200);
+        let one = format!("{}/{uuid}", base.trim_end_matches('/'));
+        expect(s.post(&format!("{one}/test"), &root, json!(null)).await, 200);
         let mail = smtp
             .next(WAIT)
             .await
             .unwrap_or_else(|| panic!("no mail for {}", event.name()));
         let expected = event.sample(&ctx, &ev_cfg, 0.0);
-        let want = berth_notify::mail::notification_mail(*event, &expected, Some("root"), "acme/web", &manage);
+        let want =
+            berth_notify::mail::notification_mail(*event, &expected, Some("root"), &format!("acme/{name}"), &manage);
         assert_eq!(mail.header("subject"), Some(want.subject.as_str()), "{}", event.name());
         assert_eq!(
             mail.header("subject").map(str::to_owned),
@@ -213,9 +228,16 @@ async fn every_event_by_email(kind: berth_testkit::DbKind) {
             "{}",
             event.name()
         );
-        let n = expect(s.get(&format!("{NOTIFY}{uuid}"), &root).await, 200);
+        let n = expect(s.get(&one, &root).await, 200);
         assert_eq!(n["number_of_failures"], 0);
     }
+    // A namespace-wide notification mails only the namespace's addresses, not any authorized one.
+    let body = json!({"event": "repo_push", "method": "email", "config": {"email": addr}, "eventConfig": {}});
+    let e = expect(
+        s.post("/api/v1/organization/acme/notifications", &root, body).await,
+        400,
+    );
+    assert!(e["detail"].as_str().unwrap().contains("administrators"), "{e}");
     s.stop().await;
 }
 

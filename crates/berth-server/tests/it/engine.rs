@@ -632,7 +632,7 @@ async fn gone_disables_tells_admins_and_recover_sends_what_was_skipped(kind: ber
     assert_eq!(mail.header("to"), Some("root@example.com"));
     assert_eq!(
         mail.header("subject"),
-        Some("[Berth] A notification of acme/web was disabled")
+        Some("[Berth] A notification of repository acme/web was disabled")
     );
     assert!(mail.text.unwrap().contains("410 response for webhook"));
     let bell = expect(s.get("/api/v1/user/notifications", &root).await, 200);

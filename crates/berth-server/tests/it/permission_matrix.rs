@@ -118,6 +118,41 @@ fn rows() -> Vec<Row> {
             None,
             "401 403 403 403 204 403 403 204 403 403",
         ),
+        // Namespace-wide notifications: the organization's admins; the caller's own, any user.
+        row(
+            M::POST,
+            "/api/v1/organization/acme/notifications",
+            Some(
+                json!({"event": "repo_push", "method": "webhook", "config": {"url": "https://hooks.example.com/org"}, "eventConfig": {}}),
+            ),
+            "401 403 403 403 201 403 403 201 403 403",
+        ),
+        row(
+            M::GET,
+            "/api/v1/organization/acme/notifications",
+            None,
+            "401 403 403 403 200 403 403 200 403 403",
+        ),
+        row(
+            M::DELETE,
+            "/api/v1/organization/acme/notifications/no-such-uuid",
+            None,
+            "401 403 403 403 404 403 403 404 403 403",
+        ),
+        row(
+            M::POST,
+            "/api/v1/user/namespacenotifications",
+            Some(
+                json!({"event": "repo_created", "method": "webhook", "config": {"url": "https://hooks.example.com/mine"}, "eventConfig": {}}),
+            ),
+            "401 201 201 201 201 201 403 201 201 403",
+        ),
+        row(
+            M::GET,
+            "/api/v1/user/namespacenotifications",
+            None,
+            "401 200 200 200 200 200 403 200 200 403",
+        ),
         // The caller's own robots: any user; robots and tokens without user:admin may not.
         row(
             M::PUT,

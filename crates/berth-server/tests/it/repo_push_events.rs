@@ -75,7 +75,7 @@ async fn tag_pushes_enqueue_one_delivery_per_notification_atomically(kind: berth
             &mut tx,
             &NewNotification {
                 uuid,
-                repo: repo.id,
+                scope: berth_store::notifications::NotificationScope::Repository(repo.id),
                 event,
                 method,
                 title: None,
