@@ -44,6 +44,10 @@ pub fn router() -> Router<HttpState> {
         let handler = move |s, h, ip, p, uri, body| repo::post(action, s, h, ip, p, uri, body);
         router = router.route(&format!("{REPO_ROUTE}{suffix}"), post(handler));
     }
+    for (suffix, page) in org::PAGES {
+        let handler = move |s, h, ip, p, uri, q| org::notification_page(page, s, h, ip, p, uri, q);
+        router = router.route(&format!("/organization/{{org}}{suffix}"), get(handler));
+    }
     for (suffix, action) in org::ACTIONS {
         let handler = move |s, h, ip, p, form| org::post(action, s, h, ip, p, form);
         router = router.route(&format!("/organization/{{org}}{suffix}"), post(handler));

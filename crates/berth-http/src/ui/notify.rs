@@ -19,6 +19,64 @@ use super::flash::Flash;
 use super::{Chrome, Session, render, when};
 use crate::HttpState;
 
+/// Whose notifications a page shows: a repository's, or an organization's namespace-wide ones;
+/// with the addresses of its pages.
+#[derive(Debug, Clone)]
+pub(super) struct Holder {
+    /// The namespace.
+    pub namespace: String,
+    /// The repository, for a repository's notifications.
+    pub repository: Option<String>,
+}
+
+impl Holder {
+    /// A repository's notifications.
+    pub(super) fn repo(namespace: &str, name: &str) -> Holder {
+        Holder {
+            namespace: namespace.to_owned(),
+            repository: Some(name.to_owned()),
+        }
+    }
+
+    /// An organization's namespace-wide notifications.
+    pub(super) fn org(org: &str) -> Holder {
+        Holder {
+            namespace: org.to_owned(),
+            repository: None,
+        }
+    }
+
+    fn place(&self) -> Place<'_> {
+        match &self.repository {
+            Some(name) => Place::repo(&self.namespace, name),
+            None => Place::Namespace(berth_app::accounts::AdminNamespace::Org(&self.namespace)),
+        }
+    }
+
+    /// Where its notification pages start: `/repository/acme/web`, `/organization/acme`.
+    pub(super) fn base(&self) -> String {
+        match &self.repository {
+            Some(name) => format!("/repository/{}/{name}", self.namespace),
+            None => format!("/organization/{}", self.namespace),
+        }
+    }
+
+    /// Its list of notifications: the repository's Settings, the organization's Notifications.
+    pub(super) fn list(&self) -> String {
+        match &self.repository {
+            Some(name) => format!("/repository/{}/{name}?tab=settings", self.namespace),
+            None => format!("/organization/{}/notifications", self.namespace),
+        }
+    }
+
+    fn list_label(&self) -> String {
+        match &self.repository {
+            Some(name) => format!("Settings of {}/{name}", self.namespace),
+            None => format!("Notifications of {}", self.namespace),
+        }
+    }
+}
+
 /// A notification row of the Settings table.
 pub(super) struct NotificationItem {
     pub uuid: String,
@@ -54,19 +112,11 @@ fn method_title(method: &str) -> String {
 }
 
 /// The Settings table.
-pub(super) async fn items(
-    s: &HttpState,
-    session: &Session,
-    ns: &str,
-    name: &str,
-) -> Result<Vec<NotificationItem>, AppError> {
+pub(super) async fn items(s: &HttpState, session: &Session, h: &Holder) -> Result<Vec<NotificationItem>, AppError> {
     let caller = &session.ctx.caller;
     let mut out = Vec::new();
-    for n in s.app.list_notifications(caller, Place::repo(ns, name)).await? {
-        let (last, _) = s
-            .app
-            .list_deliveries(caller, Place::repo(ns, name), &n.uuid, None, 0, 1)
-            .await?;
+    for n in s.app.list_notifications(caller, h.place()).await? {
+        let (last, _) = s.app.list_deliveries(caller, h.place(), &n.uuid, None, 0, 1).await?;
         out.push(NotificationItem {
             title: n
                 .title
@@ -101,6 +151,7 @@ pub(super) struct NotificationForm {
     pub title: String,
     pub ref_regex: String,
     pub tag_regex: String,
+    pub repository_regex: String,
     pub level: String,
     pub days: String,
     pub url: String,
@@ -124,6 +175,7 @@ impl NotificationForm {
             title: get("title"),
             ref_regex: get("ref_regex"),
             tag_regex: get("tag_regex"),
+            repository_regex: get("repository_regex"),
             level: or(get("level"), "1"),
             days: or(get("days"), "7"),
             url: get("url"),
@@ -188,6 +240,10 @@ impl NotificationForm {
         if self.event == "repo_push" && !self.tag_regex.trim().is_empty() {
             event_config["tag-regex"] = json!(self.tag_regex.trim());
         }
+        // Shown only for namespace-wide notifications (the API refuses it on a repository's).
+        if !self.repository_regex.trim().is_empty() {
+            event_config["repository-regex"] = json!(self.repository_regex.trim());
+        }
         match self.event.as_str() {
             "vulnerability_found" => event_config["level"] = json!(self.level.trim()),
             "repo_image_expiry" => {
@@ -213,9 +269,10 @@ impl NotificationForm {
 }
 
 /// The event configuration keys the form edits, with their form fields.
-const EVENT_CONFIG_FIELDS: [(&str, &str); 4] = [
+const EVENT_CONFIG_FIELDS: [(&str, &str); 5] = [
     ("ref-regex", "ref_regex"),
     ("tag-regex", "tag_regex"),
+    ("repository-regex", "repository_regex"),
     ("level", "level"),
     ("days", "days"),
 ];
@@ -225,6 +282,7 @@ const EVENT_CONFIG_FIELDS: [(&str, &str); 4] = [
 pub(super) struct FieldErrors {
     pub ref_regex: Option<String>,
     pub tag_regex: Option<String>,
+    pub repository_regex: Option<String>,
     pub level: Option<String>,
     pub days: Option<String>,
     pub url: Option<String>,
@@ -244,6 +302,7 @@ fn place(errors: &mut FieldErrors, field: Option<&str>, message: String) -> Opti
     let slot = match field {
         Some("ref-regex") => &mut errors.ref_regex,
         Some("tag-regex") => &mut errors.tag_regex,
+        Some("repository-regex") => &mut errors.repository_regex,
         Some("level") => &mut errors.level,
         Some("days") => &mut errors.days,
         Some("url") => &mut errors.url,
@@ -266,7 +325,12 @@ fn place(errors: &mut FieldErrors, field: Option<&str>, message: String) -> Opti
 struct NewPage {
     title: String,
     chrome: Chrome,
-    path: String,
+    /// Where the holder's notification pages are, and its list of notifications.
+    base: String,
+    back: String,
+    back_label: String,
+    /// Whether the notification is namespace-wide (it takes `repository-regex`).
+    namespace_wide: bool,
     f: NotificationForm,
     errors: FieldErrors,
     general_error: Option<String>,
@@ -283,10 +347,11 @@ struct NewPage {
 
 /// The in-app targets to choose from: the namespace (an organization), its teams and their
 /// members, and the users granted the repository (robots read no bell).
-async fn targets(s: &HttpState, session: &Session, ns: &str, name: &str) -> Vec<(String, String)> {
+async fn targets(s: &HttpState, session: &Session, h: &Holder) -> Vec<(String, String)> {
     let caller = &session.ctx.caller;
     let mut out = Vec::new();
     let mut users: Vec<String> = Vec::new();
+    let ns = h.namespace.as_str();
     if let Ok(org) = s.app.org_info(caller, ns).await {
         out.push((format!("org:{ns}"), format!("Organization {ns} (its administrators)")));
         for t in org.teams.unwrap_or_default() {
@@ -298,7 +363,9 @@ async fn targets(s: &HttpState, session: &Session, ns: &str, name: &str) -> Vec<
     } else {
         users.push(ns.to_owned());
     }
-    if let Ok(granted) = s.app.user_permissions(caller, ns, name).await {
+    if let Some(name) = &h.repository
+        && let Ok(granted) = s.app.user_permissions(caller, ns, name).await
+    {
         users.extend(granted.into_iter().map(|u| u.name));
     }
     for user in users {
@@ -313,22 +380,22 @@ async fn targets(s: &HttpState, session: &Session, ns: &str, name: &str) -> Vec<
 pub(super) async fn new_page(
     s: &HttpState,
     session: &Session,
-    ns: &str,
-    name: &str,
+    h: &Holder,
     f: NotificationForm,
     errors: FieldErrors,
     general_error: Option<String>,
 ) -> Result<Response, AppError> {
     // Admins only, like the API.
-    s.app
-        .list_notifications(&session.ctx.caller, Place::repo(ns, name))
-        .await?;
+    s.app.list_notifications(&session.ctx.caller, h.place()).await?;
     let mut email_state = String::new();
     let mut can_verify = false;
-    if f.method == "email" && !f.email.trim().is_empty() {
+    if f.method == "email"
+        && let Some(name) = &h.repository
+        && !f.email.trim().is_empty()
+    {
         match s
             .app
-            .authorized_email(&session.ctx.caller, ns, name, f.email.trim())
+            .authorized_email(&session.ctx.caller, &h.namespace, name, f.email.trim())
             .await
         {
             Ok(a) if a.confirmed => email_state = format!("{} is authorized for this repository.", f.email.trim()),
@@ -356,11 +423,15 @@ pub(super) async fn new_page(
         }
         .into(),
         chrome: session.chrome.clone(),
-        path: format!("{ns}/{name}"),
+        base: h.base(),
+        back: h.list(),
+        back_label: h.list_label(),
         is_build: f.is_build(),
         url_label: MethodKind::parse(&f.method).ok().and_then(MethodKind::url_label),
+        namespace_wide: h.repository.is_none(),
         events: EventKind::all()
             .iter()
+            .filter(|e| h.repository.is_none() || !e.namespace_only())
             .map(|e| {
                 let title = if e.has_source() {
                     e.title().to_owned()
@@ -383,7 +454,7 @@ pub(super) async fn new_page(
             .iter()
             .map(|l| (l.index().to_string(), l.as_str()))
             .collect(),
-        targets: targets(s, session, ns, name).await,
+        targets: targets(s, session, h).await,
         f,
         errors,
         general_error,
@@ -397,6 +468,7 @@ fn errors_present(e: &FieldErrors) -> bool {
     [
         &e.ref_regex,
         &e.tag_regex,
+        &e.repository_regex,
         &e.level,
         &e.days,
         &e.url,
@@ -418,50 +490,24 @@ fn errors_present(e: &FieldErrors) -> bool {
 pub(super) async fn create(
     s: &HttpState,
     session: &Session,
-    ns: &str,
-    name: &str,
+    h: &Holder,
     f: NotificationForm,
 ) -> Result<Response, AppError> {
-    match s
-        .app
-        .create_notification(&session.ctx, Place::repo(ns, name), &f.request())
-        .await
-    {
-        Ok(_) => Ok(
-            Redirect::to(&Flash::NotificationCreated.after(&format!("/repository/{ns}/{name}?tab=settings")))
-                .into_response(),
-        ),
+    match s.app.create_notification(&session.ctx, h.place(), &f.request()).await {
+        Ok(_) => Ok(Redirect::to(&Flash::NotificationCreated.after(&h.list())).into_response()),
         Err(AppError::Invalid { field, message }) => {
             let mut errors = FieldErrors::default();
             let general = place(&mut errors, field, message);
-            new_page(s, session, ns, name, f, errors, general).await
+            new_page(s, session, h, f, errors, general).await
         }
         Err(e) => Err(e),
     }
 }
 
 /// The Edit form of a notification.
-pub(super) async fn edit_page(
-    s: &HttpState,
-    session: &Session,
-    ns: &str,
-    name: &str,
-    uuid: &str,
-) -> Result<Response, AppError> {
-    let n = s
-        .app
-        .get_notification(&session.ctx.caller, Place::repo(ns, name), uuid)
-        .await?;
-    new_page(
-        s,
-        session,
-        ns,
-        name,
-        NotificationForm::of(&n),
-        FieldErrors::default(),
-        None,
-    )
-    .await
+pub(super) async fn edit_page(s: &HttpState, session: &Session, h: &Holder, uuid: &str) -> Result<Response, AppError> {
+    let n = s.app.get_notification(&session.ctx.caller, h.place(), uuid).await?;
+    new_page(s, session, h, NotificationForm::of(&n), FieldErrors::default(), None).await
 }
 
 /// Saves the Edit form: the keys the form shows take its values, the others stay (a webhook's
@@ -469,15 +515,11 @@ pub(super) async fn edit_page(
 pub(super) async fn save(
     s: &HttpState,
     session: &Session,
-    ns: &str,
-    name: &str,
+    h: &Holder,
     uuid: &str,
     mut f: NotificationForm,
 ) -> Result<Response, AppError> {
-    let n = s
-        .app
-        .get_notification(&session.ctx.caller, Place::repo(ns, name), uuid)
-        .await?;
+    let n = s.app.get_notification(&session.ctx.caller, h.place(), uuid).await?;
     f.event = n.event.clone();
     f.method = n.method.clone();
     f.editing = Some(n.uuid.clone());
@@ -498,19 +540,14 @@ pub(super) async fn save(
         title: Some(f.title.trim().to_owned()),
         ..NotificationChange::default()
     };
-    match s
-        .app
-        .update_notification(&session.ctx, Place::repo(ns, name), uuid, &change)
-        .await
-    {
-        Ok(_) => Ok(Redirect::to(
-            &Flash::NotificationSaved.after(&format!("/repository/{ns}/{name}/notification/{uuid}")),
-        )
-        .into_response()),
+    match s.app.update_notification(&session.ctx, h.place(), uuid, &change).await {
+        Ok(_) => Ok(
+            Redirect::to(&Flash::NotificationSaved.after(&format!("{}/notification/{uuid}", h.base()))).into_response(),
+        ),
         Err(AppError::Invalid { field, message }) => {
             let mut errors = FieldErrors::default();
             let general = place(&mut errors, field, message);
-            new_page(s, session, ns, name, f, errors, general).await
+            new_page(s, session, h, f, errors, general).await
         }
         Err(e) => Err(e),
     }
@@ -520,28 +557,30 @@ pub(super) async fn save(
 pub(super) async fn send_verification(
     s: &HttpState,
     session: &Session,
-    ns: &str,
-    name: &str,
+    h: &Holder,
     f: NotificationForm,
 ) -> Result<Response, AppError> {
     // Sent from the Edit form: it comes back to the Edit form of a notification of this repository.
     if let Some(uuid) = &f.editing {
-        s.app
-            .get_notification(&session.ctx.caller, Place::repo(ns, name), uuid)
-            .await?;
+        s.app.get_notification(&session.ctx.caller, h.place(), uuid).await?;
     }
+    let Some(name) = &h.repository else {
+        return Err(AppError::NotFound(
+            "namespace-wide notifications mail the namespace's own addresses: there is nothing to verify".into(),
+        ));
+    };
     match s
         .app
-        .authorize_email(&session.ctx.caller, ns, name, f.email.trim())
+        .authorize_email(&session.ctx.caller, &h.namespace, name, f.email.trim())
         .await
     {
-        Ok(_) => new_page(s, session, ns, name, f, FieldErrors::default(), None).await,
+        Ok(_) => new_page(s, session, h, f, FieldErrors::default(), None).await,
         Err(e @ (AppError::Invalid { .. } | AppError::NotConfigured(_) | AppError::Upstream(_))) => {
             let errors = FieldErrors {
                 email: Some(e.to_string()),
                 ..FieldErrors::default()
             };
-            new_page(s, session, ns, name, f, errors, None).await
+            new_page(s, session, h, f, errors, None).await
         }
         Err(e) => Err(e),
     }
@@ -578,7 +617,10 @@ struct DeliveriesPage {
     title: String,
     heading: String,
     chrome: Chrome,
-    path: String,
+    /// Where the holder's notification pages are, and its list of notifications.
+    base: String,
+    back: String,
+    back_label: String,
     uuid: String,
     flash: Option<String>,
     error: Option<String>,
@@ -686,28 +728,27 @@ pub(super) enum Shown<'a> {
 pub(super) async fn deliveries_page(
     s: &HttpState,
     session: &Session,
-    ns: &str,
-    name: &str,
+    h: &Holder,
     uuid: &str,
     shown: Shown<'_>,
     flash: Option<String>,
     error: Option<String>,
 ) -> Result<Response, AppError> {
     let caller = &session.ctx.caller;
-    let n = s.app.get_notification(caller, Place::repo(ns, name), uuid).await?;
-    let secret = s.app.notification_secret(caller, Place::repo(ns, name), uuid).await?;
+    let n = s.app.get_notification(caller, h.place(), uuid).await?;
+    let secret = s.app.notification_secret(caller, h.place(), uuid).await?;
     let (status, single) = match shown {
         Shown::Newest(status) => (status.filter(|s| !s.is_empty()), None),
         Shown::One(id) => (None, Some(id)),
     };
     let mut deliveries = Vec::new();
     if let Some(id) = single {
-        let (d, attempts) = s.app.get_delivery(caller, Place::repo(ns, name), uuid, id).await?;
+        let (d, attempts) = s.app.get_delivery(caller, h.place(), uuid, id).await?;
         deliveries.push(delivery_view(d, attempts, n.enabled));
     } else {
         let (rows, _) = s
             .app
-            .list_deliveries_with_attempts(caller, Place::repo(ns, name), uuid, status, 0, 50)
+            .list_deliveries_with_attempts(caller, h.place(), uuid, status, 0, 50)
             .await?;
         for (d, attempts) in rows {
             deliveries.push(delivery_view(d, attempts, n.enabled));
@@ -724,7 +765,9 @@ pub(super) async fn deliveries_page(
             .clone()
             .unwrap_or_else(|| format!("{} → {}", event_title(&n.event), method_title(&n.method))),
         chrome: session.chrome.clone(),
-        path: format!("{ns}/{name}"),
+        base: h.base(),
+        back: h.list(),
+        back_label: h.list_label(),
         uuid: uuid.to_owned(),
         flash,
         error,
@@ -754,47 +797,40 @@ pub(super) async fn deliveries_page(
 pub(super) async fn act(
     s: &HttpState,
     session: &Session,
-    ns: &str,
-    name: &str,
+    h: &Holder,
     uuid: &str,
     verb: &str,
-    fields: &super::repo::Fields,
+    since: &str,
 ) -> Result<Response, AppError> {
     let ctx = &session.ctx;
-    let back = |flash: Flash| {
-        Redirect::to(&flash.after(&format!("/repository/{ns}/{name}/notification/{uuid}"))).into_response()
-    };
+    let back = |flash: Flash| Redirect::to(&flash.after(&format!("{}/notification/{uuid}", h.base()))).into_response();
     let outcome = match verb {
         "test" => s
             .app
-            .test_notification(ctx, Place::repo(ns, name), uuid)
+            .test_notification(ctx, h.place(), uuid)
             .await
             .map(|_| back(Flash::TestSent)),
         "reset" => s
             .app
-            .reset_notification(ctx, Place::repo(ns, name), uuid)
+            .reset_notification(ctx, h.place(), uuid)
             .await
             .map(|_| back(Flash::Reenabled)),
         "delete" => s
             .app
-            .delete_notification(ctx, Place::repo(ns, name), uuid)
+            .delete_notification(ctx, h.place(), uuid)
             .await
-            .map(|_| {
-                Redirect::to(&Flash::NotificationDeleted.after(&format!("/repository/{ns}/{name}?tab=settings")))
-                    .into_response()
-            }),
+            .map(|_| Redirect::to(&Flash::NotificationDeleted.after(&h.list())).into_response()),
         "rotate" => s
             .app
-            .rotate_secret(ctx, Place::repo(ns, name), uuid)
+            .rotate_secret(ctx, h.place(), uuid)
             .await
             .map(|_| back(Flash::SecretRotated)),
         "recover" => {
-            let since = fields.get("since");
             let parsed = chrono::NaiveDateTime::parse_from_str(since, "%Y-%m-%dT%H:%M")
                 .or_else(|_| chrono::NaiveDateTime::parse_from_str(since, "%Y-%m-%dT%H:%M:%S"))
                 .map_err(|_| AppError::invalid(format!("invalid since: '{since}' is not a date and time")))?;
             s.app
-                .recover(ctx, Place::repo(ns, name), uuid, parsed.and_utc())
+                .recover(ctx, h.place(), uuid, parsed.and_utc())
                 .await
                 .map(|_| back(Flash::Recovered))
         }
@@ -809,7 +845,7 @@ pub(super) async fn act(
                 Flash::Paused
             };
             s.app
-                .update_notification(ctx, Place::repo(ns, name), uuid, &change)
+                .update_notification(ctx, h.place(), uuid, &change)
                 .await
                 .map(|_| back(flash))
         }
@@ -817,7 +853,7 @@ pub(super) async fn act(
     };
     match outcome {
         Err(AppError::Invalid { message: msg, .. }) => {
-            deliveries_page(s, session, ns, name, uuid, Shown::Newest(None), None, Some(msg)).await
+            deliveries_page(s, session, h, uuid, Shown::Newest(None), None, Some(msg)).await
         }
         other => other,
     }
@@ -827,22 +863,16 @@ pub(super) async fn act(
 pub(super) async fn redeliver(
     s: &HttpState,
     session: &Session,
-    ns: &str,
-    name: &str,
+    h: &Holder,
     uuid: &str,
     delivery: &str,
 ) -> Result<Response, AppError> {
-    match s
-        .app
-        .redeliver(&session.ctx, Place::repo(ns, name), uuid, delivery)
-        .await
-    {
-        Ok(()) => Ok(
-            Redirect::to(&Flash::Redelivered.after(&format!("/repository/{ns}/{name}/notification/{uuid}")))
-                .into_response(),
-        ),
+    match s.app.redeliver(&session.ctx, h.place(), uuid, delivery).await {
+        Ok(()) => {
+            Ok(Redirect::to(&Flash::Redelivered.after(&format!("{}/notification/{uuid}", h.base()))).into_response())
+        }
         Err(AppError::Invalid { message: msg, .. }) => {
-            deliveries_page(s, session, ns, name, uuid, Shown::Newest(None), None, Some(msg)).await
+            deliveries_page(s, session, h, uuid, Shown::Newest(None), None, Some(msg)).await
         }
         Err(e) => Err(e),
     }

@@ -1,6 +1,8 @@
-//! Organization pages: teams with their roles and members, and robot accounts (created with
-//! their token shown once, deleted). Repository roles for users, teams and robots are granted in
-//! each repository's Settings. Organization admins manage; members look.
+//! Organization pages: teams with their roles and members, robot accounts (created with their
+//! token shown once, deleted), and Settings → Notifications, the organization's namespace-wide
+//! notifications (the same forms and pages as a repository's, from `notify`, under
+//! `/organization/{org}`). Repository roles for users, teams and robots are granted in each
+//! repository's Settings. Organization admins manage; members look.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -11,6 +13,7 @@ use berth_app::accounts::AdminNamespace;
 use berth_core::TeamRole;
 
 use super::flash::Flash;
+use super::notify::{Holder, NotificationForm, Shown};
 use super::{Chrome, Session, error_page, render, require};
 use crate::HttpState;
 use crate::extract::ClientAddr;
@@ -132,6 +135,91 @@ pub(super) async fn get(
         .unwrap_or_else(|e| error_page(&session.chrome, e))
 }
 
+/// A page of an organization's namespace-wide notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Page {
+    Notifications,
+    NewNotification,
+    Notification,
+    EditNotification,
+    Delivery,
+}
+
+/// The notification pages, by the route that follows `/organization/{org}`.
+pub(super) const PAGES: [(&str, Page); 5] = [
+    ("/notifications", Page::Notifications),
+    ("/notification/new", Page::NewNotification),
+    ("/notification/{uuid}", Page::Notification),
+    ("/notification/{uuid}/edit", Page::EditNotification),
+    ("/notification/{uuid}/delivery/{id}", Page::Delivery),
+];
+
+#[derive(Template)]
+#[template(path = "org_notifications.html")]
+struct NotificationsPage {
+    title: String,
+    chrome: Chrome,
+    org: String,
+    notifications: Vec<super::notify::NotificationItem>,
+    flash: Option<String>,
+}
+
+/// An organization's notification page's query: a flash message, a delivery status to filter
+/// by, and the Create Notification form's fields when it is shown again.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct PageQuery {
+    #[serde(default)]
+    flash: String,
+    #[serde(flatten)]
+    extra: std::collections::HashMap<String, String>,
+}
+
+pub(super) async fn notification_page(
+    page: Page,
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    ClientAddr(ip): ClientAddr,
+    Path(p): Path<OrgParams>,
+    uri: axum::http::Uri,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+) -> Response {
+    let session = match require(&s, &headers, ip, super::target(&uri)).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let holder = Holder::org(&p.org);
+    let flash = Flash::text_of(&q.flash);
+    let result = match page {
+        Page::Notifications => match super::notify::items(&s, &session, &holder).await {
+            Ok(notifications) => Ok(render(
+                StatusCode::OK,
+                &NotificationsPage {
+                    title: format!("Notifications of {}", p.org),
+                    chrome: session.chrome.clone(),
+                    org: p.org.clone(),
+                    notifications,
+                    flash,
+                },
+            )),
+            Err(e) => Err(e),
+        },
+        Page::NewNotification => {
+            let f = NotificationForm::from_fields(|k| q.extra.get(k).cloned().unwrap_or_default());
+            super::notify::new_page(&s, &session, &holder, f, Default::default(), None).await
+        }
+        Page::Notification => {
+            let shown = Shown::Newest(q.extra.get("status").map(String::as_str));
+            super::notify::deliveries_page(&s, &session, &holder, &p.uuid, shown, flash, None).await
+        }
+        Page::EditNotification => super::notify::edit_page(&s, &session, &holder, &p.uuid).await,
+        Page::Delivery => {
+            let shown = Shown::One(&p.id);
+            super::notify::deliveries_page(&s, &session, &holder, &p.uuid, shown, flash, None).await
+        }
+    };
+    result.unwrap_or_else(|e| error_page(&session.chrome, e))
+}
+
 /// A form post on an organization's page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Action {
@@ -141,16 +229,24 @@ pub(super) enum Action {
     RemoveMember,
     CreateRobot,
     DeleteRobot,
+    CreateNotification,
+    EditNotification,
+    Notification,
+    Redeliver,
 }
 
 /// The forms, by the route that follows `/organization/{org}`.
-pub(super) const ACTIONS: [(&str, Action); 6] = [
+pub(super) const ACTIONS: [(&str, Action); 10] = [
     ("/teams", Action::CreateTeam),
     ("/team/{team}/delete", Action::DeleteTeam),
     ("/team/{team}/members", Action::AddMember),
     ("/team/{team}/member/{member}/delete", Action::RemoveMember),
     ("/robots", Action::CreateRobot),
     ("/robot/{short}/delete", Action::DeleteRobot),
+    ("/notifications", Action::CreateNotification),
+    ("/notification/{uuid}/edit", Action::EditNotification),
+    ("/notification/{uuid}/{verb}", Action::Notification),
+    ("/notification/{uuid}/delivery/{id}/redeliver", Action::Redeliver),
 ];
 
 /// The parameters of the organization routes; those a route does not have are empty.
@@ -161,6 +257,9 @@ pub(super) struct OrgParams {
     team: String,
     member: String,
     short: String,
+    uuid: String,
+    verb: String,
+    id: String,
 }
 
 pub(super) async fn post(
@@ -211,6 +310,19 @@ pub(super) async fn post(
                 s.app.delete_robot(ctx, AdminNamespace::Org(org), short).await?;
                 Ok(back(Flash::RobotDeleted))
             }
+            Action::CreateNotification => {
+                let f = NotificationForm::from_fields(|k| form.get(k).cloned().unwrap_or_default());
+                super::notify::create(&s, &session, &Holder::org(org), f).await
+            }
+            Action::EditNotification => {
+                let f = NotificationForm::from_fields(|k| form.get(k).cloned().unwrap_or_default());
+                super::notify::save(&s, &session, &Holder::org(org), &p.uuid, f).await
+            }
+            Action::Notification => {
+                let holder = Holder::org(org);
+                super::notify::act(&s, &session, &holder, &p.uuid, &p.verb, &get("since")).await
+            }
+            Action::Redeliver => super::notify::redeliver(&s, &session, &Holder::org(org), &p.uuid, &p.id).await,
         }
     }
     .await;

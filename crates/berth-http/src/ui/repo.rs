@@ -4,6 +4,7 @@
 //! form is an axum route after `/repository/{ns}/{repo}` ([`PAGES`], [`ACTIONS`]); repository
 //! names may contain `/`, which `repo_path` re-encodes by the same table before routing.
 
+use super::notify::Holder;
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -97,18 +98,18 @@ pub(super) async fn get(
         Page::BuildLog => log_fragment(&s, &session, ns, name, uuid, q.start).await,
         Page::NewNotification => {
             let f = super::notify::NotificationForm::from_fields(|k| q.extra.get(k).cloned().unwrap_or_default());
-            super::notify::new_page(&s, &session, ns, name, f, Default::default(), None).await
+            super::notify::new_page(&s, &session, &Holder::repo(ns, name), f, Default::default(), None).await
         }
         Page::Notification => {
             let flash = Flash::text_of(&q.flash);
             let status = q.extra.get("status").map(String::as_str);
             let shown = super::notify::Shown::Newest(status);
-            super::notify::deliveries_page(&s, &session, ns, name, uuid, shown, flash, None).await
+            super::notify::deliveries_page(&s, &session, &Holder::repo(ns, name), uuid, shown, flash, None).await
         }
-        Page::EditNotification => super::notify::edit_page(&s, &session, ns, name, uuid).await,
+        Page::EditNotification => super::notify::edit_page(&s, &session, &Holder::repo(ns, name), uuid).await,
         Page::Delivery => {
             let (shown, flash) = (super::notify::Shown::One(&p.id), Flash::text_of(&q.flash));
-            super::notify::deliveries_page(&s, &session, ns, name, uuid, shown, flash, None).await
+            super::notify::deliveries_page(&s, &session, &Holder::repo(ns, name), uuid, shown, flash, None).await
         }
     };
     result.unwrap_or_else(|e| error_page(&session.chrome, e))
@@ -324,7 +325,7 @@ async fn repo_page(
             }
         }
         "settings" => {
-            let all = super::notify::items(s, session, ns, name).await?;
+            let all = super::notify::items(s, session, &Holder::repo(ns, name)).await?;
             page.notifications_total = all.len();
             for n in &all {
                 if !page.notification_events.iter().any(|(k, _)| *k == n.event_name) {
@@ -730,18 +731,30 @@ pub(super) async fn post(
             }
             Action::CreateNotification => {
                 let f = super::notify::NotificationForm::from_fields(|k| form.get(k).to_owned());
-                super::notify::create(&s, &session, ns, repo, f).await?
+                super::notify::create(&s, &session, &Holder::repo(ns, repo), f).await?
             }
             Action::EditNotification => {
                 let f = super::notify::NotificationForm::from_fields(|k| form.get(k).to_owned());
-                super::notify::save(&s, &session, ns, repo, &p.uuid, f).await?
+                super::notify::save(&s, &session, &Holder::repo(ns, repo), &p.uuid, f).await?
             }
             Action::SendVerification => {
                 let f = super::notify::NotificationForm::from_fields(|k| form.get(k).to_owned());
-                super::notify::send_verification(&s, &session, ns, repo, f).await?
+                super::notify::send_verification(&s, &session, &Holder::repo(ns, repo), f).await?
             }
-            Action::Notification => super::notify::act(&s, &session, ns, repo, &p.uuid, &p.verb, &form).await?,
-            Action::Redeliver => super::notify::redeliver(&s, &session, ns, repo, &p.uuid, &p.id).await?,
+            Action::Notification => {
+                super::notify::act(
+                    &s,
+                    &session,
+                    &Holder::repo(ns, repo),
+                    &p.uuid,
+                    &p.verb,
+                    form.get("since"),
+                )
+                .await?
+            }
+            Action::Redeliver => {
+                super::notify::redeliver(&s, &session, &Holder::repo(ns, repo), &p.uuid, &p.id).await?
+            }
             Action::Grant => {
                 let role = RepoRole::parse(form.get("role")).map_err(|e| AppError::invalid(e.to_string()))?;
                 let who = form.get("name").trim();

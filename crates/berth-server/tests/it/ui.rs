@@ -1286,3 +1286,115 @@ async fn a_notification_is_edited_paused_and_resumed_in_the_ui(kind: berth_testk
     assert_eq!(n["enabled"], true);
     s.stop().await;
 }
+
+#[backend_test]
+async fn an_organization_manages_its_namespace_wide_notifications_in_the_ui(kind: berth_testkit::DbKind) {
+    let s = ui_server(kind, |_| {}).await;
+    let root = s.init_root().await;
+    s.org_with_repo(&root, "acme", "web").await;
+    let mut b = Browser::new(&s);
+    b.post("/signin", &[("username", "root"), ("password", "rootpassword")])
+        .await;
+    let list = "/organization/acme/notifications";
+
+    // The organization page leads to its notifications, which start empty.
+    let (_, _, html) = b.get("/organization/acme").await;
+    assert!(html.contains(&format!("href=\"{list}\"")), "{html}");
+    let (status, _, html) = b.get(list).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No namespace-wide notifications yet."), "{html}");
+
+    // The form offers the repository events and the namespace's own, and the repository filter.
+    let (status, _, form) = b.get("/organization/acme/notification/new").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(form.contains("value=\"repo_created\""), "{form}");
+    assert!(form.contains("id=\"repository_regex\""), "{form}");
+    assert!(form.contains("action=\"/organization/acme/notifications\""), "{form}");
+    let (_, _, repo_form) = b.get("/repository/acme/web/notification/new").await;
+    assert!(
+        !repo_form.contains("value=\"repo_created\"") && !repo_form.contains("id=\"repository_regex\""),
+        "a repository's form offers neither"
+    );
+    let token = b.csrf(list).await;
+    // A bad pattern comes back next to its field; a good one is created.
+    let fields = |regex: &'static str| -> [(&'static str, String); 6] {
+        [
+            ("csrf", token.clone()),
+            ("event", "repo_push".into()),
+            ("method", "webhook".into()),
+            ("url", "https://hooks.example.com/all".into()),
+            ("repository_regex", regex.into()),
+            ("title", "Every team repository".into()),
+        ]
+    };
+    fn refs<'a>(f: &'a [(&'static str, String); 6]) -> Vec<(&'static str, &'a str)> {
+        f.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+    let (bad, good) = (fields("("), fields("team/.+"));
+    let (status, _, html) = b.post(list, &refs(&bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("invalid repository-regex"), "{html}");
+    let (status, location, _) = b.post(list, &refs(&good)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location, format!("{list}?flash=notification_created"));
+    let api = expect(s.get("/api/v1/organization/acme/notifications", &root).await, 200);
+    let n = &api["notifications"][0];
+    assert_eq!(n["event_config"], json!({"repository-regex": "team/.+"}));
+    let uuid = n["uuid"].as_str().unwrap().to_owned();
+
+    // Listed, with its page of deliveries; a test send, an edit, then a delete.
+    let (_, _, html) = b.get(list).await;
+    assert!(html.contains("Every team repository"), "{html}");
+    assert!(
+        html.contains(&format!("href=\"/organization/acme/notification/{uuid}\"")),
+        "{html}"
+    );
+    let page = format!("/organization/acme/notification/{uuid}");
+    let (status, _, html) = b.get(&page).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!("href=\"{list}\"")), "back to the list: {html}");
+    let (status, location, _) = b.post(&format!("{page}/test"), &[("csrf", &token)]).await;
+    assert_eq!(
+        (status, location),
+        (StatusCode::SEE_OTHER, format!("{page}?flash=test_sent"))
+    );
+    let (_, _, form) = b.get(&format!("{page}/edit")).await;
+    assert!(form.contains("value=\"team/.+\""), "{form}");
+    let (status, _, _) = b
+        .post(
+            &format!("{page}/edit"),
+            &[
+                ("csrf", &token),
+                ("url", "https://hooks.example.com/all"),
+                ("repository_regex", ""),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let n = expect(
+        s.get(&format!("/api/v1/organization/acme/notifications/{uuid}"), &root)
+            .await,
+        200,
+    );
+    assert_eq!(n["event_config"], json!({}), "the filter was cleared");
+    let (status, location, _) = b.post(&format!("{page}/delete"), &[("csrf", &token)]).await;
+    assert_eq!(
+        (status, location),
+        (StatusCode::SEE_OTHER, format!("{list}?flash=notification_deleted"))
+    );
+    assert_eq!(
+        expect(s.get("/api/v1/organization/acme/notifications", &root).await, 200)["notifications"],
+        json!([])
+    );
+
+    // Someone who does not administer the organization gets no page.
+    let Auth::Basic(name, password) = s.user(&root, "eve").await else {
+        panic!("a user signs in with a password")
+    };
+    let mut eve = Browser::new(&s);
+    eve.post("/signin", &[("username", &name), ("password", &password)])
+        .await;
+    let (status, _, _) = eve.get(list).await;
+    assert!(matches!(status.as_u16(), 403 | 404), "{status}");
+    s.stop().await;
+}
