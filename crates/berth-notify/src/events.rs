@@ -1251,4 +1251,39 @@ mod tests {
         assert_eq!(EventKind::RepoDeleted.level(&d), Level::Warning);
         assert_eq!(EventKind::parse("repo_deleted"), Ok(EventKind::RepoDeleted));
     }
+
+    #[test]
+    fn a_namespace_wide_notification_is_reported_disabled_with_the_namespace_block() {
+        let about = DisabledNotification {
+            uuid: "u",
+            title: "All pushes",
+            event: "repo_push",
+            method: "webhook",
+            target: "https://ci.example.com/***",
+            reason: "gone",
+        };
+        let place = NamespaceContext {
+            hostname: "b.example",
+            scheme: "https",
+            namespace: "acme",
+            organization: true,
+        };
+        let d = namespace_notification_disabled(&place, &about);
+        assert_eq!(d["homepage"], "https://b.example/organization/acme");
+        assert_eq!((d.get("repository"), &d["namespace"]), (None, &json!("acme")));
+        assert_eq!(
+            EventKind::NotificationDisabled.summary(&d),
+            "Notification All pushes of namespace acme was disabled"
+        );
+        let text = crate::message::to_text(&crate::message::segments(EventKind::NotificationDisabled, &d, None));
+        assert!(
+            text.contains("of namespace acme (https://b.example/organization/acme)"),
+            "{text}"
+        );
+        let user = NamespaceContext {
+            organization: false,
+            ..place
+        };
+        assert_eq!(user.block()["homepage"], "https://b.example/user/acme");
+    }
 }

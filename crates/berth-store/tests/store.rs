@@ -2112,3 +2112,92 @@ async fn visible_paths_follow_each_way_of_seeing_a_repository(kind: berth_testki
     );
     assert_eq!(repos::visible(&mut c, Viewer::Everything).await.unwrap().len(), 5);
 }
+
+/// SQLite's 0016 rebuilds `repository_notification` (to drop a NOT NULL) with foreign keys off:
+/// every row, the delivery log and revisions pointing at it, and the id sequence survive, the
+/// references still cascade, and the new check holds.
+#[tokio::test]
+async fn the_sqlite_notification_rebuild_keeps_rows_references_and_ids() {
+    use sqlx::Row;
+    let dir = tempfile::tempdir().unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join("old.db"))
+        .create_if_missing(true)
+        .foreign_keys(true);
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let every = sqlx::migrate!("./migrations/sqlite");
+    let mut before = sqlx::migrate!("./migrations/sqlite");
+    let older: Vec<_> = every.migrations.iter().filter(|m| m.version < 16).cloned().collect();
+    assert_eq!(older.len() + 1, every.migrations.len(), "0016 is the newest here");
+    before.migrations = std::borrow::Cow::Owned(older);
+    before.run(&pool).await.unwrap();
+    for sql in [
+        "INSERT INTO account (id, name, kind, created_at) VALUES (1, 'acme', 'org', 'x')",
+        "INSERT INTO repository (id, namespace_id, name, visibility, created_at) VALUES (1, 1, 'web', 'public', 'x')",
+        "INSERT INTO repository_notification (id, uuid, repository_id, event, method, config, event_config, created_at, secret) \
+         VALUES (1, 'kept', 1, 'repo_push', 'webhook', '{\"url\":\"u\"}', '{}', 'x', 'sealed')",
+        "INSERT INTO repository_notification (id, uuid, repository_id, event, method, config, event_config, created_at) \
+         VALUES (7, 'gone', 1, 'repo_push', 'webhook', '{}', '{}', 'x')",
+        "DELETE FROM repository_notification WHERE id = 7",
+        "INSERT INTO delivery (public_id, notification_id, event, status, body, attempts, created_at, updated_at) \
+         VALUES ('d1', 1, 'repo_push', 'delivered', '{}', 1, 'x', 'x')",
+        "INSERT INTO notification_revision (notification_id, config, event_config, created_at) VALUES (1, '{}', '{}', 'x')",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    every.run(&pool).await.unwrap();
+
+    let one = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query(sql).fetch_one(&pool).await.unwrap().get::<i64, _>(0) }
+    };
+    assert_eq!(one("PRAGMA foreign_keys").await, 1, "foreign keys are back on");
+    assert!(
+        sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let kept = sqlx::query("SELECT uuid, secret, repository_id, namespace_id FROM repository_notification")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].get::<String, _>(0), "kept");
+    assert_eq!(kept[0].get::<String, _>(1), "sealed");
+    assert_eq!(kept[0].get::<Option<i64>, _>(3), None);
+    // A namespace-wide row goes in, with an id past every id ever used; one with neither or both
+    // holders is refused.
+    sqlx::query(
+        "INSERT INTO repository_notification (uuid, namespace_id, event, method, config, event_config, created_at) \
+         VALUES ('wide', 1, 'repo_push', 'webhook', '{}', '{}', 'x')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        one("SELECT id FROM repository_notification WHERE uuid = 'wide'").await,
+        8
+    );
+    for (repository, namespace) in [("NULL", "NULL"), ("1", "1")] {
+        let sql = format!(
+            "INSERT INTO repository_notification (uuid, repository_id, namespace_id, event, method, config, event_config, created_at) \
+             VALUES ('bad', {repository}, {namespace}, 'repo_push', 'webhook', '{{}}', '{{}}', 'x')"
+        );
+        assert!(sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.is_err());
+    }
+    // The delivery log and the revision still belong to it: deleting it deletes them.
+    assert_eq!(one("SELECT COUNT(*) FROM delivery").await, 1);
+    sqlx::query("DELETE FROM repository_notification WHERE uuid = 'kept'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(one("SELECT COUNT(*) FROM delivery").await, 0);
+    assert_eq!(one("SELECT COUNT(*) FROM notification_revision").await, 0);
+    pool.close().await;
+}

@@ -173,12 +173,30 @@ async fn an_organization_hears_every_repository_present_and_future(kind: berth_t
     expect(s.get(&format!("{MINE}/{every}"), &root).await, 404);
     expect(s.get(&format!("{repo_route}{every}"), &root).await, 404);
 
-    // Pause, reset and delete go through the namespace's routes, audited under Quay's kinds.
+    // Pause, reset and delete go through the namespace's routes, audited under Quay's kinds. A
+    // pause raises `notification_disabled` for the namespace, with its block, not a repository's;
+    // a repository's notification paused reaches the namespace's hook too.
+    let ops = Receiver::start().await;
+    create(&s, &root, ORG, "notification_disabled", &ops.url, json!({})).await;
     let paused = expect(
         s.put(&format!("{ORG}/{every}"), &root, json!({"enabled": false})).await,
         200,
     );
     assert_eq!(paused["disabled_reason"], "Paused by root");
+    let got = ops.next(WAIT).await.expect("notification_disabled").json();
+    assert_eq!((&got["uuid"], &got["namespace"]), (&json!(every), &json!("acme")));
+    assert_eq!(
+        (got.get("repository"), &got["reason"]),
+        (None, &json!("Paused by root"))
+    );
+    let own = create(&s, &root, repo_route, "repo_push", &all.url, json!({})).await;
+    expect(
+        s.put(&format!("{repo_route}{own}"), &root, json!({"enabled": false}))
+            .await,
+        200,
+    );
+    let got = ops.next(WAIT).await.expect("notification_disabled").json();
+    assert_eq!((&got["uuid"], &got["repository"]), (&json!(own), &json!("acme/web")));
     expect(s.post(&format!("{ORG}/{every}"), &root, json!(null)).await, 204);
     expect(s.delete(&format!("{ORG}/{every}"), &root).await, 204);
     expect(s.get(&format!("{ORG}/{every}"), &root).await, 404);
