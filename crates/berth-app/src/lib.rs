@@ -18,6 +18,7 @@ pub mod delivery_log;
 pub mod entities;
 pub mod error;
 pub mod events;
+pub mod expiry;
 pub mod failpoint;
 pub mod gc;
 pub mod inapp;

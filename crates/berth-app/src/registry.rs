@@ -69,6 +69,17 @@ pub enum RegistryError {
     RangeInvalid(String),
 }
 
+impl RegistryError {
+    /// Whether it says that what was asked for does not exist (a blob, an upload, a manifest or
+    /// tag), as against a refusal of what was sent.
+    pub fn is_unknown(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::BlobUnknown(_) | RegistryError::UploadUnknown(_) | RegistryError::ManifestUnknown(_)
+        )
+    }
+}
+
 fn blob_unknown(digest: &Digest) -> AppError {
     AppError::from(RegistryError::BlobUnknown(format!(
         "blob unknown to registry: {digest}"
@@ -513,6 +524,15 @@ impl App {
                 "manifest digest {digest} does not match {d}"
             ))));
         }
+        // A tag's expiry from the image's `quay.expires-after` label, read before the transaction.
+        let expires_at = match reference {
+            Reference::Tag(_) => {
+                let doc: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+                let config = self.image_config(&doc).await?;
+                config.and_then(|c| crate::expiry::expiry_of_config(&c, chrono::Utc::now()))
+            }
+            Reference::Digest(_) => None,
+        };
         let mut tx = self.store.begin().await?;
         for b in &parsed.blobs {
             if reg::repo_blob_size(&mut tx, repo.id, b).await?.is_none() {
@@ -543,7 +563,7 @@ impl App {
         )
         .await?;
         if let Reference::Tag(tag) = reference {
-            let before = reg::set_tag(&mut tx, repo.id, tag.as_str(), id).await?;
+            let before = reg::set_tag(&mut tx, repo.id, tag.as_str(), id, expires_at).await?;
             // Every PUT by tag raises repo_push, as in Quay; pushes by digest (an index's children) do not.
             let data = berth_notify::events::repo_push(
                 &crate::events::repo_context(&self.settings, repo),
@@ -841,6 +861,8 @@ pub struct TagInfo {
     pub size: Option<i64>,
     /// When it last moved.
     pub last_modified: chrono::DateTime<chrono::Utc>,
+    /// When it expires, if it does.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl App {
@@ -849,6 +871,36 @@ impl App {
         let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Write).await?;
         let tag = berth_core::Tag::parse(tag).map_err(|e| AppError::invalid(e.to_string()))?;
         self.delete_manifest(ctx, &repo, &Reference::Tag(tag)).await
+    }
+
+    /// Points a tag at a manifest of the repository, by digest (repository `write`), as Quay's
+    /// `PUT …/tag/{tag}` does with `manifest_digest`: a push by tag without the upload, raising
+    /// `repo_push`. The tag's expiry is cleared, as a pushed tag's is.
+    pub async fn move_tag(&self, ctx: &Ctx, namespace: &str, name: &str, tag: &str, digest: &str) -> Result<()> {
+        let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Write).await?;
+        let tag = berth_core::Tag::parse(tag).map_err(|e| AppError::invalid_field("tag", e.to_string()))?;
+        let mut tx = self.store.begin().await?;
+        let manifest = reg::manifest_by_digest(&mut tx, repo.id, digest)
+            .await?
+            .ok_or_else(|| {
+                AppError::invalid_field("manifest_digest", format!("No manifest {digest} in this repository"))
+            })?;
+        let before = reg::set_tag(&mut tx, repo.id, tag.as_str(), manifest.id, None).await?;
+        if before.as_deref() != Some(digest) {
+            let data = berth_notify::events::repo_push(
+                &crate::events::repo_context(&self.settings, &repo),
+                &[tag.as_str()],
+                &[digest],
+            );
+            self.raise(&mut tx, &repo, "repo_push", &data, ctx.caller.account())
+                .await?;
+            let kind = if before.is_some() { "move_tag" } else { "create_tag" };
+            let meta =
+                json!({"repo": repo.name, "namespace": repo.namespace, "tag": tag.as_str(), "manifest_digest": digest});
+            crate::audit::record(&mut tx, ctx, kind, Some(repo.namespace_id), Some(repo.id), meta).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The platforms (`os/arch[/variant]`) of a manifest of `repo`: an index's children, or an
@@ -868,20 +920,25 @@ impl App {
         if let Some(children) = doc["manifests"].as_array() {
             return Ok(children.iter().filter_map(|c| name(&c["platform"])).collect());
         }
+        let conf = self.image_config(&doc).await?;
+        Ok(conf.as_ref().and_then(name).into_iter().collect())
+    }
+
+    /// The config of an image manifest `doc`, when it has one of at most 1 MiB that is JSON.
+    async fn image_config(&self, doc: &serde_json::Value) -> Result<Option<serde_json::Value>> {
         let Some(config) = doc["config"]["digest"].as_str().and_then(|d| Digest::parse(d).ok()) else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let size = self.blobs.stat(&config).await?.unwrap_or(0);
         if size == 0 || size > 1 << 20 {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let mut reader = self.blobs.read(&config, 0, size).await?;
         let mut bytes = Vec::new();
         tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
             .await
             .map_err(|e| AppError::Unavailable(format!("reading {config}: {e}")))?;
-        let conf: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        Ok(name(&conf).into_iter().collect())
+        Ok(serde_json::from_slice(&bytes).ok())
     }
 
     /// A page of a repository's tags (read), most recently moved first; returns whether more exist.
@@ -907,6 +964,7 @@ impl App {
                     is_manifest_list: is_list,
                     size: (!is_list).then_some(t.size),
                     last_modified: t.updated_at,
+                    expires_at: t.expires_at,
                 }
             })
             .collect();

@@ -126,6 +126,7 @@ pub struct ErrorBody {
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         let (status, error_type) = match &e {
+            AppError::Registry(r) if r.is_unknown() => (StatusCode::NOT_FOUND, "not_found"),
             AppError::Invalid { .. } | AppError::Conflict(_) | AppError::Registry(_) => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }

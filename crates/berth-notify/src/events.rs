@@ -220,6 +220,15 @@ pub fn tag_deleted(ctx: &RepoContext<'_>, d: &DeletedTag<'_>) -> Value {
     )
 }
 
+/// `repo_image_expiry`: the base block, the `tags` that expire within `days` days, `expiring_in`
+/// (Quay's `"<days> days"`) and `days`.
+pub fn image_expiry(ctx: &RepoContext<'_>, tags: &[&str], days: u64) -> Value {
+    with(
+        ctx.block(None),
+        json!({"tags": tags, "expiring_in": format!("{days} days"), "days": days}),
+    )
+}
+
 /// What `repo_created` and `repo_deleted` say about the repository.
 #[derive(Debug, Clone, Copy)]
 pub struct RepositoryChange<'a> {
@@ -463,12 +472,12 @@ impl EventKind {
         }
     }
 
-    /// Whether something in Berth raises this event. Repository mirroring and tag expiry are not
-    /// built yet, so their events come only from test sends, and the UI says so.
+    /// Whether something in Berth raises this event. Repository mirroring is not built yet, so
+    /// its events come only from test sends, and the UI says so.
     pub fn has_source(self) -> bool {
         !matches!(
             self,
-            EventKind::MirrorStarted | EventKind::MirrorSuccess | EventKind::MirrorFailed | EventKind::ImageExpiry
+            EventKind::MirrorStarted | EventKind::MirrorSuccess | EventKind::MirrorFailed
         )
     }
 
@@ -603,9 +612,9 @@ impl EventKind {
                 field: "days",
                 reason: "is required".into(),
             })?;
-            match days.as_u64().or_else(|| days.as_str().and_then(|s| s.parse().ok())) {
-                Some(d) if d >= 1 => {}
-                _ => {
+            match expiry_days(config) {
+                Some(_) => {}
+                None => {
                     return Err(EventConfigError {
                         field: "days",
                         reason: format!("{days} is not a positive integer"),
@@ -733,16 +742,7 @@ impl EventKind {
             EventKind::MirrorStarted | EventKind::MirrorSuccess | EventKind::MirrorFailed => {
                 with(ctx.block(None), json!({"message": "TEST NOTIFICATION"}))
             }
-            EventKind::ImageExpiry => {
-                let days = config
-                    .get("days")
-                    .and_then(|d| d.as_u64().or_else(|| d.as_str().and_then(|s| s.parse().ok())))
-                    .unwrap_or(7);
-                with(
-                    ctx.block(None),
-                    json!({"tags": ["latest", "v1"], "expiring_in": format!("{days} days"), "days": days}),
-                )
-            }
+            EventKind::ImageExpiry => image_expiry(ctx, &["latest", "v1"], expiry_days(config).unwrap_or(7)),
             EventKind::NotificationDisabled => notification_disabled(
                 ctx,
                 &DisabledNotification {
@@ -823,6 +823,14 @@ impl Filter {
                 .is_some_and(|i| i <= *level),
         }
     }
+}
+
+/// A `repo_image_expiry` notification's window, `days` (a positive integer, or a numeric string).
+pub fn expiry_days(config: &Value) -> Option<u64> {
+    let days = config.get("days")?;
+    days.as_u64()
+        .or_else(|| days.as_str().and_then(|s| s.trim().parse().ok()))
+        .filter(|d| *d >= 1)
 }
 
 /// A `ref-regex` compiled to match the whole ref.

@@ -72,6 +72,22 @@ pub struct Config {
     pub secscan: SecscanConfig,
     /// Dockerfile builds (`[builds]`, env `BERTH_BUILDS__KEY`).
     pub builds: BuildsConfig,
+    /// Tag expiration (`[expiry]`, env `BERTH_EXPIRY__KEY`).
+    pub expiry: ExpiryConfig,
+}
+
+/// The `[expiry]` section: the pass that removes expired tags and announces expiring ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExpiryConfig {
+    /// How often the pass runs, in seconds (also once at start-up); 0 turns it off.
+    pub interval_secs: u64,
+}
+
+impl Default for ExpiryConfig {
+    fn default() -> Self {
+        ExpiryConfig { interval_secs: 300 }
+    }
 }
 
 /// The `[builds]` section: Dockerfile builds with a local builder (buildah by default).
@@ -390,6 +406,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             secscan: SecscanConfig::default(),
             builds: BuildsConfig::default(),
+            expiry: ExpiryConfig::default(),
         }
     }
 }
@@ -462,6 +479,7 @@ impl Config {
             "mail",
             "secscan",
             "builds",
+            "expiry",
         ]
     }
 

@@ -111,6 +111,7 @@ pub struct Application {
     limits: crate::listen::Limits,
     grace: std::time::Duration,
     gc: Option<(std::time::Duration, berth_app::gc::GcPolicy)>,
+    expiry: Option<std::time::Duration>,
     deliver: bool,
 }
 
@@ -149,6 +150,8 @@ impl Application {
             grace: config.shutdown_grace(),
             limits: config.listen_limits(),
             gc,
+            expiry: (config.expiry.interval_secs > 0)
+                .then(|| std::time::Duration::from_secs(config.expiry.interval_secs)),
             deliver: config.notifications.deliver,
         })
     }
@@ -173,9 +176,11 @@ impl Application {
             grace,
             limits,
             gc,
+            expiry,
             deliver,
         } = self;
         let gc_task = gc.map(|(every, policy)| tokio::spawn(run_gc(app.clone(), every, policy)));
+        let expiry_task = expiry.map(|every| tokio::spawn(run_expiry(app.clone(), every)));
         // The delivery worker drains on the same signal as the HTTP server, side by side.
         let (stop_delivery, delivery_stop) = tokio::sync::oneshot::channel::<()>();
         let delivery_task = deliver.then(|| {
@@ -217,7 +222,7 @@ impl Application {
                 }
             }
         }
-        if let Some(t) = gc_task {
+        for t in gc_task.into_iter().chain(expiry_task) {
             t.abort();
         }
         // Deliveries in flight finish and are recorded within the grace period (the worker
@@ -245,6 +250,23 @@ async fn run_gc(app: App, every: std::time::Duration, policy: berth_app::gc::GcP
         tick.tick().await;
         if let Err(e) = app.collect_garbage(policy, chrono::Utc::now()).await {
             tracing::warn!(error = %e, "garbage collection failed; retrying at the next interval");
+        }
+    }
+}
+
+/// Runs the tag expiry pass at start-up and then every `every`, forever (aborted at shutdown).
+/// Failures are logged and retried at the next tick.
+async fn run_expiry(app: App, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match app.expire_tags(chrono::Utc::now()).await {
+            Ok(r) if r.removed + r.announced > 0 => {
+                tracing::info!(removed = r.removed, announced = r.announced, "tag expiry pass");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "the tag expiry pass failed; retrying at the next interval"),
         }
     }
 }

@@ -142,6 +142,8 @@ enum Pools {
 #[derive(Clone)]
 pub struct Store {
     pools: Pools,
+    /// The periodic jobs this process runs now (see [`Store::try_exclusive`]).
+    running: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
 
 /// Options for [`Store::connect`].
@@ -218,7 +220,10 @@ impl Store {
                 Pools::Postgres { main, relaxed }
             }
         };
-        Ok(Store { pools })
+        Ok(Store {
+            pools,
+            running: Arc::default(),
+        })
     }
 
     /// Which database this store runs on.
@@ -313,6 +318,38 @@ impl Store {
         })
     }
 
+    /// The right to run periodic job `key` alone among the processes sharing the database, or
+    /// `None` while another holds it: on PostgreSQL a transaction-scoped advisory lock, held by an
+    /// open transaction until the [`Exclusive`] is dropped (so a crash or an error releases it);
+    /// on SQLite, which one process serves, always granted.
+    pub async fn try_exclusive(&self, key: i64) -> Result<Option<Exclusive>> {
+        let mut mine = {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            if !running.insert(key) {
+                return Ok(None);
+            }
+            Exclusive {
+                key,
+                running: self.running.clone(),
+                held: None,
+            }
+        };
+        if let Pools::Postgres { main, .. } = &self.pools {
+            // Dropping `mine` on any way out gives the key back.
+            let mut tx = main.begin().await?;
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+            if !got {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            mine.held = Some(tx);
+        }
+        Ok(Some(mine))
+    }
+
     /// A round trip to the database, for health checks.
     pub async fn ping(&self) -> Result<()> {
         let mut c = self.conn().await?;
@@ -372,6 +409,40 @@ pub enum Conn {
     Sqlite(PoolConnection<Sqlite>),
     /// On PostgreSQL.
     Postgres(PoolConnection<Postgres>),
+}
+
+/// The right to run a periodic job alone (see [`Store::try_exclusive`]); [`Exclusive::release`]
+/// gives it up.
+pub struct Exclusive {
+    key: i64,
+    running: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    /// On PostgreSQL, the transaction holding the advisory lock (rolled back when dropped).
+    held: Option<sqlx::Transaction<'static, sqlx::Postgres>>,
+}
+
+impl Exclusive {
+    /// Gives the job up now (on PostgreSQL, the lock's transaction ends before this returns;
+    /// dropping it instead ends it whenever its connection is next used).
+    pub async fn release(mut self) {
+        if let Some(tx) = self.held.take()
+            && let Err(e) = tx.rollback().await
+        {
+            tracing::warn!(error = %e, "giving back a periodic job's lock failed; its connection ends it");
+        }
+    }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        self.held.take();
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+    }
+}
+
+impl std::fmt::Debug for Exclusive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Exclusive")
+    }
 }
 
 /// An open transaction. Dropped without [`Tx::commit`], it rolls back.

@@ -19,6 +19,7 @@ pub mod builds;
 pub mod db;
 pub mod deliveries;
 pub mod error;
+pub mod expiry;
 pub mod inapp;
 pub mod notifications;
 pub mod queue;

@@ -180,6 +180,17 @@ pub async fn for_event_at(
     )
 }
 
+/// Every notification for `event`, of any repository or namespace, oldest first (for the
+/// periodic sources, such as expiring tags).
+pub async fn of_event(ex: &mut impl Exec, event: &str) -> Result<Vec<NotificationRow>> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM repository_notification WHERE event = $1 ORDER BY id"
+    );
+    Ok(run!(ex, c => sqlx::query_as::<_, NotificationRow>(sql).bind(event).fetch_all(c).await)?)
+}
+
 /// The namespace-wide notifications of `namespace` for `event`, enabled or not, oldest first (for
 /// events about the namespace itself).
 pub async fn for_namespace_event(

@@ -187,16 +187,62 @@ pub async fn referrers(ex: &mut impl Exec, repo: RepoId, digest: &str) -> Result
     Ok(run!(ex, c => sqlx::query_as::<_, ReferrerRow>(sql).bind(repo.0).bind(digest).fetch_all(c).await)?)
 }
 
-/// Points a tag at a manifest, creating or moving it. Returns the digest it pointed at before.
-pub async fn set_tag(tx: &mut Tx, repo: RepoId, name: &str, manifest_id: i64) -> Result<Option<String>> {
+/// Points a tag at a manifest, creating or moving it, with its expiry (`None`: it never expires;
+/// a moved tag takes the new one, as Quay's new tag does). Returns the digest it pointed at before.
+pub async fn set_tag(
+    tx: &mut Tx,
+    repo: RepoId,
+    name: &str,
+    manifest_id: i64,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<Option<String>> {
     let before_sql = "SELECT m.digest FROM tag t JOIN manifest m ON m.id = t.manifest_id \
                       WHERE t.repository_id = $1 AND t.name = $2";
     let before =
         run!(tx, c => sqlx::query_scalar::<_, String>(before_sql).bind(repo.0).bind(name).fetch_optional(c).await)?;
-    let sql = "INSERT INTO tag (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4) \
-               ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at";
-    run!(tx, c => sqlx::query(sql).bind(repo.0).bind(name).bind(manifest_id).bind(Utc::now()).execute(c).await.map(|r| r.rows_affected()))?;
+    let sql = "INSERT INTO tag (repository_id, name, manifest_id, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5) \
+               ON CONFLICT (repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, \
+               updated_at = excluded.updated_at, expires_at = excluded.expires_at";
+    run!(tx, c => sqlx::query(sql).bind(repo.0).bind(name).bind(manifest_id).bind(Utc::now()).bind(expires_at)
+        .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(before)
+}
+
+/// Sets or clears a tag's expiry. Returns whether the tag exists.
+pub async fn set_tag_expiry(tx: &mut Tx, repo: RepoId, name: &str, expires_at: Option<DateTime<Utc>>) -> Result<bool> {
+    let sql = "UPDATE tag SET expires_at = $3 WHERE repository_id = $1 AND name = $2";
+    let n = run!(tx, c => sqlx::query(sql).bind(repo.0).bind(name).bind(expires_at).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// A tag whose expiry has passed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ExpiredTag {
+    /// Its repository.
+    #[sqlx(try_from = "i64")]
+    pub repository_id: RepoId,
+    /// Its name.
+    pub name: String,
+}
+
+/// Tags that expired at or before `now`, soonest first, at most `limit`.
+pub async fn expired_tags(ex: &mut impl Exec, now: DateTime<Utc>, limit: i64) -> Result<Vec<ExpiredTag>> {
+    let sql = "SELECT repository_id, name FROM tag WHERE expires_at IS NOT NULL AND expires_at <= $1 \
+               ORDER BY expires_at, repository_id, name LIMIT $2";
+    Ok(run!(ex, c => sqlx::query_as::<_, ExpiredTag>(sql).bind(now).bind(limit).fetch_all(c).await)?)
+}
+
+/// Deletes a tag if it has expired by `now`. Returns the digest it pointed at, when it was
+/// deleted (an expiry moved later, or a tag already gone, deletes nothing).
+pub async fn delete_expired_tag(tx: &mut Tx, repo: RepoId, name: &str, now: DateTime<Utc>) -> Result<Option<String>> {
+    let sql = "SELECT m.digest FROM tag t JOIN manifest m ON m.id = t.manifest_id \
+               WHERE t.repository_id = $1 AND t.name = $2 AND t.expires_at IS NOT NULL AND t.expires_at <= $3";
+    let digest =
+        run!(tx, c => sqlx::query_scalar::<_, String>(sql).bind(repo.0).bind(name).bind(now).fetch_optional(c).await)?;
+    if digest.is_some() {
+        delete_tag(tx, repo, name).await?;
+    }
+    Ok(digest)
 }
 
 /// Deletes a tag. Returns whether it existed.
@@ -263,6 +309,8 @@ pub struct TagDetail {
     pub media_type: String,
     /// When it last moved.
     pub updated_at: DateTime<Utc>,
+    /// When it expires, if it does.
+    pub expires_at: Option<DateTime<Utc>>,
     /// Sum of the sizes of the blobs its manifest references.
     pub size: i64,
 }
@@ -275,7 +323,7 @@ pub async fn tag_details(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<TagDetail>> {
-    let sql = "SELECT t.name, m.digest, m.media_type, t.updated_at, \
+    let sql = "SELECT t.name, m.digest, m.media_type, t.updated_at, t.expires_at, \
                CAST(COALESCE((SELECT SUM(b.size) FROM manifest_ref r JOIN blob b ON b.digest = r.digest \
                               WHERE r.manifest_id = m.id AND r.kind = 'blob'), 0) AS BIGINT) AS size \
                FROM tag t JOIN manifest m ON m.id = t.manifest_id \

@@ -1593,11 +1593,20 @@ async fn registry_blobs_uploads_manifests_and_tags(kind: berth_testkit::DbKind) 
     )
     .await
     .unwrap();
-    assert_eq!(reg::set_tag(&mut tx, repo.id, "v1", image_id).await.unwrap(), None);
-    assert_eq!(reg::set_tag(&mut tx, repo.id, "multi", index_id).await.unwrap(), None);
-    assert_eq!(reg::set_tag(&mut tx, repo.id, "latest", index_id).await.unwrap(), None);
     assert_eq!(
-        reg::set_tag(&mut tx, repo.id, "latest", image_id).await.unwrap(),
+        reg::set_tag(&mut tx, repo.id, "v1", image_id, None).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        reg::set_tag(&mut tx, repo.id, "multi", index_id, None).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        reg::set_tag(&mut tx, repo.id, "latest", index_id, None).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        reg::set_tag(&mut tx, repo.id, "latest", image_id, None).await.unwrap(),
         Some(d('2')),
         "moved from the index"
     );
@@ -2132,7 +2141,7 @@ async fn the_sqlite_notification_rebuild_keeps_rows_references_and_ids() {
     let every = sqlx::migrate!("./migrations/sqlite");
     let mut before = sqlx::migrate!("./migrations/sqlite");
     let older: Vec<_> = every.migrations.iter().filter(|m| m.version < 16).cloned().collect();
-    assert_eq!(older.len() + 1, every.migrations.len(), "0016 is the newest here");
+    assert_eq!(older.len(), 15, "migrations 0001 to 0015 come before the rebuild");
     before.migrations = std::borrow::Cow::Owned(older);
     before.run(&pool).await.unwrap();
     for sql in [
@@ -2200,4 +2209,174 @@ async fn the_sqlite_notification_rebuild_keeps_rows_references_and_ids() {
     assert_eq!(one("SELECT COUNT(*) FROM delivery").await, 0);
     assert_eq!(one("SELECT COUNT(*) FROM notification_revision").await, 0);
     pool.close().await;
+}
+
+#[backend_test]
+async fn tag_expiries_their_notices_and_exclusive_jobs(kind: berth_testkit::DbKind) {
+    use berth_store::expiry;
+    use berth_store::notifications::{self, NewNotification, NotificationScope};
+    use berth_store::registry::{self as reg, NewManifest};
+    use chrono::{Duration, Utc};
+    let db = TestDb::new(kind).await;
+    let s = store(&db).await;
+    let mut tx = s.begin().await.unwrap();
+    let (owner, repo) = owner_and_repo(&mut tx).await;
+    let digest = format!("sha256:{}", "e".repeat(64));
+    let manifest = reg::insert_manifest(
+        &mut tx,
+        &NewManifest {
+            repo: repo.id,
+            digest: &digest,
+            media_type: "application/vnd.oci.image.manifest.v1+json",
+            artifact_type: None,
+            subject: None,
+            content: b"{}",
+            blobs: &[],
+            children: &[],
+        },
+    )
+    .await
+    .unwrap();
+    let now = Utc::now();
+    let (soon, later) = (now + Duration::hours(20), now + Duration::days(5));
+    reg::set_tag(&mut tx, repo.id, "soon", manifest, Some(soon))
+        .await
+        .unwrap();
+    reg::set_tag(&mut tx, repo.id, "later", manifest, None).await.unwrap();
+    reg::set_tag(&mut tx, repo.id, "never", manifest, None).await.unwrap();
+    assert!(
+        reg::set_tag_expiry(&mut tx, repo.id, "later", Some(later))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !reg::set_tag_expiry(&mut tx, repo.id, "missing", Some(later))
+            .await
+            .unwrap()
+    );
+    let empty = json!({});
+    let secret = Sealed::from_stored("sealed:v1:x:y".into());
+    let new = |uuid, scope| NewNotification {
+        uuid,
+        scope,
+        event: "repo_image_expiry",
+        method: "webhook",
+        title: None,
+        config: &empty,
+        event_config: &empty,
+        secret: &secret,
+    };
+    let own = notifications::insert(&mut tx, &new("own", NotificationScope::Repository(repo.id)))
+        .await
+        .unwrap();
+    let wide = notifications::insert(&mut tx, &new("wide", NotificationScope::Namespace(owner.id)))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut c = s.conn().await.unwrap();
+    let listeners: Vec<String> = notifications::of_event(&mut c, "repo_image_expiry")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.uuid)
+        .collect();
+    assert_eq!(listeners, ["own", "wide"]);
+    assert!(notifications::of_event(&mut c, "repo_push").await.unwrap().is_empty());
+    let details = reg::tag_details(&mut c, repo.id, Some("soon"), 10, 0).await.unwrap();
+    assert_eq!(details[0].expires_at.map(|t| t.timestamp()), Some(soon.timestamp()));
+    // Within two days: `soon`, for both the repository's and the namespace's notification.
+    let window = now + Duration::days(2);
+    for n in [&own, &wide] {
+        let due = expiry::unannounced(&mut c, n.id, n.scope, now, window).await.unwrap();
+        let names: Vec<&str> = due.iter().map(|t| t.tag.as_str()).collect();
+        assert_eq!(names, ["soon"], "{}", n.uuid);
+    }
+    let due = expiry::unannounced(&mut c, own.id, own.scope, now, window)
+        .await
+        .unwrap();
+    drop(c);
+    let mut tx = s.begin().await.unwrap();
+    expiry::record_notices(&mut tx, own.id, &due).await.unwrap();
+    expiry::record_notices(&mut tx, own.id, &due).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut c = s.conn().await.unwrap();
+    assert!(
+        expiry::unannounced(&mut c, own.id, own.scope, now, window)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        expiry::unannounced(&mut c, wide.id, wide.scope, now, window)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    drop(c);
+    // A moved expiry is due again.
+    let mut tx = s.begin().await.unwrap();
+    reg::set_tag_expiry(&mut tx, repo.id, "soon", Some(soon + Duration::hours(1)))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut c = s.conn().await.unwrap();
+    assert_eq!(
+        expiry::unannounced(&mut c, own.id, own.scope, now, window)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Expired by six days on: `soon` and `later`, soonest first; each deleted once.
+    let then = now + Duration::days(6);
+    let gone: Vec<String> = reg::expired_tags(&mut c, then, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(gone, ["soon", "later"]);
+    assert_eq!(reg::expired_tags(&mut c, then, 1).await.unwrap().len(), 1);
+    assert!(reg::expired_tags(&mut c, now, 10).await.unwrap().is_empty());
+    drop(c);
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(
+        reg::delete_expired_tag(&mut tx, repo.id, "soon", now).await.unwrap(),
+        None,
+        "not yet"
+    );
+    assert_eq!(
+        reg::delete_expired_tag(&mut tx, repo.id, "soon", then).await.unwrap(),
+        Some(digest.clone())
+    );
+    assert_eq!(
+        reg::delete_expired_tag(&mut tx, repo.id, "soon", then).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        reg::delete_expired_tag(&mut tx, repo.id, "never", then).await.unwrap(),
+        None
+    );
+    tx.commit().await.unwrap();
+
+    // A periodic job runs alone: in this process, and on PostgreSQL across processes too.
+    let held = s.try_exclusive(7).await.unwrap().expect("free");
+    assert!(s.try_exclusive(7).await.unwrap().is_none());
+    assert!(s.try_exclusive(8).await.unwrap().is_some(), "another job");
+    let other = Store::connect(&db.url, &ConnectOptions::default()).await.unwrap();
+    assert_eq!(
+        other.try_exclusive(7).await.unwrap().is_none(),
+        s.is_postgres(),
+        "another process sharing PostgreSQL waits; SQLite has one process"
+    );
+    held.release().await;
+    let mine = s.try_exclusive(7).await.unwrap().expect("given back when released");
+    mine.release().await;
+    let theirs = other.try_exclusive(7).await.unwrap();
+    theirs.expect("and free for the other process").release().await;
+    other.close().await;
+    s.close().await;
 }

@@ -36,6 +36,7 @@ pub(crate) fn router() -> OpenApiRouter<HttpState> {
         .routes(routes!(put_team_permission, delete_team_permission))
         .routes(routes!(repo_logs))
         .routes(routes!(list_tags))
+        .routes(routes!(change_tag, delete_tag))
 }
 
 fn parse_role(role: &str) -> Result<RepoRole, AppError> {
@@ -579,6 +580,12 @@ pub struct TagOut {
     pub last_modified: String,
     /// The same, as a Unix timestamp.
     pub start_ts: i64,
+    /// When the tag expires (RFC 2822), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<String>,
+    /// The same, as a Unix timestamp.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_ts: Option<i64>,
 }
 
 /// Answer of `GET …/tag/`.
@@ -619,6 +626,8 @@ async fn list_tags(
             size: t.size,
             last_modified: quay_date(t.last_modified),
             start_ts: t.last_modified.timestamp(),
+            expiration: t.expires_at.map(quay_date),
+            end_ts: t.expires_at.map(|e| e.timestamp()),
         })
         .collect();
     Ok(Json(TagsOut {
@@ -626,4 +635,64 @@ async fn list_tags(
         page,
         has_additional: more,
     }))
+}
+
+/// Body of `PUT …/tag/{tag}` (Quay's): `expiration` sets (a Unix time in the future) or clears
+/// (`null`) the tag's expiry; `manifest_digest` points the tag at a manifest of the repository.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TagChange {
+    /// When the tag expires, as a Unix time; `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub expiration: Option<serde_json::Value>,
+    /// The manifest the tag should point at.
+    pub manifest_digest: Option<String>,
+}
+
+/// Keeps an explicit `null` as `Some(Value::Null)`, so that it can be told from an absent field.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+/// Changes a tag (write): its expiry, or the manifest it points at (Quay's route).
+#[utoipa::path(put, path = "/api/v1/repository/{namespace}/{repository}/tag/{tag}", tag = "repository", operation_id = "changeTag",
+    params(("namespace" = String, Path), ("repository" = String, Path), ("tag" = String, Path)),
+    request_body = TagChange,
+    responses((status = 201, body = String), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn change_tag(
+    State(s): State<HttpState>,
+    SignedCtx(ctx): SignedCtx,
+    Path((ns, name, tag)): Path<(String, String, String)>,
+    ApiJson(body): ApiJson<TagChange>,
+) -> ApiResult<(StatusCode, Json<&'static str>)> {
+    if body.expiration.is_none() && body.manifest_digest.is_none() {
+        return Err(AppError::invalid("give expiration or manifest_digest").into());
+    }
+    if let Some(digest) = &body.manifest_digest {
+        s.app.move_tag(&ctx, &ns, &name, &tag, digest).await?;
+    }
+    match body.expiration {
+        None => {}
+        Some(serde_json::Value::Null) => s.app.set_tag_expiration(&ctx, &ns, &name, &tag, None).await?,
+        Some(v) => {
+            let ts = v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)).ok_or_else(|| {
+                AppError::invalid_field("expiration", format!("invalid expiration: {v} is not a Unix time"))
+            })?;
+            s.app.set_tag_expiration(&ctx, &ns, &name, &tag, Some(ts)).await?;
+        }
+    }
+    Ok((StatusCode::CREATED, Json("Updated")))
+}
+
+/// Deletes a tag (write); the manifest stays. Raises `tag_deleted`.
+#[utoipa::path(delete, path = "/api/v1/repository/{namespace}/{repository}/tag/{tag}", tag = "repository", operation_id = "deleteFullTag",
+    params(("namespace" = String, Path), ("repository" = String, Path), ("tag" = String, Path)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_tag(
+    State(s): State<HttpState>,
+    ApiCtx(ctx): ApiCtx,
+    Path((ns, name, tag)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    s.app.delete_tag(&ctx, &ns, &name, &tag).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

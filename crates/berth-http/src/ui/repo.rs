@@ -125,6 +125,8 @@ struct TagView {
     size: String,
     platforms: String,
     updated: String,
+    /// When it expires (empty when it does not).
+    expires: String,
 }
 
 struct BuildItem {
@@ -292,6 +294,7 @@ async fn repo_page(
                         platforms.join(", ")
                     },
                     updated: when(t.last_modified),
+                    expires: t.expires_at.map(when).unwrap_or_default(),
                 });
             }
         }

@@ -58,7 +58,7 @@ async fn queue_deliveries(kind: DbKind, rx: &Receiver, count: usize) -> TestDb {
 }
 
 /// A `berth serve` child, killed when dropped (also when an assertion fails first).
-struct Served(Child);
+pub(crate) struct Served(Child);
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -68,7 +68,7 @@ impl Drop for Served {
 }
 
 /// Starts `berth serve` on the database, delivering, and waits until it is healthy.
-fn serve(db: &TestDb) -> (Served, u16) {
+pub(crate) fn serve(db: &TestDb) -> (Served, u16) {
     let port = free_port();
     let child = berth()
         .arg("serve")

@@ -29,4 +29,5 @@ mod repo_push_events;
 mod secrets_at_rest;
 mod secscan;
 mod support;
+mod tag_expiry;
 mod ui;

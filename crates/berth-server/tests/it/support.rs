@@ -67,6 +67,8 @@ impl TestServer {
         config.notifications.deliver = false;
         // No scanning unless a test asks for it: other tests push layers that are not tars.
         config.secscan.enabled = false;
+        // No expiry pass unless a test asks for it: tests run it with their own clock.
+        config.expiry.interval_secs = 0;
         configure(&mut config);
         let application = Application::build_on(&config, listener).await.unwrap();
         let app = application.app().clone();

@@ -1037,7 +1037,6 @@ async fn e_mail_notifications_need_a_verified_address(kind: berth_testkit::DbKin
         "Repository Mirror Started",
         "Repository Mirror Success",
         "Repository Mirror Unsuccessful",
-        "Image expiry trigger",
     ] {
         assert!(
             html.contains(&format!("{title} (test sends only)</option>")),
@@ -1045,7 +1044,9 @@ async fn e_mail_notifications_need_a_verified_address(kind: berth_testkit::DbKin
         );
     }
     assert!(
-        html.contains("Push to Repository</option>") && html.contains("Package Vulnerability Found</option>"),
+        html.contains("Push to Repository</option>")
+            && html.contains("Package Vulnerability Found</option>")
+            && html.contains("Image expiry trigger</option>"),
         "{html}"
     );
     let form = [
