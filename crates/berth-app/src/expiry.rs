@@ -78,6 +78,7 @@ impl App {
         expiration: Option<i64>,
     ) -> Result<()> {
         let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Write).await?;
+        crate::registry::writable(&repo)?;
         let now = Utc::now();
         let at = match expiration {
             None => None,

@@ -23,6 +23,7 @@ pub mod failpoint;
 pub mod gc;
 pub mod inapp;
 mod jobs;
+pub mod mirror;
 pub mod notifications;
 pub mod paging;
 mod passwords;
@@ -123,6 +124,7 @@ pub struct App {
     wake: std::sync::Arc<tokio::sync::Notify>,
     scan_wake: std::sync::Arc<tokio::sync::Notify>,
     build_wake: std::sync::Arc<tokio::sync::Notify>,
+    mirror_wake: std::sync::Arc<tokio::sync::Notify>,
     /// Runs the commands of builds (as processes, but in tests of the build's phases).
     build_runner: std::sync::Arc<dyn builds::BuildRunner>,
     mailer: Option<berth_notify::mail::Mailer>,
@@ -168,6 +170,7 @@ impl App {
             wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             scan_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             build_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+            mirror_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             build_runner: std::sync::Arc::new(builds::ProcessRunner),
             handoff: std::sync::Arc::default(),
             raiser: std::sync::Arc::default(),

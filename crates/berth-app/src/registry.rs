@@ -80,6 +80,22 @@ impl RegistryError {
     }
 }
 
+/// Refuses a user's write to a repository whose state forbids it: a read-only one takes no
+/// writes, a mirror only its own sync's.
+pub(crate) fn writable(repo: &RepoRow) -> Result<()> {
+    match repo.state {
+        berth_core::RepoState::Normal => Ok(()),
+        berth_core::RepoState::ReadOnly => Err(AppError::Forbidden(format!(
+            "repository {}/{} is read-only",
+            repo.namespace, repo.name
+        ))),
+        berth_core::RepoState::Mirror => Err(AppError::Forbidden(format!(
+            "repository {}/{} is a mirror: only its mirror writes to it",
+            repo.namespace, repo.name
+        ))),
+    }
+}
+
 fn blob_unknown(digest: &Digest) -> AppError {
     AppError::from(RegistryError::BlobUnknown(format!(
         "blob unknown to registry: {digest}"
@@ -231,6 +247,10 @@ impl App {
         };
         drop(conn);
         match repo {
+            Some(r) if allowed && action != Action::Pull => {
+                writable(&r)?;
+                Ok(r)
+            }
             Some(r) if allowed => Ok(r),
             // Anonymous callers are challenged, so that clients log in and retry.
             _ if auth.is_anonymous() => Err(AppError::Unauthenticated),
@@ -869,6 +889,7 @@ impl App {
     /// Deletes a tag by repository path (repository `write`), as the web UI does.
     pub async fn delete_tag(&self, ctx: &Ctx, namespace: &str, name: &str, tag: &str) -> Result<()> {
         let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Write).await?;
+        writable(&repo)?;
         let tag = berth_core::Tag::parse(tag).map_err(|e| AppError::invalid(e.to_string()))?;
         self.delete_manifest(ctx, &repo, &Reference::Tag(tag)).await
     }
@@ -878,6 +899,7 @@ impl App {
     /// `repo_push`. The tag's expiry is cleared, as a pushed tag's is.
     pub async fn move_tag(&self, ctx: &Ctx, namespace: &str, name: &str, tag: &str, digest: &str) -> Result<()> {
         let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Write).await?;
+        writable(&repo)?;
         let tag = berth_core::Tag::parse(tag).map_err(|e| AppError::invalid_field("tag", e.to_string()))?;
         let mut tx = self.store.begin().await?;
         let manifest = reg::manifest_by_digest(&mut tx, repo.id, digest)

@@ -306,6 +306,28 @@ impl App {
         Ok(())
     }
 
+    /// Changes a repository's state (admin), as Quay's `changestate` does: `NORMAL`, `READ_ONLY`
+    /// (no writes at all) or `MIRROR` (only its mirror's sync writes).
+    pub async fn set_repo_state(&self, ctx: &Ctx, namespace: &str, name: &str, state: &str) -> Result<RepoRow> {
+        let (repo, _) = self.repo_access(&ctx.caller, namespace, name, RepoRole::Admin).await?;
+        let state = berth_core::RepoState::parse(state).map_err(|e| AppError::invalid_field("state", e.to_string()))?;
+        let mut tx = self.store.begin().await?;
+        repos::set_state(&mut tx, repo.id, state).await?;
+        let meta = json!({"repo": repo.name, "namespace": repo.namespace, "state_changed": state.as_str()});
+        record(
+            &mut tx,
+            ctx,
+            "change_repo_state",
+            Some(repo.namespace_id),
+            Some(repo.id),
+            meta,
+        )
+        .await?;
+        let repo = repos::by_id(&mut tx, repo.id).await?.ok_or_else(AppError::not_found)?;
+        tx.commit().await?;
+        Ok(repo)
+    }
+
     /// Changes the visibility (admin).
     pub async fn set_repo_visibility(
         &self,

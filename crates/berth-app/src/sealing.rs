@@ -38,6 +38,8 @@ pub enum Purpose {
     TriggerSecret,
     /// An instance-wide secret.
     InstanceSecret,
+    /// A mirror's upstream password.
+    MirrorPassword,
 }
 
 impl Purpose {
@@ -47,6 +49,7 @@ impl Purpose {
             Purpose::NotificationSecret => b"berth notification secret",
             Purpose::TriggerSecret => b"berth trigger secret",
             Purpose::InstanceSecret => b"berth instance secret",
+            Purpose::MirrorPassword => b"berth mirror password",
         }
     }
 
@@ -56,6 +59,7 @@ impl Purpose {
             SealedColumn::RobotToken => Purpose::RobotToken,
             SealedColumn::NotificationSecret | SealedColumn::PreviousNotificationSecret => Purpose::NotificationSecret,
             SealedColumn::TriggerSecret => Purpose::TriggerSecret,
+            SealedColumn::MirrorPassword => Purpose::MirrorPassword,
             SealedColumn::InstanceSecret => Purpose::InstanceSecret,
         }
     }

@@ -23,6 +23,6 @@ pub use ids::{AccountId, RepoId, TeamId, TokenId};
 pub use names::{AccountName, Email, RepoName, RepoPath, RobotName, RobotShortName, TeamName};
 pub use oci::{Digest, DigestAlgorithm, Reference, Tag};
 pub use perms::{Access, RepoAccessFacts, effective_repo_role};
-pub use roles::{AccountKind, RepoRole, TeamRole, Visibility};
+pub use roles::{AccountKind, RepoRole, RepoState, TeamRole, Visibility};
 pub use scopes::{Scope, ScopeSet};
 pub use status::{BuildPhase, DeliveryStatus, JobQueue};

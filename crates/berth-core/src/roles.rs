@@ -19,6 +19,12 @@ string_enum!(
 );
 
 string_enum!(
+    /// Who may write to a repository (Quay's states): anyone with write (`NORMAL`), nobody
+    /// (`READ_ONLY`), or only its mirror (`MIRROR`).
+    RepoState, "state", { Normal => "NORMAL", ReadOnly => "READ_ONLY", Mirror => "MIRROR" }
+);
+
+string_enum!(
     /// What an account row is. Quay keeps all three in one table, and so do we: they share a namespace
     /// of names.
     AccountKind, "kind", { User => "user", Organization => "org", Robot => "robot" }

@@ -36,6 +36,7 @@ string_enum!(
         Notification => "notification",
         Secscan => "secscan",
         Build => "build",
+        Mirror => "mirror",
     }
 );
 

@@ -28,6 +28,17 @@ impl ApiError {
         }
     }
 
+    /// A 409: what the request would create exists already (where Quay answers 409; elsewhere a
+    /// conflict is Quay's 400).
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            error_type: "conflict",
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
     /// A 415 for a body that is not JSON.
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
         ApiError {

@@ -201,6 +201,10 @@ impl Application {
             let builder = app.clone();
             background.push(tokio::spawn(async move { builder.run_build_worker().await }));
         }
+        {
+            let mirrors = app.clone();
+            background.push(tokio::spawn(async move { mirrors.run_mirror_worker().await }));
+        }
         if app.settings().secscan.feed_url.is_some() {
             let fetcher = app.clone();
             background.push(tokio::spawn(async move { fetcher.run_feed_fetcher().await }));

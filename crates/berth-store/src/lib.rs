@@ -21,6 +21,7 @@ pub mod deliveries;
 pub mod error;
 pub mod expiry;
 pub mod inapp;
+pub mod mirrors;
 pub mod notifications;
 pub mod queue;
 pub mod registry;

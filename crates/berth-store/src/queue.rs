@@ -57,11 +57,23 @@ pub struct NewJob {
 
 /// Adds a job, runnable now, that gets `retries` attempts (how many is the caller's rule).
 pub async fn enqueue(tx: &mut Tx, queue: JobQueue, name: &str, body: &serde_json::Value, retries: i32) -> Result<i64> {
+    enqueue_at(tx, queue, name, body, retries, Utc::now()).await
+}
+
+/// Adds a job runnable from `at` (a schedule), that gets `retries` attempts.
+pub async fn enqueue_at(
+    tx: &mut Tx,
+    queue: JobQueue,
+    name: &str,
+    body: &serde_json::Value,
+    retries: i32,
+    at: DateTime<Utc>,
+) -> Result<i64> {
     let queue = queue.as_str();
     let sql = "INSERT INTO queue_item (queue, name, body, available_after, retries_remaining, state_id, created_at) \
-               VALUES ($1, $2, $3, $4, $5, 'new', $4) RETURNING id";
+               VALUES ($1, $2, $3, $4, $5, 'new', $6) RETURNING id";
     let id = run!(tx, c => sqlx::query_scalar::<_, i64>(sql)
-        .bind(queue).bind(name).bind(Json(body)).bind(Utc::now()).bind(retries)
+        .bind(queue).bind(name).bind(Json(body)).bind(at).bind(retries).bind(Utc::now())
         .fetch_one(c).await)?;
     announce(tx, queue).await?;
     Ok(id)

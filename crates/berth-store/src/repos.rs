@@ -27,6 +27,9 @@ pub struct RepoRow {
     pub visibility: Visibility,
     /// Free text.
     pub description: String,
+    /// Who may write to it.
+    #[sqlx(try_from = "String")]
+    pub state: berth_core::RepoState,
     /// When it was created.
     pub created_at: DateTime<Utc>,
 }
@@ -34,7 +37,7 @@ pub struct RepoRow {
 macro_rules! repo_select {
     () => {
         "SELECT r.id, r.namespace_id, a.name AS namespace, a.kind AS namespace_kind, r.name, r.visibility, r.description, \
-     r.created_at FROM repository r JOIN account a ON a.id = r.namespace_id"
+     r.state, r.created_at FROM repository r JOIN account a ON a.id = r.namespace_id"
     };
 }
 
@@ -92,6 +95,13 @@ pub async fn public(ex: &mut impl Exec, limit: i64) -> Result<Vec<RepoRow>> {
 pub async fn set_description(tx: &mut Tx, id: RepoId, description: &str) -> Result<()> {
     let sql = "UPDATE repository SET description = $2 WHERE id = $1";
     run!(tx, c => sqlx::query(sql).bind(id.0).bind(description).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Changes the state (who may write to it).
+pub async fn set_state(tx: &mut Tx, id: RepoId, state: berth_core::RepoState) -> Result<()> {
+    let sql = "UPDATE repository SET state = $2 WHERE id = $1";
+    run!(tx, c => sqlx::query(sql).bind(id.0).bind(state.as_str()).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -43,6 +43,8 @@ pub enum SealedColumn {
     PreviousNotificationSecret,
     /// `build_trigger.secret`.
     TriggerSecret,
+    /// `repository_mirror.password`.
+    MirrorPassword,
     /// `instance_secret.value` of [`REGISTRY_TOKEN_KEY`] (the other names are markers, not
     /// secrets).
     InstanceSecret,
@@ -50,11 +52,12 @@ pub enum SealedColumn {
 
 impl SealedColumn {
     /// Every column that holds sealed values.
-    pub const ALL: [SealedColumn; 5] = [
+    pub const ALL: [SealedColumn; 6] = [
         SealedColumn::RobotToken,
         SealedColumn::NotificationSecret,
         SealedColumn::PreviousNotificationSecret,
         SealedColumn::TriggerSecret,
+        SealedColumn::MirrorPassword,
         SealedColumn::InstanceSecret,
     ];
 
@@ -77,6 +80,10 @@ impl SealedColumn {
             SealedColumn::TriggerSecret => (
                 "SELECT CAST(id AS TEXT), secret FROM build_trigger",
                 "UPDATE build_trigger SET secret = $2 WHERE CAST(id AS TEXT) = $1",
+            ),
+            SealedColumn::MirrorPassword => (
+                "SELECT CAST(repository_id AS TEXT), password FROM repository_mirror WHERE password IS NOT NULL",
+                "UPDATE repository_mirror SET password = $2 WHERE CAST(repository_id AS TEXT) = $1",
             ),
             SealedColumn::InstanceSecret => (
                 "SELECT name, value FROM instance_secret WHERE name = $1",

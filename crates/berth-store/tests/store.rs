@@ -2380,3 +2380,111 @@ async fn tag_expiries_their_notices_and_exclusive_jobs(kind: berth_testkit::DbKi
     other.close().await;
     s.close().await;
 }
+
+#[backend_test]
+async fn repository_states_mirrors_and_scheduled_jobs(kind: berth_testkit::DbKind) {
+    use berth_core::RepoState;
+    use berth_store::mirrors::{self, MirrorConfig};
+    use berth_store::queue;
+    use chrono::{Duration, Utc};
+    let db = TestDb::new(kind).await;
+    let s = store(&db).await;
+    let mut tx = s.begin().await.unwrap();
+    let (owner, repo) = owner_and_repo(&mut tx).await;
+    assert_eq!(repo.state, RepoState::Normal);
+    repos::set_state(&mut tx, repo.id, RepoState::Mirror).await.unwrap();
+    assert_eq!(
+        repos::by_id(&mut tx, repo.id).await.unwrap().unwrap().state,
+        RepoState::Mirror
+    );
+    assert!(mirrors::get(&mut tx, repo.id).await.unwrap().is_none());
+    let start = Utc::now() + Duration::hours(1);
+    let (rule, registry, arches) = (
+        json!({"rule_kind": "tag_glob_csv", "rule_value": ["v*"]}),
+        json!({"verify_tls": true}),
+        json!([]),
+    );
+    let sealed = Sealed::from_stored("sealed:v1:p:q".into());
+    let mut config = MirrorConfig {
+        is_enabled: true,
+        external_reference: "registry.example.com/library/app",
+        username: Some("puller"),
+        password: Some(&sealed),
+        sync_interval: 3600,
+        sync_start_date: start,
+        robot_id: owner.id,
+        timeout_secs: 300,
+        root_rule: &rule,
+        registry_config: &registry,
+        architecture_filter: &arches,
+    };
+    mirrors::upsert(&mut tx, repo.id, &config).await.unwrap();
+    let m = mirrors::get(&mut tx, repo.id).await.unwrap().unwrap();
+    assert_eq!(
+        (m.sync_status.as_str(), m.sync_retries_remaining, m.username.as_deref()),
+        ("NEVER_RUN", 3, Some("puller"))
+    );
+    assert_eq!(m.sync_start_date.timestamp(), start.timestamp());
+    assert_eq!(
+        m.password.map(|p| p.as_stored().to_owned()).as_deref(),
+        Some("sealed:v1:p:q")
+    );
+    let sealed_passwords = secrets::sealed_values(&mut tx, SealedColumn::MirrorPassword)
+        .await
+        .unwrap();
+    assert_eq!(
+        sealed_passwords,
+        [(repo.id.0.to_string(), sealed.clone())],
+        "re-sealed with the others"
+    );
+    // A sync's state, then a replaced configuration that keeps it.
+    let until = Utc::now() + Duration::minutes(5);
+    mirrors::set_status(&mut tx, repo.id, "SYNCING", Some(until), None, None)
+        .await
+        .unwrap();
+    mirrors::set_status(&mut tx, repo.id, "FAIL", None, Some(2), Some((Some("401"), "tried")))
+        .await
+        .unwrap();
+    config.username = None;
+    config.password = None;
+    config.is_enabled = false;
+    mirrors::upsert(&mut tx, repo.id, &config).await.unwrap();
+    let m = mirrors::get(&mut tx, repo.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            m.sync_status.as_str(),
+            m.sync_retries_remaining,
+            m.last_error.as_deref(),
+            m.last_log.as_str()
+        ),
+        ("FAIL", 2, Some("401"), "tried")
+    );
+    assert_eq!(
+        (m.is_enabled, m.username, m.password.is_none(), m.sync_expiration_date),
+        (false, None, true, None)
+    );
+    mirrors::set_status(&mut tx, repo.id, "SYNC_NOW", None, None, None)
+        .await
+        .unwrap();
+    let m = mirrors::get(&mut tx, repo.id).await.unwrap().unwrap();
+    assert_eq!(
+        (m.sync_status.as_str(), m.last_error.as_deref()),
+        ("SYNC_NOW", Some("401")),
+        "the last sync's record stays"
+    );
+    // A job scheduled for later waits until then.
+    let body = json!({"repository_id": repo.id.0});
+    queue::enqueue_at(&mut tx, JobQueue::Mirror, "mirror/1", &body, 1, start)
+        .await
+        .unwrap();
+    let listed = queue::list(&mut tx, JobQueue::Mirror).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].available_after.timestamp(), start.timestamp());
+    tx.commit().await.unwrap();
+    // Deleting the repository deletes its mirror.
+    let mut tx = s.begin().await.unwrap();
+    assert!(repos::delete(&mut tx, repo.id).await.unwrap());
+    assert!(mirrors::get(&mut tx, repo.id).await.unwrap().is_none());
+    tx.commit().await.unwrap();
+    s.close().await;
+}

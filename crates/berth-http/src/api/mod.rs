@@ -4,6 +4,7 @@
 pub mod build;
 pub mod deliveries;
 pub mod entities;
+pub mod mirror;
 pub mod notification;
 pub mod org;
 pub mod repo;
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<HttpState> {
         .merge(repo::router())
         .merge(notification::router())
         .merge(deliveries::router())
+        .merge(mirror::router())
         .merge(repoemail::router())
         .merge(security::router())
         .merge(build::router())

@@ -26,6 +26,7 @@ pub(crate) fn router() -> OpenApiRouter<HttpState> {
         .routes(routes!(create_repo, list_repos))
         .routes(routes!(get_repo, update_repo, delete_repo))
         .routes(routes!(change_visibility))
+        .routes(routes!(change_state))
         .routes(routes!(list_user_permissions))
         .routes(routes!(
             get_user_permission,
@@ -147,7 +148,7 @@ fn summary(r: berth_app::model::RepoRow) -> RepoSummary {
         name: r.name,
         description: r.description,
         kind: "image".into(),
-        state: "NORMAL".into(),
+        state: r.state.as_str().into(),
         is_starred: false,
     }
 }
@@ -235,7 +236,7 @@ async fn get_repo(
         is_starred: false,
         can_write: role >= RepoRole::Write,
         can_admin: role >= RepoRole::Admin,
-        state: "NORMAL".into(),
+        state: repo.state.as_str().into(),
         tags,
     }))
 }
@@ -296,6 +297,29 @@ async fn change_visibility(
     let v = parse_visibility(&body.visibility)?;
     s.app.set_repo_visibility(&ctx, &ns, &name, v).await?;
     Ok(Json(serde_json::json!({"success": true})))
+}
+
+/// Body of `PUT …/changestate`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StateIn {
+    /// `NORMAL`, `READ_ONLY` or `MIRROR`.
+    pub state: String,
+}
+
+/// Changes who may write to a repository (admin): `NORMAL`, `READ_ONLY` (nobody) or `MIRROR`
+/// (only its mirror's sync).
+#[utoipa::path(put, path = "/api/v1/repository/{namespace}/{repository}/changestate", tag = "repository", operation_id = "changeRepoState",
+    params(("namespace" = String, Path), ("repository" = String, Path)),
+    request_body = StateIn,
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn change_state(
+    State(s): State<HttpState>,
+    SignedCtx(ctx): SignedCtx,
+    Path((ns, name)): Path<(String, String)>,
+    ApiJson(body): ApiJson<StateIn>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let repo = s.app.set_repo_state(&ctx, &ns, &name, &body.state).await?;
+    Ok(Json(serde_json::json!({"success": true, "state": repo.state.as_str()})))
 }
 
 /// A user's or robot's permission as Quay shows it.

@@ -69,6 +69,36 @@ impl Sender {
         builder.build().map_err(|e| format!("building the HTTP client: {e}"))
     }
 
+    /// An HTTP client for another registry (a mirror's upstream), through the same guard: names
+    /// resolve only to addresses it permits, and each of at most five redirects (blob storage
+    /// often answers with one) is judged again; `verify_tls` false accepts any certificate.
+    pub fn registry_client(&self, verify_tls: bool, timeout: Duration) -> Result<reqwest::Client, String> {
+        let guard = self.guard.clone();
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 {
+                attempt.error("too many redirects")
+            } else if guard.url_refused(attempt.url()) {
+                attempt.error("a redirect to an address the delivery guard refuses")
+            } else {
+                attempt.follow()
+            }
+        });
+        reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(self.guard.clone()))
+            .timeout(timeout)
+            .connect_timeout(self.connect_timeout)
+            .redirect(policy)
+            .danger_accept_invalid_certs(!verify_tls)
+            .user_agent(USER_AGENT)
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))
+    }
+
+    /// Whether the guard refuses `url` outright (an IP literal it does not permit).
+    pub fn refuses(&self, url: &str) -> bool {
+        self.guard.literal_refused(url)
+    }
+
     /// GETs `url` through the same guard (no redirects), for at most `timeout` and `max_bytes`:
     /// a build's context archive. Errors name the URL and what went wrong.
     pub async fn download(&self, url: &str, max_bytes: u64, timeout: Duration) -> Result<Vec<u8>, String> {

@@ -15,6 +15,7 @@ mod email;
 mod engine;
 mod hardening;
 mod in_process;
+mod mirror;
 mod namespace_notifications;
 mod notifications_api;
 mod observability;

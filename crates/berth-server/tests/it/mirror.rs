@@ -1,0 +1,307 @@
+//! Repository mirroring on both backends, against a real upstream: another Berth instance, whose
+//! `/v2` takes the Bearer token flow. Quay's configuration API and its refusals, the `MIRROR` and
+//! `READ_ONLY` states refusing pushes, a sync that copies the tags matching the globs (an index
+//! narrowed to one architecture) with its events, `repo_push` under the robot's name, a tag
+//! removed upstream removed here, and syncs that fail (wrong password, unreachable host).
+
+use std::time::Duration;
+
+use berth_testkit::backend_test;
+use berth_testkit::receiver::Receiver;
+use berth_testkit::registry::{OCI_INDEX, OCI_MANIFEST};
+use serde_json::{Value, json};
+
+use crate::support::{Auth, TestServer, expect};
+
+const WAIT: Duration = Duration::from_secs(30);
+const MIRROR: &str = "/api/v1/repository/acme/mirror/mirror";
+
+/// An upstream Berth with `up/app` (private): `v1.0`, `v1.1`, `latest`, `other`, and `multi`, an
+/// index of an amd64 and an arm64 image.
+async fn upstream(kind: berth_testkit::DbKind) -> (TestServer, Auth) {
+    let u = TestServer::start(kind).await;
+    let root = u.init_root().await;
+    u.org_with_repo(&root, "up", "app").await;
+    let reg = u.reg("root", "rootpassword");
+    for tag in ["v1.0", "v1.1", "latest", "other"] {
+        reg.push_image("up/app", tag, tag.as_bytes()).await;
+    }
+    let mut children = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let (bytes, digest, _) = reg.push_image("up/app", &format!("only-{arch}"), arch.as_bytes()).await;
+        children.push(json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len(),
+                             "platform": {"architecture": arch, "os": "linux"}}));
+    }
+    let index =
+        serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})).unwrap();
+    assert_eq!(
+        reg.push_manifest("up/app", "multi", OCI_INDEX, &index).await.status(),
+        201
+    );
+    (u, root)
+}
+
+async fn hook(s: &TestServer, root: &Auth, event: &str, url: &str) {
+    let body = json!({"event": event, "method": "webhook", "config": {"url": url}, "eventConfig": {}});
+    expect(
+        s.post("/api/v1/repository/acme/mirror/notification/", root, body).await,
+        201,
+    );
+}
+
+fn config(upstream: &TestServer, password: &str) -> Value {
+    json!({
+        "is_enabled": true,
+        "external_reference": format!("{}/up/app", upstream.hostname),
+        "external_registry_username": "root",
+        "external_registry_password": password,
+        "sync_interval": 86400,
+        "sync_start_date": (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "robot_username": "acme+sync",
+        "skopeo_timeout_interval": 300,
+        "root_rule": {"rule_kind": "tag_glob_csv", "rule_value": ["v1.*", "multi"]},
+        "external_registry_config": {"verify_tls": false, "unsigned_images": false, "proxy": {}},
+        "architecture_filter": ["amd64"],
+    })
+}
+
+/// The digest `v1.0` of `repo` points at.
+async fn head_digest(s: &TestServer, repo: &str) -> String {
+    let reg = s.reg("root", "rootpassword");
+    let r = reg
+        .send(reqwest::Method::HEAD, &format!("/v2/{repo}/manifests/v1.0"))
+        .await;
+    r.headers()["docker-content-digest"].to_str().unwrap().to_owned()
+}
+
+async fn local_tags(s: &TestServer) -> Vec<String> {
+    let reg = s.reg("root", "rootpassword");
+    let r = reg.send(reqwest::Method::GET, "/v2/acme/mirror/tags/list").await;
+    let body: Value = r.json().await.unwrap();
+    let mut tags: Vec<String> = body["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_owned))
+        .collect();
+    tags.sort();
+    tags
+}
+
+#[backend_test]
+async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit::DbKind) {
+    let (up, up_root) = upstream(kind).await;
+    let s = TestServer::start_with(kind, |c| {
+        c.notifications.allowed_networks = vec!["127.0.0.0/8".into()];
+        c.notifications.deliver = true;
+    })
+    .await;
+    let root = s.init_root().await;
+    s.org_with_repo(&root, "acme", "mirror").await;
+    expect(
+        s.call(
+            reqwest::Method::PUT,
+            "/api/v1/organization/acme/robots/sync",
+            &root,
+            None,
+        )
+        .await,
+        201,
+    );
+    let (events, pushes, deleted) = (
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    );
+    for event in [
+        "repo_mirror_sync_started",
+        "repo_mirror_sync_success",
+        "repo_mirror_sync_failed",
+    ] {
+        hook(&s, &root, event, &events.url).await;
+    }
+    hook(&s, &root, "repo_push", &pushes.url).await;
+    hook(&s, &root, "tag_deleted", &deleted.url).await;
+
+    // The states: a mirror and a read-only repository refuse users' pushes.
+    let state = |st: &'static str| json!({ "state": st });
+    let reg = s.reg("root", "rootpassword");
+    for st in ["MIRROR", "READ_ONLY"] {
+        let changed = expect(
+            s.put("/api/v1/repository/acme/mirror/changestate", &root, state(st))
+                .await,
+            200,
+        );
+        assert_eq!(changed["state"], st);
+        let r = reg.push_manifest("acme/mirror", "mine", OCI_MANIFEST, b"{}").await;
+        assert_eq!(r.status(), 403, "{st}");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("DENIED") && body.contains(if st == "MIRROR" { "mirror" } else { "read-only" }),
+            "{body}"
+        );
+    }
+    let e = expect(
+        s.put("/api/v1/repository/acme/mirror/changestate", &root, state("SOMETIMES"))
+            .await,
+        400,
+    );
+    assert!(e["detail"].as_str().unwrap().contains("state"), "{e}");
+    expect(
+        s.put("/api/v1/repository/acme/mirror/changestate", &root, state("MIRROR"))
+            .await,
+        200,
+    );
+    let repo = expect(s.get("/api/v1/repository/acme/mirror", &root).await, 200);
+    assert_eq!(repo["state"], "MIRROR");
+
+    // The configuration: checked field by field; the password is never shown.
+    expect(s.get(MIRROR, &root).await, 404);
+    for (field, bad) in [
+        ("external_reference", json!("not a reference")),
+        ("external_reference", json!("10.0.0.1/x/y")),
+        ("sync_interval", json!(-5)),
+        ("sync_start_date", json!("tomorrow")),
+        ("robot_username", json!("acme+nobody")),
+        ("skopeo_timeout_interval", json!(100)),
+        ("root_rule", json!({"rule_kind": "tag_glob_csv", "rule_value": []})),
+        ("architecture_filter", json!(["sparc"])),
+        ("external_registry_config", json!({"verify_tls": "no"})),
+    ] {
+        let mut body = config(&up, "rootpassword");
+        body[field] = bad.clone();
+        let e = expect(s.post(MIRROR, &root, body).await, 400);
+        assert!(e["detail"].as_str().unwrap().contains(field), "{field} {bad}: {e}");
+    }
+    let made = expect(s.post(MIRROR, &root, config(&up, "rootpassword")).await, 201);
+    assert_eq!(
+        (made["sync_status"].as_str(), made["robot_username"].as_str()),
+        (Some("NEVER_RUN"), Some("acme+sync"))
+    );
+    assert!(made.get("external_registry_password").is_none(), "{made}");
+    assert!(!made.to_string().contains("rootpassword"), "{made}");
+    expect(s.post(MIRROR, &root, config(&up, "rootpassword")).await, 409);
+
+    // Sync now: the matching tags arrive (not `latest` or `other`), the index narrowed to amd64.
+    expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 204);
+    let started = events.next(WAIT).await.expect("repo_mirror_sync_started");
+    assert_eq!(started.headers["x-berth-event"], "repo_mirror_sync_started");
+    let message = format!("'{}/up/app' with tag pattern 'v1.*,multi'", up.hostname);
+    assert_eq!(started.json()["message"], message.as_str());
+    let done = events.next(WAIT).await.expect("the sync's end");
+    assert_eq!(
+        done.headers["x-berth-event"],
+        "repo_mirror_sync_success",
+        "{}",
+        String::from_utf8_lossy(&done.body)
+    );
+    assert_eq!(local_tags(&s).await, ["multi", "v1.0", "v1.1"]);
+    let index: Value = reg
+        .req(reqwest::Method::GET, "/v2/acme/mirror/manifests/multi")
+        .header("accept", OCI_INDEX)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let arches: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(arches, ["amd64"]);
+    // The same bytes as upstream for a plain image.
+    assert_eq!(head_digest(&s, "acme/mirror").await, head_digest(&up, "up/app").await);
+    let mut pushed = Vec::new();
+    for _ in 0..3 {
+        let p = pushes.next(WAIT).await.expect("repo_push for each synced tag").json();
+        pushed.push(p["updated_tags"][0].as_str().unwrap().to_owned());
+    }
+    pushed.sort();
+    assert_eq!(pushed, ["multi", "v1.0", "v1.1"]);
+    let status = expect(s.get(MIRROR, &root).await, 200);
+    assert_eq!(
+        (
+            status["sync_status"].as_str(),
+            status["sync_retries_remaining"].as_i64()
+        ),
+        (Some("SUCCESS"), Some(3))
+    );
+    assert!(
+        status["last_log"].as_str().unwrap().contains("v1.1: sha256:"),
+        "{status}"
+    );
+
+    // A tag removed upstream is removed here.
+    expect(up.delete("/api/v1/repository/up/app/tag/v1.0", &up_root).await, 204);
+    expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 204);
+    assert_eq!(
+        events.next(WAIT).await.unwrap().headers["x-berth-event"],
+        "repo_mirror_sync_started"
+    );
+    assert_eq!(
+        events.next(WAIT).await.unwrap().headers["x-berth-event"],
+        "repo_mirror_sync_success"
+    );
+    assert_eq!(local_tags(&s).await, ["multi", "v1.1"]);
+    let gone = deleted.next(WAIT).await.expect("tag_deleted").json();
+    assert_eq!(
+        (&gone["tag"], &gone["performer"]),
+        (&json!("v1.0"), &json!("acme+sync"))
+    );
+
+    // A wrong password: the sync fails, says why, and counts down its retries.
+    expect(
+        s.put(MIRROR, &root, json!({"external_registry_password": "wrong"}))
+            .await,
+        201,
+    );
+    expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 204);
+    assert_eq!(
+        events.next(WAIT).await.unwrap().headers["x-berth-event"],
+        "repo_mirror_sync_started"
+    );
+    let failed = events.next(WAIT).await.unwrap();
+    assert_eq!(failed.headers["x-berth-event"], "repo_mirror_sync_failed");
+    let why = failed.json()["message"].as_str().unwrap().to_owned();
+    assert!(why.starts_with(&message) && why.contains("password"), "{why}");
+    let status = expect(s.get(MIRROR, &root).await, 200);
+    assert_eq!(
+        (
+            status["sync_status"].as_str(),
+            status["sync_retries_remaining"].as_i64()
+        ),
+        (Some("FAIL"), Some(2))
+    );
+    assert_eq!(local_tags(&s).await, ["multi", "v1.1"], "a failed sync changes nothing");
+
+    // An upstream that does not answer.
+    let nowhere = json!({"external_reference": "127.0.0.1:1/up/app", "external_registry_password": "rootpassword"});
+    expect(s.put(MIRROR, &root, nowhere).await, 201);
+    expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 204);
+    assert_eq!(
+        events.next(WAIT).await.unwrap().headers["x-berth-event"],
+        "repo_mirror_sync_started"
+    );
+    let failed = events.next(WAIT).await.unwrap();
+    assert_eq!(failed.headers["x-berth-event"], "repo_mirror_sync_failed");
+    assert!(
+        failed.json()["message"].as_str().unwrap().contains("does not answer"),
+        "{}",
+        failed.json()
+    );
+
+    // Cancel: the status says so, and nobody but an admin may touch the mirror.
+    expect(s.post(&format!("{MIRROR}/sync-cancel"), &root, json!(null)).await, 204);
+    assert_eq!(expect(s.get(MIRROR, &root).await, 200)["sync_status"], "CANCEL");
+    let eve = s.user(&root, "eve").await;
+    expect(s.get(MIRROR, &eve).await, 404);
+    expect(
+        s.post(&format!("{MIRROR}/sync-now"), &Auth::None, json!(null)).await,
+        401,
+    );
+    s.stop().await;
+    up.stop().await;
+}
