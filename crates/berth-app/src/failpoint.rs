@@ -1,6 +1,6 @@
 //! Test-only fault injection. With the `failpoints` feature (enabled by the test suites, never in
 //! release builds) a test can arm a named point, and the use case fails there as if the process
-//! had died: its transaction is dropped uncommitted. Without the feature, [`Failpoints::hit`] is a
+//! had died (its transaction is dropped uncommitted), or waits there while it is armed. Without the feature, [`Failpoints::hit`] is a
 //! constant `false` and the checks compile away.
 
 /// Armed fault points of one [`crate::App`].
@@ -12,6 +12,9 @@ pub struct Failpoints {
 
 /// Right before a manifest push commits its transaction (tag, audit entry and queued deliveries).
 pub const PUT_MANIFEST_BEFORE_COMMIT: &str = "put_manifest.before_commit";
+
+/// While armed, a mirror sync waits before each tag (so that a test can cancel it mid-sync).
+pub const MIRROR_HOLD_BEFORE_TAG: &str = "mirror.hold_before_tag";
 
 impl Failpoints {
     /// Arms or disarms a point.

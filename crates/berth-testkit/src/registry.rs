@@ -43,15 +43,26 @@ impl Reg<'_> {
         self.req(method, path).send().await.expect("the registry answers")
     }
 
-    /// Monolithic upload in one POST.
+    /// Monolithic upload in one POST; a registry that answers with a session instead (202, as
+    /// Distribution does) gets the bytes in one PUT to it, as the spec allows.
     pub async fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
         let d = digest(bytes);
-        let r = self
+        let mut r = self
             .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={d}"))
             .body(bytes.to_vec())
             .send()
             .await
             .expect("the registry answers");
+        if r.status() == 202 {
+            let location = r.headers()["location"].to_str().expect("a session location").to_owned();
+            let sep = if location.contains('?') { '&' } else { '?' };
+            r = self
+                .req(Method::PUT, &format!("{location}{sep}digest={d}"))
+                .body(bytes.to_vec())
+                .send()
+                .await
+                .expect("the registry answers");
+        }
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
         assert_eq!(r.headers()["docker-content-digest"], d.as_str());
         d

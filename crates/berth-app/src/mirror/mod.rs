@@ -56,9 +56,15 @@ pub(crate) fn job_name(repo: berth_core::RepoId) -> String {
     format!("{}/{}", JobQueue::Mirror, repo.0)
 }
 
-/// Queues a sync of `repo` at `at`.
-pub(crate) async fn schedule(tx: &mut berth_store::Tx, repo: berth_core::RepoId, at: DateTime<Utc>) -> Result<()> {
-    let body = json!({"repository_id": repo.0});
+/// Queues a sync of `repo` at `at`: a scheduled one (it runs while the mirror is enabled), or one
+/// asked for with sync-now (`asked`: it runs unless cancelled before it starts).
+pub(crate) async fn schedule(
+    tx: &mut berth_store::Tx,
+    repo: berth_core::RepoId,
+    at: DateTime<Utc>,
+    asked: bool,
+) -> Result<()> {
+    let body = json!({"repository_id": repo.0, "asked": asked});
     queue::enqueue_at(tx, JobQueue::Mirror, &job_name(repo), &body, 1, at).await?;
     Ok(())
 }
@@ -319,7 +325,7 @@ impl App {
                     .as_ref()
                     .is_some_and(|m| !m.is_enabled || m.sync_start_date != sync_start_date))
         {
-            schedule(&mut tx, repo.id, sync_start_date).await?;
+            schedule(&mut tx, repo.id, sync_start_date, false).await?;
         }
         let kind = if create {
             "repo_mirror_enabled"
@@ -349,7 +355,7 @@ impl App {
             None,
         )
         .await?;
-        schedule(&mut tx, view.row.repository_id, Utc::now()).await?;
+        schedule(&mut tx, view.row.repository_id, Utc::now(), true).await?;
         tx.commit().await?;
         self.mirror_wake.notify_one();
         Ok(())

@@ -67,7 +67,7 @@ impl App {
         let heartbeat = self.keep_leased(job.id, job.state_id.clone(), LEASE);
         let body: Value = job.decode().unwrap_or_default();
         let repo_id = RepoId(body["repository_id"].as_i64().unwrap_or_default());
-        let outcome = self.sync_mirror(repo_id).await;
+        let outcome = self.sync_mirror(repo_id, body["asked"].as_bool().unwrap_or(false)).await;
         drop(heartbeat);
         let mut tx = self.store.begin().await?;
         end_job(&mut tx, job, JobEnd::Done).await?;
@@ -75,9 +75,10 @@ impl App {
         outcome
     }
 
-    /// Syncs the mirror of `repo` now, unless it is gone, disabled (and not asked to sync now),
-    /// cancelled, or already syncing elsewhere.
-    pub async fn sync_mirror(&self, repo: RepoId) -> Result<()> {
+    /// Syncs the mirror of `repo` now, unless it is gone or already syncing elsewhere; a
+    /// scheduled sync (`asked` false) only while the mirror is enabled, one asked for with
+    /// sync-now only if it was not cancelled before it started.
+    pub async fn sync_mirror(&self, repo: RepoId, asked: bool) -> Result<()> {
         let (mirror, repo) = {
             let mut conn = self.store.conn().await?;
             let (Some(m), Some(r)) = (
@@ -88,9 +89,13 @@ impl App {
             };
             (m, r)
         };
-        let asked = mirror.sync_status == status::SYNC_NOW;
         let busy = mirror.sync_status == status::SYNCING && mirror.sync_expiration_date.is_some_and(|t| t > Utc::now());
-        if busy || mirror.sync_status == status::CANCEL && !asked || !(mirror.is_enabled || asked) {
+        let wanted = if asked {
+            mirror.sync_status == status::SYNC_NOW
+        } else {
+            mirror.is_enabled
+        };
+        if busy || !wanted {
             return Ok(());
         }
         let message = describe(&mirror);
@@ -127,7 +132,7 @@ impl App {
                 self.raise_mirror(&mut tx, &repo, EventKind::MirrorSuccess, &message)
                     .await?;
                 if mirror.is_enabled {
-                    schedule(&mut tx, repo.id, next).await?;
+                    schedule(&mut tx, repo.id, next, false).await?;
                 }
             }
             Ok(Ended::Cancelled) => {
@@ -148,7 +153,7 @@ impl App {
                 )
                 .await?;
                 if mirror.is_enabled {
-                    schedule(&mut tx, repo.id, next).await?;
+                    schedule(&mut tx, repo.id, next, false).await?;
                 }
             }
             Err(e) => {
@@ -175,7 +180,7 @@ impl App {
                 self.raise_mirror(&mut tx, &repo, EventKind::MirrorFailed, &format!("{message}: {error}"))
                     .await?;
                 if mirror.is_enabled {
-                    schedule(&mut tx, repo.id, at).await?;
+                    schedule(&mut tx, repo.id, at, false).await?;
                 }
             }
         }
@@ -260,6 +265,9 @@ impl App {
             ip: None,
         };
         for tag in &upstream_tags {
+            while self.failpoints.hit(crate::failpoint::MIRROR_HOLD_BEFORE_TAG) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             if self.cancelled(repo.id).await? {
                 log.push("cancelled".into());
                 return Ok(Ended::Cancelled);

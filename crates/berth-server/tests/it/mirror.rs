@@ -252,6 +252,23 @@ async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit
         (&json!("v1.0"), &json!("acme+sync"))
     );
 
+    // A sync cancelled while it runs stops before its next tag, and says so.
+    let held = berth_app::failpoint::MIRROR_HOLD_BEFORE_TAG;
+    s.app.failpoints().set(held, true);
+    expect(up.delete("/api/v1/repository/up/app/tag/v1.1", &up_root).await, 204);
+    expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 204);
+    assert_eq!(events.next(WAIT).await.unwrap().headers["x-berth-event"], "repo_mirror_sync_started");
+    assert_eq!(expect(s.get(MIRROR, &root).await, 200)["sync_status"], "SYNCING");
+    let busy = expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 409);
+    assert!(busy["detail"].as_str().unwrap().contains("running"), "{busy}");
+    expect(s.post(&format!("{MIRROR}/sync-cancel"), &root, json!(null)).await, 204);
+    s.app.failpoints().set(held, false);
+    let cancelled = events.next(WAIT).await.unwrap();
+    assert_eq!(cancelled.headers["x-berth-event"], "repo_mirror_sync_failed");
+    assert_eq!(cancelled.json()["message"], format!("{message}: cancelled"));
+    assert_eq!(expect(s.get(MIRROR, &root).await, 200)["sync_status"], "CANCEL");
+    assert_eq!(local_tags(&s).await, ["multi", "v1.1"], "the cancelled sync removed nothing");
+
     // A wrong password: the sync fails, says why, and counts down its retries.
     expect(
         s.put(MIRROR, &root, json!({"external_registry_password": "wrong"}))
@@ -304,4 +321,125 @@ async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit
     );
     s.stop().await;
     up.stop().await;
+}
+
+/// A Distribution registry (Debian's `docker-registry`) on loopback, with htpasswd Basic auth for
+/// `puller` when `basic` is set; killed when dropped.
+struct Distribution {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Distribution {
+    fn start(basic: bool) -> Distribution {
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::binary::free_port();
+        let mut config = format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
+            dir.path().join("data").display()
+        );
+        if basic {
+            let file = dir.path().join("htpasswd");
+            let made = std::process::Command::new("htpasswd")
+                .args(["-Bbc", file.to_str().unwrap(), "puller", "pullerpassword"])
+                .output()
+                .expect("htpasswd (apache2-utils) is installed by scripts/test");
+            assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+            config.push_str(&format!("auth: {{htpasswd: {{realm: mirror-test, path: {}}}}}\n", file.display()));
+        }
+        let path = dir.path().join("config.yml");
+        std::fs::write(&path, config).unwrap();
+        let child = std::process::Command::new("docker-registry")
+            .args(["serve", path.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed by scripts/test");
+        let d = Distribution {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        berth_testkit::eventually_blocking(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("docker-registry did not start: {e}"))
+        });
+        d
+    }
+}
+
+#[backend_test]
+async fn a_mirror_syncs_from_distribution_anonymous_and_with_basic_auth(kind: berth_testkit::DbKind) {
+    let s = TestServer::start_with(kind, |c| {
+        c.notifications.allowed_networks = vec!["127.0.0.0/8".into()];
+        c.notifications.deliver = true;
+    })
+    .await;
+    let root = s.init_root().await;
+    expect(s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await, 201);
+    expect(
+        s.call(reqwest::Method::PUT, "/api/v1/organization/acme/robots/sync", &root, None)
+            .await,
+        201,
+    );
+    for basic in [false, true] {
+        let upstream = Distribution::start(basic);
+        let client = reqwest::Client::new();
+        let reg = berth_testkit::registry::Reg {
+            base: &upstream.base,
+            client: &client,
+            user: "puller",
+            pass: "pullerpassword",
+        };
+        let probe = client.get(format!("{}/v2/", upstream.base)).send().await.unwrap().status();
+        assert_eq!(probe, if basic { 401 } else { 200 }, "the upstream asks for Basic auth or nothing");
+        for tag in ["3.20", "3.21", "edge"] {
+            reg.push_image("library/alpine", tag, format!("{tag}-{basic}").as_bytes()).await;
+        }
+        let name = if basic { "basic" } else { "anonymous" };
+        let body = json!({"namespace": "acme", "repository": name, "visibility": "private"});
+        expect(s.post("/api/v1/repository", &root, body).await, 201);
+        let base = format!("/api/v1/repository/acme/{name}");
+        expect(s.put(&format!("{base}/changestate"), &root, json!({"state": "MIRROR"})).await, 200);
+        let events = Receiver::start().await;
+        let hook = json!({"event": "repo_mirror_sync_success", "method": "webhook", "config": {"url": events.url}, "eventConfig": {}});
+        expect(s.post(&format!("{base}/notification/"), &root, hook).await, 201);
+        let mut config = json!({
+            "is_enabled": true,
+            "external_reference": format!("{}/library/alpine", upstream.base.trim_start_matches("http://")),
+            "sync_interval": 3600,
+            "sync_start_date": "2026-01-01T00:00:00Z",
+            "robot_username": "acme+sync",
+            "root_rule": {"rule_kind": "tag_glob_csv", "rule_value": ["3.*"]},
+            "external_registry_config": {"verify_tls": false},
+        });
+        if basic {
+            config["external_registry_username"] = json!("puller");
+            config["external_registry_password"] = json!("pullerpassword");
+        }
+        // A start date in the past: the first sync is due at once.
+        expect(s.post(&format!("{base}/mirror"), &root, config).await, 201);
+        let done = events.next(WAIT).await.expect("repo_mirror_sync_success");
+        assert_eq!(done.json()["repository"], format!("acme/{name}"));
+        let tags: Value = s
+            .reg("root", "rootpassword")
+            .send(reqwest::Method::GET, &format!("/v2/acme/{name}/tags/list"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let mut tags: Vec<&str> = tags["tags"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        tags.sort();
+        assert_eq!(tags, ["3.20", "3.21"], "{name}");
+        let status = expect(s.get(&format!("{base}/mirror"), &root).await, 200);
+        assert_eq!(status["sync_status"], "SUCCESS", "{status}");
+    }
+    s.stop().await;
 }
