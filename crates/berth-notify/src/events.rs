@@ -472,15 +472,6 @@ impl EventKind {
         }
     }
 
-    /// Whether something in Berth raises this event. Repository mirroring is not built yet, so
-    /// its events come only from test sends, and the UI says so.
-    pub fn has_source(self) -> bool {
-        !matches!(
-            self,
-            EventKind::MirrorStarted | EventKind::MirrorSuccess | EventKind::MirrorFailed
-        )
-    }
-
     /// Whether only namespace-wide notifications may subscribe to it (`repo_created`,
     /// `repo_deleted`): a repository's own notifications do not exist before it and die with it.
     pub fn namespace_only(self) -> bool {

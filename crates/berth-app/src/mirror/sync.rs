@@ -67,7 +67,9 @@ impl App {
         let heartbeat = self.keep_leased(job.id, job.state_id.clone(), LEASE);
         let body: Value = job.decode().unwrap_or_default();
         let repo_id = RepoId(body["repository_id"].as_i64().unwrap_or_default());
-        let outcome = self.sync_mirror(repo_id, body["asked"].as_bool().unwrap_or(false)).await;
+        let outcome = self
+            .sync_mirror(repo_id, body["asked"].as_bool().unwrap_or(false))
+            .await;
         drop(heartbeat);
         let mut tx = self.store.begin().await?;
         end_job(&mut tx, job, JobEnd::Done).await?;

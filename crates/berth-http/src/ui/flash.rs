@@ -24,6 +24,10 @@ pub(super) enum Flash {
     Redelivered,
     DescriptionSaved,
     VisibilitySaved,
+    StateSaved,
+    MirrorSaved,
+    SyncAsked,
+    SyncCancelled,
     NotificationsEnabled,
     NotificationsDeleted,
     Paused,
@@ -32,7 +36,7 @@ pub(super) enum Flash {
 }
 
 impl Flash {
-    const ALL: [Flash; 24] = [
+    const ALL: [Flash; 28] = [
         Flash::TagDeleted,
         Flash::TriggerAdded,
         Flash::TriggerDeleted,
@@ -52,6 +56,10 @@ impl Flash {
         Flash::Redelivered,
         Flash::DescriptionSaved,
         Flash::VisibilitySaved,
+        Flash::StateSaved,
+        Flash::MirrorSaved,
+        Flash::SyncAsked,
+        Flash::SyncCancelled,
         Flash::NotificationsEnabled,
         Flash::NotificationsDeleted,
         Flash::Paused,
@@ -87,6 +95,10 @@ impl Flash {
             Flash::Redelivered => ("redelivered", "Queued again."),
             Flash::DescriptionSaved => ("description_saved", "Description saved."),
             Flash::VisibilitySaved => ("visibility_saved", "Visibility changed."),
+            Flash::StateSaved => ("state_saved", "Repository state changed."),
+            Flash::MirrorSaved => ("mirror_saved", "Mirror configuration saved."),
+            Flash::SyncAsked => ("sync_asked", "A sync was asked for: a worker starts it shortly."),
+            Flash::SyncCancelled => ("sync_cancelled", "Sync cancelled."),
             Flash::NotificationsEnabled => (
                 "notifications_enabled",
                 "The chosen notifications are enabled, their failures reset.",

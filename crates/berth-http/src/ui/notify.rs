@@ -432,14 +432,7 @@ pub(super) async fn new_page(
         events: EventKind::all()
             .iter()
             .filter(|e| h.repository.is_none() || !e.namespace_only())
-            .map(|e| {
-                let title = if e.has_source() {
-                    e.title().to_owned()
-                } else {
-                    format!("{} (test sends only)", e.title())
-                };
-                (e.name(), title)
-            })
+            .map(|e| (e.name(), e.title().to_owned()))
             .collect(),
         // A method that cannot work here is shown disabled, with the setting that enables it.
         methods: MethodKind::all()

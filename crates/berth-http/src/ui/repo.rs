@@ -207,6 +207,69 @@ struct RepoPage {
     notification_status: String,
     notification_events: Vec<(String, String)>,
     permissions: Vec<PermissionItem>,
+    /// Who may write to it: `NORMAL`, `READ_ONLY` or `MIRROR`.
+    state: String,
+    /// The Mirroring tab: the mirror, when it has one, and the robots that may write for it.
+    mirror: Option<MirrorView>,
+    robots: Vec<String>,
+}
+
+/// A mirror as the Mirroring tab shows and edits it.
+struct MirrorView {
+    enabled: bool,
+    reference: String,
+    username: String,
+    interval: i64,
+    start: String,
+    robot: String,
+    timeout: i64,
+    globs: String,
+    verify_tls: bool,
+    architectures: String,
+    status: String,
+    retries: i32,
+    error: String,
+    log: String,
+}
+
+/// The API body the Mirroring form means: the fields it has; an empty password keeps the stored
+/// one, and a number that does not parse is passed on for the use case to refuse by name.
+fn mirror_body(get: impl Fn(&str) -> String) -> serde_json::Value {
+    let number = |k: &str| {
+        let v = get(k);
+        v.trim().parse::<i64>().map_or_else(|_| json!(v), |n| json!(n))
+    };
+    let list = |k: &str| -> Vec<String> {
+        get(k)
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect()
+    };
+    // A `datetime-local` field: `YYYY-MM-DDTHH:MM`, read as UTC.
+    let start = get("sync_start_date");
+    let start = if start.len() == 16 {
+        format!("{start}:00Z")
+    } else {
+        start
+    };
+    let mut body = json!({
+        "is_enabled": get("is_enabled") == "on",
+        "external_reference": get("external_reference").trim(),
+        "external_registry_username": get("external_registry_username").trim(),
+        "sync_interval": number("sync_interval"),
+        "sync_start_date": start,
+        "robot_username": get("robot_username"),
+        "skopeo_timeout_interval": number("skopeo_timeout_interval"),
+        "root_rule": {"rule_kind": "tag_glob_csv", "rule_value": list("tags")},
+        "external_registry_config": {"verify_tls": get("verify_tls") == "on", "unsigned_images": false, "proxy": {}},
+        "architecture_filter": list("architecture_filter"),
+    });
+    let password = get("external_registry_password");
+    if !password.is_empty() {
+        body["external_registry_password"] = json!(password);
+    }
+    body
 }
 
 fn human_size(bytes: i64) -> String {
@@ -238,6 +301,7 @@ async fn repo_page(
         ("security", "Security"),
     ];
     if is_admin {
+        tabs.push(("mirroring", "Mirroring"));
         tabs.push(("settings", "Settings"));
     }
     let tab = if tabs.iter().any(|t| t.0 == q.tab) {
@@ -278,6 +342,9 @@ async fn repo_page(
         notification_status: q.extra.get("nstatus").cloned().unwrap_or_default(),
         notification_events: Vec::new(),
         permissions: Vec::new(),
+        state: repo.state.as_str().to_owned(),
+        mirror: None,
+        robots: Vec::new(),
     };
     match tab.as_str() {
         "tags" => {
@@ -326,6 +393,49 @@ async fn repo_page(
                 page.selected_tag = t.name.clone();
                 page.security = Some(security_view(s, session, ns, name, &t.manifest_digest).await?);
             }
+        }
+        "mirroring" => {
+            page.mirror = match app.get_mirror(caller, ns, name).await {
+                Ok(v) => {
+                    let m = v.row;
+                    let list = |v: &serde_json::Value| -> String {
+                        v.as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    Some(MirrorView {
+                        enabled: m.is_enabled,
+                        reference: m.external_reference,
+                        username: m.username.unwrap_or_default(),
+                        interval: m.sync_interval,
+                        start: m.sync_start_date.format("%Y-%m-%dT%H:%M").to_string(),
+                        robot: v.robot_username,
+                        timeout: m.timeout_secs,
+                        globs: list(&m.root_rule.0["rule_value"]),
+                        verify_tls: m.registry_config.0["verify_tls"].as_bool().unwrap_or(true),
+                        architectures: list(&m.architecture_filter.0),
+                        status: m.sync_status,
+                        retries: m.sync_retries_remaining,
+                        error: m.last_error.unwrap_or_default(),
+                        log: m.last_log,
+                    })
+                }
+                Err(AppError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            let owner = if repo.namespace_kind == berth_core::AccountKind::Organization {
+                berth_app::accounts::AdminNamespace::Org(ns)
+            } else {
+                berth_app::accounts::AdminNamespace::CurrentUser
+            };
+            page.robots = app
+                .list_robots(caller, owner)
+                .await
+                .map(|r| r.into_iter().map(|r| r.account.name).collect())
+                .unwrap_or_default();
         }
         "settings" => {
             let all = super::notify::items(s, session, &Holder::repo(ns, name)).await?;
@@ -531,10 +641,14 @@ pub(super) enum Action {
     BulkNotifications,
     SetVisibility,
     DeleteRepo,
+    ChangeState,
+    SaveMirror,
+    SyncNow,
+    SyncCancel,
 }
 
 /// The forms, by the route that follows `/repository/{ns}/{repo}`.
-pub(super) const ACTIONS: [(&str, Action); 16] = [
+pub(super) const ACTIONS: [(&str, Action); 20] = [
     ("/tag/{tag}/delete", Action::DeleteTag),
     ("/builds", Action::StartBuild),
     ("/build/{uuid}/cancel", Action::CancelBuild),
@@ -551,6 +665,10 @@ pub(super) const ACTIONS: [(&str, Action); 16] = [
     ("/notifications/bulk", Action::BulkNotifications),
     ("/visibility", Action::SetVisibility),
     ("/delete", Action::DeleteRepo),
+    ("/changestate", Action::ChangeState),
+    ("/mirror", Action::SaveMirror),
+    ("/mirror/sync-now", Action::SyncNow),
+    ("/mirror/sync-cancel", Action::SyncCancel),
 ];
 
 impl Action {
@@ -559,6 +677,7 @@ impl Action {
         match self {
             Action::DeleteTag => "tags",
             Action::StartBuild | Action::CancelBuild => "builds",
+            Action::ChangeState | Action::SaveMirror | Action::SyncNow | Action::SyncCancel => "mirroring",
             _ => "settings",
         }
     }
@@ -812,6 +931,27 @@ pub(super) async fn post(
                     .map_err(|e| AppError::invalid(e.to_string()))?;
                 s.app.set_repo_visibility(ctx, ns, repo, visibility).await?;
                 done(repo, "settings", Flash::VisibilitySaved)
+            }
+            Action::ChangeState => {
+                s.app.set_repo_state(ctx, ns, repo, form.get("state")).await?;
+                done(repo, "mirroring", Flash::StateSaved)
+            }
+            Action::SaveMirror => {
+                let exists = s.app.get_mirror(&ctx.caller, ns, repo).await.is_ok();
+                let body = mirror_body(|k| form.get(k).to_owned());
+                s.app.put_mirror(ctx, ns, repo, &body, !exists).await?;
+                done(repo, "mirroring", Flash::MirrorSaved)
+            }
+            Action::SyncNow => {
+                s.app.mirror_sync_now(ctx, ns, repo).await.map_err(|e| match e {
+                    AppError::Conflict(m) => AppError::invalid(m),
+                    e => e,
+                })?;
+                done(repo, "mirroring", Flash::SyncAsked)
+            }
+            Action::SyncCancel => {
+                s.app.mirror_sync_cancel(ctx, ns, repo).await?;
+                done(repo, "mirroring", Flash::SyncCancelled)
             }
             Action::DeleteRepo => {
                 let typed = form.get("confirm").trim();

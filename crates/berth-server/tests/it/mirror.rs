@@ -257,7 +257,10 @@ async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit
     s.app.failpoints().set(held, true);
     expect(up.delete("/api/v1/repository/up/app/tag/v1.1", &up_root).await, 204);
     expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 204);
-    assert_eq!(events.next(WAIT).await.unwrap().headers["x-berth-event"], "repo_mirror_sync_started");
+    assert_eq!(
+        events.next(WAIT).await.unwrap().headers["x-berth-event"],
+        "repo_mirror_sync_started"
+    );
     assert_eq!(expect(s.get(MIRROR, &root).await, 200)["sync_status"], "SYNCING");
     let busy = expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 409);
     assert!(busy["detail"].as_str().unwrap().contains("running"), "{busy}");
@@ -267,7 +270,11 @@ async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit
     assert_eq!(cancelled.headers["x-berth-event"], "repo_mirror_sync_failed");
     assert_eq!(cancelled.json()["message"], format!("{message}: cancelled"));
     assert_eq!(expect(s.get(MIRROR, &root).await, 200)["sync_status"], "CANCEL");
-    assert_eq!(local_tags(&s).await, ["multi", "v1.1"], "the cancelled sync removed nothing");
+    assert_eq!(
+        local_tags(&s).await,
+        ["multi", "v1.1"],
+        "the cancelled sync removed nothing"
+    );
 
     // A wrong password: the sync fails, says why, and counts down its retries.
     expect(
@@ -353,7 +360,10 @@ impl Distribution {
                 .output()
                 .expect("htpasswd (apache2-utils) is installed by scripts/test");
             assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-            config.push_str(&format!("auth: {{htpasswd: {{realm: mirror-test, path: {}}}}}\n", file.display()));
+            config.push_str(&format!(
+                "auth: {{htpasswd: {{realm: mirror-test, path: {}}}}}\n",
+                file.display()
+            ));
         }
         let path = dir.path().join("config.yml");
         std::fs::write(&path, config).unwrap();
@@ -383,10 +393,18 @@ async fn a_mirror_syncs_from_distribution_anonymous_and_with_basic_auth(kind: be
     })
     .await;
     let root = s.init_root().await;
-    expect(s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await, 201);
     expect(
-        s.call(reqwest::Method::PUT, "/api/v1/organization/acme/robots/sync", &root, None)
-            .await,
+        s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await,
+        201,
+    );
+    expect(
+        s.call(
+            reqwest::Method::PUT,
+            "/api/v1/organization/acme/robots/sync",
+            &root,
+            None,
+        )
+        .await,
         201,
     );
     for basic in [false, true] {
@@ -398,16 +416,30 @@ async fn a_mirror_syncs_from_distribution_anonymous_and_with_basic_auth(kind: be
             user: "puller",
             pass: "pullerpassword",
         };
-        let probe = client.get(format!("{}/v2/", upstream.base)).send().await.unwrap().status();
-        assert_eq!(probe, if basic { 401 } else { 200 }, "the upstream asks for Basic auth or nothing");
+        let probe = client
+            .get(format!("{}/v2/", upstream.base))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(
+            probe,
+            if basic { 401 } else { 200 },
+            "the upstream asks for Basic auth or nothing"
+        );
         for tag in ["3.20", "3.21", "edge"] {
-            reg.push_image("library/alpine", tag, format!("{tag}-{basic}").as_bytes()).await;
+            reg.push_image("library/alpine", tag, format!("{tag}-{basic}").as_bytes())
+                .await;
         }
         let name = if basic { "basic" } else { "anonymous" };
         let body = json!({"namespace": "acme", "repository": name, "visibility": "private"});
         expect(s.post("/api/v1/repository", &root, body).await, 201);
         let base = format!("/api/v1/repository/acme/{name}");
-        expect(s.put(&format!("{base}/changestate"), &root, json!({"state": "MIRROR"})).await, 200);
+        expect(
+            s.put(&format!("{base}/changestate"), &root, json!({"state": "MIRROR"}))
+                .await,
+            200,
+        );
         let events = Receiver::start().await;
         let hook = json!({"event": "repo_mirror_sync_success", "method": "webhook", "config": {"url": events.url}, "eventConfig": {}});
         expect(s.post(&format!("{base}/notification/"), &root, hook).await, 201);
@@ -435,7 +467,12 @@ async fn a_mirror_syncs_from_distribution_anonymous_and_with_basic_auth(kind: be
             .json()
             .await
             .unwrap();
-        let mut tags: Vec<&str> = tags["tags"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let mut tags: Vec<&str> = tags["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         tags.sort();
         assert_eq!(tags, ["3.20", "3.21"], "{name}");
         let status = expect(s.get(&format!("{base}/mirror"), &root).await, 200);

@@ -1032,21 +1032,13 @@ async fn e_mail_notifications_need_a_verified_address(kind: berth_testkit::DbKin
             && !settings.contains(r#"action="/repository/acme/web/triggers""#),
         "{settings}"
     );
-    // Events nothing raises yet say so in the event list; the others do not.
-    for title in [
-        "Repository Mirror Started",
-        "Repository Mirror Success",
-        "Repository Mirror Unsuccessful",
-    ] {
-        assert!(
-            html.contains(&format!("{title} (test sends only)</option>")),
-            "{title}: {html}"
-        );
-    }
+    // Every event has a source now: none is marked as test sends only.
+    assert!(!html.contains("test sends only"), "{html}");
     assert!(
         html.contains("Push to Repository</option>")
             && html.contains("Package Vulnerability Found</option>")
-            && html.contains("Image expiry trigger</option>"),
+            && html.contains("Image expiry trigger</option>")
+            && html.contains("Repository Mirror Started</option>"),
         "{html}"
     );
     let form = [
@@ -1397,5 +1389,97 @@ async fn an_organization_manages_its_namespace_wide_notifications_in_the_ui(kind
         .await;
     let (status, _, _) = eve.get(list).await;
     assert!(matches!(status.as_u16(), 403 | 404), "{status}");
+    s.stop().await;
+}
+
+#[backend_test]
+async fn the_mirroring_tab_sets_the_state_and_the_mirror(kind: berth_testkit::DbKind) {
+    let s = ui_server(kind, |_| {}).await;
+    let root = s.init_root().await;
+    s.org_with_repo(&root, "acme", "web").await;
+    expect(
+        s.call(
+            reqwest::Method::PUT,
+            "/api/v1/organization/acme/robots/sync",
+            &root,
+            None,
+        )
+        .await,
+        201,
+    );
+    let mut b = Browser::new(&s);
+    b.post("/signin", &[("username", "root"), ("password", "rootpassword")])
+        .await;
+    let tab = "/repository/acme/web?tab=mirroring";
+    let (status, _, html) = b.get(tab).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Not a mirror") && html.contains("<option value=\"acme+sync\""),
+        "{html}"
+    );
+    let token = b.csrf(tab).await;
+    let (status, location, _) = b
+        .post(
+            "/repository/acme/web/changestate",
+            &[("csrf", &token), ("state", "MIRROR")],
+        )
+        .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (
+            StatusCode::SEE_OTHER,
+            "/repository/acme/web?tab=mirroring&flash=state_saved"
+        )
+    );
+    let form = |reference: &'static str| {
+        [
+            ("csrf", token.clone()),
+            ("is_enabled", "on".to_owned()),
+            ("external_reference", reference.to_owned()),
+            ("external_registry_password", "s3cret".to_owned()),
+            ("tags", "v1.*, latest".to_owned()),
+            ("architecture_filter", "amd64".to_owned()),
+            ("robot_username", "acme+sync".to_owned()),
+            ("sync_interval", "3600".to_owned()),
+            ("sync_start_date", "2030-01-01T06:30".to_owned()),
+            ("skopeo_timeout_interval", "600".to_owned()),
+        ]
+    };
+    fn refs<'a>(f: &'a [(&'static str, String); 10]) -> Vec<(&'static str, &'a str)> {
+        f.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+    let (bad, good) = (form("not a reference"), form("registry.example.com/library/app"));
+    let (status, _, html) = b.post("/repository/acme/web/mirror", &refs(&bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("invalid external_reference"), "{html}");
+    let (status, location, _) = b.post("/repository/acme/web/mirror", &refs(&good)).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (
+            StatusCode::SEE_OTHER,
+            "/repository/acme/web?tab=mirroring&flash=mirror_saved"
+        )
+    );
+    let m = expect(s.get("/api/v1/repository/acme/web/mirror", &root).await, 200);
+    assert_eq!(m["root_rule"]["rule_value"], json!(["v1.*", "latest"]));
+    assert_eq!(
+        (m["sync_start_date"].as_str(), m["skopeo_timeout_interval"].as_i64()),
+        (Some("2030-01-01T06:30:00Z"), Some(600))
+    );
+    assert_eq!(m["external_registry_config"]["verify_tls"], false, "an unchecked box");
+    let (_, _, html) = b.get(tab).await;
+    assert!(
+        html.contains("NEVER_RUN") && html.contains("value=\"registry.example.com/library/app\""),
+        "{html}"
+    );
+    assert!(!html.contains("s3cret"), "the password is never shown");
+    let (status, _, _) = b
+        .post("/repository/acme/web/mirror/sync-cancel", &[("csrf", &token)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        expect(s.get("/api/v1/repository/acme/web/mirror", &root).await, 200)["sync_status"],
+        "CANCEL"
+    );
     s.stop().await;
 }
