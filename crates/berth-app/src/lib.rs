@@ -91,6 +91,9 @@ pub struct Settings {
     pub builds: builds::BuildSettings,
     /// Most notifications one repository may have.
     pub max_notifications_per_repository: usize,
+    /// How long a mirror sync job's lease lasts (renewed while it runs): a crashed worker's sync
+    /// is taken over by another once it ends.
+    pub mirror_lease: Duration,
 }
 
 impl Settings {

@@ -74,6 +74,23 @@ pub struct Config {
     pub builds: BuildsConfig,
     /// Tag expiration (`[expiry]`, env `BERTH_EXPIRY__KEY`).
     pub expiry: ExpiryConfig,
+    /// Repository mirroring (`[mirror]`, env `BERTH_MIRROR__KEY`).
+    pub mirror: MirroringConfig,
+}
+
+/// The `[mirror]` section: the workers that sync repository mirrors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MirroringConfig {
+    /// How long a sync job's lease lasts, in seconds (renewed while it runs); after a crash,
+    /// another worker takes the sync over once it ends.
+    pub lease_secs: u64,
+}
+
+impl Default for MirroringConfig {
+    fn default() -> Self {
+        MirroringConfig { lease_secs: 60 }
+    }
 }
 
 /// The `[expiry]` section: the pass that removes expired tags and announces expiring ones.
@@ -407,6 +424,7 @@ impl Default for Config {
             secscan: SecscanConfig::default(),
             builds: BuildsConfig::default(),
             expiry: ExpiryConfig::default(),
+            mirror: MirroringConfig::default(),
         }
     }
 }
@@ -480,6 +498,7 @@ impl Config {
             "secscan",
             "builds",
             "expiry",
+            "mirror",
         ]
     }
 

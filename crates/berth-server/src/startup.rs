@@ -56,6 +56,7 @@ pub async fn build_app(config: &Config, store: Store, listen: std::net::SocketAd
             .builds
             .settings(&config.data_dir, listen, &config.preferred_url_scheme),
         max_notifications_per_repository: config.notifications.max_per_repository,
+        mirror_lease: std::time::Duration::from_secs(config.mirror.lease_secs.max(1)),
     };
     if !config.notifications.slack_extra_hosts.is_empty() {
         tracing::warn!(

@@ -469,6 +469,7 @@ mod tests {
             secscan: Default::default(),
             builds,
             max_notifications_per_repository: 10,
+            mirror_lease: Duration::from_secs(60),
         };
         let (key, _) = crate::sealing::SecretKey::generate().unwrap();
         let blobs = Arc::new(berth_blob::LocalBlobStore::new(dir.join("blobs")));

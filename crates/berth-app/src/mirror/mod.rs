@@ -21,6 +21,8 @@ use crate::{App, AppError, Caller, Ctx, Result};
 pub const MIN_TIMEOUT_SECS: i64 = 300;
 /// The longest, in seconds (12 hours).
 pub const MAX_TIMEOUT_SECS: i64 = 43_200;
+/// Claims a sync job gets: more than one, so that a worker that dies mid-sync is taken over.
+const JOB_TRIES: i32 = 5;
 /// Failed syncs retried before a mirror waits for its next interval.
 pub const RETRIES: i32 = 3;
 /// The architectures an index may be narrowed to.
@@ -65,7 +67,7 @@ pub(crate) async fn schedule(
     asked: bool,
 ) -> Result<()> {
     let body = json!({"repository_id": repo.0, "asked": asked});
-    queue::enqueue_at(tx, JobQueue::Mirror, &job_name(repo), &body, 1, at).await?;
+    queue::enqueue_at(tx, JobQueue::Mirror, &job_name(repo), &body, JOB_TRIES, at).await?;
     Ok(())
 }
 

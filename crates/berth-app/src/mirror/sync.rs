@@ -27,9 +27,8 @@ use crate::registry::{DOCKER_LIST, OCI_INDEX};
 use crate::sealing::Purpose;
 use crate::{App, AppError, Caller, Ctx, Result};
 
-/// How long a sync job's lease lasts (renewed while it runs).
-const LEASE: Duration = Duration::from_secs(60);
-/// How often an idle mirror worker looks for due jobs (it is woken for asked-for ones).
+/// How often an idle mirror worker looks for due jobs at most (it is woken for asked-for ones,
+/// and looks at least once per lease, to take over a crashed worker's sync when its lease ends).
 const POLL: Duration = Duration::from_secs(30);
 /// How many bytes of a blob go into one upload append.
 const SEGMENT: usize = 8 << 20;
@@ -47,10 +46,11 @@ enum Ended {
 impl App {
     /// Runs the mirror worker forever: one sync at a time.
     pub async fn run_mirror_worker(&self) {
+        let lease = self.settings.mirror_lease;
         let jobs = JobWorker {
             queue: JobQueue::Mirror,
-            lease: LEASE,
-            poll: POLL,
+            lease,
+            poll: POLL.min(lease),
             wake: &self.mirror_wake,
         };
         let worker = JobWorker::id('m');
@@ -64,11 +64,13 @@ impl App {
 
     /// Runs one claimed sync job to its end.
     pub(crate) async fn run_mirror_job(&self, job: &Claimed) -> Result<()> {
-        let heartbeat = self.keep_leased(job.id, job.state_id.clone(), LEASE);
+        let heartbeat = self.keep_leased(job.id, job.state_id.clone(), self.settings.mirror_lease);
         let body: Value = job.decode().unwrap_or_default();
         let repo_id = RepoId(body["repository_id"].as_i64().unwrap_or_default());
+        // A job claimed again after its lease ended: the worker that ran it died mid-sync.
+        let taken_over = job.attempt > 1;
         let outcome = self
-            .sync_mirror(repo_id, body["asked"].as_bool().unwrap_or(false))
+            .sync_mirror(repo_id, body["asked"].as_bool().unwrap_or(false), taken_over)
             .await;
         drop(heartbeat);
         let mut tx = self.store.begin().await?;
@@ -77,10 +79,11 @@ impl App {
         outcome
     }
 
-    /// Syncs the mirror of `repo` now, unless it is gone or already syncing elsewhere; a
-    /// scheduled sync (`asked` false) only while the mirror is enabled, one asked for with
-    /// sync-now only if it was not cancelled before it started.
-    pub async fn sync_mirror(&self, repo: RepoId, asked: bool) -> Result<()> {
+    /// Syncs the mirror of `repo` now, unless it is gone or already syncing elsewhere (a sync
+    /// `taken_over` from a worker that died is not elsewhere); a scheduled sync (`asked` false)
+    /// only while the mirror is enabled, one asked for with sync-now only if it was not cancelled
+    /// before it started.
+    pub(crate) async fn sync_mirror(&self, repo: RepoId, asked: bool, taken_over: bool) -> Result<()> {
         let (mirror, repo) = {
             let mut conn = self.store.conn().await?;
             let (Some(m), Some(r)) = (
@@ -91,9 +94,10 @@ impl App {
             };
             (m, r)
         };
-        let busy = mirror.sync_status == status::SYNCING && mirror.sync_expiration_date.is_some_and(|t| t > Utc::now());
+        let syncing = mirror.sync_status == status::SYNCING;
+        let busy = syncing && !taken_over && mirror.sync_expiration_date.is_some_and(|t| t > Utc::now());
         let wanted = if asked {
-            mirror.sync_status == status::SYNC_NOW
+            mirror.sync_status == status::SYNC_NOW || syncing && taken_over
         } else {
             mirror.is_enabled
         };

@@ -69,8 +69,14 @@ impl Drop for Served {
 
 /// Starts `berth serve` on the database, delivering, and waits until it is healthy.
 pub(crate) fn serve(db: &TestDb) -> (Served, u16) {
+    serve_with(db, &[])
+}
+
+/// [`serve`] with more settings in the environment.
+pub(crate) fn serve_with(db: &TestDb, env: &[(&str, &str)]) -> (Served, u16) {
     let port = free_port();
     let child = berth()
+        .envs(env.iter().copied())
         .arg("serve")
         .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
         .env("BERTH_DATABASE_URL", &db.url)

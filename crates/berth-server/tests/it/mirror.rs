@@ -480,3 +480,160 @@ async fn a_mirror_syncs_from_distribution_anonymous_and_with_basic_auth(kind: be
     }
     s.stop().await;
 }
+
+/// A proxy to a registry that holds every blob download while its gate is shut, and says when one
+/// arrives: a sync can be caught in the middle.
+struct GatedProxy {
+    addr: std::net::SocketAddr,
+    gate: tokio::sync::watch::Sender<bool>,
+    blob_seen: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<()>>,
+}
+
+impl GatedProxy {
+    async fn start(upstream: String) -> GatedProxy {
+        let (gate, open) = tokio::sync::watch::channel(false);
+        let (seen, blob_seen) = tokio::sync::mpsc::unbounded_channel();
+        let client = reqwest::Client::new();
+        let forward = move |req: axum::extract::Request| {
+            let (client, upstream, mut open, seen) = (client.clone(), upstream.clone(), open.clone(), seen.clone());
+            async move {
+                let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+                if path.contains("/blobs/sha256:") {
+                    let _ = seen.send(());
+                    let _ = open.wait_for(|o| *o).await;
+                }
+                let mut out = client.request(req.method().clone(), format!("{upstream}{path}"));
+                for (k, v) in req.headers() {
+                    if k != "host" {
+                        out = out.header(k, v);
+                    }
+                }
+                let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+                let answer = out.body(body).send().await.expect("the upstream answers");
+                let mut response = axum::http::Response::builder().status(answer.status().as_u16());
+                for (k, v) in answer.headers() {
+                    if k != "transfer-encoding" && k != "connection" && k != "content-length" {
+                        response = response.header(k.as_str(), v.as_bytes());
+                    }
+                }
+                let bytes = answer.bytes().await.unwrap_or_default();
+                response.body(axum::body::Body::from(bytes)).unwrap()
+            }
+        };
+        let app = axum::Router::new().fallback(forward);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        GatedProxy {
+            addr,
+            gate,
+            blob_seen: tokio::sync::Mutex::new(blob_seen),
+        }
+    }
+}
+
+#[backend_test]
+async fn a_sync_killed_mid_copy_shows_nothing_half_copied_and_is_taken_over(kind: berth_testkit::DbKind) {
+    let (up, _) = upstream(kind).await;
+    let proxy = GatedProxy::start(up.base.clone()).await;
+    // The mirror's database, set up by a server that then stops.
+    let db = {
+        let s = TestServer::start_with(kind, |c| c.notifications.allowed_networks = vec!["127.0.0.0/8".into()]).await;
+        let root = s.init_root().await;
+        s.org_with_repo(&root, "acme", "mirror").await;
+        expect(
+            s.call(
+                reqwest::Method::PUT,
+                "/api/v1/organization/acme/robots/sync",
+                &root,
+                None,
+            )
+            .await,
+            201,
+        );
+        expect(
+            s.put(
+                "/api/v1/repository/acme/mirror/changestate",
+                &root,
+                json!({"state": "MIRROR"}),
+            )
+            .await,
+            200,
+        );
+        let mut body = config(&up, "rootpassword");
+        body["external_reference"] = json!(format!("{}/up/app", proxy.addr));
+        body["root_rule"]["rule_value"] = json!(["v1.*"]);
+        expect(s.post(MIRROR, &root, body).await, 201);
+        s.stop_keeping_db().await
+    };
+    let lease = [("BERTH_MIRROR__LEASE_SECS", "2")];
+    let client = reqwest::Client::new();
+    let api = |port: u16, method: reqwest::Method, path: &str| {
+        client
+            .request(method, format!("http://127.0.0.1:{port}{path}"))
+            .basic_auth("root", Some("rootpassword"))
+    };
+    let (first, port) = crate::crash::serve_with(&db, &lease);
+    let r = api(port, reqwest::Method::POST, &format!("{MIRROR}/sync-now"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // Caught downloading its first blob, the process is killed.
+    tokio::time::timeout(WAIT, proxy.blob_seen.lock().await.recv())
+        .await
+        .expect("the sync reaches a blob");
+    drop(first);
+    {
+        let store = berth_store::Store::connect(&db.url, &Default::default()).await.unwrap();
+        let mut c = store.conn().await.unwrap();
+        let repo = berth_store::repos::by_path(&mut c, "acme", "mirror")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            berth_store::registry::tags(&mut c, repo.id, None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing half-copied is visible"
+        );
+        let m = berth_store::mirrors::get(&mut c, repo.id).await.unwrap().unwrap();
+        assert_eq!(m.sync_status, "SYNCING");
+        drop(c);
+        store.close().await;
+    }
+    // Another process takes the sync over once the dead one's lease ends, and completes it.
+    let _ = proxy.gate.send(true);
+    let (_second, port) = crate::crash::serve_with(&db, &lease);
+    let status = berth_testkit::eventually(Duration::from_secs(90), || async {
+        let m: Value = api(port, reqwest::Method::GET, MIRROR)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if m["sync_status"] == "SUCCESS" {
+            Ok(m)
+        } else {
+            Err(format!("still {}", m["sync_status"]))
+        }
+    })
+    .await;
+    assert!(
+        status["last_log"].as_str().unwrap().contains("v1.1: sha256:"),
+        "{status}"
+    );
+    let tags: Value = api(port, reqwest::Method::GET, "/v2/acme/mirror/tags/list")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tags["tags"], json!(["v1.0", "v1.1"]));
+    up.stop().await;
+}
