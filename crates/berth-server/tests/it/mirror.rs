@@ -74,6 +74,13 @@ async fn head_digest(s: &TestServer, repo: &str) -> String {
     r.headers()["docker-content-digest"].to_str().unwrap().to_owned()
 }
 
+/// Asks for a sync and waits for its `repo_mirror_sync_started`.
+async fn sync_now_started(s: &TestServer, root: &Auth, events: &Receiver) {
+    expect(s.post(&format!("{MIRROR}/sync-now"), root, json!(null)).await, 204);
+    let started = events.next(WAIT).await.expect("repo_mirror_sync_started");
+    assert_eq!(started.headers["x-berth-event"], "repo_mirror_sync_started");
+}
+
 async fn local_tags(s: &TestServer) -> Vec<String> {
     let reg = s.reg("root", "rootpassword");
     let r = reg.send(reqwest::Method::GET, "/v2/acme/mirror/tags/list").await;
@@ -98,16 +105,7 @@ async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit
     .await;
     let root = s.init_root().await;
     s.org_with_repo(&root, "acme", "mirror").await;
-    expect(
-        s.call(
-            reqwest::Method::PUT,
-            "/api/v1/organization/acme/robots/sync",
-            &root,
-            None,
-        )
-        .await,
-        201,
-    );
+    s.robot(&root, "acme", "sync").await;
     let (events, pushes, deleted) = (
         Receiver::start().await,
         Receiver::start().await,
@@ -236,11 +234,7 @@ async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit
 
     // A tag removed upstream is removed here.
     expect(up.delete("/api/v1/repository/up/app/tag/v1.0", &up_root).await, 204);
-    expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 204);
-    assert_eq!(
-        events.next(WAIT).await.unwrap().headers["x-berth-event"],
-        "repo_mirror_sync_started"
-    );
+    sync_now_started(&s, &root, &events).await;
     assert_eq!(
         events.next(WAIT).await.unwrap().headers["x-berth-event"],
         "repo_mirror_sync_success"
@@ -256,11 +250,7 @@ async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit
     let held = berth_app::failpoint::MIRROR_HOLD_BEFORE_TAG;
     s.app.failpoints().set(held, true);
     expect(up.delete("/api/v1/repository/up/app/tag/v1.1", &up_root).await, 204);
-    expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 204);
-    assert_eq!(
-        events.next(WAIT).await.unwrap().headers["x-berth-event"],
-        "repo_mirror_sync_started"
-    );
+    sync_now_started(&s, &root, &events).await;
     assert_eq!(expect(s.get(MIRROR, &root).await, 200)["sync_status"], "SYNCING");
     let busy = expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 409);
     assert!(busy["detail"].as_str().unwrap().contains("running"), "{busy}");
@@ -282,11 +272,7 @@ async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit
             .await,
         201,
     );
-    expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 204);
-    assert_eq!(
-        events.next(WAIT).await.unwrap().headers["x-berth-event"],
-        "repo_mirror_sync_started"
-    );
+    sync_now_started(&s, &root, &events).await;
     let failed = events.next(WAIT).await.unwrap();
     assert_eq!(failed.headers["x-berth-event"], "repo_mirror_sync_failed");
     let why = failed.json()["message"].as_str().unwrap().to_owned();
@@ -304,11 +290,7 @@ async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit
     // An upstream that does not answer.
     let nowhere = json!({"external_reference": "127.0.0.1:1/up/app", "external_registry_password": "rootpassword"});
     expect(s.put(MIRROR, &root, nowhere).await, 201);
-    expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 204);
-    assert_eq!(
-        events.next(WAIT).await.unwrap().headers["x-berth-event"],
-        "repo_mirror_sync_started"
-    );
+    sync_now_started(&s, &root, &events).await;
     let failed = events.next(WAIT).await.unwrap();
     assert_eq!(failed.headers["x-berth-event"], "repo_mirror_sync_failed");
     assert!(
@@ -397,16 +379,7 @@ async fn a_mirror_syncs_from_distribution_anonymous_and_with_basic_auth(kind: be
         s.post("/api/v1/organization/", &root, json!({"name": "acme"})).await,
         201,
     );
-    expect(
-        s.call(
-            reqwest::Method::PUT,
-            "/api/v1/organization/acme/robots/sync",
-            &root,
-            None,
-        )
-        .await,
-        201,
-    );
+    s.robot(&root, "acme", "sync").await;
     for basic in [false, true] {
         let upstream = Distribution::start(basic);
         let client = reqwest::Client::new();
@@ -543,16 +516,7 @@ async fn a_sync_killed_mid_copy_shows_nothing_half_copied_and_is_taken_over(kind
         let s = TestServer::start_with(kind, |c| c.notifications.allowed_networks = vec!["127.0.0.0/8".into()]).await;
         let root = s.init_root().await;
         s.org_with_repo(&root, "acme", "mirror").await;
-        expect(
-            s.call(
-                reqwest::Method::PUT,
-                "/api/v1/organization/acme/robots/sync",
-                &root,
-                None,
-            )
-            .await,
-            201,
-        );
+        s.robot(&root, "acme", "sync").await;
         expect(
             s.put(
                 "/api/v1/repository/acme/mirror/changestate",

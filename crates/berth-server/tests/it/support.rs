@@ -174,6 +174,12 @@ impl TestServer {
         expect(self.post("/api/v1/repository", root, body).await, 201);
     }
 
+    /// Creates the robot `<org>+<short>` of an organization.
+    pub async fn robot(&self, root: &Auth, org: &str, short: &str) {
+        let path = format!("/api/v1/organization/{org}/robots/{short}");
+        expect(self.call(Method::PUT, &path, root, None).await, 201);
+    }
+
     pub async fn stop(self) {
         drop(self.stop_keeping_db().await);
     }

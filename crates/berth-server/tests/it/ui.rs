@@ -1397,16 +1397,7 @@ async fn the_mirroring_tab_sets_the_state_and_the_mirror(kind: berth_testkit::Db
     let s = ui_server(kind, |_| {}).await;
     let root = s.init_root().await;
     s.org_with_repo(&root, "acme", "web").await;
-    expect(
-        s.call(
-            reqwest::Method::PUT,
-            "/api/v1/organization/acme/robots/sync",
-            &root,
-            None,
-        )
-        .await,
-        201,
-    );
+    s.robot(&root, "acme", "sync").await;
     let mut b = Browser::new(&s);
     b.post("/signin", &[("username", "root"), ("password", "rootpassword")])
         .await;
