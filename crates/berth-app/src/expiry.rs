@@ -19,8 +19,6 @@ use serde_json::{Value, json};
 use crate::events::{DeliveryPayload, Occurrence, queue_name, repo_context};
 use crate::{App, AppError, Ctx, Result};
 
-/// The advisory lock key of the expiry pass (`Store::try_exclusive`).
-const EXPIRY_JOB: i64 = 0x6265_7274_6800_0001;
 /// Most expired tags one pass removes (the next pass takes the rest).
 const REMOVALS_PER_PASS: i64 = 1000;
 /// The label that sets a pushed image's expiry, as Quay reads it.
@@ -116,21 +114,18 @@ impl App {
 
     /// One expiry pass as of `now`, unless another process is running one.
     pub async fn expire_tags(&self, now: DateTime<Utc>) -> Result<ExpiryReport> {
-        let Some(alone) = self.store.try_exclusive(EXPIRY_JOB).await? else {
-            return Ok(ExpiryReport::default());
-        };
         let pass = async {
             let removed = self.remove_expired(now).await?;
             let announced = self.announce_expiring(now).await?;
-            Ok::<_, AppError>(ExpiryReport {
+            Ok(ExpiryReport {
                 ran: true,
                 removed,
                 announced,
             })
-        }
-        .await;
-        alone.release().await;
-        let report = pass?;
+        };
+        let Some(report) = self.run_alone(crate::jobs::PeriodicJob::Expiry, pass).await? else {
+            return Ok(ExpiryReport::default());
+        };
         metrics::counter!("berth_expired_tags_total").increment(report.removed as u64);
         Ok(report)
     }

@@ -1,7 +1,8 @@
-//! What the background workers (deliveries, scans, builds) share: tasks that stop with their
-//! owner, the claim loop of the workers that run one job at a time (scans, builds), renewing a
-//! claimed job's lease while it runs (so that a job outliving its lease is not taken over by
-//! another worker while this one is still on it), and moving a job to its end.
+//! What the background workers (deliveries, scans, builds, mirrors) share: tasks that stop with
+//! their owner, the claim loop of the workers that run one job at a time (scans, builds, mirror
+//! syncs), renewing a claimed job's lease while it runs (so that a job outliving its lease is not
+//! taken over by another worker while this one is still on it), moving a job to its end, and the
+//! periodic jobs that one process at a time runs among those sharing a database.
 
 use std::time::Duration;
 
@@ -122,4 +123,45 @@ pub(crate) async fn end_job(tx: &mut Tx, job: &Claimed, end: JobEnd<'_>) -> Resu
         }
     }
     Ok(())
+}
+
+/// A periodic job that one process at a time runs among those sharing a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeriodicJob {
+    /// Garbage collection (uploads, blobs, the delivery log's retention, scanner records).
+    Gc,
+    /// The tag expiry pass.
+    Expiry,
+    /// The vulnerability feed's refresh (and the rescans it starts).
+    Feed,
+}
+
+impl PeriodicJob {
+    /// Its advisory lock key.
+    fn key(self) -> i64 {
+        const BASE: i64 = 0x6265_7274_6800_0000;
+        BASE + match self {
+            PeriodicJob::Gc => 0,
+            PeriodicJob::Expiry => 1,
+            PeriodicJob::Feed => 2,
+        }
+    }
+}
+
+impl App {
+    /// Runs `work` unless another process (or task) runs `job` now: `None` then. The right is
+    /// given back when `work` ends, however it ends.
+    pub async fn run_alone<T>(
+        &self,
+        job: PeriodicJob,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<Option<T>> {
+        let Some(alone) = self.store.try_exclusive(job.key()).await? else {
+            tracing::debug!(?job, "another process runs this periodic job now");
+            return Ok(None);
+        };
+        let result = work.await;
+        alone.release().await;
+        result.map(Some)
+    }
 }

@@ -22,7 +22,7 @@ pub mod expiry;
 pub mod failpoint;
 pub mod gc;
 pub mod inapp;
-mod jobs;
+pub mod jobs;
 pub mod mirror;
 pub mod notifications;
 pub mod paging;

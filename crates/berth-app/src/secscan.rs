@@ -617,15 +617,17 @@ impl App {
         Ok(summary)
     }
 
-    /// Fetches the feed every `feed_interval`, forever (aborted at shutdown).
+    /// Fetches the feed every `feed_interval`, forever (aborted at shutdown); one process at a
+    /// time among those sharing the database.
     pub async fn run_feed_fetcher(&self) {
         loop {
-            match self.fetch_feed().await {
-                Ok(s) => tracing::info!(
+            match self.run_alone(crate::jobs::PeriodicJob::Feed, self.fetch_feed()).await {
+                Ok(Some(s)) => tracing::info!(
                     stored = s.stored,
                     unchanged = s.unchanged,
                     "vulnerability feed imported"
                 ),
+                Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "vulnerability feed not imported"),
             }
             tokio::time::sleep(self.settings.secscan.feed_interval).await;

@@ -82,6 +82,13 @@ pub fn router(state: HttpState) -> Router {
         .layer(axum::middleware::map_request(rewrite))
 }
 
+/// The routes of an instance that only runs workers (`role = "worker"`): the health checks and
+/// `/metrics`; everything else is a 404.
+pub fn worker_router(state: HttpState) -> Router {
+    let router = Router::new().merge(health::router()).with_state(state);
+    middleware::apply(router)
+}
+
 /// The OpenAPI document of `/api/v1`, as served at `/api/v1/openapi.json` and `/api/v1/discovery`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api::split().1

@@ -42,7 +42,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the registry, the API and the workers (migrates first unless migrate_on_start = false).
-    Serve,
+    Serve(ServeArgs),
     /// Apply pending database schema migrations, then exit.
     Migrate,
     /// Validate the configuration, print the effective values, and exit (non-zero when invalid).
@@ -53,6 +53,15 @@ pub enum Command {
     /// The vulnerability scanner's data.
     #[command(subcommand)]
     Secscan(SecscanCommand),
+}
+
+/// `berth serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// What this instance does: all, api (the HTTP surface only) or worker (the workers only);
+    /// overrides the configuration's `role`.
+    #[arg(long, value_enum)]
+    pub role: Option<crate::config::Role>,
 }
 
 /// `berth secscan …`.
@@ -150,11 +159,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("# configuration is valid; effective values:\n{text}");
             Ok(())
         }
-        Command::Serve => {
+        Command::Serve(args) => {
+            let mut config = config;
+            if let Some(role) = args.role {
+                config.role = role;
+            }
             init_logs(&config);
             let app = Application::build(&config).await?;
             let addr = app.local_addr()?;
-            tracing::info!(%addr, hostname = %config.hostname(), database = %berth_store::db::redact_url(&config.database_url()), "berth is listening");
+            tracing::info!(%addr, hostname = %config.hostname(), role = ?config.role, database = %berth_store::db::redact_url(&config.database_url()), "berth is listening");
             // For the person who just typed `berth serve`: where to go next, on stdout.
             let base = app.app().settings().base_url();
             println!("Berth is running: open {base}/ in a browser.");

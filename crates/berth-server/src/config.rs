@@ -76,6 +76,35 @@ pub struct Config {
     pub expiry: ExpiryConfig,
     /// Repository mirroring (`[mirror]`, env `BERTH_MIRROR__KEY`).
     pub mirror: MirroringConfig,
+    /// What this instance does: `all` (the default), `api` (the HTTP surface: `/api/v1`, `/v2`,
+    /// the UI, inbound webhooks; it only enqueues work) or `worker` (deliveries, scans, builds,
+    /// mirrors, GC, tag expiry, the feed; HTTP only for health and metrics). `serve --role`
+    /// overrides it.
+    pub role: Role,
+}
+
+/// What an instance does (see [`Config::role`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The HTTP surface and every worker.
+    All,
+    /// The HTTP surface only.
+    Api,
+    /// The workers only.
+    Worker,
+}
+
+impl Role {
+    /// Whether it serves the API, the registry and the UI.
+    pub fn serves(self) -> bool {
+        self != Role::Worker
+    }
+
+    /// Whether it runs the background workers.
+    pub fn works(self) -> bool {
+        self != Role::Api
+    }
 }
 
 /// The `[mirror]` section: the workers that sync repository mirrors.
@@ -135,6 +164,8 @@ pub struct BuildsConfig {
     pub tries: i32,
     /// Wait before the second try, in seconds; doubled for each later one.
     pub retry_delay_secs: u64,
+    /// How many builds one worker instance runs at once.
+    pub concurrency: usize,
 }
 
 impl Default for BuildsConfig {
@@ -151,6 +182,7 @@ impl Default for BuildsConfig {
             tls_verify: None,
             tries: d.tries,
             retry_delay_secs: d.retry_delay.as_secs(),
+            concurrency: d.concurrency,
         }
     }
 }
@@ -200,6 +232,7 @@ impl BuildsConfig {
             tls_verify: self.verifies_tls(preferred_url_scheme),
             tries: self.tries.max(1),
             retry_delay: Duration::from_secs(self.retry_delay_secs),
+            concurrency: self.concurrency.max(1),
             ..berth_app::builds::BuildSettings::default()
         }
     }
@@ -425,6 +458,7 @@ impl Default for Config {
             builds: BuildsConfig::default(),
             expiry: ExpiryConfig::default(),
             mirror: MirroringConfig::default(),
+            role: Role::All,
         }
     }
 }
@@ -499,6 +533,7 @@ impl Config {
             "builds",
             "expiry",
             "mirror",
+            "role",
         ]
     }
 

@@ -114,6 +114,8 @@ pub struct Application {
     gc: Option<(std::time::Duration, berth_app::gc::GcPolicy)>,
     expiry: Option<std::time::Duration>,
     deliver: bool,
+    /// Whether it runs the background workers (not for `role = "api"`).
+    works: bool,
 }
 
 impl Application {
@@ -137,7 +139,11 @@ impl Application {
             metrics: Arc::new(move || handle.render()),
             metrics_token: config.metrics_token.as_deref().filter(|t| !t.is_empty()).map(Arc::from),
         };
-        let router = berth_http::router(state);
+        let router = if config.role.serves() {
+            berth_http::router(state)
+        } else {
+            berth_http::worker_router(state)
+        };
         let gc = (config.gc_interval_secs > 0).then(|| {
             (
                 std::time::Duration::from_secs(config.gc_interval_secs),
@@ -153,7 +159,8 @@ impl Application {
             gc,
             expiry: (config.expiry.interval_secs > 0)
                 .then(|| std::time::Duration::from_secs(config.expiry.interval_secs)),
-            deliver: config.notifications.deliver,
+            deliver: config.notifications.deliver && config.role.works(),
+            works: config.role.works(),
         })
     }
 
@@ -179,9 +186,14 @@ impl Application {
             gc,
             expiry,
             deliver,
+            works,
         } = self;
-        let gc_task = gc.map(|(every, policy)| tokio::spawn(run_gc(app.clone(), every, policy)));
-        let expiry_task = expiry.map(|every| tokio::spawn(run_expiry(app.clone(), every)));
+        let gc_task = gc
+            .filter(|_| works)
+            .map(|(every, policy)| tokio::spawn(run_gc(app.clone(), every, policy)));
+        let expiry_task = expiry
+            .filter(|_| works)
+            .map(|every| tokio::spawn(run_expiry(app.clone(), every)));
         // The delivery worker drains on the same signal as the HTTP server, side by side.
         let (stop_delivery, delivery_stop) = tokio::sync::oneshot::channel::<()>();
         let delivery_task = deliver.then(|| {
@@ -194,19 +206,21 @@ impl Application {
             })
         });
         let mut background = Vec::new();
-        if app.settings().secscan.enabled {
+        if works && app.settings().secscan.enabled {
             let worker = app.clone();
             background.push(tokio::spawn(async move { worker.run_secscan_worker().await }));
         }
-        if app.settings().builds.enabled {
-            let builder = app.clone();
-            background.push(tokio::spawn(async move { builder.run_build_worker().await }));
+        if works && app.settings().builds.enabled {
+            for _ in 0..app.settings().builds.concurrency.max(1) {
+                let builder = app.clone();
+                background.push(tokio::spawn(async move { builder.run_build_worker().await }));
+            }
         }
-        {
+        if works {
             let mirrors = app.clone();
             background.push(tokio::spawn(async move { mirrors.run_mirror_worker().await }));
         }
-        if app.settings().secscan.feed_url.is_some() {
+        if works && app.settings().secscan.feed_url.is_some() {
             let fetcher = app.clone();
             background.push(tokio::spawn(async move { fetcher.run_feed_fetcher().await }));
         }
@@ -253,7 +267,8 @@ async fn run_gc(app: App, every: std::time::Duration, policy: berth_app::gc::GcP
     tick.tick().await; // the first tick is immediate; start one period after start-up
     loop {
         tick.tick().await;
-        if let Err(e) = app.collect_garbage(policy, chrono::Utc::now()).await {
+        let collect = app.collect_garbage(policy, chrono::Utc::now());
+        if let Err(e) = app.run_alone(berth_app::jobs::PeriodicJob::Gc, collect).await {
             tracing::warn!(error = %e, "garbage collection failed; retrying at the next interval");
         }
     }

@@ -72,6 +72,8 @@ pub struct BuildSettings {
     pub poll_interval: Duration,
     /// How long a claimed build job is leased (renewed while it runs).
     pub lease: Duration,
+    /// How many builds one worker instance runs at once.
+    pub concurrency: usize,
 }
 
 fn strings(list: &[&str]) -> Vec<String> {
@@ -124,6 +126,7 @@ impl Default for BuildSettings {
             retry_delay: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(60),
+            concurrency: 1,
         }
     }
 }

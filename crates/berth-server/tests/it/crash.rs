@@ -252,3 +252,51 @@ async fn two_processes_share_one_postgres_queue() {
     }
     drop((a, b));
 }
+
+/// Roles on one PostgreSQL database and one data directory: an `api` instance takes a push and a
+/// test send and only enqueues their deliveries; a `worker` instance, which serves nothing but
+/// health and metrics, delivers them.
+#[tokio::test]
+async fn an_api_instance_enqueues_and_a_worker_instance_delivers() {
+    let rx = Receiver::start().await;
+    let db = {
+        let s = TestServer::start_on(TestDb::new(DbKind::Postgres).await, |c| {
+            c.notifications.allowed_networks = vec!["127.0.0.0/8".into()];
+        })
+        .await;
+        let root = s.init_root().await;
+        s.org_with_repo(&root, "acme", "web").await;
+        let body = json!({"event": "repo_push", "method": "webhook", "config": {"url": format!("{}/hook", rx.url)}, "eventConfig": {}});
+        expect(
+            s.post("/api/v1/repository/acme/web/notification/", &root, body).await,
+            201,
+        );
+        s.stop_keeping_db().await
+    };
+    let (_api, api_port) = serve_with(&db, &[("BERTH_ROLE", "api")]);
+    let (_worker, worker_port) = serve_with(&db, &[("BERTH_ROLE", "worker")]);
+    let client = reqwest::Client::new();
+    let get = |port: u16, path: &str| client.get(format!("http://127.0.0.1:{port}{path}")).send();
+    assert_eq!(get(worker_port, "/health/instance").await.unwrap().status(), 200);
+    assert_eq!(
+        get(worker_port, "/api/v1/discovery").await.unwrap().status(),
+        404,
+        "a worker serves no API"
+    );
+    assert_eq!(get(worker_port, "/v2/").await.unwrap().status(), 404, "nor a registry");
+    assert_eq!(get(api_port, "/api/v1/discovery").await.unwrap().status(), 200);
+    // A push to the api instance: its repo_push is delivered by the worker instance.
+    let base = format!("http://127.0.0.1:{api_port}");
+    let reg = berth_testkit::registry::Reg {
+        base: &base,
+        client: &client,
+        user: "root",
+        pass: "rootpassword",
+    };
+    reg.push_image("acme/web", "v1", b"a layer").await;
+    let got = rx
+        .next(Duration::from_secs(30))
+        .await
+        .expect("the worker delivers the push");
+    assert_eq!(got.json()["updated_tags"], json!(["v1"]));
+}
