@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use berth_testkit::backend_test;
-use berth_testkit::receiver::Receiver;
+use berth_testkit::receiver::{Received, Receiver};
 use berth_testkit::registry::{OCI_INDEX, OCI_MANIFEST};
 use serde_json::{Value, json};
 
@@ -79,6 +79,21 @@ async fn sync_now_started(s: &TestServer, root: &Auth, events: &Receiver) {
     expect(s.post(&format!("{MIRROR}/sync-now"), root, json!(null)).await, 204);
     let started = events.next(WAIT).await.expect("repo_mirror_sync_started");
     assert_eq!(started.headers["x-berth-event"], "repo_mirror_sync_started");
+}
+
+/// Asks for a sync and waits for its two events, `repo_mirror_sync_started` and the end, which
+/// are separate deliveries and may arrive in either order; returns (started, end).
+async fn sync_now_ended(s: &TestServer, root: &Auth, events: &Receiver) -> (Value, Received) {
+    expect(s.post(&format!("{MIRROR}/sync-now"), root, json!(null)).await, 204);
+    let first = events.next(WAIT).await.expect("an event of the sync");
+    let second = events.next(WAIT).await.expect("the other event of the sync");
+    let (started, end) = if first.headers["x-berth-event"] == "repo_mirror_sync_started" {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert_eq!(started.headers["x-berth-event"], "repo_mirror_sync_started");
+    (started.json(), end)
 }
 
 async fn local_tags(s: &TestServer) -> Vec<String> {
@@ -181,12 +196,9 @@ async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit
     expect(s.post(MIRROR, &root, config(&up, "rootpassword")).await, 409);
 
     // Sync now: the matching tags arrive (not `latest` or `other`), the index narrowed to amd64.
-    expect(s.post(&format!("{MIRROR}/sync-now"), &root, json!(null)).await, 204);
-    let started = events.next(WAIT).await.expect("repo_mirror_sync_started");
-    assert_eq!(started.headers["x-berth-event"], "repo_mirror_sync_started");
+    let (started, done) = sync_now_ended(&s, &root, &events).await;
     let message = format!("'{}/up/app' with tag pattern 'v1.*,multi'", up.hostname);
-    assert_eq!(started.json()["message"], message.as_str());
-    let done = events.next(WAIT).await.expect("the sync's end");
+    assert_eq!(started["message"], message.as_str());
     assert_eq!(
         done.headers["x-berth-event"],
         "repo_mirror_sync_success",
@@ -234,11 +246,8 @@ async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit
 
     // A tag removed upstream is removed here.
     expect(up.delete("/api/v1/repository/up/app/tag/v1.0", &up_root).await, 204);
-    sync_now_started(&s, &root, &events).await;
-    assert_eq!(
-        events.next(WAIT).await.unwrap().headers["x-berth-event"],
-        "repo_mirror_sync_success"
-    );
+    let (_, done) = sync_now_ended(&s, &root, &events).await;
+    assert_eq!(done.headers["x-berth-event"], "repo_mirror_sync_success");
     assert_eq!(local_tags(&s).await, ["multi", "v1.1"]);
     let gone = deleted.next(WAIT).await.expect("tag_deleted").json();
     assert_eq!(
@@ -272,8 +281,7 @@ async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit
             .await,
         201,
     );
-    sync_now_started(&s, &root, &events).await;
-    let failed = events.next(WAIT).await.unwrap();
+    let (_, failed) = sync_now_ended(&s, &root, &events).await;
     assert_eq!(failed.headers["x-berth-event"], "repo_mirror_sync_failed");
     let why = failed.json()["message"].as_str().unwrap().to_owned();
     assert!(why.starts_with(&message) && why.contains("password"), "{why}");
@@ -290,8 +298,7 @@ async fn a_mirror_copies_matching_tags_from_another_registry(kind: berth_testkit
     // An upstream that does not answer.
     let nowhere = json!({"external_reference": "127.0.0.1:1/up/app", "external_registry_password": "rootpassword"});
     expect(s.put(MIRROR, &root, nowhere).await, 201);
-    sync_now_started(&s, &root, &events).await;
-    let failed = events.next(WAIT).await.unwrap();
+    let (_, failed) = sync_now_ended(&s, &root, &events).await;
     assert_eq!(failed.headers["x-berth-event"], "repo_mirror_sync_failed");
     assert!(
         failed.json()["message"].as_str().unwrap().contains("does not answer"),
