@@ -154,14 +154,7 @@ impl App {
                 meta,
             )
             .await?;
-            let gone = berth_notify::events::DeletedTag {
-                tag: &t.name,
-                manifest_digest: &digest,
-                reason: "expired",
-                performer: None,
-            };
-            let data = berth_notify::events::tag_deleted(&repo_context(&self.settings, &repo), &gone);
-            self.raise(&mut tx, &repo, EventKind::TagDeleted.name(), &data, None)
+            self.raise_tag_deleted(&mut tx, &repo, &t.name, &digest, "expired", None)
                 .await?;
             tx.commit().await?;
             removed += 1;

@@ -545,13 +545,12 @@ impl App {
             ))));
         }
         // A tag's expiry from the image's `quay.expires-after` label, read before the transaction.
-        let expires_at = match reference {
-            Reference::Tag(_) => {
-                let doc: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-                let config = self.image_config(&doc).await?;
-                config.and_then(|c| crate::expiry::expiry_of_config(&c, chrono::Utc::now()))
-            }
-            Reference::Digest(_) => None,
+        let expires_at = match (reference, &parsed.config) {
+            (Reference::Tag(_), Some(config)) => self
+                .image_config(config)
+                .await?
+                .and_then(|c| crate::expiry::expiry_of_config(&c, chrono::Utc::now())),
+            _ => None,
         };
         let mut tx = self.store.begin().await?;
         for b in &parsed.blobs {
@@ -669,26 +668,34 @@ impl App {
         }
         let meta = json!({"repo": repo.name, "namespace": repo.namespace, "reference": reference.to_string()});
         crate::audit::record(&mut tx, ctx, kind, Some(repo.namespace_id), Some(repo.id), meta).await?;
-        let place = crate::events::repo_context(&self.settings, repo);
-        let performer = ctx.caller.account();
         for (tag, digest) in &removed {
-            let gone = berth_notify::events::DeletedTag {
-                tag,
-                manifest_digest: digest,
-                reason,
-                performer: performer.map(|p| p.name.as_str()),
-            };
-            let data = berth_notify::events::tag_deleted(&place, &gone);
-            self.raise(
-                &mut tx,
-                repo,
-                berth_notify::EventKind::TagDeleted.name(),
-                &data,
-                performer,
-            )
-            .await?;
+            self.raise_tag_deleted(&mut tx, repo, tag, digest, reason, ctx.caller.account())
+                .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Raises `tag_deleted` in `tx`, the transaction that removed the tag (the API, `/v2`, the
+    /// UI, the expiry pass, a mirror sync).
+    pub(crate) async fn raise_tag_deleted(
+        &self,
+        tx: &mut berth_store::Tx,
+        repo: &RepoRow,
+        tag: &str,
+        digest: &str,
+        reason: &str,
+        performer: Option<&crate::Principal>,
+    ) -> Result<()> {
+        let gone = berth_notify::events::DeletedTag {
+            tag,
+            manifest_digest: digest,
+            reason,
+            performer: performer.map(|p| p.name.as_str()),
+        };
+        let data = berth_notify::events::tag_deleted(&crate::events::repo_context(&self.settings, repo), &gone);
+        self.raise(tx, repo, berth_notify::EventKind::TagDeleted.name(), &data, performer)
+            .await?;
         Ok(())
     }
 
@@ -754,6 +761,8 @@ struct ParsedManifest {
     media_type: String,
     artifact_type: Option<String>,
     subject: Option<String>,
+    /// An image manifest's config blob.
+    config: Option<Digest>,
     blobs: Vec<String>,
     children: Vec<String>,
 }
@@ -794,13 +803,15 @@ impl ParsedManifest {
                 .map(|d| d.to_string())
                 .map_err(|e| invalid(e.to_string()))
         };
-        let (mut blobs, mut children) = (Vec::new(), Vec::new());
+        let (mut blobs, mut children, mut config_digest) = (Vec::new(), Vec::new(), None);
         match media_type.as_str() {
             OCI_MANIFEST | DOCKER_MANIFEST => {
                 let config = obj
                     .get("config")
                     .ok_or_else(|| invalid("manifest has no config".into()))?;
-                blobs.push(digest_of(config, "config")?);
+                let d = digest_of(config, "config")?;
+                config_digest = Digest::parse(&d).ok();
+                blobs.push(d);
                 let layers = obj
                     .get("layers")
                     .and_then(serde_json::Value::as_array)
@@ -847,6 +858,7 @@ impl ParsedManifest {
             media_type,
             artifact_type,
             subject,
+            config: config_digest,
             blobs,
             children,
         })
@@ -942,20 +954,20 @@ impl App {
         if let Some(children) = doc["manifests"].as_array() {
             return Ok(children.iter().filter_map(|c| name(&c["platform"])).collect());
         }
-        let conf = self.image_config(&doc).await?;
+        let Some(config) = doc["config"]["digest"].as_str().and_then(|d| Digest::parse(d).ok()) else {
+            return Ok(Vec::new());
+        };
+        let conf = self.image_config(&config).await?;
         Ok(conf.as_ref().and_then(name).into_iter().collect())
     }
 
-    /// The config of an image manifest `doc`, when it has one of at most 1 MiB that is JSON.
-    async fn image_config(&self, doc: &serde_json::Value) -> Result<Option<serde_json::Value>> {
-        let Some(config) = doc["config"]["digest"].as_str().and_then(|d| Digest::parse(d).ok()) else {
-            return Ok(None);
-        };
-        let size = self.blobs.stat(&config).await?.unwrap_or(0);
+    /// An image's config blob, when it is at most 1 MiB of JSON.
+    async fn image_config(&self, config: &Digest) -> Result<Option<serde_json::Value>> {
+        let size = self.blobs.stat(config).await?.unwrap_or(0);
         if size == 0 || size > 1 << 20 {
             return Ok(None);
         }
-        let mut reader = self.blobs.read(&config, 0, size).await?;
+        let mut reader = self.blobs.read(config, 0, size).await?;
         let mut bytes = Vec::new();
         tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes)
             .await

@@ -220,6 +220,12 @@ pub fn tag_deleted(ctx: &RepoContext<'_>, d: &DeletedTag<'_>) -> Value {
     )
 }
 
+/// `repo_mirror_sync_started`, `_success` and `_failed`: the base block and Quay's `message`
+/// (`'<reference>' with tag pattern '<globs>'`, with the reason on a failure).
+pub fn mirror_sync(ctx: &RepoContext<'_>, message: &str) -> Value {
+    with(ctx.block(None), json!({ "message": message }))
+}
+
 /// `repo_image_expiry`: the base block, the `tags` that expire within `days` days, `expiring_in`
 /// (Quay's `"<days> days"`) and `days`.
 pub fn image_expiry(ctx: &RepoContext<'_>, tags: &[&str], days: u64) -> Value {
@@ -731,7 +737,7 @@ impl EventKind {
                 )
             }
             EventKind::MirrorStarted | EventKind::MirrorSuccess | EventKind::MirrorFailed => {
-                with(ctx.block(None), json!({"message": "TEST NOTIFICATION"}))
+                mirror_sync(ctx, "TEST NOTIFICATION")
             }
             EventKind::ImageExpiry => image_expiry(ctx, &["latest", "v1"], expiry_days(config).unwrap_or(7)),
             EventKind::NotificationDisabled => notification_disabled(

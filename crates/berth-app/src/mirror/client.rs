@@ -122,15 +122,7 @@ impl Client {
     async fn answer(&mut self, r: &Response) -> Result<(), String> {
         match r.status() {
             s if s.is_success() => Ok(()),
-            StatusCode::UNAUTHORIZED => {
-                let challenge = r
-                    .headers()
-                    .get(WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                self.authenticate(&challenge).await
-            }
+            StatusCode::UNAUTHORIZED => self.authenticate(&challenge(r)).await,
             s => Err(format!("the upstream registry answered {s} to /v2/")),
         }
     }
@@ -212,13 +204,7 @@ impl Client {
                 .await
                 .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
             if r.status() == StatusCode::UNAUTHORIZED {
-                let challenge = r
-                    .headers()
-                    .get(WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                self.authenticate(&challenge).await?;
+                self.authenticate(&challenge(&r)).await?;
                 continue;
             }
             return Ok(r);
@@ -323,6 +309,15 @@ impl Client {
         }
         Ok(r)
     }
+}
+
+/// The `WWW-Authenticate` challenge of a 401.
+fn challenge(r: &Response) -> String {
+    r.headers()
+        .get(WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// `sha256:<hex>` of `bytes`.

@@ -71,22 +71,23 @@ pub(crate) async fn schedule(
     Ok(())
 }
 
+/// The mirror of `repo` with its robot's name: 404 when it has none.
+async fn mirror_view(ex: &mut impl berth_store::Exec, repo: &berth_store::repos::RepoRow) -> Result<MirrorView> {
+    let row = mirrors::get(ex, repo.id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("No mirror configuration for {}/{}", repo.namespace, repo.name)))?;
+    let robot_username = accounts::by_id(ex, row.robot_id)
+        .await?
+        .map(|a| a.name)
+        .unwrap_or_default();
+    Ok(MirrorView { row, robot_username })
+}
+
 impl App {
     /// The mirror of a repository (admin): 404 when it has none.
     pub async fn get_mirror(&self, caller: &Caller, namespace: &str, name: &str) -> Result<MirrorView> {
         let repo = self.admin_repo(caller, namespace, name).await?;
-        let mut conn = self.store.conn().await?;
-        let row = mirrors::get(&mut conn, repo.id)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("No mirror configuration for {namespace}/{name}")))?;
-        let robot = accounts::by_id(&mut conn, row.robot_id)
-            .await?
-            .map(|a| a.name)
-            .unwrap_or_default();
-        Ok(MirrorView {
-            row,
-            robot_username: robot,
-        })
+        mirror_view(&mut self.store.conn().await?, &repo).await
     }
 
     /// Creates (`create`: 409 when one exists) or changes (404 when none) the mirror of a
@@ -336,9 +337,10 @@ impl App {
         };
         let meta = json!({"repo": repo.name, "namespace": repo.namespace, "external_reference": external_reference});
         record(&mut tx, ctx, kind, Some(repo.namespace_id), Some(repo.id), meta).await?;
+        let view = mirror_view(&mut tx, &repo).await?;
         tx.commit().await?;
         self.mirror_wake.notify_one();
-        self.get_mirror(&ctx.caller, namespace, name).await
+        Ok(view)
     }
 
     /// Asks for a sync now (admin): the status becomes `SYNC_NOW` and a worker takes it.

@@ -18,7 +18,7 @@ use berth_store::queue::Claimed;
 use berth_store::repos::RepoRow;
 use berth_store::{accounts, registry as reg, repos};
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::client::{Client, Credentials, Upstream};
 use super::{RETRIES, schedule, status};
@@ -201,8 +201,7 @@ impl App {
         event: EventKind,
         message: &str,
     ) -> Result<()> {
-        let mut data = json!(crate::events::repo_context(&self.settings, repo).block(None));
-        data["message"] = json!(message);
+        let data = berth_notify::events::mirror_sync(&crate::events::repo_context(&self.settings, repo), message);
         self.raise(tx, repo, event.name(), &data, None).await?;
         Ok(())
     }
