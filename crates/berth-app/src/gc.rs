@@ -52,12 +52,13 @@ impl App {
             let mut conn = self.store.conn().await?;
             reg::stale_uploads(&mut conn, upload_cutoff).await?
         };
-        for id in stale {
+        for (id, parts) in stale {
             let mut tx = self.store.begin().await?;
             let removed = reg::delete_upload(&mut tx, &id).await?;
             tx.commit().await?;
             if removed {
-                self.blobs.delete_upload(&id).await?;
+                let parts = berth_blob::UploadParts::restore(&parts).unwrap_or_default();
+                self.blobs.delete_upload(&id, &parts).await?;
                 report.uploads += 1;
             }
         }

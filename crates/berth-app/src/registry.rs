@@ -6,7 +6,7 @@
 //! Invariants: a blob becomes visible only after its digest was verified; a manifest is stored only
 //! when every blob and child manifest it references is present in the repository.
 
-use berth_blob::{BlobError, BlobReader, UploadHasher};
+use berth_blob::{BlobError, BlobReader, UploadHasher, UploadParts};
 use berth_core::{AccountKind, Digest, DigestAlgorithm, Reference, RepoPath, RepoRole, Visibility};
 use berth_store::accounts;
 use berth_store::registry::{self as reg, ManifestRow, NewManifest};
@@ -121,6 +121,10 @@ impl From<BlobError> for AppError {
             ))),
             BlobError::Body(e) => {
                 AppError::from(RegistryError::UploadInvalid(format!("reading the request body: {e}")))
+            }
+            BlobError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "blob storage failed");
+                AppError::Unavailable("blob storage is unavailable, please retry".into())
             }
             other => AppError::Internal(other.to_string()),
         }
@@ -320,6 +324,13 @@ impl App {
             .ok_or_else(|| blob_unknown(digest))
     }
 
+    /// Where a client may download a blob visible in the repository directly (a presigned URL of
+    /// the blob store, when it is configured to redirect downloads).
+    pub async fn blob_redirect(&self, repo: &RepoRow, digest: &Digest) -> Result<Option<String>> {
+        self.blob_size(repo, digest).await?;
+        Ok(self.blobs.redirect_url(digest).await?)
+    }
+
     /// Opens a blob, or the byte range `[start, end]` of it.
     pub async fn read_blob(
         &self,
@@ -409,7 +420,7 @@ impl App {
         start: Option<u64>,
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<UploadState> {
-        let (state, _) = self.append_chunk(repo, id, start, body, None).await?;
+        let (state, ..) = self.append_chunk(repo, id, start, body, None).await?;
         Ok(state)
     }
 
@@ -420,7 +431,7 @@ impl App {
         start: Option<u64>,
         body: &mut (dyn AsyncRead + Send + Unpin),
         final_algo: Option<DigestAlgorithm>,
-    ) -> Result<(UploadState, UploadHasher)> {
+    ) -> Result<(UploadState, UploadHasher, UploadParts)> {
         let row = self.load_upload(repo, id).await?;
         let size = u64::try_from(row.size).unwrap_or(0);
         if let Some(s) = start
@@ -435,7 +446,11 @@ impl App {
         if let Some(algo) = final_algo.filter(|a| size == 0 && *a != hasher.algorithm()) {
             hasher = UploadHasher::new(algo);
         }
-        let new_size = self.blobs.append_upload(id, size, &mut hasher, body).await?;
+        let mut parts = UploadParts::restore(&row.parts)?;
+        let new_size = self
+            .blobs
+            .append_upload(id, size, &mut hasher, &mut parts, body)
+            .await?;
         if new_size != size {
             let mut tx = self.store.begin().await?;
             let moved = reg::advance_upload(
@@ -444,6 +459,7 @@ impl App {
                 row.size,
                 i64::try_from(new_size).unwrap_or(i64::MAX),
                 &hasher.save(),
+                &parts.save(),
             )
             .await?;
             if !moved {
@@ -459,6 +475,7 @@ impl App {
                 size: new_size,
             },
             hasher,
+            parts,
         ))
     }
 
@@ -471,7 +488,7 @@ impl App {
         digest: &Digest,
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<()> {
-        let (state, hasher) = self
+        let (state, hasher, parts) = self
             .append_chunk(repo, id, None, body, Some(digest.algorithm()))
             .await?;
         if hasher.algorithm() != digest.algorithm() {
@@ -489,8 +506,8 @@ impl App {
             }
             .into());
         }
-        if let Err(e) = self.blobs.commit_upload(id, state.size, digest).await {
-            // The bytes on disk do not match (or storage failed): the session is unusable.
+        if let Err(e) = self.blobs.commit_upload(id, state.size, &parts, digest).await {
+            // The stored bytes do not match (or storage failed): the session is unusable.
             if let Err(cleanup) = self.cancel_upload(repo, id).await {
                 tracing::warn!(upload = id, error = %cleanup, "could not discard a failed upload");
             }
@@ -506,11 +523,13 @@ impl App {
 
     /// Abandons an upload session.
     pub async fn cancel_upload(&self, repo: &RepoRow, id: &str) -> Result<()> {
-        self.upload_state(repo, id).await?;
+        let row = self.load_upload(repo, id).await?;
         let mut tx = self.store.begin().await?;
         reg::delete_upload(&mut tx, id).await?;
         tx.commit().await?;
-        self.blobs.delete_upload(id).await?;
+        self.blobs
+            .delete_upload(id, &UploadParts::restore(&row.parts).unwrap_or_default())
+            .await?;
         Ok(())
     }
 

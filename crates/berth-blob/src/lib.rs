@@ -4,11 +4,14 @@
 //! - blobs are addressed only by digest; this crate knows nothing of repositories or permissions;
 //! - an upload becomes a blob only through [`BlobStore::commit_upload`], after its digest was
 //!   verified, so an interrupted or failed upload is never visible;
-//! - the hash state of an upload is returned to the caller after each chunk (to be stored in the
-//!   upload's database row), so any instance can continue a chunked upload.
+//! - the hash state of an upload, and what storage holds of it ([`UploadParts`]), are returned to
+//!   the caller after each chunk (to be stored in the upload's database row), so any instance can
+//!   continue a chunked upload;
+//! - a stored blob is never overwritten: a second upload of the same content is discarded.
 
 pub mod hasher;
 pub mod local;
+pub mod s3;
 
 use async_trait::async_trait;
 use berth_core::Digest;
@@ -16,6 +19,7 @@ use tokio::io::AsyncRead;
 
 pub use hasher::UploadHasher;
 pub use local::LocalBlobStore;
+pub use s3::{S3BlobStore, S3Settings};
 
 /// A failure of blob storage.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,54 @@ pub enum BlobError {
     /// The storage backend failed.
     #[error("storage error: {0}")]
     Io(#[from] std::io::Error),
+    /// The storage service could not be reached, timed out, or refused the request.
+    #[error("blob storage unavailable: {0}")]
+    Unavailable(String),
+    /// The storage configuration does not work; the message names the key to fix.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// What storage holds of an upload in progress besides its size: nothing on a local disk (the
+/// bytes are one file); on S3, the multipart upload, the ETags of its full parts, and the staged
+/// tail shorter than a part. Saved with the upload's row after every chunk, so that the instance
+/// that takes the next chunk knows where the previous one stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UploadParts {
+    /// The S3 multipart upload, once a full part was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<String>,
+    /// The ETags of the full parts, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
+    /// The staged object holding the bytes after the last full part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<String>,
+    /// How many bytes `tail` holds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tail_len: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl UploadParts {
+    /// The saved form (empty for a local upload).
+    pub fn save(&self) -> String {
+        if self == &UploadParts::default() {
+            return String::new();
+        }
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a saved form.
+    pub fn restore(saved: &str) -> Result<UploadParts, BlobError> {
+        if saved.is_empty() {
+            return Ok(UploadParts::default());
+        }
+        serde_json::from_str(saved).map_err(|e| BlobError::BadState(format!("upload parts: {e}")))
+    }
 }
 
 /// A byte stream to read a blob from.
@@ -58,21 +110,54 @@ pub trait BlobStore: Send + Sync {
     /// Deletes a blob; a missing blob is not an error.
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError>;
 
-    /// Appends `body` to upload `id`, which currently holds `offset` bytes, updating `hasher`.
-    /// Returns the new size. On error the upload may hold a partial tail past `offset`; the caller
-    /// keeps its stored size and state, so the next append overwrites it.
+    /// Appends `body` to upload `id`, which currently holds `offset` bytes, updating `hasher` and
+    /// `parts`. Returns the new size. On error the upload may hold a partial tail past `offset`;
+    /// the caller keeps its stored size, hash state and parts, so the next append overwrites it.
     async fn append_upload(
         &self,
         id: &str,
         offset: u64,
         hasher: &mut UploadHasher,
+        parts: &mut UploadParts,
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64, BlobError>;
 
-    /// Makes upload `id` (of `size` bytes) the blob `digest`, after checking that the stored bytes
-    /// have that digest. An existing blob of that digest is kept, never replaced.
-    async fn commit_upload(&self, id: &str, size: u64, digest: &Digest) -> Result<(), BlobError>;
+    /// Makes upload `id` (of `size` bytes, stored as `parts`) the blob `digest`, after checking
+    /// that the stored bytes are the hashed ones. An existing blob of that digest is kept, never
+    /// replaced.
+    async fn commit_upload(&self, id: &str, size: u64, parts: &UploadParts, digest: &Digest) -> Result<(), BlobError>;
 
     /// Discards upload `id`; a missing upload is not an error.
-    async fn delete_upload(&self, id: &str) -> Result<(), BlobError>;
+    async fn delete_upload(&self, id: &str, parts: &UploadParts) -> Result<(), BlobError>;
+
+    /// A URL from which a client may fetch the blob directly for a short while (a presigned S3
+    /// URL), when this store hands out such URLs.
+    async fn redirect_url(&self, _digest: &Digest) -> Result<Option<String>, BlobError> {
+        Ok(None)
+    }
+
+    /// Checks that the storage works with this configuration (reachable, credentials accepted,
+    /// writable); an error names the configuration key to fix.
+    async fn check(&self) -> Result<(), BlobError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_parts_round_trip_and_refuse_garbage() {
+        assert_eq!(UploadParts::default().save(), "", "a local upload saves nothing");
+        assert_eq!(UploadParts::restore("").unwrap(), UploadParts::default());
+        let parts = UploadParts {
+            multipart: Some("mp-1".into()),
+            parts: vec!["\"etag1\"".into(), "\"etag2\"".into()],
+            tail: Some("tail-x".into()),
+            tail_len: 42,
+        };
+        assert_eq!(UploadParts::restore(&parts.save()).unwrap(), parts);
+        assert!(matches!(UploadParts::restore("{not json"), Err(BlobError::BadState(_))));
+    }
 }

@@ -10,7 +10,7 @@ use berth_core::Digest;
 use tokio::fs::{self, File, OpenOptions};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use crate::{BlobError, BlobReader, BlobStore, UploadHasher};
+use crate::{BlobError, BlobReader, BlobStore, UploadHasher, UploadParts};
 
 /// Bytes per file operation: large, because every tokio file operation is a trip to a blocking
 /// thread.
@@ -83,6 +83,7 @@ impl BlobStore for LocalBlobStore {
         id: &str,
         offset: u64,
         hasher: &mut UploadHasher,
+        _parts: &mut UploadParts,
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64, BlobError> {
         let path = self.upload_path(id)?;
@@ -119,7 +120,7 @@ impl BlobStore for LocalBlobStore {
         Ok(size)
     }
 
-    async fn commit_upload(&self, id: &str, size: u64, digest: &Digest) -> Result<(), BlobError> {
+    async fn commit_upload(&self, id: &str, size: u64, _parts: &UploadParts, digest: &Digest) -> Result<(), BlobError> {
         let from = self.upload_path(id)?;
         let actual = match not_found_is_none(fs::metadata(&from).await)? {
             Some(m) => m.len(),
@@ -165,7 +166,7 @@ impl BlobStore for LocalBlobStore {
         Ok(())
     }
 
-    async fn delete_upload(&self, id: &str) -> Result<(), BlobError> {
+    async fn delete_upload(&self, id: &str, _parts: &UploadParts) -> Result<(), BlobError> {
         not_found_is_none(fs::remove_file(self.upload_path(id)?).await)?;
         Ok(())
     }
@@ -181,13 +182,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::new(dir.path());
         let mut h = UploadHasher::new(DigestAlgorithm::Sha256);
-        let n = store.append_upload("u1", 0, &mut h, &mut &b"hello "[..]).await.unwrap();
+        let n = store
+            .append_upload("u1", 0, &mut h, &mut UploadParts::default(), &mut &b"hello "[..])
+            .await
+            .unwrap();
         // Resume from saved state, as another instance would.
         let mut h = UploadHasher::restore(&h.save()).unwrap();
-        let n = store.append_upload("u1", n, &mut h, &mut &b"world"[..]).await.unwrap();
+        let n = store
+            .append_upload("u1", n, &mut h, &mut UploadParts::default(), &mut &b"world"[..])
+            .await
+            .unwrap();
         assert_eq!(n, 11);
         let digest = h.finish();
-        store.commit_upload("u1", n, &digest).await.unwrap();
+        store
+            .commit_upload("u1", n, &UploadParts::default(), &digest)
+            .await
+            .unwrap();
         assert_eq!(store.stat(&digest).await.unwrap(), Some(11));
         let mut out = String::new();
         store
@@ -210,27 +220,33 @@ mod tests {
         let store = LocalBlobStore::new(dir.path());
         let mut h = UploadHasher::new(DigestAlgorithm::Sha256);
         let n = store
-            .append_upload("good", 0, &mut h, &mut &b"payload"[..])
+            .append_upload("good", 0, &mut h, &mut UploadParts::default(), &mut &b"payload"[..])
             .await
             .unwrap();
         let digest = h.finish();
-        store.commit_upload("good", n, &digest).await.unwrap();
+        store
+            .commit_upload("good", n, &UploadParts::default(), &digest)
+            .await
+            .unwrap();
         // Another upload claims the same digest with other bytes (as interleaved writes could
         // produce): refused, and the stored blob is untouched.
         let mut h = UploadHasher::new(DigestAlgorithm::Sha256);
         store
-            .append_upload("evil", 0, &mut h, &mut &b"PAYLOAD"[..])
+            .append_upload("evil", 0, &mut h, &mut UploadParts::default(), &mut &b"PAYLOAD"[..])
             .await
             .unwrap();
-        let e = store.commit_upload("evil", 7, &digest).await;
+        let e = store.commit_upload("evil", 7, &UploadParts::default(), &digest).await;
         assert!(matches!(e, Err(BlobError::DigestMismatch { .. })), "{e:?}");
         // A second correct upload of the same content is accepted without replacing the file.
         let mut h = UploadHasher::new(DigestAlgorithm::Sha256);
         store
-            .append_upload("again", 0, &mut h, &mut &b"payload"[..])
+            .append_upload("again", 0, &mut h, &mut UploadParts::default(), &mut &b"payload"[..])
             .await
             .unwrap();
-        store.commit_upload("again", 7, &digest).await.unwrap();
+        store
+            .commit_upload("again", 7, &UploadParts::default(), &digest)
+            .await
+            .unwrap();
         let mut out = String::new();
         store
             .read(&digest, 0, 7)
@@ -248,18 +264,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::new(dir.path());
         let mut h = UploadHasher::new(DigestAlgorithm::Sha256);
-        store.append_upload("u2", 0, &mut h, &mut &b"abc"[..]).await.unwrap();
+        store
+            .append_upload("u2", 0, &mut h, &mut UploadParts::default(), &mut &b"abc"[..])
+            .await
+            .unwrap();
         // A retry from offset 3 with the saved state, after a partial write of junk.
         let saved = h.save();
         let mut junk = UploadHasher::new(DigestAlgorithm::Sha256);
         store
-            .append_upload("u2", 3, &mut junk, &mut &b"JUNK"[..])
+            .append_upload("u2", 3, &mut junk, &mut UploadParts::default(), &mut &b"JUNK"[..])
             .await
             .unwrap();
         let mut h = UploadHasher::restore(&saved).unwrap();
-        let n = store.append_upload("u2", 3, &mut h, &mut &b"def"[..]).await.unwrap();
+        let n = store
+            .append_upload("u2", 3, &mut h, &mut UploadParts::default(), &mut &b"def"[..])
+            .await
+            .unwrap();
         let d = h.finish();
-        store.commit_upload("u2", n, &d).await.unwrap();
+        store.commit_upload("u2", n, &UploadParts::default(), &d).await.unwrap();
         let mut out = String::new();
         store
             .read(&d, 0, 100)
@@ -271,7 +293,9 @@ mod tests {
         assert_eq!(out, "abcdef");
         let mut h = UploadHasher::new(DigestAlgorithm::Sha256);
         assert!(matches!(
-            store.append_upload("../x", 0, &mut h, &mut &b""[..]).await,
+            store
+                .append_upload("../x", 0, &mut h, &mut UploadParts::default(), &mut &b""[..])
+                .await,
             Err(BlobError::BadState(_))
         ));
     }

@@ -348,7 +348,23 @@ async fn blob(req: RepoRequest<'_>, digest: &str) -> Result<Response, AppError> 
         _ => return req.unsupported("blobs"),
     };
     let digest = parse_digest(digest)?;
-    let range = if head { None } else { parse_range(req.headers)? };
+    if head {
+        let size = app.blob_size(&req.repo, &digest).await?;
+        let h = [
+            ("docker-content-digest", digest.to_string()),
+            ("content-type", "application/octet-stream".into()),
+            ("content-length", size.to_string()),
+            ("accept-ranges", "bytes".into()),
+        ];
+        return respond(StatusCode::OK, &h, Body::empty());
+    }
+    // With `[storage] redirect`, the client downloads from the bucket itself (it sends its Range
+    // there), as Distribution does.
+    if let Some(url) = app.blob_redirect(&req.repo, &digest).await? {
+        let h = [("docker-content-digest", digest.to_string()), ("location", url)];
+        return respond(StatusCode::TEMPORARY_REDIRECT, &h, Body::empty());
+    }
+    let range = parse_range(req.headers)?;
     let (content, served) = app.read_blob(&req.repo, &digest, range).await?;
     let mut h = vec![
         ("docker-content-digest", digest.to_string()),
@@ -363,12 +379,8 @@ async fn blob(req: RepoRequest<'_>, digest: &str) -> Result<Response, AppError> 
     };
     h.push(("content-length", len.to_string()));
     h.push(("accept-ranges", "bytes".into()));
-    let body = if head {
-        Body::empty()
-    } else {
-        // Large reads: each one is a trip to a blocking thread.
-        Body::from_stream(ReaderStream::with_capacity(content.reader, 256 * 1024))
-    };
+    // Large reads: each one is a trip to a blocking thread.
+    let body = Body::from_stream(ReaderStream::with_capacity(content.reader, 256 * 1024));
     respond(status, &h, body)
 }
 

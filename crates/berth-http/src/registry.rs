@@ -113,7 +113,9 @@ impl OciError {
             AppError::Conflict(m) => OciError::new(StatusCode::CONFLICT, "DENIED", m),
             AppError::Forbidden(m) => OciError::new(StatusCode::FORBIDDEN, "DENIED", m),
             AppError::NotFound(m) => OciError::not_found("NAME_UNKNOWN", m),
-            AppError::Unavailable(m) | AppError::Internal(m) | AppError::NotConfigured(m) | AppError::Upstream(m) => {
+            // Our own words (such as blob storage being down): the client may show them.
+            AppError::Unavailable(m) => OciError::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", m),
+            AppError::Internal(m) | AppError::NotConfigured(m) | AppError::Upstream(m) => {
                 tracing::error!(error = %m, "registry request failed");
                 OciError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

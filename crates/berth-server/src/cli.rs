@@ -138,6 +138,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::CheckConfig => {
+            // The bucket is checked for real: reachable, credentials accepted, writable.
+            crate::startup::open_blob_store(&config).await?;
             // Secrets are masked: the database password and the SMTP password (however given).
             let mut shown = Config {
                 database_url: config.database_url.as_deref().map(berth_store::db::redact_url),
@@ -154,6 +156,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             for k in &mut shown.previous_secret_keys {
                 *k = "***".into();
+            }
+            if !shown.storage.secret_access_key.is_empty() {
+                shown.storage.secret_access_key = "***".into();
             }
             let text = toml::to_string_pretty(&shown).context("rendering configuration")?;
             println!("# configuration is valid; effective values:\n{text}");

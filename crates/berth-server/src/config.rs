@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -76,6 +77,8 @@ pub struct Config {
     pub expiry: ExpiryConfig,
     /// Repository mirroring (`[mirror]`, env `BERTH_MIRROR__KEY`).
     pub mirror: MirroringConfig,
+    /// Where blobs live (`[storage]`, env `BERTH_STORAGE__KEY`).
+    pub storage: StorageConfig,
     /// What this instance does: `all` (the default), `api` (the HTTP surface: `/api/v1`, `/v2`,
     /// the UI, inbound webhooks; it only enqueues work) or `worker` (deliveries, scans, builds,
     /// mirrors, GC, tag expiry, the feed; HTTP only for health and metrics). `serve --role`
@@ -104,6 +107,124 @@ impl Role {
     /// Whether it runs the background workers.
     pub fn works(self) -> bool {
         self != Role::Api
+    }
+}
+
+/// Which blob store (see [`StorageConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// Files under `data_dir`.
+    Filesystem,
+    /// An S3-compatible bucket.
+    S3,
+}
+
+/// The `[storage]` section: where blobs live. Several instances share blobs only through `s3`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `filesystem` (under `data_dir`) or `s3`.
+    pub kind: StorageKind,
+    /// The bucket (`s3`).
+    pub bucket: String,
+    /// The bucket's region.
+    pub region: String,
+    /// The S3 service's URL; empty means AWS.
+    pub endpoint: String,
+    /// A key prefix inside the bucket, for sharing one bucket.
+    pub prefix: String,
+    /// The access key id; empty takes credentials from the environment (instance roles).
+    pub access_key_id: String,
+    /// The secret access key (prefer `BERTH_STORAGE__SECRET_ACCESS_KEY_FILE`).
+    pub secret_access_key: String,
+    /// Allow a plain-HTTP `endpoint` (a service on loopback).
+    pub allow_http: bool,
+    /// Answer blob downloads with a 307 to a presigned URL of the bucket, valid for five minutes.
+    pub redirect: bool,
+    /// How long the service may stay silent (connecting, or in the middle of an answer) before a
+    /// request to it fails and the registry answers 503, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            kind: StorageKind::Filesystem,
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            endpoint: String::new(),
+            prefix: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            allow_http: false,
+            redirect: false,
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The blob store this section describes.
+    pub fn blob_store(&self, data_dir: &Path) -> Result<Arc<dyn berth_blob::BlobStore>, berth_blob::BlobError> {
+        Ok(match self.kind {
+            StorageKind::Filesystem => Arc::new(berth_blob::LocalBlobStore::new(data_dir)),
+            StorageKind::S3 => Arc::new(berth_blob::S3BlobStore::new(berth_blob::S3Settings {
+                bucket: self.bucket.clone(),
+                region: self.region.clone(),
+                endpoint: Some(self.endpoint.clone()).filter(|e| !e.is_empty()),
+                prefix: self.prefix.clone(),
+                access_key_id: self.access_key_id.clone(),
+                secret_access_key: self.secret_access_key.clone(),
+                allow_http: self.allow_http,
+                redirect: self.redirect,
+                timeout: Duration::from_secs(self.timeout_secs.max(1)),
+                part_size: berth_blob::s3::DEFAULT_PART_SIZE,
+            })?),
+        })
+    }
+
+    fn problem(&self) -> Option<(&'static str, String)> {
+        if self.kind != StorageKind::S3 {
+            return None;
+        }
+        if self.bucket.is_empty() {
+            return Some((
+                "storage.bucket",
+                "must name a bucket when storage.kind is \"s3\"".into(),
+            ));
+        }
+        if self.timeout_secs == 0 {
+            return Some(("storage.timeout_secs", "must be at least 1".into()));
+        }
+        if self.access_key_id.is_empty() != self.secret_access_key.is_empty() {
+            return Some((
+                "storage.secret_access_key",
+                "storage.access_key_id and storage.secret_access_key go together: set both, or neither to use the environment's credentials".into(),
+            ));
+        }
+        if !self.endpoint.is_empty() {
+            match url::Url::parse(&self.endpoint) {
+                Ok(u) if u.scheme() == "https" => {}
+                Ok(u) if u.scheme() == "http" && !self.allow_http => {
+                    return Some((
+                        "storage.endpoint",
+                        format!(
+                            "'{}' is plain HTTP: set storage.allow_http = true to allow it",
+                            self.endpoint
+                        ),
+                    ));
+                }
+                Ok(u) if u.scheme() == "http" => {}
+                _ => {
+                    return Some((
+                        "storage.endpoint",
+                        format!("'{}' must be an http or https URL", self.endpoint),
+                    ));
+                }
+            }
+        }
+        None
     }
 }
 
@@ -458,6 +579,7 @@ impl Default for Config {
             builds: BuildsConfig::default(),
             expiry: ExpiryConfig::default(),
             mirror: MirroringConfig::default(),
+            storage: StorageConfig::default(),
             role: Role::All,
         }
     }
@@ -533,6 +655,7 @@ impl Config {
             "builds",
             "expiry",
             "mirror",
+            "storage",
             "role",
         ]
     }
@@ -654,6 +777,9 @@ impl Config {
         }
         if scan.feed_interval_secs < 60 {
             return fail("secscan.feed_interval_secs", "must be at least 60".into());
+        }
+        if let Some((key, why)) = self.storage.problem() {
+            return fail(key, why);
         }
         Ok(())
     }
@@ -858,6 +984,39 @@ mod tests {
             assert_eq!(c, Config::default());
             assert_eq!(c.hostname(), "127.0.0.1:8080");
             assert_eq!(c.database_url(), "sqlite://./berth-data/berth.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn storage_takes_its_secret_from_a_file_and_names_what_is_wrong() {
+        Jail::expect_with(|jail| {
+            jail.create_file("s3-secret", "topsecret\n")?;
+            jail.set_env("BERTH_STORAGE__KIND", "s3");
+            jail.set_env("BERTH_STORAGE__BUCKET", "blobs");
+            jail.set_env("BERTH_STORAGE__ACCESS_KEY_ID", "AKID");
+            jail.set_env("BERTH_STORAGE__SECRET_ACCESS_KEY_FILE", "s3-secret");
+            let c = Config::load(None).unwrap();
+            assert_eq!(
+                (
+                    c.storage.kind,
+                    c.storage.secret_access_key.as_str(),
+                    c.storage.region.as_str()
+                ),
+                (StorageKind::S3, "topsecret", "us-east-1")
+            );
+            jail.set_env("BERTH_STORAGE__ENDPOINT", "http://127.0.0.1:9000");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("storage.endpoint") && e.contains("allow_http"), "{e}");
+            jail.set_env("BERTH_STORAGE__ALLOW_HTTP", "true");
+            assert!(Config::load(None).is_ok());
+            jail.set_env("BERTH_STORAGE__BUCKET", "");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("storage.bucket"), "{e}");
+            jail.set_env("BERTH_STORAGE__BUCKET", "blobs");
+            jail.set_env("BERTH_STORAGE__KIND", "tape");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("storage.kind") || e.contains("tape"), "{e}");
             Ok(())
         });
     }

@@ -67,9 +67,20 @@ pub async fn build_app(config: &Config, store: Store, listen: std::net::SocketAd
     if config.builds.enabled {
         check_builder(&config.builds.build_command)?;
     }
-    let blobs = std::sync::Arc::new(berth_blob::LocalBlobStore::new(config.data_dir.clone()));
+    let blobs = open_blob_store(config).await?;
     let keyring = crate::keys::keyring(config)?;
     Ok(App::new(store, blobs, settings, keyring).await?)
+}
+
+/// The configured blob store, checked: an S3 bucket that cannot be reached, refuses the
+/// credentials or cannot be written stops the start with a message naming the key to fix.
+pub async fn open_blob_store(config: &Config) -> anyhow::Result<Arc<dyn berth_blob::BlobStore>> {
+    let blobs = config
+        .storage
+        .blob_store(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    blobs.check().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(blobs)
 }
 
 /// Refuses to start when builds are enabled but the builder is not installed, and says how to fix

@@ -54,6 +54,8 @@ pub struct UploadRow {
     pub size: i64,
     /// The resumable hash state after `size` bytes.
     pub hash_state: Vec<u8>,
+    /// What blob storage holds of it (its saved `UploadParts`; empty on a local disk).
+    pub parts: String,
     /// When it started.
     pub created_at: DateTime<Utc>,
 }
@@ -68,16 +70,24 @@ pub async fn create_upload(tx: &mut Tx, id: &str, repo: RepoId, hash_state: &[u8
 
 /// An upload session of `repo`.
 pub async fn upload(ex: &mut impl Exec, repo: RepoId, id: &str) -> Result<Option<UploadRow>> {
-    let sql =
-        "SELECT id, repository_id, size, hash_state, created_at FROM blob_upload WHERE id = $1 AND repository_id = $2";
+    let sql = "SELECT id, repository_id, size, hash_state, parts, created_at FROM blob_upload WHERE id = $1 AND repository_id = $2";
     Ok(run!(ex, c => sqlx::query_as::<_, UploadRow>(sql).bind(id).bind(repo.0).fetch_optional(c).await)?)
 }
 
-/// Records a chunk: moves the session from `old_size` to `new_size`. Returns false when another
-/// request moved it first (the caller answers 416 and the client resumes from the stored size).
-pub async fn advance_upload(tx: &mut Tx, id: &str, old_size: i64, new_size: i64, hash_state: &[u8]) -> Result<bool> {
-    let sql = "UPDATE blob_upload SET size = $3, hash_state = $4, updated_at = $5 WHERE id = $1 AND size = $2";
-    let n = run!(tx, c => sqlx::query(sql).bind(id).bind(old_size).bind(new_size).bind(hash_state).bind(Utc::now()).execute(c).await.map(|r| r.rows_affected()))?;
+/// Records a chunk: moves the session from `old_size` to `new_size`, with the hash state and the
+/// storage's parts after it. Returns false when another request moved it first (the caller answers
+/// 416 and the client resumes from the stored size).
+pub async fn advance_upload(
+    tx: &mut Tx,
+    id: &str,
+    old_size: i64,
+    new_size: i64,
+    hash_state: &[u8],
+    parts: &str,
+) -> Result<bool> {
+    let sql =
+        "UPDATE blob_upload SET size = $3, hash_state = $4, parts = $5, updated_at = $6 WHERE id = $1 AND size = $2";
+    let n = run!(tx, c => sqlx::query(sql).bind(id).bind(old_size).bind(new_size).bind(hash_state).bind(parts).bind(Utc::now()).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
@@ -265,10 +275,10 @@ pub async fn tags(ex: &mut impl Exec, repo: RepoId, last: Option<&str>, limit: i
     Ok(run!(ex, c => sqlx::query_scalar::<_, String>(sql).bind(repo.0).bind(last).bind(limit).fetch_all(c).await)?)
 }
 
-/// Upload sessions not touched since `before`.
-pub async fn stale_uploads(ex: &mut impl Exec, before: DateTime<Utc>) -> Result<Vec<String>> {
-    let sql = "SELECT id FROM blob_upload WHERE updated_at < $1 ORDER BY id";
-    Ok(run!(ex, c => sqlx::query_scalar::<_, String>(sql).bind(before).fetch_all(c).await)?)
+/// Upload sessions not touched since `before`: their ids and saved storage parts.
+pub async fn stale_uploads(ex: &mut impl Exec, before: DateTime<Utc>) -> Result<Vec<(String, String)>> {
+    let sql = "SELECT id, parts FROM blob_upload WHERE updated_at < $1 ORDER BY id";
+    Ok(run!(ex, c => sqlx::query_as::<_, (String, String)>(sql).bind(before).fetch_all(c).await)?)
 }
 
 /// Blobs that no manifest references and that were neither stored nor linked to a repository

@@ -1537,13 +1537,23 @@ async fn registry_blobs_uploads_manifests_and_tags(kind: berth_testkit::DbKind) 
 
     // Uploads: the size only advances from where it is.
     reg::create_upload(&mut tx, "u1", repo.id, b"state0").await.unwrap();
-    assert!(reg::advance_upload(&mut tx, "u1", 0, 5, b"state5").await.unwrap());
+    assert_eq!(reg::upload(&mut tx, repo.id, "u1").await.unwrap().unwrap().parts, "");
     assert!(
-        !reg::advance_upload(&mut tx, "u1", 0, 9, b"stale").await.unwrap(),
+        reg::advance_upload(&mut tx, "u1", 0, 5, b"state5", "parts5")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !reg::advance_upload(&mut tx, "u1", 0, 9, b"stale", "stale")
+            .await
+            .unwrap(),
         "a chunk from an old offset"
     );
     let up = reg::upload(&mut tx, repo.id, "u1").await.unwrap().unwrap();
-    assert_eq!((up.size, up.hash_state.as_slice()), (5, &b"state5"[..]));
+    assert_eq!(
+        (up.size, up.hash_state.as_slice(), up.parts.as_str()),
+        (5, &b"state5"[..], "parts5")
+    );
     assert!(
         reg::upload(&mut tx, other.id, "u1").await.unwrap().is_none(),
         "scoped to its repository"
@@ -1653,7 +1663,10 @@ async fn registry_blobs_uploads_manifests_and_tags(kind: berth_testkit::DbKind) 
     // Garbage: the unlinked, unreferenced blob, and the upload nobody touched since.
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
     assert_eq!(reg::unreferenced_blobs(&mut c, later).await.unwrap(), [d('b')]);
-    assert_eq!(reg::stale_uploads(&mut c, later).await.unwrap(), ["u1"]);
+    assert_eq!(
+        reg::stale_uploads(&mut c, later).await.unwrap(),
+        [("u1".to_owned(), "parts5".to_owned())]
+    );
     assert!(
         reg::stale_uploads(&mut c, chrono::Utc::now() - chrono::Duration::hours(1))
             .await

@@ -13,6 +13,7 @@
 //! - [`registry::Reg`] pushes blobs, manifests and images to a registry, as clients do.
 //! - [`eventually`] waits for something a server does in the background, within a bound.
 
+pub mod faulty;
 pub mod receiver;
 pub mod registry;
 pub mod smtp;
@@ -66,12 +67,91 @@ pub fn postgres_admin_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A fresh, empty database that disappears with this value.
+tokio::task_local! {
+    /// Set by the `s3` variant of `#[backend_test(s3)]`: databases made in its scope keep their
+    /// blobs in the test S3 service.
+    pub static ON_S3: bool;
+}
+
+/// A place of its own in the S3 service tests use: a fresh key prefix in one bucket.
+/// `TEST_S3_ENDPOINT` (default `http://127.0.0.1:9200`, where `scripts/test` starts SeaweedFS),
+/// `TEST_S3_BUCKET` (`berth-test`), `TEST_S3_ACCESS_KEY` and `TEST_S3_SECRET_KEY`
+/// (`testkey`/`testsecret`) name it.
+#[derive(Debug, Clone)]
+pub struct S3Place {
+    /// The service's URL.
+    pub endpoint: String,
+    /// The bucket.
+    pub bucket: String,
+    /// This place's key prefix.
+    pub prefix: String,
+    /// The access key id.
+    pub access_key: String,
+    /// The secret access key.
+    pub secret_key: String,
+}
+
+impl S3Place {
+    /// A fresh prefix in the test bucket.
+    ///
+    /// # Panics
+    /// When the S3 service is unreachable: an S3 test must not silently skip.
+    pub fn new() -> S3Place {
+        let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+        let place = S3Place {
+            endpoint: var("TEST_S3_ENDPOINT", "http://127.0.0.1:9200"),
+            bucket: var("TEST_S3_BUCKET", "berth-test"),
+            prefix: format!("t-{}", uuid::Uuid::new_v4().simple()),
+            access_key: var("TEST_S3_ACCESS_KEY", "testkey"),
+            secret_key: var("TEST_S3_SECRET_KEY", "testsecret"),
+        };
+        let host = place
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        if let Err(e) = std::net::TcpStream::connect(&host) {
+            panic!(
+                "the S3 service at {} is required for the s3 variant of this test (scripts/test starts SeaweedFS): {e}",
+                place.endpoint
+            );
+        }
+        place
+    }
+
+    /// The `BERTH_STORAGE__*` variables that point Berth here.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("KIND", "s3"),
+            ("BUCKET", self.bucket.as_str()),
+            ("ENDPOINT", self.endpoint.as_str()),
+            ("PREFIX", self.prefix.as_str()),
+            ("ACCESS_KEY_ID", self.access_key.as_str()),
+            ("SECRET_ACCESS_KEY", self.secret_key.as_str()),
+            ("ALLOW_HTTP", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("BERTH_STORAGE__{k}"), v.to_owned()))
+        .collect()
+    }
+}
+
+impl Default for S3Place {
+    fn default() -> Self {
+        S3Place::new()
+    }
+}
+
+/// A fresh, empty database that disappears with this value, and where its blobs go: a directory
+/// that disappears with it, or (made in the scope of [`ON_S3`]) a fresh place in the test S3
+/// service.
 pub struct TestDb {
     /// The URL to give Berth.
     pub url: String,
     /// Which backend it is.
     pub kind: DbKind,
+    /// Where blobs go when they go to S3.
+    pub s3: Option<S3Place>,
     dir: tempfile::TempDir,
     pg_name: Option<String>,
 }
@@ -83,12 +163,14 @@ impl TestDb {
     /// When PostgreSQL is unreachable: a storage test must not silently skip a backend.
     pub async fn new(kind: DbKind) -> TestDb {
         let dir = tempfile::tempdir().expect("temporary directory");
+        let s3 = ON_S3.try_with(|on| *on).unwrap_or(false).then(S3Place::new);
         match kind {
             DbKind::Sqlite => {
                 let url = format!("sqlite://{}", dir.path().join("berth.db").display());
                 TestDb {
                     url,
                     kind,
+                    s3,
                     dir,
                     pg_name: None,
                 }
@@ -107,6 +189,7 @@ impl TestDb {
                 TestDb {
                     url,
                     kind,
+                    s3,
                     dir,
                     pg_name: Some(name),
                 }

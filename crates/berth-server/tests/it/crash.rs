@@ -58,7 +58,7 @@ async fn queue_deliveries(kind: DbKind, rx: &Receiver, count: usize) -> TestDb {
 }
 
 /// A `berth serve` child, killed when dropped (also when an assertion fails first).
-pub(crate) struct Served(Child);
+pub(crate) struct Served(pub(crate) Child);
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -76,7 +76,7 @@ pub(crate) fn serve(db: &TestDb) -> (Served, u16) {
 pub(crate) fn serve_with(db: &TestDb, env: &[(&str, &str)]) -> (Served, u16) {
     let port = free_port();
     let child = berth()
-        .envs(env.iter().copied())
+        .envs(db.s3.iter().flat_map(berth_testkit::S3Place::env))
         .arg("serve")
         .env("BERTH_LISTEN", format!("127.0.0.1:{port}"))
         .env("BERTH_DATABASE_URL", &db.url)
@@ -89,6 +89,7 @@ pub(crate) fn serve_with(db: &TestDb, env: &[(&str, &str)]) -> (Served, u16) {
         // Jobs of a killed process come back when their lease ends; keep it short here.
         .env("BERTH_NOTIFICATIONS__LEASE_SECS", "2")
         .env("BERTH_LOG_LEVEL", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -116,7 +117,7 @@ async fn collect(rx: &Receiver, seen: &mut HashMap<String, usize>, count: usize,
     }
 }
 
-#[backend_test]
+#[backend_test(s3)]
 async fn kill_nine_mid_flight_loses_nothing(kind: berth_testkit::DbKind) {
     const COUNT: usize = 1000;
     let rx = Receiver::start().await;
@@ -214,11 +215,15 @@ async fn sigterm_lets_deliveries_in_flight_finish(kind: berth_testkit::DbKind) {
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
 }
 
+/// Two processes on one PostgreSQL database and one bucket split a drain, and no delivery id
+/// arrives twice.
 #[tokio::test]
 async fn two_processes_share_one_postgres_queue() {
     const COUNT: usize = 600;
     let rx = Receiver::start().await;
-    let db = queue_deliveries(DbKind::Postgres, &rx, COUNT).await;
+    let db = berth_testkit::ON_S3
+        .scope(true, queue_deliveries(DbKind::Postgres, &rx, COUNT))
+        .await;
     let (a, port_a) = serve(&db);
     let (b, port_b) = serve(&db);
     let mut seen: HashMap<String, usize> = HashMap::new();

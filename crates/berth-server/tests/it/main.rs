@@ -29,6 +29,7 @@ mod registry_lifecycle;
 mod repo_push_events;
 mod secrets_at_rest;
 mod secscan;
+mod storage;
 mod support;
 mod tag_expiry;
 mod ui;

@@ -33,7 +33,7 @@ async fn setup(s: &TestServer) -> Auth {
     root
 }
 
-#[backend_test]
+#[backend_test(s3)]
 async fn push_and_pull_monolithic_and_chunked(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     setup(&s).await;
@@ -200,7 +200,7 @@ async fn push_and_pull_monolithic_and_chunked(kind: berth_testkit::DbKind) {
     s.stop().await;
 }
 
-#[backend_test]
+#[backend_test(s3)]
 async fn malformed_input_gets_the_spec_error_and_stores_nothing(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     setup(&s).await;
@@ -320,7 +320,7 @@ async fn malformed_input_gets_the_spec_error_and_stores_nothing(kind: berth_test
     s.stop().await;
 }
 
-#[backend_test]
+#[backend_test(s3)]
 async fn discovery_management_and_access(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     let root = setup(&s).await;
@@ -565,7 +565,7 @@ async fn discovery_management_and_access(kind: berth_testkit::DbKind) {
     s.stop().await;
 }
 
-#[backend_test]
+#[backend_test(s3)]
 async fn token_flow_push_and_pull(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     let root = setup(&s).await;
@@ -626,7 +626,7 @@ async fn token_flow_push_and_pull(kind: berth_testkit::DbKind) {
     s.stop().await;
 }
 
-#[backend_test]
+#[backend_test(s3)]
 async fn referrers_pushed_before_their_subject_are_listed(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     setup(&s).await;

@@ -54,7 +54,7 @@ fn layout_digest(layout: &Path) -> String {
     index["manifests"][0]["digest"].as_str().unwrap().to_owned()
 }
 
-#[backend_test]
+#[backend_test(s3)]
 async fn skopeo_umoci_buildah_and_podman(kind: berth_testkit::DbKind) {
     let s = TestServer::start(kind).await;
     let root = s.init_root().await;

@@ -69,6 +69,9 @@ impl TestServer {
         config.secscan.enabled = false;
         // No expiry pass unless a test asks for it: tests run it with their own clock.
         config.expiry.interval_secs = 0;
+        if let Some(place) = &db.s3 {
+            config.storage = s3_storage(place);
+        }
         configure(&mut config);
         let application = Application::build_on(&config, listener).await.unwrap();
         let app = application.app().clone();
@@ -253,4 +256,56 @@ pub async fn settled_deliveries(s: &TestServer, uuid: &str) -> Vec<(i64, String,
         .collect();
     out.sort_by_key(|d| d.0);
     out
+}
+
+/// The `[storage]` section for blobs in `place`.
+pub fn s3_storage(place: &berth_testkit::S3Place) -> berth_server::config::StorageConfig {
+    berth_server::config::StorageConfig {
+        kind: berth_server::config::StorageKind::S3,
+        bucket: place.bucket.clone(),
+        endpoint: place.endpoint.clone(),
+        prefix: place.prefix.clone(),
+        access_key_id: place.access_key.clone(),
+        secret_access_key: place.secret_key.clone(),
+        allow_http: true,
+        ..Default::default()
+    }
+}
+
+impl TestServer {
+    /// Whether blob storage (a directory or the bucket) holds `digest`, asked of the store itself.
+    pub async fn stored(&self, digest: &str) -> bool {
+        let digest = berth_core::Digest::parse(digest).unwrap();
+        let store = match &self.db.s3 {
+            Some(place) => s3_storage(place).blob_store(self.db.dir()),
+            None => berth_server::config::StorageConfig::default().blob_store(self.db.dir()),
+        };
+        store.unwrap().stat(&digest).await.unwrap().is_some()
+    }
+
+    /// How many objects or files uploads in progress have left in blob storage.
+    pub async fn upload_leftovers(&self) -> usize {
+        use futures_util::TryStreamExt as _;
+        use object_store::ObjectStore as _;
+        match &self.db.s3 {
+            None => match std::fs::read_dir(self.db.dir().join("uploads")) {
+                Ok(entries) => entries.count(),
+                Err(_) => 0,
+            },
+            Some(place) => {
+                let s3 = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(&place.bucket)
+                    .with_endpoint(&place.endpoint)
+                    .with_allow_http(true)
+                    .with_region("us-east-1")
+                    .with_access_key_id(&place.access_key)
+                    .with_secret_access_key(&place.secret_key)
+                    .build()
+                    .unwrap();
+                let prefix = object_store::path::Path::from(format!("{}/uploads", place.prefix));
+                let all: Vec<_> = s3.list(Some(&prefix)).try_collect().await.unwrap();
+                all.len()
+            }
+        }
+    }
 }
