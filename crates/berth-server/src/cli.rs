@@ -47,6 +47,10 @@ pub enum Command {
     Migrate,
     /// Validate the configuration, print the effective values, and exit (non-zero when invalid).
     CheckConfig,
+    /// Ask the server on this configuration's `listen` address whether it is up
+    /// (`/health/instance`); exits non-zero when it is not. For container health checks, where
+    /// no HTTP client is installed.
+    Healthcheck,
     /// Administrative tasks on the database.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -183,6 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             app.run_until(shutdown_signal()).await
         }
+        Command::Healthcheck => healthcheck(config.listen),
         Command::Migrate => {
             init_logs(&config);
             warn_if_new_database(&config);
@@ -428,4 +433,30 @@ fn read_password() -> anyhow::Result<String> {
     let password = line.trim_end_matches(['\n', '\r']).to_owned();
     anyhow::ensure!(!password.is_empty(), "no password on standard input");
     Ok(password)
+}
+
+/// `GET /health/instance` on `listen` (an unspecified address means this machine's loopback).
+fn healthcheck(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let timeout = std::time::Duration::from_secs(5);
+    let mut conn =
+        std::net::TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connecting to {addr}"))?;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.write_all(format!("GET /health/instance HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())?;
+    let mut answer = String::new();
+    conn.take(4096).read_to_string(&mut answer)?;
+    let status = answer.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("200") {
+        println!("healthy: {status}");
+        Ok(())
+    } else {
+        anyhow::bail!("{addr}/health/instance answered {status:?}")
+    }
 }

@@ -11,6 +11,7 @@ mod browser;
 mod builds;
 mod crash;
 mod delivery;
+mod deploy;
 mod email;
 mod engine;
 mod hardening;
