@@ -6,7 +6,7 @@
 //! Invariants: a blob becomes visible only after its digest was verified; a manifest is stored only
 //! when every blob and child manifest it references is present in the repository.
 
-use berth_blob::{BlobError, BlobReader, UploadHasher, UploadParts};
+use berth_blob::{BlobError, BlobStream, UploadHasher, UploadParts};
 use berth_core::{AccountKind, Digest, DigestAlgorithm, Reference, RepoPath, RepoRole, Visibility};
 use berth_store::accounts;
 use berth_store::registry::{self as reg, ManifestRow, NewManifest};
@@ -196,7 +196,7 @@ pub struct BlobContent {
     /// Total size.
     pub size: u64,
     /// The bytes (the requested range of them).
-    pub reader: BlobReader,
+    pub stream: BlobStream,
 }
 
 /// The result of a manifest push.
@@ -352,8 +352,8 @@ impl App {
             }
         };
         let len = if size == 0 { 0 } else { end - start + 1 };
-        let reader = self.blobs.read(digest, start, len).await?;
-        Ok((BlobContent { size, reader }, range.map(|_| (start, end))))
+        let stream = self.blobs.stream(digest, start, len).await?;
+        Ok((BlobContent { size, stream }, range.map(|_| (start, end))))
     }
 
     /// Removes a blob from the repository (the bytes stay until garbage collection).

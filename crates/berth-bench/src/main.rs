@@ -7,13 +7,15 @@
 //!
 //! Scenarios: 1. push and pull throughput (skopeo); 2. small requests (wrk, 32 connections);
 //! 3. push → webhook latency; 4. dispatch throughput and event-to-arrival latency (Berth, SQLite
-//! and PostgreSQL); 5. durability across `kill -9`; 6. memory.
+//! and PostgreSQL); 5. durability across `kill -9`; 6. memory; 7. hostile input; 8. push and
+//! pull with blobs in S3 (SeaweedFS), against Distribution's `s3` driver.
 
 mod dispatch;
 mod hostile;
 mod image;
 mod peers;
 mod receiver;
+mod s3;
 mod scenarios;
 mod stats;
 
@@ -42,7 +44,7 @@ pub struct Args {
     /// The `berth` binary to measure (default: `berth` next to this program).
     #[arg(long)]
     pub berth: Option<PathBuf>,
-    /// Run only these scenarios (1–7), e.g. `--only 1,3`.
+    /// Run only these scenarios (1–8), e.g. `--only 1,3`.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<u32>,
     /// Scenario 4's parts to run (drain, isolation, paced, crash); all when not given.
@@ -231,6 +233,9 @@ async fn main() -> anyhow::Result<()> {
         let (f, n) = hostile::password_flood(&ctx).await?;
         figures.extend(f);
         notes.extend(n);
+    }
+    if wanted(8) {
+        figures.extend(s3::s3_throughput(&ctx).await?);
     }
     let mode = if args.quick { "quick" } else { "full" };
     let mut md = format!(

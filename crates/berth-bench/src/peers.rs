@@ -167,10 +167,15 @@ fn ok(out: std::process::Output, what: &str) -> anyhow::Result<String> {
 
 /// Starts Distribution on a fresh directory, sending push events to `notify` when given.
 pub fn distribution(dir: &Path, notify: Option<&str>) -> anyhow::Result<Running> {
+    let storage = format!("  filesystem:\n    rootdirectory: {}\n", dir.join("storage").display());
+    distribution_on(dir, notify, &storage)
+}
+
+/// Distribution with the `storage:` entries given (indented two spaces), e.g. its `s3` driver.
+pub fn distribution_on(dir: &Path, notify: Option<&str>, storage: &str) -> anyhow::Result<Running> {
     let port = free_port()?;
     let mut config = format!(
-        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-        dir.join("storage").display()
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n{storage}  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n"
     );
     if let Some(url) = notify {
         config.push_str(&format!(
@@ -183,11 +188,64 @@ pub fn distribution(dir: &Path, notify: Option<&str>) -> anyhow::Result<Running>
     let mut child = Command::new(bin)
         .arg("serve")
         .arg(&path)
+        // Its AWS SDK cannot load a CA bundle into the transport it builds, and panics when this
+        // is set (as it is on this machine); plain-HTTP loopback S3 needs none.
+        .env_remove("AWS_CA_BUNDLE")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
     wait_for_port(port, &mut child, "docker-registry")?;
     Ok(Running { child, port })
+}
+
+/// The S3 service scenario 8 stores blobs in (SeaweedFS, which `scripts/bench` starts):
+/// `TEST_S3_ENDPOINT`, `TEST_S3_BUCKET`, `TEST_S3_ACCESS_KEY`, `TEST_S3_SECRET_KEY`, with the
+/// defaults `scripts/test` uses.
+pub struct S3Target {
+    /// The service's URL.
+    pub endpoint: String,
+    /// The bucket.
+    pub bucket: String,
+    /// The access key id.
+    pub access_key: String,
+    /// The secret access key.
+    pub secret_key: String,
+}
+
+impl S3Target {
+    /// From the environment.
+    pub fn from_env() -> S3Target {
+        let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+        S3Target {
+            endpoint: var("TEST_S3_ENDPOINT", "http://127.0.0.1:9200"),
+            bucket: var("TEST_S3_BUCKET", "berth-test"),
+            access_key: var("TEST_S3_ACCESS_KEY", "testkey"),
+            secret_key: var("TEST_S3_SECRET_KEY", "testsecret"),
+        }
+    }
+
+    /// Berth's `BERTH_STORAGE__*` settings for keys under `prefix`.
+    pub fn berth_env(&self, prefix: &str, redirect: bool) -> Vec<(&'static str, String)> {
+        vec![
+            ("BERTH_STORAGE__KIND", "s3".into()),
+            ("BERTH_STORAGE__BUCKET", self.bucket.clone()),
+            ("BERTH_STORAGE__ENDPOINT", self.endpoint.clone()),
+            ("BERTH_STORAGE__ALLOW_HTTP", "true".into()),
+            ("BERTH_STORAGE__PREFIX", prefix.into()),
+            ("BERTH_STORAGE__ACCESS_KEY_ID", self.access_key.clone()),
+            ("BERTH_STORAGE__SECRET_ACCESS_KEY", self.secret_key.clone()),
+            ("BERTH_STORAGE__REDIRECT", redirect.to_string()),
+        ]
+    }
+
+    /// Distribution's `s3` driver on the same bucket, under `root`; `redirect` as its
+    /// `storage.redirect` (on by default in Distribution).
+    pub fn distribution_storage(&self, root: &str, redirect: bool) -> String {
+        format!(
+            "  s3:\n    accesskey: {}\n    secretkey: {}\n    region: us-east-1\n    regionendpoint: {}\n    bucket: {}\n    rootdirectory: /{root}\n    secure: false\n    v4auth: true\n  redirect:\n    disable: {}\n",
+            self.access_key, self.secret_key, self.endpoint, self.bucket, !redirect
+        )
+    }
 }
 
 /// Finds a program on `PATH`.

@@ -57,7 +57,7 @@ pub(crate) fn figure(scenario: &str, name: &str, unit: &str, higher_is_better: b
 }
 
 /// A fresh Berth on SQLite in `dir`.
-fn berth_on_sqlite(ctx: &Ctx, dir: &Path) -> anyhow::Result<Berth> {
+pub(crate) fn berth_on_sqlite(ctx: &Ctx, dir: &Path) -> anyhow::Result<Berth> {
     Berth::setup(
         &ctx.berth_bin,
         dir,
@@ -67,7 +67,7 @@ fn berth_on_sqlite(ctx: &Ctx, dir: &Path) -> anyhow::Result<Berth> {
 
 /// Runs skopeo, keeping its temporary files in `tmp` (its blob-info cache, as root under
 /// `/var/lib/containers/cache`, is the one thing it keeps elsewhere).
-fn skopeo(tmp: &Path, args: &[&str]) -> anyhow::Result<Duration> {
+pub(crate) fn skopeo(tmp: &Path, args: &[&str]) -> anyhow::Result<Duration> {
     let t = Instant::now();
     let out = Command::new("skopeo").args(args).env("TMPDIR", tmp).output()?;
     if !out.status.success() {

@@ -97,6 +97,9 @@ impl UploadParts {
 /// A byte stream to read a blob from.
 pub type BlobReader = Box<dyn AsyncRead + Send + Unpin>;
 
+/// A blob's bytes as the pieces storage delivers them, to send on without copying.
+pub type BlobStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send>>;
+
 /// Where blobs live. The local filesystem is the default; S3-compatible storage comes through the
 /// same trait.
 #[async_trait]
@@ -106,6 +109,17 @@ pub trait BlobStore: Send + Sync {
 
     /// Reads `len` bytes of a blob from `offset`.
     async fn read(&self, digest: &Digest, offset: u64, len: u64) -> Result<BlobReader, BlobError>;
+
+    /// Streams `len` bytes of a blob from `offset` (for sending it on: what `read` gives, in
+    /// large pieces, unless storage delivers pieces of its own).
+    async fn stream(&self, digest: &Digest, offset: u64, len: u64) -> Result<BlobStream, BlobError> {
+        let reader = self.read(digest, offset, len).await?;
+        // Large pieces: each read of a local file is a trip to a blocking thread.
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            reader,
+            256 * 1024,
+        )))
+    }
 
     /// Deletes a blob; a missing blob is not an error.
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError>;

@@ -38,7 +38,7 @@ use object_store::{
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinHandle;
 
-use crate::{BlobError, BlobReader, BlobStore, UploadHasher, UploadParts};
+use crate::{BlobError, BlobReader, BlobStore, BlobStream, UploadHasher, UploadParts};
 
 /// The part size of multipart uploads (S3's minimum is 5 MiB).
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
@@ -298,12 +298,18 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn read(&self, digest: &Digest, offset: u64, len: u64) -> Result<BlobReader, BlobError> {
+        Ok(Box::new(tokio_util::io::StreamReader::new(
+            self.stream(digest, offset, len).await?,
+        )))
+    }
+
+    async fn stream(&self, digest: &Digest, offset: u64, len: u64) -> Result<BlobStream, BlobError> {
         let key = self.blob_key(digest);
         if len == 0 {
             if !self.exists(&key).await? {
                 return Err(BlobError::NotFound);
             }
-            return Ok(Box::new(tokio::io::empty()));
+            return Ok(Box::pin(futures_util::stream::empty()));
         }
         let options = GetOptions {
             range: Some(GetRange::Bounded(offset..offset + len)),
@@ -316,7 +322,7 @@ impl BlobStore for S3BlobStore {
             .map_err(unavailable)?
             .into_stream()
             .map_err(std::io::Error::from);
-        Ok(Box::new(tokio_util::io::StreamReader::new(stream)))
+        Ok(Box::pin(stream))
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError> {

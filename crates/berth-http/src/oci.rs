@@ -12,7 +12,7 @@ use berth_app::registry::{Action, RegistryAuth, RegistryError};
 use berth_app::{AppError, Ctx};
 use berth_core::{Digest, DigestAlgorithm, Reference, RepoPath};
 use futures_util::TryStreamExt;
-use tokio_util::io::{ReaderStream, StreamReader};
+use tokio_util::io::StreamReader;
 
 use crate::HttpState;
 use crate::extract::{Credentials, credentials};
@@ -379,9 +379,7 @@ async fn blob(req: RepoRequest<'_>, digest: &str) -> Result<Response, AppError> 
     };
     h.push(("content-length", len.to_string()));
     h.push(("accept-ranges", "bytes".into()));
-    // Large reads: each one is a trip to a blocking thread.
-    let body = Body::from_stream(ReaderStream::with_capacity(content.reader, 256 * 1024));
-    respond(status, &h, body)
+    respond(status, &h, Body::from_stream(content.stream))
 }
 
 /// Uploads: `POST <name>/blobs/uploads/` starts one (or mounts, or uploads in one go), then
