@@ -281,12 +281,14 @@ pub async fn stale_uploads(ex: &mut impl Exec, before: DateTime<Utc>) -> Result<
     Ok(run!(ex, c => sqlx::query_as::<_, (String, String)>(sql).bind(before).fetch_all(c).await)?)
 }
 
-/// Blobs that no manifest references and that were neither stored nor linked to a repository
-/// since `before` (the grace period that protects pushes in progress).
+/// Blobs that no manifest references, no uploaded build context (filedrop) holds, and that were
+/// neither stored nor linked to a repository since `before` (the grace period that protects
+/// pushes in progress).
 pub async fn unreferenced_blobs(ex: &mut impl Exec, before: DateTime<Utc>) -> Result<Vec<String>> {
     let sql = "SELECT b.digest FROM blob b WHERE b.created_at < $1 \
                AND NOT EXISTS (SELECT 1 FROM manifest_ref r WHERE r.kind = 'blob' AND r.digest = b.digest) \
                AND NOT EXISTS (SELECT 1 FROM repo_blob rb WHERE rb.digest = b.digest AND rb.created_at >= $1) \
+               AND NOT EXISTS (SELECT 1 FROM filedrop f WHERE f.digest = b.digest) \
                ORDER BY b.digest";
     Ok(run!(ex, c => sqlx::query_scalar::<_, String>(sql).bind(before).fetch_all(c).await)?)
 }
@@ -296,7 +298,8 @@ pub async fn unreferenced_blobs(ex: &mut impl Exec, before: DateTime<Utc>) -> Re
 pub async fn delete_blob_if_unreferenced(tx: &mut Tx, digest: &str, before: DateTime<Utc>) -> Result<bool> {
     let sql = "DELETE FROM blob WHERE digest = $1 AND created_at < $2 \
                AND NOT EXISTS (SELECT 1 FROM manifest_ref r WHERE r.kind = 'blob' AND r.digest = $1) \
-               AND NOT EXISTS (SELECT 1 FROM repo_blob rb WHERE rb.digest = $1 AND rb.created_at >= $2)";
+               AND NOT EXISTS (SELECT 1 FROM repo_blob rb WHERE rb.digest = $1 AND rb.created_at >= $2) \
+               AND NOT EXISTS (SELECT 1 FROM filedrop f WHERE f.digest = $1)";
     let n = run!(tx, c => sqlx::query(sql).bind(digest).bind(before).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }

@@ -1520,6 +1520,22 @@ async fn registry_blobs_uploads_manifests_and_tags(kind: berth_testkit::DbKind) 
     reg::link_blob(&mut tx, repo.id, &d('a')).await.unwrap();
     reg::link_blob(&mut tx, repo.id, &d('a')).await.unwrap();
     reg::link_blob(&mut tx, repo.id, &d('b')).await.unwrap();
+    // A blob that an uploaded build context holds, in no repository.
+    reg::insert_blob(&mut tx, &d('c'), 5).await.unwrap();
+    berth_store::builds::create_filedrop(&mut tx, "fd-1", owner.id.0, "h", "text/plain")
+        .await
+        .unwrap();
+    let t = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
+    assert!(
+        berth_store::builds::begin_filedrop_upload(&mut tx, "fd-1", "h", t, t)
+            .await
+            .unwrap()
+    );
+    assert!(
+        berth_store::builds::finish_filedrop_upload(&mut tx, "fd-1", t, 5, &d('c'))
+            .await
+            .unwrap()
+    );
     assert_eq!(reg::blob_size(&mut tx, &d('a')).await.unwrap(), Some(10));
     assert_eq!(reg::repo_blob_size(&mut tx, repo.id, &d('b')).await.unwrap(), Some(20));
     assert_eq!(
@@ -1660,7 +1676,8 @@ async fn registry_blobs_uploads_manifests_and_tags(kind: berth_testkit::DbKind) 
         2,
         "paged"
     );
-    // Garbage: the unlinked, unreferenced blob, and the upload nobody touched since.
+    // Garbage: the unlinked, unreferenced blob (not the one a build context holds), and the
+    // upload nobody touched since.
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
     assert_eq!(reg::unreferenced_blobs(&mut c, later).await.unwrap(), [d('b')]);
     assert_eq!(
@@ -1679,6 +1696,10 @@ async fn registry_blobs_uploads_manifests_and_tags(kind: berth_testkit::DbKind) 
     assert!(
         !reg::delete_blob_if_unreferenced(&mut tx, &d('a'), later).await.unwrap(),
         "the image references it"
+    );
+    assert!(
+        !reg::delete_blob_if_unreferenced(&mut tx, &d('c'), later).await.unwrap(),
+        "a build context holds it"
     );
     assert!(reg::delete_blob_if_unreferenced(&mut tx, &d('b'), later).await.unwrap());
     assert!(reg::delete_upload(&mut tx, "u1").await.unwrap());

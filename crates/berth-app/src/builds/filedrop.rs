@@ -1,5 +1,6 @@
-//! Uploaded build contexts (Quay's filedrop): an upload slot, then its content, read in pieces
-//! and stored as it arrives, within the size limit.
+//! Uploaded build contexts (Quay's filedrop): an upload slot, then its content, streamed into the
+//! blob store (a blob like any other, kept while its filedrop exists) within the size limit, so
+//! that any worker instance can run the build.
 
 use berth_store::builds as store;
 use chrono::Utc;
@@ -7,8 +8,6 @@ use chrono::Utc;
 use crate::secret::{random_token, token_hash};
 use crate::{App, AppError, Ctx, Result};
 
-/// Uploads are read and stored in pieces of this size.
-const UPLOAD_PIECE: usize = 1 << 20;
 /// An upload still arriving after this long may be replaced by a new one.
 const UPLOAD_STALE_MINUTES: i64 = 30;
 
@@ -38,9 +37,8 @@ impl App {
     }
 
     /// Stores an upload slot's content (once, with its token), read from `body` only after the
-    /// feature, the id and the token were checked and the slot was taken for this upload; then in
-    /// pieces of [`UPLOAD_PIECE`] bytes, each stored (in a short transaction of its own) as it
-    /// arrives, up to `builds.max_context_bytes`. A `declared` length (`Content-Length`) over the
+    /// feature, the id and the token were checked and the slot was taken for this upload; then
+    /// streamed into the blob store, up to `builds.max_context_bytes`. A `declared` length (`Content-Length`) over the
     /// limit is refused before anything is read. Returns the size.
     pub async fn fill_filedrop(
         &self,
@@ -69,6 +67,9 @@ impl App {
             Ok((size, digest)) => {
                 let mut tx = self.store.begin().await?;
                 let size_i = i64::try_from(size).unwrap_or(i64::MAX);
+                // A blob record, so that garbage collection knows the bytes (and keeps them while
+                // the filedrop exists).
+                berth_store::registry::insert_blob(&mut tx, &digest, size_i).await?;
                 let finished = store::finish_filedrop_upload(&mut tx, id, started, size_i, &digest).await?;
                 tx.commit().await?;
                 if finished {
@@ -87,55 +88,40 @@ impl App {
         Err(failure)
     }
 
-    /// Reads `body` in pieces into filedrop `id`; returns its size and digest.
+    /// Reads `body` into the blob store (so that any worker instance can build from it), at
+    /// most one byte past `limit`; returns its size and digest.
     async fn receive_pieces(
         &self,
         id: &str,
         limit: u64,
         body: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
     ) -> std::result::Result<(u64, String), Received> {
-        use sha2::Digest as _;
         use tokio::io::AsyncReadExt;
-        let mut hasher = sha2::Sha256::new();
-        let mut size = 0u64;
-        let mut piece = Vec::with_capacity(UPLOAD_PIECE);
-        for seq in 0i64.. {
-            piece.clear();
-            // Fill one piece (or reach the end), reading at most one byte past the limit.
-            while piece.len() < UPLOAD_PIECE {
-                let room = (UPLOAD_PIECE - piece.len()) as u64;
-                let allowed = (limit + 1).saturating_sub(size + piece.len() as u64).min(room);
-                if allowed == 0 {
-                    break;
-                }
-                let n = (&mut *body)
-                    .take(allowed)
-                    .read_buf(&mut piece)
-                    .await
-                    .map_err(|e| Received::Failed(AppError::invalid(format!("reading the upload: {e}"))))?;
-                if n == 0 {
-                    break;
+        let upload = format!("filedrop-{id}");
+        let mut hasher = berth_blob::UploadHasher::new(berth_core::DigestAlgorithm::Sha256);
+        let mut parts = berth_blob::UploadParts::default();
+        let mut limited = (&mut *body).take(limit + 1);
+        let appended = self
+            .blobs
+            .append_upload(&upload, 0, &mut hasher, &mut parts, &mut limited)
+            .await;
+        let outcome = match appended {
+            Ok(size) if size > limit => Err(Received::TooLarge(size)),
+            Ok(size) => {
+                let digest = hasher.finish();
+                match self.blobs.commit_upload(&upload, size, &parts, &digest).await {
+                    Ok(()) => return Ok((size, digest.to_string())),
+                    Err(e) => Err(Received::Failed(e.into())),
                 }
             }
-            if piece.is_empty() {
-                break;
+            Err(berth_blob::BlobError::Body(e)) => {
+                Err(Received::Failed(AppError::invalid(format!("reading the upload: {e}"))))
             }
-            size += piece.len() as u64;
-            if size > limit {
-                return Err(Received::TooLarge(size));
-            }
-            hasher.update(&piece);
-            let stored = async {
-                let mut tx = self.store.begin().await?;
-                store::add_filedrop_chunk(&mut tx, id, seq, &piece).await?;
-                tx.commit().await?;
-                Ok::<_, berth_store::StoreError>(())
-            };
-            stored.await.map_err(|e| Received::Failed(e.into()))?;
-            if piece.len() < UPLOAD_PIECE {
-                break;
-            }
+            Err(e) => Err(Received::Failed(e.into())),
+        };
+        if let Err(e) = self.blobs.delete_upload(&upload, &parts).await {
+            tracing::warn!(filedrop = id, error = %e, "could not discard a failed context upload");
         }
-        Ok((size, format!("sha256:{}", hex::encode(hasher.finalize()))))
+        outcome
     }
 }

@@ -16,6 +16,31 @@ use crate::{App, Result};
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl App {
+    /// An uploaded context's bytes: from the blob store, or (uploaded before contexts moved there)
+    /// from the database's pieces; `None` when it is gone or was never filled.
+    async fn filedrop_bytes(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        use tokio::io::AsyncReadExt;
+        let mut conn = self.store.conn().await?;
+        let Some(row) = store::filedrop(&mut conn, id).await? else {
+            return Ok(None);
+        };
+        let Some(size) = row.size.and_then(|s| u64::try_from(s).ok()) else {
+            return Ok(None);
+        };
+        if let Some(digest) = row.digest.as_deref().and_then(|d| berth_core::Digest::parse(d).ok())
+            && self.blobs.stat(&digest).await? == Some(size)
+        {
+            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            let mut reader = self.blobs.read(&digest, 0, size).await?;
+            reader
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|e| crate::AppError::Unavailable(format!("reading the uploaded context {id}: {e}")))?;
+            return Ok(Some(bytes));
+        }
+        Ok(store::filedrop_content(&mut conn, id).await?)
+    }
+
     /// Puts the build context in `src`; the inner error is a build error (bad archive, unknown
     /// commit), the outer one infrastructure.
     pub(super) async fn fetch_source(
@@ -27,8 +52,7 @@ impl App {
     ) -> Result<std::result::Result<(), End>> {
         match &build.source.0 {
             BuildSource::Upload { file_id: id } => {
-                let content = store::filedrop_content(&mut self.store.conn().await?, id).await?;
-                let Some(bytes) = content else {
+                let Some(bytes) = self.filedrop_bytes(id).await? else {
                     return Ok(Err(End::Failed(format!("the uploaded context {id} is gone"))));
                 };
                 log.line("command", "unpacking the uploaded context").await;

@@ -434,6 +434,8 @@ async fn upload_build(s: &TestServer, root: &Auth, dockerfile: &str, tags: Value
     let url = drop["url"].as_str().unwrap();
     let r = s.client.put(url).body(dockerfile.to_owned()).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let context = berth_testkit::registry::digest(dockerfile.as_bytes());
+    assert!(s.stored(&context).await, "the context is in the blob store");
     let b = expect(
         s.post(
             "/api/v1/repository/acme/web/build/",
@@ -447,7 +449,7 @@ async fn upload_build(s: &TestServer, root: &Auth, dockerfile: &str, tags: Value
     b["id"].as_str().unwrap().to_owned()
 }
 
-#[backend_test]
+#[backend_test(s3)]
 async fn uploads_run_steps_failures_and_cancels(kind: berth_testkit::DbKind) {
     let rx = Receiver::start().await;
     let (s, root) = build_server(kind).await;

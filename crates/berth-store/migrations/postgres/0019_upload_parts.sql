@@ -2,3 +2,7 @@
 -- upload, its parts' ETags and the staged tail), saved after each chunk so any instance can take
 -- the next one. Empty for uploads on a local disk.
 ALTER TABLE blob_upload ADD COLUMN parts TEXT NOT NULL DEFAULT '';
+
+-- Uploaded build contexts now live in the blob store; garbage collection keeps a blob while a
+-- filedrop holds it.
+CREATE INDEX filedrop_digest ON filedrop (digest);
