@@ -17,7 +17,21 @@ struct Side<'a> {
     creds: Option<&'a str>,
 }
 
-impl Side<'_> {
+impl<'a> Side<'a> {
+    /// Berth (with its credentials) and Distribution (anonymous), in that order.
+    fn pair(berth: &'a Running, dist: &'a Running, creds: &'a str) -> [Side<'a>; 2] {
+        [
+            Side {
+                running: berth,
+                creds: Some(creds),
+            },
+            Side {
+                running: dist,
+                creds: None,
+            },
+        ]
+    }
+
     /// Seconds to copy `from` to `to` (docker:// on this registry at one end).
     fn copy(&self, work: &Path, from: &str, to: &str, pushing: bool) -> anyhow::Result<f64> {
         let mut a = vec!["copy", "--quiet"];
@@ -65,16 +79,7 @@ pub async fn s3_throughput(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
     {
         let berth = b.serve(&s3.berth_env(&bprefix, false))?;
         let dist = peers::distribution_on(&ddir, None, &s3.distribution_storage(&droot, false))?;
-        let sides = [
-            Side {
-                running: &berth,
-                creds: Some(&creds),
-            },
-            Side {
-                running: &dist,
-                creds: None,
-            },
-        ];
+        let sides = Side::pair(&berth, &dist, &creds);
         for (label, key, sizes) in &images {
             let mut push = figure("8. S3 push", label, "MB/s", true, "≥ 1× Distribution (s3 driver)");
             let mut pull = figure("8. S3 pull", label, "MB/s", true, "≥ 1× Distribution (s3 driver)");
@@ -116,16 +121,7 @@ pub async fn s3_throughput(ctx: &Ctx) -> anyhow::Result<Vec<Figure>> {
     // The same images again, each registry now redirecting blob downloads to the bucket.
     let berth = b.serve(&s3.berth_env(&bprefix, true))?;
     let dist = peers::distribution_on(&ddir, None, &s3.distribution_storage(&droot, true))?;
-    let sides = [
-        Side {
-            running: &berth,
-            creds: Some(&creds),
-        },
-        Side {
-            running: &dist,
-            creds: None,
-        },
-    ];
+    let sides = Side::pair(&berth, &dist, &creds);
     for (label, ..) in &images {
         let mut pull = figure("8. S3 pull, redirect", label, "MB/s", true, "—");
         for (i, (_, reference, mb)) in pushed.iter().filter(|(l, ..)| l == label).enumerate() {

@@ -92,6 +92,14 @@ fn is_not_found(e: &object_store::Error) -> bool {
     matches!(e, object_store::Error::NotFound { .. })
 }
 
+/// A removal's outcome: something already gone is removed.
+fn removed(r: Result<(), object_store::Error>) -> Result<(), BlobError> {
+    match r {
+        Err(e) if !is_not_found(&e) => Err(unavailable(e)),
+        _ => Ok(()),
+    }
+}
+
 impl S3BlobStore {
     /// Builds the client; nothing is contacted until the first request (see
     /// [`BlobStore::check`]).
@@ -214,11 +222,7 @@ impl S3BlobStore {
             .await
             .map_err(unavailable)?;
         for key in keys {
-            match self.s3.delete(&key).await {
-                Ok(()) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(unavailable(e)),
-            }
+            removed(self.s3.delete(&key).await)?;
         }
         Ok(())
     }
@@ -326,11 +330,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn delete(&self, digest: &Digest) -> Result<(), BlobError> {
-        match self.s3.delete(&self.blob_key(digest)).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(unavailable(e)),
-        }
+        removed(self.s3.delete(&self.blob_key(digest)).await)
     }
 
     async fn append_upload(
@@ -464,11 +464,7 @@ impl BlobStore for S3BlobStore {
 
     async fn delete_upload(&self, id: &str, parts: &UploadParts) -> Result<(), BlobError> {
         if let Some(multipart) = &parts.multipart {
-            match self.s3.abort_multipart(&self.data_key(id)?, multipart).await {
-                Ok(()) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(unavailable(e)),
-            }
+            removed(self.s3.abort_multipart(&self.data_key(id)?, multipart).await)?;
         }
         self.remove_upload_objects(id).await
     }

@@ -215,6 +215,35 @@ async fn sigterm_lets_deliveries_in_flight_finish(kind: berth_testkit::DbKind) {
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
 }
 
+/// Two processes on one PostgreSQL database and one bucket drain together; one is killed with
+/// SIGKILL in the middle, and the other finishes its work: every delivery id arrives.
+#[tokio::test]
+async fn the_surviving_instance_finishes_a_killed_ones_drain() {
+    const COUNT: usize = 1000;
+    let rx = Receiver::start().await;
+    let db = berth_testkit::ON_S3
+        .scope(true, queue_deliveries(DbKind::Postgres, &rx, COUNT))
+        .await;
+    let (mut a, _) = serve(&db);
+    let (b, _) = serve(&db);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    collect(&rx, &mut seen, 150, Duration::from_secs(120)).await;
+    a.0.kill().unwrap();
+    a.0.wait().unwrap();
+    assert!(
+        seen.len() < COUNT,
+        "the kill came after everything was delivered; nothing was tested"
+    );
+    collect(&rx, &mut seen, COUNT, Duration::from_secs(300)).await;
+    drop(b);
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    assert_eq!(seen.len(), COUNT, "every delivery id arrived");
+    assert!(
+        duplicates <= IN_FLIGHT,
+        "{duplicates} duplicates; at most {IN_FLIGHT} can be in flight in the killed process"
+    );
+}
+
 /// Two processes on one PostgreSQL database and one bucket split a drain, and no delivery id
 /// arrives twice.
 #[tokio::test]
