@@ -327,8 +327,12 @@ impl App {
     /// Where a client may download a blob visible in the repository directly (a presigned URL of
     /// the blob store, when it is configured to redirect downloads).
     pub async fn blob_redirect(&self, repo: &RepoRow, digest: &Digest) -> Result<Option<String>> {
+        // Signing is local: a store that does not redirect costs no query here.
+        let Some(url) = self.blobs.redirect_url(digest).await? else {
+            return Ok(None);
+        };
         self.blob_size(repo, digest).await?;
-        Ok(self.blobs.redirect_url(digest).await?)
+        Ok(Some(url))
     }
 
     /// Opens a blob, or the byte range `[start, end]` of it.

@@ -38,8 +38,8 @@ impl App {
 
     /// Stores an upload slot's content (once, with its token), read from `body` only after the
     /// feature, the id and the token were checked and the slot was taken for this upload; then
-    /// streamed into the blob store, up to `builds.max_context_bytes`. A `declared` length (`Content-Length`) over the
-    /// limit is refused before anything is read. Returns the size.
+    /// streamed into the blob store, up to `builds.max_context_bytes`. A `declared` length
+    /// (`Content-Length`) over the limit is refused before anything is read. Returns the size.
     pub async fn fill_filedrop(
         &self,
         id: &str,
