@@ -245,7 +245,9 @@ pub async fn begin_filedrop_upload(
     Ok(n == 1)
 }
 
-/// Stores piece `seq` of an arriving upload.
+/// Stores piece `seq` of an upload in the database, as versions before contexts moved to the blob
+/// store did (the application now only reads such pieces, through [`filedrop_content`]; tests
+/// make them with this).
 pub async fn add_filedrop_chunk(ex: &mut impl Exec, id: &str, seq: i64, data: &[u8]) -> Result<()> {
     let sql = "INSERT INTO filedrop_chunk (filedrop_id, seq, data) VALUES ($1, $2, $3)";
     run!(ex, c => sqlx::query(sql).bind(id).bind(seq).bind(data).execute(c).await.map(|_| ()))?;
