@@ -13,6 +13,9 @@ pub struct Failpoints {
 /// Right before a manifest push commits its transaction (tag, audit entry and queued deliveries).
 pub const PUT_MANIFEST_BEFORE_COMMIT: &str = "put_manifest.before_commit";
 
+/// While armed, garbage collection waits after removing a blob's record, before its bytes.
+pub const GC_HOLD_BEFORE_BLOB_BYTES: &str = "gc.hold_before_blob_bytes";
+
 /// While armed, a mirror sync waits before each tag (so that a test can cancel it mid-sync).
 pub const MIRROR_HOLD_BEFORE_TAG: &str = "mirror.hold_before_tag";
 

@@ -5,7 +5,9 @@
 //! contexts uploaded more than a week ago.
 //!
 //! Database records go first, in transactions that re-check the condition; files are removed after
-//! the commit. A crash in between leaves an orphan file, never a record without its file.
+//! the commit. A crash in between leaves an orphan file, never a record without its file. A blob's
+//! record and bytes go under its lock ([`berth_store::Store::lock_blob`]), which uploads of the
+//! same content also take: one never sees the other half done.
 
 use std::time::Duration;
 
@@ -68,15 +70,28 @@ impl App {
             reg::unreferenced_blobs(&mut conn, blob_cutoff).await?
         };
         for d in candidates {
+            // Under the blob's lock, so that an upload of the same content (which may find these
+            // bytes stored and keep them) records it before or after the record and bytes go.
+            let lock = self.store.lock_blob(&d).await?;
             let mut tx = self.store.begin().await?;
             let removed = reg::delete_blob_if_unreferenced(&mut tx, &d, blob_cutoff).await?;
             tx.commit().await?;
             if removed {
-                match Digest::parse(&d) {
-                    Ok(digest) => self.blobs.delete(&digest).await?,
-                    Err(e) => tracing::warn!(digest = %d, error = %e, "collected a blob record with an invalid digest"),
+                while self.failpoints.hit(crate::failpoint::GC_HOLD_BEFORE_BLOB_BYTES) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
+                let deleted = match Digest::parse(&d) {
+                    Ok(digest) => self.blobs.delete(&digest).await,
+                    Err(e) => {
+                        tracing::warn!(digest = %d, error = %e, "collected a blob record with an invalid digest");
+                        Ok(())
+                    }
+                };
+                lock.release().await;
+                deleted?;
                 report.blobs += 1;
+            } else {
+                lock.release().await;
             }
         }
         {

@@ -379,15 +379,16 @@ impl App {
         let Ok(source) = self.registry_repo(auth, &from, Action::Pull).await else {
             return Ok(false);
         };
-        let mut tx = self.store.begin().await?;
-        if reg::repo_blob_size(&mut tx, source.id, digest.as_str())
-            .await?
-            .is_none()
-        {
+        // Under the blob's lock: a collection of it either finished first (and the mount finds
+        // nothing) or waits for the link.
+        let mut lock = self.store.lock_blob(digest.as_str()).await?;
+        let tx = lock.tx(&self.store).await?;
+        if reg::repo_blob_size(tx, source.id, digest.as_str()).await?.is_none() {
+            lock.release().await;
             return Ok(false);
         }
-        reg::link_blob(&mut tx, repo.id, digest.as_str()).await?;
-        tx.commit().await?;
+        reg::link_blob(tx, repo.id, digest.as_str()).await?;
+        lock.commit().await?;
         Ok(true)
     }
 
@@ -510,18 +511,22 @@ impl App {
             }
             .into());
         }
+        // Garbage collection of the same digest waits, and is waited for: it never removes bytes
+        // that this upload found stored and is about to record.
+        let mut lock = self.store.lock_blob(digest.as_str()).await?;
         if let Err(e) = self.blobs.commit_upload(id, state.size, &parts, digest).await {
+            lock.release().await;
             // The stored bytes do not match (or storage failed): the session is unusable.
             if let Err(cleanup) = self.cancel_upload(repo, id).await {
                 tracing::warn!(upload = id, error = %cleanup, "could not discard a failed upload");
             }
             return Err(e.into());
         }
-        let mut tx = self.store.begin().await?;
-        reg::insert_blob(&mut tx, digest.as_str(), i64::try_from(state.size).unwrap_or(i64::MAX)).await?;
-        reg::link_blob(&mut tx, repo.id, digest.as_str()).await?;
-        reg::delete_upload(&mut tx, id).await?;
-        tx.commit().await?;
+        let tx = lock.tx(&self.store).await?;
+        reg::insert_blob(tx, digest.as_str(), i64::try_from(state.size).unwrap_or(i64::MAX)).await?;
+        reg::link_blob(tx, repo.id, digest.as_str()).await?;
+        reg::delete_upload(tx, id).await?;
+        lock.commit().await?;
         Ok(())
     }
 

@@ -144,6 +144,24 @@ pub struct Store {
     pools: Pools,
     /// The periodic jobs this process runs now (see [`Store::try_exclusive`]).
     running: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    /// This process's side of the blob locks (see [`Store::lock_blob`]), striped by digest.
+    blob_stripes: Arc<[Arc<tokio::sync::Mutex<()>>]>,
+}
+
+/// How many in-process mutexes the blob locks are spread over.
+const BLOB_STRIPES: usize = 64;
+/// The class of blob locks in PostgreSQL's two-key advisory lock space (periodic jobs use the
+/// one-key space, which is separate): "Blob".
+const BLOB_LOCK_CLASS: i32 = 0x426c_6f62;
+
+/// A digest's key among the blob locks (FNV-1a: stable across processes and versions).
+fn blob_lock_key(digest: &str) -> i32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in digest.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    i32::from_ne_bytes(h.to_ne_bytes())
 }
 
 /// Options for [`Store::connect`].
@@ -223,6 +241,9 @@ impl Store {
         Ok(Store {
             pools,
             running: Arc::default(),
+            blob_stripes: (0..BLOB_STRIPES)
+                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
+                .collect(),
         })
     }
 
@@ -350,6 +371,32 @@ impl Store {
         Ok(Some(mine))
     }
 
+    /// Holds the lock of blob `digest` until the [`BlobLock`] is committed, released or dropped.
+    /// Storing a blob (its bytes, then its record) and collecting it (its record, then its bytes)
+    /// each run under it, so that neither sees the other half done: within this process through a
+    /// striped mutex, and on PostgreSQL across processes through a transaction-scoped advisory
+    /// lock, whose transaction is the one that records the blob ([`BlobLock::tx`]).
+    pub async fn lock_blob(&self, digest: &str) -> Result<BlobLock> {
+        let key = blob_lock_key(digest);
+        let stripe = self.blob_stripes[key.unsigned_abs() as usize % BLOB_STRIPES]
+            .clone()
+            .lock_owned()
+            .await;
+        let tx = match &self.pools {
+            Pools::Postgres { main, .. } => {
+                let mut t = main.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+                    .bind(BLOB_LOCK_CLASS)
+                    .bind(key)
+                    .execute(&mut *t)
+                    .await?;
+                Some(Tx::new(TxInner::Postgres(t)))
+            }
+            Pools::Sqlite { .. } => None,
+        };
+        Ok(BlobLock { tx, _stripe: stripe })
+    }
+
     /// A round trip to the database, for health checks.
     pub async fn ping(&self) -> Result<()> {
         let mut c = self.conn().await?;
@@ -411,6 +458,49 @@ pub enum Conn {
     Postgres(PoolConnection<Postgres>),
 }
 
+/// The lock of one blob (see [`Store::lock_blob`]).
+pub struct BlobLock {
+    /// On PostgreSQL the transaction holding the advisory lock; on SQLite the transaction begun
+    /// by [`BlobLock::tx`], if any.
+    tx: Option<Tx>,
+    _stripe: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl BlobLock {
+    /// The transaction that records the blob while the lock is held: on PostgreSQL the lock's
+    /// own; on SQLite one begun now (so that its one writer was not held while storage worked).
+    pub async fn tx(&mut self, store: &Store) -> Result<&mut Tx> {
+        let tx = match self.tx.take() {
+            Some(tx) => tx,
+            None => store.begin().await?,
+        };
+        Ok(self.tx.insert(tx))
+    }
+
+    /// Commits what [`BlobLock::tx`] recorded, then gives the lock up.
+    pub async fn commit(mut self) -> Result<()> {
+        match self.tx.take() {
+            Some(tx) => tx.commit().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Gives the lock up, keeping nothing recorded in [`BlobLock::tx`].
+    pub async fn release(mut self) {
+        if let Some(tx) = self.tx.take()
+            && let Err(e) = tx.rollback().await
+        {
+            tracing::warn!(error = %e, "giving back a blob lock failed; its connection ends it");
+        }
+    }
+}
+
+impl std::fmt::Debug for BlobLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlobLock")
+    }
+}
+
 /// The right to run a periodic job alone (see [`Store::try_exclusive`]); [`Exclusive::release`]
 /// gives it up.
 pub struct Exclusive {
@@ -463,6 +553,16 @@ impl Tx {
             inner,
             after_commit: Vec::new(),
         }
+    }
+
+    /// Ends the transaction keeping nothing of it, now (dropping it instead rolls back when its
+    /// connection is next used).
+    pub async fn rollback(self) -> Result<()> {
+        match self.inner {
+            TxInner::Sqlite(t, _) => t.rollback().await?,
+            TxInner::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
     }
 
     /// Commits the transaction, then runs what [`Tx::after_commit`] registered.

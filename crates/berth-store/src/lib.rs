@@ -32,7 +32,7 @@ pub mod sessions;
 pub mod teams;
 pub mod tokens;
 
-pub use db::{Backend, Conn, Exec, Store, Tx};
+pub use db::{Backend, BlobLock, Conn, Exec, Store, Tx};
 pub use error::StoreError;
 
 /// The result type of this crate.

@@ -2522,3 +2522,52 @@ async fn repository_states_mirrors_and_scheduled_jobs(kind: berth_testkit::DbKin
     tx.commit().await.unwrap();
     s.close().await;
 }
+
+/// A blob's lock: a second taker waits (another process's store on PostgreSQL, this process's on
+/// SQLite) until the first commits, and what the lock's transaction recorded is kept on commit
+/// and dropped on release.
+#[backend_test]
+async fn a_blob_lock_waits_for_its_holder_and_records_with_it(kind: berth_testkit::DbKind) {
+    use berth_store::registry as reg;
+    let db = TestDb::new(kind).await;
+    let a = store(&db).await;
+    let b = match kind {
+        DbKind::Postgres => Store::connect(&db.url, &ConnectOptions::default()).await.unwrap(),
+        DbKind::Sqlite => a.clone(),
+    };
+    let d = format!("sha256:{}", "e".repeat(64));
+    let mut held = a.lock_blob(&d).await.unwrap();
+    reg::insert_blob(held.tx(&a).await.unwrap(), &d, 3).await.unwrap();
+    let waiting = tokio::spawn({
+        let (b, d) = (b.clone(), d.clone());
+        async move { b.lock_blob(&d).await.unwrap().release().await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a second lock of the digest waits for the first"
+    );
+    held.commit().await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
+        .await
+        .expect("the second lock is granted once the first is committed")
+        .unwrap();
+    let mut c = b.conn().await.unwrap();
+    assert_eq!(reg::blob_size(&mut c, &d).await.unwrap(), Some(3));
+    drop(c);
+    let gone = format!("sha256:{}", "f".repeat(64));
+    let mut l = a.lock_blob(&gone).await.unwrap();
+    reg::insert_blob(l.tx(&a).await.unwrap(), &gone, 1).await.unwrap();
+    l.release().await;
+    let mut c = b.conn().await.unwrap();
+    assert_eq!(
+        reg::blob_size(&mut c, &gone).await.unwrap(),
+        None,
+        "released: nothing kept"
+    );
+    drop(c);
+    if kind == DbKind::Postgres {
+        b.close().await;
+    }
+    a.close().await;
+}

@@ -64,14 +64,14 @@ impl App {
             None => self.receive_pieces(id, limit, body).await,
         };
         let failure = match received {
-            Ok((size, digest)) => {
-                let mut tx = self.store.begin().await?;
+            Ok((size, digest, mut lock)) => {
+                let tx = lock.tx(&self.store).await?;
                 let size_i = i64::try_from(size).unwrap_or(i64::MAX);
                 // A blob record, so that garbage collection knows the bytes (and keeps them while
                 // the filedrop exists).
-                berth_store::registry::insert_blob(&mut tx, &digest, size_i).await?;
-                let finished = store::finish_filedrop_upload(&mut tx, id, started, size_i, &digest).await?;
-                tx.commit().await?;
+                berth_store::registry::insert_blob(tx, &digest, size_i).await?;
+                let finished = store::finish_filedrop_upload(tx, id, started, size_i, &digest).await?;
+                lock.commit().await?;
                 if finished {
                     return Ok(size);
                 }
@@ -89,13 +89,14 @@ impl App {
     }
 
     /// Reads `body` into the blob store (so that any worker instance can build from it), at
-    /// most one byte past `limit`; returns its size and digest.
+    /// most one byte past `limit`; returns its size, its digest, and the blob's lock, held until
+    /// the blob is recorded.
     async fn receive_pieces(
         &self,
         id: &str,
         limit: u64,
         body: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
-    ) -> std::result::Result<(u64, String), Received> {
+    ) -> std::result::Result<(u64, String, berth_store::BlobLock), Received> {
         use tokio::io::AsyncReadExt;
         let upload = format!("filedrop-{id}");
         let mut hasher = berth_blob::UploadHasher::new(berth_core::DigestAlgorithm::Sha256);
@@ -109,9 +110,15 @@ impl App {
             Ok(size) if size > limit => Err(Received::TooLarge(size)),
             Ok(size) => {
                 let digest = hasher.finish();
-                match self.blobs.commit_upload(&upload, size, &parts, &digest).await {
-                    Ok(()) => return Ok((size, digest.to_string())),
+                match self.store.lock_blob(digest.as_str()).await {
                     Err(e) => Err(Received::Failed(e.into())),
+                    Ok(lock) => match self.blobs.commit_upload(&upload, size, &parts, &digest).await {
+                        Ok(()) => return Ok((size, digest.to_string(), lock)),
+                        Err(e) => {
+                            lock.release().await;
+                            Err(Received::Failed(e.into()))
+                        }
+                    },
                 }
             }
             Err(berth_blob::BlobError::Body(e)) => {

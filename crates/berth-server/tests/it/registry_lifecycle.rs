@@ -141,3 +141,58 @@ async fn gc_deletes_and_quay_tag_api(kind: berth_testkit::DbKind) {
     assert_eq!(s.upload_leftovers().await, 0, "the abandoned upload's bytes removed");
     s.stop().await;
 }
+
+/// Garbage collection removes an old unreferenced blob while a client uploads the same bytes
+/// again. The upload finds the bytes still stored; without the blob's lock it would record the
+/// blob and GC would then remove the bytes under it. Here GC is held between the record and the
+/// bytes while the upload runs: the upload waits for GC, stores the bytes again, and the blob
+/// reads back.
+#[backend_test(s3)]
+async fn gc_and_an_upload_of_the_same_bytes_never_lose_them(kind: berth_testkit::DbKind) {
+    let s = TestServer::start(kind).await;
+    let root = s.init_root().await;
+    s.org_with_repo(&root, "acme", "app").await;
+    let reg = s.reg("root", "rootpassword");
+    let bytes = b"pushed, forgotten, pushed again".to_vec();
+    let d = reg.push_blob("acme/app", &bytes).await;
+    let policy = GcPolicy {
+        upload_max_age: Duration::from_secs(86_400),
+        blob_grace: Duration::from_secs(3600),
+    };
+    let later = chrono::Utc::now() + chrono::Duration::days(2);
+    let hold = berth_app::failpoint::GC_HOLD_BEFORE_BLOB_BYTES;
+    s.app.failpoints().set(hold, true);
+    let app = s.app.clone();
+    let gc = tokio::spawn(async move { app.collect_garbage(policy, later).await });
+    berth_testkit::eventually(Duration::from_secs(30), || async {
+        let mut c = s.app.store().conn().await.unwrap();
+        match berth_store::registry::blob_size(&mut c, &d).await.unwrap() {
+            None => Ok(()),
+            Some(_) => Err("GC removed the blob's record".to_owned()),
+        }
+    })
+    .await;
+    assert!(s.stored(&d).await, "GC holds before the bytes");
+    // The same bytes again, while GC holds; let the upload run as far as it can before GC goes on.
+    let upload = {
+        let (base, client, bytes) = (s.base.clone(), s.client.clone(), bytes.clone());
+        tokio::spawn(async move {
+            let reg = berth_testkit::registry::Reg {
+                base: &base,
+                client: &client,
+                user: "root",
+                pass: "rootpassword",
+            };
+            reg.push_blob("acme/app", &bytes).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.app.failpoints().set(hold, false);
+    assert_eq!(gc.await.unwrap().unwrap().blobs, 1);
+    assert_eq!(upload.await.unwrap(), d);
+    let r = reg.send(Method::GET, &format!("/v2/acme/app/blobs/{d}")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    assert!(s.stored(&d).await);
+    s.stop().await;
+}
