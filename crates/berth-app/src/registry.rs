@@ -511,23 +511,46 @@ impl App {
             }
             .into());
         }
-        // Garbage collection of the same digest waits, and is waited for: it never removes bytes
-        // that this upload found stored and is about to record.
-        let mut lock = self.store.lock_blob(digest.as_str()).await?;
-        if let Err(e) = self.blobs.commit_upload(id, state.size, &parts, digest).await {
-            lock.release().await;
-            // The stored bytes do not match (or storage failed): the session is unusable.
-            if let Err(cleanup) = self.cancel_upload(repo, id).await {
-                tracing::warn!(upload = id, error = %cleanup, "could not discard a failed upload");
+        let mut lock = match self.publish_blob(id, state.size, &parts, digest).await {
+            Ok(lock) => lock,
+            Err(e) => {
+                self.discard_failed_upload(repo, id).await;
+                return Err(e);
             }
-            return Err(e.into());
-        }
+        };
         let tx = lock.tx(&self.store).await?;
         reg::insert_blob(tx, digest.as_str(), i64::try_from(state.size).unwrap_or(i64::MAX)).await?;
         reg::link_blob(tx, repo.id, digest.as_str()).await?;
         reg::delete_upload(tx, id).await?;
         lock.commit().await?;
         Ok(())
+    }
+
+    /// Verifies upload `id` (without the blob's lock: nothing is visible yet), then publishes it
+    /// as blob `digest` under the lock, which it returns: the caller records the blob in the
+    /// lock's transaction. Garbage collection of the same digest waits, and is waited for, so it
+    /// never removes bytes that an upload found stored and is about to record.
+    pub(crate) async fn publish_blob(
+        &self,
+        id: &str,
+        size: u64,
+        parts: &UploadParts,
+        digest: &Digest,
+    ) -> Result<berth_store::BlobLock> {
+        self.blobs.seal_upload(id, size, parts, digest).await?;
+        let lock = self.store.lock_blob(digest.as_str()).await?;
+        if let Err(e) = self.blobs.publish_upload(id, parts, digest).await {
+            lock.release().await;
+            return Err(e.into());
+        }
+        Ok(lock)
+    }
+
+    /// Ends a session whose bytes do not match (or whose storage failed): it is unusable.
+    async fn discard_failed_upload(&self, repo: &RepoRow, id: &str) {
+        if let Err(cleanup) = self.cancel_upload(repo, id).await {
+            tracing::warn!(upload = id, error = %cleanup, "could not discard a failed upload");
+        }
     }
 
     /// Abandons an upload session.

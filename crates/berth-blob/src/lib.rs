@@ -2,8 +2,9 @@
 //!
 //! Architecture invariants:
 //! - blobs are addressed only by digest; this crate knows nothing of repositories or permissions;
-//! - an upload becomes a blob only through [`BlobStore::commit_upload`], after its digest was
-//!   verified, so an interrupted or failed upload is never visible;
+//! - an upload becomes a blob only through [`BlobStore::publish_upload`], after
+//!   [`BlobStore::seal_upload`] verified its digest, so an interrupted or failed upload is never
+//!   visible;
 //! - the hash state of an upload, and what storage holds of it ([`UploadParts`]), are returned to
 //!   the caller after each chunk (to be stored in the upload's database row), so any instance can
 //!   continue a chunked upload;
@@ -136,10 +137,21 @@ pub trait BlobStore: Send + Sync {
         body: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64, BlobError>;
 
-    /// Makes upload `id` (of `size` bytes, stored as `parts`) the blob `digest`, after checking
-    /// that the stored bytes are the hashed ones. An existing blob of that digest is kept, never
-    /// replaced.
-    async fn commit_upload(&self, id: &str, size: u64, parts: &UploadParts, digest: &Digest) -> Result<(), BlobError>;
+    /// Checks that upload `id` (of `size` bytes, stored as `parts`) holds exactly the bytes of
+    /// `digest`, and readies them for [`BlobStore::publish_upload`] (the slow half of a commit,
+    /// which needs no lock: nothing is visible yet).
+    async fn seal_upload(&self, id: &str, size: u64, parts: &UploadParts, digest: &Digest) -> Result<(), BlobError>;
+
+    /// Makes sealed upload `id` the blob `digest` and removes what staged it. An existing blob of
+    /// that digest is kept, never replaced. Callers hold the blob's lock from here until the blob
+    /// is recorded, so that garbage collection cannot remove bytes this found stored.
+    async fn publish_upload(&self, id: &str, parts: &UploadParts, digest: &Digest) -> Result<(), BlobError>;
+
+    /// [`BlobStore::seal_upload`], then [`BlobStore::publish_upload`].
+    async fn commit_upload(&self, id: &str, size: u64, parts: &UploadParts, digest: &Digest) -> Result<(), BlobError> {
+        self.seal_upload(id, size, parts, digest).await?;
+        self.publish_upload(id, parts, digest).await
+    }
 
     /// Discards upload `id`; a missing upload is not an error.
     async fn delete_upload(&self, id: &str, parts: &UploadParts) -> Result<(), BlobError>;

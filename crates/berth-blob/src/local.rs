@@ -120,7 +120,7 @@ impl BlobStore for LocalBlobStore {
         Ok(size)
     }
 
-    async fn commit_upload(&self, id: &str, size: u64, _parts: &UploadParts, digest: &Digest) -> Result<(), BlobError> {
+    async fn seal_upload(&self, id: &str, size: u64, _parts: &UploadParts, digest: &Digest) -> Result<(), BlobError> {
         let from = self.upload_path(id)?;
         let actual = match not_found_is_none(fs::metadata(&from).await)? {
             Some(m) => m.len(),
@@ -155,6 +155,11 @@ impl BlobStore for LocalBlobStore {
                 actual,
             });
         }
+        Ok(())
+    }
+
+    async fn publish_upload(&self, id: &str, _parts: &UploadParts, digest: &Digest) -> Result<(), BlobError> {
+        let from = self.upload_path(id)?;
         let to = self.blob_path(digest);
         if fs::try_exists(&to).await? {
             // Content-addressed: the stored blob already has these bytes; never replace it.

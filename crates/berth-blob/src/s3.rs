@@ -11,11 +11,12 @@
 //!   is the [`UploadParts`] the caller saves with the upload's row, so any instance can take the
 //!   next chunk. A tail is never rewritten (each append stages a new one), so a failed or losing
 //!   append leaves the recorded state intact.
-//! - Commit: an upload that never filled a part is one small object, read back, hashed and
-//!   written at the blob's key; a multipart upload is completed with the recorded parts' ETags (S3
-//!   refuses the completion if a part was replaced since: the assembled object is exactly the bytes
-//!   that were hashed), its size checked, then copied inside the service to the blob's key.
-//!   Everything under `uploads/<id>/` is removed afterwards.
+//! - Seal: an upload that never filled a part is one small staged object, read back and hashed; a
+//!   multipart upload is completed with the recorded parts' ETags (S3 refuses the completion if a
+//!   part was replaced since: the assembled object is exactly the bytes that were hashed), and its
+//!   size checked. Publish (under the blob's lock): that object is copied inside the service to
+//!   the blob's key, unless the blob is stored already; everything under `uploads/<id>/` is
+//!   removed afterwards.
 //! - Failures of the service (unreachable, timed out, refusing) are [`BlobError::Unavailable`]:
 //!   the request fails and the upload keeps its recorded state; nothing becomes a blob before the
 //!   commit succeeded.
@@ -26,7 +27,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use berth_core::Digest;
-use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::{MultipartStore, PartId};
@@ -403,8 +403,7 @@ impl BlobStore for S3BlobStore {
         Ok(size)
     }
 
-    async fn commit_upload(&self, id: &str, size: u64, parts: &UploadParts, digest: &Digest) -> Result<(), BlobError> {
-        let to = self.blob_key(digest);
+    async fn seal_upload(&self, id: &str, size: u64, parts: &UploadParts, digest: &Digest) -> Result<(), BlobError> {
         let data = self.data_key(id)?;
         match &parts.multipart {
             None => {
@@ -423,12 +422,6 @@ impl BlobStore for S3BlobStore {
                         expected: digest.clone(),
                         actual,
                     });
-                }
-                if !self.exists(&to).await? {
-                    self.s3
-                        .put(&to, PutPayload::from(Bytes::from(bytes)))
-                        .await
-                        .map_err(unavailable)?;
                 }
             }
             Some(multipart) => {
@@ -450,8 +443,24 @@ impl BlobStore for S3BlobStore {
                         "the assembled upload holds {stored} bytes, not {size}"
                     )));
                 }
-                if !self.exists(&to).await? {
-                    self.s3.copy(&data, &to).await.map_err(unavailable)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish_upload(&self, id: &str, parts: &UploadParts, digest: &Digest) -> Result<(), BlobError> {
+        let to = self.blob_key(digest);
+        if !self.exists(&to).await? {
+            // Copies inside the service, of objects that are never rewritten: what was sealed.
+            let from = match (&parts.multipart, &parts.tail) {
+                (Some(_), _) => Some(self.data_key(id)?),
+                (None, Some(tail)) => Some(self.upload_dir(id)?.join(tail.as_str())),
+                (None, None) => None,
+            };
+            match from {
+                Some(from) => self.s3.copy(&from, &to).await.map_err(unavailable)?,
+                None => {
+                    self.s3.put(&to, PutPayload::default()).await.map_err(unavailable)?;
                 }
             }
         }

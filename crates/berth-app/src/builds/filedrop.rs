@@ -110,15 +110,9 @@ impl App {
             Ok(size) if size > limit => Err(Received::TooLarge(size)),
             Ok(size) => {
                 let digest = hasher.finish();
-                match self.store.lock_blob(digest.as_str()).await {
-                    Err(e) => Err(Received::Failed(e.into())),
-                    Ok(lock) => match self.blobs.commit_upload(&upload, size, &parts, &digest).await {
-                        Ok(()) => return Ok((size, digest.to_string(), lock)),
-                        Err(e) => {
-                            lock.release().await;
-                            Err(Received::Failed(e.into()))
-                        }
-                    },
+                match self.publish_blob(&upload, size, &parts, &digest).await {
+                    Ok(lock) => return Ok((size, digest.to_string(), lock)),
+                    Err(e) => Err(Received::Failed(e)),
                 }
             }
             Err(berth_blob::BlobError::Body(e)) => {
