@@ -7,7 +7,7 @@
 //! when every blob and child manifest it references is present in the repository.
 
 use berth_blob::{BlobError, BlobStream, UploadHasher, UploadParts};
-use berth_core::{AccountKind, Digest, DigestAlgorithm, Reference, RepoPath, RepoRole, Visibility};
+use berth_core::{AccountKind, Digest, DigestAlgorithm, Reference, RepoId, RepoPath, RepoRole, Visibility};
 use berth_store::accounts;
 use berth_store::registry::{self as reg, ManifestRow, NewManifest};
 use berth_store::repos::{self, RepoRow};
@@ -379,11 +379,20 @@ impl App {
         let Ok(source) = self.registry_repo(auth, &from, Action::Pull).await else {
             return Ok(false);
         };
-        // Under the blob's lock: a collection of it either finished first (and the mount finds
-        // nothing) or waits for the link.
+        self.link_stored_blob(repo, digest, Some(source.id)).await
+    }
+
+    /// Links blob `digest` into `repo` when `from` (a repository, or any when `None`) holds it,
+    /// and says whether it did. Under the blob's lock: a collection of it either finished first
+    /// (and nothing is linked) or waits for the link.
+    pub(crate) async fn link_stored_blob(&self, repo: &RepoRow, digest: &Digest, from: Option<RepoId>) -> Result<bool> {
         let mut lock = self.store.lock_blob(digest.as_str()).await?;
         let tx = lock.tx(&self.store).await?;
-        if reg::repo_blob_size(tx, source.id, digest.as_str()).await?.is_none() {
+        let held = match from {
+            Some(source) => reg::repo_blob_size(tx, source, digest.as_str()).await?,
+            None => reg::blob_size(tx, digest.as_str()).await?,
+        };
+        if held.is_none() {
             lock.release().await;
             return Ok(false);
         }

@@ -105,7 +105,7 @@ impl App {
             return Ok(());
         }
         let message = describe(&mirror);
-        let timeout = Duration::from_secs(u64::try_from(mirror.timeout_secs).unwrap_or(300));
+        let timeout = sync_timeout(&mirror);
         let mut tx = self.store.begin().await?;
         let until = Utc::now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::hours(12));
         mirrors::set_status(&mut tx, repo.id, status::SYNCING, Some(until), None, None).await?;
@@ -121,47 +121,19 @@ impl App {
                 mirror.timeout_secs
             ))),
         };
-        let mut tx = self.store.begin().await?;
         let log_text = log.join("\n");
         let next = Utc::now() + chrono::Duration::seconds(mirror.sync_interval);
-        match outcome {
-            Ok(Ended::Synced) => {
-                mirrors::set_status(
-                    &mut tx,
-                    repo.id,
-                    status::SUCCESS,
-                    None,
-                    Some(RETRIES),
-                    Some((None, &log_text)),
-                )
-                .await?;
-                self.raise_mirror(&mut tx, &repo, EventKind::MirrorSuccess, &message)
-                    .await?;
-                if mirror.is_enabled {
-                    schedule(&mut tx, repo.id, next, false).await?;
-                }
-            }
-            Ok(Ended::Cancelled) => {
-                mirrors::set_status(
-                    &mut tx,
-                    repo.id,
-                    status::CANCEL,
-                    None,
-                    Some(RETRIES),
-                    Some((Some("cancelled"), &log_text)),
-                )
-                .await?;
-                self.raise_mirror(
-                    &mut tx,
-                    &repo,
-                    EventKind::MirrorFailed,
-                    &format!("{message}: cancelled"),
-                )
-                .await?;
-                if mirror.is_enabled {
-                    schedule(&mut tx, repo.id, next, false).await?;
-                }
-            }
+        // What the outcome records: the status, the retries left, the error, the event, and when
+        // the next sync runs.
+        let (state, retries, error, event, at) = match outcome {
+            Ok(Ended::Synced) => (status::SUCCESS, RETRIES, None, EventKind::MirrorSuccess, next),
+            Ok(Ended::Cancelled) => (
+                status::CANCEL,
+                RETRIES,
+                Some("cancelled".to_owned()),
+                EventKind::MirrorFailed,
+                next,
+            ),
             Err(e) => {
                 let error = match &e {
                     AppError::Internal(_) => "INTERNAL ERROR".to_owned(),
@@ -174,21 +146,26 @@ impl App {
                 } else {
                     (RETRIES, next)
                 };
-                mirrors::set_status(
-                    &mut tx,
-                    repo.id,
-                    status::FAIL,
-                    None,
-                    Some(retries),
-                    Some((Some(&error), &log_text)),
-                )
-                .await?;
-                self.raise_mirror(&mut tx, &repo, EventKind::MirrorFailed, &format!("{message}: {error}"))
-                    .await?;
-                if mirror.is_enabled {
-                    schedule(&mut tx, repo.id, at, false).await?;
-                }
+                (status::FAIL, retries, Some(error), EventKind::MirrorFailed, at)
             }
+        };
+        let mut tx = self.store.begin().await?;
+        mirrors::set_status(
+            &mut tx,
+            repo.id,
+            state,
+            None,
+            Some(retries),
+            Some((error.as_deref(), &log_text)),
+        )
+        .await?;
+        let said = match &error {
+            Some(e) => format!("{message}: {e}"),
+            None => message,
+        };
+        self.raise_mirror(&mut tx, &repo, event, &said).await?;
+        if mirror.is_enabled {
+            schedule(&mut tx, repo.id, at, false).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -220,10 +197,9 @@ impl App {
             None => None,
         };
         let verify_tls = mirror.registry_config.0["verify_tls"].as_bool().unwrap_or(true);
-        let timeout = Duration::from_secs(u64::try_from(mirror.timeout_secs).unwrap_or(300));
         let http = self
             .sender()?
-            .registry_client(verify_tls, timeout)
+            .registry_client(verify_tls, sync_timeout(mirror))
             .map_err(AppError::Internal)?;
         let credentials = Credentials {
             username: mirror.username.clone(),
@@ -232,12 +208,7 @@ impl App {
         let mut client = Client::connect(http, upstream, credentials, verify_tls)
             .await
             .map_err(AppError::Upstream)?;
-        let globs: Vec<String> = mirror.root_rule.0["rule_value"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|g| g.as_str().map(|s| s.trim().to_owned()))
-            .collect();
+        let globs: Vec<&str> = globs(mirror).into_iter().map(str::trim).collect();
         let arches: Vec<String> = mirror
             .architecture_filter
             .0
@@ -377,17 +348,12 @@ impl App {
         for d in digests {
             let digest =
                 Digest::parse(d).map_err(|e| AppError::Upstream(format!("the upstream names a bad digest: {e}")))?;
-            let mut tx = self.store.begin().await?;
-            if reg::repo_blob_size(&mut tx, repo.id, digest.as_str()).await?.is_some() {
-                continue;
+            let here = reg::repo_blob_size(&mut self.store.conn().await?, repo.id, digest.as_str())
+                .await?
+                .is_some();
+            if !here && !self.link_stored_blob(repo, &digest, None).await? {
+                self.fetch_blob(client, repo, &digest).await?;
             }
-            if reg::blob_size(&mut tx, digest.as_str()).await?.is_some() {
-                reg::link_blob(&mut tx, repo.id, digest.as_str()).await?;
-                tx.commit().await?;
-                continue;
-            }
-            drop(tx);
-            self.fetch_blob(client, repo, &digest).await?;
         }
         Ok(())
     }
@@ -423,15 +389,24 @@ impl App {
     }
 }
 
-/// Quay's message about a mirror: `'<reference>' with tag pattern '<globs>'`.
-fn describe(m: &MirrorRow) -> String {
-    let globs: Vec<&str> = m.root_rule.0["rule_value"]
+/// The tag globs of a mirror's `root_rule`, as configured.
+fn globs(m: &MirrorRow) -> Vec<&str> {
+    m.root_rule.0["rule_value"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .collect();
-    format!("'{}' with tag pattern '{}'", m.external_reference, globs.join(","))
+        .collect()
+}
+
+/// How long one sync of the mirror may take.
+fn sync_timeout(m: &MirrorRow) -> Duration {
+    Duration::from_secs(u64::try_from(m.timeout_secs).unwrap_or(300))
+}
+
+/// Quay's message about a mirror: `'<reference>' with tag pattern '<globs>'`.
+fn describe(m: &MirrorRow) -> String {
+    format!("'{}' with tag pattern '{}'", m.external_reference, globs(m).join(","))
 }
 
 /// Whether `name` matches the shell glob `pattern` as a whole (`*` any run, `?` one character,
