@@ -43,6 +43,27 @@ impl Reg<'_> {
         self.req(method, path).send().await.expect("the registry answers")
     }
 
+    /// The tags of `repo` as one `GET …/tags/list` lists them (in its order; the answer must hold
+    /// a `tags` array of strings).
+    pub async fn tags(&self, repo: &str) -> Vec<String> {
+        let body: serde_json::Value = self
+            .send(Method::GET, &format!("/v2/{repo}/tags/list"))
+            .await
+            .json()
+            .await
+            .expect("a JSON tag list");
+        body["tags"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tags array: {body}"))
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .unwrap_or_else(|| panic!("a tag that is not a string: {t}"))
+                    .to_owned()
+            })
+            .collect()
+    }
+
     /// Monolithic upload in one POST; a registry that answers with a session instead (202, as
     /// Distribution does) gets the bytes in one PUT to it, as the spec allows.
     pub async fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {

@@ -201,17 +201,10 @@ async fn a_github_push_builds_and_notifies_in_order(kind: berth_testkit::DbKind)
     assert_eq!(digests.len(), 2);
 
     // The image is in the registry under both tags.
-    let tags: Value = s
-        .client
-        .get(format!("{}/v2/acme/web/tags/list", s.base))
-        .basic_auth("root", Some("rootpassword"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(tags["tags"], json!(["latest", "master"]));
+    assert_eq!(
+        s.reg("root", "rootpassword").tags("acme/web").await,
+        ["latest", "master"] as [&str; 2]
+    );
 
     // The four events, raised in order, with the spec's payloads.
     let queued = deliveries(&s, &n_queued).await;

@@ -97,17 +97,7 @@ async fn sync_now_ended(s: &TestServer, root: &Auth, events: &Receiver) -> (Valu
 }
 
 async fn local_tags(s: &TestServer) -> Vec<String> {
-    let reg = s.reg("root", "rootpassword");
-    let r = reg.send(reqwest::Method::GET, "/v2/acme/mirror/tags/list").await;
-    let body: Value = r.json().await.unwrap();
-    let mut tags: Vec<String> = body["tags"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.as_str().map(str::to_owned))
-        .collect();
-    tags.sort();
-    tags
+    s.reg("root", "rootpassword").tags("acme/mirror").await
 }
 
 #[backend_test]
@@ -440,20 +430,7 @@ async fn a_mirror_syncs_from_distribution_anonymous_and_with_basic_auth(kind: be
         expect(s.post(&format!("{base}/mirror"), &root, config).await, 201);
         let done = events.next(WAIT).await.expect("repo_mirror_sync_success");
         assert_eq!(done.json()["repository"], format!("acme/{name}"));
-        let tags: Value = s
-            .reg("root", "rootpassword")
-            .send(reqwest::Method::GET, &format!("/v2/acme/{name}/tags/list"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        let mut tags: Vec<&str> = tags["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        tags.sort();
+        let tags = s.reg("root", "rootpassword").tags(&format!("acme/{name}")).await;
         assert_eq!(tags, ["3.20", "3.21"], "{name}");
         let status = expect(s.get(&format!("{base}/mirror"), &root).await, 200);
         assert_eq!(status["sync_status"], "SUCCESS", "{status}");
@@ -598,13 +575,13 @@ async fn a_sync_killed_mid_copy_shows_nothing_half_copied_and_is_taken_over(kind
         status["last_log"].as_str().unwrap().contains("v1.1: sha256:"),
         "{status}"
     );
-    let tags: Value = api(port, reqwest::Method::GET, "/v2/acme/mirror/tags/list")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(tags["tags"], json!(["v1.0", "v1.1"]));
+    let base = format!("http://127.0.0.1:{port}");
+    let on_second = berth_testkit::registry::Reg {
+        base: &base,
+        client: &client,
+        user: "root",
+        pass: "rootpassword",
+    };
+    assert_eq!(on_second.tags("acme/mirror").await, ["v1.0", "v1.1"]);
     up.stop().await;
 }

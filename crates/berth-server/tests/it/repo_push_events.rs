@@ -120,17 +120,7 @@ async fn tag_pushes_enqueue_one_delivery_per_notification_atomically(kind: berth
     );
     s.app.failpoints().set(PUT_MANIFEST_BEFORE_COMMIT, false);
     assert!(jobs(&s).await.is_empty());
-    let tags: Value = s
-        .client
-        .get(format!("{}/v2/acme/web/tags/list", s.base))
-        .basic_auth("root", Some("rootpassword"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(tags["tags"], json!([]));
+    assert_eq!(s.reg("root", "rootpassword").tags("acme/web").await, [] as [&str; 0]);
 
     // The same push, committed: the tag and exactly two deliveries.
     assert_eq!(
